@@ -1,0 +1,99 @@
+"""Command line: ``burrow run|check-config`` and ``--version``. Wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import __version__
+
+
+def _setup_logging(cfg) -> None:
+    level = getattr(logging, cfg["logging.level"].upper())
+    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
+    handler = logging.StreamHandler(stream)
+    if cfg["logging.format"] == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": self.formatTime(record), "level": record.levelname.lower(),
+               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def _load(path):
+    from .config import ConfigError, load
+    try:
+        return load(path), None
+    except ConfigError as e:
+        return None, e
+
+
+def cmd_run(args) -> int:
+    cfg, err = _load(args.config)
+    if err is not None:
+        print("burrow: configuration errors, not starting:", file=sys.stderr)
+        for key, msg in err.errors:
+            print(f"  {key}: {msg}", file=sys.stderr)
+        return 2
+    _setup_logging(cfg)
+    import uvloop
+
+    from .app import App
+    app = App(cfg)
+    try:
+        uvloop.run(app.run_until_signalled())
+    except OSError as e:
+        logging.getLogger("burrow").error("cannot start: %s", e)
+        return 1
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    cfg, err = _load(args.config)
+    if err is not None:
+        print("configuration errors:")
+        for key, msg in err.errors:
+            print(f"  {key}: {msg}")
+        return 2
+    print("# effective configuration (source in comments)")
+    current = None
+    for key, value in cfg.items():
+        section = key.split(".")[0] if "." in key else None
+        if section != current:
+            current = section
+            if section:
+                print(f"\n[{section}]")
+        name = key.split(".")[-1]
+        print(f"{name} = {json.dumps(value)}  # {cfg.source(key)}")
+    print("\nconfiguration OK")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="burrow", description="Burrow DNS sinkhole")
+    parser.add_argument("--version", action="version", version=f"burrow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the DNS server and admin page")
+    p.add_argument("--config", "-c", help="path to burrow.toml (defaults apply without it)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("check-config", help="print the effective config and every error")
+    p.add_argument("--config", "-c", help="path to burrow.toml")
+    p.set_defaults(func=cmd_check_config)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Layered configuration: built-in defaults → burrow.toml → environment → runtime settings.
+
+``load(path)`` returns a validated :class:`Config` or raises :class:`ConfigError` listing every
+problem with its key path; Burrow refuses to start rather than guess.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .schema import BY_KEY, OPTIONS, SECTIONS, ConfigError, Option
+
+__all__ = ["Config", "ConfigError", "load", "OPTIONS", "BY_KEY"]
+
+ENV_PREFIX = "BURROW__"  # BURROW__CACHE__MAX_BYTES=... sets cache.max_bytes
+
+
+class Config:
+    """A validated, immutable set of options. ``cfg["cache.max_bytes"]``; ``cfg.source(key)``."""
+
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]):
+        self._values = dict(values)
+        self._sources = dict(sources)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def source(self, key: str) -> str:
+        """Where the value came from: default, file, env or runtime."""
+        return self._sources[key]
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return ((o.key, self._values[o.key]) for o in OPTIONS)
+
+    def nested(self) -> dict:
+        """The options as the TOML shape: top-level keys plus one table per section."""
+        out: dict = {}
+        for key, value in self.items():
+            parts = key.split(".")
+            node = out
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = value
+        return out
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "runtime") -> "Config":
+        """A new Config with ``overrides`` (dotted keys) validated and applied."""
+        errors: list[tuple[str, str]] = []
+        values, sources = dict(self._values), dict(self._sources)
+        for key, raw in overrides.items():
+            opt = BY_KEY.get(key)
+            if opt is None:
+                errors.append((key, "unknown option"))
+                continue
+            try:
+                values[key] = opt.validate(raw)
+                sources[key] = source
+            except ValueError as e:
+                errors.append((key, str(e)))
+        errors.extend(_cross_checks(values))
+        if errors:
+            raise ConfigError(errors)
+        return Config(values, sources)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    flat: dict[str, Any] = {}
+    errors: list[tuple[str, str]] = []
+    for k, v in table.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            if prefix or k not in SECTIONS:
+                errors.append((key, "unknown section"))
+                continue
+            sub, sub_errors = _flatten(v, key + ".")
+            flat.update(sub)
+            errors.extend(sub_errors)
+        else:
+            flat[key] = v
+    return flat, errors
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    errors = []
+    if values["cache.min_ttl"] > values["cache.max_ttl"]:
+        errors.append(("cache.min_ttl", "must not exceed cache.max_ttl"))
+    return errors
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            out[key] = value
+    return out
+
+
+def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (TOML) over the built-in defaults, then ``BURROW__SECTION__KEY`` variables.
+
+    Raises ConfigError with every problem found (unknown keys, bad values, unreadable file).
+    """
+    values = {o.key: o.default for o in OPTIONS}
+    sources = {o.key: "default" for o in OPTIONS}
+    errors: list[tuple[str, str]] = []
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                table = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError([("(file)", f"cannot read {path}: {e.strerror}")]) from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError([("(file)", f"{path} is not valid TOML: {e}")]) from None
+        flat, errors = _flatten(table)
+        _apply(flat, values, sources, errors, "file")
+    env = _env_overrides(os.environ if environ is None else environ)
+    _apply(env, values, sources, errors, "env")
+    errors.extend(_cross_checks(values))
+    if errors:
+        raise ConfigError(errors)
+    return Config(values, sources)
+
+
+def _apply(flat: Mapping[str, Any], values: dict, sources: dict, errors: list, source: str) -> None:
+    for key, raw in flat.items():
+        opt: Option | None = BY_KEY.get(key)
+        if opt is None:
+            errors.append((key, "unknown option"))
+            continue
+        try:
+            values[key] = opt.validate(raw)
+            sources[key] = source
+        except ValueError as e:
+            errors.append((key, str(e)))
+
+
+def data_dir(cfg: Config) -> Path:
+    return Path(cfg["storage.data_dir"]).expanduser()

@@ -1,0 +1,253 @@
+"""The configuration schema: every option is a record with a type, a default, help and a validator.
+
+Errors always name the key path (``cache.max_bytes``) so a person can find the line. The same
+validators are reused by the API when settings are changed at runtime.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """One or more options are invalid. ``errors`` is a list of (key path, message)."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {m}" for k, m in errors))
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option. ``validate`` returns the normalised value or raises ValueError."""
+
+    key: str  # dotted path, e.g. "cache.max_bytes"
+    default: Any
+    help: str
+    validate: Callable[[Any], Any]
+
+
+# ---- validators -------------------------------------------------------------------------------
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "1", "yes", "on")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError(f"expected an integer, got {value!r}") from None
+        if not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if lo is not None and value < lo:
+            raise ValueError(f"must be at least {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise ValueError(f"must be at most {hi}, got {value}")
+        return value
+
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ValueError(f"expected a number, got {value!r}") from None
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        value = float(value)
+        if lo is not None and value < lo:
+            raise ValueError(f"must be at least {lo:g}, got {value:g}")
+        if hi is not None and value > hi:
+            raise ValueError(f"must be at most {hi:g}, got {value:g}")
+        return value
+
+    return check
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value.lower()
+
+    return check
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def parse_hostport(value: str, default_port: int | None = None) -> tuple[str, int]:
+    """Parse "ip:port", "[v6]:port", or a bare IP when ``default_port`` is given."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected \"ip:port\", got {value!r}")
+    value = value.strip()
+    host, port_text = value, None
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed '[' in {value!r}")
+        host = value[1:end]
+        rest = value[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"expected \"[ip]:port\", got {value!r}")
+            port_text = rest[1:]
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if port_text is None:
+        if default_port is None:
+            raise ValueError(f"missing port in {value!r} (write \"ip:port\")")
+        port = default_port
+    else:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ValueError(f"bad port in {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port out of range in {value!r}")
+    return str(ip), port
+
+
+def format_hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def hostport(default_port: int | None = None) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        return format_hostport(*parse_hostport(value, default_port))
+
+    return check
+
+
+def list_of(item: Callable[[Any], Any], *, min_items: int = 0, max_items: int = 64,
+            allow_scalar: bool = False) -> Callable[[Any], list]:
+    def check(value: Any) -> list:
+        if allow_scalar and isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {value!r}")
+        if len(value) < min_items:
+            raise ValueError(f"needs at least {min_items} item(s)")
+        if len(value) > max_items:
+            raise ValueError(f"at most {max_items} items")
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(item(v))
+            except ValueError as e:
+                raise ValueError(f"item {i}: {e}") from None
+        return out
+
+    return check
+
+
+def network(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a CIDR string, got {value!r}")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid network (CIDR)") from None
+
+
+def path(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a path, got {value!r}")
+    return value
+
+
+# ---- the options ------------------------------------------------------------------------------
+
+DEFAULT_ALLOWED_NETWORKS = [
+    "127.0.0.0/8", "::1/128",  # loopback
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "169.254.0.0/16", "fe80::/10",  # link-local
+    "fc00::/7",  # unique local (ULA)
+]
+
+OPTIONS: list[Option] = [
+    Option("upstream_dns_servers", ["9.9.9.9:53", "1.1.1.1:53"],
+           "Upstream resolvers, \"ip:port\" (port 53 if omitted).",
+           list_of(hostport(53), min_items=1, max_items=16)),
+    Option("server.listen_address", ["127.0.0.1:5300"],
+           "DNS listen address(es), UDP and TCP: \"ip:port\" or a list of them.",
+           list_of(hostport(53), min_items=1, max_items=16, allow_scalar=True)),
+    Option("server.web_ui_address", "127.0.0.1:8080",
+           "Admin page and REST API address, \"ip:port\".", hostport(8080)),
+    Option("server.decision_trace", True,
+           "Keep the per-query decision trace (block_trace) in the query log.", boolean),
+    Option("server.tcp_idle_timeout", 10.0,
+           "Seconds a DNS-over-TCP connection may stay idle (RFC 7766).", number(0.5, 300)),
+    Option("server.max_tcp_connections", 128,
+           "Cap on concurrent DNS-over-TCP connections.", integer(1, 10000)),
+    Option("cache.enabled", True, "Cache upstream answers.", boolean),
+    Option("cache.max_bytes", 16 * 1024 * 1024,
+           "Cache size cap in bytes of answer data (LRU eviction past it).", integer(0, 1 << 32)),
+    Option("cache.min_ttl", 0, "Lower bound on cached TTLs, seconds.", integer(0, 86400)),
+    Option("cache.max_ttl", 86400, "Upper bound on cached TTLs, seconds.", integer(1, 7 * 86400)),
+    Option("cache.negative_ttl", 3600,
+           "Upper bound on negative-answer TTLs (RFC 2308), seconds.", integer(0, 86400)),
+    Option("cache.serve_stale", True,
+           "Serve expired answers when upstreams fail or are slow (RFC 8767).", boolean),
+    Option("cache.prefetch", True,
+           "Refresh popular entries shortly before they expire.", boolean),
+    Option("rate_limit.enabled", True, "Limit queries per client IP.", boolean),
+    Option("rate_limit.rps", 100.0, "Sustained queries per second allowed per client.",
+           number(0.1, 1_000_000)),
+    Option("rate_limit.burst", 400, "Bucket size: queries a client may send at once.",
+           integer(1, 10_000_000)),
+    Option("rate_limit.action", "drop", "What to do past the limit: drop or refuse.",
+           choice("drop", "refuse")),
+    Option("rate_limit.cleanup_interval", 60.0,
+           "Seconds between sweeps that forget idle clients.", number(1, 86400)),
+    Option("rate_limit.max_tracked_clients", 10000,
+           "Cap on clients tracked by the limiter (oldest forgotten past it).",
+           integer(16, 1_000_000)),
+    Option("logging.level", "info", "Log level.", choice("debug", "info", "warning", "error")),
+    Option("logging.format", "text", "Log format.", choice("text", "json")),
+    Option("logging.output", "stderr", "Where logs go: stderr (journald on the image).",
+           choice("stderr", "stdout")),
+    Option("storage.data_dir", "./burrow-data",
+           "Folder for the settings and query-log databases.", path),
+    Option("storage.query_log_flush_interval", 60.0,
+           "Seconds between query-log writes to flash (one transaction each).", number(0.05, 3600)),
+    Option("storage.query_log_retention_days", 7, "Days of query log kept.", integer(1, 365)),
+    Option("storage.query_log_max_bytes", 64 * 1024 * 1024,
+           "Query-log database size cap in bytes (oldest rows deleted past it).",
+           integer(1 << 20, 1 << 36)),
+    Option("access.allowed_networks", DEFAULT_ALLOWED_NETWORKS,
+           "Client networks allowed to query; everyone else gets REFUSED.",
+           list_of(network, max_items=256)),
+    Option("upstream.timeout", 2.0, "Seconds to wait for one upstream attempt.", number(0.05, 30)),
+    Option("upstream.max_attempts", 3,
+           "Upstream attempts per query across servers (failover).", integer(1, 10)),
+    Option("upstream.max_inflight", 1024,
+           "Cap on concurrent upstream queries (further misses get SERVFAIL).",
+           integer(1, 65536)),
+]
+
+BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
+SECTIONS = sorted({o.key.split(".")[0] for o in OPTIONS if "." in o.key})

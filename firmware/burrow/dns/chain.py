@@ -1,0 +1,57 @@
+"""The ordered stages a query passes through, declared once.
+
+Each stage is ``async def resolve(query, next) -> Answer``: it answers, or delegates to
+``next``. Order matters, and the reason for each position is written beside it:
+
+    guard    first: refuse or limit before any work is spent, answer ANY/CHAOS locally
+    (local)  issue 5: local data must win over filtering so a home name is never blocked
+    (policy) issue 4: explicit rules before lists
+    (filter) issue 4: blocklists; wraps cache+forward so CNAME answers can be inspected
+    cache    before forward: a cached answer saves an upstream round trip
+    forward  last: only questions nothing above could answer leave the box
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, Protocol
+
+from . import wire
+from .decision import Decision
+from .message import Answer, Query
+
+
+class Stage(Protocol):
+    name: str
+
+    async def resolve(self, query: Query, next: Callable[[Query], Awaitable[Answer]]) -> Answer: ...
+
+
+async def _end(query: Query) -> Answer:
+    query.note("chain", "no_answer", detail="no stage answered")
+    return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_OTHER, "no stage answered"))
+
+
+class Chain:
+    """Links the stages so each one's ``next`` is the following stage."""
+
+    def __init__(self, stages: list[Stage]):
+        self.stages = stages
+        nxt: Callable[[Query], Awaitable[Answer]] = _end
+        for stage in reversed(stages):
+            nxt = _link(stage, nxt)
+        self.resolve = nxt
+
+    def stage(self, name: str):
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def _link(stage: Stage, nxt):
+    resolve = stage.resolve
+
+    def call(query: Query):
+        return resolve(query, nxt)
+
+    return call

@@ -1,0 +1,124 @@
+"""The fast path: final answer bytes for repeated questions, replayed without building objects.
+
+Entries are keyed by view (the client's group), EDNS shape (none / EDNS / EDNS+DO) and the
+lower-case question. A hit copies the client's ID and question bytes (so its 0x20 case) into
+the stored reply and ages TTLs once per second of age. Anything that could change an answer
+(lists, rules, groups, pause, local data, config) bumps the generation, which drops every
+entry at once: correctness never depends on finding the entries a change affects.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from . import wire
+from .decision import Decision, TraceEntry
+
+FAST_MAX_ENTRIES = 20000  # per process; ~20k distinct questions covers a home's working set
+FAST_MAX_BYTES = 8 * 1024 * 1024  # reply bytes held; entries are evicted oldest-first past it
+PREFETCH_HEADROOM = 0.9  # entries end at 90% of their TTL so the cache stage can prefetch
+
+# How a stored decision is reported when replayed: a forwarded answer replayed is a cache hit.
+_HIT_DECISION = {Decision.RESOLVED: Decision.CACHED, Decision.FORWARDED_CONDITIONAL: Decision.CACHED,
+                 Decision.ALLOWED: Decision.CACHED}
+_HIT_TRACE = (TraceEntry("cache", "hit", "", "response_cache", "fast path"),)
+STORABLE = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.BLOCKED, Decision.ALLOWED,
+                      Decision.LOCAL, Decision.REDIRECTED, Decision.FORWARDED_CONDITIONAL})
+
+
+class FastEntry:
+    __slots__ = ("expires", "stored", "base", "head", "tail", "length", "size", "qname_end", "offsets", "ttls",
+                 "rendered_age", "q2", "cd", "qtail", "domain", "qtype", "rcode", "decision",
+                 "upstream", "trace")
+
+    def __init__(self, packet: bytes, qname_end: int, offsets: tuple, ttls: tuple, stored: float,
+                 expires: float, domain: str, qtype: int, decision: Decision, upstream: str, trace: tuple):
+        self.stored = stored
+        self.expires = expires
+        self.qname_end = qname_end
+        self.offsets = offsets
+        self.ttls = ttls
+        self.base = packet  # as stored (age 0); head/tail are the current rendering
+        self.length = len(packet)
+        self.size = 2 * len(packet)  # base plus its current rendering
+        self.q2 = packet[2] & 0x01  # RD as the query had it; flags are baked into the reply
+        self.cd = packet[3] & 0x10
+        self.qtail = packet[qname_end:qname_end + 4]  # exact type+class (lower() must not blur them)
+        self.domain = domain
+        self.qtype = qtype
+        self.rcode = packet[3] & 0xF
+        self.decision = _HIT_DECISION.get(decision, decision)
+        self.upstream = upstream
+        self.trace = _HIT_TRACE if self.decision is Decision.CACHED else trace
+        self.rendered_age = 0
+        self._render(packet)
+
+    def _render(self, packet: bytes) -> None:
+        self.head = packet[2:12]
+        self.tail = packet[self.qname_end:]
+
+    def age_to(self, age: int) -> None:
+        """Re-render with TTLs lowered by ``age`` seconds (done once per second of age)."""
+        self.rendered_age = age
+        self._render(wire.patch_ttls(self.base, self.offsets, self.ttls, age))
+
+
+class FastPath:
+    """Stores and replays final answers; ``generation`` moves whenever answers may change."""
+
+    def __init__(self, max_entries: int = FAST_MAX_ENTRIES, max_bytes: int = FAST_MAX_BYTES):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.generation = 0
+        self.views: dict[str, list[OrderedDict]] = {}
+        self.bytes = 0
+        self.entries = 0
+
+    def stores(self, view: str) -> list[OrderedDict]:
+        """The three stores (no EDNS, EDNS, EDNS+DO) of a view, created on first use."""
+        s = self.views.get(view)
+        if s is None:
+            s = self.views[view] = [OrderedDict(), OrderedDict(), OrderedDict()]
+        return s
+
+    def invalidate(self) -> None:
+        """Drop everything: called whenever lists, rules, groups, pause or local data change."""
+        self.generation += 1
+        self.views.clear()
+        self.bytes = 0
+        self.entries = 0
+
+    def store(self, view: str, shape: int, key: bytes, packet: bytes, qname_end: int, offsets: tuple,
+              ttls: tuple, ttl: float, now: float, domain: str, qtype: int, decision: Decision,
+              upstream: str, trace: tuple) -> None:
+        if ttl is None or ttl < 1 or decision not in STORABLE:
+            return
+        life = ttl * PREFETCH_HEADROOM if ttl >= 10 else ttl
+        entry = FastEntry(packet, qname_end, offsets, ttls, now, now + life, domain, qtype, decision,
+                          upstream, trace)
+        store = self.stores(view)[shape]
+        old = store.pop(key, None)
+        if old is not None:
+            self._forget(old)
+        store[key] = entry
+        self.bytes += entry.size
+        self.entries += 1
+        while self.entries > self.max_entries or self.bytes > self.max_bytes:
+            if not self._evict_one():
+                break
+
+    def _forget(self, entry: FastEntry) -> None:
+        self.bytes -= entry.size
+        self.entries -= 1
+
+    def _evict_one(self) -> bool:
+        for stores in self.views.values():
+            for store in stores:
+                if store:
+                    _, victim = store.popitem(last=False)
+                    self._forget(victim)
+                    return True
+        return False
+
+    def stats(self) -> dict:
+        return {"entries": self.entries, "bytes": self.bytes, "generation": self.generation}

@@ -1,0 +1,393 @@
+"""UDP and TCP listeners on the asyncio loop, with the fast path in front of the chain.
+
+Every packet is handled in isolation: whatever goes wrong answers SERVFAIL for that query
+(or drops what cannot be parsed), is counted, and never reaches the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import time
+from collections import deque
+
+_monotonic = time.monotonic
+
+from . import wire
+from .access import AccessControl, RateLimiter
+from .chain import Chain
+from .decision import Decision, QueryRecord
+from .fastpath import FastPath
+from .message import Answer, Query, error_reply, render
+from .stages.guard import DROP
+
+log = logging.getLogger(__name__)
+
+_COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QD=1, AN=NS=AR=0
+_COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # QD=1, AR=1 (the OPT record)
+CLIENT_MEMO_MAX = 4096  # client IP → (allowed, view) remembered for the fast path
+TCP_MAX_PENDING = 16  # queries in progress per TCP connection before we stop reading it
+TCP_MAX_BUFFER = 2 * 65537  # bytes buffered per TCP connection (two maximal messages)
+
+
+class Counters:
+    __slots__ = ("udp", "tcp", "dropped", "formerr", "errors", "loops", "tcp_refused")
+
+    def __init__(self):
+        for s in self.__slots__:
+            setattr(self, s, 0)
+
+    def as_dict(self) -> dict:
+        return {s: getattr(self, s) for s in self.__slots__}
+
+
+class DnsServer:
+    """Owns the listeners. ``ring`` receives one QueryRecord per answered query."""
+
+    def __init__(self, chain: Chain, fastpath: FastPath, acl: AccessControl,
+                 limiter: RateLimiter | None, ring: deque, *, decision_trace: bool = True,
+                 tcp_idle_timeout: float = 10.0, max_tcp_connections: int = 128,
+                 loop_ports=None, view_of=None):
+        self.chain = chain
+        self.fastpath = fastpath
+        self.acl = acl
+        self.limiter = limiter
+        self.ring = ring
+        self.decision_trace = decision_trace
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.max_tcp_connections = max_tcp_connections
+        self.loop_ports = loop_ports if loop_ports is not None else {}
+        self.view_of = view_of or (lambda ip: "default")
+        self.counters = Counters()
+        self.clients: dict[str, tuple[bool, str]] = {}
+        self.transports: list = []
+        self.servers: list = []
+        self.tcp_connections = 0
+        self._tasks: set = set()
+        self.addresses: list[tuple[str, int]] = []
+        self._views = fastpath.views  # the same dict for the server's life (invalidate clears it)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, addresses: list[tuple[str, int]]) -> None:
+        loop = asyncio.get_running_loop()
+        for host, port in addresses:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            # One port for both: bind UDP first (port 0 picks one), then TCP on the same number.
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: UdpProtocol(self), local_addr=(host, port), family=family)
+            bound = transport.get_extra_info("sockname")[1]
+            try:
+                server = await loop.create_server(lambda: TcpProtocol(self), host, bound,
+                                                  family=family, reuse_address=True, backlog=128)
+            except OSError:
+                transport.close()
+                raise
+            self.transports.append(transport)
+            self.servers.append(server)
+            self.addresses.append((host, bound))
+            log.info("DNS listening on %s port %d (UDP+TCP)", host, bound)
+
+    async def stop(self) -> None:
+        for t in self.transports:
+            t.close()
+        for s in self.servers:
+            s.close()
+        for s in self.servers:
+            try:
+                await asyncio.wait_for(s.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+        for task in list(self._tasks):
+            task.cancel()
+
+    def invalidate(self) -> None:
+        """Forget per-client memos and fast-path answers (something that shapes answers changed)."""
+        self.clients.clear()
+        self.fastpath.invalidate()
+
+    # ---- the fast path ------------------------------------------------------------------------
+
+    def fast(self, data: bytes, ip: str, udp: bool) -> bytes | None:
+        """Reply bytes for a repeated question, or None to take the slow path.
+
+        Over UDP the reply must fit the client's size (512, or its EDNS size capped at 1232);
+        a larger stored answer goes the slow way, which sends TC=1.
+
+        The end of the name is found with one C-level search for the root label's zero byte.
+        A zero inside a label would mislead it, but then the bytes before it are no valid name
+        and cannot equal a stored key (stored keys are names we parsed), so a hit proves the
+        parse.
+        """
+        if len(data) < 17 or data[2] & 0xF8:  # too short, QR set, or an opcode other than QUERY
+            return None
+        counts = data[4:12]
+        if counts == _COUNTS_PLAIN:
+            shape = 0
+        elif counts == _COUNTS_EDNS:
+            shape = 1
+        else:
+            return None
+        info = self.clients.get(ip)
+        if info is None or not info[0]:
+            return None
+        i = data.find(0, 12)
+        if i < 0:
+            return None
+        qend = i + 5
+        n = len(data)
+        if shape:
+            # The OPT record must directly follow the question and end the packet.
+            if qend + 11 > n or data[qend] or data[qend + 1] or data[qend + 2] != 41 or data[qend + 6]:
+                return None
+            if qend + 11 + ((data[qend + 9] << 8) | data[qend + 10]) != n:
+                return None
+            if udp:
+                max_size = (data[qend + 3] << 8) | data[qend + 4]
+                if max_size < 512:
+                    max_size = 512
+                elif max_size > 1232:
+                    max_size = 1232
+            else:
+                max_size = 65535
+            if data[qend + 7] & 0x80:
+                shape = 2
+        elif qend != n:
+            return None
+        else:
+            max_size = 512 if udp else 65535
+        stores = self._views.get(info[1])
+        if stores is None:
+            return None
+        entry = stores[shape].get(data[12:qend].lower())
+        if entry is None:
+            return None
+        now = _monotonic()
+        if now >= entry.expires or entry.length > max_size or data[2] & 1 != entry.q2 \
+                or data[3] & 0x10 != entry.cd or not data.startswith(entry.qtail, i + 1):
+            return None
+        limiter = self.limiter
+        if limiter is not None and not limiter.admit(ip, now):
+            return None
+        age = int(now - entry.stored)
+        if age != entry.rendered_age:
+            entry.age_to(age)
+        # Telemetry gets (receipt time, client, entry); it expands the entry when draining.
+        self.ring.append((now, ip, entry))
+        return data[:2] + entry.head + data[12:i + 1] + entry.tail
+
+    # ---- the slow path ------------------------------------------------------------------------
+
+    def spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def handle(self, data: bytes, addr: tuple, transport: str, send) -> None:
+        """Answer one packet through the chain. Never raises."""
+        mono = time.monotonic()
+        ip, port = addr[0], addr[1]
+        try:
+            try:
+                parsed = wire.parse_query(data)
+            except wire.Drop:
+                self.counters.dropped += 1
+                return
+            except wire.WireError as e:
+                self.counters.formerr += 1
+                reply = error_reply(data, e.rcode)
+                if reply is not None:
+                    send(reply)
+                self._record_invalid(mono, ip, data, e.rcode)
+                return
+            info = self.clients.get(ip)
+            if info is None:
+                info = (self.acl.allowed(ip), self.view_of(ip))
+                if len(self.clients) >= CLIENT_MEMO_MAX:
+                    self.clients.clear()
+                self.clients[ip] = info
+            query = Query(parsed, data, ip, port, transport, mono, info[1])
+            max_size = query.max_udp if transport == "udp" else 65535
+            server = self.loop_ports.get(port)
+            if server is not None and self._is_local(ip):
+                # The query came from one of our own upstream sockets: we are our own upstream.
+                self.counters.loops += 1
+                if not server.loop_detected:
+                    log.error("forwarding loop: upstream %s sends our queries back to us", server.label)
+                server.loop_detected = True
+                query.note("guard", "refused", source="loop_detector", detail="forwarding loop")
+                answer = Answer(wire.REFUSED, Decision.REFUSED, ede=(wire.EDE_OTHER, "forwarding loop"))
+            else:
+                answer = await self.chain.resolve(query)
+            if answer is DROP:
+                self._record(query, answer, mono)
+                return
+            packet = render(query, answer, max_size)
+            send(packet)
+            if answer.ttl is not None and not packet[2] & 0x02:  # never replay a truncated reply
+                shape = 0 if query.edns is None else (2 if query.edns.do else 1)
+                qname_end = 12 + len(query.qname)
+                base = 12 + len(query.question)
+                self.fastpath.store(query.view, shape, packet[12:base].lower(),
+                                    packet, qname_end, tuple(o + base for o in answer.ttl_offsets),
+                                    answer.ttls, answer.ttl, mono, query.name, query.qtype,
+                                    answer.decision, answer.upstream, tuple(query.trace))
+            self._record(query, answer, mono)
+        except Exception:
+            self.counters.errors += 1
+            log.exception("error answering a query from %s", ip)
+            try:
+                reply = error_reply(data, wire.SERVFAIL)
+                if reply is not None:
+                    send(reply)
+            except Exception:
+                pass
+
+    @staticmethod
+    def _is_local(ip: str) -> bool:
+        return ip.startswith("127.") or ip == "::1" or ip.startswith("::ffff:127.")
+
+    def _record(self, query: Query, answer: Answer, mono: float) -> None:
+        self.ring.append(QueryRecord(mono, query.client_ip, query.name, query.qtype, answer.rcode,
+                                     answer.decision, time.monotonic() - mono, answer.upstream,
+                                     tuple(query.trace) if self.decision_trace else ()))
+
+    def _record_invalid(self, mono: float, ip: str, data: bytes, rcode: int) -> None:
+        name, qtype = "", 0
+        try:
+            end = wire.question_end(data, 12)
+            name = wire.name_to_text(bytes(data[12:end]).lower())
+            qtype = struct.unpack_from("!H", data, end)[0]
+        except (wire.WireError, struct.error):
+            pass
+        self.ring.append(QueryRecord(mono, ip, name, qtype, rcode, Decision.INVALID,
+                                     time.monotonic() - mono, "", ()))
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer):
+        self.server = server
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        server = self.server
+        server.counters.udp += 1
+        try:
+            reply = server.fast(data, addr[0], True)
+            if reply is not None:
+                self.transport.sendto(reply, addr)
+                return
+        except Exception:  # the fast path must never take the listener down
+            server.counters.errors += 1
+            log.exception("fast path error")
+        transport = self.transport
+
+        def send(packet: bytes) -> None:
+            transport.sendto(packet, addr)
+
+        server.spawn(server.handle(data, addr, "udp", send))
+
+    def error_received(self, exc) -> None:
+        log.debug("UDP socket error: %s", exc)
+
+
+class TcpProtocol(asyncio.Protocol):
+    """DNS over TCP (RFC 7766): many queries per connection, pipelined, answered as ready."""
+
+    def __init__(self, server: DnsServer):
+        self.server = server
+        self.buffer = bytearray()
+        self.transport = None
+        self.pending = 0
+        self.idle_timer = None
+        self.counted = False
+        self.peer = None
+        self.eof = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        server = self.server
+        if server.tcp_connections >= server.max_tcp_connections:
+            server.counters.tcp_refused += 1
+            transport.abort()
+            return
+        server.tcp_connections += 1
+        self.counted = True
+        self.peer = transport.get_extra_info("peername")
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        self.idle_timer = asyncio.get_running_loop().call_later(self.server.tcp_idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        if self.pending == 0 and self.transport is not None:
+            self.transport.close()
+        else:
+            self._arm_idle()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > TCP_MAX_BUFFER and self.pending >= TCP_MAX_PENDING:
+            self.transport.pause_reading()
+        self._arm_idle()
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        server = self.server
+        while len(self.buffer) >= 2 and self.pending < TCP_MAX_PENDING:
+            size = (self.buffer[0] << 8) | self.buffer[1]
+            if len(self.buffer) < 2 + size:
+                return
+            msg = bytes(self.buffer[2:2 + size])
+            del self.buffer[:2 + size]
+            server.counters.tcp += 1
+            try:
+                reply = server.fast(msg, self.peer[0], False)
+            except Exception:
+                server.counters.errors += 1
+                reply = None
+            if reply is not None:
+                self._send(reply)
+                continue
+            self.pending += 1
+            server.spawn(self._slow(msg))
+        if self.pending >= TCP_MAX_PENDING:
+            self.transport.pause_reading()
+
+    async def _slow(self, msg: bytes) -> None:
+        try:
+            await self.server.handle(msg, self.peer, "tcp", self._send)
+        finally:
+            self.pending -= 1
+            if self.transport is not None and not self.transport.is_closing():
+                if self.eof and self.pending == 0:
+                    self.transport.close()
+                else:
+                    self.transport.resume_reading()
+                    self._dispatch()
+
+    def _send(self, packet: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(packet)) + packet)
+
+    def eof_received(self):
+        # The client is done sending; finish the answers still in progress, then close.
+        self.eof = True
+        if self.pending == 0:
+            return None
+        return True
+
+    def connection_lost(self, exc) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.counted:
+            self.server.tcp_connections -= 1
+            self.counted = False
+        self.transport = None

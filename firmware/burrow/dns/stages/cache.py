@@ -1,0 +1,123 @@
+"""Cache: answer from the cache, refresh what is about to expire, serve stale when upstream fails.
+
+Keys separate what must not mix: the question, the DO bit (DNSSEC records or not) and the
+route (which upstream set answered), so a conditional or FORWARD-rule answer never leaks to
+clients of another route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from .. import wire
+from ..cache import SERVFAIL_TTL, AnswerCache
+from ..decision import Decision
+from ..message import Answer, Query
+
+log = logging.getLogger(__name__)
+
+STALE_TTL = 30  # RFC 8767 recommends 30 s for stale answers
+STALE_WAIT = 1.8  # seconds to wait for upstream before answering stale (RFC 8767 client timer)
+FAILURE_MEMO_MAX = 4096  # remembered recent failures (keys), for the brief SERVFAIL cache
+
+
+class CacheStage:
+    name = "cache"
+
+    def __init__(self, cache: AnswerCache, serve_stale: bool = True, prefetch: bool = True,
+                 enabled: bool = True, clock=time.monotonic):
+        self.cache = cache
+        self.clock = clock
+        self.serve_stale = serve_stale
+        self.prefetch = prefetch
+        self.enabled = enabled
+        self._failures: dict = {}
+        self._background: set = set()
+        self.prefetches = 0
+
+    @staticmethod
+    def key(query: Query):
+        return (query.qkey, query.do, query.route)
+
+    async def resolve(self, query: Query, next) -> Answer:
+        if not self.enabled:
+            return await next(query)
+        key = self.key(query)
+        now = self.clock()
+        entry, fresh = self.cache.get(key, now)
+        if fresh:
+            age = int(now - entry.stored)
+            query.note("cache", "hit", source="response_cache")
+            if self.prefetch and entry.needs_prefetch(now):
+                entry.prefetching = True
+                self._spawn(self._refresh(query, next, key))
+            return entry.answer.aged(age).replace(decision=Decision.CACHED,
+                                                  ttl=entry.expires - now)
+        failed_until = self._failures.get(key)
+        if failed_until is not None and failed_until > now:
+            if entry is not None and self.serve_stale:
+                return self._stale(query, entry)
+            query.note("cache", "servfail_hit", source="response_cache", detail="recent upstream failure")
+            return Answer(wire.SERVFAIL, Decision.SERVFAIL,
+                          ede=(wire.EDE_NO_REACHABLE_AUTHORITY, "upstream failed recently"))
+        if entry is not None and self.serve_stale:
+            # Expired: ask upstream, but do not keep the client waiting past STALE_WAIT.
+            task = self._spawn(self._fetch(query, next, key))
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(task), STALE_WAIT)
+            except asyncio.TimeoutError:
+                return self._stale(query, entry)
+            if answer.decision is Decision.SERVFAIL:
+                return self._stale(query, entry)
+            return answer
+        return await self._fetch(query, next, key)
+
+    def _stale(self, query: Query, entry) -> Answer:
+        self.cache.stale_hits += 1
+        query.note("cache", "stale", source="response_cache", detail="upstream unavailable")
+        answer = entry.answer
+        stale = answer.replace(
+            sections=wire.patch_ttls(answer.sections, answer.ttl_offsets,
+                                     tuple(STALE_TTL for _ in answer.ttls), 0),
+            ttls=tuple(STALE_TTL for _ in answer.ttls), decision=Decision.STALE,
+            ede=(wire.EDE_STALE_ANSWER, ""), ttl=None)
+        return stale
+
+    async def _fetch(self, query: Query, next, key) -> Answer:
+        answer = await next(query)
+        now = self.clock()
+        if answer.decision is Decision.SERVFAIL:
+            if len(self._failures) >= FAILURE_MEMO_MAX:
+                self._failures.clear()
+            self._failures[key] = now + SERVFAIL_TTL
+        elif answer.ttl is not None and answer.decision in (Decision.RESOLVED, Decision.FORWARDED_CONDITIONAL,
+                                                             Decision.ALLOWED):
+            self._failures.pop(key, None)
+            self.cache.put(key, answer, answer.ttl, now)
+        return answer
+
+    async def _refresh(self, query: Query, next, key) -> None:
+        self.prefetches += 1
+        query.note("cache", "prefetch", source="response_cache")
+        clone = Query.__new__(Query)
+        for slot in Query.__slots__:
+            setattr(clone, slot, getattr(query, slot))
+        clone.trace = []
+        try:
+            await self._fetch(clone, next, key)
+        finally:
+            entry, _ = self.cache.get(key, self.clock())
+            if entry is not None:
+                entry.prefetching = False
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def purge(self) -> int:
+        self._failures.clear()
+        return self.cache.purge()

@@ -1,0 +1,83 @@
+"""Forward: ask the upstreams, coalescing identical questions already in flight.
+
+The upstream reply is sanitized before anyone sees it: only records that belong to the
+question survive (see message.sanitize_upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .. import wire
+from ..cache import SERVFAIL_TTL
+from ..decision import Decision
+from ..message import Answer, Query, sanitize_upstream
+from ..upstream import UpstreamError, UpstreamPool
+
+log = logging.getLogger(__name__)
+
+
+class CacheLimits:
+    """TTL clamps applied to what upstream says (cache.min_ttl / max_ttl / negative_ttl)."""
+
+    def __init__(self, min_ttl: int = 0, max_ttl: int = 86400, negative_ttl: int = 3600):
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.negative_ttl = negative_ttl
+
+
+class ForwardStage:
+    name = "forward"
+
+    def __init__(self, pool: UpstreamPool, limits: CacheLimits):
+        self.pool = pool
+        self.limits = limits
+        self._inflight: dict = {}
+        self.coalesced = 0
+
+    def pools(self, query: Query) -> UpstreamPool:
+        """The upstream pool for the query's route (later stages add routes)."""
+        return self.pool
+
+    async def resolve(self, query: Query, next) -> Answer:
+        key = (query.qkey, query.do, query.route)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.coalesced += 1
+            answer = await asyncio.shield(pending)
+            query.note("forward", "coalesced", source="upstream", detail=answer.upstream)
+            return answer
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            answer = await self._forward(query)
+        except Exception as e:  # never leave coalesced waiters hanging
+            log.exception("forwarding failed")
+            answer = Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_OTHER, str(e)[:100]))
+        finally:
+            del self._inflight[key]
+        fut.set_result(answer)
+        return answer
+
+    async def _forward(self, query: Query) -> Answer:
+        question = query.qkey
+        pool = self.pools(query)
+        try:
+            reply, server = await pool.query(question, query.flags, query.do)
+        except UpstreamError as e:
+            query.note("forward", "servfail", source="upstream", detail=str(e))
+            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, str(e)[:100]), ttl=SERVFAIL_TTL)
+        lim = self.limits
+        try:
+            answer = sanitize_upstream(reply, query.qname, query.qtype, 12 + len(question),
+                                       lim.min_ttl, lim.max_ttl, lim.negative_ttl)
+        except wire.WireError as e:
+            query.note("forward", "servfail", source="upstream", detail=f"bad reply: {e}")
+            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_NETWORK_ERROR, "malformed upstream reply"),
+                          ttl=SERVFAIL_TTL, upstream=server.label)
+        answer.upstream = server.label
+        if query.route:
+            answer.decision = Decision.FORWARDED_CONDITIONAL
+        query.note("forward", "resolved", source="upstream", detail=server.label)
+        return answer

@@ -1,0 +1,58 @@
+"""Guard: access control, rate limiting, and questions answered without looking anything up.
+
+ANY gets the minimal RFC 8482 answer (one HINFO record) and CHAOS-class questions are
+answered here or refused, so neither ever reaches an upstream.
+"""
+
+from __future__ import annotations
+
+from .. import wire
+from ..access import AccessControl, RateLimiter
+from ..decision import Decision
+from ..message import Answer, Query
+
+DROP = Answer(0, Decision.RATE_LIMITED)  # sentinel: send nothing
+RFC8482_TTL = 3600
+CHAOS_VERSION_NAMES = {wire.text_to_name("version.bind"), wire.text_to_name("version.server")}
+
+
+class GuardStage:
+    name = "guard"
+
+    def __init__(self, acl: AccessControl, limiter: RateLimiter | None, limit_action: str = "drop"):
+        self.acl = acl
+        self.limiter = limiter
+        self.limit_action = limit_action
+
+    async def resolve(self, query: Query, next) -> Answer:
+        if not self.acl.allowed(query.client_ip):
+            query.note("guard", "refused", source="access", detail="client not in allowed_networks")
+            return Answer(wire.REFUSED, Decision.REFUSED, ede=(wire.EDE_PROHIBITED, "client not allowed"))
+        admitted = query.admitted
+        if admitted is None and self.limiter is not None:
+            admitted = self.limiter.admit(query.client_ip, query.mono)
+        if admitted is False:
+            query.note("rate_limit", "rate_limited", source="rate_limiter", detail=self.limit_action)
+            if self.limit_action == "drop":
+                return DROP
+            return Answer(wire.REFUSED, Decision.RATE_LIMITED, ede=(wire.EDE_OTHER, "rate limited"))
+        if query.qclass == wire.CLASS_CH:
+            return self._chaos(query)
+        if query.qclass != wire.CLASS_IN:
+            query.note("guard", "refused", source="guard", detail=f"class {query.qclass}")
+            return Answer(wire.REFUSED, Decision.REFUSED)
+        if query.qtype == wire.TYPE_ANY:
+            query.note("guard", "rfc8482", source="guard", detail="minimal ANY answer")
+            rr = wire.build_rr(b"\xc0\x0c", wire.TYPE_HINFO, wire.CLASS_IN, RFC8482_TTL,
+                               wire.txt_rdata("RFC8482", ""))
+            return Answer(wire.NOERROR, Decision.LOCAL, rr, an=1, ttl_offsets=(6,), ttls=(RFC8482_TTL,),
+                          ttl=RFC8482_TTL)
+        return await next(query)
+
+    def _chaos(self, query: Query) -> Answer:
+        if query.qtype == wire.TYPE_TXT and query.qname in CHAOS_VERSION_NAMES:
+            query.note("guard", "chaos", source="guard", detail="version")
+            rr = wire.build_rr(b"\xc0\x0c", wire.TYPE_TXT, wire.CLASS_CH, 0, wire.txt_rdata("Burrow"))
+            return Answer(wire.NOERROR, Decision.LOCAL, rr, an=1, aa=True)
+        query.note("guard", "refused", source="guard", detail="CHAOS class")
+        return Answer(wire.REFUSED, Decision.REFUSED)

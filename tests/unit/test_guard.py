@@ -1,0 +1,87 @@
+"""Guard stage: ACL, rate limit, ANY and CHAOS answered here; everything else passes on."""
+
+import asyncio
+
+import dns.message
+
+from burrow.config.schema import DEFAULT_ALLOWED_NETWORKS
+from burrow.dns import wire
+from burrow.dns.access import AccessControl, RateLimiter
+from burrow.dns.decision import Decision
+from burrow.dns.message import render
+from burrow.dns.stages.guard import DROP, GuardStage
+
+from .dnsq import Next, make_query
+
+
+def run(stage, query, nxt):
+    return asyncio.run(stage.resolve(query, nxt))
+
+
+def guard(limiter=None, action="drop"):
+    return GuardStage(AccessControl(DEFAULT_ALLOWED_NETWORKS), limiter, action)
+
+
+def test_allowed_client_passes_to_next():
+    nxt = Next()
+    ans = run(guard(), make_query(client="192.168.1.10"), nxt)
+    assert len(nxt.calls) == 1 and ans is nxt.answer
+
+
+def test_public_client_is_refused_with_ede_prohibited():
+    nxt = Next()
+    q = make_query(client="8.8.8.8", use_edns=0)
+    ans = run(guard(), q, nxt)
+    assert not nxt.calls
+    assert ans.rcode == wire.REFUSED and ans.decision is Decision.REFUSED
+    assert ans.ede[0] == wire.EDE_PROHIBITED
+    assert q.trace[0].stage == "guard"
+
+
+def test_ipv4_mapped_and_v6_ula_are_allowed():
+    acl = AccessControl(DEFAULT_ALLOWED_NETWORKS)
+    assert acl.allowed("::ffff:192.168.1.4") and acl.allowed("fd00::1") and acl.allowed("::1")
+    assert not acl.allowed("2001:db8::1") and not acl.allowed("not-an-ip")
+
+
+def test_rate_limit_drop_and_refuse():
+    nxt = Next()
+    limiter = RateLimiter(rps=1, burst=2, max_clients=100)
+    g = guard(limiter)
+    results = [run(g, make_query(), nxt) for _ in range(4)]
+    assert results[:2] == [nxt.answer, nxt.answer]
+    assert results[2] is DROP and results[3] is DROP
+    g2 = guard(RateLimiter(rps=1, burst=1, max_clients=100), action="refuse")
+    run(g2, make_query(), nxt)
+    ans = run(g2, make_query(), nxt)
+    assert ans.rcode == wire.REFUSED and ans.decision is Decision.RATE_LIMITED
+
+
+def test_rate_limiter_refills_and_caps_table():
+    lim = RateLimiter(rps=10, burst=1, max_clients=16)
+    assert lim.admit("a", 0.0)
+    assert not lim.admit("a", 0.01)
+    assert lim.admit("a", 0.2)
+    for i in range(100):
+        lim.admit(f"c{i}", 1.0)
+    assert len(lim) <= 16
+
+
+def test_any_gets_rfc8482_hinfo_without_forwarding():
+    nxt = Next()
+    q = make_query(rdtype="ANY")
+    ans = run(guard(), q, nxt)
+    assert not nxt.calls and ans.an == 1
+    m = dns.message.from_wire(render(q, ans))
+    assert m.answer[0].rdtype == 13  # HINFO
+    assert m.answer[0][0].cpu == b"RFC8482"
+
+
+def test_chaos_version_answered_other_chaos_refused():
+    nxt = Next()
+    q = make_query("version.bind", "TXT", rdclass="CH")
+    ans = run(guard(), q, nxt)
+    m = dns.message.from_wire(render(q, ans))
+    assert m.answer[0][0].strings == (b"Burrow",)
+    ans = run(guard(), make_query("hostname.bind", "TXT", rdclass="CH"), nxt)
+    assert ans.rcode == wire.REFUSED and not nxt.calls
