@@ -174,9 +174,11 @@ class DnsServer:
         age = int(now - entry.stored)
         if age != entry.rendered_age:
             entry.age_to(age)
-        # Telemetry gets (receipt time, client, entry); it expands the entry when draining.
-        self.ring.append((now, ip, entry))
-        return data[:2] + entry.head + data[12:i + 1] + entry.tail
+        reply = data[:2] + entry.head + data[12:i + 1] + entry.tail
+        # Telemetry gets (receipt time, client, entry, elapsed); it expands the entry when
+        # draining, so a hit builds no record object here.
+        self.ring.append((now, ip, entry, _monotonic() - now))
+        return reply
 
     # ---- the slow path ------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Composition root: builds every subsystem from the config, starts and stops them in order.
+
+Nothing else wires components together; components never call upward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+
+from . import __version__
+from .config import Config, data_dir
+from .config.schema import parse_hostport
+from .dns.access import AccessControl, RateLimiter
+from .dns.cache import AnswerCache
+from .dns.chain import Chain
+from .dns.fastpath import FastPath
+from .dns.server import DnsServer
+from .dns.stages.cache import CacheStage
+from .dns.stages.forward import CacheLimits, ForwardStage
+from .dns.stages.guard import GuardStage
+from .dns.upstream import UpstreamPool, UpstreamSettings
+from .storage.querylog import QueryLogDB
+from .storage.settings import SettingsDB
+from .telemetry.events import EventBus
+from .telemetry.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    """The running appliance. ``await app.start()``, then ``await app.stop()``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.started_mono = time.monotonic()
+        self.started_wall = time.time()
+        self.version = __version__
+        self.ready = False
+        self.data_dir = data_dir(config)
+        self.settings: SettingsDB | None = None
+        self.querylog: QueryLogDB | None = None
+        self.recorder: Recorder | None = None
+        self.events = EventBus()
+        self.api_server = None
+        self._stopping = asyncio.Event()
+        self._build_dns()
+
+    # ---- construction -------------------------------------------------------------------------
+
+    def _build_dns(self) -> None:
+        cfg = self.config
+        self.acl = AccessControl(cfg["access.allowed_networks"])
+        self.limiter = self._make_limiter()
+        self.cache = AnswerCache(cfg["cache.max_bytes"])
+        servers = [parse_hostport(s, 53) for s in cfg["upstream_dns_servers"]]
+        self.upstreams = UpstreamPool(servers, UpstreamSettings(
+            cfg["upstream.timeout"], cfg["upstream.max_attempts"], cfg["upstream.max_inflight"]))
+        self.limits = CacheLimits(cfg["cache.min_ttl"], cfg["cache.max_ttl"], cfg["cache.negative_ttl"])
+        self.guard = GuardStage(self.acl, self.limiter, cfg["rate_limit.action"])
+        self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],
+                                      cfg["cache.enabled"])
+        self.forward = ForwardStage(self.upstreams, self.limits)
+        self.chain = Chain([self.guard, self.cache_stage, self.forward])
+        self.fastpath = FastPath()
+        self.dns: DnsServer | None = None
+
+    def _make_limiter(self) -> RateLimiter | None:
+        cfg = self.config
+        if not cfg["rate_limit.enabled"]:
+            return None
+        return RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"], cfg["rate_limit.max_tracked_clients"])
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = SettingsDB(self.data_dir / "settings.db")
+        self.querylog = QueryLogDB(self.data_dir / "querylog.db")
+        self.recorder = Recorder(self.querylog, flush_interval=cfg["storage.query_log_flush_interval"],
+                                 retention_days=cfg["storage.query_log_retention_days"],
+                                 max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events)
+        await self.recorder.start()
+        self.dns = DnsServer(self.chain, self.fastpath, self.acl, self.limiter, self.recorder.ring,
+                             decision_trace=cfg["server.decision_trace"],
+                             tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
+                             max_tcp_connections=cfg["server.max_tcp_connections"],
+                             loop_ports=self.upstreams.local_ports)
+        listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
+        await self.dns.start(listen)
+        self._check_static_loop()
+        from .api import create_app  # imported late: the web layer is not needed to answer DNS
+        self.api = create_app(self)
+        host, port = parse_hostport(cfg["server.web_ui_address"], 8080)
+        self.api_server = await self.api.start_server(host, port, start_serving=False)
+        await self.api_server.start_serving()
+        self.web_port = self.api_server.sockets[0].getsockname()[1]
+        log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)
+        self._tasks = [asyncio.ensure_future(self._housekeeping())]
+        self.ready = True
+        log.info("Burrow %s ready", __version__)
+
+    def _check_static_loop(self) -> None:
+        """An upstream that is one of our own listeners would forward to ourselves forever."""
+        ours = set(self.dns.addresses)
+        for server in self.upstreams.servers:
+            if (server.host, server.port) in ours or (
+                    server.port in {p for _, p in ours}
+                    and any(h in ("0.0.0.0", "::") for h, _ in ours)):
+                server.loop_detected = True
+                log.error("upstream %s is Burrow itself: not used (forwarding loop)", server.label)
+
+    async def _housekeeping(self) -> None:
+        interval = self.config["rate_limit.cleanup_interval"]
+        while True:
+            await asyncio.sleep(interval)
+            if self.limiter is not None:
+                self.limiter.sweep(time.monotonic())
+
+    async def stop(self) -> None:
+        self.ready = False
+        for t in getattr(self, "_tasks", []):
+            t.cancel()
+        if self.dns is not None:
+            await self.dns.stop()
+        if self.api_server is not None:
+            self.api_server.close()
+        if self.recorder is not None:
+            await self.recorder.stop()
+        if self.settings is not None:
+            self.settings.close()
+        log.info("Burrow stopped")
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        await self._stopping.wait()
+        log.info("stopping on signal")
+        await self.stop()
+
+    # ---- state for the API --------------------------------------------------------------------
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_mono
+
+    def readiness(self) -> tuple[bool, dict]:
+        """(ready, checks) for /readyz: storage, upstreams, blocklist."""
+        checks = {}
+        storage_ok = self.settings is not None and self.recorder is not None \
+            and not self.recorder.last_flush_error
+        checks["storage"] = "ok" if storage_ok else "degraded"
+        healthy = self.upstreams.healthy_count
+        checks["upstreams"] = "ok" if healthy == len(self.upstreams.servers) else (
+            "degraded" if healthy else "unavailable")
+        checks["blocklist"] = "not_configured"
+        ready = self.ready and storage_ok and healthy > 0
+        return ready, checks
+
+    def purge_cache(self) -> int:
+        n = self.cache_stage.purge()
+        self.dns.invalidate()
+        return n
+
+
+def data_path(cfg: Config) -> Path:
+    return data_dir(cfg)

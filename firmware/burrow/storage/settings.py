@@ -1,0 +1,197 @@
+"""The settings database: everything a person changes at runtime, stored durably in SQLite.
+
+One SQLite file in WAL mode with ``synchronous=FULL``: a ``set()`` that has returned survives a
+power cut. Settings change rarely, so the connection is used directly from the asyncio loop
+thread; each write is one short transaction.
+
+The schema evolves through numbered migrations (``MIGRATIONS``), applied in order inside one
+transaction and recorded in ``PRAGMA user_version``. Later features append entries; an entry is
+never edited once released. A database written by a newer Burrow (a higher version than this code
+knows) is refused with ``SchemaTooNewError`` instead of being silently misread.
+
+``apply_migrations`` is shared with the query-log database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# How long a statement waits for another connection's lock before failing. Backups and the CLI
+# may open the same file; five seconds covers their short transactions without hanging a request.
+BUSY_TIMEOUT_MS = 5000
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,       -- JSON
+            updated_at REAL NOT NULL   -- unix seconds
+        );
+    """),
+]
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer release than this code; opening it would risk data."""
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration script into complete statements (semicolons inside strings or trigger
+    bodies do not split, thanks to sqlite3.complete_statement)."""
+    statements, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \t\r\n;"):
+                statements.append(current.strip())
+            current = ""
+    if current.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:80]!r}")
+    return statements
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]],
+                     name: str = "database") -> int:
+    """Bring ``conn``'s schema up to the last entry of ``migrations``; return the final version.
+
+    ``conn`` must be in autocommit mode (isolation_level=None). All pending migrations run in
+    one ``BEGIN IMMEDIATE`` transaction, so a crash leaves the old version intact and a second
+    process opening the file at the same time waits instead of migrating twice. Raises
+    ``SchemaTooNewError`` if the file's version is higher than the last migration.
+    """
+    versions = [v for v, _ in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"{name}: migrations must be numbered 1..N in order, got {versions}")
+    latest = len(versions)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > latest:
+            raise SchemaTooNewError(
+                f"{name}: schema version {current} is newer than this Burrow knows ({latest}); "
+                "it was written by a newer release. Upgrade Burrow or restore a backup.")
+        for version, script in migrations[current:]:
+            for statement in split_sql(script):
+                conn.execute(statement)
+            # PRAGMA does not take parameters; version is an int from our own list.
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+            log.info("%s: applied migration %d", name, version)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return latest
+
+
+class SettingsDB:
+    """Runtime settings, JSON values by key, durable on every write.
+
+    ``SettingsDB(path)`` creates the file if needed and migrates it. Values are anything
+    ``json.dumps`` accepts; ``get`` returns them decoded. Use ``transaction()`` to group several
+    writes (also from later features' own tables) so they land together or not at all.
+    Not thread-safe: use it from one thread (the asyncio loop thread).
+    """
+
+    def __init__(self, path: str | os.PathLike, migrations: Sequence[tuple[int, str]] = MIGRATIONS):
+        self.path = os.fspath(path)
+        self._savepoints = 0  # nesting depth of transaction(), names the SAVEPOINTs
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, the module never does implicitly.
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.warning("%s: journal_mode is %s, not WAL", self.path, mode)
+            # FULL: in WAL mode this fsyncs the WAL on every commit, so a returned set() is durable.
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.version = apply_migrations(self.conn, migrations, name=self.path)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # ---- values --------------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The decoded value stored under ``key``, or ``default`` if there is none."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON-encodable) under ``key``; durable when this returns.
+
+        Inside ``transaction()`` it joins that transaction instead of committing alone.
+        Raises TypeError/ValueError for values JSON cannot encode, before touching the file.
+        """
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        self.conn.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, encoded, time.time()))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it existed."""
+        return self.conn.execute("DELETE FROM settings WHERE key = ?", (key,)).rowcount > 0
+
+    def all(self) -> dict[str, Any]:
+        """Every setting, decoded, as a new dict."""
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM settings")}
+
+    # ---- transactions and health ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``with db.transaction() as conn:`` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error.
+
+        Yields the connection for statements on other tables. Nesting is allowed: an inner
+        block becomes a SAVEPOINT, so its failure undoes only its own writes.
+        """
+        conn = self.conn
+        if conn.in_transaction:
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            try:
+                conn.execute(f"SAVEPOINT {name}")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                    raise
+                conn.execute(f"RELEASE {name}")
+            finally:
+                self._savepoints -= 1
+            return
+        # IMMEDIATE takes the write lock up front, so a later write in the block cannot fail
+        # with SQLITE_BUSY halfway through (a deferred transaction can't be retried safely).
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def integrity_check(self) -> str:
+        """``"ok"``, or SQLite's description of what is damaged (lines joined by newlines)."""
+        return integrity_check(self.conn)
+
+    def close(self) -> None:
+        """Close the connection. Safe to call twice."""
+        self.conn.close()
+
+
+def integrity_check(conn: sqlite3.Connection) -> str:
+    """Run ``PRAGMA integrity_check`` and return ``"ok"`` or the problems found."""
+    rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    return "ok" if rows == ["ok"] else "\n".join(rows)

@@ -1,0 +1,262 @@
+"""Recorder: ring → stats/bus/pending → SQLite, with a real event loop and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from burrow.dns.decision import Decision, QueryRecord, TraceEntry
+from burrow.storage.querylog import QueryLogDB, row_from_record
+from burrow.telemetry.events import EventBus
+from burrow.telemetry.recorder import Recorder
+
+
+def rec(domain="example.com", decision=Decision.RESOLVED, mono=None, trace=()):
+    return QueryRecord(time.monotonic() if mono is None else mono, "192.168.1.10", domain, 1, 0,
+                       decision, 0.004, "1.1.1.1:53", trace)
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "querylog.db"
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def test_end_to_end_drain_flush_and_read_back(db_path):
+    async def main():
+        recorder = Recorder(QueryLogDB(db_path), flush_interval=0.2, drain_interval=0.05)
+        await recorder.start()
+        before = time.time()
+        block = (TraceEntry("blocklist", "block", source="manager"),)
+        for i in range(50):
+            recorder.ring.append(rec(f"d{i}.example", Decision.BLOCKED if i % 5 == 0
+                                     else Decision.RESOLVED, trace=block if i % 5 == 0 else ()))
+        await wait_until(lambda: recorder.flushed == 50)
+        assert recorder.received == 50 and len(recorder.ring) == 0
+        items, total = await recorder.query(recorder.db.fetch, limit=5)
+        assert total == 50
+        assert items[0]["domain"] == "d49.example" and items[0]["id"] == 50
+        assert items[0]["query_type"] == "A" and items[0]["response_time_ms"] == 4.0
+        stamp = items[0]["timestamp"]
+        assert stamp.endswith("Z") and stamp[:16] <= time.strftime(
+            "%Y-%m-%dT%H:%M", time.gmtime(time.time() + 60))
+        blocked, n_blocked = await recorder.query(recorder.db.fetch, stage="blocklist")
+        assert n_blocked == 10 and all(i["blocked"] for i in blocked)
+        summary = recorder.stats.summary(3600)
+        assert summary["total_queries"] == 50 and summary["blocked_queries"] == 10
+        assert summary["block_rate"] == 20.0
+        await recorder.stop()
+        await recorder.stop()  # idempotent
+        return before
+
+    before = run(main())
+    # Wall times came from the monotonic receipt times via the drain's clock offset.
+    conn = sqlite3.connect(db_path)
+    lo, hi, n = conn.execute("SELECT MIN(ts), MAX(ts), COUNT(*) FROM queries").fetchone()
+    conn.close()
+    assert n == 50
+    assert before - 1 <= lo <= hi <= time.time()
+
+
+def test_stop_drains_and_flushes_what_is_left(db_path):
+    async def main():
+        recorder = Recorder(QueryLogDB(db_path), flush_interval=3600, drain_interval=3600)
+        await recorder.start()
+        for i in range(7):
+            recorder.ring.append(rec(f"late{i}.example"))
+        await recorder.stop()
+        assert recorder.flushed == 7
+
+    run(main())
+    db = QueryLogDB(db_path)
+    try:
+        assert db.count() == 7
+    finally:
+        db.close()
+
+
+def test_recent_shows_unflushed_rows_newest_first(db_path):
+    async def main():
+        recorder = Recorder(QueryLogDB(db_path), flush_interval=3600)
+        for i in range(5):
+            recorder.ring.append(rec(f"r{i}.example"))
+        assert recorder.recent() == []  # still in the ring
+        assert recorder.drain() == 5
+        recent = recorder.recent(limit=3)
+        assert [r["domain"] for r in recent] == ["r4.example", "r3.example", "r2.example"]
+        assert recent[0]["id"] is None and recent[0]["decision"] == "resolved"
+        assert await recorder.flush() == 5
+        assert recorder.recent() == []
+        await recorder.stop()
+
+    run(main())
+
+
+def test_pending_overflow_drops_oldest_and_counts(db_path):
+    async def main():
+        recorder = Recorder(QueryLogDB(db_path), max_pending=5)
+        for i in range(8):
+            recorder.ring.append(rec(f"p{i}.example"))
+        recorder.drain()
+        assert recorder.dropped_pending == 3
+        assert recorder.snapshot()["pending"] == 5
+        newest_five = [f"p{i}.example" for i in range(7, 2, -1)]
+        assert [r["domain"] for r in recorder.recent()] == newest_five
+        await recorder.stop()
+
+    run(main())
+    db = QueryLogDB(db_path)
+    try:
+        assert [i["domain"] for i in db.fetch()[0]] == [f"p{i}.example" for i in range(7, 2, -1)]
+    finally:
+        db.close()
+
+
+def test_flush_error_keeps_rows_for_the_next_flush(db_path):
+    async def main():
+        db = QueryLogDB(db_path)
+        db.conn.execute("PRAGMA busy_timeout = 50")  # fail fast instead of waiting 5 s
+        recorder = Recorder(db, max_pending=8)
+        for i in range(6):
+            recorder.ring.append(rec(f"e{i}.example"))
+        recorder.drain()
+
+        # Another process (say, a backup) holds the write lock: a real SQLITE_BUSY.
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        assert await recorder.flush() == 0
+        assert recorder.flush_errors == 1
+        assert "locked" in recorder.last_flush_error
+        assert recorder.snapshot()["pending"] == 6 and recorder.flushed == 0
+
+        # Rows drained meanwhile join them; the cap still holds and drops the OLDEST.
+        for i in range(6, 10):
+            recorder.ring.append(rec(f"e{i}.example"))
+        recorder.drain()
+        assert await recorder.flush() == 0
+        assert recorder.flush_errors == 2
+        assert recorder.dropped_pending == 2
+
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert await recorder.flush() == 8
+        items, total = await recorder.query(db.fetch)
+        assert total == 8
+        assert [i["domain"] for i in items] == [f"e{i}.example" for i in range(9, 1, -1)]
+        await recorder.stop()
+
+    run(main())
+
+
+def test_flush_errors_in_the_periodic_task_do_not_kill_it(db_path):
+    async def main():
+        db = QueryLogDB(db_path)
+        db.conn.execute("PRAGMA busy_timeout = 20")
+        recorder = Recorder(db, flush_interval=0.05, drain_interval=0.02)
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        await recorder.start()
+        recorder.ring.append(rec())
+        await wait_until(lambda: recorder.flush_errors >= 2)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await wait_until(lambda: recorder.flushed == 1)
+        assert recorder.last_flush_error  # kept for the health endpoint
+        await recorder.stop()
+
+    run(main())
+
+
+def test_ring_overflow_is_detected_and_estimated(db_path):
+    async def main():
+        recorder = Recorder(QueryLogDB(db_path), ring_size=10)
+        for t in range(5):
+            recorder.ring.append(rec(f"a{t}", mono=1000.0 + t))
+        recorder.drain()
+        assert recorder.ring_overflows == 0 and recorder.dropped_ring == 0
+        for t in range(5, 35):  # 30 records at a steady 1/s into a ring of 10: 20 are lost
+            recorder.ring.append(rec(f"a{t}", mono=1000.0 + t))
+        assert recorder.drain() == 10
+        assert recorder.ring_overflows == 1
+        assert recorder.dropped_ring == 20
+        assert recorder.received == 15
+        await recorder.stop()
+
+    run(main())
+
+
+def test_drained_records_are_published_on_the_bus(db_path):
+    async def main():
+        bus = EventBus()
+        sub = bus.subscribe("queries")
+        recorder = Recorder(QueryLogDB(db_path), bus=bus)
+        recorder.ring.append(rec("live.example", Decision.CACHED))
+        recorder.drain()
+        event = await asyncio.wait_for(sub.get(), 1)
+        assert event.topic == "queries" and event.lost == 0
+        assert event.payload["domain"] == "live.example" and event.payload["cached"] is True
+        await recorder.stop()
+
+    run(main())
+
+
+def test_bad_record_is_counted_and_does_not_lose_the_batch(db_path):
+    async def main():
+        recorder = Recorder(QueryLogDB(db_path))
+        recorder.ring.append(rec("ok1.example"))
+        recorder.ring.append(("garbage",))
+        recorder.ring.append(rec("ok2.example"))
+        assert recorder.drain() == 3
+        assert recorder.bad_records == 1
+        assert [r["domain"] for r in recorder.recent()] == ["ok2.example", "ok1.example"]
+        await recorder.stop()
+
+    run(main())
+
+
+def test_start_seeds_stats_from_the_log_and_query_runs_on_the_worker(db_path):
+    db = QueryLogDB(db_path)
+    now = time.time()
+    db.write([row_from_record(rec(decision=Decision.BLOCKED), now - 120 - i) for i in range(4)])
+
+    async def main():
+        recorder = Recorder(db, flush_interval=3600, drain_interval=3600, prune_interval=3600)
+        await recorder.start()
+        summary = recorder.stats.summary(3600)
+        assert summary["total_queries"] == 4 and summary["blocked_queries"] == 4
+        names = await recorder.query(lambda: threading.current_thread().name)
+        assert names.startswith("burrow-querylog")
+        await wait_until(lambda: recorder.last_prune is not None)  # first prune runs at start
+        assert recorder.last_prune["deleted_age"] == 0
+        await recorder.stop()
+
+    run(main())
+
+
+def test_prune_uses_configured_retention(db_path):
+    db = QueryLogDB(db_path)
+    now = time.time()
+    db.write([row_from_record(rec(), now - 3 * 86400), row_from_record(rec(), now - 60)])
+
+    async def main():
+        recorder = Recorder(db, retention_days=1, max_bytes=10**9)
+        result = await recorder.prune()
+        assert result["deleted_age"] == 1
+        assert await recorder.query(db.count) == 1
+        await recorder.stop()
+
+    run(main())
