@@ -1,0 +1,188 @@
+"""Run the real ``burrow`` process on loopback ports with a temporary data dir.
+
+    with BurrowProcess(tmp_path, upstreams=[up.address]) as b:
+        reply = b.query("www.example.com", "A")
+        r = b.http("GET", "/healthz")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP right now (small race: the OS could reuse it)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((host, 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+def write_toml(path: Path, config: dict) -> None:
+    lines = [f"{k} = {toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for section, table in config.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{section}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class BurrowProcess:
+    """The real ``burrow run`` in a subprocess. ``config`` tables merge over test defaults."""
+
+    __test__ = False
+
+    def __init__(self, workdir: Path, upstreams: list[str] | None = None, config: dict | None = None,
+                 startup_timeout: float = 20.0):
+        self.workdir = Path(workdir)
+        self.dns_port = free_port()
+        self.web_port = free_port()
+        self.data_dir = self.workdir / "data"
+        base = {
+            "upstream_dns_servers": upstreams or ["127.0.0.1:9"],
+            "server": {"listen_address": f"127.0.0.1:{self.dns_port}",
+                       "web_ui_address": f"127.0.0.1:{self.web_port}"},
+            "rate_limit": {"enabled": False},
+            "storage": {"data_dir": str(self.data_dir), "query_log_flush_interval": 1.0},
+            "logging": {"level": "debug"},
+            "upstream": {"timeout": 1.0},
+        }
+        for key, value in (config or {}).items():
+            if isinstance(value, dict):
+                base.setdefault(key, {}).update(value)
+            else:
+                base[key] = value
+        self.config = base
+        self.config_path = self.workdir / "burrow.toml"
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="burrow-log-", suffix=".txt", delete=False)
+
+    def start(self) -> "BurrowProcess":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_toml(self.config_path, self.config)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "burrow", "run", "--config", str(self.config_path)],
+                                     cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"burrow exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                status, _ = self.http("GET", "/healthz", timeout=0.5)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"burrow did not become healthy:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-8000:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> "BurrowProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+    # ---- clients --------------------------------------------------------------------------------
+
+    @property
+    def dns_address(self) -> str:
+        return f"127.0.0.1:{self.dns_port}"
+
+    def query(self, name: str, rdtype: str = "A", tcp: bool = False, timeout: float = 3.0,
+              source: str | None = None, **make_kw) -> dns.message.Message:
+        q = dns.message.make_query(name, rdtype, **make_kw)
+        if tcp:
+            return dns.query.tcp(q, "127.0.0.1", port=self.dns_port, timeout=timeout, source=source)
+        return dns.query.udp(q, "127.0.0.1", port=self.dns_port, timeout=timeout, source=source)
+
+    def send_raw(self, packet: bytes, timeout: float = 2.0, source: str = "127.0.0.1") -> bytes | None:
+        """Send one UDP datagram; the reply bytes, or None when nothing came back in time."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((source, 0))
+            s.settimeout(timeout)
+            s.sendto(packet, ("127.0.0.1", self.dns_port))
+            try:
+                return s.recv(65535)
+            except socket.timeout:
+                return None
+
+    def http(self, method: str, path: str, body: Any = None, timeout: float = 5.0,
+             headers: dict | None = None) -> tuple[int, Any]:
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=data,
+                                     method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            status = e.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
