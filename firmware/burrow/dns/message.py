@@ -189,7 +189,7 @@ def sanitize_upstream(packet: bytes, qname: bytes, qtype: int, qend: int, min_tt
     if not positive and rcode in (wire.NOERROR, wire.NXDOMAIN):
         last = max(owners, key=len) if kept_an else qname
         for rr in authority:
-            if rr.rtype == wire.TYPE_SOA and wire.is_subdomain(last, rr.owner):
+            if rr.rtype == wire.TYPE_SOA and rr.rdlen >= 22 and wire.is_subdomain(last, rr.owner):
                 kept_ns.append(rr)
                 break
     # Fast case: everything kept is a prefix of the original message, so compression pointers
