@@ -91,3 +91,10 @@ def test_with_overrides_validates_and_keeps_original():
     assert new.source("cache.max_bytes") == "runtime"
     with pytest.raises(ConfigError):
         cfg.with_overrides({"cache.max_bytes": "lots"})
+
+
+def test_readme_documents_every_option():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [o.key for o in config.OPTIONS if f"`{o.key}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"
