@@ -260,3 +260,37 @@ def test_prune_uses_configured_retention(db_path):
         await recorder.stop()
 
     run(main())
+
+
+def test_fast_path_hits_are_expanded_into_rows_and_tallied(tmp_path):
+    """Fast-path hits arrive as (mono, client, FastEntry, elapsed) and must log like any record."""
+    import time as _time
+
+    import dns.message
+    import dns.rrset
+
+    from burrow.dns.decision import Decision, QueryRecord, TraceEntry
+    from burrow.dns.fastpath import FastEntry
+    from burrow.storage.querylog import QueryLogDB, row_from_record
+    from burrow.telemetry.recorder import Recorder
+
+    q = dns.message.make_query("www.example.com", "A")
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1"))
+    entry = FastEntry(r.to_wire(), 29, (39,), (300,), 0.0, 100.0, "www.example.com", 1,
+                      Decision.RESOLVED, "127.0.0.1:53", (TraceEntry("forward", "resolved"),))
+    rec = Recorder(QueryLogDB(tmp_path / "q.db"))
+    now = _time.monotonic()
+    rec.ring.append((now, "10.0.0.1", entry, 0.000002))
+    rec.ring.append((now, "10.0.0.2", entry, 0.000004))
+    rec.ring.append(QueryRecord(now, "10.0.0.3", "other.example", 28, 0, Decision.RESOLVED, 0.01,
+                                "127.0.0.1:53", ()))
+    assert rec.drain() == 3
+    rows = list(rec._pending)
+    assert len(rows) == 3
+    expected = row_from_record(QueryRecord(now, "10.0.0.1", "www.example.com", 1, 0, Decision.CACHED,
+                                           0.000002, "127.0.0.1:53", entry.trace), rows[0][0])
+    assert rows[0] == expected  # a hit is logged as a cache hit with the fast-path trace
+    assert rows[1][1] == "10.0.0.2" and abs(rows[1][8] - 0.004) < 1e-9
+    s = rec.stats.summary(3600)
+    assert s["total_queries"] == 3 and s["cached_queries"] == 2

@@ -59,6 +59,5 @@ def test_sanitize_upstream_raises_only_wire_errors(tail):
 def test_fast_path_never_raises_on_junk(data):
     acl = AccessControl(DEFAULT_ALLOWED_NETWORKS)
     server = DnsServer(None, FastPath(), acl, None, collections.deque(maxlen=10))
-    server.clients["127.0.0.1"] = (True, "default")
-    server.fastpath.stores("default")
+    server.fast_clients["127.0.0.1"] = server.fastpath.stores("default")
     assert server.fast(data, "127.0.0.1", True) is None

@@ -13,7 +13,10 @@ from collections import OrderedDict
 from .message import Answer
 
 STALE_WINDOW = 86400.0  # RFC 8767 suggests 1–3 days; one day bounds how wrong stale data gets
-ENTRY_OVERHEAD = 240  # bytes of Python objects per entry besides the record bytes (measured)
+# Bytes of Python objects per entry besides the record bytes: key tuple, CacheEntry, Answer,
+# TTL tuples, dict slot. Measured with tracemalloc on CPython 3.11 x86-64: ~620 bytes for a
+# one-record answer whose record bytes are 16.
+ENTRY_OVERHEAD = 600
 SERVFAIL_TTL = 5.0  # RFC 9520: cache resolution failures for seconds, not minutes
 PREFETCH_FRACTION = 0.1  # a hit in the last 10% of an entry's life triggers a refresh
 PREFETCH_MIN_TTL = 10  # below this, prefetching costs more than it saves

@@ -15,7 +15,10 @@ from . import wire
 from .decision import Decision, TraceEntry
 
 FAST_MAX_ENTRIES = 20000  # per process; ~20k distinct questions covers a home's working set
-FAST_MAX_BYTES = 8 * 1024 * 1024  # reply bytes held; entries are evicted oldest-first past it
+FAST_MAX_BYTES = 8 * 1024 * 1024  # memory held (estimated as below); oldest evicted past it
+# Python objects per entry besides its three byte strings (FastEntry, key, dict slot).
+# Measured with tracemalloc on CPython 3.11 x86-64: ~580 bytes for a 69-byte reply.
+ENTRY_OVERHEAD = 370
 PREFETCH_HEADROOM = 0.9  # entries end at 90% of their TTL so the cache stage can prefetch
 
 # How a stored decision is reported when replayed: a forwarded answer replayed is a cache hit.
@@ -29,7 +32,7 @@ STORABLE = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.BLOCKED, Deci
 class FastEntry:
     __slots__ = ("expires", "stored", "base", "head", "tail", "length", "size", "qname_end", "offsets", "ttls",
                  "rendered_age", "q2", "cd", "qtail", "domain", "qtype", "rcode", "decision",
-                 "upstream", "trace")
+                 "upstream", "trace", "row_parts")
 
     def __init__(self, packet: bytes, qname_end: int, offsets: tuple, ttls: tuple, stored: float,
                  expires: float, domain: str, qtype: int, decision: Decision, upstream: str, trace: tuple):
@@ -40,7 +43,7 @@ class FastEntry:
         self.ttls = ttls
         self.base = packet  # as stored (age 0); head/tail are the current rendering
         self.length = len(packet)
-        self.size = 2 * len(packet)  # base plus its current rendering
+        self.size = 3 * len(packet) + ENTRY_OVERHEAD  # base, head+tail, key, objects
         self.q2 = packet[2] & 0x01  # RD as the query had it; flags are baked into the reply
         self.cd = packet[3] & 0x10
         self.qtail = packet[qname_end:qname_end + 4]  # exact type+class (lower() must not blur them)
@@ -51,6 +54,7 @@ class FastEntry:
         self.upstream = upstream
         self.trace = _HIT_TRACE if self.decision is Decision.CACHED else trace
         self.rendered_age = 0
+        self.row_parts = None  # telemetry caches this entry's query-log row pieces here
         self._render(packet)
 
     def _render(self, packet: bytes) -> None:
@@ -84,7 +88,9 @@ class FastPath:
     def invalidate(self) -> None:
         """Drop everything: called whenever lists, rules, groups, pause or local data change."""
         self.generation += 1
-        self.views.clear()
+        for stores in self.views.values():  # emptied in place: memos may hold these lists
+            for store in stores:
+                store.clear()
         self.bytes = 0
         self.entries = 0
 

@@ -65,9 +65,14 @@ class StatsBuckets:
 
     def add(self, wall_ts: float, record: QueryRecord) -> None:
         """Count one query answered at ``wall_ts`` (unix seconds)."""
-        decision = record[5]
-        blocked = decision == Decision.BLOCKED
-        cached = decision == Decision.CACHED or decision == Decision.STALE
+        self.add_many(wall_ts, record[5], 1, record[6])
+
+    def add_many(self, wall_ts: float, decision: int, count: int, sum_elapsed: float) -> None:
+        """Count ``count`` queries with one ``decision`` answered within the second of
+        ``wall_ts``, taking ``sum_elapsed`` seconds in all (the drain tallies fast-path hits
+        per second and decision, then calls this once per tally)."""
+        blocked = count if decision == Decision.BLOCKED else 0
+        cached = count if (decision == Decision.CACHED or decision == Decision.STALE) else 0
         minute = int(wall_ts // 60)
         if minute == self._cur_minute:
             bucket = self._cur
@@ -75,12 +80,12 @@ class StatsBuckets:
             bucket = self._bucket(minute)
             if bucket is None:
                 return
-        bucket[_TOTAL] += 1
+        bucket[_TOTAL] += count
         bucket[_BLOCKED] += blocked
         bucket[_CACHED] += cached
-        bucket[_SUM_MS] += record[6] * 1000.0
+        bucket[_SUM_MS] += sum_elapsed * 1000.0
         if 0 < decision < _DECISION_SLOTS:
-            bucket[_DECISION_BASE + decision] += 1
+            bucket[_DECISION_BASE + decision] += count
 
         second = int(wall_ts)
         if second > self._newest_second:
@@ -94,7 +99,7 @@ class StatsBuckets:
             if slot[0] > second:  # a late record whose slot already moved on: outside the window
                 return
             slot[0], slot[1], slot[2], slot[3] = second, 0, 0, 0
-        slot[1] += 1
+        slot[1] += count
         slot[2] += blocked
         slot[3] += cached
 
