@@ -1,0 +1,673 @@
+"""Benchmark Burrow against Debian's dnsmasq, side by side, in one run.
+
+    scripts/bench [--duration 10] [--clients 4] [--only burrow|dnsmasq] [--out bench.json]
+
+Setup (everything on 127.0.0.1):
+
+- one *upstream*: a separate dnsmasq that answers every name locally
+  (``--address=/#/10.1.2.3 --local-ttl=3600``), pinned to the client core, so the upstream
+  never limits the servers under test;
+- the servers under test, one after the other, each pinned alone to the server core:
+  ``burrow run --config`` (a generated TOML: the upstream above, rate limiting off, a fresh
+  data dir) and ``dnsmasq --cache-size=10000`` forwarding to the same upstream (no query
+  logging);
+- dnsperf pinned to the client core.
+
+Per server, two phases:
+
+- ``hit``: the top N names of the Umbrella popularity list, each asked once to warm the
+  cache, then dnsperf loops over them for --duration seconds: every answer comes from cache;
+- ``miss``: unique, never-repeated names (``<n>.<run>.miss.bench.test``): every query is
+  forwarded to the upstream.
+
+Figures per server and phase: dnsperf's QPS and average / max latency, queries lost, server
+CPU (utime+stime from /proc/PID/stat) per completed query, queries that reached the
+upstream (dnsmasq's SIGUSR1 statistics), and the server's idle RSS (VmRSS after start,
+before any load). The Burrow/dnsmasq ratios come last. Output: a Markdown table on stdout
+and, with --out, the same figures as JSON.
+
+The bench skips (exit 0, with the reason) when ../shared/data, dnsperf or dnsmasq is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+TOPSITES = DATA_DIR / "topsites" / "umbrella-top-100k.txt"
+LOOPBACK = "127.0.0.1"
+UPSTREAM_ADDRESS = "10.1.2.3"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+READY_TIMEOUT = 30.0  # seconds a server may take to answer its first query
+SETTLE = 1.0  # seconds of quiet after start before idle RSS is read
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+NAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                     r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+class Skip(Exception):
+    """The bench cannot run here; not a failure."""
+
+
+class BenchTimeout(Exception):
+    """The overall --timeout ran out."""
+
+
+# -- processes --------------------------------------------------------------------------
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: if this script is killed outright, its servers die with it.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+class Proc:
+    """A child process with its log file; stop() always ends it (TERM, then KILL)."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                      stderr=subprocess.STDOUT, cwd=log_path.parent,
+                                      preexec_fn=_die_with_parent)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=STOP_TIMEOUT)
+        self.log.close()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", str(cpu), *argv]
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on loopback (bounded attempts)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((LOOPBACK, 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free loopback port for UDP+TCP")
+
+
+def dns_query(name: str, qid: int) -> bytes:
+    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p)
+    return header + labels + b"\x00" + struct.pack("!HH", 1, 1)
+
+
+def wait_ready(proc: Proc, port: int, timeout: float = READY_TIMEOUT) -> float:
+    """Ask for ready.bench.test until an answer comes; return seconds taken."""
+    started = time.monotonic()
+    deadline = started + timeout
+    qid = random.randrange(1, 0xFFFF)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.05)
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited (code {proc.popen.returncode}) "
+                                   f"before answering:\n{proc.log_tail()}")
+            sock.sendto(dns_query("ready.bench.test", qid), (LOOPBACK, port))
+            try:
+                while True:
+                    data = sock.recv(4096)
+                    if data[:2] == struct.pack("!H", qid):
+                        return time.monotonic() - started
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+    raise RuntimeError(f"{proc.name} did not answer within {timeout}s:\n{proc.log_tail()}")
+
+
+# -- /proc ------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def status_kib(pid: int, key: str) -> int | None:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return None
+
+
+# -- dnsmasq statistics (SIGUSR1) ------------------------------------------------------
+
+STATS_RE = re.compile(r"queries forwarded (\d+), queries answered locally (\d+)")
+
+
+def dnsmasq_stats(proc: Proc, timeout: float = 3.0) -> tuple[int, int] | None:
+    """(forwarded, answered locally) from dnsmasq's SIGUSR1 dump into its log."""
+    before = len(STATS_RE.findall(proc.log_tail(10**9)))
+    os.kill(proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = STATS_RE.findall(proc.log_tail(10**9))
+        if len(found) > before:
+            return int(found[-1][0]), int(found[-1][1])
+        time.sleep(0.05)
+    return None
+
+
+# -- dnsperf ----------------------------------------------------------------------------
+
+def run_dnsperf(args: argparse.Namespace, port: int, query_file: Path, *,
+                duration: float, runs: int | None = None, clients: int | None = None,
+                outstanding: int | None = None, max_qps: int | None = None) -> dict[str, Any]:
+    argv = ["dnsperf", "-s", LOOPBACK, "-p", str(port), "-d", str(query_file),
+            "-l", f"{duration:g}", "-c", str(clients or args.clients)]
+    if runs is not None:
+        argv += ["-n", str(runs)]
+    if outstanding is not None:
+        argv += ["-q", str(outstanding)]
+    if max_qps:
+        argv += ["-Q", str(max_qps)]
+    result = subprocess.run(pinned(args.client_cpu, argv), capture_output=True, text=True,
+                            timeout=duration + 30, preexec_fn=_die_with_parent)
+    if result.returncode != 0:
+        raise RuntimeError(f"dnsperf failed ({result.returncode}): {result.stderr[-2000:]}")
+    return parse_dnsperf(result.stdout)
+
+
+def parse_dnsperf(text: str) -> dict[str, Any]:
+    def number(pattern: str, cast: Any = float) -> Any:
+        match = re.search(pattern, text)
+        return cast(match.group(1)) if match else None
+
+    latency = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)",
+                        text)
+    rcodes = {}
+    codes = re.search(r"Response codes:\s+(.*)", text)
+    if codes:
+        for code, count in re.findall(r"([A-Z]+) (\d+) \(", codes.group(1)):
+            rcodes[code] = int(count)
+    ended = re.search(r"Testing complete \(([^)]*)\)", text)
+    return {
+        "queries_sent": number(r"Queries sent:\s+(\d+)", int),
+        "queries_completed": number(r"Queries completed:\s+(\d+)", int),
+        "queries_lost": number(r"Queries lost:\s+(\d+)", int),
+        "rcodes": rcodes,
+        "run_time_s": number(r"Run time \(s\):\s+([\d.]+)"),
+        "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "avg_latency_ms": float(latency.group(1)) * 1000 if latency else None,
+        "min_latency_ms": float(latency.group(2)) * 1000 if latency else None,
+        "max_latency_ms": float(latency.group(3)) * 1000 if latency else None,
+        "latency_stddev_ms": (number(r"Latency StdDev \(s\):\s+([\d.]+)") or 0) * 1000,
+        "ended_by": ended.group(1) if ended else None,
+    }
+
+
+# -- query files ------------------------------------------------------------------------
+
+def write_hit_file(path: Path, count: int) -> int:
+    names: list[str] = []
+    seen: set[str] = set()
+    with open(TOPSITES, encoding="utf-8", errors="replace") as source:
+        for line in source:
+            name = line.strip().rstrip(".").lower()
+            if name and name not in seen and NAME_RE.match(name):  # skip the junk lines
+                seen.add(name)
+                names.append(name)
+                if len(names) >= count:
+                    break
+    path.write_text("".join(f"{name} A\n" for name in names))
+    return len(names)
+
+
+def write_miss_file(path: Path, count: int, run_token: str) -> int:
+    with open(path, "w") as out:
+        chunk = 100_000
+        for start in range(0, count, chunk):
+            out.write("".join(f"{i}.{run_token}.miss.bench.test A\n"
+                              for i in range(start, min(count, start + chunk))))
+    return count
+
+
+# -- servers ----------------------------------------------------------------------------
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for everything we write
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def toml_dump(data: dict[str, Any], prefix: str = "") -> str:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{json.dumps(k) if not re.match(r'^[A-Za-z0-9_-]+$', k) else k} = "
+             f"{toml_value(v)}" for k, v in scalars.items()]
+    text = ""
+    if prefix and (scalars or not tables):
+        text += f"[{prefix}]\n"
+    text += "".join(line + "\n" for line in lines)
+    for key, table in tables.items():
+        text += "\n" + toml_dump(table, f"{prefix}.{key}" if prefix else key)
+    return text
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def burrow_config(workdir: Path, up_port: int, port: int, web_port: int,
+                  extra: str) -> str:
+    config: dict[str, Any] = {
+        "upstream_dns_servers": [f"{LOOPBACK}:{up_port}"],
+        "server": {"listen_address": f"{LOOPBACK}:{port}",
+                   "web_ui_address": f"{LOOPBACK}:{web_port}"},
+        "rate_limit": {"enabled": False},
+        "storage": {"data_dir": str(workdir / "burrow-data")},
+    }
+    if extra:
+        config = deep_merge(config, tomllib.loads(extra))
+    return toml_dump(config)
+
+
+def burrow_command() -> str | None:
+    beside = Path(sys.executable).parent / "burrow"
+    if beside.exists():
+        return str(beside)
+    venv = REPO_ROOT / ".venv" / "bin" / "burrow"
+    if venv.exists():
+        return str(venv)
+    return shutil.which("burrow")
+
+
+def start_burrow(args: argparse.Namespace, workdir: Path, up_port: int) -> tuple[Proc, int]:
+    command = burrow_command()
+    if command is None:
+        raise Skip("no burrow executable (install the package: pip install -e .)")
+    port, web_port = free_port(), free_port()
+    config_path = workdir / "burrow.toml"
+    config_path.write_text(burrow_config(workdir, up_port, port, web_port, args.extra_toml))
+    argv = pinned(args.server_cpu, [command, "run", "--config", str(config_path)])
+    return Proc("burrow", argv, workdir / "burrow.log"), port
+
+
+def start_dnsmasq(args: argparse.Namespace, workdir: Path, up_port: int) -> tuple[Proc, int]:
+    port = free_port()
+    argv = pinned(args.server_cpu, [
+        "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
+        f"--server={LOOPBACK}#{up_port}", f"--port={port}", f"--listen-address={LOOPBACK}",
+        "--bind-interfaces", "--cache-size=10000", "--no-hosts", "--log-facility=-",
+        f"--pid-file={workdir / 'dnsmasq.pid'}", "--user=root",
+    ])
+    return Proc("dnsmasq", argv, workdir / "dnsmasq.log"), port
+
+
+def start_upstream(args: argparse.Namespace, workdir: Path) -> tuple[Proc, int]:
+    port = free_port()
+    argv = pinned(args.upstream_cpu, [
+        "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
+        f"--address=/#/{UPSTREAM_ADDRESS}", "--local-ttl=3600", f"--port={port}",
+        f"--listen-address={LOOPBACK}", "--bind-interfaces", "--no-hosts",
+        "--log-facility=-", f"--pid-file={workdir / 'upstream.pid'}", "--user=root",
+    ])
+    proc = Proc("upstream", argv, workdir / "upstream.log")
+    wait_ready(proc, port)
+    return proc, port
+
+
+# -- the bench --------------------------------------------------------------------------
+
+def bench_server(args: argparse.Namespace, name: str, workdir: Path, upstream: Proc,
+                 up_port: int, hit_file: Path, miss_file: Path) -> dict[str, Any]:
+    starter = start_burrow if name == "burrow" else start_dnsmasq
+    proc, port = starter(args, workdir, up_port)
+    result: dict[str, Any] = {"command": proc.argv}
+    try:
+        result["startup_s"] = round(wait_ready(proc, port), 3)
+        time.sleep(SETTLE)
+        result["idle_rss_kib"] = status_kib(proc.pid, "VmRSS")
+        result["phases"] = {}
+
+        # hit: warm each name once (gently), then loop over them
+        warm = run_dnsperf(args, port, hit_file, duration=60, runs=1, clients=1,
+                           outstanding=20)
+        result["warm"] = {k: warm[k] for k in ("queries_completed", "queries_lost", "rcodes")}
+        time.sleep(0.5)
+        result["phases"]["hit"] = measure(args, proc, upstream, port, hit_file, runs=None)
+        time.sleep(SETTLE)
+        result["phases"]["miss"] = measure(args, proc, upstream, port, miss_file, runs=1)
+        result["rss_after_kib"] = status_kib(proc.pid, "VmRSS")
+        result["peak_rss_kib"] = status_kib(proc.pid, "VmHWM")
+        if name == "dnsmasq":
+            stats = dnsmasq_stats(proc)
+            if stats:
+                result["dnsmasq_forwarded_total"] = stats[0]
+    finally:
+        proc.stop()
+        result["log"] = str(proc.log_path)
+    return result
+
+
+def measure(args: argparse.Namespace, proc: Proc, upstream: Proc, port: int,
+            query_file: Path, runs: int | None) -> dict[str, Any]:
+    up_before = dnsmasq_stats(upstream)
+    cpu_before = cpu_seconds(proc.pid)
+    perf = run_dnsperf(args, port, query_file, duration=args.duration, runs=runs,
+                       max_qps=args.max_qps)
+    cpu_after = cpu_seconds(proc.pid)
+    up_after = dnsmasq_stats(upstream)
+    if not proc.alive():
+        raise RuntimeError(f"{proc.name} died under load:\n{proc.log_tail()}")
+    cpu = cpu_after - cpu_before
+    completed = perf["queries_completed"] or 0
+    perf["server_cpu_s"] = round(cpu, 3)
+    perf["cpu_us_per_query"] = round(cpu * 1e6 / completed, 3) if completed else None
+    perf["server_cpu_utilisation"] = (round(cpu / perf["run_time_s"], 3)
+                                      if perf["run_time_s"] else None)
+    perf["upstream_queries"] = (up_after[1] - up_before[1]
+                                if up_before and up_after else None)
+    return perf
+
+
+def versions() -> dict[str, str]:
+    def first_line(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            lines = (out.stdout or out.stderr).strip().splitlines()
+            return next((ln for ln in lines if ln.strip()), "")
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    command = burrow_command()
+    dnsperf_version = ""
+    try:
+        help_text = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True,
+                                   timeout=10)
+        match = re.search(r"Version (\S+)", help_text.stdout + help_text.stderr)
+        dnsperf_version = match.group(1) if match else ""
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {
+        "burrow": first_line([command, "--version"]) if command else "",
+        "dnsmasq": first_line(["dnsmasq", "--version"]),
+        "dnsperf": dnsperf_version,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cpu": next((ln.split(":", 1)[1].strip() for ln in
+                     Path("/proc/cpuinfo").read_text().splitlines()
+                     if ln.startswith("model name")), platform.machine()),
+        "cpus": str(os.cpu_count()),
+    }
+
+
+def ratios(servers: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    burrow, dnsmasq = servers.get("burrow", {}), servers.get("dnsmasq", {})
+    if "phases" not in burrow or "phases" not in dnsmasq:
+        return out
+    for phase in ("hit", "miss"):
+        b, d = burrow["phases"].get(phase), dnsmasq["phases"].get(phase)
+        if not b or not d:
+            continue
+        out[phase] = {
+            "cpu_us_per_query": _ratio(b["cpu_us_per_query"], d["cpu_us_per_query"]),
+            "qps": _ratio(b["qps"], d["qps"]),
+            "avg_latency": _ratio(b["avg_latency_ms"], d["avg_latency_ms"]),
+        }
+    out["idle_rss"] = _ratio(burrow.get("idle_rss_kib"), dnsmasq.get("idle_rss_kib"))
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def markdown(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"Burrow vs dnsmasq — {meta['date']}, {meta['versions']['cpu']} "
+        f"({meta['versions']['cpus']} CPUs), {meta['duration_s']:g} s per phase, "
+        f"{meta['clients']} dnsperf clients, server on CPU {meta['server_cpu']}, "
+        f"dnsperf + upstream on CPU {meta['client_cpu']}",
+        "",
+        "| server | phase | QPS | avg latency ms | max latency ms | lost | "
+        "CPU µs/query | server CPU % | upstream queries | idle RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def fmt(value: Any, spec: str) -> str:
+        return "–" if value is None else format(value, spec)
+
+    for name, server in report["servers"].items():
+        if "error" in server:
+            lines.append(f"| {name} | – | failed: {server['error'].splitlines()[0]} "
+                         "| | | | | | | |")
+            continue
+        rss = server.get("idle_rss_kib")
+        for phase, p in server.get("phases", {}).items():
+            util = p.get("server_cpu_utilisation")
+            lines.append(
+                f"| {name} | {phase} | {fmt(p['qps'], ',.0f')} | "
+                f"{fmt(p['avg_latency_ms'], '.3f')} | {fmt(p['max_latency_ms'], '.2f')} | "
+                f"{fmt(p['queries_lost'], ',')} | {fmt(p['cpu_us_per_query'], '.1f')} | "
+                f"{fmt(util * 100 if util is not None else None, '.0f')} | "
+                f"{fmt(p['upstream_queries'], ',')} | "
+                f"{fmt(rss / 1024 if rss else None, '.1f')} |")
+    memory = [(name, s) for name, s in report["servers"].items() if "idle_rss_kib" in s]
+    if memory:
+        lines += ["", "| server | startup s | idle RSS MiB | RSS after load MiB | peak RSS MiB |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, s in memory:
+            mib = [fmt(s.get(k) / 1024 if s.get(k) else None, ".1f")
+                   for k in ("idle_rss_kib", "rss_after_kib", "peak_rss_kib")]
+            lines.append(f"| {name} | {fmt(s.get('startup_s'), '.2f')} | " + " | ".join(mib)
+                         + " |")
+    if report["ratios"]:
+        lines += ["", "Burrow / dnsmasq:", ""]
+        for phase in ("hit", "miss"):
+            r = report["ratios"].get(phase)
+            if r:
+                lines.append(f"- {phase}: CPU per query ×{fmt(r['cpu_us_per_query'], '.2f')}, "
+                             f"QPS ×{fmt(r['qps'], '.2f')}, "
+                             f"avg latency ×{fmt(r['avg_latency'], '.2f')}")
+        lines.append(f"- idle RSS ×{fmt(report['ratios'].get('idle_rss'), '.2f')}")
+    return "\n".join(lines) + "\n"
+
+
+def preflight(args: argparse.Namespace) -> None:
+    if not TOPSITES.exists():
+        raise Skip(f"{TOPSITES} is missing (the shared data folder {DATA_DIR} is absent)")
+    for tool in ("dnsperf", "dnsmasq"):
+        if shutil.which(tool) is None:
+            raise Skip(f"{tool} is not installed "
+                       "(apt-get install dnsmasq-base dnsperf dnsutils)")
+    if "burrow" in args.servers and burrow_command() is None:
+        raise Skip("no burrow executable (pip install -e . in the repo)")
+    if shutil.which("taskset") is None:
+        print("warning: taskset missing, processes are not pinned", file=sys.stderr)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description="Benchmark Burrow against dnsmasq (loopback only).")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds of dnsperf load per server and phase (default 10)")
+    parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
+    parser.add_argument("--max-qps", type=int, default=0,
+                        help="dnsperf -Q: cap the offered load (default: as fast as it goes)")
+    parser.add_argument("--only", choices=("burrow", "dnsmasq"),
+                        help="bench one server (ratios need both)")
+    parser.add_argument("--hit-names", type=int, default=1000,
+                        help="popular names in the cache-hit phase (default 1000)")
+    parser.add_argument("--miss-names", type=int, default=0,
+                        help="unique names in the miss file (default 80k per second of "
+                             "--duration, at most 3M); dnsperf stops early if they run out")
+    parser.add_argument("--burrow-config-extra", dest="extra_toml", default="",
+                        help="TOML merged into Burrow's generated config "
+                             "(a string, or @path to read a file)")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the work dir (configs, server logs, query files)")
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU for the server (0)")
+    parser.add_argument("--client-cpu", type=int, default=1,
+                        help="CPU for dnsperf (1)")
+    parser.add_argument("--upstream-cpu", type=int, default=None,
+                        help="CPU for the upstream dnsmasq (default: the client CPU)")
+    parser.add_argument("--timeout", type=float, default=0,
+                        help="overall limit in seconds (default: 300 or 8x duration + 120)")
+    args = parser.parse_args(argv)
+    if not 0 < args.duration <= 300:
+        parser.error("--duration must be within (0, 300] seconds")
+    if not 0 < args.clients <= 1000:
+        parser.error("--clients must be within 1..1000")
+    if args.upstream_cpu is None:
+        args.upstream_cpu = args.client_cpu
+    if (os.cpu_count() or 1) < 2:
+        print("warning: one CPU only; server and dnsperf share it", file=sys.stderr)
+        args.server_cpu = args.client_cpu = args.upstream_cpu = 0
+    if not args.miss_names:
+        args.miss_names = int(min(3_000_000, 80_000 * args.duration))
+    if args.extra_toml.startswith("@"):
+        args.extra_toml = Path(args.extra_toml[1:]).read_text()
+    if args.extra_toml:
+        try:
+            tomllib.loads(args.extra_toml)
+        except tomllib.TOMLDecodeError as exc:
+            parser.error(f"--burrow-config-extra is not valid TOML: {exc}")
+    if not args.timeout:
+        args.timeout = max(300.0, 8 * args.duration + 120)
+    args.servers = [args.only] if args.only else ["burrow", "dnsmasq"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        preflight(args)
+    except Skip as exc:
+        print(f"bench skipped: {exc}")
+        return 0
+
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        raise BenchTimeout(f"overall timeout of {args.timeout:g}s reached")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.alarm(int(args.timeout))
+    workdir = Path(tempfile.mkdtemp(prefix="burrow-bench-"))
+    upstream: Proc | None = None
+    failed = False
+    try:
+        run_token = f"r{random.randrange(16**6):06x}"
+        hit_file, miss_file = workdir / "hit.txt", workdir / "miss.txt"
+        hit_count = write_hit_file(hit_file, args.hit_names)
+        write_miss_file(miss_file, args.miss_names, run_token)
+        upstream, up_port = start_upstream(args, workdir)
+        report: dict[str, Any] = {
+            "meta": {
+                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "versions": versions(),
+                "duration_s": args.duration, "clients": args.clients,
+                "max_qps": args.max_qps or None,
+                "hit_names": hit_count, "miss_names": args.miss_names,
+                "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
+                "upstream_cpu": args.upstream_cpu,
+                "upstream": f"dnsmasq --address=/#/{UPSTREAM_ADDRESS} --local-ttl=3600",
+                "burrow_config_extra": args.extra_toml or None,
+                "notes": "dnsmasq under test runs without query logging; Burrow runs its "
+                         "default configuration plus burrow_config_extra.",
+            },
+            "servers": {},
+        }
+        for name in args.servers:
+            server_dir = workdir / name
+            server_dir.mkdir()
+            print(f"benching {name} ...", file=sys.stderr, flush=True)
+            try:
+                report["servers"][name] = bench_server(
+                    args, name, server_dir, upstream, up_port, hit_file, miss_file)
+            except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
+                failed = True
+                report["servers"][name] = {"error": str(exc)}
+                print(f"{name} failed: {exc}", file=sys.stderr)
+        report["ratios"] = ratios(report["servers"])
+        print(markdown(report))
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+            print(f"figures written to {args.out}", file=sys.stderr)
+    except BenchTimeout as exc:
+        print(f"bench aborted: {exc}", file=sys.stderr)
+        failed = True
+    finally:
+        signal.alarm(0)
+        if upstream is not None:
+            upstream.stop()
+        if args.keep_logs:
+            print(f"logs, configs and query files kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
