@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, systemd
 from .config import Config, data_dir
 from .config.schema import parse_hostport
 from .dns.access import AccessControl, RateLimiter
@@ -49,6 +49,9 @@ class App:
         self.recorder: Recorder | None = None
         self.events = EventBus()
         self.api_server = None
+        self.exit_code = 0
+        self.appliance = None
+        self._watchdog = None
         self._stopping = asyncio.Event()
         self._build_dns()
 
@@ -88,6 +91,9 @@ class App:
                                  retention_days=cfg["storage.query_log_retention_days"],
                                  max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events)
         await self.recorder.start()
+        from .board.appliance import Appliance  # lazily: hardware seams are not needed for DNS
+        self.appliance = Appliance(self)
+        await self.appliance.start()  # LEDs show "booting" while the rest starts
         self.dns = DnsServer(self.chain, self.fastpath, self.acl, self.limiter, self.recorder.ring,
                              decision_trace=cfg["server.decision_trace"],
                              tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
@@ -111,6 +117,9 @@ class App:
         gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
         self.ready = True
         log.info("Burrow %s ready", __version__)
+        systemd.ready(f"answering DNS on {len(listen)} address(es)")
+        self._watchdog = systemd.Watchdog()  # pings from the loop: a hung loop gets restarted
+        self._watchdog.start()
 
     def _check_static_loop(self) -> None:
         """An upstream that is one of our own listeners would forward to ourselves forever."""
@@ -141,7 +150,16 @@ class App:
             await self.recorder.stop()
         if self.settings is not None:
             self.settings.close()
+        if self.appliance is not None:
+            await self.appliance.stop()
+        if self._watchdog is not None:
+            await self._watchdog.stop()
         log.info("Burrow stopped")
+
+    def request_stop(self, exit_code: int = 0) -> None:
+        """Stop as on SIGTERM, then exit with ``exit_code`` (75: systemd restarts us)."""
+        self.exit_code = exit_code
+        self._stopping.set()
 
     async def run_until_signalled(self) -> None:
         loop = asyncio.get_running_loop()
@@ -150,6 +168,7 @@ class App:
         await self.start()
         await self._stopping.wait()
         log.info("stopping on signal")
+        systemd.stopping()
         await self.stop()
 
     # ---- state for the API --------------------------------------------------------------------

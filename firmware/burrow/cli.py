@@ -21,6 +21,11 @@ def _setup_logging(cfg) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    from .logfile import handler_from_config
+    file_handler = handler_from_config(cfg)
+    if file_handler is not None:  # optional RAM file log, persisted to flash now and then
+        file_handler.setFormatter(handler.formatter)
+        root.addHandler(file_handler)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -57,7 +62,7 @@ def cmd_run(args) -> int:
     except OSError as e:
         logging.getLogger("burrow").error("cannot start: %s", e)
         return 1
-    return 0
+    return app.exit_code
 
 
 def cmd_check_config(args) -> int:

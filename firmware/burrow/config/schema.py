@@ -247,6 +247,29 @@ OPTIONS: list[Option] = [
     Option("upstream.max_inflight", 1024,
            "Cap on concurrent upstream queries (further misses get SERVFAIL).",
            integer(1, 65536)),
+    Option("board.name", "auto",
+           "Board file to use (rpi-4, rpi-5, generic, ...); auto detects it from the device tree.",
+           text),
+    Option("board.status_leds", True,
+           "Show the status on the board's LEDs (onboard ACT and any wired LEDs).", boolean),
+    Option("board.button", True, "Use the board's push button, if it has one.", boolean),
+    # The file log is for boards whose journal is volatile: the file lives in RAM
+    # (a tmpfs) and only its compressed copies reach flash, at most once per interval.
+    Option("logging.file_dir", "",
+           "RAM folder (tmpfs) for an extra log file; empty: no file log.", text),
+    Option("logging.file_max_bytes", 1024 * 1024,
+           "Log file size that triggers a rotation (the old file is gzipped).",
+           integer(16 * 1024, 1 << 30)),
+    Option("logging.file_keep", 5, "Rotated, compressed log files kept in the RAM folder.",
+           integer(0, 100)),
+    Option("logging.file_persist_dir", "",
+           "Folder on flash the compressed logs are copied to; empty: never persisted.", text),
+    Option("logging.file_persist_interval", 60.0,
+           "Minutes between copies of the logs to flash (and once at shutdown).",
+           number(1, 7 * 24 * 60)),
+    Option("logging.file_persist_max_bytes", 16 * 1024 * 1024,
+           "Size cap of the persisted logs (oldest files deleted past it).",
+           integer(64 * 1024, 1 << 34)),
 ]
 
 BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

@@ -1,0 +1,383 @@
+"""The appliance: board, status LEDs, button, network watcher and system health, wired to the app.
+
+The composition root builds one and starts it inside the running loop::
+
+    from burrow.board.appliance import Appliance     # imported lazily by App.start()
+
+    appliance = Appliance(app)                       # root="/", pin_factory=None
+    await appliance.start()                          # never raises for missing hardware
+    appliance.status().as_dict()                     # {"state", "reasons", "led"}
+    appliance.network()                              # snapshot dict for /api/system
+    await appliance.system()                         # psutil + sysfs, off the loop
+    await appliance.stop()                           # LEDs and pins given back
+
+Missing hardware is normal (a PC, a VM, a board without wired LEDs): each
+piece degrades on its own and says so once in the log. No GPIO pin factory
+means no external LEDs and no button; onboard sysfs LEDs still work. No
+netlink means no link-down detection (the status then assumes the link is up).
+
+What it reads from ``app`` (all optional beyond the first three):
+``config`` (``board.*`` keys), ``events`` (publish), ``readiness()``,
+``upstreams`` (``servers``, ``healthy_count``), ``ready``, ``fault``
+(a string when a subsystem died), ``blocking_paused()`` and
+``pause_remaining()``, ``toggle_pause(seconds)``, ``factory_reset()``,
+``request_stop(exit_code)``, ``data_dir``.
+
+What it publishes on ``app.events``:
+
+* ``("health", Status.as_dict())`` whenever the status changes;
+* ``("network", snapshot dict)`` whenever the network changes;
+* ``("events", {"type": "button", "action": ..., "time": ..., ...})`` for every
+  button gesture (the audit trail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import os
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from burrow.board import boards, leds, status as status_mod
+from burrow.board.status import AppState, Status
+from burrow.systemd import RESTART_EXIT_CODE
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0  # status is recomputed this often (and on every network change)
+
+
+
+class Appliance:
+    """The board side of the running app.
+
+    :param app: the :class:`burrow.app.App` (or anything with the attributes
+        listed in the module docstring).
+    :param root: prefix for /proc and /sys (tests pass a fake tree).
+    :param pin_factory: gpiozero pin factory; None asks gpiozero for its
+        default and, if there is none (a PC), runs without GPIO.
+    :param board_name: board file name; None reads ``board.name`` from the
+        config ("auto": detect from the device tree).
+    :param board_dir: folder of board files (default: see
+        :func:`burrow.board.boards.default_board_dir`).
+    :param tick: seconds between status recomputations.
+    :param led_time_scale: multiplies LED pattern timings (tests shrink it).
+    :param button_timings: :class:`burrow.board.button.ButtonTimings`.
+    :param watcher_factory: ``factory(on_change)`` returning an object like
+        :class:`burrow.board.network.NetworkWatcher`; None uses that class,
+        and ``False`` disables network watching.
+    """
+
+    def __init__(self, app, root: str | os.PathLike = "/", pin_factory=None,
+                 board_name: str | None = None, *, board_dir: str | os.PathLike | None = None,
+                 tick: float = TICK_S, led_time_scale: float = 1.0, button_timings=None,
+                 watcher_factory: Callable | None | bool = None):
+        self.app = app
+        self.root = Path(root)
+        self.pin_factory = pin_factory
+        self.board_name = board_name or _cfg(app, "board.name", "auto")
+        self.board_dir = board_dir
+        self.tick = tick
+        self.led_time_scale = led_time_scale
+        self.button_timings = button_timings
+        self.watcher_factory = watcher_factory
+        self.board: boards.Board | None = None
+        self.driver: leds.LedDriver | None = None
+        self.button = None
+        self.watcher = None
+        self.network_error: str | None = None
+        self.gpio_error: str | None = None
+        self._status: Status | None = None
+        self._snapshot = None
+        self._monitor = None
+        self._monitor_lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+        self._side_tasks: set[asyncio.Task] = set()
+        self._stopped = False
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the board, take over its LEDs and button, watch the network,
+        show the first status. Hardware problems are logged, never raised."""
+        self.board = self._load_board()
+        gpio_ok = self._gpio_available()
+        if _cfg(self.app, "board.status_leds", True):
+            self.driver = leds.LedDriver(self._outputs(gpio_ok), time_scale=self.led_time_scale)
+        if gpio_ok and self.board.button is not None and _cfg(self.app, "board.button", True):
+            self._start_button()
+        await self._start_watcher()
+        self.refresh()
+        self._task = asyncio.get_running_loop().create_task(self._ticker(), name="appliance-status")
+
+    async def stop(self) -> None:
+        """Stop watching, release the button, give the LEDs back. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for part in (self.watcher, self.button, self.driver):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    log.warning("closing %r failed", part, exc_info=True)
+
+    # ---- state for the API --------------------------------------------------------------------
+
+    def status(self) -> Status:
+        """The current status (computed on demand before :meth:`start`)."""
+        return self._status if self._status is not None else status_mod.reduce(self.app_state())
+
+    def network(self) -> dict:
+        """The network snapshot as a dict, with ``available`` telling whether
+        netlink could be read (``error`` says why not)."""
+        if self._snapshot is None:
+            return {"available": False, "error": self.network_error or "not started"}
+        return {"available": True, **self._snapshot.as_dict()}
+
+    async def system(self) -> dict:
+        """System health (:class:`burrow.board.system.SystemMonitor` snapshot),
+        read on an executor thread since psutil and sysfs may block."""
+        async with self._monitor_lock:  # one monitor, used by one thread at a time
+            if self._monitor is None:
+                from burrow.board.system import SystemMonitor
+
+                data_dir = getattr(self.app, "data_dir", None) or "/var/lib/burrow"
+                self._monitor = SystemMonitor(self.root, data_dir)
+            loop = asyncio.get_running_loop()
+            snap = await loop.run_in_executor(None, self._monitor.snapshot)
+        snap["board"] = self.board.name if self.board else None
+        snap["status"] = self.status().as_dict()
+        return snap
+
+    def activity(self) -> None:
+        """A blocked query happened: flicker the status LED (rate-limited, O(1))."""
+        if self.driver is not None:
+            self.driver.flicker()
+
+    def app_state(self) -> AppState:
+        """The reducer's input, read from the app and the network snapshot now."""
+        app = self.app
+        booting = not getattr(app, "ready", False)
+        try:
+            _, checks = app.readiness()
+            storage_ok = checks.get("storage") == "ok"
+        except Exception:
+            log.debug("readiness() failed", exc_info=True)
+            storage_ok = False
+        if booting and (getattr(app, "settings", None) is None
+                        or getattr(app, "recorder", None) is None):
+            storage_ok = True  # not opened yet is not a fault; a failure to open sets app.fault
+        pool = getattr(app, "upstreams", None)
+        total = len(pool.servers) if pool is not None else 0
+        healthy = pool.healthy_count if pool is not None else 0
+        snap = self._snapshot
+        return AppState(
+            booting=booting,
+            storage_ok=storage_ok,
+            fault=getattr(app, "fault", None) or None,
+            # Unknown (no netlink) counts as up: better silent than a false alarm.
+            link_up=snap.link_up if snap is not None else True,
+            has_address=snap.has_address if snap is not None else True,
+            upstreams_total=total,
+            upstreams_healthy=healthy,
+            blocking_paused=bool(_call(app, "blocking_paused", False)),
+            pause_remaining_s=_call(app, "pause_remaining", None),
+            reset_armed=bool(self.button is not None and self.button.armed),
+        )
+
+    def refresh(self) -> Status:
+        """Recompute the status; on a change show its pattern and publish it."""
+        new = status_mod.reduce(self.app_state())
+        if self._status is None or new.as_dict() != self._status.as_dict():
+            previous = self._status.state if self._status else None
+            self._status = new
+            if self.driver is not None:
+                self.driver.show(new.led)
+            if previous != new.state:
+                log.info("status: %s%s", new.state,
+                         f" ({'; '.join(new.reasons)})" if new.reasons else "")
+            self._publish("health", new.as_dict())
+        return new
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        # Runs for the life of the appliance, one cheap recompute per tick.
+        while True:
+            await asyncio.sleep(self.tick)
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("status refresh failed")
+
+    def _load_board(self) -> boards.Board:
+        try:
+            if self.board_name == "auto":
+                return boards.detect(self.root, self.board_dir)
+            board = boards.load(self.board_name, self.board_dir)
+            log.info("board %s (from configuration)", board.name)
+            return board
+        except boards.BoardError as exc:
+            # A PC install without board files, or a typo in board.name: DNS must still run.
+            log.warning("board: %s; running as %s", exc, boards.GENERIC)
+            try:
+                return boards.load(boards.GENERIC, self.board_dir)
+            except boards.BoardError:
+                return boards.Board(boards.GENERIC, "Generic Linux machine", (), False, (), (),
+                                    boards.ExternalLeds("none"), None)
+
+    def _gpio_available(self) -> bool:
+        board = self.board
+        wanted = board.gpio and (board.external_leds.kind != "none" or board.button is not None)
+        if not wanted:
+            return False
+        if self.pin_factory is not None:
+            return True
+        try:
+            from gpiozero import Device
+
+            with warnings.catch_warnings():
+                # gpiozero warns once per factory it falls back from; one line of ours is enough.
+                warnings.simplefilter("ignore")
+                Device.ensure_pin_factory()
+            return True
+        except Exception as exc:
+            self.gpio_error = f"{type(exc).__name__}: {exc}"
+            log.warning("no GPIO on this machine (%s): external LEDs and button disabled",
+                        self.gpio_error)
+            return False
+
+    def _outputs(self, gpio_ok: bool) -> list:
+        board = self.board
+        if not gpio_ok and board.external_leds.kind != "none":
+            board = dataclasses.replace(board, external_leds=boards.ExternalLeds("none"))
+        try:
+            outputs = leds.outputs_for_board(board, self.root, self.pin_factory)
+        except Exception as exc:  # a pin in use or refused: keep the onboard LED at least
+            log.warning("GPIO LEDs unavailable (%s); using onboard LEDs only", exc)
+            board = dataclasses.replace(board, external_leds=boards.ExternalLeds("none"))
+            outputs = leds.outputs_for_board(board, self.root, self.pin_factory)
+        if not outputs:
+            log.info("board %s: no status LEDs to drive", board.name)
+        return outputs
+
+    def _start_button(self) -> None:
+        from burrow.board.button import ButtonTimings, PanelButton
+
+        spec = self.board.button
+        try:
+            self.button = PanelButton(spec.pin, self._on_button, pull_up=spec.pull_up,
+                                      timings=self.button_timings or ButtonTimings(),
+                                      pin_factory=self.pin_factory)
+        except Exception as exc:
+            log.warning("button on GPIO %s unavailable: %s", spec.pin, exc)
+
+    async def _start_watcher(self) -> None:
+        if self.watcher_factory is False:
+            self.network_error = "network watching disabled"
+            return
+        try:
+            if self.watcher_factory is None:
+                from burrow.board.network import NetworkWatcher
+
+                self.watcher = NetworkWatcher(self._on_network)
+            else:
+                self.watcher = self.watcher_factory(self._on_network)
+            self._snapshot = await self.watcher.start()
+        except Exception as exc:  # no netlink (container, seccomp), no pyroute2
+            self.network_error = f"{type(exc).__name__}: {exc}"
+            log.warning("netlink unavailable (%s): link state is not monitored", self.network_error)
+            if self.watcher is not None:
+                try:
+                    self.watcher.close()
+                except Exception:
+                    pass
+            self.watcher = None
+            return
+        self._publish("network", self.network())
+
+    def _on_network(self, snapshot) -> None:
+        self._snapshot = snapshot
+        self._publish("network", self.network())
+        self.refresh()
+
+    def _on_button(self, action: str, detail: dict) -> None:
+        self._publish("events", {"type": "button", "action": action, "time": time.time(), **detail})
+        if action == "pause_toggle":
+            self._invoke("toggle_pause", detail.get("duration_s", 300))
+        elif action == "restart":
+            self._restart()
+        elif action == "factory_reset":
+            self._invoke("factory_reset")
+        self.refresh()  # reset_armed / reset_disarmed change the LEDs at once
+
+    def _invoke(self, name: str, *args) -> None:
+        fn = getattr(self.app, name, None)
+        if fn is None:
+            log.warning("button: the app has no %s(); ignored", name)
+            return
+        try:
+            result = fn(*args)
+        except Exception:
+            log.exception("button: %s failed", name)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_done)
+
+    def _side_done(self, task: asyncio.Task) -> None:
+        self._side_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("button action failed", exc_info=task.exception())
+
+    def _restart(self) -> None:
+        """Stop cleanly and exit with :data:`RESTART_EXIT_CODE` so systemd
+        starts us again (``Restart=on-failure``, ``RestartForceExitStatus``)."""
+        request_stop = getattr(self.app, "request_stop", None)
+        if request_stop is not None:
+            request_stop(RESTART_EXIT_CODE)
+            return
+        # An app without request_stop: the SIGTERM path still stops cleanly, and
+        # the CLI returns app.exit_code when it knows to.
+        self.app.exit_code = RESTART_EXIT_CODE
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _publish(self, topic: str, payload: Any) -> None:
+        bus = getattr(self.app, "events", None)
+        if bus is None:
+            return
+        try:
+            bus.publish(topic, payload)
+        except Exception:
+            log.warning("publishing %s failed", topic, exc_info=True)
+
+
+def _cfg(app, key: str, default):
+    try:
+        return app.config[key]
+    except (AttributeError, KeyError, TypeError):
+        return default
+
+
+def _call(app, name: str, default):
+    # Features from other issues (pause) may not exist yet: absent means default.
+    attr = getattr(app, name, None)
+    if attr is None:
+        return default
+    try:
+        return attr() if callable(attr) else attr
+    except Exception:
+        log.debug("%s() failed", name, exc_info=True)
+        return default
