@@ -1,14 +1,25 @@
-"""The web API: a microdot app on the DNS process's loop, one sub-app per resource."""
+"""The web API: microdot on the DNS process's loop; one module per resource registers routes.
+
+Every module has ``register(api, app)``; the registry (``api.routes``) is what OpenAPI, docs
+and the role tests enumerate.
+"""
 
 from __future__ import annotations
 
-from microdot import Microdot
+from . import docs, health
+from .routes import Api
 
-from .health import health_app
+MODULES = [health, docs]
 
 
-def create_app(app) -> Microdot:
-    """Build the web app for the running ``app`` (burrow.app.App)."""
-    web = Microdot()
-    web.mount(health_app(app))
-    return web
+def create_api(app) -> Api:
+    """Build the Api (registry + microdot app) for the running ``app`` (burrow.app.App)."""
+    api = Api(app)
+    for module in MODULES:
+        module.register(api, app)
+    return api
+
+
+def create_app(app):
+    """The microdot app to serve (kept for callers that only need the web app)."""
+    return create_api(app).web

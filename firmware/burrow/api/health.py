@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from microdot import Microdot
+from .routes import Api
+from .schema import Obj, Str
 
 
 def format_uptime(seconds: float) -> str:
-    """Go-style duration as the seed shows it: "2h15m30s", "45s", "3m0s"."""
+    """Go-style duration as the seed shows it: "2h15m30s", "3m0s", "45s"."""
     s = int(seconds)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
@@ -17,22 +18,30 @@ def format_uptime(seconds: float) -> str:
     return f"{sec}s"
 
 
-def health_app(app) -> Microdot:
-    web = Microdot()
+Alive = Obj("Alive", {"status": Str(enum=["alive"])}, example={"status": "alive"})
+Health = Obj("Health", {"status": Str(enum=["ok"]), "uptime": Str(), "version": Str()},
+             example={"status": "ok", "uptime": "2h15m30s", "version": "0.1.0"})
+Readiness = Obj("Readiness", {"status": Str(enum=["ready", "not_ready"]),
+                              "checks": Obj("ReadinessChecks", {}, additional=True)},
+                example={"status": "ready", "checks": {"storage": "ok", "upstreams": "ok",
+                                                       "blocklist": "not_configured"}})
 
-    @web.get("/healthz")
-    async def healthz(request):
+
+def register(api: Api, app) -> None:
+    @api.route("GET", "/healthz", role="public", summary="Liveness probe", tags=["health"],
+               responses={200: Alive})
+    async def healthz(req):
         return {"status": "alive"}
 
-    @web.get("/readyz")
-    async def readyz(request):
+    @api.route("GET", "/readyz", role="public", summary="Readiness probe", tags=["health"],
+               responses={200: Readiness, 503: Readiness})
+    async def readyz(req):
         ready, checks = app.readiness()
         if ready:
             return {"status": "ready", "checks": checks}
         return {"status": "not_ready", "checks": checks}, 503
 
-    @web.get("/api/health")
-    async def api_health(request):
+    @api.route("GET", "/api/health", role="public", summary="Server health and uptime", tags=["health"],
+               responses={200: Health})
+    async def api_health(req):
         return {"status": "ok", "uptime": format_uptime(app.uptime_seconds()), "version": app.version}
-
-    return web

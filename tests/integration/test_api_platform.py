@@ -1,0 +1,109 @@
+"""The API platform: error shape, OpenAPI generated from the registry, docs, headers, limits."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from burrow.api.schema import Obj
+from tests.support.burrow_proc import BurrowProcess
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    from tests.support.upstream_client import TestUpstream
+    with TestUpstream() as up, BurrowProcess(tmp_path_factory.mktemp("api"), [up.address]) as b:
+        yield b
+
+
+def raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def test_unknown_path_and_method_use_the_error_shape(srv):
+    status, body = srv.http("GET", "/api/nope")
+    assert status == 404
+    assert body["code"] == 404 and body["error"] == "Not Found" and body["message"] and body["timestamp"]
+    status, body = srv.http("DELETE", "/healthz")
+    assert status == 405 and body["code"] == 405
+
+
+def test_security_headers_and_cors_on_public_get(srv):
+    reply = raw_http(srv.web_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").decode()
+    head = reply.split("\r\n\r\n")[0].lower()
+    assert "x-content-type-options: nosniff" in head
+    assert "frame-ancestors 'none'" in head and "script-src 'self'" in head
+    assert "referrer-policy: no-referrer" in head
+    assert "access-control-allow-origin: *" in head
+    assert "access-control-allow-credentials" not in head
+
+
+def test_preflight_answers_without_credentials(srv):
+    reply = raw_http(srv.web_port, b"OPTIONS /api/health HTTP/1.1\r\nHost: x\r\n"
+                                   b"Origin: http://example.org\r\nAccess-Control-Request-Method: POST\r\n\r\n").decode()
+    status_line, head = reply.split("\r\n", 1)
+    assert status_line.split()[1] in ("200", "204")
+    head = head.lower()
+    assert "access-control-allow-origin: *" in head and "access-control-allow-methods:" in head
+    assert "authorization" in head.split("access-control-allow-headers:")[1].split("\r\n")[0]
+    assert "access-control-allow-credentials" not in head
+
+
+def test_openapi_document_lists_every_route(srv):
+    status, doc = srv.http("GET", "/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.1")
+    from burrow.api import create_api
+
+    class FakeApp:
+        version = "x"
+    api = create_api(FakeApp())
+    for route in api.routes:
+        assert route.method.lower() in doc["paths"][route.openapi_path], route.path
+
+
+def test_documented_examples_validate_against_their_schemas():
+    from burrow.api import create_api
+    from burrow.api.schema import _MISSING
+
+    class FakeApp:
+        version = "x"
+    api = create_api(FakeApp())
+    seen = 0
+    for route in api.routes:
+        for schema in [route.body, *route.responses.values()]:
+            if isinstance(schema, Obj) and schema.example is not _MISSING:
+                schema.validate(schema.example)  # raises ValidationError naming the field
+                seen += 1
+    assert seen > 0
+
+
+def test_docs_pages_load_local_assets_without_inline_script(srv):
+    for path, asset in (("/docs", "/docs/assets/swagger-ui-dist/swagger-ui-bundle.js"),
+                        ("/redoc", "/docs/assets/redoc/bundles/redoc.standalone.js")):
+        status, html = srv.http("GET", path)
+        assert status == 200, html
+        assert "<script>" not in html and "http://" not in html and "https://" not in html
+        status, js = srv.http("GET", asset)
+        assert status == 200 and len(js) > 10000
+    status, _ = srv.http("GET", "/docs/assets/../../../etc/passwd")
+    assert status == 404
+
+
+def test_slow_drip_client_is_cut_off_while_others_are_served(srv, monkeypatch):
+    drip = socket.create_connection(("127.0.0.1", srv.web_port), timeout=30)
+    drip.sendall(b"GET /healthz HTTP/1.1\r\n")  # never finishes its headers
+    start = time.monotonic()
+    assert srv.http("GET", "/healthz")[0] == 200  # others are served meanwhile
+    drip.settimeout(30)
+    data = drip.recv(100)  # the server closes it at the header deadline
+    assert data == b"" and time.monotonic() - start < 20
+    drip.close()
