@@ -1,0 +1,90 @@
+"""Role enforcement over every route the app registers: enumerated, never listed by hand."""
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+import pytest
+from microdot.test_client import TestClient
+
+from burrow.api import create_api
+
+
+@dataclass(frozen=True)
+class FakePrincipal:
+    username: str
+    role: str
+    scope: str
+    via: str = "jwt"
+    user_id: int = 1
+
+    @property
+    def can_write(self):
+        return self.role == "admin" and self.scope == "admin"
+
+
+class FakeAuth:
+    PRINCIPALS = {
+        "Bearer viewer": FakePrincipal("v", "viewer", "read"),
+        "Bearer admin-read-token": FakePrincipal("a", "admin", "read", via="token"),
+        "Bearer admin": FakePrincipal("a", "admin", "admin"),
+    }
+
+    def authenticate(self, header, cookie):
+        if header is None:
+            return None
+        if header not in self.PRINCIPALS:
+            from burrow.api.errors import ApiError
+            raise ApiError(401, "bad token")
+        return self.PRINCIPALS[header]
+
+
+class FakeApp:
+    version = "test"
+    auth = FakeAuth()
+
+    def __getattr__(self, name):  # handlers must not be reached in these tests
+        raise AssertionError(f"handler ran and touched app.{name}")
+
+
+def concrete(path: str) -> str:
+    """A request path for a route pattern: fill each <param> with a plausible value."""
+    return re.sub(r"<(?:int:)?([^>]+)>", lambda m: "1" if m.group(0).startswith("<int:") else "x", path)
+
+
+def routes():
+    return create_api(FakeApp()).routes
+
+
+def call(method, path, token=None):
+    api = create_api(FakeApp())
+    client = TestClient(api.web)
+    headers = {"Authorization": token} if token else {}
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        headers["Content-Type"] = "application/json"
+        return asyncio.run(client.request(method, path, headers=headers, body=b"{}"))
+    return asyncio.run(client.request(method, path, headers=headers))
+
+
+ADMIN_ROUTES = [r for r in routes() if r.role == "admin"]
+PRIVATE_ROUTES = [r for r in routes() if r.role != "public"]
+
+
+def test_every_mutating_route_is_admin_or_self_service():
+    for r in routes():
+        if r.mutating:
+            assert r.role in ("admin", "self", "public"), r.path
+
+
+@pytest.mark.parametrize("route", ADMIN_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_viewer_and_read_scoped_tokens_get_403_on_admin_routes(route):
+    for token in ("Bearer viewer", "Bearer admin-read-token"):
+        res = call(route.method, concrete(route.path), token)
+        assert res.status_code == 403, (token, res.status_code, res.text)
+        assert res.json["code"] == 403
+
+
+@pytest.mark.parametrize("route", PRIVATE_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_anonymous_and_bad_tokens_get_401(route):
+    assert call(route.method, concrete(route.path)).status_code == 401
+    assert call(route.method, concrete(route.path), "Bearer forged").status_code == 401
