@@ -144,6 +144,9 @@ class Int(Field):
             value = int(value)
         if not isinstance(value, int):
             raise ValueError("must be an integer")
+        return self._in_range(value)
+
+    def _in_range(self, value):
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"must be at least {self.minimum}")
         if self.maximum is not None and value > self.maximum:
@@ -172,11 +175,7 @@ class Num(Int):
                 raise ValueError("must be a number") from None
         if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
             raise ValueError("must be a number")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"must be at least {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"must be at most {self.maximum}")
-        return value
+        return self._in_range(value)
 
     def _schema(self):
         s = super()._schema()

@@ -50,16 +50,7 @@ class Config:
         """A new Config with ``overrides`` (dotted keys) validated and applied."""
         errors: list[tuple[str, str]] = []
         values, sources = dict(self._values), dict(self._sources)
-        for key, raw in overrides.items():
-            opt = BY_KEY.get(key)
-            if opt is None:
-                errors.append((key, "unknown option"))
-                continue
-            try:
-                values[key] = opt.validate(raw)
-                sources[key] = source
-            except ValueError as e:
-                errors.append((key, str(e)))
+        _apply(overrides, values, sources, errors, source)
         errors.extend(_cross_checks(values))
         if errors:
             raise ConfigError(errors)
