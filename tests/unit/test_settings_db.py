@@ -56,15 +56,15 @@ def test_later_migrations_apply_once_in_order(tmp_path):
     path = tmp_path / "settings.db"
     SettingsDB(path).close()
     more = [*MIGRATIONS,
-            (2, "CREATE TABLE groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"),
-            (3, "INSERT INTO groups (name) VALUES ('default'); "
-                "CREATE TABLE members (group_id INTEGER REFERENCES groups(id), ip TEXT);")]
+            (len(MIGRATIONS) + 1, "CREATE TABLE test_groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"),
+            (len(MIGRATIONS) + 2, "INSERT INTO test_groups (name) VALUES ('default'); "
+                "CREATE TABLE test_members (group_id INTEGER REFERENCES test_groups(id), ip TEXT);")]
     db = SettingsDB(path, migrations=more)
     db.close()
     db = SettingsDB(path, migrations=more)
     try:
-        assert db.version == 3
-        assert db.conn.execute("SELECT name FROM groups").fetchall() == [("default",)]
+        assert db.version == len(MIGRATIONS) + 2
+        assert db.conn.execute("SELECT name FROM test_groups").fetchall() == [("default",)]
     finally:
         db.close()
 
@@ -73,15 +73,15 @@ def test_failed_migration_rolls_back_entirely(tmp_path):
     path = tmp_path / "settings.db"
     SettingsDB(path).close()
     broken = [*MIGRATIONS,
-              (2, "CREATE TABLE groups (id INTEGER PRIMARY KEY);"),
-              (3, "CREATE TABLE oops (x); INSERT INTO nowhere VALUES (1);")]
+              (len(MIGRATIONS) + 1, "CREATE TABLE test_groups (id INTEGER PRIMARY KEY);"),
+              (len(MIGRATIONS) + 2, "CREATE TABLE oops (x); INSERT INTO nowhere VALUES (1);")]
     with pytest.raises(sqlite3.OperationalError):
         SettingsDB(path, migrations=broken)
-    assert user_version(path) == 1
+    assert user_version(path) == len(MIGRATIONS)
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
-    assert tables == {"settings"}  # migration 2 rolled back with 3: one transaction
+    assert "test_groups" not in tables and "oops" not in tables  # both rolled back: one transaction
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -173,9 +173,11 @@ def test_integrity_check_reports_ok_and_damage(tmp_path):
     assert db.integrity_check() == "ok"
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    # Scribble over a b-tree page in the middle of the file.
+    # Scribble over a b-tree page holding the rows just written (the file ends with them;
+    # the first pages hold the schema and tables other migrations create).
+    size = path.stat().st_size
     with open(path, "r+b") as f:
-        f.seek(4096 * 3 + 100)
+        f.seek(size - 4096 * 3 + 100)
         f.write(b"\xff" * 2000)
     db = SettingsDB(path)
     try:

@@ -259,7 +259,7 @@ class Obj(Field):
             for key in value:
                 if key not in self.fields:
                     problems.append((prefix + str(key), "unknown field"))
-        elif self.additional:
+        else:
             for key in value:
                 if key not in self.fields:
                     out[key] = value[key]

@@ -10,7 +10,6 @@ import asyncio
 import logging
 
 from .. import wire
-from ..cache import SERVFAIL_TTL
 from ..decision import Decision
 from ..message import Answer, Query, sanitize_upstream
 from ..upstream import UpstreamError, UpstreamPool
@@ -67,7 +66,7 @@ class ForwardStage:
             reply, server = await pool.query(question, query.flags, query.do)
         except UpstreamError as e:
             query.note("forward", "servfail", source="upstream", detail=str(e))
-            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, str(e)[:100]), ttl=SERVFAIL_TTL)
+            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, str(e)[:100]))
         lim = self.limits
         try:
             answer = sanitize_upstream(reply, query.qname, query.qtype, 12 + len(question),
@@ -75,7 +74,7 @@ class ForwardStage:
         except wire.WireError as e:
             query.note("forward", "servfail", source="upstream", detail=f"bad reply: {e}")
             return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_NETWORK_ERROR, "malformed upstream reply"),
-                          ttl=SERVFAIL_TTL, upstream=server.label)
+                          upstream=server.label)
         answer.upstream = server.label
         if query.route:
             answer.decision = Decision.FORWARDED_CONDITIONAL
