@@ -45,6 +45,7 @@ class App:
         self.ready = False
         self.data_dir = data_dir(config)
         self.settings: SettingsDB | None = None
+        self.auth = None  # AuthService once storage is open
         self.querylog: QueryLogDB | None = None
         self.recorder: Recorder | None = None
         self.events = EventBus()
@@ -86,6 +87,9 @@ class App:
         cfg = self.config
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = SettingsDB(self.data_dir / "settings.db")
+        from .auth import AuthService
+        self.auth = AuthService(self.settings, self.data_dir)
+        self.auth.set_event_sink(lambda event: self.events.publish("events", event))
         self.querylog = QueryLogDB(self.data_dir / "querylog.db")
         self.recorder = Recorder(self.querylog, flush_interval=cfg["storage.query_log_flush_interval"],
                                  retention_days=cfg["storage.query_log_retention_days"],
@@ -102,10 +106,10 @@ class App:
         listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
         await self.dns.start(listen)
         self._check_static_loop()
-        from .api import create_app  # imported late: the web layer is not needed to answer DNS
-        self.api = create_app(self)
+        from .api import create_api  # imported late: the web layer is not needed to answer DNS
+        self.api = create_api(self)
         host, port = parse_hostport(cfg["server.web_ui_address"], 8080)
-        self.api_server = await self.api.start_server(host, port, start_serving=False)
+        self.api_server = await self.api.web.start_server(host, port, start_serving=False)
         await self.api_server.start_serving()
         self.web_port = self.api_server.sockets[0].getsockname()[1]
         log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="print the effective config and every error")
     p.add_argument("--config", "-c", help="path to burrow.toml")
     p.set_defaults(func=cmd_check_config)
+    from .auth.cli import add_parser as add_user_parser
+    add_user_parser(sub)  # burrow user add|passwd|reset-2fa
     args = parser.parse_args(argv)
     return args.func(args)
 

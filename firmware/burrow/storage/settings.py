@@ -37,6 +37,62 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at REAL NOT NULL   -- unix seconds
         );
     """),
+    # 2: users, sessions, refresh tokens, 2FA recovery codes, API tokens (burrow/auth).
+    # Secrets are stored only as hashes, except the TOTP secret, which the check needs.
+    (2, """
+        CREATE TABLE auth_users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,          -- $scrypt$ln=..,r=..,p=..$salt$key
+            role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+            disabled INTEGER NOT NULL DEFAULT 0,
+            totp_secret TEXT,                     -- base32; pending until totp_enabled = 1
+            totp_enabled INTEGER NOT NULL DEFAULT 0,
+            totp_last_step INTEGER,               -- last accepted 30 s step (replay guard)
+            created_at REAL NOT NULL,
+            last_login_at REAL,
+            password_changed_at REAL NOT NULL
+        );
+        CREATE TABLE auth_recovery_codes (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES auth_users(id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,              -- sha256 hex of the normalised code
+            used_at REAL
+        );
+        CREATE INDEX auth_recovery_codes_user ON auth_recovery_codes(user_id);
+        CREATE TABLE auth_sessions (
+            id TEXT PRIMARY KEY,                  -- random; the JWT "sid" claim
+            user_id INTEGER NOT NULL REFERENCES auth_users(id) ON DELETE CASCADE,
+            family_id TEXT NOT NULL,              -- the refresh-token family of this session
+            client_ip TEXT,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,             -- moves with each refresh
+            revoked_at REAL
+        );
+        CREATE INDEX auth_sessions_user ON auth_sessions(user_id);
+        CREATE TABLE auth_refresh_tokens (
+            token_hash TEXT PRIMARY KEY,          -- sha256 hex of the opaque token
+            family_id TEXT NOT NULL,
+            session_id TEXT NOT NULL REFERENCES auth_sessions(id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES auth_users(id) ON DELETE CASCADE,
+            issued_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL                          -- set when rotated; reuse revokes the family
+        );
+        CREATE INDEX auth_refresh_tokens_family ON auth_refresh_tokens(family_id);
+        CREATE INDEX auth_refresh_tokens_session ON auth_refresh_tokens(session_id);
+        CREATE TABLE auth_api_tokens (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES auth_users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+            token_hash TEXT NOT NULL UNIQUE,      -- sha256 hex of the plaintext
+            prefix TEXT NOT NULL,                 -- first 8 characters, to recognise it
+            created_at REAL NOT NULL,
+            last_used_at REAL
+        );
+        CREATE INDEX auth_api_tokens_user ON auth_api_tokens(user_id);
+    """),
 ]
 
 

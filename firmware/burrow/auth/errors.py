@@ -1,0 +1,103 @@
+"""Errors raised by the auth services.
+
+Each class carries ``status`` (the HTTP status the API answers with) and ``error`` (a short
+machine-readable code), so the API maps them generically without importing this module.
+``str(exc)`` is the human-readable message and never contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class AuthServiceError(Exception):
+    """Base of every auth-service error; not raised itself."""
+
+    status = 500
+    error = "internal_error"
+
+    def __init__(self, message: str = ""):
+        super().__init__(message or self.default_message)
+
+    default_message = "authentication error"
+
+
+class AuthError(AuthServiceError):
+    """Credentials are missing parts, wrong, expired or revoked (401).
+
+    The message is deliberately vague ("invalid credentials") where a precise one would tell
+    an attacker which part was wrong.
+    """
+
+    status = 401
+    error = "unauthorized"
+    default_message = "invalid credentials"
+
+
+class TotpRequiredError(AuthError):
+    """The password was right but the account has 2FA and no code was given (401,
+    ``error`` = "totp_required"): ask for the code and log in again with it."""
+
+    error = "totp_required"
+    default_message = "a TOTP code is required"
+
+
+class ForbiddenError(AuthServiceError):
+    """The caller is known but not allowed to do this (403)."""
+
+    status = 403
+    error = "forbidden"
+    default_message = "not allowed"
+
+
+class LockedOutError(AuthServiceError):
+    """Too many failed logins for this account or client address (429).
+
+    ``retry_after`` is the number of seconds until attempts are accepted again (the API sends
+    it as Retry-After). Attempts during the lockout are refused even with the right password.
+    """
+
+    status = 429
+    error = "locked_out"
+
+    def __init__(self, retry_after: float):
+        self.retry_after = max(0, int(retry_after + 0.999))
+        super().__init__(f"too many failed attempts; try again in {self.retry_after} s")
+
+
+class WeakPasswordError(AuthServiceError):
+    """The new password fails the strength rules (400); the message says which rule."""
+
+    status = 400
+    error = "weak_password"
+    default_message = "password is too weak"
+
+    def __init__(self, reason: str = ""):
+        self.reason = reason or self.default_message
+        self.field = "password"
+        super().__init__(self.reason)
+
+
+class ConflictError(AuthServiceError):
+    """The request contradicts the current state (409): name taken, last admin, setup done."""
+
+    status = 409
+    error = "conflict"
+    default_message = "conflict"
+
+
+class NotFoundError(AuthServiceError):
+    """No such user or token (404)."""
+
+    status = 404
+    error = "not_found"
+    default_message = "not found"
+
+
+class InvalidInputError(AuthServiceError):
+    """A field has an invalid value (400). ``field`` names it, ``str(exc)`` says why."""
+
+    status = 400
+    error = "invalid_input"
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)

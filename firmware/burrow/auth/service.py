@@ -1,0 +1,722 @@
+"""AuthService: users, passwords, logins, sessions, 2FA and API tokens over the settings DB.
+
+Everything here is synchronous and meant for the event-loop thread, like the SettingsDB it
+uses; each call is a few short SQLite statements. The one slow step is scrypt (~75 ms, see
+passwords.py): ``login`` does it inline, ``login_async`` does it in a worker thread so DNS
+keeps flowing while someone logs in.
+
+Tables (settings migration 2): auth_users, auth_sessions, auth_refresh_tokens,
+auth_recovery_codes, auth_api_tokens. Secrets are stored only as hashes, except the TOTP
+secret (the check needs it).
+
+Errors are the classes in errors.py, each with ``status`` and ``error`` for the API layer.
+Security events (failed logins, lockouts, logins, refresh-token reuse, logouts, 2FA changes)
+go to the callable given to ``set_event_sink`` as plain dicts with no secrets in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import access, totp
+from .errors import (AuthError, ConflictError, ForbiddenError, InvalidInputError,
+                     LockedOutError, NotFoundError, TotpRequiredError)
+from .lockout import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, LockoutTracker
+from .models import ROLES, SCOPES, Principal, TokenPair
+from .passwords import (check_password_strength, dummy_hash, hash_password, needs_rehash,
+                        verify_password)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ACCESS_TTL = 15 * 60
+DEFAULT_REFRESH_TTL = 30 * 86400
+API_TOKEN_PREFIX = "brw_"
+# Caps (everything that grows has one). A home appliance has a handful of users; sessions per
+# user cover a few browsers and phones (the oldest is dropped beyond it); tokens per user cover
+# a few integrations.
+MAX_USERS = 64
+MAX_SESSIONS_PER_USER = 20
+MAX_API_TOKENS_PER_USER = 32
+# last_used_at of an API token is written at most this often: a script polling every second
+# must not turn into a flash write per request.
+TOKEN_LAST_USED_RESOLUTION = 60.0
+MAX_TOKEN_LENGTH = 4096
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_USER_COLUMNS = "id, username, role, disabled, totp_enabled, created_at, last_login_at"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _public_user(row: sqlite3.Row) -> dict[str, Any]:
+    return {"id": row["id"], "username": row["username"], "role": row["role"],
+            "disabled": bool(row["disabled"]), "totp_enabled": bool(row["totp_enabled"]),
+            "created_at": row["created_at"], "last_login_at": row["last_login_at"]}
+
+
+def _public_token(row: sqlite3.Row) -> dict[str, Any]:
+    return {"id": row["id"], "user_id": row["user_id"], "name": row["name"],
+            "scope": row["scope"], "created_at": row["created_at"],
+            "last_used_at": row["last_used_at"], "prefix": row["prefix"]}
+
+
+def validate_username(username: Any) -> str:
+    """The user name if acceptable (1-64 of letters, digits, ``._@-``, starting with a letter
+    or digit); InvalidInputError("username", …) otherwise."""
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise InvalidInputError(
+            "username", "must be 1-64 letters, digits or . _ @ -, starting with a letter or digit")
+    return username
+
+
+def validate_role(role: Any) -> str:
+    if role not in ROLES:
+        raise InvalidInputError("role", "must be 'admin' or 'viewer'")
+    return role
+
+
+class AuthService:
+    """Authentication and user management for the API.
+
+    ``AuthService(settings_db, data_dir, clock=time.time)``: ``settings_db`` is the app's
+    SettingsDB (migration 2 applied), ``data_dir`` holds ``jwt.key`` (created on first use),
+    ``clock`` returns unix seconds (inject a fake in tests). Keyword options set the access
+    and refresh token lifetimes and the lockout rule (failures within a window).
+    """
+
+    def __init__(self, settings_db, data_dir: Path, clock: Callable[[], float] = time.time, *,
+                 access_ttl: int = DEFAULT_ACCESS_TTL, refresh_ttl: int = DEFAULT_REFRESH_TTL,
+                 max_failures: int = DEFAULT_MAX_FAILURES,
+                 lockout_window: float = DEFAULT_WINDOW_SECONDS, create_key: bool = True):
+        self.db = settings_db
+        self.data_dir = Path(data_dir)
+        self.clock = clock
+        self.access_ttl = int(access_ttl)
+        self.refresh_ttl = int(refresh_ttl)
+        self.lockout = LockoutTracker(clock, max_failures, lockout_window)
+        # The app creates the key at start; the CLI (create_key=False) only reads it if it ever
+        # needs it, so running it as another user cannot leave a key the service can't read.
+        self._signing_key = access.load_or_create_key(self.data_dir) if create_key else None
+        self._sink: Callable[[dict], Any] | None = None
+
+    # ---- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def _key(self) -> bytes:
+        if self._signing_key is None:
+            self._signing_key = access.load_or_create_key(self.data_dir)
+        return self._signing_key
+
+    def set_event_sink(self, sink: Callable[[dict], Any] | None) -> None:
+        """Send security events to ``sink(event_dict)``. Events look like
+        ``{"type": "auth.login_failed", "ts": 1700000000.0, "username": "bob",
+        "client_ip": "192.168.1.5", "reason": "bad_password"}``. Types: auth.login,
+        auth.login_failed (reason: unknown_user, bad_password, disabled, bad_totp),
+        auth.locked_out, auth.login_refused (attempt during a lockout),
+        auth.recovery_code_used, auth.refresh_reuse, auth.logout, auth.2fa_enabled,
+        auth.2fa_disabled, auth.password_change_failed. A sink that raises is logged and
+        ignored. User CRUD and token changes are not reported here: the API layer knows who
+        did them and writes those audit events itself."""
+        self._sink = sink
+
+    def _emit(self, type_: str, **fields: Any) -> None:
+        event = {"type": type_, "ts": self.clock(), **fields}
+        log.info("%s %s", type_, {k: v for k, v in fields.items()})
+        if self._sink is not None:
+            try:
+                self._sink(event)
+            except Exception:
+                log.exception("auth event sink failed for %s", type_)
+
+    def _rows(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        # Row factory on the cursor only: the connection is shared with other services.
+        cursor = self.db.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(sql, params)
+
+    def _row(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        return self._rows(sql, params).fetchone()
+
+    def _user_row(self, user_id: int) -> sqlite3.Row:
+        row = self._row("SELECT * FROM auth_users WHERE id = ?", (user_id,))
+        if row is None:
+            raise NotFoundError("no such user")
+        return row
+
+    def _enabled_admins(self, except_id: int | None = None) -> int:
+        return self.db.conn.execute(
+            "SELECT count(*) FROM auth_users WHERE role = 'admin' AND disabled = 0 AND id != ?",
+            (-1 if except_id is None else except_id,)).fetchone()[0]
+
+    def _revoke_user_sessions(self, conn: sqlite3.Connection, user_id: int, now: float) -> None:
+        conn.execute("UPDATE auth_sessions SET revoked_at = ? "
+                     "WHERE user_id = ? AND revoked_at IS NULL", (now, user_id))
+        conn.execute("DELETE FROM auth_refresh_tokens WHERE user_id = ?", (user_id,))
+
+    # ---- users ---------------------------------------------------------------------------------
+
+    def has_users(self) -> bool:
+        """True once any user exists (first-run setup is closed from then on)."""
+        return self.db.conn.execute("SELECT 1 FROM auth_users LIMIT 1").fetchone() is not None
+
+    def get_user(self, id_or_name: int | str) -> dict | None:
+        """The public dict of a user by id (int) or name (str, case-insensitive), or None."""
+        if isinstance(id_or_name, int) and not isinstance(id_or_name, bool):
+            row = self._row(f"SELECT {_USER_COLUMNS} FROM auth_users WHERE id = ?", (id_or_name,))
+        elif isinstance(id_or_name, str):
+            row = self._row(f"SELECT {_USER_COLUMNS} FROM auth_users WHERE username = ?",
+                            (id_or_name,))
+        else:
+            return None
+        return None if row is None else _public_user(row)
+
+    def list_users(self) -> list[dict]:
+        """Every user's public dict, by id."""
+        return [_public_user(r) for r in
+                self._rows(f"SELECT {_USER_COLUMNS} FROM auth_users ORDER BY id")]
+
+    def create_user(self, username: str, password: str, role: str) -> dict:
+        """Create a user; return its public dict.
+
+        Raises InvalidInputError (bad name or role), WeakPasswordError, ConflictError (name
+        taken, ignoring case, or MAX_USERS reached).
+        """
+        validate_username(username)
+        validate_role(role)
+        check_password_strength(password, username)
+        if self.get_user(username) is not None:
+            raise ConflictError(f"user {username!r} already exists")
+        password_hash = hash_password(password)
+        return self._insert_user(username, password_hash, role, only_if_first=False)
+
+    def setup_first_admin(self, username: str, password: str) -> dict:
+        """Create the first user, an admin, while no user exists; ConflictError afterwards.
+        (The API also restricts this to the allowed local networks.)"""
+        if self.has_users():
+            raise ConflictError("setup is already done")
+        validate_username(username)
+        check_password_strength(password, username)
+        password_hash = hash_password(password)
+        return self._insert_user(username, password_hash, "admin", only_if_first=True)
+
+    def _insert_user(self, username: str, password_hash: str, role: str, *,
+                     only_if_first: bool) -> dict:
+        now = self.clock()
+        try:
+            with self.db.transaction() as conn:
+                count = conn.execute("SELECT count(*) FROM auth_users").fetchone()[0]
+                if only_if_first and count:
+                    raise ConflictError("setup is already done")
+                if count >= MAX_USERS:
+                    raise ConflictError(f"at most {MAX_USERS} users")
+                cursor = conn.execute(
+                    "INSERT INTO auth_users (username, password_hash, role, created_at, "
+                    "password_changed_at) VALUES (?, ?, ?, ?, ?)",
+                    (username, password_hash, role, now, now))
+        except sqlite3.IntegrityError as e:
+            raise ConflictError(f"user {username!r} already exists") from e
+        log.info("created user %r (%s)", username, role)
+        return self.get_user(cursor.lastrowid)
+
+    def update_user(self, user_id: int, *, role: str | None = None, password: str | None = None,
+                    disabled: bool | None = None) -> dict:
+        """Change a user's role, password and/or disabled flag; return the public dict.
+
+        A new password (strength-checked) and disabling both revoke the user's sessions and
+        refresh tokens (API tokens stay; revoke those separately). Demoting or disabling the
+        last enabled admin raises ConflictError; NotFoundError if there is no such user.
+        """
+        row = self._user_row(user_id)
+        if role is not None:
+            validate_role(role)
+        if disabled is not None and not isinstance(disabled, bool):
+            raise InvalidInputError("disabled", "must be true or false")
+        loses_admin = row["role"] == "admin" and not row["disabled"] and (
+            (role is not None and role != "admin") or disabled is True)
+        if loses_admin and self._enabled_admins(except_id=user_id) == 0:
+            raise ConflictError("this is the last enabled admin")
+        password_hash = None
+        if password is not None:
+            check_password_strength(password, row["username"])
+            password_hash = hash_password(password)
+        now = self.clock()
+        with self.db.transaction() as conn:
+            if role is not None:
+                conn.execute("UPDATE auth_users SET role = ? WHERE id = ?", (role, user_id))
+            if disabled is not None:
+                conn.execute("UPDATE auth_users SET disabled = ? WHERE id = ?",
+                             (int(disabled), user_id))
+            if password_hash is not None:
+                conn.execute("UPDATE auth_users SET password_hash = ?, password_changed_at = ? "
+                             "WHERE id = ?", (password_hash, now, user_id))
+            if password_hash is not None or disabled:
+                self._revoke_user_sessions(conn, user_id, now)
+        return self.get_user(user_id)
+
+    def change_password(self, user_id: int, current_password: str, new_password: str,
+                        client_ip: str | None = None) -> dict:
+        """A user changing their own password: the current one must be right (else
+        InvalidInputError on "current_password", counted like a failed login, so a stolen
+        session cannot guess it at leisure). Revokes all the user's sessions, like update_user."""
+        row = self._user_row(user_id)
+        wait = self.lockout.retry_after(row["username"], client_ip)
+        if wait > 0:
+            raise LockedOutError(wait)
+        if not verify_password(row["password_hash"], current_password or ""):
+            self.lockout.record_failure(row["username"], client_ip)
+            self._emit("auth.password_change_failed", username=row["username"],
+                       user_id=user_id, client_ip=client_ip)
+            raise InvalidInputError("current_password", "is not correct")
+        return self.update_user(user_id, password=new_password)
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete a user with their sessions, tokens and 2FA data. Refuses (ConflictError) to
+        delete the last enabled admin; NotFoundError if there is no such user."""
+        row = self._user_row(user_id)
+        if row["role"] == "admin" and not row["disabled"] \
+                and self._enabled_admins(except_id=user_id) == 0:
+            raise ConflictError("cannot delete the last enabled admin")
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM auth_users WHERE id = ?", (user_id,))
+        log.info("deleted user %r", row["username"])
+
+    # ---- login ---------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str, totp_code: str | None = None,
+              client_ip: str | None = None) -> TokenPair:
+        """Check credentials and start a session; return its TokenPair.
+
+        Raises LockedOutError(retry_after) while the account or ``client_ip`` is locked out
+        (even with the right password), AuthError for a wrong name/password/code (the same
+        error and about the same time whether or not the user exists), TotpRequiredError when
+        the password is right, 2FA is on and ``totp_code`` is None. ``totp_code`` may also be
+        an unused recovery code.
+        """
+        attempt = self._login_begin(username, client_ip)
+        checked = self._check_password(attempt["stored"], password)
+        return self._login_finish(attempt, checked, totp_code, client_ip)
+
+    async def login_async(self, username: str, password: str, totp_code: str | None = None,
+                          client_ip: str | None = None) -> TokenPair:
+        """``login`` with the scrypt work in a worker thread (scrypt releases the GIL); the
+        SQLite parts stay on the loop thread. Same results and errors."""
+        attempt = self._login_begin(username, client_ip)
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(None, self._check_password, attempt["stored"],
+                                             password)
+        return self._login_finish(attempt, checked, totp_code, client_ip)
+
+    def _login_begin(self, username: Any, client_ip: str | None) -> dict:
+        # Names are at most 64 characters; truncating bounds the lockout table's keys.
+        name = username[:128] if isinstance(username, str) else ""
+        # Made on the first attempt (not the first unknown name), so that one is not slower.
+        fallback = dummy_hash()
+        wait = self.lockout.retry_after(name, client_ip)
+        if wait > 0:
+            self._emit("auth.login_refused", username=name[:64], client_ip=client_ip,
+                       retry_after=int(wait))
+            raise LockedOutError(wait)
+        row = self._row("SELECT id, password_hash FROM auth_users WHERE username = ?",
+                        (name,)) if name else None
+        # Unknown users are checked against a dummy hash so they cost the same time.
+        return {"username": name, "user_id": None if row is None else row["id"],
+                "stored": fallback if row is None else row["password_hash"]}
+
+    @staticmethod
+    def _check_password(stored: str, password: Any) -> tuple[bool, str | None]:
+        """(matches, new hash if the stored one uses old parameters). Pure CPU; thread-safe."""
+        ok = verify_password(stored, password if isinstance(password, str) else "")
+        return ok, (hash_password(password) if ok and needs_rehash(stored) else None)
+
+    def _fail(self, username: str, client_ip: str | None, reason: str,
+              user_id: int | None = None) -> AuthError:
+        locked = self.lockout.record_failure(username, client_ip)
+        self._emit("auth.login_failed", username=username[:64], user_id=user_id,
+                   client_ip=client_ip, reason=reason)
+        if locked:
+            self._emit("auth.locked_out", username=username[:64], user_id=user_id,
+                       client_ip=client_ip, retry_after=int(locked))
+        return AuthError()
+
+    def _login_finish(self, attempt: dict, checked: tuple[bool, str | None],
+                      totp_code: str | None, client_ip: str | None) -> TokenPair:
+        name, user_id = attempt["username"], attempt["user_id"]
+        ok, new_hash = checked
+        if isinstance(totp_code, int) and not isinstance(totp_code, bool):
+            totp_code = f"{totp_code:06d}"  # {"totp": 123456} from a script's JSON
+        row = None if user_id is None else self._row("SELECT * FROM auth_users WHERE id = ?",
+                                                     (user_id,))
+        if row is None:  # unknown name (or deleted while we hashed)
+            raise self._fail(name, client_ip, "unknown_user")
+        if not ok:
+            raise self._fail(name, client_ip, "bad_password", user_id)
+        if row["disabled"]:
+            raise self._fail(name, client_ip, "disabled", user_id)
+        if row["totp_enabled"] and (totp_code is None
+                                    or (isinstance(totp_code, str) and not totp_code.strip())):
+            raise TotpRequiredError()
+        now = self.clock()
+        try:
+            with self.db.transaction() as conn:
+                if row["totp_enabled"] and not self._accept_second_factor(conn, row, totp_code,
+                                                                          now):
+                    raise _SecondFactorFailed()  # rolls the transaction back
+                if new_hash is not None:
+                    conn.execute("UPDATE auth_users SET password_hash = ? WHERE id = ?",
+                                 (new_hash, user_id))
+                conn.execute("UPDATE auth_users SET last_login_at = ? WHERE id = ?",
+                             (now, user_id))
+                pair = self._start_session(conn, row, client_ip, now)
+        except _SecondFactorFailed:
+            raise self._fail(name, client_ip, "bad_totp", user_id) from None
+        self.lockout.record_success(name)
+        self._emit("auth.login", username=row["username"], user_id=user_id, client_ip=client_ip,
+                   via_2fa=bool(row["totp_enabled"]))
+        return pair
+
+    def _accept_second_factor(self, conn: sqlite3.Connection, row: sqlite3.Row, code: Any,
+                              now: float) -> bool:
+        """Accept a TOTP code (newer step than the last one used) or an unused recovery code,
+        recording its use in ``conn``'s transaction."""
+        if not isinstance(code, str):
+            return False
+        if totp.looks_like_totp(code):
+            return self._accept_totp(conn, row, code, now)
+        used = conn.execute(
+            "UPDATE auth_recovery_codes SET used_at = ? "
+            "WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+            (now, row["id"], totp.hash_recovery_code(code))).rowcount
+        if used:
+            left = conn.execute("SELECT count(*) FROM auth_recovery_codes "
+                                "WHERE user_id = ? AND used_at IS NULL", (row["id"],)).fetchone()[0]
+            self._emit("auth.recovery_code_used", username=row["username"], user_id=row["id"],
+                       remaining=left)
+        return bool(used)
+
+    def _accept_totp(self, conn: sqlite3.Connection, row: sqlite3.Row, code: str,
+                     now: float) -> bool:
+        step = totp.verify(row["totp_secret"], code, now=now, last_step=row["totp_last_step"])
+        if step is None:
+            return False
+        # Conditional update: if another request used this step meanwhile, we lose.
+        return conn.execute(
+            "UPDATE auth_users SET totp_last_step = ? WHERE id = ? "
+            "AND (totp_last_step IS NULL OR totp_last_step < ?)",
+            (step, row["id"], step)).rowcount == 1
+
+    # ---- sessions and tokens -------------------------------------------------------------------
+
+    def _start_session(self, conn: sqlite3.Connection, row: sqlite3.Row, client_ip: str | None,
+                       now: float) -> TokenPair:
+        user_id = row["id"]
+        # Forget finished sessions (their refresh tokens go with them: ON DELETE CASCADE).
+        conn.execute("DELETE FROM auth_sessions WHERE user_id = ? "
+                     "AND (revoked_at IS NOT NULL OR expires_at <= ?)", (user_id, now))
+        extra = conn.execute("SELECT id FROM auth_sessions WHERE user_id = ? "
+                             "ORDER BY created_at DESC LIMIT -1 OFFSET ?",
+                             (user_id, MAX_SESSIONS_PER_USER - 1)).fetchall()
+        conn.executemany("DELETE FROM auth_sessions WHERE id = ?", extra)
+        session_id, family_id = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        conn.execute("INSERT INTO auth_sessions (id, user_id, family_id, client_ip, created_at, "
+                     "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (session_id, user_id, family_id, client_ip, now, now + self.refresh_ttl))
+        refresh_token = self._new_refresh_token(conn, family_id, session_id, user_id, now)
+        return self._pair(row, session_id, refresh_token, now)
+
+    def _new_refresh_token(self, conn: sqlite3.Connection, family_id: str, session_id: str,
+                           user_id: int, now: float) -> str:
+        token = secrets.token_urlsafe(32)
+        conn.execute("INSERT INTO auth_refresh_tokens (token_hash, family_id, session_id, "
+                     "user_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (_sha256(token), family_id, session_id, user_id, now,
+                      now + self.refresh_ttl))
+        return token
+
+    def _pair(self, row: sqlite3.Row, session_id: str, refresh_token: str,
+              now: float) -> TokenPair:
+        access_token = access.encode_access(self._key, user_id=row["id"], role=row["role"],
+                                            session_id=session_id, now=now, ttl=self.access_ttl)
+        user = self.get_user(row["id"])
+        return TokenPair(access_token=access_token, refresh_token=refresh_token,
+                         expires_in=self.access_ttl, session_id=session_id, user=user)
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        """Exchange a refresh token for a new pair; the old refresh token is spent.
+
+        Presenting a spent token again means it was copied: the whole family and its session
+        are revoked (event "auth.refresh_reuse") and AuthError raised. AuthError also for
+        unknown, expired or revoked tokens and for deleted or disabled users.
+        """
+        if not isinstance(refresh_token, str) or not 0 < len(refresh_token) <= MAX_TOKEN_LENGTH:
+            raise AuthError("invalid refresh token")
+        now = self.clock()
+        row = self._row(
+            "SELECT t.token_hash, t.family_id, t.session_id, t.user_id, t.expires_at, t.used_at, "
+            "s.revoked_at FROM auth_refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id "
+            "WHERE t.token_hash = ?", (_sha256(refresh_token),))
+        if row is None:
+            raise AuthError("invalid refresh token")
+        if row["used_at"] is not None:
+            self._revoke_family(row["family_id"], now)
+            user = self.get_user(row["user_id"])
+            self._emit("auth.refresh_reuse", user_id=row["user_id"],
+                       username=user["username"] if user else None)
+            raise AuthError("refresh token was already used; session revoked")
+        if row["revoked_at"] is not None or row["expires_at"] <= now:
+            raise AuthError("refresh token expired or revoked")
+        user = self._row("SELECT * FROM auth_users WHERE id = ?", (row["user_id"],))
+        if user is None or user["disabled"]:
+            raise AuthError("invalid refresh token")
+        with self.db.transaction() as conn:
+            spent = conn.execute("UPDATE auth_refresh_tokens SET used_at = ? "
+                                 "WHERE token_hash = ? AND used_at IS NULL",
+                                 (now, row["token_hash"])).rowcount
+            if not spent:
+                raise AuthError("invalid refresh token")
+            new_token = self._new_refresh_token(conn, row["family_id"], row["session_id"],
+                                                row["user_id"], now)
+            conn.execute("UPDATE auth_sessions SET expires_at = ? WHERE id = ?",
+                         (now + self.refresh_ttl, row["session_id"]))
+        return self._pair(user, row["session_id"], new_token, now)
+
+    def _revoke_family(self, family_id: str, now: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE auth_sessions SET revoked_at = ? "
+                         "WHERE family_id = ? AND revoked_at IS NULL", (now, family_id))
+            # Keep the rows (used or not): every later use is then refused too.
+            conn.execute("UPDATE auth_refresh_tokens SET used_at = coalesce(used_at, ?) "
+                         "WHERE family_id = ?", (now, family_id))
+
+    def logout(self, session_id: str) -> None:
+        """Revoke a session and its refresh-token family. Unknown or already revoked sessions
+        are fine (logging out twice is not an error)."""
+        row = self._row("SELECT s.family_id, s.user_id, u.username FROM auth_sessions s "
+                        "JOIN auth_users u ON u.id = s.user_id WHERE s.id = ?", (session_id,))
+        if row is None:
+            return
+        now = self.clock()
+        with self.db.transaction() as conn:
+            revoked = conn.execute("UPDATE auth_sessions SET revoked_at = ? "
+                                   "WHERE id = ? AND revoked_at IS NULL",
+                                   (now, session_id)).rowcount
+            conn.execute("DELETE FROM auth_refresh_tokens WHERE family_id = ?",
+                         (row["family_id"],))
+        if revoked:
+            self._emit("auth.logout", username=row["username"], user_id=row["user_id"])
+
+    # ---- authenticating requests ---------------------------------------------------------------
+
+    def authenticate(self, authorization_header: str | None,
+                     cookie_token: str | None) -> Principal | None:
+        """Who is calling: from ``Authorization: Bearer brw_…`` (API token), ``Bearer <jwt>``
+        (access token), or else the access token from the cookie (via="cookie").
+
+        None when no credentials were sent; AuthError when some were sent but are invalid
+        (a header with another scheme too). The header wins over the cookie.
+        """
+        if authorization_header and authorization_header.strip():
+            scheme, _, credential = authorization_header.strip().partition(" ")
+            credential = credential.strip()
+            if scheme.lower() != "bearer" or not credential:
+                raise AuthError("use Authorization: Bearer <token>")
+            if credential.startswith(API_TOKEN_PREFIX):
+                return self.authenticate_api_token(credential)
+            return self._jwt_principal(credential, via="jwt")
+        if cookie_token:
+            return self._jwt_principal(cookie_token, via="cookie")
+        return None
+
+    def authenticate_bearer(self, token: str) -> Principal:
+        """The Principal for a JWT access token (via="jwt"); AuthError unless the signature
+        (HS256, our key), typ, expiry, session (not revoked) and user (exists, enabled) hold."""
+        return self._jwt_principal(token, via="jwt")
+
+    def _jwt_principal(self, token: str, via: str) -> Principal:
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthError("invalid access token")
+        claims = access.decode_access(self._key, token, now=self.clock())
+        row = self._row(
+            "SELECT s.revoked_at, u.id, u.username, u.role, u.disabled FROM auth_sessions s "
+            "JOIN auth_users u ON u.id = s.user_id WHERE s.id = ? AND u.id = ?",
+            (str(claims["sid"]), int(claims["sub"])))
+        if row is None or row["revoked_at"] is not None or row["disabled"]:
+            raise AuthError("session revoked or user unknown")
+        # The role comes from the database, not the token: a demotion applies at once.
+        return Principal(user_id=row["id"], username=row["username"], role=row["role"], via=via,
+                         scope="admin" if row["role"] == "admin" else "read",
+                         session_id=str(claims["sid"]))
+
+    def authenticate_api_token(self, plaintext: str) -> Principal:
+        """The Principal for an API token (via="token", its scope); AuthError if unknown,
+        revoked or its user is disabled. Records last use at most once a minute."""
+        if not isinstance(plaintext, str) or not plaintext.startswith(API_TOKEN_PREFIX) \
+                or len(plaintext) > MAX_TOKEN_LENGTH:
+            raise AuthError("invalid API token")
+        row = self._row(
+            "SELECT t.id, t.scope, t.last_used_at, u.id AS user_id, u.username, u.role, "
+            "u.disabled FROM auth_api_tokens t JOIN auth_users u ON u.id = t.user_id "
+            "WHERE t.token_hash = ?", (_sha256(plaintext),))
+        if row is None or row["disabled"]:
+            raise AuthError("invalid API token")
+        now = self.clock()
+        if row["last_used_at"] is None or now - row["last_used_at"] >= TOKEN_LAST_USED_RESOLUTION:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE auth_api_tokens SET last_used_at = ? WHERE id = ?",
+                             (now, row["id"]))
+        return Principal(user_id=row["user_id"], username=row["username"], role=row["role"],
+                         via="token", scope=row["scope"], token_id=row["id"])
+
+    # ---- API tokens ----------------------------------------------------------------------------
+
+    def create_api_token(self, user_id: int, name: str, scope: str) -> tuple[str, dict]:
+        """Create an API token for ``user_id``; return (plaintext, public dict).
+
+        The plaintext ("brw_…") is shown once and stored only as sha256. ``scope`` is "read"
+        or "admin"; a viewer asking for "admin" gets ForbiddenError. InvalidInputError for a
+        bad name (1-64 printable characters) or scope; ConflictError for a duplicate name or
+        too many tokens; NotFoundError for an unknown user.
+        """
+        user = self._user_row(user_id)
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64 \
+                or not name.strip().isprintable():
+            raise InvalidInputError("name", "must be 1-64 printable characters")
+        name = name.strip()
+        if scope not in SCOPES:
+            raise InvalidInputError("scope", "must be 'read' or 'admin'")
+        if scope == "admin" and user["role"] != "admin":
+            raise ForbiddenError("only admins can create admin-scoped tokens")
+        if user["disabled"]:
+            raise ForbiddenError("the user is disabled")
+        plaintext = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.db.transaction() as conn:
+            names = [r[0] for r in conn.execute(
+                "SELECT name FROM auth_api_tokens WHERE user_id = ?", (user_id,))]
+            if name in names:
+                raise ConflictError(f"a token named {name!r} already exists")
+            if len(names) >= MAX_API_TOKENS_PER_USER:
+                raise ConflictError(f"at most {MAX_API_TOKENS_PER_USER} tokens per user")
+            cursor = conn.execute(
+                "INSERT INTO auth_api_tokens (user_id, name, scope, token_hash, prefix, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, name, scope, _sha256(plaintext), plaintext[:8], now))
+        row = self._row("SELECT * FROM auth_api_tokens WHERE id = ?", (cursor.lastrowid,))
+        return plaintext, _public_token(row)
+
+    def list_api_tokens(self, user_id: int | None = None) -> list[dict]:
+        """Public dicts of one user's tokens, or everyone's when ``user_id`` is None."""
+        if user_id is None:
+            rows = self._rows("SELECT * FROM auth_api_tokens ORDER BY id")
+        else:
+            rows = self._rows("SELECT * FROM auth_api_tokens WHERE user_id = ? ORDER BY id",
+                              (user_id,))
+        return [_public_token(r) for r in rows]
+
+    def revoke_api_token(self, token_id: int, *, user_id: int | None = None) -> None:
+        """Delete a token so it stops working at once. With ``user_id``, only that user's
+        token matches (for "revoke my own token"). NotFoundError if nothing matched."""
+        with self.db.transaction() as conn:
+            if user_id is None:
+                n = conn.execute("DELETE FROM auth_api_tokens WHERE id = ?", (token_id,)).rowcount
+            else:
+                n = conn.execute("DELETE FROM auth_api_tokens WHERE id = ? AND user_id = ?",
+                                 (token_id, user_id)).rowcount
+        if not n:
+            raise NotFoundError("no such token")
+
+    # ---- TOTP 2FA ------------------------------------------------------------------------------
+
+    def totp_enrol(self, user_id: int) -> dict:
+        """Start 2FA enrolment: a new secret (not active until confirmed) and what the phone
+        needs to add it: ``{"secret", "provisioning_uri", "qr_svg"}``. Calling it again
+        replaces a pending secret. ConflictError if 2FA is already on."""
+        user = self._user_row(user_id)
+        if user["totp_enabled"]:
+            raise ConflictError("2FA is already enabled; disable it first")
+        secret = totp.new_secret()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE auth_users SET totp_secret = ?, totp_last_step = NULL "
+                         "WHERE id = ?", (secret, user_id))
+        uri = totp.provisioning_uri(secret, user["username"])
+        return {"secret": secret, "provisioning_uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+    def totp_confirm(self, user_id: int, code: str) -> list[str]:
+        """Turn 2FA on with a first valid code; return 10 recovery codes (shown once, stored
+        hashed, each usable once instead of a code). InvalidInputError("code") if the code is
+        wrong; ConflictError if not enrolled or already enabled."""
+        user = self._user_row(user_id)
+        if user["totp_enabled"]:
+            raise ConflictError("2FA is already enabled")
+        if not user["totp_secret"]:
+            raise ConflictError("start 2FA enrolment first")
+        now = self.clock()
+        step = totp.verify(user["totp_secret"], code if isinstance(code, str) else "", now=now,
+                           last_step=user["totp_last_step"])
+        if step is None:
+            raise InvalidInputError("code", "wrong or expired code")
+        codes = totp.new_recovery_codes()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE auth_users SET totp_enabled = 1, totp_last_step = ? "
+                         "WHERE id = ?", (step, user_id))
+            conn.execute("DELETE FROM auth_recovery_codes WHERE user_id = ?", (user_id,))
+            conn.executemany("INSERT INTO auth_recovery_codes (user_id, code_hash) VALUES (?, ?)",
+                             [(user_id, totp.hash_recovery_code(c)) for c in codes])
+        self._emit("auth.2fa_enabled", username=user["username"], user_id=user_id)
+        return codes
+
+    def totp_disable(self, user_id: int, code_or_password: str) -> None:
+        """Turn 2FA off, proven by a current TOTP code, an unused recovery code or the
+        password. InvalidInputError("code") if none matches; ConflictError if 2FA is off."""
+        user = self._user_row(user_id)
+        if not user["totp_enabled"]:
+            raise ConflictError("2FA is not enabled")
+        proof = code_or_password if isinstance(code_or_password, str) else ""
+        now = self.clock()
+        with self.db.transaction() as conn:
+            ok = self._accept_second_factor(conn, user, proof, now) if proof else False
+            if not ok and not totp.looks_like_totp(proof):
+                ok = verify_password(user["password_hash"], proof)
+            if ok:
+                self._clear_totp(conn, user_id)
+        if not ok:
+            raise InvalidInputError("code", "wrong code or password")
+        self._emit("auth.2fa_disabled", username=user["username"], user_id=user_id)
+
+    def reset_2fa(self, username: str) -> dict:
+        """Turn 2FA off without proof (the CLI, for an owner who lost the phone).
+        NotFoundError if there is no such user. Returns the public dict."""
+        user = self.get_user(username)
+        if user is None:
+            raise NotFoundError(f"no user {username!r}")
+        with self.db.transaction() as conn:
+            self._clear_totp(conn, user["id"])
+        self._emit("auth.2fa_disabled", username=user["username"], user_id=user["id"],
+                   reason="reset")
+        return self.get_user(user["id"])
+
+    def recovery_codes_left(self, user_id: int) -> int:
+        """How many unused recovery codes the user has (for the 2FA settings page)."""
+        return self.db.conn.execute("SELECT count(*) FROM auth_recovery_codes "
+                                    "WHERE user_id = ? AND used_at IS NULL",
+                                    (user_id,)).fetchone()[0]
+
+    @staticmethod
+    def _clear_totp(conn: sqlite3.Connection, user_id: int) -> None:
+        conn.execute("UPDATE auth_users SET totp_enabled = 0, totp_secret = NULL, "
+                     "totp_last_step = NULL WHERE id = ?", (user_id,))
+        conn.execute("DELETE FROM auth_recovery_codes WHERE user_id = ?", (user_id,))
+
+
+class _SecondFactorFailed(Exception):
+    """Internal: raised inside the login transaction to roll it back."""

@@ -1,0 +1,98 @@
+"""Password hashing (scrypt) and strength rules."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import statistics
+import time
+
+import pytest
+
+from burrow.auth import AuthError, WeakPasswordError, check_password_strength
+from burrow.auth.passwords import (SCRYPT_LOG2_N, SCRYPT_P, SCRYPT_R, hash_password,
+                                   needs_rehash, verify_password)
+
+from .test_auth_support import ADMIN_PW, admin, auth  # noqa: F401  (fixtures)
+
+
+def test_hash_is_self_describing_and_salted():
+    first, second = hash_password("Tr0ub4dor&3xx"), hash_password("Tr0ub4dor&3xx")
+    assert first.startswith(f"$scrypt$ln={SCRYPT_LOG2_N},r={SCRYPT_R},p={SCRYPT_P}$")
+    assert first != second  # random salt
+    assert verify_password(first, "Tr0ub4dor&3xx") and verify_password(second, "Tr0ub4dor&3xx")
+    assert not verify_password(first, "Tr0ub4dor&3xy")
+    assert not needs_rehash(first)
+
+
+def test_parameters_fit_the_budget():
+    assert 128 * 2 ** SCRYPT_LOG2_N * SCRYPT_R <= 32 * 1024 * 1024
+    started = time.perf_counter()
+    hash_password("some password here")
+    assert time.perf_counter() - started < 1.0  # ~75 ms here; generous for a loaded CI box
+
+
+def test_old_parameters_still_verify_and_ask_for_rehash():
+    salt = b"0123456789abcdef"
+    key = hashlib.scrypt(b"old-password-1", salt=salt, n=2 ** 10, r=8, p=1, dklen=32)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    stored = f"$scrypt$ln=10,r=8,p=1${b64(salt)}${b64(key)}"
+    assert verify_password(stored, "old-password-1")
+    assert needs_rehash(stored)
+
+
+def test_unicode_is_normalised():
+    # "é" precomposed vs e + combining accent: the same password typed on two keyboards.
+    stored = hash_password("caf\u00e9-au-lait-42")
+    assert verify_password(stored, "cafe\u0301-au-lait-42")
+
+
+@pytest.mark.parametrize("stored", [
+    "", "plain", "$bcrypt$x$y$z", "$scrypt$ln=14,r=8$abc$def",
+    "$scrypt$ln=30,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+])
+def test_unusable_hashes_never_match(stored):
+    # ln=30 would need 128 GiB: refused by maxmem instead of allocated.
+    assert not verify_password(stored, "anything at all")
+
+
+@pytest.mark.parametrize("password,username,rule", [
+    ("short1!", "bob", "at least 10"),
+    ("x" * 1025, "bob", "at most"),
+    ("my-alice-password-9", "Alice", "user name"),
+    ("abcdefghijk", "bob", "mix"),          # 11 lowercase letters
+    ("12345678901", "bob", "mix"),
+    ("aaaaaaaaaaaaaaaaaa", "bob", "different"),
+    ("qwertyuiop", "bob", "mix"),
+    ("Password2024!", "bob", "common"),
+    ("1q2w3e4r5t", "bob", "common"),
+    ("Raspberry!!1", "bob", "common"),
+])
+def test_weak_passwords_are_refused_with_a_reason(password, username, rule):
+    with pytest.raises(WeakPasswordError, match=rule) as caught:
+        check_password_strength(password, username)
+    assert caught.value.status == 400 and caught.value.field == "password"
+
+
+@pytest.mark.parametrize("password", [
+    "correct horse battery", "Tr0ub4dor&3xx", "sixteenlowercase", "Kx9-pond-lamp"])
+def test_reasonable_passwords_pass(password):
+    check_password_strength(password, "bob")
+
+
+def _time_failed_login(service, username: str, ip: str) -> float:
+    started = time.perf_counter()
+    with pytest.raises(AuthError):
+        service.login(username, "wrong password!", None, ip)
+    return time.perf_counter() - started
+
+
+def test_unknown_user_costs_the_same_as_a_wrong_password(auth, admin):
+    service = auth.service
+    service.lockout.max_failures = 1000  # measure, don't lock
+    known = [_time_failed_login(service, "alice", "10.0.0.1") for _ in range(5)]
+    unknown = [_time_failed_login(service, "mallory", "10.0.0.2") for _ in range(5)]
+    ratio = statistics.median(unknown) / statistics.median(known)
+    # Both run one scrypt of the same parameters (the unknown name against a dummy hash).
+    assert 0.6 < ratio < 1.6, (known, unknown)
+    assert statistics.median(unknown) > 0.02  # really hashed, not a shortcut
