@@ -90,10 +90,11 @@ class App:
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)
         self.auth.set_event_sink(lambda event: self.events.publish("events", event))
-        self.querylog = QueryLogDB(self.data_dir / "querylog.db")
+        self.querylog = QueryLogDB(self.data_dir / "querylog.db", ram_dir=cfg["storage.query_log_ram_dir"])
         self.recorder = Recorder(self.querylog, flush_interval=cfg["storage.query_log_flush_interval"],
                                  retention_days=cfg["storage.query_log_retention_days"],
-                                 max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events)
+                                 max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events,
+                                 persist_interval=cfg["storage.query_log_persist_interval"])
         await self.recorder.start()
         from .board.appliance import Appliance  # lazily: hardware seams are not needed for DNS
         self.appliance = Appliance(self)

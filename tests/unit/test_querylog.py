@@ -7,8 +7,10 @@ import sqlite3
 import pytest
 
 from burrow.dns.decision import Decision, QueryRecord, TraceEntry
-from burrow.storage.querylog import (MIGRATIONS, SIZE_PRUNE_TARGET, QueryLogDB, iso_utc,
-                                     qtype_name, row_from_record, row_to_dict)
+import burrow.storage.querylog as querylog
+from burrow.storage.querylog import (MIGRATIONS, SIZE_PRUNE_TARGET, QueryLogDB, decode_block,
+                                     encode_block, iso_utc, qtype_name, row_from_record,
+                                     row_to_dict)
 from burrow.storage.settings import SchemaTooNewError
 
 T0 = 1_763_800_000.0  # 2025-11-22T08:26:40Z
@@ -40,6 +42,13 @@ def test_schema_and_pragmas(db, tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     indexes = {r[1] for r in conn.execute("PRAGMA index_list(queries)")}
     assert {"queries_ts", "queries_domain"} <= indexes
+    # The archive beside it: rollback journal (no -wal/-shm on flash), FULL, no per-row index.
+    assert db.archive_path == str(tmp_path / "querylog-archive.db")
+    archive = db.archive
+    assert archive.execute("PRAGMA journal_mode").fetchone()[0] == "truncate"
+    assert archive.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert archive.execute("PRAGMA secure_delete").fetchone()[0] == 0  # freed pages not rewritten
+    assert archive.execute("PRAGMA index_list(blocks)").fetchall() == []
 
 
 def test_reopen_is_idempotent_and_newer_schema_refused(tmp_path):
@@ -241,3 +250,315 @@ def test_prune_by_size_deletes_oldest_and_shrinks_file(db, tmp_path):
     assert newest_ts[0] == T0 + 9 * 1000 + 999
     assert newest_ts[1] == result["deleted_size"] + 1
     assert db.integrity_check() == "ok"
+
+
+# ---- two tiers: the hot log and the compressed archive ----------------------------------------
+
+def rows_at(n, start=T0, step=0.5, prefix="q"):
+    """n varied rows, timestamps on whole milliseconds (what the archive keeps)."""
+    kinds = [(Decision.BLOCKED, BLOCKLIST), (Decision.BLOCKED, POLICY), (Decision.CACHED, ()),
+             (Decision.RESOLVED, MIXED), (Decision.RESOLVED, ())]
+    out = []
+    for i in range(n):
+        decision, trace = kinds[i % len(kinds)]
+        out.append(row_from_record(record(f"{prefix}{i % 7}.example.com" if i % 3 else "example.com",
+                                          f"10.0.0.{i % 4}", qtype=(1, 28)[i % 2],
+                                          decision=decision, trace=trace,
+                                          elapsed=(i % 9) * 0.001 + 0.000123), start + i * step))
+    return out
+
+
+def test_block_round_trip_keeps_every_field():
+    rows = [(i + 40, *row) for i, row in enumerate(rows_at(300))]
+    rows.append((400, T0 + 1000.25, "::1", "é.example", 65280, 2, int(Decision.SERVFAIL), 0, 0,
+                 0.0, "", None))
+    data = encode_block(rows)
+    # Response times come back to the microsecond (what the API shows), the rest exactly.
+    assert decode_block(data) == [(*r[:9], round(r[9], 3), *r[10:]) for r in rows]
+    assert len(data) * 10 < len(repr(rows))  # repeated names and traces compress
+    with pytest.raises(ValueError):
+        decode_block(data, fmt=99)
+
+
+def test_persist_archives_once_then_trims_the_hot_tier(tmp_path):
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=tmp_path / "ram", hot_seconds=600)
+    try:
+        assert db.hot_path == str(tmp_path / "ram" / "querylog.db")
+        db.write(rows_at(100))  # T0 .. T0+49.5
+        assert db.persist(now=T0 + 100) == {"archived": 100, "blocks": 1, "trimmed": 0}
+        assert db.persist(now=T0 + 100)["archived"] == 0  # nothing new: nothing written
+        assert db.archive.execute("SELECT first_ts, last_ts, row_count, min_id, max_id "
+                                  "FROM blocks").fetchall() == [(T0, T0 + 49.5, 100, 1, 100)]
+        # Ten minutes later the archived rows older than hot_seconds leave the RAM tier.
+        db.write(rows_at(10, start=T0 + 700))
+        assert db.persist(now=T0 + 620) == {"archived": 10, "blocks": 1, "trimmed": 40}
+        assert db.conn.execute("SELECT MIN(id), COUNT(*) FROM queries").fetchone() == (41, 70)
+        assert db.count() == 110
+        assert [i["id"] for i in db.fetch(limit=1000)[0]] == list(range(110, 0, -1))
+    finally:
+        db.close()
+
+
+def test_a_backlog_is_cut_into_bounded_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(querylog, "BLOCK_MAX_ROWS", 64)
+    db = QueryLogDB(tmp_path / "querylog.db")
+    try:
+        db.write(rows_at(200))
+        assert db.persist(now=T0)["blocks"] == 4
+        assert db.archive.execute("SELECT SUM(row_count) FROM blocks").fetchone()[0] == 200
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def tiers(tmp_path):
+    """The same 400 rows in a single hot tier (reference) and split across the two tiers:
+    ids 1-200 only in the archive, 201-300 in both (archived, still hot), 301-400 only hot."""
+    rows = rows_at(400)
+    (tmp_path / "ref").mkdir()
+    reference = QueryLogDB(tmp_path / "ref" / "querylog.db")
+    reference.write(rows)
+    split = QueryLogDB(tmp_path / "querylog.db", ram_dir=tmp_path / "ram", hot_seconds=100)
+    split.write(rows[:150])
+    split.persist(now=T0)  # block 1: ids 1-150, nothing trimmed yet
+    split.write(rows[150:300])
+    split.persist(now=T0 + 200)  # block 2: ids 151-300; trims ids < T0+100's first id (201)
+    split.write(rows[300:])
+    assert split.conn.execute("SELECT MIN(id), MAX(id) FROM queries").fetchone() == (201, 400)
+    assert split.archive.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 2
+    yield reference, split
+    reference.close()
+    split.close()
+
+
+FETCHES = [
+    {}, {"limit": 5}, {"limit": 30, "offset": 190}, {"limit": 50, "offset": 230},
+    {"limit": 1000, "offset": 0}, {"limit": 10, "offset": 395}, {"offset": 500},
+    {"domain": "example.com", "limit": 1000}, {"domain": "q3.example.com", "limit": 7, "offset": 20},
+    {"client": "10.0.0.1", "blocked": True}, {"blocked": False, "limit": 1000},
+    {"since": T0 + 10, "until": T0 + 160.5, "limit": 1000},
+    {"since": T0 + 74.5, "until": T0 + 125}, {"since": T0 + 74.5, "limit": 3, "offset": 40},
+    {"stage": "policy", "limit": 1000}, {"stage": "policy", "action": "block"},
+    {"source": "manager", "client": "10.0.0.3", "limit": 1000},
+    {"rule": "Block social media", "since": T0 + 50, "limit": 1000},
+]
+
+
+@pytest.mark.parametrize("kwargs", FETCHES)
+def test_reads_union_both_tiers_like_one_log(tiers, kwargs):
+    reference, split = tiers
+    assert split.fetch(**kwargs) == reference.fetch(**kwargs)
+    assert not split.last_scan_capped
+
+
+def test_aggregates_union_both_tiers(tiers):
+    reference, split = tiers
+    assert split.count() == reference.count() == 400
+    for kwargs in ({}, {"limit": 3, "blocked": True}, {"blocked": None, "since": T0 + 120}):
+        assert split.top_domains(**kwargs) == reference.top_domains(**kwargs)
+    for kwargs in ({}, {"limit": 2, "since": T0 + 99.5}):
+        assert split.top_clients(**kwargs) == reference.top_clients(**kwargs)
+    for since in (T0 - 60, T0 + 61, T0 + 180):
+        got, want = split.minute_counts(since), reference.minute_counts(since)
+        assert [r[:5] for r in got] == [r[:5] for r in want]
+        assert [r[5] for r in got] == pytest.approx([r[5] for r in want])
+
+
+def test_filtered_totals_over_the_archive_are_capped(tiers, monkeypatch):
+    reference, split = tiers
+    monkeypatch.setattr(querylog, "ARCHIVE_SCAN_MAX_ROWS", 40)
+    items, total = split.fetch(blocked=True, limit=1000)
+    # The hot tier (ids 201-400), then the newest archive block (its ids 151-200: the rest of
+    # it is read from the hot tier), then the cap stops the scan before block 1 (ids 1-150).
+    assert split.last_scan_capped
+    assert [i["id"] for i in items] == [i["id"] for i in reference.fetch(blocked=True, limit=1000)[0]
+                                        if i["id"] > 150]
+    assert total == len(items)
+    # Unfiltered totals come from block counts: never capped.
+    assert split.fetch(limit=1)[1] == 400 and not split.last_scan_capped
+
+
+def test_reboot_loses_only_the_unarchived_rows_and_ids_go_on(tmp_path):
+    ram = tmp_path / "ram"
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=ram)
+    db.write(rows_at(50))
+    db.persist(now=T0)
+    db.write(rows_at(5, start=T0 + 100, prefix="late"))  # flushed, not yet persisted
+    db.close()
+    # A process restart keeps the RAM tier: everything is there.
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=ram)
+    assert db.count() == 55
+    db.close()
+    # A reboot empties the tmpfs: the archive still has every persisted row.
+    for f in ram.iterdir():
+        f.unlink()
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=ram)
+    try:
+        assert db.count() == 50
+        db.write(rows_at(3, start=T0 + 200, prefix="new"))
+        items, total = db.fetch(limit=1000)
+        assert total == 53
+        assert [i["id"] for i in items] == list(range(53, 0, -1))  # no id reused
+        assert items[0]["domain"] == "new2.example.com"
+    finally:
+        db.close()
+
+
+def test_a_hot_file_left_in_the_data_dir_is_folded_into_the_archive(tmp_path):
+    db = QueryLogDB(tmp_path / "querylog.db")  # no RAM dir: the hot file is in the data dir
+    db.write(rows_at(20))
+    db.persist(now=T0)
+    db.write(rows_at(4, start=T0 + 50, prefix="x"))
+    db.close()
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=tmp_path / "ram")
+    try:
+        assert not (tmp_path / "querylog.db").exists()
+        assert db.count() == 24
+        assert [i["id"] for i in db.fetch(limit=100)[0]] == list(range(24, 0, -1))
+        db.write(rows_at(1, start=T0 + 60))
+        assert db.fetch(limit=1)[0][0]["id"] == 25
+    finally:
+        db.close()
+
+
+def test_prune_by_age_across_tiers_drops_whole_archive_blocks(tmp_path):
+    day = 86400.0
+    db = QueryLogDB(tmp_path / "querylog.db", hot_seconds=0)
+    try:
+        for d in range(10):  # one block a day, ten days back, 24 rows each
+            db.write(rows_at(24, start=T0 - (10 - d) * day, step=3600))
+            db.persist(now=T0)
+        db.write(rows_at(24, start=T0 - day, step=3600, prefix="hot"))  # hot only
+        assert db.count() == 264
+        result = db.prune(now=T0, retention_days=7, max_bytes=10**9)
+        # Blocks whose newest row is more than 7 days old (days -10, -9, -8: the last ends at
+        # -8 d + 23 h) go whole; nothing hot is that old.
+        assert result["deleted_age"] == 3 * 24
+        assert result["deleted_size"] == 0
+        assert db.count() == 264 - 72
+        assert db.fetch(limit=1, since=0, until=T0 - 7 * day - 3600)[1] == 0
+        # The next day's expired block waits for a batch (ARCHIVE_AGE_BATCH) ...
+        assert db.prune(now=T0 + day, retention_days=7, max_bytes=10**9)["deleted_age"] == 0
+        # ... and goes once it has been expired for that long.
+        later = T0 + day + querylog.ARCHIVE_AGE_BATCH
+        assert db.prune(now=later, retention_days=7, max_bytes=10**9)["deleted_age"] == 24
+        assert db.integrity_check() == "ok"
+    finally:
+        db.close()
+
+
+def test_prune_by_size_across_tiers_drops_oldest_blocks_first(tmp_path):
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=tmp_path / "ram", hot_seconds=0)
+    try:
+        trace = (TraceEntry("blocklist", "block", source="manager", detail="x" * 200),)
+        for batch in range(40):  # 40 blocks of poorly compressible rows
+            db.write([row_from_record(record(f"h{batch}-{i}-{i * 7919 % 10007}.example.com",
+                                             f"10.{batch}.{i % 250}.{i % 7}", trace=trace,
+                                             decision=Decision.BLOCKED, elapsed=i * 1e-6),
+                                      T0 + batch * 1000 + i) for i in range(500)])
+            db.persist(now=T0 + 10**6)
+        db.write(rows_at(50, start=T0 + 50_000, prefix="hot"))
+        used = db.used_bytes()
+        limit = used // 2
+        result = db.prune(now=T0 + 50_000, retention_days=7, max_bytes=limit)
+        assert result["deleted_age"] == 0 and result["deleted_size"] > 0
+        assert db.used_bytes() <= limit and result["bytes"] <= limit
+        assert result["deleted_size"] % 500 == 0  # whole blocks
+        blocks = db.archive.execute("SELECT MIN(min_id), COUNT(*) FROM blocks").fetchone()
+        assert blocks[0] == result["deleted_size"] + 1  # the oldest went
+        assert db.count() == 40 * 500 + 50 - result["deleted_size"]
+        assert db.fetch(limit=1)[0][0]["domain"] == "hot0.example.com"  # the newest, hot row
+        assert db.conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0] == 50  # hot kept
+        assert db.integrity_check() == "ok"
+    finally:
+        db.close()
+
+
+PERSIST_CHILD = """
+import sys
+from burrow.storage.querylog import QueryLogDB
+db = QueryLogDB(sys.argv[1], ram_dir=sys.argv[2], hot_seconds=0)
+run, per_batch = sys.argv[3], int(sys.argv[4])
+batch = 0
+while True:
+    db.write([(1_000_000.0 + batch, "10.0.0.1", f"{run}.{batch}.{i}.example", 1, 0, 1, 0, 0, 1.5,
+               "1.1.1.1:53", None) for i in range(per_batch)])
+    print(batch, flush=True)
+    db.persist(now=2_000_000.0)  # archives the batch, then trims it from the RAM tier
+    batch += 1
+"""
+
+
+def test_sigkill_during_persist_keeps_both_files_and_every_row_once(tmp_path):
+    """kill -9 at several moments of write/persist/trim cycles: both files pass integrity_check,
+    every row of every batch whose write returned is read exactly once, none is torn."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "persister.py"
+    script.write_text(PERSIST_CHILD)
+    path, ram = tmp_path / "querylog.db", tmp_path / "ram"
+    per_batch = 400
+    printed: dict[str, list[int]] = {}
+    for run in ("r0", "r1", "r2", "r3"):
+        child = subprocess.Popen([sys.executable, str(script), str(path), str(ram), run,
+                                  str(per_batch)], stdout=subprocess.PIPE, text=True)
+        got = []
+        try:
+            deadline = time.monotonic() + 30
+            while len(got) < 8 and time.monotonic() < deadline:
+                line = child.stdout.readline()
+                if not line:
+                    break
+                got.append(int(line))
+            assert len(got) >= 8, "persister child did not make progress"
+            time.sleep(0.001 * int(run[1:]))  # land at a different point of the cycle
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+            got += [int(x) for x in child.stdout.read().split()]
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        assert child.returncode == -signal.SIGKILL
+        printed[run] = got
+
+        assert integrity_ok(path.parent / "querylog-archive.db")
+        assert integrity_ok(ram / "querylog.db")
+        db = QueryLogDB(path, ram_dir=ram, hot_seconds=0)
+        try:
+            assert db.integrity_check() == "ok"
+            total = db.fetch(limit=1)[1]
+            everything = []
+            for offset in range(0, total, 1000):
+                everything += db.fetch(limit=1000, offset=offset)[0]
+            assert len(everything) == total == db.count()
+            ids = [i["id"] for i in everything]
+            assert len(set(ids)) == len(ids)  # no row in both tiers' reads
+            names = [i["domain"] for i in everything]
+            assert len(set(names)) == len(names)  # no row written twice
+            per: dict[tuple[str, int], int] = {}
+            for name in names:
+                r, b, _i, _ = name.split(".", 3)
+                per[(r, int(b))] = per.get((r, int(b)), 0) + 1
+            assert all(n == per_batch for n in per.values()), "a batch was torn"
+            for r, batches in printed.items():
+                stored = {b for rr, b in per if rr == r}
+                # Every batch whose write returned is there; the only other one allowed is the
+                # batch committed in the instant between write() returning and the print.
+                assert set(batches) <= stored
+                assert stored - set(batches) <= {max(batches) + 1}
+        finally:
+            db.close()
+
+
+def integrity_ok(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()

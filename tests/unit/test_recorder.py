@@ -10,7 +10,7 @@ import time
 import pytest
 
 from burrow.dns.decision import Decision, QueryRecord, TraceEntry
-from burrow.storage.querylog import QueryLogDB, row_from_record
+from burrow.storage.querylog import QueryLogDB, iso_utc, row_from_record
 from burrow.telemetry.events import EventBus
 from burrow.telemetry.recorder import Recorder
 
@@ -65,11 +65,14 @@ def test_end_to_end_drain_flush_and_read_back(db_path):
 
     before = run(main())
     # Wall times came from the monotonic receipt times via the drain's clock offset.
-    conn = sqlite3.connect(db_path)
-    lo, hi, n = conn.execute("SELECT MIN(ts), MAX(ts), COUNT(*) FROM queries").fetchone()
-    conn.close()
+    db = QueryLogDB(db_path)
+    try:
+        items, n = db.fetch(limit=1000)
+    finally:
+        db.close()
     assert n == 50
-    assert before - 1 <= lo <= hi <= time.time()
+    stamps = sorted(i["timestamp"] for i in items)
+    assert iso_utc(before - 1) <= stamps[0] <= stamps[-1] <= iso_utc(time.time())
 
 
 def test_stop_drains_and_flushes_what_is_left(db_path):
@@ -294,3 +297,84 @@ def test_fast_path_hits_are_expanded_into_rows_and_tallied(tmp_path):
     assert rows[1][1] == "10.0.0.2" and abs(rows[1][8] - 0.004) < 1e-9
     s = rec.stats.summary(3600)
     assert s["total_queries"] == 3 and s["cached_queries"] == 2
+
+
+def archived_rows(db):
+    return db.archive.execute("SELECT COALESCE(SUM(row_count), 0) FROM blocks").fetchone()[0]
+
+
+def test_persist_runs_periodically(tmp_path):
+    async def main():
+        db = QueryLogDB(tmp_path / "querylog.db", ram_dir=tmp_path / "ram")
+        recorder = Recorder(db, flush_interval=0.05, drain_interval=0.02, persist_interval=0.2)
+        await recorder.start()
+        for i in range(20):
+            recorder.ring.append(rec(f"p{i}.example"))
+        await wait_until(lambda: recorder.persisted == 20)
+        assert await recorder.query(archived_rows, db) == 20
+        await recorder.stop()
+
+    run(main())
+
+
+def test_stop_persists_and_the_archive_survives_a_reboot(tmp_path):
+    ram = tmp_path / "ram"
+
+    async def main():
+        db = QueryLogDB(tmp_path / "querylog.db", ram_dir=ram)
+        recorder = Recorder(db, flush_interval=3600, drain_interval=3600, persist_interval=3600)
+        await recorder.start()
+        for i in range(25):
+            recorder.ring.append(rec(f"p{i}.example"))
+        assert recorder.persisted == 0
+        await recorder.stop()  # drain, flush, persist, close
+        assert recorder.persisted == 25
+        assert recorder.snapshot()["persist_errors"] == 0
+
+    run(main())
+    # A reboot empties the RAM folder; the archive on flash has every row.
+    for f in ram.iterdir():
+        f.unlink()
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=ram)
+    try:
+        items, total = db.fetch(limit=100)
+        assert total == 25
+        assert items[0]["domain"] == "p24.example" and items[-1]["domain"] == "p0.example"
+    finally:
+        db.close()
+
+
+def test_start_archives_what_a_crashed_run_left_in_the_hot_tier(tmp_path):
+    ram = tmp_path / "ram"
+    db = QueryLogDB(tmp_path / "querylog.db", ram_dir=ram)
+    db.write([row_from_record(rec(), time.time() - 30) for _ in range(3)])  # flushed, never persisted
+    assert archived_rows(db) == 0
+
+    async def main():
+        recorder = Recorder(db, flush_interval=3600, drain_interval=3600)
+        await recorder.start()
+        await wait_until(lambda: recorder.persisted == 3)  # the first persist runs at start
+        await recorder.stop()
+
+    run(main())
+
+
+def test_persist_errors_are_counted_and_rows_stay_hot(tmp_path):
+    async def main():
+        db = QueryLogDB(tmp_path / "querylog.db", ram_dir=tmp_path / "ram")
+        db.archive.execute("PRAGMA busy_timeout = 50")
+        recorder = Recorder(db)
+        recorder.ring.append(rec("kept.example"))
+        recorder.drain()
+        assert await recorder.flush() == 1
+        blocker = sqlite3.connect(tmp_path / "querylog-archive.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the archive
+        assert await recorder.persist() is None
+        assert recorder.persist_errors == 1 and "locked" in recorder.last_persist_error
+        assert (await recorder.query(db.fetch))[1] == 1  # still readable from the hot tier
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert (await recorder.persist())["archived"] == 1
+        await recorder.stop()
+
+    run(main())

@@ -233,10 +233,11 @@ OPTIONS: list[Option] = [
     Option("storage.data_dir", "./burrow-data",
            "Folder for the settings and query-log databases.", path),
     Option("storage.query_log_flush_interval", 60.0,
-           "Seconds between query-log writes to flash (one transaction each).", number(0.05, 3600)),
+           "Seconds between query-log writes to its RAM tier (one transaction each).",
+           number(0.05, 3600)),
     Option("storage.query_log_retention_days", 7, "Days of query log kept.", integer(1, 365)),
     Option("storage.query_log_max_bytes", 64 * 1024 * 1024,
-           "Query-log database size cap in bytes (oldest rows deleted past it).",
+           "Query-log size cap in bytes, both tiers (oldest rows deleted past it).",
            integer(1 << 20, 1 << 36)),
     Option("access.allowed_networks", DEFAULT_ALLOWED_NETWORKS,
            "Client networks allowed to query; everyone else gets REFUSED.",
@@ -270,6 +271,17 @@ OPTIONS: list[Option] = [
     Option("logging.file_persist_max_bytes", 16 * 1024 * 1024,
            "Size cap of the persisted logs (oldest files deleted past it).",
            integer(64 * 1024, 1 << 34)),
+    Option("server.metrics_public", False,
+           "Serve /metrics without authentication (for a scraper on a trusted network); "
+           "otherwise it needs a viewer login or token.", boolean),
+    # The query log in two tiers (storage/querylog.py): the per-flush writes land in a RAM
+    # folder, and only compressed blocks reach flash, once per persist interval.
+    Option("storage.query_log_ram_dir", "",
+           "RAM folder (tmpfs) for the recent query log; empty: the data dir (development).",
+           text),
+    Option("storage.query_log_persist_interval", 900.0,
+           "Seconds between compressed query-log writes to flash (and once at shutdown).",
+           number(0.05, 86400)),
 ]
 
 BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

@@ -1,12 +1,36 @@
-"""The query-log database: one row per answered query, written in batches, pruned by age and size.
+"""The query log: one row per answered query, in two tiers so that flash sees little of it.
 
-Its own SQLite file, so the log's churn never touches the durable settings file. WAL with
-``synchronous=NORMAL``: a power cut may lose the last committed batch, never corrupt the file,
-and each batch costs one WAL append instead of an fsync per row (flash wear). ``auto_vacuum =
-INCREMENTAL`` lets ``prune`` hand freed pages back to the filesystem.
+Flash wear is the budget that shapes this module (≤ 5 MB/day at 50k queries/day, see
+docs/benchmarks.md "Flash writes"). A SQLite page is 4 KiB, so even one page per minute is
+5.9 MB/day: the per-minute flush cannot go to flash at all, and what does go must be
+compressed. Hence two files:
+
+- **hot** — ``querylog.db`` in ``ram_dir`` (a tmpfs such as /run/burrow on the appliance; the
+  data dir itself when no RAM dir is configured). The Recorder's ``write`` lands here in one
+  transaction per flush interval, exactly as a single-file log would. It has the row table
+  with its ts and domain indexes, so reads of the recent past are plain indexed SQL. A tmpfs
+  outlives the process: kill -9 keeps everything up to the last flush. It does not outlive a
+  reboot.
+- **archive** — ``querylog-archive.db`` next to ``path`` in the data dir (flash). ``persist``
+  (every ``storage.query_log_persist_interval``, default 15 min, and at clean shutdown)
+  appends the rows not yet archived as compressed blocks in ONE transaction: one row per
+  block (first/last ts, row count, min/max id, a zlib blob), no per-row index, so a persist
+  of a quarter hour of traffic dirties a handful of pages. Rows stay in the hot tier for
+  ``hot_seconds`` (1 h) after being archived, then ``persist`` trims them from it.
+
+Row ids are one sequence across both tiers (``write`` assigns them, continuing after the
+larger of the two files' highest id), and the hot tier always holds a contiguous newest range
+of them: rows with ``id >= MIN(hot id)`` are read from the hot tier, older ones from the
+archive. So a crash between the archive commit and the hot trim (both tiers hold a row) never
+shows a row twice, and a crash before the archive commit loses nothing (the next persist
+archives the same rows again). Power cut or reboot: the hot tier is gone, the archive keeps
+everything up to the last persist — at most one persist interval (plus the pending flush) is
+lost. The hot file is WAL with ``synchronous=NORMAL`` (as the single-file log was); the archive
+uses a rollback journal with ``synchronous=FULL`` (see ``ARCHIVE_PRAGMAS``), so a persist is
+durable when it returns.
 
 Every method is meant to be called from ONE worker thread (the Recorder's single-thread
-executor); the connection is opened with ``check_same_thread=False`` for that reason and must
+executor); the connections are opened with ``check_same_thread=False`` for that reason and must
 never be used by two threads at once.
 
 Rows handed to ``write`` are plain tuples in ``ROW_FIELDS`` order; ``row_from_record`` builds
@@ -23,7 +47,8 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import dnslib
@@ -34,7 +59,7 @@ from .settings import BUSY_TIMEOUT_MS, apply_migrations, integrity_check
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 7.0
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a few hundred thousand rows; small next to any SD card
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # both tiers together; compressed, the archive holds millions of rows
 MAX_FETCH_LIMIT = 1000  # the API's documented ceiling for one page of queries
 # Deletes run in chunks of this many rows, each its own transaction, so a large prune keeps the
 # WAL (and the page cache it pins) small instead of rewriting half the file in one go.
@@ -45,12 +70,39 @@ SIZE_PRUNE_TARGET = 0.9
 # After a checkpoint SQLite truncates the WAL file to at most this, so one big flush does not
 # leave a large WAL sitting on flash.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
+# Seconds a row stays in the hot tier after it has been archived: the admin page's usual views
+# (the last minutes, the last hour) then never decompress anything. At 50k queries/day that is
+# ~2,000 rows, well under 1 MB of tmpfs.
+HOT_SECONDS = 3600.0
+# Rows per archive block, at most. A persist at the default 15 min and 50k queries/day makes one
+# block of ~520 rows (~10 KB compressed); a backlog after a long outage is cut into blocks this
+# big so one read never decompresses more than a few MB.
+BLOCK_MAX_ROWS = 8192
+# Reads that must decompress archive blocks to answer (a filtered ``fetch`` total, ``top_*``,
+# ``minute_counts``) stop after this many archived rows: about 8 days at 50k queries/day, so at
+# the design load and default retention they see everything. Past it they answer for the newest
+# rows scanned and set ``last_scan_capped``.
+ARCHIVE_SCAN_MAX_ROWS = 400_000
+# The archive's file layout, chosen by measuring a steady-state day (a week of blocks, 96
+# persists, 24 prunes; docs/benchmarks.md): a rollback journal writes appended pages once where
+# WAL writes every page twice and keeps a -shm file dirty on flash; synchronous=FULL because a
+# rollback journal needs it to survive a power cut; no auto_vacuum (no pointer-map pages to
+# update: freed pages are simply reused by the next blocks); 1 KiB pages, because a persist
+# rewrites a few b-tree pages (header, leaf, freelist) besides the blob.
+ARCHIVE_PRAGMAS = {"journal_mode": "TRUNCATE", "synchronous": "FULL", "auto_vacuum": "NONE",
+                   "page_size": 1024}
+# Age retention drops archive blocks in batches: only once the oldest block has been expired
+# for this long, so a day costs 4 small delete transactions, not 24. Archived rows may outlive
+# retention_days by up to this (plus one persist interval).
+ARCHIVE_AGE_BATCH = 6 * 3600.0
+ARCHIVE_SUFFIX = "-archive"  # querylog.db → querylog-archive.db
+BLOCK_FORMAT = 1
+ZLIB_LEVEL = 6
 
 ROW_FIELDS = ("ts", "client_ip", "domain", "qtype", "rcode", "decision", "blocked", "cached",
               "response_ms", "upstream", "trace")
 
-MIGRATIONS: list[tuple[int, str]] = [
-    (1, """
+_QUERIES_TABLE = """
         CREATE TABLE queries (
             id INTEGER PRIMARY KEY,
             ts REAL NOT NULL,            -- unix seconds (wall clock)
@@ -64,14 +116,37 @@ MIGRATIONS: list[tuple[int, str]] = [
             response_ms REAL NOT NULL,
             upstream TEXT NOT NULL,      -- "ip:port" or ""
             trace TEXT                   -- JSON list of trace dicts, or NULL
-        );
+        );"""
+
+# The hot tier (and, before the archive existed, the whole log).
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, _QUERIES_TABLE + """
         CREATE INDEX queries_ts ON queries (ts);
         CREATE INDEX queries_domain ON queries (domain);
     """),
 ]
 
-_INSERT = (f"INSERT INTO queries ({', '.join(ROW_FIELDS)}) "
-           f"VALUES ({', '.join('?' * len(ROW_FIELDS))})")
+# The archive on flash: one row per compressed block, no per-row index. Blocks are appended in
+# id order, so the rowid order is the row-id order and the time order (clock jumps aside: reads
+# use first_ts/last_ts, the true min/max of the block's rows).
+ARCHIVE_MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE blocks (
+            id INTEGER PRIMARY KEY,
+            first_ts REAL NOT NULL,      -- MIN(ts) of the rows in the block
+            last_ts REAL NOT NULL,       -- MAX(ts)
+            row_count INTEGER NOT NULL,
+            min_id INTEGER NOT NULL,     -- query-row ids covered, inclusive
+            max_id INTEGER NOT NULL,
+            format INTEGER NOT NULL,     -- encoding of data, see encode_block
+            data BLOB NOT NULL           -- zlib-compressed columns
+        );
+    """),
+]
+
+_INSERT = (f"INSERT INTO queries (id, {', '.join(ROW_FIELDS)}) "
+           f"VALUES ({', '.join('?' * (len(ROW_FIELDS) + 1))})")
+_SELECT_ROWS = f"SELECT id, {', '.join(ROW_FIELDS)} FROM queries"
 _TRACE_FIELDS = ("stage", "action", "rule", "source", "detail")
 
 
@@ -154,93 +229,350 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+
+
+# ---- archive blocks ---------------------------------------------------------------------------
+
+def _deltas(values: Sequence[int]) -> list[int]:
+    out, prev = [], 0
+    for v in values:
+        out.append(v - prev)
+        prev = v
+    return out
+
+
+def _undeltas(deltas: Sequence[int]) -> list[int]:
+    out, acc = [], 0
+    for d in deltas:
+        acc += d
+        out.append(acc)
+    return out
+
+
+def encode_block(rows: Sequence[Sequence]) -> bytes:
+    """Compress ``rows`` — ``(id, *ROW_FIELDS)`` tuples in ascending id order — into one block.
+
+    Format 1 is zlib (level 6) of a JSON object of columns: ids and timestamps (integer
+    milliseconds, what the API shows) as deltas, response times as integer microseconds, the
+    text columns (client, domain, upstream, trace JSON) as indexes into one string table. Rows
+    of a quarter hour compress 10-20× this way (repeated names, traces and clients).
+    """
+    strings: dict = {}
+
+    def codes(column: Iterable) -> list[int]:
+        out = []
+        for value in column:
+            code = strings.get(value)
+            if code is None:
+                code = strings[value] = len(strings)
+            out.append(code)
+        return out
+
+    (ids, ts, client, domain, qtype, rcode, decision, blocked, cached, ms, upstream,
+     trace) = zip(*rows)
+    doc = {
+        "v": BLOCK_FORMAT,
+        "id": _deltas([int(i) for i in ids]),
+        "ts": _deltas([math.floor(t * 1000.0) for t in ts]),
+        "client": codes(client), "domain": codes(domain),
+        "qtype": [int(v) for v in qtype], "rcode": [int(v) for v in rcode],
+        "decision": [int(v) for v in decision], "blocked": [int(v) for v in blocked],
+        "cached": [int(v) for v in cached], "us": [round(v * 1000.0) for v in ms],
+        "upstream": codes(upstream), "trace": codes(trace),
+        "s": list(strings),
+    }
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), ZLIB_LEVEL)
+
+
+def decode_block(data: bytes, fmt: int = BLOCK_FORMAT) -> list[tuple]:
+    """The ``(id, *ROW_FIELDS)`` tuples of a block, ascending id. Timestamps come back at
+    millisecond precision, response times at microsecond precision."""
+    if fmt != BLOCK_FORMAT:
+        raise ValueError(f"query-log block format {fmt} is not known to this release")
+    doc = json.loads(zlib.decompress(data))
+    s = doc["s"]
+    return list(zip(
+        _undeltas(doc["id"]), [t / 1000.0 for t in _undeltas(doc["ts"])],
+        [s[i] for i in doc["client"]], [s[i] for i in doc["domain"]],
+        doc["qtype"], doc["rcode"], doc["decision"], doc["blocked"], doc["cached"],
+        [u / 1000.0 for u in doc["us"]],
+        [s[i] for i in doc["upstream"]], [s[i] for i in doc["trace"]]))
+
+
 # ---- the database -----------------------------------------------------------------------------
 
-class QueryLogDB:
-    """The query log on disk. All methods run on the Recorder's single worker thread.
+def _open(path: str, migrations: Sequence[tuple[int, str]], journal_mode: str = "WAL",
+          synchronous: str = "NORMAL", auto_vacuum: str = "INCREMENTAL",
+          page_size: int | None = None) -> tuple[sqlite3.Connection, int]:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # auto_vacuum can only be chosen before the first table exists (or by a full VACUUM),
+        # so it must come before the migrations create the schema.
+        conn.execute(f"PRAGMA auto_vacuum = {auto_vacuum}")
+        if page_size:  # like auto_vacuum: only for a new file
+            conn.execute(f"PRAGMA page_size = {int(page_size)}")
+        mode = conn.execute(f"PRAGMA journal_mode = {journal_mode}").fetchone()[0]
+        if mode.lower() != journal_mode.lower():
+            log.warning("%s: journal_mode is %s, not %s", path, mode, journal_mode)
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Debian builds SQLite with SECURE_DELETE on: every freed page would be zeroed, i.e.
+        # rewritten (and journaled) — on flash, pruning would cost as much as writing. Freed
+        # pages are reused by the next blocks or vacuumed away.
+        conn.execute("PRAGMA secure_delete = OFF")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        version = apply_migrations(conn, migrations, name=path)
+        if auto_vacuum == "INCREMENTAL" and conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            log.warning("%s: auto_vacuum is not INCREMENTAL (file predates it); size pruning "
+                        "frees pages for reuse but cannot shrink the file", path)
+        return conn, version
+    except BaseException:
+        conn.close()
+        raise
 
-    ``QueryLogDB(path)`` creates and migrates the file. ``write`` appends a batch atomically,
-    ``prune`` applies retention, ``fetch``/``top_*``/``minute_counts`` read for the API and for
-    seeding live statistics.
+
+def _used_bytes(conn: sqlite3.Connection) -> int:
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    return (pages - free) * conn.execute("PRAGMA page_size").fetchone()[0]
+
+
+def _file_bytes(conn: sqlite3.Connection) -> int:
+    return (conn.execute("PRAGMA page_count").fetchone()[0]
+            * conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+class QueryLogDB:
+    """The query log: a hot SQLite tier (RAM) and a compressed archive (flash), read as one.
+
+    ``QueryLogDB(path, ram_dir=...)``: ``path`` names the log in the data dir
+    (``…/querylog.db``); the archive is ``querylog-archive.db`` beside it and the hot tier is
+    ``querylog.db`` in ``ram_dir`` — or ``path`` itself when ``ram_dir`` is empty (development:
+    then both tiers live in the data dir and the code path is the same). Both files are created
+    and migrated. A hot file left at ``path`` by an earlier run without a RAM dir is folded
+    into the archive and removed.
+
+    ``write`` appends a batch to the hot tier atomically, ``persist`` moves what is new to the
+    archive, ``prune`` applies retention to both, ``fetch``/``top_*``/``minute_counts``/``count``
+    read both tiers as one log. ``conn`` is the hot tier's connection (a ``queries`` table).
+    All methods run on the Recorder's single worker thread.
     """
 
-    def __init__(self, path: str | os.PathLike, migrations: Sequence[tuple[int, str]] = MIGRATIONS):
+    def __init__(self, path: str | os.PathLike, migrations: Sequence[tuple[int, str]] = MIGRATIONS,
+                 *, ram_dir: str | os.PathLike | None = None, hot_seconds: float = HOT_SECONDS):
         self.path = os.fspath(path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                    timeout=BUSY_TIMEOUT_MS / 1000)
+        data_dir, name = os.path.split(os.path.abspath(self.path))
+        stem, ext = os.path.splitext(name)
+        self.archive_path = os.path.join(data_dir, stem + ARCHIVE_SUFFIX + (ext or ".db"))
+        self.hot_path = self.path
+        if ram_dir:
+            ram_dir = os.fspath(ram_dir)
+            os.makedirs(ram_dir, exist_ok=True)
+            if not os.path.samefile(ram_dir, data_dir):
+                self.hot_path = os.path.join(ram_dir, name)
+        self.hot_seconds = float(hot_seconds)
+        # True when the last archive-scanning read stopped at ARCHIVE_SCAN_MAX_ROWS.
+        self.last_scan_capped = False
+        self._scratch: sqlite3.Connection | None = None
+        self._decoded: dict[int, list[tuple]] = {}  # a few decoded blocks, for paging
+        self.archive: sqlite3.Connection | None = None
+        self.conn, self.version = _open(self.hot_path, migrations)
         try:
-            conn = self.conn
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # auto_vacuum can only be chosen before the first table exists (or by a full VACUUM),
-            # so it must come before the migrations create the schema.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                log.warning("%s: journal_mode is %s, not WAL", self.path, mode)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self.version = apply_migrations(conn, migrations, name=self.path)
-            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-                log.warning("%s: auto_vacuum is not INCREMENTAL (file predates it); size pruning "
-                            "frees pages for reuse but cannot shrink the file", self.path)
+            self.archive, self.archive_version = _open(self.archive_path, ARCHIVE_MIGRATIONS,
+                                                       **ARCHIVE_PRAGMAS)
+            self._archived_max = self.archive.execute(
+                "SELECT COALESCE(MAX(max_id), 0) FROM blocks").fetchone()[0]
+            if self.hot_path != self.path and os.path.exists(self.path):
+                self._fold_stray(self.path)
+            hot_max = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM queries").fetchone()[0]
+            # One id sequence across tiers: after a reboot the hot tier is empty and ids go on
+            # after the archive's.
+            self._next_id = max(hot_max, self._archived_max) + 1
         except BaseException:
-            self.conn.close()
+            self.close()
             raise
 
     # ---- writing -------------------------------------------------------------------------------
 
     def write(self, rows: Iterable[Sequence]) -> int:
-        """Insert ``rows`` (tuples in ``ROW_FIELDS`` order) in one transaction; return the count.
+        """Insert ``rows`` (tuples in ``ROW_FIELDS`` order) in one transaction into the hot tier;
+        return the count.
 
         All or nothing: on error the batch is rolled back and the exception propagates.
         """
         rows = list(rows)
         if not rows:
             return 0
+        first = self._next_id
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            conn.executemany(_INSERT, [(first + i, *row) for i, row in enumerate(rows)])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._next_id = first + len(rows)
         return len(rows)
+
+    def persist(self, now: float | None = None) -> dict:
+        """Archive every hot row not yet archived, in ONE archive transaction, then trim from the
+        hot tier the archived rows older than ``hot_seconds``. Returns ``{"archived", "blocks",
+        "trimmed"}``. Writes nothing to flash when there is nothing new.
+
+        Crash-safe in any instant: before the archive commit nothing changed (the next persist
+        redoes it); after it, rows still in the hot tier are hidden from archive reads.
+        """
+        now = time.time() if now is None else now
+        archived, blocks = self._archive_rows(self.conn)
+        return {"archived": archived, "blocks": blocks,
+                "trimmed": self._trim_hot(now - self.hot_seconds)}
+
+    def _archive_rows(self, source: sqlite3.Connection) -> tuple[int, int]:
+        cursor = source.execute(f"{_SELECT_ROWS} WHERE id > ? ORDER BY id", (self._archived_max,))
+        archive = self.archive
+        archived = blocks = 0
+        max_id = self._archived_max
+        archive.execute("BEGIN IMMEDIATE")
+        try:
+            while chunk := cursor.fetchmany(BLOCK_MAX_ROWS):
+                stamps = [row[1] for row in chunk]
+                archive.execute(
+                    "INSERT INTO blocks (first_ts, last_ts, row_count, min_id, max_id, format, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (min(stamps), max(stamps), len(chunk), chunk[0][0], chunk[-1][0],
+                     BLOCK_FORMAT, encode_block(chunk)))
+                archived += len(chunk)
+                blocks += 1
+                max_id = chunk[-1][0]
+            archive.execute("COMMIT" if blocks else "ROLLBACK")
+        except BaseException:
+            if archive.in_transaction:
+                archive.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+        if blocks:
+            self._archived_max = max_id
+        return archived, blocks
+
+    def _trim_hot(self, cutoff: float) -> int:
+        # Only archived rows, and only a prefix of ids: the hot tier must stay a contiguous
+        # newest range (reads take ids >= its lowest id from it, the rest from the archive).
+        bound = self._archived_max
+        first_recent = self.conn.execute("SELECT MIN(id) FROM queries WHERE ts >= ?",
+                                         (cutoff,)).fetchone()[0]
+        if first_recent is not None:
+            bound = min(bound, first_recent - 1)
+        return self._delete_chunked("id <= ?", (bound,))
+
+    def _fold_stray(self, stray: str) -> None:
+        # A hot file at the data-dir path, from a run without a RAM dir (or an older release):
+        # archive what it has that the archive lacks, then remove it so it neither hides rows
+        # nor sits on flash forever. Rows it shares ids with in a live RAM tier (the RAM dir
+        # turned on and off without a reboot) are not reconciled.
+        try:
+            conn, _ = _open(stray, MIGRATIONS)
+            try:
+                archived, _ = self._archive_rows(conn)
+            finally:
+                conn.close()
+        except Exception:
+            log.exception("could not fold %s into the query-log archive; left in place", stray)
+            return
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(stray + suffix)
+            except FileNotFoundError:
+                pass
+        log.info("folded %d query-log rows from %s into %s", archived, stray, self.archive_path)
+
+    # ---- retention -----------------------------------------------------------------------------
 
     def prune(self, now: float | None = None, retention_days: float = DEFAULT_RETENTION_DAYS,
               max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
-        """Delete rows older than ``retention_days``, then the oldest rows until the data fits in
-        ``max_bytes``; return ``{"deleted_age", "deleted_size", "bytes"}``.
+        """Apply retention to both tiers; return ``{"deleted_age", "deleted_size", "bytes"}``.
 
-        Size is estimated as in-use pages × page size (the WAL is not counted; it is truncated
-        to ``WAL_SIZE_LIMIT`` after checkpoints). Freed pages are returned to the filesystem
-        with ``incremental_vacuum`` and a checkpoint, so the file itself shrinks.
+        Age: hot rows older than ``retention_days`` go, and archive blocks whose NEWEST row is
+        older — whole blocks, and in batches once the oldest has been expired for
+        ``ARCHIVE_AGE_BATCH`` (6 h), so archived rows may outlive the cutoff by that plus one
+        persist interval. Size: while the two tiers together use more than ``max_bytes``
+        (in-use pages × page size; WAL and journal not counted), the oldest archive blocks go,
+        then the oldest hot rows, down to ``SIZE_PRUNE_TARGET`` × ``max_bytes``. Counts are of
+        rows as reads see them. The hot file gives freed pages back to the filesystem; the
+        archive keeps them for the next blocks (its file stays at its high-water mark, at most
+        ``max_bytes`` and a block) unless more than half of it is free, then it is VACUUMed.
         """
         now = time.time() if now is None else now
-        deleted_age = self._delete_chunked("ts < ?", (now - retention_days * 86400.0,))
+        cutoff = now - retention_days * 86400.0
+        deleted_age = hot_age = self._delete_chunked("ts < ?", (cutoff,))
+        archive_age = 0
+        oldest = self.archive.execute("SELECT MIN(last_ts) FROM blocks").fetchone()[0]
+        if oldest is not None and oldest < cutoff - ARCHIVE_AGE_BATCH:
+            archive_age = self._drop_blocks("last_ts < ?", (cutoff,))
+        deleted_age += archive_age
 
-        deleted_size = 0
+        deleted_size = hot_size = archive_size = 0
         for _ in range(8):  # each pass re-measures; a few passes converge, the cap stops a spin
             used = self.used_bytes()
             if used <= max_bytes:
                 break
-            count = self.count()
+            excess = used - max_bytes * SIZE_PRUNE_TARGET
+            floor = self._hot_floor()
+            upto, freed = None, 0
+            for bid, size in self.archive.execute(
+                    "SELECT id, length(data) FROM blocks WHERE max_id < ? ORDER BY id", (floor,)):
+                upto, freed = bid, freed + size
+                if freed >= excess:
+                    break
+            if upto is not None:
+                n = self._drop_blocks("id <= ?", (upto,))
+                archive_size += n
+                deleted_size += n
+                continue
+            count = self.conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
             if count == 0:
                 break
-            excess_fraction = 1.0 - (max_bytes * SIZE_PRUNE_TARGET) / used
-            to_delete = max(1, math.ceil(count * excess_fraction))
-            deleted_size += self._delete_oldest(to_delete)
+            to_delete = max(1, math.ceil(count * excess / used))
+            n = self._delete_oldest(to_delete)
+            hot_size += n
+            deleted_size += n
 
-        if deleted_age or deleted_size:
+        if hot_age or hot_size:
             # executescript steps the pragma to completion; execute() would stop after the
             # first step (the pragma has no result columns) and free a single page.
             self.conn.executescript("PRAGMA incremental_vacuum;")
-            self.checkpoint()
+            self._checkpoint(self.conn)
+        if archive_age or archive_size:
+            archive = self.archive
+            free = archive.execute("PRAGMA freelist_count").fetchone()[0]
+            pages = archive.execute("PRAGMA page_count").fetchone()[0]
+            page_size = archive.execute("PRAGMA page_size").fetchone()[0]
+            # Rare (retention shortened, max_bytes lowered): rewrite the file to its data.
+            if free > pages // 2 and free * page_size > 1024 * 1024:
+                archive.execute("VACUUM")
+        if deleted_age or deleted_size:
             log.info("query log pruned: %d rows by age, %d by size", deleted_age, deleted_size)
         return {"deleted_age": deleted_age, "deleted_size": deleted_size,
                 "bytes": self.used_bytes()}
+
+    def _drop_blocks(self, where: str, params: tuple) -> int:
+        """Delete the archive blocks matching ``where`` in one transaction; return how many rows
+        they held that reads could see (rows also in the hot tier are not counted)."""
+        archive = self.archive
+        floor = self._hot_floor()
+        blocks = archive.execute(f"SELECT id, row_count, max_id FROM blocks WHERE {where}",
+                                 params).fetchall()
+        if not blocks:
+            return 0
+        visible = 0
+        for bid, count, max_id in blocks:
+            visible += count if max_id < floor else len(self._block_rows(bid, floor))
+        archive.execute(f"DELETE FROM blocks WHERE {where}", params)
+        self._decoded.clear()
+        return visible
 
     def _delete_chunked(self, where: str, params: tuple) -> int:
         total = 0
@@ -266,27 +598,97 @@ class QueryLogDB:
         return total
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the main file and truncate it (best effort if readers are active)."""
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        """Copy the hot tier's WAL into its file and truncate it (best effort if readers are
+        active). The archive has no WAL."""
+        self._checkpoint(self.conn)
+
+    @staticmethod
+    def _checkpoint(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # ---- reading -------------------------------------------------------------------------------
 
     def used_bytes(self) -> int:
-        """Bytes of the main file holding data (pages in use × page size)."""
-        conn = self.conn
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return (pages - free) * conn.execute("PRAGMA page_size").fetchone()[0]
+        """Bytes holding data in both files (pages in use × page size)."""
+        return _used_bytes(self.conn) + _used_bytes(self.archive)
 
     def file_bytes(self) -> int:
-        """Bytes of the main file, including free pages not yet vacuumed."""
-        conn = self.conn
-        return (conn.execute("PRAGMA page_count").fetchone()[0]
-                * conn.execute("PRAGMA page_size").fetchone()[0])
+        """Bytes of both main files, including free pages not yet vacuumed."""
+        return _file_bytes(self.conn) + _file_bytes(self.archive)
+
+    def _hot_floor(self) -> int:
+        """The lowest id read from the hot tier; lower ids are read from the archive."""
+        low = self.conn.execute("SELECT MIN(id) FROM queries").fetchone()[0]
+        return self._next_id if low is None else low
+
+    def _blocks(self, floor: int, since: float | None = None,
+                until: float | None = None) -> list[tuple]:
+        """Metadata ``(id, first_ts, last_ts, row_count, min_id, max_id)`` of the archive blocks
+        holding rows below ``floor`` that may fall in [since, until), newest first."""
+        sql = ("SELECT id, first_ts, last_ts, row_count, min_id, max_id FROM blocks "
+               "WHERE min_id < ?")
+        params: list = [floor]
+        if since is not None:
+            sql += " AND last_ts >= ?"
+            params.append(float(since))
+        if until is not None:
+            sql += " AND first_ts < ?"
+            params.append(float(until))
+        return self.archive.execute(sql + " ORDER BY id DESC", params).fetchall()
+
+    def _block_rows(self, block_id: int, floor: int) -> list[tuple]:
+        """The rows of one block with ids below ``floor`` (decoded blocks are kept for a few
+        reads: paging through the log decodes each block once)."""
+        rows = self._decoded.get(block_id)
+        if rows is None:
+            fmt, data = self.archive.execute("SELECT format, data FROM blocks WHERE id = ?",
+                                             (block_id,)).fetchone()
+            rows = decode_block(data, fmt)
+            if len(self._decoded) >= 8:
+                self._decoded.pop(next(iter(self._decoded)))
+            self._decoded[block_id] = rows
+        if rows and rows[-1][0] >= floor:
+            rows = [r for r in rows if r[0] < floor]
+        return rows
+
+    def _scratch_run(self, rows: list[tuple], sql: str, params: Sequence) -> list:
+        """Run ``sql`` (over a table named ``queries``) against ``rows`` only: archive blocks are
+        filtered and aggregated by the very SQL that reads the hot tier."""
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = sqlite3.connect(":memory:", isolation_level=None,
+                                                      check_same_thread=False)
+            scratch.execute(_QUERIES_TABLE)
+        scratch.execute("BEGIN")
+        scratch.execute("DELETE FROM queries")
+        scratch.executemany(_INSERT, rows)
+        scratch.execute("COMMIT")
+        return scratch.execute(sql, params).fetchall()
+
+    def _archive_results(self, sql: str, params: Sequence, since: float | None = None,
+                         floor: int | None = None) -> Iterator[list]:
+        """``sql`` run over each archive block since ``since``, newest first, within
+        ``ARCHIVE_SCAN_MAX_ROWS`` (``last_scan_capped`` says whether the cap stopped it)."""
+        floor = self._hot_floor() if floor is None else floor
+        scanned = 0
+        for block in self._blocks(floor, since):
+            if scanned >= ARCHIVE_SCAN_MAX_ROWS:
+                self.last_scan_capped = True
+                return
+            rows = self._block_rows(block[0], floor)
+            scanned += len(rows)
+            yield self._scratch_run(rows, sql, params)
 
     def count(self) -> int:
-        """Number of rows in the log."""
-        return self.conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
+        """Number of rows in the log (both tiers; reads block metadata, decodes at most one)."""
+        floor = self._hot_floor()
+        n = self.conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
+        n += self.archive.execute("SELECT COALESCE(SUM(row_count), 0) FROM blocks WHERE max_id < ?",
+                                  (floor,)).fetchone()[0]
+        for (bid,) in self.archive.execute(
+                "SELECT id FROM blocks WHERE min_id < ? AND max_id >= ?", (floor, floor)).fetchall():
+            n += len(self._block_rows(bid, floor))
+        return n
 
     def fetch(self, limit: int = 100, offset: int = 0, domain: str | None = None,
               client: str | None = None, since: float | None = None, until: float | None = None,
@@ -299,9 +701,55 @@ class QueryLogDB:
         True/False filters on the outcome. ``stage``/``action``/``rule``/``source`` match fields
         of ONE trace entry (all given ones on the same entry). ``limit`` is clamped to
         1..``MAX_FETCH_LIMIT``.
+
+        Both tiers are read as one log. With no filter but ``since``/``until`` the total comes
+        from per-block counts and only the blocks that supply the page (and at most two blocks
+        straddling the window's edges) are decompressed. Any other filter needs the matching
+        rows counted, so the archive is scanned newest first, block by block, and the scan
+        stops after ``ARCHIVE_SCAN_MAX_ROWS`` archived rows (about 8 days at 50k queries/day):
+        past that, ``total`` (and a far page) only cover the rows scanned, and
+        ``last_scan_capped`` is set. Archived timestamps are kept to the millisecond.
         """
         limit = max(1, min(int(limit), MAX_FETCH_LIMIT))
         offset = max(0, int(offset))
+        self.last_scan_capped = False
+        where, params, filtered = self._where(domain, client, since, until, blocked,
+                                              stage, action, rule, source)
+        conn = self.conn
+        floor = self._hot_floor()
+        total = conn.execute(f"SELECT COUNT(*) FROM queries {where}", params).fetchone()[0]
+        items = [row_to_dict(row[1:], row[0]) for row in conn.execute(
+            f"{_SELECT_ROWS} {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset])]
+        skip = max(0, offset - total)
+        need = limit - len(items)
+        scanned = 0
+        select = f"{_SELECT_ROWS} {where} ORDER BY id DESC"
+        for bid, first_ts, last_ts, count, _min_id, max_id in self._blocks(floor, since, until):
+            whole = (max_id < floor and (since is None or first_ts >= since)
+                     and (until is None or last_ts < until))
+            if not filtered and whole and (need == 0 or skip >= count):
+                total += count  # every row matches: no need to look inside
+                skip -= min(skip, count)
+                continue
+            if filtered and scanned >= ARCHIVE_SCAN_MAX_ROWS:
+                self.last_scan_capped = True
+                break
+            rows = self._block_rows(bid, floor)
+            scanned += len(rows)
+            matches = self._scratch_run(rows, select, params) if where else rows[::-1]
+            total += len(matches)
+            if need and skip < len(matches):
+                page = matches[skip:skip + need]
+                items += [row_to_dict(row[1:], row[0]) for row in page]
+                need -= len(page)
+            skip -= min(skip, len(matches))
+        return items, total
+
+    @staticmethod
+    def _where(domain, client, since, until, blocked, stage, action, rule,
+               source) -> tuple[str, list, bool]:
+        """The WHERE clause shared by both tiers, its parameters, and whether it filters on more
+        than time."""
         clauses, params = [], []
         if domain:
             domain = domain.lower().rstrip(".")
@@ -310,12 +758,6 @@ class QueryLogDB:
         if client:
             clauses.append("client_ip = ?")
             params.append(client)
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(float(since))
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(float(until))
         if blocked is not None:
             clauses.append("blocked = ?")
             params.append(int(bool(blocked)))
@@ -326,22 +768,26 @@ class QueryLogDB:
             clauses.append(f"(trace IS NOT NULL AND EXISTS "
                            f"(SELECT 1 FROM json_each(queries.trace) AS t WHERE {inner}))")
             params += [v for _, v in trace_terms]
+        filtered = bool(clauses)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(float(since))
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(float(until))
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        conn = self.conn
-        total = conn.execute(f"SELECT COUNT(*) FROM queries {where}", params).fetchone()[0]
-        cursor = conn.execute(
-            f"SELECT id, {', '.join(ROW_FIELDS)} FROM queries {where} "
-            f"ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset])
-        return [row_to_dict(row[1:], row[0]) for row in cursor], total
+        return where, params, filtered
 
     def top_domains(self, limit: int = 10, blocked: bool | None = False,
                     since: float | None = None) -> list[dict]:
         """Most queried domains: ``[{"domain", "queries", "blocked"}]``, most first.
 
         ``blocked`` False counts only allowed queries, True only blocked ones, None all (then
-        ``"blocked"`` says whether any of that domain's queries were blocked).
+        ``"blocked"`` says whether any of that domain's queries were blocked). Archived rows are
+        counted block by block, within ``ARCHIVE_SCAN_MAX_ROWS`` (see ``fetch``).
         """
         limit = max(1, min(int(limit), MAX_FETCH_LIMIT))
+        self.last_scan_capped = False
         clauses, params = [], []
         if blocked is not None:
             clauses.append("blocked = ?")
@@ -350,34 +796,76 @@ class QueryLogDB:
             clauses.append("ts >= ?")
             params.append(float(since))
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self.conn.execute(
-            f"SELECT domain, COUNT(*) AS n, MAX(blocked) FROM queries {where} "
-            f"GROUP BY domain ORDER BY n DESC, domain LIMIT ?", [*params, limit])
-        return [{"domain": d, "queries": n, "blocked": bool(b)} for d, n, b in rows]
+        sql = f"SELECT domain, COUNT(*), MAX(blocked) FROM queries {where} GROUP BY domain"
+        totals: dict[str, list[int]] = {}
+        for result in self._union(sql, params, since):
+            for d, n, b in result:
+                t = totals.get(d)
+                if t is None:
+                    totals[d] = [n, b]
+                else:
+                    t[0] += n
+                    t[1] = max(t[1], b)
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+        return [{"domain": d, "queries": n, "blocked": bool(b)} for d, (n, b) in ranked]
 
     def top_clients(self, limit: int = 10, since: float | None = None) -> list[dict]:
-        """Busiest clients: ``[{"client_ip", "queries", "blocked"}]`` (blocked is a count)."""
+        """Busiest clients: ``[{"client_ip", "queries", "blocked"}]`` (blocked is a count).
+        Archived rows within ``ARCHIVE_SCAN_MAX_ROWS`` (see ``fetch``)."""
         limit = max(1, min(int(limit), MAX_FETCH_LIMIT))
+        self.last_scan_capped = False
         where, params = ("WHERE ts >= ?", [float(since)]) if since is not None else ("", [])
-        rows = self.conn.execute(
-            f"SELECT client_ip, COUNT(*) AS n, SUM(blocked) FROM queries {where} "
-            f"GROUP BY client_ip ORDER BY n DESC, client_ip LIMIT ?", [*params, limit])
-        return [{"client_ip": c, "queries": n, "blocked": b or 0} for c, n, b in rows]
+        sql = f"SELECT client_ip, COUNT(*), SUM(blocked) FROM queries {where} GROUP BY client_ip"
+        totals: dict[str, list[int]] = {}
+        for result in self._union(sql, params, since):
+            for c, n, b in result:
+                t = totals.setdefault(c, [0, 0])
+                t[0] += n
+                t[1] += b or 0
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+        return [{"client_ip": c, "queries": n, "blocked": b} for c, (n, b) in ranked]
 
     def minute_counts(self, since: float) -> list[tuple[int, int, int, int, int, float]]:
         """Per-minute, per-decision aggregates since ``since`` (unix seconds), for seeding
         StatsBuckets: ``[(minute, decision, count, blocked, cached, sum_response_ms)]`` where
-        ``minute`` is ``int(ts // 60)``. Reads the ts index range once (start-up only).
+        ``minute`` is ``int(ts // 60)``, ordered by minute then decision. Reads the hot tier's
+        ts index range and decodes the archive blocks since ``since`` (start-up only), within
+        ``ARCHIVE_SCAN_MAX_ROWS``.
         """
-        return self.conn.execute(
-            "SELECT CAST(ts / 60 AS INTEGER) AS minute, decision, COUNT(*), SUM(blocked), "
-            "SUM(cached), SUM(response_ms) FROM queries WHERE ts >= ? "
-            "GROUP BY minute, decision ORDER BY minute", (float(since),)).fetchall()
+        self.last_scan_capped = False
+        sql = ("SELECT CAST(ts / 60 AS INTEGER) AS minute, decision, COUNT(*), SUM(blocked), "
+               "SUM(cached), SUM(response_ms) FROM queries WHERE ts >= ? "
+               "GROUP BY minute, decision")
+        totals: dict[tuple[int, int], list] = {}
+        for result in self._union(sql, (float(since),), since):
+            for minute, decision, n, b, c, ms in result:
+                t = totals.get((minute, decision))
+                if t is None:
+                    totals[(minute, decision)] = [n, b, c, ms]
+                else:
+                    t[0] += n
+                    t[1] += b
+                    t[2] += c
+                    t[3] += ms
+        return [(m, d, *t) for (m, d), t in sorted(totals.items())]
+
+    def _union(self, sql: str, params: Sequence, since: float | None) -> Iterator[list]:
+        floor = self._hot_floor()
+        yield self.conn.execute(sql, params).fetchall()
+        yield from self._archive_results(sql, params, since, floor)
 
     def integrity_check(self) -> str:
-        """``"ok"`` or SQLite's description of the damage."""
-        return integrity_check(self.conn)
+        """``"ok"`` or SQLite's description of the damage (naming the file) for both tiers."""
+        problems = []
+        for conn, path in ((self.conn, self.hot_path), (self.archive, self.archive_path)):
+            result = integrity_check(conn)
+            if result != "ok":
+                problems.append(f"{path}: {result}")
+        return "\n".join(problems) if problems else "ok"
 
     def close(self) -> None:
-        """Close the connection (on the worker thread). Safe to call twice."""
-        self.conn.close()
+        """Close the connections (on the worker thread). Safe to call twice. Does not persist:
+        the Recorder persists before closing at shutdown."""
+        for conn in (self._scratch, self.archive, self.conn):
+            if conn is not None:
+                conn.close()

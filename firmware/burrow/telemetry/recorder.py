@@ -6,13 +6,18 @@ happens here, on the loop, off the hot path:
 
 - every ``DRAIN_INTERVAL`` (1 s) the ring is emptied: records get wall-clock times, are counted
   in the live statistics, published on the event bus (topic ``"queries"``) and queued as rows;
-- every ``flush_interval`` (60 s by default) the queued rows go to SQLite in ONE transaction, on
-  a single worker thread, so flash sees one write burst a minute instead of one per query;
+- every ``flush_interval`` (60 s by default) the queued rows go to the query log's hot tier
+  (SQLite in RAM on the appliance) in ONE transaction, on a single worker thread;
+- every ``persist_interval`` (15 min by default), at start and at shutdown, the rows new in
+  the hot tier are appended to the compressed archive on flash in ONE transaction
+  (``QueryLogDB.persist``), so flash sees a few pages a quarter hour instead of a burst a
+  minute;
 - every ``PRUNE_INTERVAL`` (1 h) the log is pruned by age and size.
 
 Losses are bounded and counted, never silent: a full ring overwrites its oldest records
 (``dropped_ring``, estimated), a full pending buffer drops its oldest rows (``dropped_pending``),
-a failed flush keeps the rows for the next try (``flush_errors``, ``last_flush_error``).
+a failed flush keeps the rows for the next try (``flush_errors``, ``last_flush_error``), a failed
+persist leaves them in the hot tier for the next one (``persist_errors``, ``last_persist_error``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ DEFAULT_MAX_PENDING = 50_000
 DRAIN_INTERVAL = 0.25
 OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" warnings
 PRUNE_INTERVAL = 3600.0  # seconds between retention passes
+PERSIST_INTERVAL = 900.0  # seconds between archive writes to flash (storage.query_log_persist_interval)
 QUERIES_TOPIC = "queries"
 
 
@@ -72,7 +78,8 @@ class Recorder:
                  max_bytes: int = DEFAULT_MAX_BYTES, ring_size: int = DEFAULT_RING_SIZE,
                  max_pending: int = DEFAULT_MAX_PENDING, *, bus: EventBus | None = None,
                  stats: StatsBuckets | None = None, drain_interval: float = DRAIN_INTERVAL,
-                 prune_interval: float = PRUNE_INTERVAL):
+                 prune_interval: float = PRUNE_INTERVAL,
+                 persist_interval: float = PERSIST_INTERVAL):
         self.db = querylog_db
         self.flush_interval = flush_interval
         self.retention_days = retention_days
@@ -80,6 +87,7 @@ class Recorder:
         self.max_pending = max_pending
         self.drain_interval = drain_interval
         self.prune_interval = prune_interval
+        self.persist_interval = persist_interval
         self.bus = bus
         self.stats = stats if stats is not None else StatsBuckets()
 
@@ -100,6 +108,9 @@ class Recorder:
         self.last_flush_error: str | None = None
         self.prune_errors = 0
         self.last_prune: dict | None = None
+        self.persisted = 0  # rows appended to the archive on flash
+        self.persist_errors = 0
+        self.last_persist_error: str | None = None
 
         # One worker thread: SQLite connections must not be shared across threads, and one
         # writer means flush, prune and API reads are naturally serialised.
@@ -113,7 +124,8 @@ class Recorder:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Seed live stats from the log, then start the drain, flush and prune tasks."""
+        """Seed live stats from the log, then start the drain, flush, persist and prune tasks.
+        The first persist runs at once: it archives what a crashed run left in the hot tier."""
         try:
             rows = await self.query(self.db.minute_counts, time.time() - MAX_BUCKETS * 60)
             self.stats.seed(rows)
@@ -123,13 +135,16 @@ class Recorder:
         self._tasks = [
             asyncio.create_task(every(self.drain_interval, self.drain), name="recorder-drain"),
             asyncio.create_task(every(self.flush_interval, self.flush), name="recorder-flush"),
+            asyncio.create_task(every(self.persist_interval, self.persist, first_now=True),
+                                name="recorder-persist"),
             asyncio.create_task(every(self.prune_interval, self.prune, first_now=True),
                                 name="recorder-prune"),
         ]
 
     async def stop(self) -> None:
-        """Stop the tasks (letting a running flush finish), drain and flush once more, and close
-        the database on the worker thread. Does not prune. Safe to call twice."""
+        """Stop the tasks (letting a running flush finish), drain and flush once more, persist
+        to the archive, and close the database on the worker thread. Does not prune. Safe to
+        call twice."""
         if self._closed:
             return
         self._stopping.set()
@@ -139,6 +154,7 @@ class Recorder:
         await self.flush()
         if self._pending:
             log.warning("query log: %d rows not written at shutdown", len(self._pending))
+        await self.persist()
         try:
             await self.query(self.db.close)
         except Exception:
@@ -295,6 +311,24 @@ class Recorder:
             self.flushed += written
             return written
 
+    async def persist(self) -> dict | None:
+        """Append the rows new in the hot tier to the archive on flash now (also runs every
+        ``persist_interval``, at start and at stop); errors are logged and counted, and the
+        rows stay in the hot tier for the next try."""
+        if self._closed:
+            return None
+        async with self._flush_lock:  # not while a flush is committing: one worker, one order
+            try:
+                result = await self.query(self.db.persist)
+            except Exception as exc:
+                self.persist_errors += 1
+                self.last_persist_error = f"{type(exc).__name__}: {exc}"
+                log.warning("query log persist failed (rows kept in the hot tier): %s",
+                            self.last_persist_error)
+                return None
+        self.persisted += result["archived"]
+        return result
+
     async def prune(self) -> dict | None:
         """Apply retention now (also runs hourly); errors are logged and counted."""
         try:
@@ -342,4 +376,7 @@ class Recorder:
             "flush_errors": self.flush_errors,
             "last_flush_error": self.last_flush_error,
             "prune_errors": self.prune_errors,
+            "persisted": self.persisted,
+            "persist_errors": self.persist_errors,
+            "last_persist_error": self.last_persist_error,
         }
