@@ -154,3 +154,9 @@ def test_disabled_cache_always_passes():
     run(stage.resolve(make_query(), nxt))
     run(stage.resolve(make_query(), nxt))
     assert len(nxt.calls) == 2
+
+
+def test_disabled_cache_answers_are_not_replayable_by_the_fast_path():
+    stage = CacheStage(AnswerCache(1 << 20), enabled=False)
+    ans = run(stage.resolve(make_query(), Next(answer())))
+    assert ans.ttl is None and ans.decision is Decision.RESOLVED

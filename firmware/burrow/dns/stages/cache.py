@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 STALE_TTL = 30  # RFC 8767 recommends 30 s for stale answers
 STALE_WAIT = 1.8  # seconds to wait for upstream before answering stale (RFC 8767 client timer)
 FAILURE_MEMO_MAX = 4096  # remembered recent failures (keys), for the brief SERVFAIL cache
+_CACHEABLE = frozenset({Decision.RESOLVED, Decision.FORWARDED_CONDITIONAL, Decision.ALLOWED})
 
 
 class CacheStage:
@@ -43,7 +44,10 @@ class CacheStage:
 
     async def resolve(self, query: Query, next) -> Answer:
         if not self.enabled:
-            return await next(query)
+            answer = await next(query)
+            if answer.ttl is not None and answer.decision in _CACHEABLE:
+                answer = answer.replace(ttl=None)  # cache off: the fast path must not replay it either
+            return answer
         key = self.key(query)
         now = self.clock()
         entry, fresh = self.cache.get(key, now)
@@ -92,8 +96,7 @@ class CacheStage:
             if len(self._failures) >= FAILURE_MEMO_MAX:
                 self._failures.clear()
             self._failures[key] = now + SERVFAIL_TTL
-        elif answer.ttl is not None and answer.decision in (Decision.RESOLVED, Decision.FORWARDED_CONDITIONAL,
-                                                             Decision.ALLOWED):
+        elif answer.ttl is not None and answer.decision in _CACHEABLE:
             self._failures.pop(key, None)
             self.cache.put(key, answer, answer.ttl, now)
         return answer
