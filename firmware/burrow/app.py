@@ -38,6 +38,11 @@ class App:
     """The running appliance. ``await app.start()``, then ``await app.stop()``."""
 
     def __init__(self, config: Config):
+        from . import runtime_config
+        # Settings changed through the API were saved as overrides: they win over the file.
+        config = runtime_config.load_overrides(config, data_dir(config) / "settings.db")
+        if any(config.source(k) == "runtime" for k in ("logging.level", "logging.format", "logging.output")):
+            runtime_config.configure_logging(config)
         self.config = config
         self.started_mono = time.monotonic()
         self.started_wall = time.time()
@@ -46,6 +51,7 @@ class App:
         self.data_dir = data_dir(config)
         self.settings: SettingsDB | None = None
         self.auth = None  # AuthService once storage is open
+        self.eventlog = None  # audit and system events, stored in the settings DB
         self.querylog: QueryLogDB | None = None
         self.recorder: Recorder | None = None
         self.events = EventBus()
@@ -87,6 +93,9 @@ class App:
         cfg = self.config
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = SettingsDB(self.data_dir / "settings.db")
+        from .storage.events import EventLog
+        self.eventlog = EventLog(self.settings)
+        await self.eventlog.start(self.events)
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)
         self.auth.set_event_sink(lambda event: self.events.publish("events", event))
@@ -137,9 +146,8 @@ class App:
                 log.error("upstream %s is Burrow itself: not used (forwarding loop)", server.label)
 
     async def _housekeeping(self) -> None:
-        interval = self.config["rate_limit.cleanup_interval"]
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.config["rate_limit.cleanup_interval"])  # may change live
             if self.limiter is not None:
                 self.limiter.sweep(time.monotonic())
 
@@ -153,6 +161,8 @@ class App:
             self.api_server.close()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.eventlog is not None:
+            await self.eventlog.stop()
         if self.settings is not None:
             self.settings.close()
         if self.appliance is not None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -60,6 +61,16 @@ def write_toml(path: Path, config: dict) -> None:
             lines.append(f"\n[{section}]")
             lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _opener_from(source: str) -> urllib.request.OpenerDirector:
+    """A urllib opener whose HTTP connections start from the local address ``source``."""
+
+    class SourceHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(http.client.HTTPConnection, req, source_address=(source, 0))
+
+    return urllib.request.build_opener(SourceHandler)
 
 
 class BurrowProcess:
@@ -167,7 +178,9 @@ class BurrowProcess:
                 return None
 
     def http(self, method: str, path: str, body: Any = None, timeout: float = 5.0,
-             headers: dict | None = None) -> tuple[int, Any]:
+             headers: dict | None = None, source: str | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON or text). ``source`` binds the client socket to that local
+        address (e.g. "127.0.0.2") so a test can call from another loopback address."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -175,8 +188,9 @@ class BurrowProcess:
             hdrs.setdefault("Content-Type", "application/json")
         req = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=data,
                                      method=method, headers=hdrs)
+        opener = urllib.request.urlopen if source is None else _opener_from(source).open
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with opener(req, timeout=timeout) as resp:
                 raw = resp.read()
                 status = resp.status
         except urllib.error.HTTPError as e:

@@ -41,6 +41,7 @@ class FakeAuth:
 
 class FakeApp:
     version = "test"
+    tls = False
     auth = FakeAuth()
 
     def __getattr__(self, name):  # handlers must not be reached in these tests

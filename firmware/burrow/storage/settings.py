@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .events import EVENTS_MIGRATION_SQL
+
 log = logging.getLogger(__name__)
 
 # How long a statement waits for another connection's lock before failing. Backups and the CLI
@@ -93,6 +95,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE INDEX auth_api_tokens_user ON auth_api_tokens(user_id);
     """),
+    (3, EVENTS_MIGRATION_SQL),  # the audit/event log (storage/events.py)
 ]
 
 

@@ -1,0 +1,337 @@
+"""/api/auth: first-run setup, login, refresh, logout, who am I, own password and own 2FA.
+
+Thin handlers over ``app.auth`` (burrow.auth.AuthService): validate → call → serialize. The
+service raises errors carrying ``status``/``error``, which the route wrapper maps to the one
+error shape (401 "totp_required", 429 with Retry-After for a lockout, 409, 400 naming a field).
+
+Browser sessions: ``POST /api/auth/login?cookie=true`` also sets the access token in an
+HttpOnly, SameSite=Strict cookie (``burrow_session``) and a random CSRF token in a readable
+SameSite=Strict cookie (``burrow_csrf``); the page echoes that in ``X-CSRF-Token`` on every
+state-changing request (the route wrapper enforces it for cookie sessions).
+
+Account-security changes (own password, 2FA) need a signed-in session: an API token — perhaps
+a read-only one on a script — must not be able to lock its owner out by enrolling 2FA or
+changing the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from ..auth.errors import InvalidInputError, WeakPasswordError
+from .errors import ApiError
+from .routes import CSRF_COOKIE, SESSION_COOKIE, Api
+from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
+
+log = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store"}  # token-bearing answers must not be cached (RFC 6749)
+
+
+class Code(Field):
+    """A TOTP code or recovery code: a string ("123 456", "abcde-fgh23") or a 6-digit number
+    (scripts send ``{"totp": 123456}``); numbers become zero-padded strings."""
+
+    type_name = "string"
+
+    def __init__(self, *, max_len: int = 64, **kw):
+        super().__init__(**kw)
+        self.max_len = max_len
+
+    def convert(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value <= 999_999:
+                raise ValueError("must be a 6-digit code")
+            return f"{value:06d}"
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        value = value.strip()
+        if len(value) > self.max_len:
+            raise ValueError(f"at most {self.max_len} characters")
+        return value
+
+    def _schema(self):
+        return {"type": ["string", "integer"], "maxLength": self.max_len}
+
+
+# ---- schemas ---------------------------------------------------------------------------------
+
+USER_EXAMPLE = {"id": 1, "username": "admin", "role": "admin", "disabled": False,
+                "totp_enabled": False, "created_at": 1763807400.0, "last_login_at": None}
+
+
+def user_fields() -> dict:
+    return {
+        "id": Int(), "username": Str(max_len=64), "role": Str(enum=["admin", "viewer"]),
+        "disabled": Bool(), "totp_enabled": Bool(description="2FA is on"),
+        "created_at": Num(description="unix seconds"),
+        "last_login_at": Num(nullable=True, description="unix seconds; null if never"),
+    }
+
+
+User = Obj("User", user_fields(), example=USER_EXAMPLE)
+
+SetupRequest = Obj("SetupRequest", {
+    "username": Str(min_len=1, max_len=64, example="admin"),
+    "password": Str(min_len=1, max_len=1024, strip=False,
+                    description="at least 10 characters; shorter than 14 must mix letters, "
+                                "digits or symbols; not a common password"),
+    "totp": Code(required=False, description="ignored (enrol 2FA after setup); accepted so "
+                                             "setup and login take the same shape"),
+}, example={"username": "admin", "password": "correct horse battery"})
+
+LoginRequest = Obj("LoginRequest", {
+    "username": Str(min_len=1, max_len=128),
+    "password": Str(min_len=1, max_len=1024, strip=False),
+    "totp": Code(required=False, description="the 6-digit code, or a recovery code, when the "
+                                             "account has 2FA"),
+}, example={"username": "admin", "password": "correct horse battery", "totp": "123456"})
+
+LoginQuery = Query({
+    "cookie": Bool(required=False, default=False,
+                   description="also set the burrow_session (HttpOnly) and burrow_csrf cookies "
+                               "for the browser"),
+})
+
+TokenPairSchema = Obj("TokenPair", {
+    "access_token": Str(max_len=4096, description="JWT (HS256) for Authorization: Bearer"),
+    "refresh_token": Str(max_len=4096, description="single use; refresh returns a new one"),
+    "token_type": Str(enum=["bearer"]),
+    "expires_in": Int(description="seconds the access token is valid"),
+}, example={"access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "refresh_token": "q1Vh0ZbqfS2vNwz9c5m3iB7OQ8s1yT4eHqXo6dK2jLw",
+            "token_type": "bearer", "expires_in": 900})
+
+RefreshRequest = Obj("RefreshRequest", {"refresh_token": Str(min_len=1, max_len=4096)},
+                     example={"refresh_token": "q1Vh0ZbqfS2vNwz9c5m3iB7OQ8s1yT4eHqXo6dK2jLw"})
+
+Me = Obj("Me", {
+    **user_fields(),
+    "via": Str(enum=["jwt", "cookie", "token"], description="how this request authenticated"),
+    "scope": Str(enum=["admin", "read"]),
+    "can_write": Bool(description="may call admin routes"),
+    "token_id": Int(nullable=True, description="the API token's id when via is token"),
+    "recovery_codes_left": Int(description="unused 2FA recovery codes"),
+}, example={**USER_EXAMPLE, "via": "jwt", "scope": "admin", "can_write": True,
+            "token_id": None, "recovery_codes_left": 0})
+
+Status = Obj("AuthStatus", {"status": Str(), "message": Str(required=False)},
+             example={"status": "ok", "message": "signed out"})
+
+PasswordChange = Obj("PasswordChange", {
+    "current_password": Str(min_len=1, max_len=1024, strip=False),
+    "new_password": Str(min_len=1, max_len=1024, strip=False),
+}, example={"current_password": "correct horse battery", "new_password": "battery staple horse"})
+
+TotpEnrolment = Obj("TotpEnrolment", {
+    "secret": Str(max_len=128, description="base32; type it in if the QR cannot be scanned"),
+    "provisioning_uri": Str(max_len=1024, description="otpauth:// URI"),
+    "qr_svg": Str(max_len=1_000_000, description="the URI as an SVG QR code"),
+}, example={"secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            "provisioning_uri": "otpauth://totp/Burrow:admin?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+                                "&issuer=Burrow",
+            "qr_svg": "<svg xmlns=\"http://www.w3.org/2000/svg\">…</svg>"})
+
+TotpConfirm = Obj("TotpConfirm", {"code": Code(description="the current 6-digit code")},
+                  example={"code": "123456"})
+
+RecoveryCodes = Obj("RecoveryCodes", {
+    "recovery_codes": List(Str(max_len=32), max_items=64,
+                           description="each usable once instead of a code; shown only now"),
+}, example={"recovery_codes": ["abcde-fgh23", "k2m4p-q7rst"]})
+
+TotpDisable = Obj("TotpDisable", {
+    "code_or_password": Str(min_len=1, max_len=1024, strip=False,
+                            description="a current code, an unused recovery code or the password"),
+}, example={"code_or_password": "123456"})
+
+
+# ---- helpers shared with users_api -----------------------------------------------------------
+
+def user_summary(user: dict | None) -> dict | None:
+    """What an audit event may say about a user (no secrets, no 2FA details)."""
+    if not user:
+        return None
+    return {"id": user["id"], "username": user["username"], "role": user["role"],
+            "disabled": user["disabled"]}
+
+
+def audit(app, req, type_: str, summary: str, *, actor: str | None = None, **data) -> None:
+    """Publish an audit event on topic "events": who (the principal, else ``actor``), from
+    where, what (``summary``) and ``data`` (before/after, never secrets). Never raises:
+    auditing must not undo the change it records."""
+    principal = getattr(req.g, "principal", None)
+    payload = {"type": type_, "ts": time.time(),
+               "actor": getattr(principal, "username", None) or actor,
+               "client_ip": getattr(req.g, "client_ip", None), "summary": summary, "data": data}
+    try:
+        app.events.publish("events", payload)
+    except Exception:
+        log.warning("publishing audit event %s failed", type_, exc_info=True)
+
+
+def require_session(principal) -> None:
+    """Refuse API tokens for account-security changes (password, 2FA, sign-out)."""
+    if principal.via == "token":
+        raise ApiError(403, "sign in with a password for this; API tokens cannot change the "
+                            "account's password or 2FA", error="forbidden")
+
+
+def _allowed_client(app, ip: str) -> bool:
+    acl = getattr(app, "acl", None)
+    if acl is None:
+        acl = getattr(getattr(app, "dns", None), "acl", None)
+    if acl is None:
+        from ..dns.access import AccessControl
+        acl = AccessControl(app.config["access.allowed_networks"])
+    return acl.allowed(ip)
+
+
+def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: bool) -> str:
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}"]
+    if max_age <= 0:
+        parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    if http_only:
+        parts.append("HttpOnly")
+    parts.append("SameSite=Strict")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def session_cookies(app, access_token: str, max_age: int) -> dict:
+    """Set-Cookie headers for a browser session: the token (HttpOnly) and a fresh CSRF token
+    the page reads and echoes in X-CSRF-Token."""
+    secure = bool(getattr(app, "tls", False))
+    return {"Set-Cookie": [
+        _cookie(SESSION_COOKIE, access_token, max_age=max_age, http_only=True, secure=secure),
+        _cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=max_age, http_only=False,
+                secure=secure),
+    ]}
+
+
+def clear_cookies(app) -> dict:
+    secure = bool(getattr(app, "tls", False))
+    return {"Set-Cookie": [
+        _cookie(SESSION_COOKIE, "", max_age=0, http_only=True, secure=secure),
+        _cookie(CSRF_COOKIE, "", max_age=0, http_only=False, secure=secure),
+    ]}
+
+
+def _had_cookie(req) -> bool:
+    return bool(req.cookies and (req.cookies.get(SESSION_COOKIE) or req.cookies.get(CSRF_COOKIE)))
+
+
+def _pair_answer(app, req, pair):
+    headers = dict(NO_STORE)
+    if req.g.query.get("cookie"):
+        headers.update(session_cookies(app, pair.access_token, pair.expires_in))
+    return pair.as_response(), 200, headers
+
+
+# ---- routes ----------------------------------------------------------------------------------
+
+def register(api: Api, app) -> None:
+    @api.route("POST", "/api/auth/setup", role="public", auth_limited=True, status=201,
+               summary="Create the first admin (first run only, from the local network)",
+               tags=["auth"], body=SetupRequest, responses={201: User})
+    async def setup(req):
+        ip = req.g.client_ip
+        if not _allowed_client(app, ip):
+            raise ApiError(403, "setup is only accepted from the allowed local networks",
+                           error="forbidden")
+        b = req.g.body
+        user = app.auth.setup_first_admin(b["username"], b["password"])
+        audit(app, req, "auth.setup", f"first admin {user['username']!r} created",
+              actor=user["username"], user=user_summary(user))
+        return user, 201, NO_STORE
+
+    @api.route("POST", "/api/auth/login", role="public", auth_limited=True,
+               summary="Sign in: an access token and a refresh token", tags=["auth"],
+               body=LoginRequest, query=LoginQuery, responses={200: TokenPairSchema})
+    async def login(req):
+        b = req.g.body
+        pair = await app.auth.login_async(b["username"], b["password"], b.get("totp"),
+                                          req.g.client_ip)
+        return _pair_answer(app, req, pair)
+
+    @api.route("POST", "/api/auth/refresh", role="public", auth_limited=True,
+               summary="Swap a refresh token for a new pair (the old one is spent)",
+               tags=["auth"], body=RefreshRequest, query=LoginQuery,
+               responses={200: TokenPairSchema})
+    async def refresh(req):
+        pair = app.auth.refresh(req.g.body["refresh_token"])
+        return _pair_answer(app, req, pair)
+
+    @api.route("POST", "/api/auth/logout", role="self", summary="Sign out: revoke this session",
+               tags=["auth"], responses={200: Status})
+    async def logout(req):
+        principal = req.g.principal
+        if principal.session_id is None:
+            raise ApiError(400, "an API token has no session; revoke it with "
+                                "DELETE /api/tokens/{id}", error="not_a_session")
+        app.auth.logout(principal.session_id)
+        headers = clear_cookies(app) if _had_cookie(req) else None
+        return {"status": "ok", "message": "signed out"}, 200, headers
+
+    @api.route("GET", "/api/auth/me", role="viewer", summary="The signed-in user and how",
+               tags=["auth"], responses={200: Me})
+    async def me(req):
+        principal = req.g.principal
+        user = app.auth.get_user(principal.user_id)
+        if user is None:
+            raise ApiError(401, "the user no longer exists", error="unauthorized")
+        left = app.auth.recovery_codes_left(user["id"]) if user["totp_enabled"] else 0
+        return {**user, "via": principal.via, "scope": principal.scope,
+                "can_write": principal.can_write, "token_id": principal.token_id,
+                "recovery_codes_left": left}
+
+    @api.route("POST", "/api/auth/password", role="self",
+               summary="Change your own password (signs out every session)", tags=["auth"],
+               body=PasswordChange, responses={200: Status})
+    async def change_password(req):
+        principal = req.g.principal
+        require_session(principal)
+        b = req.g.body
+        try:
+            app.auth.change_password(principal.user_id, b["current_password"], b["new_password"],
+                                     req.g.client_ip)
+        except WeakPasswordError as e:
+            e.field = "new_password"
+            raise
+        audit(app, req, "user.password_changed", f"{principal.username} changed their password",
+              user_id=principal.user_id)
+        headers = clear_cookies(app) if _had_cookie(req) else None
+        return {"status": "ok", "message": "password changed; sign in again"}, 200, headers
+
+    @api.route("POST", "/api/auth/2fa/enrol", role="self",
+               summary="Start 2FA: a new TOTP secret, its otpauth URI and a QR code",
+               tags=["auth"], responses={200: TotpEnrolment})
+    async def totp_enrol(req):
+        principal = req.g.principal
+        require_session(principal)
+        return app.auth.totp_enrol(principal.user_id), 200, NO_STORE
+
+    @api.route("POST", "/api/auth/2fa/confirm", role="self",
+               summary="Turn 2FA on with a first code; returns recovery codes (shown once)",
+               tags=["auth"], body=TotpConfirm, responses={200: RecoveryCodes})
+    async def totp_confirm(req):
+        principal = req.g.principal
+        require_session(principal)
+        codes = app.auth.totp_confirm(principal.user_id, req.g.body["code"])
+        return {"recovery_codes": codes}, 200, NO_STORE
+
+    @api.route("POST", "/api/auth/2fa/disable", role="self",
+               summary="Turn 2FA off with a code, a recovery code or the password",
+               tags=["auth"], body=TotpDisable, responses={200: Status})
+    async def totp_disable(req):
+        principal = req.g.principal
+        require_session(principal)
+        try:
+            app.auth.totp_disable(principal.user_id, req.g.body["code_or_password"])
+        except InvalidInputError as e:
+            e.field = "code_or_password"
+            raise
+        return {"status": "ok", "message": "2FA is off"}

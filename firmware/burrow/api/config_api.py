@@ -1,0 +1,168 @@
+"""Configuration and cache management: GET /api/config, PUT /api/config/{upstreams,cache,
+logging,rate-limit}, POST /api/cache/purge (seed 003).
+
+Request bodies are validated field by field with the config file's own validators (the
+``Option`` records of burrow.config.schema), and the cross-checks with
+``Config.with_overrides``: there is one set of rules. Changes are stored in the settings
+database and applied to the running resolver at once (burrow.runtime_config); each one is an
+audit event ``{"type": "config.changed", "section", "before", "after", "actor", "client_ip"}``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .. import runtime_config
+from ..config import BY_KEY, ConfigError
+from .errors import ApiError, ValidationError
+from .routes import Api
+from .schema import Field, Int, Obj, Str
+
+_ITEM = re.compile(r"^item (\d+): (.*)$", re.S)
+
+
+class OptionField(Field):
+    """A body field validated by a config Option's validator (the same one burrow.toml uses).
+
+    List items that fail are named by index (``upstream_dns_servers[1]``)."""
+
+    def __init__(self, key: str, **kw):
+        self.option = BY_KEY[key]
+        super().__init__(required=False, description=self.option.help, **kw)
+        self.key = key
+
+    def _clean(self, value, path, problems):
+        try:
+            return self.option.validate(value)
+        except ValueError as e:
+            message = str(e)
+            m = _ITEM.match(message)
+            if m:
+                path, message = f"{path}[{m.group(1)}]", m.group(2)
+            problems.append((path, message))
+            return None
+
+    def _schema(self) -> dict:
+        return _schema_of(self.option)
+
+
+def _schema_of(option) -> dict:
+    """JSON Schema for an option, read from its default's type and its validator's bounds."""
+    default = option.default
+    fn = option.validate
+    bounds = dict(zip(getattr(fn.__code__, "co_freevars", ()),
+                      (c.cell_contents for c in (fn.__closure__ or ()))))
+    if isinstance(default, bool):
+        s = {"type": "boolean"}
+    elif isinstance(default, int):
+        s = {"type": "integer"}
+    elif isinstance(default, float):
+        s = {"type": "number"}
+    elif isinstance(default, list):
+        s = {"type": "array", "items": {"type": "string"}}
+        if isinstance(bounds.get("min_items"), int) and bounds["min_items"]:
+            s["minItems"] = bounds["min_items"]
+        if isinstance(bounds.get("max_items"), int):
+            s["maxItems"] = bounds["max_items"]
+        return s
+    else:
+        s = {"type": "string"}
+        if isinstance(bounds.get("allowed"), tuple):
+            s["enum"] = list(bounds["allowed"])
+        return s
+    if isinstance(bounds.get("lo"), (int, float)):
+        s["minimum"] = bounds["lo"]
+    if isinstance(bounds.get("hi"), (int, float)):
+        s["maximum"] = bounds["hi"]
+    return s
+
+
+def section_body(name: str, section: str, required: bool, example: dict) -> Obj:
+    keys = runtime_config.SECTIONS[section]
+    fields = {}
+    for key in keys:
+        field = OptionField(key)
+        field.required = required
+        fields[key.rsplit(".", 1)[-1]] = field
+    return Obj(name, fields, min_fields=1, example=example)
+
+
+UpstreamsBody = section_body("UpstreamsUpdate", "upstreams", True,
+                             {"upstream_dns_servers": ["1.1.1.1:53", "9.9.9.9:53"]})
+CacheBody = section_body("CacheUpdate", "cache", False,
+                         {"enabled": True, "max_bytes": 16777216, "min_ttl": 0, "max_ttl": 86400,
+                          "negative_ttl": 3600, "serve_stale": True, "prefetch": True})
+LoggingBody = section_body("LoggingUpdate", "logging", False,
+                           {"level": "info", "format": "text", "output": "stderr"})
+RateLimitBody = section_body("RateLimitUpdate", "rate_limit", False,
+                             {"enabled": True, "rps": 100.0, "burst": 400, "action": "drop",
+                              "cleanup_interval": 60.0, "max_tracked_clients": 10000})
+
+ConfigSnapshot = Obj("ConfigSnapshot", {}, additional=True, example={
+    "upstream_dns_servers": ["9.9.9.9:53", "1.1.1.1:53"],
+    "server": {"listen_address": ["0.0.0.0:53"], "web_ui_address": "0.0.0.0:8080", "decision_trace": True},
+    "cache": {"enabled": True, "max_bytes": 16777216, "min_ttl": 0, "max_ttl": 86400, "negative_ttl": 3600,
+              "serve_stale": True, "prefetch": True},
+    "rate_limit": {"enabled": True, "rps": 100.0, "burst": 400, "action": "drop",
+                   "cleanup_interval": 60.0, "max_tracked_clients": 10000},
+    "logging": {"level": "info", "format": "text", "output": "stderr"},
+})
+ConfigChanged = Obj("ConfigChanged", {
+    "status": Str(enum=["ok"]), "message": Str(), "section": Str(),
+    "config": Obj("ConfigSection", {}, additional=True, description="the section's values now in effect"),
+}, example={"status": "ok", "message": "cache settings updated and applied",
+            "section": "cache", "config": {"enabled": False, "max_bytes": 16777216, "min_ttl": 0,
+                                           "max_ttl": 86400, "negative_ttl": 3600,
+                                           "serve_stale": True, "prefetch": True}})
+PurgeResult = Obj("CachePurged", {"status": Str(enum=["ok"]), "message": Str(), "entries_cleared": Int()},
+                  example={"status": "ok", "message": "DNS cache purged successfully", "entries_cleared": 1523})
+
+
+def _short(section: str, key: str) -> str:
+    prefix = runtime_config.SECTIONS[section][0].rsplit(".", 1)[0] + "."
+    return key[len(prefix):] if "." in key and key.startswith(prefix) else key
+
+
+def register(api: Api, app) -> None:
+    @api.route("GET", "/api/config", role="viewer", summary="The live configuration (no secrets)",
+               tags=["config"], responses={200: ConfigSnapshot})
+    async def get_config(req):
+        return runtime_config.snapshot(app.config)
+
+    def changer(path: str, section: str, body: Obj, what: str):
+        @api.route("PUT", path, role="admin", summary=f"Change the {what} settings; applied at once and kept",
+                   tags=["config"], body=body, responses={200: ConfigChanged})
+        async def put_section(req):
+            prefix = "" if section == "upstreams" else section + "."
+            changes = {prefix + k: v for k, v in req.g.body.items() if k in body.fields}
+            try:
+                _, before, after = runtime_config.update(app, section, changes)
+            except ConfigError as e:  # a cross-check (min_ttl > max_ttl): name the body field
+                raise ValidationError([(_short(section, k), m) for k, m in e.errors]) from None
+            principal = req.g.principal
+            app.events.publish("events", {
+                "type": "config.changed", "section": section, "before": before, "after": after,
+                "actor": getattr(principal, "username", None), "client_ip": req.g.client_ip,
+                "time": time.time()})
+            return {"status": "ok", "message": f"{what} settings updated and applied",
+                    "section": section, "config": after}
+
+        put_section.__name__ = f"put_{section}"
+
+    changer("/api/config/upstreams", "upstreams", UpstreamsBody, "upstream")
+    changer("/api/config/cache", "cache", CacheBody, "cache")
+    changer("/api/config/logging", "logging", LoggingBody, "logging")
+    changer("/api/config/rate-limit", "rate_limit", RateLimitBody, "rate limit")
+
+    @api.route("POST", "/api/cache/purge", role="admin", summary="Empty the DNS cache", tags=["cache"],
+               responses={200: PurgeResult, 503: "cache not available (caching disabled in config)"})
+    async def purge_cache(req):
+        stage = getattr(app, "cache_stage", None)
+        if stage is None or not stage.enabled:
+            raise ApiError(503, "cache not available (caching disabled in config)")
+        cleared = app.purge_cache()
+        app.events.publish("events", {"type": "cache.purged", "entries_cleared": cleared,
+                                      "actor": getattr(req.g.principal, "username", None),
+                                      "client_ip": req.g.client_ip, "time": time.time()})
+        return {"status": "ok", "message": "DNS cache purged successfully", "entries_cleared": cleared}

@@ -1,0 +1,236 @@
+"""GET /metrics: Prometheus text exposition (format 0.0.4).
+
+Labels stay low-cardinality: decision (a dozen values), upstream (the configured servers, at
+most 16), transport and error kind. Never domains or client addresses.
+
+Public only when ``server.metrics_public`` is true; otherwise a viewer login or an API token
+(``Authorization: Bearer brw_...``, which is what a scraper uses).
+
+Query counts by decision come from the live per-minute statistics: minutes that are over are
+added once to running totals, so the counters only go up while the process runs (they restart
+at zero with it, which Prometheus handles as a counter reset).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from microdot import Response
+
+from ..telemetry.stats import MAX_BUCKETS
+from .routes import Api
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SETTLE_MINUTES = 2  # a minute is final this long after it began (records reach stats within ~1 s)
+
+
+class DecisionTotals:
+    """Monotonic per-decision totals folded out of StatsBuckets' per-minute counts."""
+
+    def __init__(self, start_wall: float):
+        self.committed: dict[str, int] = {}
+        self.next_minute = int(start_wall // 60)  # first minute not yet folded in
+
+    def totals(self, stats, now: float | None = None) -> dict[str, int]:
+        now = time.time() if now is None else now
+        current = int(now // 60)
+        settled = current - SETTLE_MINUTES  # minutes up to this one no longer change
+        if settled >= self.next_minute:
+            first = max(self.next_minute, current - MAX_BUCKETS + SETTLE_MINUTES + 1)
+            span = settled - first + 1
+            for label, n in stats.decision_counts(span * 60, now=settled * 60 + 30).items():
+                self.committed[label] = self.committed.get(label, 0) + n
+            self.next_minute = settled + 1
+        out = dict(self.committed)
+        open_minutes = current - self.next_minute + 1
+        if open_minutes > 0:
+            for label, n in stats.decision_counts(open_minutes * 60, now=now).items():
+                out[label] = out.get(label, 0) + n
+        return out
+
+
+def _escape(value) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Exposition:
+    """Builds the text: one HELP/TYPE header per metric family, then its samples."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str, samples) -> None:
+        """``samples``: a number, or an iterable of (labels dict, number)."""
+        if isinstance(samples, (int, float)):
+            samples = [({}, samples)]
+        samples = [(labels, value) for labels, value in samples if value is not None]
+        if not samples:
+            return
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+            self.lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _number(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+_process = None
+
+
+def process_figures() -> dict:
+    """RSS, CPU seconds, open fds and start time of this process (psutil, else /proc)."""
+    global _process
+    try:
+        import psutil
+        if _process is None:
+            _process = psutil.Process()
+        with _process.oneshot():
+            cpu = _process.cpu_times()
+            return {"rss": _process.memory_info().rss, "cpu": cpu.user + cpu.system,
+                    "fds": _process.num_fds(), "start": _process.create_time()}
+    except Exception:
+        pass
+    out = {}
+    try:
+        with open("/proc/self/statm") as f:
+            out["rss"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        times = os.times()
+        out["cpu"] = times.user + times.system
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def render(app, api: Api | None, totals: DecisionTotals) -> str:
+    out = Exposition()
+    f = out.family
+    f("burrow_build_info", "gauge", "Burrow version (value is always 1).", [({"version": app.version}, 1)])
+    f("burrow_uptime_seconds", "gauge", "Seconds since the process started.", app.uptime_seconds())
+
+    recorder = getattr(app, "recorder", None)
+    if recorder is not None:
+        decisions = totals.totals(recorder.stats)
+        f("burrow_queries_total", "counter", "DNS queries answered, by decision.",
+          [({"decision": d}, n) for d, n in sorted(decisions.items())])
+        snap = recorder.snapshot()
+        f("burrow_querylog_received_total", "counter", "Query records taken from the telemetry ring.",
+          snap["received"])
+        f("burrow_querylog_written_total", "counter", "Query-log rows committed to the database.",
+          snap["flushed"])
+        f("burrow_querylog_pending_rows", "gauge", "Query-log rows waiting for the next flush.", snap["pending"])
+        f("burrow_querylog_flush_errors_total", "counter", "Failed query-log flushes.", snap["flush_errors"])
+        f("burrow_querylog_dropped_total", "counter", "Query records lost, by where they were dropped.",
+          [({"where": "ring"}, snap["dropped_ring"]), ({"where": "pending"}, snap["dropped_pending"]),
+           ({"where": "bad_record"}, snap["bad_records"])])
+        f("burrow_querylog_ring_overflows_total", "counter", "Drains that found the telemetry ring full.",
+          snap["ring_overflows"])
+
+    dns = getattr(app, "dns", None)
+    if dns is not None:
+        c = dns.counters.as_dict()
+        f("burrow_dns_requests_total", "counter", "DNS messages received, by transport.",
+          [({"transport": "udp"}, c.get("udp")), ({"transport": "tcp"}, c.get("tcp"))])
+        f("burrow_dns_problems_total", "counter",
+          "Messages dropped or answered with an error by the server itself, by kind.",
+          [({"kind": k}, c[k]) for k in ("dropped", "formerr", "errors", "loops", "tcp_refused") if k in c])
+        f("burrow_dns_tcp_connections", "gauge", "Open DNS-over-TCP connections.",
+          getattr(dns, "tcp_connections", None))
+
+    cache = getattr(app, "cache", None)
+    if cache is not None:
+        s = cache.stats()
+        stage = getattr(app, "cache_stage", None)
+        if stage is not None:
+            f("burrow_cache_enabled", "gauge", "1 when the answer cache is on.", bool(stage.enabled))
+        f("burrow_cache_hits_total", "counter", "Answer-cache hits (fast-path replays count as cached queries).",
+          s["hits"])
+        f("burrow_cache_misses_total", "counter", "Answer-cache misses.", s["misses"])
+        f("burrow_cache_stale_hits_total", "counter", "Expired answers served (RFC 8767).", s["stale_hits"])
+        f("burrow_cache_evictions_total", "counter", "Entries evicted by the size cap.", s["evictions"])
+        f("burrow_cache_entries", "gauge", "Entries in the answer cache.", s["entries"])
+        f("burrow_cache_bytes", "gauge", "Bytes held by the answer cache.", s["bytes"])
+        f("burrow_cache_max_bytes", "gauge", "Size cap of the answer cache.", s["max_bytes"])
+        if stage is not None:
+            f("burrow_cache_prefetches_total", "counter", "Background refreshes of expiring entries.",
+              getattr(stage, "prefetches", None))
+
+    fastpath = getattr(app, "fastpath", None)
+    if fastpath is not None:
+        s = fastpath.stats()
+        f("burrow_fastpath_entries", "gauge", "Final answers held by the fast path.", s["entries"])
+        f("burrow_fastpath_bytes", "gauge", "Bytes held by the fast path.", s["bytes"])
+        f("burrow_fastpath_invalidations_total", "counter", "Times the fast path was dropped wholesale.",
+          s["generation"])
+
+    pool = getattr(app, "upstreams", None)
+    if pool is not None:
+        servers = list(pool.servers)
+        per = lambda attr: [({"upstream": s.label}, getattr(s, attr)) for s in servers]  # noqa: E731
+        f("burrow_upstream_queries_total", "counter", "Queries sent to each upstream.", per("queries"))
+        f("burrow_upstream_errors_total", "counter", "Failed attempts per upstream (timeouts included).",
+          per("errors"))
+        f("burrow_upstream_timeouts_total", "counter", "Timed-out attempts per upstream.", per("timeouts"))
+        f("burrow_upstream_srtt_seconds", "gauge", "Smoothed round-trip time per upstream.", per("srtt"))
+        f("burrow_upstream_healthy", "gauge", "1 when the upstream is considered healthy.",
+          [({"upstream": s.label}, bool(s.healthy)) for s in servers])
+        f("burrow_upstream_inflight", "gauge", "Upstream queries in flight.", getattr(pool, "inflight", None))
+        f("burrow_upstream_wrong_replies_total", "counter", "TCP replies ignored for a wrong ID or question.",
+          getattr(pool, "wrong_replies", None))
+
+    limiter = getattr(app, "limiter", None)
+    if limiter is not None:
+        f("burrow_rate_limited_total", "counter", "Queries refused or dropped by the rate limiter.",
+          limiter.limited)
+        f("burrow_rate_limiter_clients", "gauge", "Clients tracked by the rate limiter.", len(limiter))
+
+    events = getattr(app, "events", None)
+    if events is not None:
+        f("burrow_events_published_total", "counter", "Messages published on the event bus.", events.published)
+        f("burrow_event_subscribers", "gauge", "Open event-bus subscriptions (websockets).", len(events))
+
+    if api is not None:
+        web = api.web
+        f("burrow_http_connections", "gauge", "Open HTTP connections.", getattr(web, "active_connections", None))
+        f("burrow_http_rejected_connections_total", "counter", "HTTP connections refused at the cap.",
+          getattr(web, "rejected_connections", None))
+        f("burrow_http_deadline_cuts_total", "counter", "HTTP connections cut for being too slow.",
+          getattr(web, "deadline_cuts", None))
+
+    proc = process_figures()
+    f("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", proc.get("rss"))
+    f("process_cpu_seconds_total", "counter", "User and system CPU time in seconds.", proc.get("cpu"))
+    f("process_open_fds", "gauge", "Open file descriptors.", proc.get("fds"))
+    f("process_start_time_seconds", "gauge", "Start time of the process since the epoch, seconds.",
+      proc.get("start"))
+    return out.text()
+
+
+def _public(app) -> bool:
+    try:
+        return bool(app.config["server.metrics_public"])
+    except Exception:  # an app without a config (tests of the route table): keep it private
+        return False
+
+
+def register(api: Api, app) -> None:
+    totals: list[DecisionTotals] = []  # made at the first scrape (the app is running by then)
+
+    @api.route("GET", "/metrics", role="public" if _public(app) else "viewer",
+               summary="Prometheus metrics (public when server.metrics_public is true)",
+               tags=["metrics"], responses={200: "Prometheus text exposition format 0.0.4"},
+               raw_response=True)
+    async def metrics(req):
+        if not totals:
+            totals.append(DecisionTotals(getattr(app, "started_wall", time.time())))
+        return Response(render(app, api, totals[0]), 200, {"Content-Type": CONTENT_TYPE})

@@ -1,0 +1,194 @@
+"""/api/reports: query-log and statistics exports as CSV or JSON downloads.
+
+The query export is streamed: pages of ``PAGE_ROWS`` rows are read on the query-log worker
+thread (keyset paging on the row id, so rows flushed meanwhile neither repeat nor shift pages)
+and written as they come, so memory stays at one page whatever the window. It is bounded:
+at most ``MAX_EXPORT_ROWS`` rows, newest first; the response says how many matched
+(``X-Total-Count``), how many it carries (``X-Export-Rows``) and whether it was cut
+(``X-Export-Truncated``), and the JSON body repeats that up front.
+
+CSV cells that a spreadsheet would run as a formula (starting with = + - @ or a tab) are
+prefixed with a quote: domain names come from the network, so they are attacker-controlled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import ujson
+from microdot import Response
+
+from ..storage.querylog import ROW_FIELDS, iso_utc, row_to_dict
+from .errors import ApiError, ValidationError
+from .events_api import TIME_HELP, parse_duration, parse_time
+from .routes import Api
+from .schema import Int, Query, Str
+
+MAX_EXPORT_ROWS = 100_000  # per export; a week of a busy home network is more: narrow the window
+PAGE_ROWS = 1000  # rows read per worker-thread round trip
+MAX_STATS_POINTS = 10_080  # a week of minutes (the stats buckets' whole span)
+QUERY_COLUMNS = ("id", "timestamp", "client_ip", "domain", "query_type", "response_code",
+                 "decision", "blocked", "cached", "response_time_ms", "upstream", "block_trace")
+STATS_COLUMNS = ("timestamp", "total", "blocked", "cached")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _window_sql(since: float | None, until: float | None) -> tuple[str, list]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(float(since))
+    if until is not None:
+        clauses.append("ts < ?")
+        params.append(float(until))
+    return " AND ".join(clauses), params
+
+
+def count_window(db, since: float | None, until: float | None) -> int:
+    """Rows of the query log in the window (runs on the worker thread)."""
+    where, params = _window_sql(since, until)
+    sql = "SELECT COUNT(*) FROM queries" + (f" WHERE {where}" if where else "")
+    return db.conn.execute(sql, params).fetchone()[0]
+
+
+def export_page(db, since: float | None, until: float | None, before_id: int | None,
+                limit: int) -> list[dict]:
+    """Up to ``limit`` rows in the window with id < ``before_id``, newest first (worker thread)."""
+    where, params = _window_sql(since, until)
+    if before_id is not None:
+        where = f"{where} AND id < ?" if where else "id < ?"
+        params.append(int(before_id))
+    sql = (f"SELECT id, {', '.join(ROW_FIELDS)} FROM queries"
+           + (f" WHERE {where}" if where else "") + " ORDER BY id DESC LIMIT ?")
+    rows = db.conn.execute(sql, [*params, int(limit)]).fetchall()
+    return [row_to_dict(r[1:], r[0]) for r in rows]
+
+
+def csv_safe(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, separators=(",", ":"))
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return text
+
+
+def csv_line(values) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([csv_safe(v) for v in values])
+    return buf.getvalue()
+
+
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
+
+
+def _download_headers(kind: str, fmt: str, extra: dict | None = None) -> dict:
+    ctype = "text/csv; charset=utf-8" if fmt == "csv" else "application/json; charset=UTF-8"
+    name = f"burrow-{kind}-{_stamp(time.time())}.{fmt}"
+    return {"Content-Type": ctype, "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store", **(extra or {})}
+
+
+async def stream_queries(recorder, since, until, limit: int, fmt: str, total: int):
+    """Async generator of the export body (str chunks), at most ``limit`` rows."""
+    db = recorder.db
+    sent = 0
+    before = None
+    if fmt == "csv":
+        yield csv_line(QUERY_COLUMNS)
+    else:
+        head = {"since": iso_utc(since) if since is not None else None,
+                "until": iso_utc(until) if until is not None else None,
+                "total": total, "limit": limit, "truncated": total > limit}
+        yield ujson.dumps(head, escape_forward_slashes=False)[:-1] + ',"queries":['
+    while sent < limit:
+        page = await recorder.query(export_page, db, since, until, before, min(PAGE_ROWS, limit - sent))
+        if not page:
+            break
+        if fmt == "csv":
+            chunk = "".join(csv_line([row.get(c) for c in QUERY_COLUMNS]) for row in page)
+        else:
+            chunk = ",".join(ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False)
+                             for row in page)
+            if sent:
+                chunk = "," + chunk
+        sent += len(page)
+        before = page[-1]["id"]
+        yield chunk
+        if len(page) < PAGE_ROWS:
+            break
+    if fmt == "json":
+        yield "]}"
+
+
+Format = Str(enum=["csv", "json"], default="csv", description="csv (with a header row) or json")
+
+
+def register(api: Api, app) -> None:
+    @api.route("GET", "/api/reports/queries", role="viewer", tags=["reports"], raw_response=True,
+               summary=f"Export the query log (CSV or JSON, streamed, at most {MAX_EXPORT_ROWS} rows)",
+               query=Query({
+                   "format": Format,
+                   "since": Str(required=False, max_len=64, description=TIME_HELP),
+                   "until": Str(required=False, max_len=64, description=TIME_HELP),
+                   "limit": Int(minimum=1, maximum=MAX_EXPORT_ROWS, default=MAX_EXPORT_ROWS,
+                                description="rows at most (newest first)"),
+               }),
+               responses={200: "the export as an attachment; X-Total-Count, X-Export-Rows and "
+                               "X-Export-Truncated say how much of the window it holds"})
+    async def export_queries(req):
+        q = req.g.query
+        since = parse_time(q.get("since"), "since")
+        until = parse_time(q.get("until"), "until")
+        if since is not None and until is not None and until <= since:
+            raise ValidationError([("until", "must be after since")])
+        recorder = getattr(app, "recorder", None)
+        if recorder is None:
+            raise ApiError(503, "the query log is not running")
+        total = await recorder.query(count_window, recorder.db, since, until)
+        rows = min(total, q["limit"])
+        headers = _download_headers("queries", q["format"], {
+            "X-Total-Count": str(total), "X-Export-Rows": str(rows),
+            "X-Export-Truncated": "true" if total > rows else "false"})
+        body = stream_queries(recorder, since, until, q["limit"], q["format"], total)
+        return Response(body, 200, headers)
+
+    @api.route("GET", "/api/reports/stats", role="viewer", tags=["reports"], raw_response=True,
+               summary="Export the queries-over-time series (CSV or JSON)",
+               query=Query({
+                   "format": Format,
+                   "since": Str(default="24h", max_len=64,
+                                description="window: a duration (24h, 7d) or a start time; at most 7d"),
+                   "step": Str(default="1h", max_len=16, description="bucket size: 1m, 5m, 1h, 1d"),
+               }),
+               responses={200: "the series as an attachment: timestamp, total, blocked, cached"})
+    async def export_stats(req):
+        q = req.g.query
+        now = time.time()
+        start = parse_time(q["since"], "since", now)
+        window = max(60.0, now - start)
+        step = parse_duration(q["step"])
+        if step is None or step < 60:
+            raise ValidationError([("step", "must be a duration of at least 1m (1m, 5m, 1h, 1d)")])
+        if window / step > MAX_STATS_POINTS:
+            raise ValidationError([("step", f"gives more than {MAX_STATS_POINTS} points; use a larger step")])
+        recorder = getattr(app, "recorder", None)
+        if recorder is None:
+            raise ApiError(503, "statistics are not running")
+        points = recorder.stats.timeseries(window, step, now=now)
+        headers = _download_headers("stats", q["format"])
+        if q["format"] == "csv":
+            body = csv_line(STATS_COLUMNS) + "".join(
+                csv_line([p[c] for c in STATS_COLUMNS]) for p in points)
+        else:
+            body = ujson.dumps({"since": iso_utc(now - window), "step_seconds": max(60, round(step / 60) * 60),
+                                "points": points}, escape_forward_slashes=False)
+        return Response(body, 200, headers)

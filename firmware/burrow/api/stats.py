@@ -1,0 +1,360 @@
+"""Statistics: /api/stats, /api/traces/stats, /api/stats/timeseries, /api/top-domains,
+/api/top-clients, /api/realtime and /api/dashboard (seed 003 shapes where it has them).
+
+Counts over time come from the live per-minute buckets (``recorder.stats``, no database scan);
+per-domain and per-client tops and the trace breakdown read the query log on its worker thread
+(``recorder.query``) so the DNS loop never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import time
+
+from .errors import ApiError, ValidationError, now_iso
+from .health import format_uptime
+from .routes import Api
+from .schema import Bool, Int, List, Num, Obj, Query, Str
+
+STATS_WINDOW = 7 * 86400  # the live buckets keep 7 days of minutes: the longest stats window
+MAX_POINTS = 1440  # points in one timeseries answer (a day of minutes)
+TARGET_POINTS = 288  # default step aims at about this many points (5 minutes over a day)
+# The trace breakdown reads blocked rows of the log page by page; this caps the rows read for
+# one answer (a few MB of dicts at most) so a huge log cannot stall the worker thread for long.
+TRACE_PAGE = 1000
+MAX_TRACE_ROWS = 50_000
+RECENT_SCAN = 2000  # unflushed rows looked at to make new queries visible before the flush
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+SINCE_HELP = "Time period: a duration (1h, 24h, 7d, 90m) or an RFC 3339 timestamp"
+
+
+# ---- parameters ------------------------------------------------------------------------------
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration with days: "1h", "24h", "7d", "1h30m", "45s"."""
+    text = text.strip().lower()
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if m is None:
+            raise ValueError(f"{text!r} is not a duration (write 1h, 24h or 7d) or an RFC 3339 time")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not text or total <= 0:
+        raise ValueError("the duration must be positive")
+    return total
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds of an RFC 3339 timestamp (a timestamp without an offset is UTC)."""
+    moment = datetime.datetime.fromisoformat(text.strip().replace("z", "Z"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def parse_since(text: str | None, default: str = "24h", field: str = "since",
+                now: float | None = None, max_seconds: float | None = None) -> tuple[float, float]:
+    """(start as unix seconds, window length in seconds) for a ``since`` parameter: a duration
+    back from now or an RFC 3339 timestamp. Raises a 400 naming ``field``."""
+    now = time.time() if now is None else now
+    text = default if text in (None, "") else text
+    try:
+        try:
+            seconds = parse_duration(text)
+        except ValueError as duration_error:
+            if not re.match(r"^\d{4}-\d{2}-\d{2}", text.strip()):
+                raise duration_error
+            try:
+                start = parse_time(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an RFC 3339 timestamp") from None
+            seconds = now - start
+            if seconds <= 0:
+                raise ValueError("must be in the past") from None
+    except ValueError as e:
+        raise ValidationError([(field, str(e))]) from None
+    if max_seconds is not None and seconds > max_seconds + 60:
+        raise ValidationError([(field, f"at most {format_uptime(max_seconds)} back")])
+    return now - seconds, seconds
+
+
+def iso(ts: float) -> str:
+    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def recorder_of(app):
+    recorder = getattr(app, "recorder", None)
+    if recorder is None:
+        raise ApiError(503, "storage not available")
+    return recorder
+
+
+async def read_log(app, method_name: str, *args, **kwargs):
+    """Run a QueryLogDB method on the recorder's worker thread; 503 if storage is not there."""
+    recorder = recorder_of(app)
+    try:
+        return await recorder.query(getattr(recorder.db, method_name), *args, **kwargs)
+    except ApiError:
+        raise
+    except Exception as e:  # a closed or broken database: the seed answers 503
+        raise ApiError(503, f"storage not available: {type(e).__name__}") from None
+
+
+def stats_summary(app, seconds: float) -> dict:
+    summary = recorder_of(app).stats.summary(seconds)
+    summary["period"] = format_uptime(seconds)
+    summary["timestamp"] = now_iso()
+    return summary
+
+
+# ---- schemas ---------------------------------------------------------------------------------
+
+Stats = Obj("Stats", {
+    "total_queries": Int(), "blocked_queries": Int(), "cached_queries": Int(),
+    "block_rate": Num(description="percent"), "cache_hit_rate": Num(description="percent"),
+    "avg_response_ms": Num(), "period": Str(description="Go duration, e.g. 24h0m0s"),
+    "timestamp": Str(),
+}, example={"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000,
+            "block_rate": 25.0, "cache_hit_rate": 50.0, "avg_response_ms": 5.2,
+            "period": "24h0m0s", "timestamp": "2025-11-22T10:30:00Z"})
+
+Counts = Obj("CountsByName", {}, additional=True)
+TraceStats = Obj("TraceStats", {
+    "since": Str(), "until": Str(), "total_blocked": Int(),
+    "by_stage": Counts, "by_action": Counts, "by_rule": Counts, "by_source": Counts,
+    "truncated": Bool(required=False, description=f"true when more than {MAX_TRACE_ROWS} blocked "
+                                                  "queries matched: the by_* counts cover the newest"),
+}, example={"since": "2025-11-23T10:30:00Z", "until": "2025-11-24T10:30:00Z", "total_blocked": 15432,
+            "by_stage": {"blocklist": 12000, "policy": 3200, "cache": 232},
+            "by_action": {"block": 12000, "BLOCK": 3200, "blocked_hit": 232},
+            "by_rule": {"Block ads and trackers": 2100, "Block social media": 1100},
+            "by_source": {"manager": 12000, "policy_engine": 3200, "response_cache": 232},
+            "truncated": False})
+
+TopDomain = Obj("TopDomain", {"domain": Str(max_len=255), "queries": Int(), "blocked": Bool()})
+TopDomains = Obj("TopDomains", {"domains": List(TopDomain, max_items=1000), "limit": Int()},
+                 example={"domains": [{"domain": "google.com", "queries": 1250, "blocked": False},
+                                      {"domain": "facebook.com", "queries": 850, "blocked": False}],
+                          "limit": 10})
+TopClient = Obj("TopClient", {"client_ip": Str(max_len=64), "queries": Int(),
+                              "blocked": Int(description="blocked queries of this client")})
+TopClients = Obj("TopClients", {"clients": List(TopClient, max_items=1000), "limit": Int()},
+                 example={"clients": [{"client_ip": "192.168.1.100", "queries": 5230, "blocked": 812}],
+                          "limit": 10})
+Point = Obj("TimeseriesPoint", {"timestamp": Str(), "total": Int(), "blocked": Int(), "cached": Int()})
+Timeseries = Obj("Timeseries", {"since": Str(), "until": Str(), "step": Str(),
+                                "points": List(Point, max_items=MAX_POINTS + 1)},
+                 example={"since": "2025-11-22T09:30:00Z", "until": "2025-11-22T10:30:00Z", "step": "5m0s",
+                          "points": [{"timestamp": "2025-11-22T09:30:00.000Z", "total": 120,
+                                      "blocked": 30, "cached": 60}]})
+LastMinute = Obj("LastMinute", {"total": Int(), "blocked": Int(), "cached": Int()})
+Realtime = Obj("Realtime", {
+    "qps": Num(description="queries per second over the last 10 s"),
+    "last_minute": LastMinute,
+    "decisions": Obj("RealtimeDecisions", {}, additional=True,
+                     description="queries per decision in the current and previous minute"),
+    "timestamp": Str(),
+}, example={"qps": 4.2, "last_minute": {"total": 250, "blocked": 40, "cached": 120},
+            "decisions": {"cached": 120, "resolved": 90, "blocked": 40},
+            "timestamp": "2025-11-22T10:30:00Z"})
+StatusShape = Obj("ApplianceStatus", {"state": Str(), "reasons": List(Str()), "led": Str()})
+Dashboard = Obj("Dashboard", {
+    "stats": Stats, "realtime": Realtime,
+    "top_domains": List(TopDomain), "top_blocked_domains": List(TopDomain),
+    "top_clients": List(TopClient), "status": StatusShape,
+    "upstreams": List(Obj("UpstreamHealth", {}, additional=True)),
+    "cache": Obj("CacheStats", {}, additional=True),
+    "version": Str(), "uptime": Str(), "timestamp": Str(),
+}, example={
+    "stats": {"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000, "block_rate": 25.0,
+              "cache_hit_rate": 50.0, "avg_response_ms": 5.2, "period": "24h0m0s",
+              "timestamp": "2025-11-22T10:30:00Z"},
+    "realtime": {"qps": 4.2, "last_minute": {"total": 250, "blocked": 40, "cached": 120},
+                 "decisions": {"cached": 120}, "timestamp": "2025-11-22T10:30:00Z"},
+    "top_domains": [{"domain": "google.com", "queries": 1250, "blocked": False}],
+    "top_blocked_domains": [{"domain": "ads.example.net", "queries": 300, "blocked": True}],
+    "top_clients": [{"client_ip": "192.168.1.100", "queries": 5230, "blocked": 812}],
+    "status": {"state": "ready", "reasons": [], "led": "ready"},
+    "upstreams": [{"address": "1.1.1.1:53", "healthy": True, "srtt_ms": 12.5}],
+    "cache": {"entries": 1523, "bytes": 1048576, "max_bytes": 16777216, "hits": 5000, "misses": 2000},
+    "version": "0.1.0", "uptime": "2h15m30s", "timestamp": "2025-11-22T10:30:00Z"})
+
+SinceQuery = Query({"since": Str(required=False, max_len=64, description=SINCE_HELP + " (default 24h)")})
+
+
+# ---- the trace breakdown ---------------------------------------------------------------------
+
+def _tally(counts: dict, key) -> None:
+    if key:
+        counts[key] = counts.get(key, 0) + 1
+
+
+def _row_key(row: dict) -> tuple:
+    return (row.get("timestamp"), row.get("client_ip"), row.get("domain"))
+
+
+async def trace_stats(app, since: float, until: float) -> dict:
+    """The seed's /api/traces/stats answer for blocked queries in [since, until)."""
+    by = {"stage": {}, "action": {}, "rule": {}, "source": {}}
+    # Rows not flushed yet (the newest) count too; a row being flushed right now may also be
+    # read from the log, so the log's copy is skipped by (timestamp, client, domain).
+    fresh = [row for row in recorder_of(app).recent(RECENT_SCAN)
+             if row.get("blocked") and _in_window(row, since, until)]
+    fresh_keys = {_row_key(row) for row in fresh}
+    for row in fresh:
+        _count_trace(by, row)
+    logged, scanned, duplicates = 0, 0, 0
+    ids: set = set()
+    for page in range(MAX_TRACE_ROWS // TRACE_PAGE):  # bounded: MAX_TRACE_ROWS rows at most
+        rows, matched = await read_log(app, "fetch", TRACE_PAGE, page * TRACE_PAGE, since=since,
+                                       until=until, blocked=True)
+        if page == 0:
+            logged = matched
+        for row in rows:
+            if row.get("id") in ids:
+                continue  # a flush during paging shifted the offsets
+            ids.add(row.get("id"))
+            if fresh_keys and _row_key(row) in fresh_keys:
+                duplicates += 1
+                continue
+            _count_trace(by, row)
+        scanned += len(rows)
+        if len(rows) < TRACE_PAGE:
+            break
+    return {"since": iso(since), "until": iso(until), "total_blocked": logged + len(fresh) - duplicates,
+            "by_stage": by["stage"], "by_action": by["action"], "by_rule": by["rule"],
+            "by_source": by["source"], "truncated": scanned < logged}
+
+
+def _in_window(row: dict, since: float, until: float) -> bool:
+    try:
+        ts = parse_time(row["timestamp"])
+    except (KeyError, ValueError, TypeError):
+        return False
+    return since <= ts < until
+
+
+def _count_trace(by: dict, row: dict) -> None:
+    trace = row.get("block_trace") or []
+    # The entry that blocked is the last one that says so; fall back to the last entry.
+    decisive = None
+    for entry in trace:
+        if isinstance(entry, dict):
+            decisive = entry
+    for entry in reversed(trace):
+        if isinstance(entry, dict) and "block" in str(entry.get("action", "")).lower():
+            decisive = entry
+            break
+    if decisive is None:
+        _tally(by["stage"], "unknown")
+        return
+    for name in ("stage", "action", "rule", "source"):
+        _tally(by[name], decisive.get(name))
+
+
+# ---- routes ----------------------------------------------------------------------------------
+
+def register(api: Api, app) -> None:
+    @api.route("GET", "/api/stats", role="viewer", summary="DNS query statistics for a time period",
+               tags=["stats"], query=SinceQuery, responses={200: Stats, 503: "storage not available"})
+    async def get_stats(req):
+        _, seconds = parse_since(req.g.query.get("since"), max_seconds=STATS_WINDOW)
+        return stats_summary(app, seconds)
+
+    @api.route("GET", "/api/traces/stats", role="viewer",
+               summary="How blocked queries were blocked: counts by stage, action, rule and source",
+               tags=["stats"], query=SinceQuery, responses={200: TraceStats, 503: "storage not available"})
+    async def get_trace_stats(req):
+        now = time.time()
+        since, _ = parse_since(req.g.query.get("since"), now=now)
+        return await trace_stats(app, since, now + 1)
+
+    @api.route("GET", "/api/stats/timeseries", role="viewer", summary="Queries over time, for charts",
+               tags=["stats"], query=Query({
+                   "since": Str(required=False, max_len=64, description=SINCE_HELP + " (default 24h)"),
+                   "step": Str(required=False, max_len=32,
+                               description="Width of one point, whole minutes (5m, 1h); default: "
+                                           f"about {TARGET_POINTS} points"),
+               }), responses={200: Timeseries, 503: "storage not available"})
+    async def get_timeseries(req):
+        now = time.time()
+        since, seconds = parse_since(req.g.query.get("since"), now=now, max_seconds=STATS_WINDOW)
+        step_text = req.g.query.get("step")
+        if step_text:
+            try:
+                step = parse_duration(step_text)
+            except ValueError as e:
+                raise ValidationError([("step", str(e))]) from None
+            if step < 60:
+                raise ValidationError([("step", "at least 1m")])
+        else:
+            step = max(60, math.ceil(seconds / TARGET_POINTS / 60) * 60)
+        step = max(1, round(step / 60)) * 60
+        if seconds / step > MAX_POINTS:
+            raise ValidationError([("step", f"too small for since: at most {MAX_POINTS} points")])
+        points = recorder_of(app).stats.timeseries(seconds, step, now=now)
+        return {"since": iso(since), "until": iso(now), "step": format_uptime(step), "points": points}
+
+    @api.route("GET", "/api/top-domains", role="viewer", summary="Most queried domains", tags=["stats"],
+               query=Query({
+                   "limit": Int(minimum=1, maximum=100, default=10, description="Number of results (1-100)"),
+                   "blocked": Bool(default=False, description="true: blocked domains; false: allowed ones"),
+                   "since": Str(required=False, max_len=64, description=SINCE_HELP + " (default: whole log)"),
+               }), responses={200: TopDomains, 503: "storage not available"})
+    async def top_domains(req):
+        q = req.g.query
+        since = parse_since(q["since"])[0] if q.get("since") else None
+        domains = await read_log(app, "top_domains", q["limit"], q["blocked"], since)
+        return {"domains": domains, "limit": q["limit"]}
+
+    @api.route("GET", "/api/top-clients", role="viewer", summary="Busiest clients", tags=["stats"],
+               query=Query({
+                   "limit": Int(minimum=1, maximum=100, default=10, description="Number of results (1-100)"),
+                   "since": Str(required=False, max_len=64, description=SINCE_HELP + " (default: whole log)"),
+               }), responses={200: TopClients, 503: "storage not available"})
+    async def top_clients(req):
+        q = req.g.query
+        since = parse_since(q["since"])[0] if q.get("since") else None
+        clients = await read_log(app, "top_clients", q["limit"], since)
+        return {"clients": clients, "limit": q["limit"]}
+
+    @api.route("GET", "/api/realtime", role="viewer", summary="Current queries per second and last-minute counters",
+               tags=["stats"], responses={200: Realtime, 503: "storage not available"})
+    async def realtime(req):
+        return realtime_view(app)
+
+    @api.route("GET", "/api/dashboard", role="viewer", summary="Everything the phone dashboard shows, in one call",
+               tags=["stats"], responses={200: Dashboard, 503: "storage not available"})
+    async def dashboard(req):
+        from .system import status_of
+        since = time.time() - 86400
+        top = await read_log(app, "top_domains", 5, False, since)
+        blocked = await read_log(app, "top_domains", 5, True, since)
+        clients = await read_log(app, "top_clients", 5, since)
+        cache = app.cache.stats() if getattr(app, "cache", None) is not None else {}
+        if getattr(app, "cache_stage", None) is not None:
+            cache["enabled"] = bool(app.cache_stage.enabled)
+        return {
+            "stats": stats_summary(app, 86400),
+            "realtime": realtime_view(app),
+            "top_domains": top, "top_blocked_domains": blocked, "top_clients": clients,
+            "status": status_of(app),
+            "upstreams": [s.snapshot() for s in app.upstreams.servers],
+            "cache": cache,
+            "version": app.version, "uptime": format_uptime(app.uptime_seconds()),
+            "timestamp": now_iso(),
+        }
+
+
+def realtime_view(app) -> dict:
+    stats = recorder_of(app).stats
+    out = stats.realtime()
+    out["decisions"] = stats.decision_counts(120)  # this minute and the one before
+    out["timestamp"] = now_iso()
+    return out

@@ -1,0 +1,467 @@
+"""Settings backup and restore: one .tar.gz with a manifest and one JSON file per table.
+
+    archive = create_backup(settings_db, version="0.1.0", include_users=False)
+    plan = validate_backup(archive, settings_db, include_users=False)   # raises BackupError
+    changes = diff(plan, settings_db)          # what a restore would change, per table
+    apply(plan, settings_db)                   # one transaction: all tables or none
+
+Layout of an archive::
+
+    manifest.json        {"format": "burrow-backup", "format_version": 1, "burrow_version",
+                          "schema_version" (PRAGMA user_version), "created_at", "include_users",
+                          "tables": [{"name", "file", "rows", "sha256"}]}
+    tables/<name>.json   {"table": name, "columns": [...], "rows": [[...], ...]}
+
+Every settings-DB table is included except SQLite's own, the audit log (``events``: a restore
+must not rewrite the record of what happened, including the restore itself) and — unless asked
+— the user and authentication tables (users, sessions, refresh and API tokens, recovery codes).
+The JWT signing key is a file, never a table, so it is never in a backup.
+
+Restoring validates EVERYTHING before the database is touched: the archive type, every member
+(regular files with expected names only — no absolute paths, no "..", no links or devices),
+the total expanded size (a zip bomb is refused while decompressing, not after), the manifest,
+each member's sha256, the schema version (must equal the running one) and every row against
+the table's current columns and types. Then one transaction deletes and re-inserts each
+included table, so the restore lands completely or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import re
+import sqlite3
+import tarfile
+import time
+import zlib
+from base64 import b64decode, b64encode
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "burrow-backup"
+FORMAT_VERSION = 1
+MAX_ARCHIVE_BYTES = 8 * 1024 * 1024  # upload cap (compressed)
+MAX_EXPANDED_BYTES = 64 * 1024 * 1024  # the tar stream after gunzip: bigger is a bomb
+MAX_MEMBERS = 256
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_ROWS_PER_TABLE = 500_000
+MANIFEST = "manifest.json"
+_TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MEMBER_RE = re.compile(r"^tables/([A-Za-z_][A-Za-z0-9_]{0,63})\.json$")
+# Tables that hold accounts or credentials (hashes included): only with include_users.
+_USER_TABLE_RE = re.compile(r"^auth_|user|session|token|recovery|totp|password|credential",
+                            re.IGNORECASE)
+NEVER_BACKED_UP = frozenset({"events"})  # the audit log; see the module docstring
+
+
+class BackupError(Exception):
+    """The archive cannot be restored; ``status`` is the HTTP status (400 or 413)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+        self.error = "invalid_backup" if status == 400 else None
+
+
+def is_user_table(name: str) -> bool:
+    return _USER_TABLE_RE.search(name) is not None
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """Every user-visible table (SQLite's internal tables left out), sorted."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
+    return [r[0] for r in rows]
+
+
+def backed_up_tables(conn: sqlite3.Connection, include_users: bool) -> list[str]:
+    return [t for t in table_names(conn)
+            if t not in NEVER_BACKED_UP and (include_users or not is_user_table(t))]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # declared type, upper case
+    notnull: bool
+    has_default: bool
+    pk: int
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[Column]:
+    if not _TABLE_NAME_RE.match(table):
+        raise ValueError(f"bad table name {table!r}")
+    return [Column(r[1], (r[2] or "").upper(), bool(r[3]), r[4] is not None, r[5])
+            for r in conn.execute(f'PRAGMA table_info("{table}")')]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---- values -----------------------------------------------------------------------------------
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$b64": b64encode(value).decode()}
+    return value
+
+
+def _decode_value(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$b64"} and isinstance(value["$b64"], str):
+            try:
+                return b64decode(value["$b64"], validate=True)
+            except ValueError:
+                raise BackupError(f"{where}: bad base64 value") from None
+        raise BackupError(f"{where}: values must be scalars")
+    if isinstance(value, bool):
+        return int(value)
+    if value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise BackupError(f"{where}: not a finite number")
+        return value
+    raise BackupError(f"{where}: values must be scalars")
+
+
+def _check_type(col: Column, value: Any, where: str) -> None:
+    if value is None:
+        if col.notnull:
+            raise BackupError(f"{where}: column {col.name} must not be null")
+        return
+    t = col.type
+    ok = True
+    if "INT" in t:
+        ok = isinstance(value, int)
+    elif any(k in t for k in ("CHAR", "CLOB", "TEXT")):
+        ok = isinstance(value, str)
+    elif "BLOB" in t:
+        ok = isinstance(value, bytes)
+    elif any(k in t for k in ("REAL", "FLOA", "DOUB")):
+        ok = isinstance(value, (int, float))
+    if not ok:
+        raise BackupError(f"{where}: column {col.name} ({t or 'any'}) got {type(value).__name__}")
+
+
+# ---- creating ---------------------------------------------------------------------------------
+
+def dump_tables(conn: sqlite3.Connection, include_users: bool) -> dict[str, dict]:
+    """{table: {"table", "columns", "rows"}} read in one read transaction (a consistent copy)."""
+    out = {}
+    own_txn = not conn.in_transaction
+    if own_txn:
+        conn.execute("BEGIN")
+    try:
+        for table in backed_up_tables(conn, include_users):
+            cols = [c.name for c in columns(conn, table)]
+            order = " ORDER BY rowid" if _has_rowid(conn, table) else ""
+            rows = conn.execute(f"SELECT {', '.join(map(_quote, cols))} FROM {_quote(table)}"
+                                + order).fetchall()
+            out[table] = {"table": table, "columns": cols,
+                          "rows": [[_encode_value(v) for v in row] for row in rows]}
+    finally:
+        if own_txn:
+            conn.execute("COMMIT")
+    return out
+
+
+def _has_rowid(conn, table: str) -> bool:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
+    return not (sql and sql[0] and "WITHOUT ROWID" in sql[0].upper())
+
+
+def build_archive(tables: dict[str, dict], *, version: str, schema: int, include_users: bool,
+                  now: float | None = None) -> bytes:
+    """The .tar.gz bytes for ``tables`` (pure; safe to run on a worker thread)."""
+    now = time.time() if now is None else now
+    files: dict[str, bytes] = {}
+    entries = []
+    for name, content in sorted(tables.items()):
+        data = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        path = f"tables/{name}.json"
+        files[path] = data
+        entries.append({"name": name, "file": path, "rows": len(content["rows"]),
+                        "sha256": hashlib.sha256(data).hexdigest()})
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "burrow_version": version,
+        "schema_version": schema,
+        "created_at": datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+        .isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "include_users": include_users, "tables": entries,
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in [(MANIFEST, json.dumps(manifest, indent=1).encode()), *files.items()]:
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mtime = int(now)
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(data))
+    expanded = raw.getvalue()
+    if len(expanded) > MAX_EXPANDED_BYTES:
+        raise BackupError(f"the settings are larger than a backup may be ({MAX_EXPANDED_BYTES} bytes)", 507)
+    import gzip
+    return gzip.compress(expanded, compresslevel=6, mtime=int(now))
+
+
+def create_backup(settings_db, *, version: str, include_users: bool = False) -> bytes:
+    """Read and pack in one call (on the loop thread; the tables are small)."""
+    conn = settings_db.conn
+    return build_archive(dump_tables(conn, include_users), version=version,
+                         schema=schema_version(conn), include_users=include_users)
+
+
+# ---- reading and validating -------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """A validated archive: what a restore would write."""
+
+    manifest: dict
+    tables: dict[str, dict] = field(default_factory=dict)  # name → {"columns", "rows"} (decoded)
+    skipped: list[str] = field(default_factory=list)  # user tables left out (include_users off)
+
+
+def gunzip_bounded(data: bytes, limit: int = MAX_EXPANDED_BYTES) -> bytes:
+    """The decompressed bytes of a gzip file, refusing more than ``limit`` bytes of output as it
+    goes (a bomb never expands in memory), a truncated stream and trailing garbage."""
+    if data[:2] != b"\x1f\x8b":
+        raise BackupError("not a Burrow backup: expected a .tar.gz archive")
+    d = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    chunk_in = 64 * 1024
+    try:
+        for start in range(0, len(data), chunk_in):
+            piece = data[start:start + chunk_in]
+            while piece:
+                out += d.decompress(piece, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise BackupError(f"the archive expands beyond {limit} bytes; refused")
+                piece = d.unconsumed_tail
+            if d.eof:
+                break
+    except zlib.error as exc:
+        raise BackupError(f"the archive is damaged: {exc}") from None
+    if not d.eof:
+        raise BackupError("the archive is truncated (incomplete gzip stream)")
+    if d.unused_data.strip(b"\0"):
+        raise BackupError("unexpected data after the gzip stream")
+    return bytes(out)
+
+
+def read_members(data: bytes) -> dict[str, bytes]:
+    """{name: bytes} of a backup archive, after checking every member's name and kind."""
+    raw = gunzip_bounded(data)
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            count = 0
+            while True:
+                info = tar.next()
+                if info is None:
+                    break
+                count += 1
+                if count > MAX_MEMBERS:
+                    raise BackupError(f"more than {MAX_MEMBERS} files in the archive")
+                name = info.name
+                if (name.startswith(("/", "\\")) or "\\" in name or "\0" in name
+                        or ".." in name.split("/") or re.match(r"^[A-Za-z]:", name)):
+                    raise BackupError(f"unsafe path in the archive: {name!r}")
+                if not info.isreg():
+                    raise BackupError(f"{name!r} is not a regular file (links and devices are refused)")
+                if name != MANIFEST and not _MEMBER_RE.match(name):
+                    raise BackupError(f"unexpected file in the archive: {name!r}")
+                if name in members:
+                    raise BackupError(f"{name!r} appears twice")
+                f = tar.extractfile(info)
+                content = f.read() if f is not None else b""
+                if len(content) != info.size:
+                    raise BackupError(f"the archive is truncated ({name!r} is incomplete)")
+                members[name] = content
+    except BackupError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, ValueError, UnicodeError) as exc:
+        raise BackupError(f"the archive is damaged or truncated: {exc}") from None
+    return members
+
+
+def _json(content: bytes, what: str) -> Any:
+    try:
+        return json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BackupError(f"{what} is not valid JSON: {exc}") from None
+
+
+def validate_backup(data: bytes, settings_db, *, include_users: bool = False) -> Plan:
+    """Check everything about ``data`` against the running database; return the Plan.
+
+    Raises BackupError (status 400, or 413 over the size cap) naming the first problem.
+    Reads the database schema only; writes nothing.
+    """
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise BackupError(f"the archive is larger than {MAX_ARCHIVE_BYTES} bytes", 413)
+    members = read_members(data)
+    return check_members(members, settings_db.conn, include_users=include_users)
+
+
+def check_members(members: dict[str, bytes], conn: sqlite3.Connection, *,
+                  include_users: bool = False) -> Plan:
+    if MANIFEST not in members:
+        raise BackupError("manifest.json is missing: not a Burrow backup")
+    if len(members[MANIFEST]) > MAX_MANIFEST_BYTES:
+        raise BackupError("manifest.json is too large")
+    manifest = _json(members[MANIFEST], "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError("manifest.json does not describe a Burrow backup")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BackupError(f"backup format version {manifest.get('format_version')!r} is not "
+                          f"supported (this Burrow reads version {FORMAT_VERSION})")
+    running = schema_version(conn)
+    theirs = manifest.get("schema_version")
+    if not isinstance(theirs, int) or isinstance(theirs, bool):
+        raise BackupError("manifest.json: schema_version must be an integer")
+    if theirs != running:
+        raise BackupError(
+            f"the backup was made with settings schema version {theirs}, but this Burrow runs "
+            f"schema version {running}; restore it with the Burrow release that made it, or make "
+            "a new backup after upgrading")
+    entries = manifest.get("tables")
+    if not isinstance(entries, list) or len(entries) > MAX_MEMBERS:
+        raise BackupError("manifest.json: tables must be a list")
+    listed: dict[str, dict] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                or not isinstance(entry.get("sha256"), str):
+            raise BackupError(f"manifest.json: tables[{i}] needs name and sha256")
+        name = entry["name"]
+        if not _TABLE_NAME_RE.match(name) or entry.get("file", f"tables/{name}.json") != f"tables/{name}.json":
+            raise BackupError(f"manifest.json: tables[{i}] has a bad name or file")
+        if name in listed:
+            raise BackupError(f"manifest.json: table {name} listed twice")
+        listed[name] = entry
+    files = {n for n in members if n != MANIFEST}
+    expected = {f"tables/{n}.json" for n in listed}
+    if files - expected:
+        raise BackupError(f"files not listed in the manifest: {sorted(files - expected)}")
+    if expected - files:
+        raise BackupError(f"files missing from the archive: {sorted(expected - files)}")
+
+    existing = set(table_names(conn))
+    plan = Plan(manifest=manifest)
+    for name, entry in sorted(listed.items()):
+        content = members[f"tables/{name}.json"]
+        if hashlib.sha256(content).hexdigest() != entry["sha256"].lower():
+            raise BackupError(f"checksum mismatch for tables/{name}.json: the archive was altered "
+                              "or damaged")
+        if name in NEVER_BACKED_UP or name not in existing:
+            raise BackupError(f"table {name} does not exist in this Burrow's settings (or is "
+                              "never restored)")
+        if is_user_table(name) and not include_users:
+            plan.skipped.append(name)
+            continue
+        plan.tables[name] = _check_table(name, _json(content, f"tables/{name}.json"), conn)
+    return plan
+
+
+def _check_table(name: str, doc: Any, conn: sqlite3.Connection) -> dict:
+    where = f"tables/{name}.json"
+    if not isinstance(doc, dict) or doc.get("table") != name:
+        raise BackupError(f"{where}: must be an object for table {name}")
+    cols = doc.get("columns")
+    rows = doc.get("rows")
+    if not isinstance(cols, list) or not cols or not all(isinstance(c, str) for c in cols) \
+            or len(set(cols)) != len(cols):
+        raise BackupError(f"{where}: columns must be a list of distinct names")
+    if not isinstance(rows, list):
+        raise BackupError(f"{where}: rows must be a list")
+    if len(rows) > MAX_ROWS_PER_TABLE:
+        raise BackupError(f"{where}: more than {MAX_ROWS_PER_TABLE} rows")
+    current = {c.name: c for c in columns(conn, name)}
+    unknown = [c for c in cols if c not in current]
+    if unknown:
+        raise BackupError(f"{where}: unknown column(s) {unknown} for table {name}")
+    missing = [c.name for c in current.values()
+               if c.name not in cols and c.notnull and not c.has_default and not c.pk]
+    if missing:
+        raise BackupError(f"{where}: required column(s) {missing} missing")
+    order = [current[c] for c in cols]
+    decoded = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(cols):
+            raise BackupError(f"{where}: rows[{i}] must have {len(cols)} values")
+        values = []
+        for col, value in zip(order, row):
+            value = _decode_value(value, f"{where}: rows[{i}]")
+            _check_type(col, value, f"{where}: rows[{i}]")
+            values.append(value)
+        decoded.append(tuple(values))
+    return {"columns": cols, "rows": decoded}
+
+
+# ---- diff and apply ---------------------------------------------------------------------------
+
+def _key_columns(conn, table: str, cols: list[str]) -> list[str]:
+    pk = sorted((c for c in columns(conn, table) if c.pk), key=lambda c: c.pk)
+    names = [c.name for c in pk]
+    return names if names and all(n in cols for n in names) else list(cols)
+
+
+def diff(plan: Plan, settings_db) -> dict:
+    """Per table ``{"rows", "added", "removed", "changed", "unchanged"}`` (rows matched by
+    primary key; by whole row when the table has none), plus ``skipped`` tables."""
+    conn = settings_db.conn
+    out: dict = {}
+    for name, content in plan.tables.items():
+        cols = content["columns"]
+        keys = _key_columns(conn, name, cols)
+        kidx = [cols.index(k) for k in keys]
+        current = {}
+        for row in conn.execute(f"SELECT {', '.join(map(_quote, cols))} FROM {_quote(name)}"):
+            current[tuple(row[i] for i in kidx)] = tuple(row)
+        incoming = {tuple(row[i] for i in kidx): row for row in content["rows"]}
+        added = sum(1 for k in incoming if k not in current)
+        removed = sum(1 for k in current if k not in incoming)
+        changed = sum(1 for k, row in incoming.items() if k in current and current[k] != row)
+        out[name] = {"rows": len(content["rows"]), "added": added, "removed": removed,
+                     "changed": changed, "unchanged": len(incoming) - added - changed}
+    return {"tables": out, "skipped": list(plan.skipped)}
+
+
+class _DryRunRollback(Exception):
+    pass
+
+
+def apply(plan: Plan, settings_db, *, dry_run: bool = False) -> None:
+    """Replace every planned table in ONE transaction: all deletes, then all inserts, foreign
+    keys checked before commit. On any error nothing changes (BackupError 400 for rows the
+    database's constraints refuse). ``dry_run`` does the same and rolls back, which proves the
+    rows fit every UNIQUE/CHECK/foreign-key constraint without keeping anything."""
+    try:
+        with settings_db.transaction() as conn:
+            # Checked once everything is in place (a child row may come before its parent).
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            for name in plan.tables:
+                conn.execute(f"DELETE FROM {_quote(name)}")
+            for name, content in plan.tables.items():
+                cols = content["columns"]
+                conn.executemany(
+                    f"INSERT INTO {_quote(name)} ({', '.join(map(_quote, cols))}) "
+                    f"VALUES ({', '.join('?' * len(cols))})", content["rows"])
+            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise BackupError(f"the backup's rows break {len(problems)} reference(s), e.g. "
+                                  f"table {problems[0][0]} → {problems[0][2]}; nothing was restored")
+            if dry_run:
+                raise _DryRunRollback
+    except _DryRunRollback:
+        return
+    except sqlite3.IntegrityError as exc:
+        raise BackupError(f"the backup's rows break a constraint ({exc}); nothing was restored") from None

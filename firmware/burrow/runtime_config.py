@@ -1,0 +1,266 @@
+"""Configuration changed at runtime: validated, persisted, and applied live without a restart.
+
+The API's ``PUT /api/config/<section>`` calls :func:`update`::
+
+    new, before, after = runtime_config.update(app, "cache", {"cache.max_ttl": 600})
+
+which validates with the config file's own validators (``Config.with_overrides``, so there is
+no second copy of the rules), stores the override in the settings database (key
+``config.overrides``, a dict of dotted keys) and then :func:`apply` swaps ``app.config`` and
+reconfigures the running components in place. At start the composition root reads the stored
+overrides back with :func:`load_overrides`, so changes survive a restart.
+
+Only the sections below can be changed at runtime; listen addresses, storage and the like are
+boot settings (burrow.toml) because changing them means rebinding sockets or moving files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = "config.overrides"
+
+# API section name → the options it may change (dotted keys, as in burrow.toml).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "upstreams": ("upstream_dns_servers",),
+    "cache": ("cache.enabled", "cache.max_bytes", "cache.min_ttl", "cache.max_ttl",
+              "cache.negative_ttl", "cache.serve_stale", "cache.prefetch"),
+    "logging": ("logging.level", "logging.format", "logging.output"),
+    "rate_limit": ("rate_limit.enabled", "rate_limit.rps", "rate_limit.burst", "rate_limit.action",
+                   "rate_limit.cleanup_interval", "rate_limit.max_tracked_clients"),
+}
+RUNTIME_KEYS = frozenset(k for keys in SECTIONS.values() for k in keys)
+
+# Option names that would hold secrets (TLS keys, tokens, passwords): never shown or audited.
+_SECRET = re.compile(r"(password|secret|token|private_key|api_key|credential)", re.I)
+
+
+def is_secret(key: str) -> bool:
+    return bool(_SECRET.search(key.rsplit(".", 1)[-1]))
+
+
+def snapshot(config: Config) -> dict:
+    """The live configuration in the burrow.toml shape, without secret options."""
+    out: dict = {}
+    for key, value in config.items():
+        if is_secret(key):
+            continue
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def section_values(config: Config, section: str) -> dict:
+    """``{short name: value}`` of one runtime section (``{"max_ttl": 86400, ...}``)."""
+    return {key.rsplit(".", 1)[-1]: config[key] for key in SECTIONS[section]}
+
+
+# ---- start-up --------------------------------------------------------------------------------
+
+def stored_overrides(settings_db) -> dict:
+    """The overrides kept in the settings database (only runtime keys; junk is ignored)."""
+    raw = settings_db.get(SETTINGS_KEY, {}) if settings_db is not None else {}
+    if not isinstance(raw, dict):
+        log.warning("settings %s is not a table; ignored", SETTINGS_KEY)
+        return {}
+    out = {}
+    for key, value in raw.items():
+        if key in RUNTIME_KEYS:
+            out[key] = value
+        else:
+            log.warning("stored runtime option %r cannot be changed at runtime; ignored", key)
+    return out
+
+
+def load_overrides(config: Config, settings_db) -> Config:
+    """``config`` with the overrides stored in the settings database applied (source "runtime").
+
+    ``settings_db`` is an open SettingsDB, or the path of settings.db (opened read-only for the
+    moment of the call; a missing file means no overrides). A stored value the current schema
+    rejects is skipped with a warning: a bad setting must never keep the appliance from booting.
+    """
+    if isinstance(settings_db, (str, os.PathLike)):
+        path = Path(settings_db)
+        if not path.exists():
+            return config
+        import sqlite3
+        import json
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT value FROM settings WHERE key = ?", (SETTINGS_KEY,)).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            log.warning("cannot read runtime settings from %s: %s", path, e)
+            return config
+        overrides = stored_overrides(_OneValue(json.loads(row[0]) if row else {}))
+    else:
+        overrides = stored_overrides(settings_db)
+    if not overrides:
+        return config
+    for _ in range(len(overrides) + 1):  # bounded: each pass drops at least one bad key
+        try:
+            new = config.with_overrides(overrides)
+        except ConfigError as e:
+            bad = {k for k, _ in e.errors}
+            log.warning("stored runtime settings rejected, using the file's values for them: %s", e)
+            if not bad & overrides.keys():  # a cross-check the overrides alone cannot fix
+                overrides = {}
+            overrides = {k: v for k, v in overrides.items() if k not in bad}
+            if not overrides:
+                return config
+            continue
+        log.info("runtime settings applied over the configuration file: %s", ", ".join(sorted(overrides)))
+        return new
+    return config
+
+
+class _OneValue:
+    def __init__(self, value):
+        self.value = value
+
+    def get(self, key, default=None):
+        return self.value if key == SETTINGS_KEY else default
+
+
+# ---- changing --------------------------------------------------------------------------------
+
+def update(app, section: str, changes: Mapping[str, Any]) -> tuple[Config, dict, dict]:
+    """Validate ``changes`` (dotted keys of ``section``), persist them, apply them live.
+
+    Returns (new config, section before, section after). Raises ConfigError naming the key
+    path of every bad value; nothing is stored or changed then.
+    """
+    allowed = SECTIONS[section]
+    unknown = [k for k in changes if k not in allowed]
+    if unknown:
+        raise ConfigError([(k, f"cannot be changed in section {section}") for k in unknown])
+    old = app.config
+    new = old.with_overrides(dict(changes))  # the config file's validators and cross-checks
+    before, after = section_values(old, section), section_values(new, section)
+    settings = getattr(app, "settings", None)
+    if settings is not None:
+        stored = stored_overrides(settings)
+        stored.update({k: new[k] for k in changes})
+        settings.set(SETTINGS_KEY, stored)  # durable before anything changes
+    apply(app, new)
+    return new, before, after
+
+
+def apply(app, new_config: Config) -> list[str]:
+    """Make ``new_config`` the live configuration: swap ``app.config`` and reconfigure, in
+    place, every running component whose options changed. Returns the changed keys.
+
+    Always ends with ``app.dns.invalidate()`` when something changed, so the fast path cannot
+    replay answers made under the old settings.
+    """
+    old = app.config
+    changed = [k for k, _ in new_config.items() if old[k] != new_config[k]]
+    app.config = new_config
+    if not changed:
+        return changed
+    keys = set(changed)
+    purge = False
+    if "upstream_dns_servers" in keys or any(k.startswith("upstream.") for k in keys):
+        _apply_upstreams(app, new_config)
+        purge = True  # answers from the old servers may differ (e.g. a filtering resolver)
+    if any(k.startswith("cache.") for k in keys):
+        purge |= _apply_cache(app, new_config, keys)
+    if any(k.startswith("rate_limit.") for k in keys):
+        _apply_rate_limit(app, new_config)
+    if any(k in ("logging.level", "logging.format", "logging.output") for k in keys):
+        configure_logging(new_config)
+    if purge and getattr(app, "cache_stage", None) is not None:
+        app.cache_stage.purge()
+    dns = getattr(app, "dns", None)
+    if dns is not None:
+        dns.invalidate()
+    log.info("configuration changed at runtime: %s", ", ".join(changed))
+    return changed
+
+
+def _apply_upstreams(app, cfg: Config) -> None:
+    from .config.schema import parse_hostport
+    from .dns.upstream import Upstream
+
+    pool = app.upstreams
+    current = {(s.host, s.port): s for s in pool.servers}
+    servers = []
+    for text in cfg["upstream_dns_servers"]:
+        host, port = parse_hostport(text, 53)
+        # An unchanged server keeps its health and counters.
+        servers.append(current.get((host, port)) or Upstream(host, port))
+    pool.servers = servers
+    pool.settings.timeout = cfg["upstream.timeout"]
+    pool.settings.max_attempts = cfg["upstream.max_attempts"]
+    pool.settings.max_inflight = cfg["upstream.max_inflight"]
+    check = getattr(app, "_check_static_loop", None)  # an upstream that is ourselves is never used
+    if check is not None and getattr(app, "dns", None) is not None:
+        check()
+
+
+def _apply_cache(app, cfg: Config, keys: set) -> bool:
+    """Reconfigure the cache stage, the cache and the TTL limits; True if the cache must be
+    emptied (disabled, or TTL clamps changed so stored TTLs are wrong)."""
+    stage = app.cache_stage
+    stage.enabled = cfg["cache.enabled"]
+    stage.serve_stale = cfg["cache.serve_stale"]
+    stage.prefetch = cfg["cache.prefetch"]
+    stage.cache.resize(cfg["cache.max_bytes"])
+    limits = app.forward.limits
+    limits.min_ttl = cfg["cache.min_ttl"]
+    limits.max_ttl = cfg["cache.max_ttl"]
+    limits.negative_ttl = cfg["cache.negative_ttl"]
+    return bool(keys & {"cache.enabled", "cache.min_ttl", "cache.max_ttl", "cache.negative_ttl"})
+
+
+def _apply_rate_limit(app, cfg: Config) -> None:
+    from .dns.access import RateLimiter
+
+    limiter = None
+    if cfg["rate_limit.enabled"]:
+        limiter = getattr(app, "limiter", None)
+        if limiter is None:
+            limiter = RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"],
+                                  cfg["rate_limit.max_tracked_clients"])
+        else:  # in place: clients keep their buckets (tokens above a new burst are clamped)
+            limiter.rps = cfg["rate_limit.rps"]
+            limiter.burst = float(cfg["rate_limit.burst"])
+            limiter.max_clients = cfg["rate_limit.max_tracked_clients"]
+    # The guard stage and the server's fast path each hold the limiter: change both together.
+    app.limiter = limiter
+    app.guard.limiter = limiter
+    app.guard.limit_action = cfg["rate_limit.action"]
+    dns = getattr(app, "dns", None)
+    if dns is not None:
+        dns.limiter = limiter
+
+
+def configure_logging(cfg: Config) -> None:
+    """Apply logging.level/format/output to the root logger's handlers, in place (an optional
+    file log handler keeps its file; it only gets the new level and format)."""
+    from .cli import _JsonFormatter
+
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, cfg["logging.level"].upper()))
+    formatter = (_JsonFormatter() if cfg["logging.format"] == "json"
+                 else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
+    for handler in root.handlers:
+        handler.setFormatter(formatter)
+        if type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (sys.stdout, sys.stderr):
+            handler.setStream(stream)

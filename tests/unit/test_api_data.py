@@ -1,0 +1,566 @@
+"""Stats, queries, config, cache, system and metrics endpoints against a real App's components.
+
+The App is built from a config (no sockets: DnsServer is made but not started), with a real
+Recorder over a real query-log file and a real settings DB; only authentication is faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import pytest
+from microdot.test_client import TestClient
+
+from burrow import config as config_mod
+from burrow import runtime_config
+from burrow.api import create_api
+from burrow.app import App
+from burrow.dns.decision import Decision, QueryRecord, TraceEntry
+from burrow.dns.server import DnsServer
+from burrow.storage.querylog import QueryLogDB
+from burrow.storage.settings import SettingsDB
+from burrow.telemetry.recorder import Recorder
+
+VIEWER = {"Authorization": "Bearer viewer"}
+ADMIN = {"Authorization": "Bearer admin"}
+
+
+@dataclass(frozen=True)
+class FakePrincipal:
+    username: str
+    role: str
+    via: str = "jwt"
+
+    @property
+    def can_write(self):
+        return self.role == "admin"
+
+
+class FakeAuth:
+    PRINCIPALS = {"Bearer viewer": FakePrincipal("vera", "viewer"),
+                  "Bearer admin": FakePrincipal("ada", "admin")}
+
+    def authenticate(self, header, cookie):
+        return self.PRINCIPALS.get(header)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def make_app(tmp_path, **overrides):
+    cfg = config_mod.load(None, environ={})
+    cfg = cfg.with_overrides({"storage.data_dir": str(tmp_path), "upstream_dns_servers": ["192.0.2.1:53"],
+                              **overrides})
+    app = App(cfg)
+    app.auth = FakeAuth()
+    app.settings = SettingsDB(tmp_path / "settings.db")
+    app.recorder = Recorder(QueryLogDB(tmp_path / "querylog.db"), bus=app.events)
+    app.dns = DnsServer(app.chain, app.fastpath, app.acl, app.limiter, app.recorder.ring)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    a = make_app(tmp_path)
+    recorder, settings = a.recorder, a.settings
+    yield a
+    recorder._executor.shutdown(wait=True)
+    settings.close()
+
+
+def record(domain, client="192.168.1.10", decision=Decision.RESOLVED, trace=(), age=0.0, qtype=1):
+    return QueryRecord(time.monotonic() - age, client, domain, qtype, 0, decision, 0.002,
+                       "192.0.2.1:53" if decision == Decision.RESOLVED else "", tuple(trace))
+
+
+BLOCK = (TraceEntry("blocklist", "block", "", "manager", "rule matched"),)
+POLICY = (TraceEntry("policy", "BLOCK", "Block social media", "policy_engine"),)
+
+
+def feed(app, records, flush=True):
+    """Hand records to the recorder as the DNS path would, drain them, optionally flush."""
+    for r in records:
+        app.recorder.ring.append(r)
+    app.recorder.drain()
+    if flush:
+        run(app.recorder.flush())
+
+
+def call(app, method, path, headers=None, body=None):
+    api = create_api(app)
+    client = TestClient(api.web)
+
+    async def go():
+        return await client.request(method, path, headers=dict(headers or {}), body=body)
+
+    return run(go())
+
+
+def fields_of(res):
+    return {d["field"] for d in res.json.get("details") or []}
+
+
+# ---- /api/stats and friends ------------------------------------------------------------------
+
+def test_stats_default_period_and_seed_fields(app):
+    feed(app, [record("a.example"), record("b.example", decision=Decision.CACHED),
+               record("ads.example", decision=Decision.BLOCKED, trace=BLOCK)])
+    res = call(app, "GET", "/api/stats", VIEWER)
+    assert res.status_code == 200
+    body = res.json
+    assert set(body) == {"total_queries", "blocked_queries", "cached_queries", "block_rate",
+                         "cache_hit_rate", "avg_response_ms", "period", "timestamp"}
+    assert body["total_queries"] == 3 and body["blocked_queries"] == 1 and body["cached_queries"] == 1
+    assert body["block_rate"] == pytest.approx(33.33) and body["period"] == "24h0m0s"
+    assert body["timestamp"].endswith("Z")
+
+
+@pytest.mark.parametrize("since,period", [("1h", "1h0m0s"), ("7d", "168h0m0s"), ("30m", "30m0s"),
+                                          ("1h30m", "1h30m0s")])
+def test_stats_since_durations(app, since, period):
+    res = call(app, "GET", f"/api/stats?since={since}", VIEWER)
+    assert res.status_code == 200 and res.json["period"] == period
+
+
+def test_stats_since_rfc3339(app):
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7200))
+    res = call(app, "GET", f"/api/stats?since={start}", VIEWER)
+    assert res.status_code == 200 and res.json["period"].startswith("2h")
+
+
+@pytest.mark.parametrize("since", ["yesterday", "-1h", "0s", "30d", "2999-01-01T00:00:00Z", "2025-13-40T00:00:00Z"])
+def test_stats_bad_since_is_400_naming_the_field(app, since):
+    res = call(app, "GET", f"/api/stats?since={since}", VIEWER)
+    assert res.status_code == 400 and res.json["code"] == 400
+    assert fields_of(res) == {"since"}
+
+
+def test_stats_need_a_login_and_storage(app):
+    assert call(app, "GET", "/api/stats").status_code == 401
+    app.recorder = None
+    res = call(app, "GET", "/api/stats", VIEWER)
+    assert res.status_code == 503 and res.json["error"] == "Service Unavailable"
+
+
+def test_trace_stats_break_down_blocked_queries(app):
+    feed(app, [record("ads.example", decision=Decision.BLOCKED, trace=BLOCK),
+               record("ads2.example", decision=Decision.BLOCKED, trace=BLOCK),
+               record("fb.example", decision=Decision.BLOCKED, trace=POLICY),
+               record("ok.example")])
+    feed(app, [record("late.example", decision=Decision.BLOCKED, trace=POLICY)], flush=False)  # not flushed
+    res = call(app, "GET", "/api/traces/stats?since=1h", VIEWER)
+    assert res.status_code == 200, res.json
+    b = res.json
+    assert b["total_blocked"] == 4
+    assert b["by_stage"] == {"blocklist": 2, "policy": 2}
+    assert b["by_action"] == {"block": 2, "BLOCK": 2}
+    assert b["by_rule"] == {"Block social media": 2}
+    assert b["by_source"] == {"manager": 2, "policy_engine": 2}
+    assert b["since"].endswith("Z") and b["until"] > b["since"]
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    assert call(app, "GET", f"/api/traces/stats?since={start}", VIEWER).json["total_blocked"] == 4
+    assert call(app, "GET", "/api/traces/stats?since=soon", VIEWER).status_code == 400
+
+
+def test_timeseries_points_and_validation(app):
+    feed(app, [record("a.example"), record("b.example", decision=Decision.BLOCKED, trace=BLOCK)])
+    res = call(app, "GET", "/api/stats/timeseries?since=1h&step=5m", VIEWER)
+    assert res.status_code == 200
+    b = res.json
+    assert b["step"] == "5m0s" and set(b) == {"since", "until", "step", "points"}
+    assert sum(p["total"] for p in b["points"]) == 2 and sum(p["blocked"] for p in b["points"]) == 1
+    assert set(b["points"][0]) == {"timestamp", "total", "blocked", "cached"}
+    assert call(app, "GET", "/api/stats/timeseries", VIEWER).status_code == 200
+    assert fields_of(call(app, "GET", "/api/stats/timeseries?step=10s", VIEWER)) == {"step"}
+    assert fields_of(call(app, "GET", "/api/stats/timeseries?since=7d&step=1m", VIEWER)) == {"step"}
+
+
+def test_top_domains_and_clients(app):
+    feed(app, [record("a.example"), record("a.example"), record("b.example", client="192.168.1.11"),
+               record("ads.example", decision=Decision.BLOCKED, trace=BLOCK)])
+    res = call(app, "GET", "/api/top-domains", VIEWER)
+    assert res.status_code == 200
+    assert res.json == {"domains": [{"domain": "a.example", "queries": 2, "blocked": False},
+                                    {"domain": "b.example", "queries": 1, "blocked": False}], "limit": 10}
+    res = call(app, "GET", "/api/top-domains?limit=20&blocked=true", VIEWER)
+    assert res.json == {"domains": [{"domain": "ads.example", "queries": 1, "blocked": True}], "limit": 20}
+    assert fields_of(call(app, "GET", "/api/top-domains?limit=101", VIEWER)) == {"limit"}
+    assert fields_of(call(app, "GET", "/api/top-domains?blocked=maybe", VIEWER)) == {"blocked"}
+    res = call(app, "GET", "/api/top-clients?limit=1", VIEWER)
+    assert res.json == {"clients": [{"client_ip": "192.168.1.10", "queries": 3, "blocked": 1}], "limit": 1}
+    assert call(app, "GET", "/api/top-clients?limit=0", VIEWER).status_code == 400
+
+
+def test_realtime_and_dashboard(app):
+    feed(app, [record("a.example", age=2), record("ads.example", decision=Decision.BLOCKED, trace=BLOCK, age=2)])
+    res = call(app, "GET", "/api/realtime", VIEWER)
+    assert res.status_code == 200
+    assert res.json["last_minute"]["total"] == 2 and res.json["qps"] > 0
+    assert res.json["decisions"] == {"resolved": 1, "blocked": 1}
+    res = call(app, "GET", "/api/dashboard", VIEWER)
+    assert res.status_code == 200
+    d = res.json
+    assert d["stats"]["total_queries"] == 2 and d["stats"]["period"] == "24h0m0s"
+    assert d["top_domains"] == [{"domain": "a.example", "queries": 1, "blocked": False}]
+    assert d["top_blocked_domains"][0]["domain"] == "ads.example"
+    assert d["top_clients"][0]["client_ip"] == "192.168.1.10"
+    assert d["status"]["state"] == "booting"  # App.ready is False: not started
+    assert d["upstreams"][0]["address"] == "192.0.2.1:53"
+    assert d["cache"]["enabled"] is True and "entries" in d["cache"]
+
+
+# ---- /api/queries ----------------------------------------------------------------------------
+
+def test_queries_page_shape_and_unflushed_rows_show_up(app):
+    feed(app, [record("old.example", age=5)])
+    feed(app, [record("new.example", decision=Decision.BLOCKED, trace=BLOCK)], flush=False)
+    res = call(app, "GET", "/api/queries", VIEWER)
+    assert res.status_code == 200
+    b = res.json
+    assert b["total"] == 2 and b["limit"] == 100 and b["offset"] == 0
+    assert [q["domain"] for q in b["queries"]] == ["new.example", "old.example"]
+    q = b["queries"][0]
+    for key in ("id", "timestamp", "client_ip", "domain", "query_type", "response_code", "blocked",
+                "cached", "response_time_ms", "upstream", "block_trace"):
+        assert key in q
+    assert q["id"] is None and q["blocked"] is True and q["query_type"] == "A"
+    assert q["block_trace"] == [{"stage": "blocklist", "action": "block", "source": "manager",
+                                 "detail": "rule matched"}]
+    assert b["queries"][1]["id"] is not None
+
+
+def test_queries_paging_spans_memory_and_log(app):
+    feed(app, [record(f"d{i}.example", age=10 - i) for i in range(5)])
+    feed(app, [record(f"m{i}.example") for i in range(3)], flush=False)
+    pages = [call(app, "GET", f"/api/queries?limit=3&offset={o}", VIEWER).json for o in (0, 3, 6)]
+    names = [q["domain"] for p in pages for q in p["queries"]]
+    assert names == ["m2.example", "m1.example", "m0.example", "d4.example", "d3.example",
+                     "d2.example", "d1.example", "d0.example"]
+    assert all(p["total"] == 8 for p in pages)
+
+
+def test_queries_filters_apply_to_log_and_memory(app):
+    feed(app, [record("ads.example", decision=Decision.BLOCKED, trace=BLOCK),
+               record("fb.example", decision=Decision.BLOCKED, trace=POLICY),
+               record("www.fb.example", client="192.168.1.20")])
+    feed(app, [record("x.fb.example", decision=Decision.BLOCKED, trace=POLICY)], flush=False)
+
+    def domains(qs):
+        res = call(app, "GET", "/api/queries?" + qs, VIEWER)
+        assert res.status_code == 200, res.json
+        return sorted(q["domain"] for q in res.json["queries"])
+
+    assert domains("stage=policy") == ["fb.example", "x.fb.example"]
+    assert domains("source=manager") == ["ads.example"]
+    assert domains("rule=Block+social+media") == ["fb.example", "x.fb.example"]
+    assert domains("stage=policy&source=policy_engine") == ["fb.example", "x.fb.example"]
+    assert domains("stage=policy&source=manager") == []
+    assert domains("action=block") == ["ads.example"]
+    assert domains("domain=fb.example") == ["fb.example", "www.fb.example", "x.fb.example"]
+    assert domains("client=192.168.1.20") == ["www.fb.example"]
+    assert domains("blocked=false") == ["www.fb.example"]
+    assert domains("since=1h") == ["ads.example", "fb.example", "www.fb.example", "x.fb.example"]
+    assert domains("until=2000-01-01T00:00:00Z") == []
+
+
+@pytest.mark.parametrize("qs,field", [("limit=0", "limit"), ("limit=1001", "limit"), ("offset=-1", "offset"),
+                                      ("since=later", "since"), ("until=nope", "until"), ("bogus=1", "bogus")])
+def test_queries_bad_parameters(app, qs, field):
+    res = call(app, "GET", "/api/queries?" + qs, VIEWER)
+    assert res.status_code == 400 and field in fields_of(res)
+
+
+# ---- config ----------------------------------------------------------------------------------
+
+def test_get_config_is_the_toml_shape(app):
+    res = call(app, "GET", "/api/config", VIEWER)
+    assert res.status_code == 200
+    c = res.json
+    assert c["upstream_dns_servers"] == ["192.0.2.1:53"]
+    for section in ("server", "cache", "rate_limit", "logging", "storage", "access", "upstream"):
+        assert section in c
+    assert c["cache"]["max_bytes"] == 16 * 1024 * 1024
+    assert c["server"]["metrics_public"] is False
+
+
+def test_snapshot_leaves_out_secret_looking_options():
+    assert runtime_config.is_secret("tls.private_key") and runtime_config.is_secret("auth.password")
+    assert not runtime_config.is_secret("cache.max_bytes")
+
+
+@pytest.fixture
+def events(app):
+    sub = app.events.subscribe("events")
+    yield sub
+
+
+def drain_events(sub):
+    out = []
+    while sub.pending():
+        out.append(sub._queue.get_nowait()[1])
+    return out
+
+
+def test_put_cache_applies_live_persists_and_audits(app, events):
+    app.cache.put(("k",), _answer(), 300, time.monotonic())
+    assert len(app.cache) == 1
+    gen = app.fastpath.generation
+    res = call(app, "PUT", "/api/config/cache", ADMIN,
+               {"enabled": False, "max_ttl": 600, "max_bytes": 65536, "serve_stale": False})
+    assert res.status_code == 200, res.json
+    assert res.json["status"] == "ok" and res.json["section"] == "cache"
+    assert res.json["config"]["enabled"] is False and res.json["config"]["max_ttl"] == 600
+    assert app.config["cache.enabled"] is False and app.config.source("cache.max_ttl") == "runtime"
+    assert app.cache_stage.enabled is False and app.cache_stage.serve_stale is False
+    assert app.cache.max_bytes == 65536 and app.forward.limits.max_ttl == 600
+    assert len(app.cache) == 0  # disabled: emptied
+    assert app.fastpath.generation > gen  # fast path dropped
+    assert app.settings.get("config.overrides") == {"cache.enabled": False, "cache.max_ttl": 600,
+                                                    "cache.max_bytes": 65536, "cache.serve_stale": False}
+    (event,) = drain_events(events)
+    assert event["type"] == "config.changed" and event["section"] == "cache"
+    assert event["before"]["enabled"] is True and event["after"]["enabled"] is False
+    assert event["actor"] == "ada" and event["client_ip"]
+
+
+def _answer():
+    from burrow.dns.message import Answer
+    return Answer(0, Decision.RESOLVED, b"\x00" * 16, an=1, ttl=300)
+
+
+def test_put_cache_partial_update_keeps_other_fields(app):
+    res = call(app, "PUT", "/api/config/cache", ADMIN, {"min_ttl": 30})
+    assert res.status_code == 200
+    assert app.config["cache.min_ttl"] == 30 and app.config["cache.max_ttl"] == 86400
+    assert app.forward.limits.min_ttl == 30 and app.cache_stage.enabled is True
+
+
+@pytest.mark.parametrize("body,fields", [
+    ({"max_ttl": 0}, {"max_ttl"}),
+    ({"max_ttl": "long"}, {"max_ttl"}),
+    ({"enabled": "perhaps"}, {"enabled"}),
+    ({"min_ttl": 100, "max_ttl": 50}, {"min_ttl"}),  # the config file's cross-check
+    ({"shards": 4}, {"shards", ""}),  # unknown, and no known field given
+    ({}, {""}),
+])
+def test_put_cache_validation_names_the_field_and_changes_nothing(app, body, fields):
+    before = app.config
+    res = call(app, "PUT", "/api/config/cache", ADMIN, body)
+    assert res.status_code == 400, res.json
+    assert fields_of(res) == fields
+    assert app.config is before and app.settings.get("config.overrides") is None
+
+
+def test_put_upstreams_swaps_servers_keeping_known_ones(app):
+    old = app.upstreams.servers[0]
+    old.queries = 7
+    res = call(app, "PUT", "/api/config/upstreams", ADMIN,
+               {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7", "[2001:db8::1]:5353"]})
+    assert res.status_code == 200, res.json
+    assert [s.label for s in app.upstreams.servers] == ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]
+    assert app.upstreams.servers[0] is old and old.queries == 7
+    assert res.json["config"] == {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]}
+
+
+@pytest.mark.parametrize("body,fields", [
+    ({"upstream_dns_servers": ["1.1.1.1:53", "not-an-ip"]}, {"upstream_dns_servers[1]"}),
+    ({"upstream_dns_servers": []}, {"upstream_dns_servers"}),
+    ({"upstream_dns_servers": "1.1.1.1"}, {"upstream_dns_servers"}),
+    ({}, {"upstream_dns_servers", ""}),
+])
+def test_put_upstreams_validation(app, body, fields):
+    res = call(app, "PUT", "/api/config/upstreams", ADMIN, body)
+    assert res.status_code == 400 and fields_of(res) == fields
+    assert [s.label for s in app.upstreams.servers] == ["192.0.2.1:53"]
+
+
+def test_put_rate_limit_updates_guard_and_server_together(app):
+    assert app.limiter is not None and app.guard.limiter is app.limiter and app.dns.limiter is app.limiter
+    limiter = app.limiter
+    res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"rps": 5, "burst": 10, "action": "refuse"})
+    assert res.status_code == 200, res.json
+    assert app.limiter is limiter and limiter.rps == 5.0 and limiter.burst == 10.0
+    assert app.guard.limit_action == "refuse"
+    res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"enabled": False})
+    assert res.status_code == 200
+    assert app.limiter is None and app.guard.limiter is None and app.dns.limiter is None
+    res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"enabled": True, "max_tracked_clients": 100})
+    assert app.limiter is not None and app.guard.limiter is app.limiter and app.dns.limiter is app.limiter
+    assert app.limiter.max_clients == 100 and app.limiter.rps == 5.0
+    res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"action": "tarpit", "rps": 0})
+    assert res.status_code == 400 and fields_of(res) == {"action", "rps"}
+
+
+def test_put_logging_changes_level_and_format(app):
+    root = logging.getLogger()
+    saved = (root.level, [(h, h.formatter) for h in root.handlers])
+    try:
+        res = call(app, "PUT", "/api/config/logging", ADMIN, {"level": "warning", "format": "json"})
+        assert res.status_code == 200, res.json
+        assert root.level == logging.WARNING
+        assert app.config["logging.format"] == "json"
+        assert fields_of(call(app, "PUT", "/api/config/logging", ADMIN, {"level": "chatty"})) == {"level"}
+    finally:
+        root.setLevel(saved[0])
+        for h, fmt in saved[1]:
+            h.setFormatter(fmt)
+
+
+@pytest.mark.parametrize("path", ["/api/config/upstreams", "/api/config/cache", "/api/config/logging",
+                                  "/api/config/rate-limit"])
+def test_config_changes_need_admin(app, path):
+    res = call(app, "PUT", path, VIEWER, {"enabled": False})
+    assert res.status_code == 403 and res.json["code"] == 403
+    assert call(app, "PUT", path, None, {"enabled": False}).status_code == 401
+    assert app.config["cache.enabled"] is True
+
+
+def test_overrides_survive_a_restart(tmp_path):
+    app = make_app(tmp_path)
+    try:
+        assert call(app, "PUT", "/api/config/cache", ADMIN, {"max_ttl": 900}).status_code == 200
+        assert call(app, "PUT", "/api/config/upstreams", ADMIN,
+                    {"upstream_dns_servers": ["198.51.100.9:53"]}).status_code == 200
+    finally:
+        app.recorder._executor.shutdown(wait=True)
+        app.settings.close()
+    base = config_mod.load(None, environ={}).with_overrides({"storage.data_dir": str(tmp_path)})
+    for source in (tmp_path / "settings.db", None):
+        if source is None:
+            db = SettingsDB(tmp_path / "settings.db")
+            cfg = runtime_config.load_overrides(base, db)
+            db.close()
+        else:
+            cfg = runtime_config.load_overrides(base, source)
+        assert cfg["cache.max_ttl"] == 900 and cfg["upstream_dns_servers"] == ["198.51.100.9:53"]
+        assert cfg.source("cache.max_ttl") == "runtime"
+    assert runtime_config.load_overrides(base, tmp_path / "missing.db") is base
+
+
+def test_bad_stored_overrides_are_skipped_not_fatal(tmp_path):
+    db = SettingsDB(tmp_path / "settings.db")
+    db.set("config.overrides", {"cache.max_ttl": -5, "cache.min_ttl": 10, "server.listen_address": "0.0.0.0:53"})
+    base = config_mod.load(None, environ={})
+    cfg = runtime_config.load_overrides(base, db)
+    db.close()
+    assert cfg["cache.min_ttl"] == 10 and cfg["cache.max_ttl"] == 86400
+    assert cfg["server.listen_address"] == base["server.listen_address"]
+
+
+# ---- cache purge -----------------------------------------------------------------------------
+
+def test_cache_purge(app, events):
+    app.cache.put(("k1",), _answer(), 300, time.monotonic())
+    app.cache.put(("k2",), _answer(), 300, time.monotonic())
+    res = call(app, "POST", "/api/cache/purge", ADMIN)
+    assert res.status_code == 200
+    assert res.json == {"status": "ok", "message": "DNS cache purged successfully", "entries_cleared": 2}
+    assert len(app.cache) == 0
+    assert drain_events(events)[0]["type"] == "cache.purged"
+
+
+def test_cache_purge_errors(app):
+    assert call(app, "POST", "/api/cache/purge", VIEWER).status_code == 403
+    res = call(app, "GET", "/api/cache/purge", ADMIN)
+    assert res.status_code == 405 and res.json["code"] == 405 and res.json["error"] == "Method Not Allowed"
+    app.cache_stage.enabled = False
+    res = call(app, "POST", "/api/cache/purge", ADMIN)
+    assert res.status_code == 503 and "disabled" in res.json["message"]
+
+
+# ---- system and metrics ----------------------------------------------------------------------
+
+def test_system(app):
+    res = call(app, "GET", "/api/system", VIEWER)
+    assert res.status_code == 200, res.json
+    s = res.json
+    assert s["version"] == app.version and s["status"]["state"] == "booting"
+    assert set(s["status"]) == {"state", "reasons", "led"}
+    assert s["memory"]["total"] > 0 and s["process"]["rss"] > 0 and s["cpu"]["count"] >= 1
+    assert "temperature" in s and "disk" in s
+    assert s["listen_addresses"]["web"] == "127.0.0.1:8080"
+    assert s["upstreams"][0]["address"] == "192.0.2.1:53"
+    assert call(app, "GET", "/api/system").status_code == 401
+
+
+def test_system_uses_the_appliance_status(app):
+    class FakeStatus:
+        def as_dict(self):
+            return {"state": "upstream_degraded", "reasons": ["1 of 2 upstream DNS servers failing"],
+                    "led": "upstream_degraded"}
+
+    class FakeAppliance:
+        def status(self):
+            return FakeStatus()
+
+        def network(self):
+            return {"available": True, "primary_v4": "192.168.1.23"}
+
+        async def system(self):
+            return {"cpu": {"percent": 1.0, "count": 4}, "temperatures": [
+                {"zone": "thermal_zone0", "type": "cpu", "celsius": 51.0},
+                {"zone": "thermal_zone1", "type": "gpu", "celsius": 47.0}], "board": "rpi-4"}
+
+    app.appliance = FakeAppliance()
+    s = call(app, "GET", "/api/system", VIEWER).json
+    assert s["status"]["state"] == "upstream_degraded" and s["network"]["primary_v4"] == "192.168.1.23"
+    assert s["temperature"]["celsius"] == 51.0 and s["board"] == "rpi-4"
+    assert call(app, "GET", "/api/dashboard", VIEWER).json["status"]["state"] == "upstream_degraded"
+
+
+def parse_metrics(text):
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_exposition(app):
+    feed(app, [record("a.example", age=1), record("ads.example", decision=Decision.BLOCKED, trace=BLOCK, age=1)])
+    app.upstreams.servers[0].queries = 3
+    res = call(app, "GET", "/metrics", VIEWER)
+    assert res.status_code == 200
+    assert res.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    m = parse_metrics(res.text)
+    assert m['burrow_queries_total{decision="blocked"}'] == 1
+    assert m['burrow_queries_total{decision="resolved"}'] == 1
+    assert m['burrow_upstream_queries_total{upstream="192.0.2.1:53"}'] == 3
+    assert "burrow_cache_entries" in m and "burrow_cache_hits_total" in m and "burrow_fastpath_entries" in m
+    assert m["process_resident_memory_bytes"] > 0 and "process_cpu_seconds_total" in m
+    assert m["burrow_querylog_written_total"] == 2
+    assert not any("blocklist" in k for k in m)  # no value exists yet: not exported
+    assert not any("a.example" in k or "192.168.1.10" in k for k in m)  # low cardinality only
+    assert "# TYPE burrow_queries_total counter" in res.text
+    assert call(app, "GET", "/metrics").status_code == 401
+
+
+def test_metrics_public_when_configured(tmp_path):
+    app = make_app(tmp_path, **{"server.metrics_public": True})
+    try:
+        res = call(app, "GET", "/metrics")
+        assert res.status_code == 200 and "burrow_build_info" in res.text
+    finally:
+        app.recorder._executor.shutdown(wait=True)
+        app.settings.close()
+
+
+def test_decision_totals_only_grow_as_minutes_settle():
+    from burrow.api.metrics import DecisionTotals
+    from burrow.telemetry.stats import StatsBuckets
+
+    stats = StatsBuckets()
+    t0 = 1_700_000_000 - 1_700_000_000 % 60
+    totals = DecisionTotals(t0)
+    seen = []
+    for minute in range(6):  # bounded
+        for i in range(3):
+            stats.add(t0 + minute * 60 + i, record("x", decision=Decision.CACHED))
+        seen.append(totals.totals(stats, now=t0 + minute * 60 + 30)["cached"])
+    assert seen == [3, 6, 9, 12, 15, 18]
+    assert totals.totals(stats, now=t0 + 20 * 60)["cached"] == 18
