@@ -528,8 +528,8 @@ def test_metrics_exposition(app):
     assert res.status_code == 200
     assert res.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     m = parse_metrics(res.text)
-    assert m['burrow_queries_total{decision="blocked"}'] == 1
-    assert m['burrow_queries_total{decision="resolved"}'] == 1
+    assert m['burrow_queries_total{decision="blocked",qtype="A",rcode="0"}'] == 1
+    assert m['burrow_queries_total{decision="resolved",qtype="A",rcode="0"}'] == 1
     assert m['burrow_upstream_queries_total{upstream="192.0.2.1:53"}'] == 3
     assert "burrow_cache_entries" in m and "burrow_cache_hits_total" in m and "burrow_fastpath_entries" in m
     assert m["process_resident_memory_bytes"] > 0 and "process_cpu_seconds_total" in m
@@ -550,17 +550,22 @@ def test_metrics_public_when_configured(tmp_path):
         app.settings.close()
 
 
-def test_decision_totals_only_grow_as_minutes_settle():
-    from burrow.api.metrics import DecisionTotals
-    from burrow.telemetry.stats import StatsBuckets
+def test_query_counts_cover_fast_path_hits_and_fold_odd_qtypes(app):
+    import time as _time
 
-    stats = StatsBuckets()
-    t0 = 1_700_000_000 - 1_700_000_000 % 60
-    totals = DecisionTotals(t0)
-    seen = []
-    for minute in range(6):  # bounded
-        for i in range(3):
-            stats.add(t0 + minute * 60 + i, record("x", decision=Decision.CACHED))
-        seen.append(totals.totals(stats, now=t0 + minute * 60 + 30)["cached"])
-    assert seen == [3, 6, 9, 12, 15, 18]
-    assert totals.totals(stats, now=t0 + 20 * 60)["cached"] == 18
+    import dns.message
+    import dns.rrset
+
+    from burrow.dns.fastpath import FastEntry
+    q = dns.message.make_query("www.example.com", "A")
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1"))
+    entry = FastEntry(r.to_wire(), 29, (39,), (300,), 0.0, 100.0, "www.example.com", 1,
+                      Decision.RESOLVED, "", ())
+    now = _time.monotonic()
+    for _ in range(3):
+        app.recorder.ring.append((now, "10.0.0.1", entry, 0.00001))
+    feed(app, [record("odd.example", qtype=65280)])
+    m = parse_metrics(call(app, "GET", "/metrics", VIEWER).text)
+    assert m['burrow_queries_total{decision="cached",qtype="A",rcode="0"}'] == 3
+    assert m['burrow_queries_total{decision="resolved",qtype="other",rcode="0"}'] == 1

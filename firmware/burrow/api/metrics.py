@@ -6,48 +6,20 @@ most 16), transport and error kind. Never domains or client addresses.
 Public only when ``server.metrics_public`` is true; otherwise a viewer login or an API token
 (``Authorization: Bearer brw_...``, which is what a scraper uses).
 
-Query counts by decision come from the live per-minute statistics: minutes that are over are
-added once to running totals, so the counters only go up while the process runs (they restart
-at zero with it, which Prometheus handles as a counter reset).
+Query counts by decision, query type and rcode are the Recorder's running totals (every
+drained query, fast-path hits included); they restart at zero with the process, which
+Prometheus handles as a counter reset. Query types outside a fixed list count as "other".
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 from microdot import Response
 
-from ..telemetry.stats import MAX_BUCKETS
 from .routes import Api
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-SETTLE_MINUTES = 2  # a minute is final this long after it began (records reach stats within ~1 s)
-
-
-class DecisionTotals:
-    """Monotonic per-decision totals folded out of StatsBuckets' per-minute counts."""
-
-    def __init__(self, start_wall: float):
-        self.committed: dict[str, int] = {}
-        self.next_minute = int(start_wall // 60)  # first minute not yet folded in
-
-    def totals(self, stats, now: float | None = None) -> dict[str, int]:
-        now = time.time() if now is None else now
-        current = int(now // 60)
-        settled = current - SETTLE_MINUTES  # minutes up to this one no longer change
-        if settled >= self.next_minute:
-            first = max(self.next_minute, current - MAX_BUCKETS + SETTLE_MINUTES + 1)
-            span = settled - first + 1
-            for label, n in stats.decision_counts(span * 60, now=settled * 60 + 30).items():
-                self.committed[label] = self.committed.get(label, 0) + n
-            self.next_minute = settled + 1
-        out = dict(self.committed)
-        open_minutes = current - self.next_minute + 1
-        if open_minutes > 0:
-            for label, n in stats.decision_counts(open_minutes * 60, now=now).items():
-                out[label] = out.get(label, 0) + n
-        return out
 
 
 def _escape(value) -> str:
@@ -112,7 +84,7 @@ def process_figures() -> dict:
     return out
 
 
-def render(app, api: Api | None, totals: DecisionTotals) -> str:
+def render(app, api: Api | None) -> str:
     out = Exposition()
     f = out.family
     f("burrow_build_info", "gauge", "Burrow version (value is always 1).", [({"version": app.version}, 1)])
@@ -120,9 +92,9 @@ def render(app, api: Api | None, totals: DecisionTotals) -> str:
 
     recorder = getattr(app, "recorder", None)
     if recorder is not None:
-        decisions = totals.totals(recorder.stats)
-        f("burrow_queries_total", "counter", "DNS queries answered, by decision.",
-          [({"decision": d}, n) for d, n in sorted(decisions.items())])
+        f("burrow_queries_total", "counter", "DNS queries answered, by decision, query type and rcode.",
+          [({"decision": d, "qtype": q, "rcode": str(r)}, n)
+           for (d, q, r), n in sorted(recorder.query_counts.items())])
         snap = recorder.snapshot()
         f("burrow_querylog_received_total", "counter", "Query records taken from the telemetry ring.",
           snap["received"])
@@ -224,13 +196,9 @@ def _public(app) -> bool:
 
 
 def register(api: Api, app) -> None:
-    totals: list[DecisionTotals] = []  # made at the first scrape (the app is running by then)
-
     @api.route("GET", "/metrics", role="public" if _public(app) else "viewer",
                summary="Prometheus metrics (public when server.metrics_public is true)",
                tags=["metrics"], responses={200: "Prometheus text exposition format 0.0.4"},
                raw_response=True)
     async def metrics(req):
-        if not totals:
-            totals.append(DecisionTotals(getattr(app, "started_wall", time.time())))
-        return Response(render(app, api, totals[0]), 200, {"Content-Type": CONTENT_TYPE})
+        return Response(render(app, api), 200, {"Content-Type": CONTENT_TYPE})

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from ..storage.querylog import (DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS, QueryLogDB,
                                 row_from_record, row_to_dict)
-from ..dns.decision import QueryRecord
+from ..dns.decision import Decision, QueryRecord
 from .events import EventBus
 from .stats import MAX_BUCKETS, StatsBuckets
 
@@ -61,7 +61,19 @@ def _row_parts(entry) -> tuple:
     """
     row = row_from_record(QueryRecord(0.0, "", entry.domain, entry.qtype, entry.rcode,
                                       entry.decision, 0.0, entry.upstream, entry.trace), 0.0)
-    return row[2:8], row[9:], int(entry.decision)
+    return row[2:8], row[9:], int(entry.decision), count_key(entry.decision, entry.qtype, entry.rcode)
+
+
+# Query types counted by name in the metrics; anything else is "other", so a client asking
+# for thousands of odd types cannot blow up the label set.
+METRIC_QTYPES = {1: "A", 28: "AAAA", 5: "CNAME", 15: "MX", 16: "TXT", 12: "PTR", 33: "SRV",
+                 6: "SOA", 2: "NS", 64: "SVCB", 65: "HTTPS", 255: "ANY", 13: "HINFO", 43: "DS",
+                 48: "DNSKEY"}
+
+
+def count_key(decision, qtype: int, rcode: int) -> tuple:
+    """The (decision, qtype, rcode) labels a query is counted under, low-cardinality."""
+    return (Decision(decision).label, METRIC_QTYPES.get(qtype, "other"), rcode if 0 <= rcode < 24 else -1)
 
 
 class Recorder:
@@ -97,6 +109,9 @@ class Recorder:
         self._last_mono = None  # newest receipt time seen by the previous drain
 
         self.received = 0  # records drained from the ring
+        # Monotonic totals by (decision, qtype, rcode) labels since start, for /metrics;
+        # bounded by the label sets (12 decisions × 16 qtypes × 25 rcodes at the very most).
+        self.query_counts: dict[tuple, int] = {}
         self.ring_overflows = 0  # drains that found the ring full (records were overwritten)
         self.dropped_ring = 0  # estimate of records overwritten in the ring, see _drain
         self.dropped_pending = 0  # rows dropped because the pending buffer was full
@@ -203,7 +218,8 @@ class Recorder:
         add = self.stats.add
         rows = []
         append = rows.append
-        tally: dict = {}  # (second, decision) → [count, elapsed sum], for fast-path hits
+        tally: dict = {}  # (second, decision, count key) → [count, elapsed sum], fast-path hits
+        counts = self.query_counts
         for record in records:
             try:
                 if len(record) == 4:
@@ -216,7 +232,7 @@ class Recorder:
                         parts = entry.row_parts = _row_parts(entry)
                     wall = mono + offset
                     append((wall, ip) + parts[0] + (elapsed * 1000.0,) + parts[1])
-                    key = (int(wall), parts[2])
+                    key = (int(wall), parts[2], parts[3])
                     t = tally.get(key)
                     if t is None:
                         tally[key] = [1, elapsed]
@@ -227,6 +243,8 @@ class Recorder:
                 wall = record[0] + offset
                 row = row_from_record(record, wall)
                 add(wall, record)
+                ckey = count_key(record[5], record[3], record[4])
+                counts[ckey] = counts.get(ckey, 0) + 1
             except Exception:  # one malformed record must not cost the rest of the batch
                 self.bad_records += 1
                 if self.bad_records == 1 or self.bad_records % 1000 == 0:
@@ -234,8 +252,9 @@ class Recorder:
                 continue
             rows.append(row)
         add_many = self.stats.add_many
-        for (second, decision), (count, elapsed_sum) in tally.items():
+        for (second, decision, ckey), (count, elapsed_sum) in tally.items():
             add_many(second, decision, count, elapsed_sum)
+            counts[ckey] = counts.get(ckey, 0) + count
         if rows:
             self._last_mono = rows[-1][0] - offset  # back to monotonic, for overflow estimates
         self.received += n
