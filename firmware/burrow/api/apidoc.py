@@ -1,0 +1,101 @@
+"""Render the OpenAPI document as the Markdown endpoint reference in docs/api.md.
+
+``scripts/gen-api-docs`` rewrites the part of docs/api.md between the two markers below; a
+test regenerates it and fails when the file is stale, so the reference cannot drift from the
+routes and schemas.
+"""
+
+from __future__ import annotations
+
+import json
+
+BEGIN = "<!-- BEGIN GENERATED REFERENCE: scripts/gen-api-docs -->"
+END = "<!-- END GENERATED REFERENCE -->"
+
+
+def _type(schema: dict, components: dict) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    t = schema.get("type", "any")
+    if isinstance(t, list):
+        t = " or ".join(t)
+    if t == "array":
+        return f"array of {_type(schema.get('items', {}), components)}"
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"])
+    return t
+
+
+def _fields(schema: dict, components: dict) -> list[str]:
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    props = schema.get("properties") or {}
+    if not props:
+        return []
+    required = set(schema.get("required", []))
+    lines = ["| field | type | required | notes |", "|---|---|---|---|"]
+    for name, prop in props.items():
+        notes = []
+        for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "default"):
+            if key in prop:
+                notes.append(f"{key} {json.dumps(prop[key])}")
+        if prop.get("description"):
+            notes.append(prop["description"])
+        note = "; ".join(notes).replace("|", "\\|")
+        lines.append(f"| `{name}` | {_type(prop, components)} | {'yes' if name in required else 'no'} | {note} |")
+    return lines
+
+
+def render(doc: dict) -> str:
+    components = doc.get("components", {}).get("schemas", {})
+    out = [BEGIN, "", "## Endpoint reference", "",
+           "Generated from `/openapi.json` by `scripts/gen-api-docs`; do not edit by hand. Roles: "
+           "`public` (no credentials), `viewer` (read), `admin` (write), `self` (own account).", ""]
+    for path in sorted(doc["paths"]):
+        for method, op in sorted(doc["paths"][path].items()):
+            out.append(f"### {method.upper()} {path}")
+            out.append("")
+            out.append(f"{op.get('summary', '')} — role `{op.get('x-role', '?')}`.")
+            out.append("")
+            params = op.get("parameters") or []
+            if params:
+                out += ["| parameter | in | type | required |", "|---|---|---|---|"]
+                for p in params:
+                    out.append(f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}), components)} | "
+                               f"{'yes' if p.get('required') else 'no'} |")
+                out.append("")
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            if body:
+                out.append(f"Body: `{_type(body, components)}`")
+                out.append("")
+                rows = _fields(body, components)
+                if rows:
+                    out += rows + [""]
+            statuses = []
+            for status, resp in sorted(op.get("responses", {}).items()):
+                schema = resp.get("content", {}).get("application/json", {}).get("schema")
+                statuses.append(f"`{status}`" + (f" {_type(schema, components)}" if schema else ""))
+            out.append("Responses: " + ", ".join(statuses))
+            out.append("")
+    out.append(END)
+    return "\n".join(out) + "\n"
+
+
+def splice(markdown: str, reference: str) -> str:
+    """``markdown`` with the generated block replaced (or appended when absent)."""
+    if BEGIN in markdown and END in markdown:
+        head = markdown[:markdown.index(BEGIN)]
+        tail = markdown[markdown.index(END) + len(END):].lstrip("\n")
+        return head + reference + (("\n" + tail) if tail else "")
+    return markdown.rstrip("\n") + "\n\n" + reference
+
+
+def reference_for_code() -> str:
+    """The reference for the routes this code registers (no running app needed)."""
+    from .. import __version__
+    from . import create_api, openapi
+
+    class _Offline:
+        version = __version__
+
+    return render(openapi.build(create_api(_Offline()), __version__))
