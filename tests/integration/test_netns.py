@@ -177,3 +177,23 @@ def test_snapshot_of_current_namespace_is_sane():
     if snap.primary_v4 is not None:
         assert not snap.primary_v4.startswith("127.")
     assert set(snap.as_dict()) >= {"interfaces", "primary_v4", "primary_v6", "link_up"}
+
+
+def test_watcher_runs_on_uvloop_like_burrow_does(netns):
+    """burrow run uses uvloop, where pyroute2's asyncio client cannot open its socket."""
+    import uvloop
+
+    async def main():
+        published = []
+        watcher = network.NetworkWatcher(published.append, netns=netns, debounce=0.05)
+        first = await watcher.start()
+        try:
+            assert first.interface("bt0") is not None
+            ip("-n", netns, "addr", "add", "198.51.100.9/24", "dev", "bt0")
+            ip("-n", netns, "link", "set", "bt0", "up")
+            await wait_for(published, lambda s: any(
+                a.address == "198.51.100.9" for a in s.interface("bt0").addresses))
+        finally:
+            watcher.close()
+
+    uvloop.run(main())

@@ -15,7 +15,7 @@ and how the status knows the link is down::
     watcher.close()
 
 The watcher listens to the kernel's rtnetlink link/address/route groups on a
-non-blocking socket registered with ``loop.add_reader`` (no threads). It
+non-blocking socket registered with ``loop.add_reader``; dumps run in a worker thread. It
 does not decode the events: any change schedules one fresh dump after a
 short debounce, and the callback runs only if the snapshot differs. So a
 burst of events (DHCP renew, a cable replug) costs one dump, and a lost
@@ -244,27 +244,25 @@ def build_snapshot(links, addrs, routes) -> NetworkSnapshot:
     return NetworkSnapshot(tuple(interfaces), best.get(4), best.get(6))
 
 
-async def _dump(ipr) -> NetworkSnapshot:
-    links = [m async for m in await ipr.link("dump")]
-    addrs = [m async for m in await ipr.addr("dump")]
-    routes = [m async for m in await ipr.route("dump")]
-    return build_snapshot(links, addrs, routes)
+def _dump_blocking(netns: str | None) -> NetworkSnapshot:
+    """One netlink dump with pyroute2's synchronous IPRoute (run it in a worker thread).
 
+    pyroute2's asyncio client cannot open its socket on uvloop (the loop Burrow runs on), so
+    dumps use the plain client off the loop; only the event socket lives on the loop.
+    """
+    from pyroute2 import IPRoute
 
-def _async_iproute(netns: str | None):
-    from pyroute2 import AsyncIPRoute
-
-    if netns is None:
-        return AsyncIPRoute()
-    # flags=0: never create the namespace by accident (pyroute2's default
-    # is O_CREAT).
-    return AsyncIPRoute(netns=netns, flags=0)
+    # flags=0: never create the namespace by accident (pyroute2's default is O_CREAT).
+    ipr = IPRoute() if netns is None else IPRoute(netns=netns, flags=0)
+    try:
+        return build_snapshot(list(ipr.link("dump")), list(ipr.addr("dump")), list(ipr.route("dump")))
+    finally:
+        ipr.close()
 
 
 async def read_snapshot(netns: str | None = None) -> NetworkSnapshot:
-    """One snapshot, read on the running loop (no threads)."""
-    async with _async_iproute(netns) as ipr:
-        return await _dump(ipr)
+    """One snapshot, read in a worker thread without blocking the running loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, _dump_blocking, netns)
 
 
 def snapshot(netns: str | None = None) -> NetworkSnapshot:
@@ -272,7 +270,7 @@ def snapshot(netns: str | None = None) -> NetworkSnapshot:
 
     Inside a running loop use :func:`read_snapshot`.
     """
-    return asyncio.run(read_snapshot(netns))
+    return _dump_blocking(netns)
 
 
 # --- the watcher --------------------------------------------------------------------
@@ -319,7 +317,6 @@ class NetworkWatcher:
         self.events = 0
         """Netlink messages seen; for tests and diagnostics."""
         self._sock: socket.socket | None = None
-        self._ipr = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
@@ -336,9 +333,7 @@ class NetworkWatcher:
         self._sock = _event_socket(self.netns)
         self._loop.add_reader(self._sock.fileno(), self._on_readable)
         try:
-            self._ipr = _async_iproute(self.netns)
-            await self._ipr.setup_endpoint()
-            self.snapshot = await _dump(self._ipr)
+            self.snapshot = await read_snapshot(self.netns)
         except BaseException:
             self.close()
             raise
@@ -346,7 +341,7 @@ class NetworkWatcher:
 
     async def refresh(self) -> NetworkSnapshot:
         """Dump now; publish if changed; return the snapshot."""
-        snap = await _dump(self._ipr)
+        snap = await read_snapshot(self.netns)
         if snap != self.snapshot:
             self.snapshot = snap
             try:
@@ -369,9 +364,6 @@ class NetworkWatcher:
                 self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
 
     # -- internals --
 
