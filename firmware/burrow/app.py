@@ -57,6 +57,7 @@ class App:
         self.events = EventBus()
         self.api_server = None
         self.exit_code = 0
+        self._wipe_on_stop = False  # set by factory_reset()
         self.appliance = None
         self._watchdog = None
         self._stopping = asyncio.Event()
@@ -169,7 +170,38 @@ class App:
             await self.appliance.stop()
         if self._watchdog is not None:
             await self._watchdog.stop()
+        if self._wipe_on_stop:
+            self._wipe_data()
         log.info("Burrow stopped")
+
+    # Files a factory reset removes: everything Burrow writes, nothing else in the folder.
+    WIPE_PATTERNS = ("settings.db", "settings.db-wal", "settings.db-shm", "settings.db-journal",
+                     "querylog*.db", "querylog*.db-*", "jwt.key")
+
+    def factory_reset(self) -> None:
+        """Wipe settings, users, keys and the query log, then restart (exit code 75).
+
+        The first-run setup appears again. Called by the button's confirmed 15-second hold.
+        """
+        log.warning("factory reset: wiping %s and restarting", self.data_dir)
+        self.events.publish("events", {"type": "system.factory_reset", "severity": "warning",
+                                       "summary": "factory reset requested"})
+        self._wipe_on_stop = True
+        self.request_stop(systemd.RESTART_EXIT_CODE)
+
+    def _wipe_data(self) -> None:
+        dirs = {self.data_dir}
+        ram_dir = self.config["storage.query_log_ram_dir"]
+        if ram_dir:
+            dirs.add(Path(ram_dir))
+        for folder in dirs:
+            for pattern in self.WIPE_PATTERNS:
+                for path in folder.glob(pattern):
+                    try:
+                        path.unlink()
+                    except OSError as e:
+                        log.error("factory reset: cannot remove %s: %s", path, e)
+        log.warning("factory reset done")
 
     def request_stop(self, exit_code: int = 0) -> None:
         """Stop as on SIGTERM, then exit with ``exit_code`` (75: systemd restarts us)."""

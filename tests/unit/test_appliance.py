@@ -534,3 +534,26 @@ def test_activity_flickers_only_with_a_driver(root, board_dir, factory):
         await appliance.stop()
 
     run(main())
+
+
+def test_blocked_queries_since_last_tick_trigger_a_flicker(root, board_dir, factory):
+    app = FakeApp()
+    app.ready = True
+
+    class Recorder:
+        query_counts = {("blocked", "A", 0): 2, ("cached", "A", 0): 9}
+    app.recorder = Recorder()
+
+    async def main():
+        appliance, _ = make(app, root, board_dir, factory)
+        await appliance.start()
+        flickers = []
+        appliance.activity = lambda: flickers.append(1)
+        appliance._flicker_for_blocked()  # 2 blocked since start
+        appliance._flicker_for_blocked()  # none new
+        Recorder.query_counts[("blocked", "AAAA", 0)] = 1
+        appliance._flicker_for_blocked()  # one more
+        await appliance.stop()
+        return flickers
+
+    assert run(main()) == [1, 1]

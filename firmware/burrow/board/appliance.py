@@ -98,6 +98,7 @@ class Appliance:
         self._monitor = None
         self._monitor_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._blocked_seen = 0  # blocked queries already flickered for
         self._side_tasks: set[asyncio.Task] = set()
         self._stopped = False
 
@@ -218,8 +219,19 @@ class Appliance:
             await asyncio.sleep(self.tick)
             try:
                 self.refresh()
+                self._flicker_for_blocked()
             except Exception:
                 log.exception("status refresh failed")
+
+    def _flicker_for_blocked(self) -> None:
+        """Blip the LED when queries were blocked since the last tick (the driver rate-limits)."""
+        counts = getattr(getattr(self.app, "recorder", None), "query_counts", None)
+        if not counts:
+            return
+        blocked = sum(n for key, n in counts.items() if key[0] == "blocked")
+        if blocked > self._blocked_seen:
+            self.activity()
+        self._blocked_seen = blocked
 
     def _load_board(self) -> boards.Board:
         try:
