@@ -117,6 +117,11 @@ class App:
         listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
         await self.dns.start(listen)
         self._check_static_loop()
+        self._tasks = []
+        if self.dns.wildcard_ports and self.appliance is not None \
+                and self.appliance.local_addresses() is not None:
+            self.dns.set_local_addresses(self.appliance.local_addresses())
+            self._tasks.append(asyncio.ensure_future(self._follow_addresses()))
         from .api import create_api  # imported late: the web layer is not needed to answer DNS
         self.api = create_api(self)
         host, port = parse_hostport(cfg["server.web_ui_address"], 8080)
@@ -124,7 +129,7 @@ class App:
         await self.api_server.start_serving()
         self.web_port = self.api_server.sockets[0].getsockname()[1]
         log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)
-        self._tasks = [asyncio.ensure_future(self._housekeeping())]
+        self._tasks.append(asyncio.ensure_future(self._housekeeping()))
         # Start-up objects live forever: keep them out of every future collection. And collect
         # the young generation less often: each query makes a few short-lived tuples, and at
         # the default threshold (700) a busy resolver spends a few percent in the collector.
@@ -145,6 +150,17 @@ class App:
                     and any(h in ("0.0.0.0", "::") for h, _ in ours)):
                 server.loop_detected = True
                 log.error("upstream %s is Burrow itself: not used (forwarding loop)", server.label)
+
+    async def _follow_addresses(self) -> None:
+        """Keep per-address UDP sockets in step with the network (see DnsServer)."""
+        subscription = self.events.subscribe("network", maxsize=8)
+        try:
+            async for _event in subscription:
+                ips = self.appliance.local_addresses()
+                if ips is not None:
+                    self.dns.set_local_addresses(ips)
+        finally:
+            self.events.unsubscribe(subscription)
 
     async def _housekeeping(self) -> None:
         while True:

@@ -21,6 +21,8 @@ def _setup_logging(cfg) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pyroute2 logs every netlink message at debug level: keep its chatter out of ours.
+    logging.getLogger("pyroute2").setLevel(max(level, logging.INFO))
     from .logfile import handler_from_config
     file_handler = handler_from_config(cfg)
     if file_handler is not None:  # optional RAM file log, persisted to flash now and then

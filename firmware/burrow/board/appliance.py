@@ -146,6 +146,17 @@ class Appliance:
             return {"available": False, "error": self.network_error or "not started"}
         return {"available": True, **self._snapshot.as_dict()}
 
+    def local_addresses(self) -> list[str] | None:
+        """Every usable address on the machine (loopback included), or None without netlink.
+
+        The DNS server binds one UDP socket per address for wildcard listeners, so replies
+        leave from the address each query came to.
+        """
+        if self._snapshot is None:
+            return None
+        return [a.address for iface in self._snapshot.interfaces for a in iface.addresses
+                if not a.tentative]
+
     async def system(self) -> dict:
         """System health (:class:`burrow.board.system.SystemMonitor` snapshot),
         read on an executor thread since psutil and sysfs may block."""

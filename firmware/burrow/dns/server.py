@@ -27,6 +27,7 @@ from .stages.guard import DROP
 log = logging.getLogger(__name__)
 
 _COUNTS_PREFIX = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT high byte 0
+WILDCARDS = ("0.0.0.0", "::")
 CLIENT_MEMO_MAX = 4096  # client IP → (allowed, view) remembered for the fast path
 TCP_MAX_PENDING = 16  # queries in progress per TCP connection before we stop reading it
 TCP_MAX_BUFFER = 2 * 65537  # bytes buffered per TCP connection (two maximal messages)
@@ -70,6 +71,8 @@ class DnsServer:
         # Allowed client IP → its view's fast-path stores (FastPath empties them in place on
         # invalidation, so holding them here is safe); capped like ``clients``.
         self.fast_clients: dict[str, list] = {}
+        self.wildcard_ports: list[tuple[int, int]] = []  # (family, port) bound to 0.0.0.0 / ::
+        self._per_address: dict[tuple[str, int], UdpListener] = {}  # see set_local_addresses
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -78,7 +81,7 @@ class DnsServer:
         for host, port in addresses:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             # One port for both: bind UDP first (port 0 picks one), then TCP on the same number.
-            transport = UdpListener(self, family, host, port)
+            transport = UdpListener(self, family, host, port, shared=host in WILDCARDS)
             bound = transport.port
             try:
                 server = await loop.create_server(lambda: TcpProtocol(self), host, bound,
@@ -89,11 +92,38 @@ class DnsServer:
             self.transports.append(transport)
             self.servers.append(server)
             self.addresses.append((host, bound))
+            if host in WILDCARDS:
+                self.wildcard_ports.append((family, bound))
             log.info("DNS listening on %s port %d (UDP+TCP)", host, bound)
 
+    def set_local_addresses(self, ips: list[str]) -> None:
+        """Follow the machine's addresses for wildcard listeners (dnsmasq's bind-dynamic).
+
+        A UDP reply leaves from the address its socket is bound to, and a wildcard socket lets
+        the kernel pick one, which on a multi-homed board may not be the address the client
+        asked. So each local address gets its own UDP socket on every wildcard port (the kernel
+        delivers to the most specific socket), added and removed as addresses come and go;
+        the wildcard socket stays as the catch-all for an address not seen yet. TCP needs none
+        of this: a connection's replies always leave from the address it was made to.
+        """
+        for family, port in self.wildcard_ports:
+            wanted = {ip for ip in ips if (":" in ip) == (family == socket.AF_INET6)
+                      and not ip.lower().startswith("fe80:")}  # link-local needs a scope: skip
+            have = {ip for (ip, p) in self._per_address if p == port}
+            for ip in sorted(wanted - have):
+                try:
+                    self._per_address[(ip, port)] = UdpListener(self, family, ip, port, shared=True)
+                    log.info("DNS: UDP socket for %s port %d", ip, port)
+                except OSError as e:  # e.g. a tentative IPv6 address: the next change retries
+                    log.debug("DNS: cannot bind %s port %d yet: %s", ip, port, e)
+            for ip in sorted(have - wanted):
+                self._per_address.pop((ip, port)).close()
+                log.info("DNS: address %s gone; its UDP socket closed", ip)
+
     async def stop(self) -> None:
-        for t in self.transports:
+        for t in [*self.transports, *self._per_address.values()]:
             t.close()
+        self._per_address.clear()
         for s in self.servers:
             s.close()
         for s in self.servers:
@@ -281,12 +311,15 @@ class UdpListener:
     dropped and counted: the client retries, as with any lost UDP datagram.
     """
 
-    def __init__(self, server: DnsServer, family: int, host: str, port: int):
+    def __init__(self, server: DnsServer, family: int, host: str, port: int, shared: bool = False):
         self.server = server
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             if family == socket.AF_INET6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if shared:  # per-address sockets share a wildcard port (set_local_addresses); only
+                # then, so a second server on the same specific address fails instead of sharing
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind((host, port))
             self.sock.setblocking(False)
         except OSError:
