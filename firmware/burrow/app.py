@@ -136,6 +136,8 @@ class App:
         gc.freeze()
         gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
         self.ready = True
+        if self.appliance is not None:
+            self.appliance.refresh()  # leave "booting" on the LEDs and in the API at once
         log.info("Burrow %s ready", __version__)
         systemd.ready(f"answering DNS on {len(listen)} address(es)")
         self._watchdog = systemd.Watchdog()  # pings from the loop: a hung loop gets restarted

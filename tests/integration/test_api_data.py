@@ -155,8 +155,12 @@ def test_dashboard_system_realtime_metrics(env):
     assert status == 200 and body["process"]["rss"] > 0 and body["listen_addresses"]["dns"] == [b.dns_address]
     status, body = b.http("GET", "/api/realtime", headers=h)
     assert status == 200 and "qps" in body and "last_minute" in body
+    b.query("metrics-count.example.com")
+    time.sleep(0.6)  # the recorder drains every 0.25 s
     status, text = b.http("GET", "/metrics", headers=h)
-    assert status == 200 and "burrow_queries_total{" in text and "process_resident_memory_bytes" in text
+    assert status == 200 and 'burrow_queries_total{decision="resolved",qtype="A",rcode="0"}' in text
+    assert "process_resident_memory_bytes" in text
+    assert "burrow_system_memory_bytes{" in text  # board health (flash figures need a block device)
     assert b.http("GET", "/metrics")[0] == 401  # server.metrics_public is false by default
 
 

@@ -569,3 +569,22 @@ def test_query_counts_cover_fast_path_hits_and_fold_odd_qtypes(app):
     m = parse_metrics(call(app, "GET", "/metrics", VIEWER).text)
     assert m['burrow_queries_total{decision="cached",qtype="A",rcode="0"}'] == 3
     assert m['burrow_queries_total{decision="resolved",qtype="other",rcode="0"}'] == 1
+
+
+def test_system_health_figures_in_metrics():
+    from burrow.api.metrics import Exposition, render_system
+    system = {"cpu": {"percent": 12.5, "load": [0.5, 0.4, 0.3]},
+              "memory": {"total": 512 << 20, "available": 300 << 20, "used": 212 << 20},
+              "disk": {"total": 30 << 30, "free": 20 << 30, "used": 10 << 30},
+              "temperatures": [{"zone": "thermal_zone0", "type": "cpu-thermal", "celsius": 51.2}],
+              "throttled": {"raw": "0x50005", "flags": {"under_voltage_now": True, "throttled_now": False}},
+              "storage_writes": {"bytes_since_boot": 123456, "bytes_per_day_since_boot": 99,
+                                 "bytes_per_day_recent": None}}
+    out = Exposition()
+    render_system(out.family, system)
+    m = parse_metrics(out.text())
+    assert m['burrow_system_load{period="1m"}'] == 0.5
+    assert m['burrow_system_temperature_celsius{zone="thermal_zone0",type="cpu-thermal"}'] == 51.2
+    assert m['burrow_system_throttled{flag="under_voltage_now"}'] == 1
+    assert m["burrow_storage_written_bytes"] == 123456 and m["burrow_storage_written_bytes_per_day"] == 99
+    render_system(Exposition().family, {"cpu": {}, "throttled": None})  # missing parts: no error

@@ -34,6 +34,8 @@ class Exposition:
 
     def family(self, name: str, kind: str, help_text: str, samples) -> None:
         """``samples``: a number, or an iterable of (labels dict, number)."""
+        if samples is None:
+            return
         if isinstance(samples, (int, float)):
             samples = [({}, samples)]
         samples = [(labels, value) for labels, value in samples if value is not None]
@@ -84,9 +86,38 @@ def process_figures() -> dict:
     return out
 
 
-def render(app, api: Api | None) -> str:
+def render_system(f, system: dict) -> None:
+    """Board health (issue: system health in /metrics): CPU, load, memory, disk, temperature,
+    Pi throttling flags and bytes written to the SD card — the flash-wear figure."""
+    cpu = system.get("cpu") or {}
+    f("burrow_system_cpu_percent", "gauge", "Machine CPU use, percent.", cpu.get("percent"))
+    load = cpu.get("load") or []
+    f("burrow_system_load", "gauge", "Load average.",
+      [({"period": p}, v) for p, v in zip(("1m", "5m", "15m"), load)])
+    mem = system.get("memory") or {}
+    f("burrow_system_memory_bytes", "gauge", "Machine memory.",
+      [({"kind": k}, mem.get(k)) for k in ("total", "available", "used") if mem.get(k) is not None])
+    disk = system.get("disk") or {}
+    f("burrow_system_disk_bytes", "gauge", "Space on the data directory's filesystem.",
+      [({"kind": k}, disk.get(k)) for k in ("total", "free", "used") if disk.get(k) is not None])
+    f("burrow_system_temperature_celsius", "gauge", "Thermal zone temperatures.",
+      [({"zone": t.get("zone", ""), "type": t.get("type", "")}, t.get("celsius"))
+       for t in system.get("temperatures") or [] if t.get("celsius") is not None])
+    throttled = system.get("throttled") or {}
+    f("burrow_system_throttled", "gauge", "Raspberry Pi firmware flags (under-voltage, throttling), 1 = set.",
+      [({"flag": name}, int(bool(v))) for name, v in sorted((throttled.get("flags") or {}).items())])
+    writes = system.get("storage_writes") or {}
+    f("burrow_storage_written_bytes", "gauge", "Bytes written to the root block device since boot.",
+      writes.get("bytes_since_boot"))
+    f("burrow_storage_written_bytes_per_day", "gauge", "Flash writes per day (recent rate when known).",
+      writes.get("bytes_per_day_recent") or writes.get("bytes_per_day_since_boot"))
+
+
+def render(app, api: Api | None, system: dict | None = None) -> str:
     out = Exposition()
     f = out.family
+    if system:
+        render_system(f, system)
     f("burrow_build_info", "gauge", "Burrow version (value is always 1).", [({"version": app.version}, 1)])
     f("burrow_uptime_seconds", "gauge", "Seconds since the process started.", app.uptime_seconds())
 
@@ -201,4 +232,6 @@ def register(api: Api, app) -> None:
                tags=["metrics"], responses={200: "Prometheus text exposition format 0.0.4"},
                raw_response=True)
     async def metrics(req):
-        return Response(render(app, api), 200, {"Content-Type": CONTENT_TYPE})
+        appliance = getattr(app, "appliance", None)
+        system = await appliance.system_recent() if appliance is not None else None
+        return Response(render(app, api, system), 200, {"Content-Type": CONTENT_TYPE})

@@ -267,8 +267,12 @@ def register(api: Api, app) -> None:
         streams.admit(req)
 
         async def produce(ws, send, closed):
+            appliance = getattr(app, "appliance", None)
             while not closed.is_set():
-                await send({"type": "metrics", "data": metrics_snapshot(app)})
+                data = metrics_snapshot(app)
+                if appliance is not None:  # board health, read at most every 5 s for all streams
+                    data["system"] = await appliance.system_recent()
+                await send({"type": "metrics", "data": data})
                 try:
                     await asyncio.wait_for(closed.wait(), METRICS_INTERVAL)
                 except asyncio.TimeoutError:

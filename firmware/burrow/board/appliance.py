@@ -99,6 +99,7 @@ class Appliance:
         self._monitor_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._blocked_seen = 0  # blocked queries already flickered for
+        self._system_cache = None  # (monotonic time, snapshot) for system_recent()
         self._side_tasks: set[asyncio.Task] = set()
         self._stopped = False
 
@@ -156,6 +157,17 @@ class Appliance:
             return None
         return [a.address for iface in self._snapshot.interfaces for a in iface.addresses
                 if not a.tentative]
+
+    async def system_recent(self, max_age: float = 5.0) -> dict:
+        """:meth:`system`, reused for ``max_age`` seconds: streams and scrapes that ask every
+        second share one reading instead of each walking psutil and sysfs."""
+        now = time.monotonic()
+        cached = self._system_cache
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        snap = await self.system()
+        self._system_cache = (now, snap)
+        return snap
 
     async def system(self) -> dict:
         """System health (:class:`burrow.board.system.SystemMonitor` snapshot),
