@@ -51,6 +51,8 @@ class App:
         self.data_dir = data_dir(config)
         self.settings: SettingsDB | None = None
         self.auth = None  # AuthService once storage is open
+        self.pause = None  # BlockingPause once storage is open
+        self._pause_timer = None
         self.eventlog = None  # audit and system events, stored in the settings DB
         self.querylog: QueryLogDB | None = None
         self.recorder: Recorder | None = None
@@ -97,6 +99,9 @@ class App:
         from .storage.events import EventLog
         self.eventlog = EventLog(self.settings)
         await self.eventlog.start(self.events)
+        from .filtering.pause import BlockingPause
+        self.pause = BlockingPause(self.settings, on_change=self._answers_changed)
+        self._arm_pause_expiry()  # a pause from before a restart still ends on time
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)
         self.auth.set_event_sink(lambda event: self.events.publish("events", event))
@@ -152,6 +157,35 @@ class App:
                     and any(h in ("0.0.0.0", "::") for h, _ in ours)):
                 server.loop_detected = True
                 log.error("upstream %s is Burrow itself: not used (forwarding loop)", server.label)
+
+    def _answers_changed(self) -> None:
+        """Something that shapes answers changed: drop fast-path answers decided before it."""
+        if self.dns is not None:
+            self.dns.invalidate()
+        if self.appliance is not None:
+            self.appliance.refresh()
+        self._arm_pause_expiry()
+
+    def _arm_pause_expiry(self) -> None:
+        """A timed pause ends by itself: answers must change at that moment, not at the next edit."""
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        remaining = self.pause.remaining() if self.pause is not None else None
+        if remaining is not None:
+            self._pause_timer = asyncio.get_running_loop().call_later(remaining + 0.05, self._answers_changed)
+
+    # The button and the status lights use these (board/appliance.py).
+    def blocking_paused(self) -> bool:
+        return self.pause is not None and self.pause.paused()
+
+    def pause_remaining(self) -> float | None:
+        return self.pause.remaining() if self.pause is not None else None
+
+    def toggle_pause(self, seconds: float) -> None:
+        now_paused = self.pause.toggle(seconds)
+        self.events.publish("events", {"type": "blocking.paused" if now_paused else "blocking.resumed",
+                                       "actor": "button", "summary": "button press"})
 
     async def _follow_addresses(self) -> None:
         """Keep per-address UDP sockets in step with the network (see DnsServer)."""
