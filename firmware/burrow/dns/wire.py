@@ -295,7 +295,6 @@ def parse_query(data: bytes) -> ParsedQuery:
         _, offset = read_rrs(data, offset, an + ns)
         opts = 0
         for _ in range(ar):
-            start = offset
             owner, offset = read_name(data, offset)
             if offset + 10 > len(data):
                 raise WireError("truncated additional record")
@@ -312,7 +311,6 @@ def parse_query(data: bytes) -> ParsedQuery:
                     raise WireError("OPT owner is not the root")
                 edns = Edns(max(rclass, PLAIN_UDP_MAX), (ttl >> 16) & 0xFF, bool(ttl & 0x8000),
                             ttl >> 24, bytes(data[rdata:offset]))
-            del start
     if offset != len(data):
         raise WireError("trailing bytes after the last record")
     if edns is not None and edns.version > 0:

@@ -804,7 +804,6 @@ _ADBLOCK_PATTERN_CHARS = re.compile(r"[a-z0-9_.*-]+").fullmatch
 
 def _parse_adblock(lines: Iterable[str], res: ParseResult) -> Iterator[Rule]:
     """AdGuard/uBlock DNS filter syntax (see docs/filtering.md for the full mapping)."""
-    norm = normalize_name
     name_ok = _NAME_OK
     tnew = _tuple_new
     general = _adblock_general
