@@ -21,6 +21,7 @@ from .dns.chain import Chain
 from .dns.fastpath import FastPath
 from .dns.server import DnsServer
 from .dns.stages.cache import CacheStage
+from .dns.stages.filter import BlockingSettings, FilterStage
 from .dns.stages.forward import CacheLimits, ForwardStage
 from .dns.stages.guard import GuardStage
 from .dns.upstream import UpstreamPool, UpstreamSettings
@@ -80,7 +81,9 @@ class App:
         self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],
                                       cfg["cache.enabled"])
         self.forward = ForwardStage(self.upstreams, self.limits)
-        self.chain = Chain([self.guard, self.cache_stage, self.forward])
+        self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
+                                                   cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
+        self.chain = Chain([self.guard, self.filter, self.cache_stage, self.forward])
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
 
@@ -101,6 +104,7 @@ class App:
         await self.eventlog.start(self.events)
         from .filtering.pause import BlockingPause
         self.pause = BlockingPause(self.settings, on_change=self._answers_changed)
+        self.filter.pause = self.pause
         self._arm_pause_expiry()  # a pause from before a restart still ends on time
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)
@@ -284,7 +288,7 @@ class App:
         healthy = self.upstreams.healthy_count
         checks["upstreams"] = "ok" if healthy == len(self.upstreams.servers) else (
             "degraded" if healthy else "unavailable")
-        checks["blocklist"] = "not_configured"
+        checks["blocklist"] = "ok" if self.filter.index is not None else "not_configured"
         ready = self.ready and storage_ok and healthy > 0
         return ready, checks
 

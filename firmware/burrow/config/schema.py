@@ -173,6 +173,19 @@ def network(value: Any) -> str:
         raise ValueError(f"{value!r} is not a valid network (CIDR)") from None
 
 
+def ip_of(version: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        try:
+            ip = ipaddress.ip_address(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        if ip.version != version:
+            raise ValueError(f"expected an IPv{version} address, got {value!r}")
+        return str(ip)
+
+    return check
+
+
 def path(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a path, got {value!r}")
@@ -282,6 +295,18 @@ OPTIONS: list[Option] = [
     Option("storage.query_log_persist_interval", 900.0,
            "Seconds between compressed query-log writes to flash (and once at shutdown).",
            number(0.05, 86400)),
+    Option("filtering.blocking_mode", "null",
+           "How blocked names are answered: null (0.0.0.0 / ::), nxdomain, nodata, or custom "
+           "(the addresses below). A list may override it.",
+           choice("null", "nxdomain", "nodata", "custom")),
+    Option("filtering.custom_ipv4", "0.0.0.0", "A answer for blocked names in custom mode.", ip_of(4)),
+    Option("filtering.custom_ipv6", "::", "AAAA answer for blocked names in custom mode.", ip_of(6)),
+    Option("filtering.blocked_ttl", 10,
+           "TTL of blocked answers, seconds (short: unblocking takes effect quickly).",
+           integer(0, 86400)),
+    Option("filtering.local_list_dirs", [],
+           "Folders local list files may be read from (besides the data dir's lists/).",
+           list_of(path, max_items=16)),
 ]
 
 BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

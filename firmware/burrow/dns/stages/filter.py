@@ -1,0 +1,167 @@
+"""Filter: blocklists and allowlists from the compiled index, and CNAME inspection.
+
+Decision order for one name (adblock semantics): an ``$important`` block beats everything;
+otherwise an allow entry beats a block; otherwise the most specific block entry decides. The
+filter wraps the cache and forward stages so an upstream answer whose CNAME chain passes
+through a blocked name is blocked too (trackers hide behind first-party CNAMEs).
+
+While blocking is paused (BlockingPause) the stage only passes queries on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .. import wire
+from ..decision import Decision
+from ..message import Answer, Query
+from .guard import DROP
+
+MODES = ("null", "nxdomain", "nodata", "custom")
+
+
+@dataclass
+class BlockingSettings:
+    """How a block is answered (``[filtering]`` options); lists may override the mode."""
+
+    mode: str = "null"  # null: 0.0.0.0 / ::, nxdomain, nodata, custom: the IPs below
+    custom_ipv4: str = "0.0.0.0"
+    custom_ipv6: str = "::"
+    ttl: int = 10  # seconds: short, so unblocking takes effect quickly on clients
+
+
+def _rr(rtype: int, ttl: int, rdata: bytes) -> bytes:
+    return wire.build_rr(b"\xc0\x0c", rtype, wire.CLASS_IN, ttl, rdata)  # owner: the question name
+
+
+def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede) -> Answer:
+    parts, offsets, pos = [], [], 0
+    for rtype, rdata in records:
+        rec = _rr(rtype, ttl, rdata)
+        offsets.append(pos + 6)  # 2-byte pointer owner, type, class, then the TTL
+        parts.append(rec)
+        pos += len(rec)
+    return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttl_offsets=tuple(offsets),
+                  ttls=tuple(ttl for _ in records), ttl=ttl, ede=ede)
+
+
+def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede, redirect: tuple = ()) -> Answer:
+    """The reply for a blocked question under ``mode`` (or the redirect targets given)."""
+    ttl = settings.ttl
+    if mode == "nxdomain":
+        return Answer(wire.NXDOMAIN, Decision.BLOCKED, ttl=ttl, ede=ede)
+    records: list[tuple[int, bytes]] = []
+    if redirect:
+        for kind, value in redirect:
+            if kind == "A" and qtype == wire.TYPE_A:
+                records.append((wire.TYPE_A, ipaddress.IPv4Address(value).packed))
+            elif kind == "AAAA" and qtype == wire.TYPE_AAAA:
+                records.append((wire.TYPE_AAAA, ipaddress.IPv6Address(value).packed))
+        if not records:
+            cname = [v for k, v in redirect if k == "CNAME"]
+            if cname:
+                records.append((wire.TYPE_CNAME, wire.text_to_name(cname[0])))
+        return _answer_records(records, ttl, Decision.REDIRECTED, ede)
+    if mode in ("null", "custom"):
+        v4 = "0.0.0.0" if mode == "null" else settings.custom_ipv4
+        v6 = "::" if mode == "null" else settings.custom_ipv6
+        if qtype == wire.TYPE_A:
+            records.append((wire.TYPE_A, ipaddress.IPv4Address(v4).packed))
+        elif qtype == wire.TYPE_AAAA:
+            records.append((wire.TYPE_AAAA, ipaddress.IPv6Address(v6).packed))
+    return _answer_records(records, ttl, Decision.BLOCKED, ede)  # other types: NODATA
+
+
+class FilterStage:
+    name = "filter"
+
+    def __init__(self, settings: BlockingSettings | None = None, pause=None):
+        self.settings = settings or BlockingSettings()
+        self.pause = pause  # BlockingPause or None
+        self.index = None  # burrow.filtering.index.Index, swapped in by the list manager
+        self.blocked = 0
+        self.cname_blocked = 0
+
+    def set_index(self, index) -> None:
+        """Swap in a new compiled index (the caller invalidates fast-path answers)."""
+        self.index = index
+
+    def verdict(self, name: str, qtype: int | None):
+        """(match, list id, blocked?) for a name, or None when no list mentions it."""
+        index = self.index
+        if index is None:
+            return None
+        matches = index.lookup(name, qtype)
+        if not matches:
+            return None
+        deny = allow = important = 0
+        for m in matches:
+            if m.allows:
+                allow |= m.mask
+            else:
+                deny |= m.mask
+                if m.important:
+                    important |= m.mask
+        if important:
+            pick = next(m for m in matches if not m.allows and m.important)
+            return pick, (pick.mask & important & -(pick.mask & important)).bit_length() - 1, True
+        if allow:
+            pick = next(m for m in matches if m.allows)
+            return pick, (pick.mask & -pick.mask).bit_length() - 1, False
+        pick = next(m for m in matches if not m.allows)
+        return pick, (pick.mask & -pick.mask).bit_length() - 1, True
+
+    async def resolve(self, query: Query, next) -> Answer:
+        if self.index is None or (self.pause is not None and self.pause.paused()):
+            if self.pause is not None and self.pause.paused():
+                query.note("filter", "paused", source="manager", detail="blocking paused")
+            return await next(query)
+        found = self.verdict(query.name, query.qtype)
+        if found is not None:
+            match, list_id, blocked = found
+            info = self.index.lists.get(list_id, {})
+            list_name = info.get("name") or f"list {list_id}"
+            if blocked:
+                return self._block(query, match, info, list_name, detail=f"{match.how} {match.name}")
+            query.note("blocklist", "allow", rule=list_name, source="manager", detail=f"{match.how} {match.name}")
+            answer = await next(query)
+            if answer.decision is Decision.RESOLVED:
+                answer = answer.replace(decision=Decision.ALLOWED)
+            return answer  # an allowed name's CNAME targets are allowed too
+        answer = await next(query)
+        return self._inspect_cnames(query, answer)
+
+    def _block(self, query: Query, match, info: dict, list_name: str, detail: str) -> Answer:
+        self.blocked += 1
+        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
+        if match.action == "drop":
+            return DROP
+        kind_ede = wire.EDE_FILTERED if info.get("kind") == "threat" else wire.EDE_BLOCKED
+        ede = (kind_ede, f"{list_name}: {match.name}")
+        mode = {"nxdomain": "nxdomain", "nodata": "nodata"}.get(match.action) \
+            or info.get("mode") or self.settings.mode
+        return blocked_answer(query.qtype, mode, self.settings, ede,
+                              match.data if match.action == "redirect" else ())
+
+    def _inspect_cnames(self, query: Query, answer: Answer) -> Answer:
+        """Block an answer whose CNAME chain passes through a blocked name."""
+        if not answer.an or answer.decision not in (Decision.RESOLVED, Decision.CACHED, Decision.STALE):
+            return answer
+        packet = bytes(12) + query.question + answer.sections
+        try:
+            rrs, _ = wire.read_rrs(packet, 12 + len(query.question), answer.an)
+        except wire.WireError:
+            return answer
+        for rr in rrs:
+            if rr.rtype != wire.TYPE_CNAME:
+                continue
+            target = wire.name_to_text(wire.rdata_name(packet, rr))
+            found = self.verdict(target, query.qtype)
+            if found is not None and found[2]:
+                match, list_id, _ = found
+                info = self.index.lists.get(list_id, {})
+                self.cname_blocked += 1
+                return self._block(query, match, info, info.get("name") or f"list {list_id}",
+                                   detail=f"cname {target} ({match.how} {match.name})")
+        return answer
