@@ -105,6 +105,9 @@ class App:
         from .filtering.pause import BlockingPause
         self.pause = BlockingPause(self.settings, on_change=self._answers_changed)
         self.filter.pause = self.pause
+        from .filtering.userlists import UserList
+        self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
+        self.filter.deny_list = UserList(self.settings, "filtering.denylist")
         self._arm_pause_expiry()  # a pause from before a restart still ends on time
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)

@@ -80,6 +80,8 @@ class FilterStage:
         self.settings = settings or BlockingSettings()
         self.pause = pause  # BlockingPause or None
         self.index = None  # burrow.filtering.index.Index, swapped in by the list manager
+        self.allow_list = None  # burrow.filtering.userlists.UserList: never blocked (seed 003)
+        self.deny_list = None  # the owner's own blocks
         self.blocked = 0
         self.cname_blocked = 0
 
@@ -113,11 +115,23 @@ class FilterStage:
         return pick, (pick.mask & -pick.mask).bit_length() - 1, True
 
     async def resolve(self, query: Query, next) -> Answer:
-        if self.index is None or (self.pause is not None and self.pause.paused()):
-            if self.pause is not None and self.pause.paused():
-                query.note("filter", "paused", source="manager", detail="blocking paused")
+        if self.pause is not None and self.pause.paused():
+            query.note("filter", "paused", source="manager", detail="blocking paused")
             return await next(query)
-        found = self.verdict(query.name, query.qtype)
+        name = query.name
+        if self.allow_list is not None:
+            entry = self.allow_list.match(name)
+            if entry is not None:  # the owner's allow list beats every list, $important too
+                query.note("whitelist", "allow", rule=entry, source="whitelist")
+                answer = await next(query)
+                return answer.replace(decision=Decision.ALLOWED) if answer.decision is Decision.RESOLVED else answer
+        if self.deny_list is not None:
+            entry = self.deny_list.match(name)
+            if entry is not None:
+                return self._deny(query, entry, detail=entry)
+        if self.index is None:
+            return self._inspect_cnames(query, await next(query)) if self.deny_list else await next(query)
+        found = self.verdict(name, query.qtype)
         if found is not None:
             match, list_id, blocked = found
             info = self.index.lists.get(list_id, {})
@@ -144,6 +158,12 @@ class FilterStage:
         return blocked_answer(query.qtype, mode, self.settings, ede,
                               match.data if match.action == "redirect" else ())
 
+    def _deny(self, query: Query, entry: str, detail: str) -> Answer:
+        self.blocked += 1
+        query.note("denylist", "block", rule=entry, source="denylist", detail=detail)
+        return blocked_answer(query.qtype, self.settings.mode, self.settings,
+                              (wire.EDE_BLOCKED, f"denylist: {entry}"))
+
     def _inspect_cnames(self, query: Query, answer: Answer) -> Answer:
         """Block an answer whose CNAME chain passes through a blocked name."""
         if not answer.an or answer.decision not in (Decision.RESOLVED, Decision.CACHED, Decision.STALE):
@@ -157,6 +177,13 @@ class FilterStage:
             if rr.rtype != wire.TYPE_CNAME:
                 continue
             target = wire.name_to_text(wire.rdata_name(packet, rr))
+            if self.allow_list is not None and self.allow_list.match(target) is not None:
+                continue
+            if self.deny_list is not None:
+                entry = self.deny_list.match(target)
+                if entry is not None:
+                    self.cname_blocked += 1
+                    return self._deny(query, entry, detail=f"cname {target} ({entry})")
             found = self.verdict(target, query.qtype)
             if found is not None and found[2]:
                 match, list_id, _ = found

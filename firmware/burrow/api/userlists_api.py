@@ -1,0 +1,68 @@
+"""/api/whitelist (seed 003, exactly) and /api/denylist (the same shape for the owner's blocks)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from .errors import ApiError
+from .routes import Api
+from .schema import Int, List, Obj, Str
+
+DomainBody = Obj("DomainEntry", {"domain": Str(min_len=1, max_len=1024,
+                                               description="exact name, *.wildcard or a regular expression")},
+                 example={"domain": "analytics.google.com"})
+ListSummary = Obj("UserListSummary", {"total": Int(minimum=0), "exact": List(Str()), "wildcard": List(Str()),
+                                      "regex": List(Str())},
+                  example={"total": 3, "exact": ["analytics.google.com"], "wildcard": ["*.cdn.example.com"],
+                           "regex": ["^cdn\\d+\\.example\\.com$"]})
+ChangeResult = Obj("UserListChange", {"message": Str(), "total": Int(minimum=0), "exact": Int(minimum=0),
+                                      "wildcard": Int(minimum=0), "regex": Int(minimum=0)},
+                   example={"message": "Domain added to whitelist", "total": 5, "exact": 3, "wildcard": 1,
+                            "regex": 1})
+
+
+def register(api: Api, app) -> None:
+    for path, attr, label in (("/api/whitelist", "allow_list", "whitelist"),
+                              ("/api/denylist", "deny_list", "denylist")):
+        _register_one(api, app, path, attr, label)
+
+
+def _register_one(api: Api, app, path: str, attr: str, label: str) -> None:
+    def user_list():
+        lst = getattr(app.filter, attr, None)
+        if lst is None:
+            raise ApiError(503, f"the {label} is not available (storage not open)")
+        return lst
+
+    def changed(req, action: str, entry: str) -> None:
+        app.dns.invalidate()  # answers decided before the change must not be replayed
+        app.events.publish("events", {"type": f"{label}.{action}", "actor": req.g.principal.username,
+                                      "client_ip": req.g.client_ip, "summary": f"{entry} {action} ({label})"})
+
+    @api.route("GET", path, role="viewer", summary=f"All {label} entries by kind", tags=["filtering"],
+               responses={200: ListSummary})
+    async def get_list(req):
+        return user_list().summary()
+
+    @api.route("POST", path, role="admin", summary=f"Add a domain, wildcard or regex to the {label}",
+               tags=["filtering"], body=DomainBody, responses={200: ChangeResult})
+    async def add(req):
+        try:
+            entry = user_list().add(req.g.body["domain"])
+        except KeyError:
+            raise ApiError(409, f"{req.g.body['domain']} is already in the {label}", error="Conflict") from None
+        except ValueError as e:
+            raise ApiError(400, f"invalid domain: {e}", [{"field": "domain", "message": str(e)}]) from None
+        changed(req, "added", entry)
+        return {"message": f"Domain added to {label}", **user_list().counts()}
+
+    @api.route("DELETE", path + "/<path:domain>", role="admin", summary=f"Remove an entry from the {label}",
+               tags=["filtering"], responses={200: ChangeResult})
+    async def remove(req, domain):
+        domain = unquote(domain)  # "*" may arrive percent-encoded (%2A), as the seed notes
+        try:
+            entry = user_list().remove(domain)
+        except KeyError:
+            raise ApiError(404, f"{domain} is not in the {label}", error="Not Found") from None
+        changed(req, "removed", entry)
+        return {"message": f"Domain removed from {label}", **user_list().counts()}

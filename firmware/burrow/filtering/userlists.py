@@ -1,0 +1,121 @@
+"""The owner's own allow list (seed 003 ``/api/whitelist``) and deny list.
+
+Entries are auto-detected: ``*.example.com`` is a wildcard (names strictly below, dot-
+bounded), text with regex syntax (``^ $ \\ ( [ + ? | {``) is a regular expression searched
+in the name, anything else an exact name. They are small (a person types them), so they live
+in the settings store as one JSON list each and are matched in memory.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..dns import wire
+
+MAX_ENTRIES = 10000  # per list: far beyond what a person types; lists belong in /api/lists
+_REGEX_CHARS = set("^$\\([+?|{")
+
+
+def classify(entry: str) -> tuple[str, str]:
+    """(kind, normalised entry) with kind exact | wildcard | regex; ValueError when invalid."""
+    entry = entry.strip()
+    if not entry:
+        raise ValueError("domain is empty")
+    if len(entry) > 1024:
+        raise ValueError("too long")
+    if any(c in _REGEX_CHARS for c in entry):
+        try:
+            re.compile(entry)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        return "regex", entry
+    name = entry.lower().rstrip(".")
+    wildcard = name.startswith("*.")
+    if wildcard:
+        name = name[2:]
+    if "*" in name or " " in name:
+        raise ValueError("a wildcard is only allowed as a leading '*.'")
+    try:
+        wire.text_to_name(name)
+    except wire.WireError as e:
+        raise ValueError(str(e)) from None
+    if not name:
+        raise ValueError("domain is empty")
+    return ("wildcard", "*." + name) if wildcard else ("exact", name)
+
+
+class UserList:
+    """One list (allow or deny) persisted under ``settings_key``; ``match(name)`` is cheap."""
+
+    def __init__(self, settings_db, settings_key: str):
+        self.settings = settings_db
+        self.key = settings_key
+        self._entries: list[str] = list(settings_db.get(settings_key) or [])
+        self._build()
+
+    def _build(self) -> None:
+        self.exact: set[str] = set()
+        self.below: set[str] = set()
+        self.regex: list[tuple[str, re.Pattern]] = []
+        for entry in self._entries:
+            kind, norm = classify(entry)
+            if kind == "exact":
+                self.exact.add(norm)
+            elif kind == "wildcard":
+                self.below.add(norm[2:])
+            else:
+                self.regex.append((norm, re.compile(norm)))
+
+    def summary(self) -> dict:
+        """The seed's shape: total, exact, wildcard, regex (lists of entries)."""
+        return {"total": len(self._entries), "exact": sorted(self.exact),
+                "wildcard": sorted("*." + b for b in self.below), "regex": [p for p, _ in self.regex]}
+
+    def counts(self) -> dict:
+        return {"total": len(self._entries), "exact": len(self.exact), "wildcard": len(self.below),
+                "regex": len(self.regex)}
+
+    def add(self, entry: str) -> str:
+        kind, norm = classify(entry)
+        if norm in self._normalised():
+            raise KeyError(norm)
+        if len(self._entries) >= MAX_ENTRIES:
+            raise ValueError(f"at most {MAX_ENTRIES} entries")
+        self._entries.append(norm)
+        self._save()
+        return norm
+
+    def remove(self, entry: str) -> str:
+        try:
+            _, norm = classify(entry)
+        except ValueError:
+            norm = entry
+        if norm not in self._normalised():
+            raise KeyError(norm)
+        self._entries = [e for e in self._entries if classify(e)[1] != norm]
+        self._save()
+        return norm
+
+    def _normalised(self) -> set[str]:
+        return {classify(e)[1] for e in self._entries}
+
+    def _save(self) -> None:
+        self.settings.set(self.key, self._entries)
+        self._build()
+
+    def match(self, name: str) -> str | None:
+        """The entry matching ``name`` (lower case, no trailing dot), or None."""
+        if not self._entries:
+            return None
+        if name in self.exact:
+            return name
+        if self.below:
+            rest = name
+            while "." in rest:
+                rest = rest.split(".", 1)[1]
+                if rest in self.below:
+                    return "*." + rest
+        for pattern, compiled in self.regex:
+            if compiled.search(name):
+                return pattern
+        return None
