@@ -40,6 +40,7 @@ class App:
 
     def __init__(self, config: Config):
         from . import runtime_config
+        self.base_config = config  # file + environment, before the API's saved overrides
         # Settings changed through the API were saved as overrides: they win over the file.
         config = runtime_config.load_overrides(config, data_dir(config) / "settings.db")
         if any(config.source(k) == "runtime" for k in ("logging.level", "logging.format", "logging.output")):
@@ -181,6 +182,18 @@ class App:
         remaining = self.pause.remaining() if self.pause is not None else None
         if remaining is not None:
             self._pause_timer = asyncio.get_running_loop().call_later(remaining + 0.05, self._answers_changed)
+
+    def reload_settings(self) -> None:
+        """Re-read everything kept in the settings DB (after a backup restore): the API's config
+        overrides, the allow/deny lists and the pause, and apply them live."""
+        from . import runtime_config
+        from .filtering.pause import BlockingPause
+        from .filtering.userlists import UserList
+        runtime_config.apply(self, runtime_config.load_overrides(self.base_config, self.settings))
+        self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
+        self.filter.deny_list = UserList(self.settings, "filtering.denylist")
+        self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self._answers_changed)
+        self._answers_changed()
 
     # The button and the status lights use these (board/appliance.py).
     def blocking_paused(self) -> bool:

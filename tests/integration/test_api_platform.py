@@ -107,3 +107,12 @@ def test_slow_drip_client_is_cut_off_while_others_are_served(srv, monkeypatch):
     data = drip.recv(100)  # the server closes it at the header deadline
     assert data == b"" and time.monotonic() - start < 20
     drip.close()
+
+
+def test_malformed_request_line_gets_a_400_in_the_error_shape(srv):
+    reply = raw_http(srv.web_port, b"GET /api/stats?since=%ff\xff HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400")
+    import json as _json
+    parsed = _json.loads(body)
+    assert parsed["code"] == 400 and parsed["timestamp"]

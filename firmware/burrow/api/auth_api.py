@@ -243,7 +243,7 @@ def register(api: Api, app) -> None:
             raise ApiError(403, "setup is only accepted from the allowed local networks",
                            error="forbidden")
         b = req.g.body
-        user = app.auth.setup_first_admin(b["username"], b["password"])
+        user = await app.auth.setup_first_admin_async(b["username"], b["password"])
         audit(app, req, "auth.setup", f"first admin {user['username']!r} created",
               actor=user["username"], user=user_summary(user))
         return user, 201, NO_STORE
@@ -296,8 +296,8 @@ def register(api: Api, app) -> None:
         require_session(principal)
         b = req.g.body
         try:
-            app.auth.change_password(principal.user_id, b["current_password"], b["new_password"],
-                                     req.g.client_ip)
+            await app.auth.change_password_async(principal.user_id, b["current_password"],
+                                                 b["new_password"], req.g.client_ip)
         except WeakPasswordError as e:
             e.field = "new_password"
             raise

@@ -110,9 +110,11 @@ def register(api: Api, app) -> None:
                   "backup_created_at": manifest.get("created_at"),
                   "backup_burrow_version": manifest.get("burrow_version")}
         if not q["dry_run"]:
-            dns = getattr(app, "dns", None)
-            if dns is not None:
-                dns.invalidate()
+            reload = getattr(app, "reload_settings", None)
+            if reload is not None:  # the restored settings take effect now, not at the next start
+                reload()
+            elif getattr(app, "dns", None) is not None:
+                app.dns.invalidate()
             principal = req.g.principal
             publish_event(app.events, "backup.restored", severity="warning",
                           actor=getattr(principal, "username", None), client_ip=req.g.client_ip,

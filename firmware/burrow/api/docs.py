@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import mimetypes
+import os
 from pathlib import Path
 
 from microdot import Response
 
 from .. import __version__
 from . import openapi
+from .errors import ApiError
 from .routes import Api, json_response
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -82,9 +84,10 @@ def register(api: Api, app) -> None:
     async def asset(req, asset):
         base = assets_dir()
         if base is None:
-            return json_response({"error": "Not Found", "code": 404, "message": "not installed"}, 404)
+            raise ApiError(404, "the API viewer files are not installed")
         target = (base / asset).resolve()
-        if base.resolve() not in target.parents or not target.is_file():  # no path traversal
-            return json_response({"error": "Not Found", "code": 404, "message": "no such file"}, 404)
+        # No path traversal; os.path.isfile is False (not an error) for over-long names.
+        if base.resolve() not in target.parents or not os.path.isfile(target):
+            raise ApiError(404, "no such file")
         ctype = ASSET_TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return Response(target.read_bytes(), 200, {"Content-Type": ctype, "Cache-Control": "max-age=86400"})

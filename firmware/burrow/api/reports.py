@@ -148,6 +148,7 @@ def register(api: Api, app) -> None:
         q = req.g.query
         since = parse_time(q.get("since"), "since")
         until = parse_time(q.get("until"), "until")
+        since, until = (None if t is None else min(max(t, 0.0), 1e11) for t in (since, until))  # iso_utc range
         if since is not None and until is not None and until <= since:
             raise ValidationError([("until", "must be after since")])
         recorder = getattr(app, "recorder", None)
@@ -173,10 +174,10 @@ def register(api: Api, app) -> None:
     async def export_stats(req):
         q = req.g.query
         now = time.time()
-        start = parse_time(q["since"], "since", now)
+        start = parse_time(q["since"] or "24h", "since", now)  # "?since=" means the default
         window = max(60.0, now - start)
         step = parse_duration(q["step"])
-        if step is None or step < 60:
+        if step is None or not 60 <= step <= MAX_STATS_POINTS * 60:  # a huge step looped for ages
             raise ValidationError([("step", "must be a duration of at least 1m (1m, 5m, 1h, 1d)")])
         if window / step > MAX_STATS_POINTS:
             raise ValidationError([("step", f"gives more than {MAX_STATS_POINTS} points; use a larger step")])

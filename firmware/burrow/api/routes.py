@@ -122,7 +122,18 @@ class BurrowWeb(Microdot):
             self.deadline_cuts += 1
             writer.close()
             return
-        except (OSError, ValueError, UnicodeDecodeError, IndexError):
+        except (ValueError, UnicodeDecodeError, IndexError):  # a malformed request line or header
+            body = ujson.dumps(errors.error_body(400, "malformed HTTP request")).encode()
+            try:
+                writer.write(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                async with asyncio.timeout(WRITE_DEADLINE):
+                    await writer.drain()
+            except (OSError, TimeoutError, asyncio.TimeoutError):
+                pass
+            writer.close()
+            return
+        except OSError:
             writer.close()
             return
         if req is None:

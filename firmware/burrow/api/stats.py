@@ -272,7 +272,7 @@ def register(api: Api, app) -> None:
                tags=["stats"], query=SinceQuery, responses={200: TraceStats, 503: "storage not available"})
     async def get_trace_stats(req):
         now = time.time()
-        since, _ = parse_since(req.g.query.get("since"), now=now)
+        since, _ = parse_since(req.g.query.get("since"), now=now, max_seconds=now)  # not before 1970
         return await trace_stats(app, since, now + 1)
 
     @api.route("GET", "/api/stats/timeseries", role="viewer", summary="Queries over time, for charts",
@@ -295,7 +295,7 @@ def register(api: Api, app) -> None:
                 raise ValidationError([("step", "at least 1m")])
         else:
             step = max(60, math.ceil(seconds / TARGET_POINTS / 60) * 60)
-        step = max(1, round(step / 60)) * 60
+        step = min(max(1, round(step / 60)) * 60, STATS_WINDOW)  # a huge step looped for ages
         if seconds / step > MAX_POINTS:
             raise ValidationError([("step", f"too small for since: at most {MAX_POINTS} points")])
         points = recorder_of(app).stats.timeseries(seconds, step, now=now)

@@ -78,7 +78,7 @@ def register(api: Api, app) -> None:
                tags=["users"], body=UserCreate, responses={201: User})
     async def create_user(req):
         b = req.g.body
-        user = app.auth.create_user(b["username"], b["password"], b["role"])
+        user = await app.auth.create_user_async(b["username"], b["password"], b["role"])
         audit(app, req, "user.created", f"user {user['username']!r} created ({user['role']})",
               before=None, after=user_summary(user))
         return user, 201
@@ -100,8 +100,9 @@ def register(api: Api, app) -> None:
         before = app.auth.get_user(user_id)
         if before is None:
             raise NotFoundError("no such user")
-        user = app.auth.update_user(user_id, role=b.get("role"), password=b.get("password"),
-                                    disabled=b.get("disabled"))
+        user = await app.auth.update_user_async(user_id, role=b.get("role"),
+                                                password=b.get("password"),
+                                                disabled=b.get("disabled"))
         audit(app, req, "user.updated", f"user {user['username']!r} updated ({', '.join(b)})",
               before=user_summary(before), after=user_summary(user), changed=sorted(b))
         return user

@@ -2,8 +2,11 @@
 
 Everything here is synchronous and meant for the event-loop thread, like the SettingsDB it
 uses; each call is a few short SQLite statements. The one slow step is scrypt (~75 ms, see
-passwords.py): ``login`` does it inline, ``login_async`` does it in a worker thread so DNS
-keeps flowing while someone logs in.
+passwords.py; ~0.3 s on a Pi): ``login``, ``setup_first_admin``, ``create_user``,
+``update_user`` and ``change_password`` do it inline (the CLI uses those), and their ``*_async``
+twins (``login_async``, ``setup_first_admin_async``, ``create_user_async``,
+``update_user_async``, ``change_password_async``) do it in a worker thread — hashlib.scrypt
+releases the GIL — so DNS keeps flowing; the SQLite work stays on the loop thread.
 
 Tables (settings migration 2): auth_users, auth_sessions, auth_refresh_tokens,
 auth_recovery_codes, auth_api_tokens. Secrets are stored only as hashes, except the TOTP
@@ -29,7 +32,7 @@ from typing import Any
 
 from . import access, totp
 from .errors import (AuthError, ConflictError, ForbiddenError, InvalidInputError,
-                     LockedOutError, NotFoundError, TotpRequiredError)
+                     LockedOutError, NotFoundError, TotpRequiredError, WeakPasswordError)
 from .lockout import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, LockoutTracker
 from .models import ROLES, SCOPES, Principal, TokenPair
 from .passwords import (check_password_strength, dummy_hash, hash_password, needs_rehash,
@@ -56,7 +59,40 @@ _USER_COLUMNS = "id, username, role, disabled, totp_enabled, created_at, last_lo
 
 
 def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # surrogatepass: a token from JSON may hold a lone surrogate ("\ud800"); it must hash
+    # (to something that matches nothing), not raise.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a str holding lone surrogates (JSON allows a "\\ud800" escape; UTF-8 has no
+    such character)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_new_password(password: Any, username: str) -> None:
+    check_password_strength(password, username)
+    if not _is_unicode(password):
+        raise WeakPasswordError("password must be valid Unicode text")
+
+
+def _totp_candidate(code: Any) -> str:
+    """``code`` if it can be a 6-digit code or a recovery code (ASCII once spaces are gone:
+    Arabic-Indic or full-width digits pass a digit regex but are no code, and comparing them
+    with hmac.compare_digest raises), else "" (which matches nothing)."""
+    if not isinstance(code, str) or not totp.normalise_code(code).isascii():
+        return ""
+    return code
+
+
+def _storable_id(value: Any) -> bool:
+    """True for an int SQLite can hold (64-bit signed): a larger id names no row, and
+    passing it to SQLite would raise OverflowError."""
+    return isinstance(value, int) and -(2 ** 63) <= value < 2 ** 63
 
 
 def _public_user(row: sqlite3.Row) -> dict[str, Any]:
@@ -149,7 +185,8 @@ class AuthService:
         return self._rows(sql, params).fetchone()
 
     def _user_row(self, user_id: int) -> sqlite3.Row:
-        row = self._row("SELECT * FROM auth_users WHERE id = ?", (user_id,))
+        row = self._row("SELECT * FROM auth_users WHERE id = ?",
+                        (user_id,)) if _storable_id(user_id) else None
         if row is None:
             raise NotFoundError("no such user")
         return row
@@ -173,6 +210,8 @@ class AuthService:
     def get_user(self, id_or_name: int | str) -> dict | None:
         """The public dict of a user by id (int) or name (str, case-insensitive), or None."""
         if isinstance(id_or_name, int) and not isinstance(id_or_name, bool):
+            if not _storable_id(id_or_name):
+                return None  # /api/users/<huge number>: no such user (SQLite ints are 64-bit)
             row = self._row(f"SELECT {_USER_COLUMNS} FROM auth_users WHERE id = ?", (id_or_name,))
         elif isinstance(id_or_name, str):
             row = self._row(f"SELECT {_USER_COLUMNS} FROM auth_users WHERE username = ?",
@@ -192,23 +231,44 @@ class AuthService:
         Raises InvalidInputError (bad name or role), WeakPasswordError, ConflictError (name
         taken, ignoring case, or MAX_USERS reached).
         """
-        validate_username(username)
-        validate_role(role)
-        check_password_strength(password, username)
-        if self.get_user(username) is not None:
-            raise ConflictError(f"user {username!r} already exists")
+        self._create_check(username, password, role)
         password_hash = hash_password(password)
         return self._insert_user(username, password_hash, role, only_if_first=False)
+
+    async def create_user_async(self, username: str, password: str, role: str) -> dict:
+        """``create_user`` with scrypt in a worker thread; same results and errors. The name
+        is checked again when the row is inserted (another request may have taken it)."""
+        self._create_check(username, password, role)
+        password_hash = await _off_loop(hash_password, password)
+        return self._insert_user(username, password_hash, role, only_if_first=False)
+
+    def _create_check(self, username: Any, password: Any, role: Any) -> None:
+        validate_username(username)
+        validate_role(role)
+        _check_new_password(password, username)
+        if self.get_user(username) is not None:
+            raise ConflictError(f"user {username!r} already exists")
 
     def setup_first_admin(self, username: str, password: str) -> dict:
         """Create the first user, an admin, while no user exists; ConflictError afterwards.
         (The API also restricts this to the allowed local networks.)"""
+        self._setup_check(username, password)
+        password_hash = hash_password(password)
+        return self._insert_user(username, password_hash, "admin", only_if_first=True)
+
+    async def setup_first_admin_async(self, username: str, password: str) -> dict:
+        """``setup_first_admin`` with scrypt in a worker thread; same results and errors. Two
+        concurrent setups both hash, but the insert (one transaction that counts the users
+        first) lets only one of them in; the other gets ConflictError."""
+        self._setup_check(username, password)
+        password_hash = await _off_loop(hash_password, password)
+        return self._insert_user(username, password_hash, "admin", only_if_first=True)
+
+    def _setup_check(self, username: Any, password: Any) -> None:
         if self.has_users():
             raise ConflictError("setup is already done")
         validate_username(username)
-        check_password_strength(password, username)
-        password_hash = hash_password(password)
-        return self._insert_user(username, password_hash, "admin", only_if_first=True)
+        _check_new_password(password, username)
 
     def _insert_user(self, username: str, password_hash: str, role: str, *,
                      only_if_first: bool) -> dict:
@@ -237,6 +297,21 @@ class AuthService:
         refresh tokens (API tokens stay; revoke those separately). Demoting or disabling the
         last enabled admin raises ConflictError; NotFoundError if there is no such user.
         """
+        self._update_check(user_id, role, password, disabled)
+        password_hash = None if password is None else hash_password(password)
+        return self._update_apply(user_id, role, disabled, password_hash)
+
+    async def update_user_async(self, user_id: int, *, role: str | None = None,
+                                password: str | None = None,
+                                disabled: bool | None = None) -> dict:
+        """``update_user`` with scrypt in a worker thread; same results and errors. The user
+        and the last-admin rule are checked again after hashing (things may have changed)."""
+        self._update_check(user_id, role, password, disabled)
+        password_hash = None if password is None else await _off_loop(hash_password, password)
+        return self._update_apply(user_id, role, disabled, password_hash)
+
+    def _update_check(self, user_id: int, role: Any, password: Any, disabled: Any) -> sqlite3.Row:
+        """Every check of update_user that needs no hash; the user's row."""
         row = self._user_row(user_id)
         if role is not None:
             validate_role(role)
@@ -246,10 +321,15 @@ class AuthService:
             (role is not None and role != "admin") or disabled is True)
         if loses_admin and self._enabled_admins(except_id=user_id) == 0:
             raise ConflictError("this is the last enabled admin")
-        password_hash = None
         if password is not None:
-            check_password_strength(password, row["username"])
-            password_hash = hash_password(password)
+            _check_new_password(password, row["username"])
+        return row
+
+    def _update_apply(self, user_id: int, role: str | None, disabled: bool | None,
+                      password_hash: str | None) -> dict:
+        """Write update_user's changes (the checks without a password run again, so a user
+        deleted or an admin demoted while a hash was computed is still caught)."""
+        self._update_check(user_id, role, None, disabled)
         now = self.clock()
         with self.db.transaction() as conn:
             if role is not None:
@@ -269,16 +349,35 @@ class AuthService:
         """A user changing their own password: the current one must be right (else
         InvalidInputError on "current_password", counted like a failed login, so a stolen
         session cannot guess it at leisure). Revokes all the user's sessions, like update_user."""
+        row = self._password_change_begin(user_id, client_ip)
+        ok = verify_password(row["password_hash"], _as_password(current_password))
+        self._password_change_checked(row, ok, client_ip)
+        return self.update_user(user_id, password=new_password)
+
+    async def change_password_async(self, user_id: int, current_password: str,
+                                    new_password: str, client_ip: str | None = None) -> dict:
+        """``change_password`` with both scrypt steps (checking the current password, hashing
+        the new one) in a worker thread; same results and errors."""
+        row = self._password_change_begin(user_id, client_ip)
+        ok = await _off_loop(verify_password, row["password_hash"],
+                             _as_password(current_password))
+        self._password_change_checked(row, ok, client_ip)
+        return await self.update_user_async(user_id, password=new_password)
+
+    def _password_change_begin(self, user_id: int, client_ip: str | None) -> sqlite3.Row:
         row = self._user_row(user_id)
         wait = self.lockout.retry_after(row["username"], client_ip)
         if wait > 0:
             raise LockedOutError(wait)
-        if not verify_password(row["password_hash"], current_password or ""):
+        return row
+
+    def _password_change_checked(self, row: sqlite3.Row, ok: bool,
+                                 client_ip: str | None) -> None:
+        if not ok:
             self.lockout.record_failure(row["username"], client_ip)
             self._emit("auth.password_change_failed", username=row["username"],
-                       user_id=user_id, client_ip=client_ip)
+                       user_id=row["id"], client_ip=client_ip)
             raise InvalidInputError("current_password", "is not correct")
-        return self.update_user(user_id, password=new_password)
 
     def delete_user(self, user_id: int) -> None:
         """Delete a user with their sessions, tokens and 2FA data. Refuses (ConflictError) to
@@ -320,6 +419,8 @@ class AuthService:
     def _login_begin(self, username: Any, client_ip: str | None) -> dict:
         # Names are at most 64 characters; truncating bounds the lockout table's keys.
         name = username[:128] if isinstance(username, str) else ""
+        if not _is_unicode(name):  # lone surrogates: no such user, and SQLite can't take it
+            name = name.encode("utf-8", "replace").decode("utf-8")
         # Made on the first attempt (not the first unknown name), so that one is not slower.
         fallback = dummy_hash()
         wait = self.lockout.retry_after(name, client_ip)
@@ -389,7 +490,8 @@ class AuthService:
                               now: float) -> bool:
         """Accept a TOTP code (newer step than the last one used) or an unused recovery code,
         recording its use in ``conn``'s transaction."""
-        if not isinstance(code, str):
+        code = _totp_candidate(code)
+        if not code:
             return False
         if totp.looks_like_totp(code):
             return self._accept_totp(conn, row, code, now)
@@ -626,6 +728,8 @@ class AuthService:
     def revoke_api_token(self, token_id: int, *, user_id: int | None = None) -> None:
         """Delete a token so it stops working at once. With ``user_id``, only that user's
         token matches (for "revoke my own token"). NotFoundError if nothing matched."""
+        if not _storable_id(token_id):
+            raise NotFoundError("no such token")
         with self.db.transaction() as conn:
             if user_id is None:
                 n = conn.execute("DELETE FROM auth_api_tokens WHERE id = ?", (token_id,)).rowcount
@@ -661,7 +765,7 @@ class AuthService:
         if not user["totp_secret"]:
             raise ConflictError("start 2FA enrolment first")
         now = self.clock()
-        step = totp.verify(user["totp_secret"], code if isinstance(code, str) else "", now=now,
+        step = totp.verify(user["totp_secret"], _totp_candidate(code), now=now,
                            last_step=user["totp_last_step"])
         if step is None:
             raise InvalidInputError("code", "wrong or expired code")
@@ -716,6 +820,15 @@ class AuthService:
         conn.execute("UPDATE auth_users SET totp_enabled = 0, totp_secret = NULL, "
                      "totp_last_step = NULL WHERE id = ?", (user_id,))
         conn.execute("DELETE FROM auth_recovery_codes WHERE user_id = ?", (user_id,))
+
+
+async def _off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in the loop's default executor (for scrypt, which releases the GIL)."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _as_password(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class _SecondFactorFailed(Exception):
