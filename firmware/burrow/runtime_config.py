@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, nest
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,7 @@ def is_secret(key: str) -> bool:
 
 def snapshot(config: Config) -> dict:
     """The live configuration in the burrow.toml shape, without secret options."""
-    out: dict = {}
-    for key, value in config.items():
-        if is_secret(key):
-            continue
-        parts = key.split(".")
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
+    return nest((key, value) for key, value in config.items() if not is_secret(key))
 
 
 def section_values(config: Config, section: str) -> dict:

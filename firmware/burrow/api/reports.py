@@ -22,6 +22,7 @@ import ujson
 from microdot import Response
 
 from ..storage.querylog import ROW_FIELDS, iso_utc, row_to_dict
+from ..storage.sqlwhere import add_time_window
 from .errors import ApiError, ValidationError
 from .events_api import TIME_HELP, parse_duration, parse_time
 from .routes import Api
@@ -38,12 +39,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _window_sql(since: float | None, until: float | None) -> tuple[str, list]:
     clauses, params = [], []
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(float(since))
-    if until is not None:
-        clauses.append("ts < ?")
-        params.append(float(until))
+    add_time_window(clauses, params, since, until)
     return " AND ".join(clauses), params
 
 

@@ -37,14 +37,7 @@ class Config:
 
     def nested(self) -> dict:
         """The options as the TOML shape: top-level keys plus one table per section."""
-        out: dict = {}
-        for key, value in self.items():
-            parts = key.split(".")
-            node = out
-            for p in parts[:-1]:
-                node = node.setdefault(p, {})
-            node[parts[-1]] = value
-        return out
+        return nest(self.items())
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "runtime") -> "Config":
         """A new Config with ``overrides`` (dotted keys) validated and applied."""
@@ -55,6 +48,18 @@ class Config:
         if errors:
             raise ConfigError(errors)
         return Config(values, sources)
+
+
+def nest(items: Iterable[tuple[str, Any]]) -> dict:
+    """Dotted keys → nested tables: [("cache.max_ttl", 60)] → {"cache": {"max_ttl": 60}}."""
+    out: dict = {}
+    for key, value in items:
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:

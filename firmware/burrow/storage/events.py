@@ -28,6 +28,9 @@ import re
 import time
 from typing import Any
 
+from .sqlwhere import add_time_window
+from .sqlwhere import where as sql_where
+
 log = logging.getLogger(__name__)
 
 # The lead appends this to storage.settings.MIGRATIONS as the next version.
@@ -352,13 +355,8 @@ class EventLog:
         if severity:
             clauses.append("severity = ?")
             params.append(severity)
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(float(since))
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(float(until))
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        add_time_window(clauses, params, since, until)
+        where = sql_where(clauses)
         conn = self.db.conn
         total = conn.execute(f"SELECT COUNT(*) FROM events {where}", params).fetchone()[0]
         rows = conn.execute(

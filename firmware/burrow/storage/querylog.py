@@ -55,6 +55,8 @@ import dnslib
 
 from ..dns.decision import Decision, QueryRecord
 from .settings import BUSY_TIMEOUT_MS, apply_migrations, integrity_check
+from .sqlwhere import add_time_window
+from .sqlwhere import where as sql_where
 
 log = logging.getLogger(__name__)
 
@@ -769,14 +771,8 @@ class QueryLogDB:
                            f"(SELECT 1 FROM json_each(queries.trace) AS t WHERE {inner}))")
             params += [v for _, v in trace_terms]
         filtered = bool(clauses)
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(float(since))
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(float(until))
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return where, params, filtered
+        add_time_window(clauses, params, since, until)
+        return sql_where(clauses), params, filtered
 
     def top_domains(self, limit: int = 10, blocked: bool | None = False,
                     since: float | None = None) -> list[dict]:
