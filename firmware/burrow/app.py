@@ -54,6 +54,8 @@ class App:
         self.settings: SettingsDB | None = None
         self.auth = None  # AuthService once storage is open
         self.pause = None  # BlockingPause once storage is open
+        self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
+        self.list_store = None
         self._pause_timer = None
         self.eventlog = None  # audit and system events, stored in the settings DB
         self.querylog: QueryLogDB | None = None
@@ -122,6 +124,7 @@ class App:
         from .board.appliance import Appliance  # lazily: hardware seams are not needed for DNS
         self.appliance = Appliance(self)
         await self.appliance.start()  # LEDs show "booting" while the rest starts
+        await self._start_lists()  # the last good index answers before any download
         self.dns = DnsServer(self.chain, self.fastpath, self.acl, self.limiter, self.recorder.ring,
                              decision_trace=cfg["server.decision_trace"],
                              tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
@@ -165,6 +168,25 @@ class App:
                     and any(h in ("0.0.0.0", "::") for h, _ in ours)):
                 server.loop_detected = True
                 log.error("upstream %s is Burrow itself: not used (forwarding loop)", server.label)
+
+    async def _start_lists(self) -> None:
+        from .filtering import download
+        from .filtering.manager import ListManager
+        from .filtering.sources import ListStore
+        lists_dir = self.data_dir / "lists"
+        lists_dir.mkdir(exist_ok=True)
+        local_dirs = [str(lists_dir), *self.config["filtering.local_list_dirs"]]
+        self.list_store = ListStore(self.settings, local_dirs)
+        self.lists = ListManager(self.list_store, self.data_dir / "lists-cache", self.data_dir / "blocklist.index",
+                                 resolve=download.upstream_resolver(self.upstreams), on_swap=self._swap_index,
+                                 on_event=lambda event: self.events.publish("lists", event), local_dirs=local_dirs)
+        await self.lists.start()
+
+    def _swap_index(self, index) -> None:
+        """A new compiled index is live: decisions made under the old one must not be replayed."""
+        self.filter.set_index(index)
+        if self.dns is not None:
+            self.dns.invalidate()
 
     def _answers_changed(self) -> None:
         """Something that shapes answers changed: drop fast-path answers decided before it."""
@@ -232,6 +254,8 @@ class App:
             await self.dns.stop()
         if self.api_server is not None:
             self.api_server.close()
+        if self.lists is not None:
+            await self.lists.stop()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.eventlog is not None:

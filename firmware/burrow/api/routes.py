@@ -207,6 +207,9 @@ class Api:
                     raise ApiError(429, "too many requests; slow down", headers={"Retry-After": "2"})
                 req.g.client_ip = ip
                 req.g.principal = await self._authorize(req, route)
+                for value in params.values():  # ids are SQLite integers: beyond 64 bits, nothing
+                    if isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
+                        raise ApiError(404, "no such item")
                 req.g.query = route.query.from_args(req.args) if route.query else {}
                 req.g.body = self._body(req, route)
                 result = await route.handler(req, **params)

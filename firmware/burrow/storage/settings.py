@@ -96,6 +96,31 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX auth_api_tokens_user ON auth_api_tokens(user_id);
     """),
     (3, EVENTS_MIGRATION_SQL),  # the audit/event log (storage/events.py)
+    # 4: filter lists (burrow/filtering/sources.py). id 1..64; the list's bit in the index
+    # masks is id - 1 (the index holds at most 64 lists).
+    (4, """
+        CREATE TABLE lists (
+            id INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND 64),
+            name TEXT UNIQUE NOT NULL,
+            source TEXT NOT NULL,                 -- http(s) URL or a path in a local list dir
+            kind TEXT NOT NULL DEFAULT 'block' CHECK (kind IN ('block', 'allow', 'threat')),
+            format TEXT,                          -- NULL = auto-detect
+            groups TEXT NOT NULL DEFAULT '[]',    -- JSON list of group names; [] = every group
+            enabled INTEGER NOT NULL DEFAULT 1,
+            update_interval INTEGER NOT NULL DEFAULT 86400,  -- seconds (jittered +-10 %)
+            mode TEXT,                            -- blocking-mode override, NULL = global
+            last_success REAL,
+            last_attempt REAL,
+            last_error TEXT,
+            entries INTEGER,
+            errors INTEGER,
+            skipped TEXT,                         -- JSON
+            bytes INTEGER,
+            etag TEXT,
+            last_modified TEXT,
+            created_at REAL
+        );
+    """),
 ]
 
 
