@@ -70,3 +70,28 @@ def test_local_and_http_lists_block_after_reload_and_survive_restart(tmp_path, u
             assert b2.query("pixel.local.test").answer[0][0].address == "0.0.0.0"
     finally:
         server.server_close()
+
+
+def test_explain_endpoint_reports_stage_rule_and_answer(tmp_path, upstream):
+    b = BurrowProcess(tmp_path / "e", [upstream.address])
+    b.data_dir.mkdir(parents=True)
+    (b.data_dir / "lists").mkdir()
+    (b.data_dir / "lists" / "ads.txt").write_text("||ads.explain.test^\n/^tracker[0-9]+\\./\n")
+    with b:
+        token = admin_token(b)
+        authed(b, token, "POST", "/api/lists", {"name": "ads", "source": "ads.txt", "format": "adblock"})
+        assert authed(b, token, "POST", "/api/blocklist/reload", timeout=60)[1]["status"] == "ok"
+        status, body = authed(b, token, "GET", "/api/blocklists/check?domain=x.ads.explain.test&client=192.168.1.9")
+        assert status == 200 and body["decision"] == "blocked" and body["stage"] == "blocklist"
+        assert body["rule"] == "ads" and body["answer"] == "0.0.0.0"
+        assert body["matches"][0]["how"] == "subtree" and body["matches"][0]["entry"] == "ads.explain.test"
+        body = authed(b, token, "GET", "/api/blocklists/check?domain=tracker7.example.org&type=AAAA")[1]
+        assert body["decision"] == "blocked" and body["matches"][0]["how"] == "regex" and body["answer"] == "::"
+        authed(b, token, "POST", "/api/whitelist", {"domain": "x.ads.explain.test"})
+        body = authed(b, token, "GET", "/api/blocklists/check?domain=x.ads.explain.test")[1]
+        assert body["decision"] == "allowed" and body["stage"] == "whitelist"
+        assert {m["list"] for m in body["matches"]} == {"ads", "whitelist"}
+        body = authed(b, token, "GET", "/api/blocklists/check?domain=clean.example.org")[1]
+        assert body["decision"] == "forwarded" and body["matches"] == []
+        assert authed(b, token, "GET", "/api/blocklists/check?domain=x.test&client=nope")[0] == 400
+        assert authed(b, token, "GET", "/api/blocklists/check?domain=x.test&type=BOGUS")[0] == 400
