@@ -161,6 +161,7 @@ def test_dashboard_system_realtime_metrics(env):
     assert status == 200 and 'burrow_queries_total{decision="resolved",qtype="A",rcode="0"}' in text
     assert "process_resident_memory_bytes" in text
     assert "burrow_system_memory_bytes{" in text  # board health (flash figures need a block device)
+    assert "burrow_blocklist_entries 0" in text  # no lists yet: an empty index
     assert b.http("GET", "/metrics")[0] == 401  # server.metrics_public is false by default
 
 

@@ -114,3 +114,17 @@ def test_malformed_request_line_gets_a_400_in_the_error_shape(srv):
     import json as _json
     parsed = _json.loads(body)
     assert parsed["code"] == 400 and parsed["timestamp"]
+
+
+def test_oversized_and_wrong_type_bodies(srv):
+    import json as _json
+    big = b'{"username": "' + b"a" * (70 * 1024) + b'", "password": "x"}'
+    req = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(big)) + big
+    head, _, body = raw_http(srv.web_port, req).partition(b"\r\n\r\n")
+    assert b" 413 " in head.split(b"\r\n")[0] and _json.loads(body)["code"] == 413
+    form = b"username=a&password=b"
+    req = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(form)) + form
+    head, _, body = raw_http(srv.web_port, req).partition(b"\r\n\r\n")
+    assert b" 415 " in head.split(b"\r\n")[0] and _json.loads(body)["code"] == 415

@@ -121,6 +121,9 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
     f("burrow_build_info", "gauge", "Burrow version (value is always 1).", [({"version": app.version}, 1)])
     f("burrow_uptime_seconds", "gauge", "Seconds since the process started.", app.uptime_seconds())
 
+    lists = getattr(app, "lists", None)
+    if lists is not None:
+        f("burrow_blocklist_entries", "gauge", "Names in the live compiled blocklist index.", lists.domains())
     recorder = getattr(app, "recorder", None)
     if recorder is not None:
         f("burrow_queries_total", "counter", "DNS queries answered, by decision, query type and rcode.",
