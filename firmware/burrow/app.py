@@ -23,6 +23,7 @@ from .dns.server import DnsServer
 from .dns.stages.cache import CacheStage
 from .dns.stages.filter import BlockingSettings, FilterStage
 from .dns.stages.forward import CacheLimits, ForwardStage
+from .dns.stages.policy import PolicyStage
 from .dns.stages.guard import GuardStage
 from .dns.upstream import UpstreamPool, UpstreamSettings
 from .storage.querylog import QueryLogDB
@@ -86,7 +87,9 @@ class App:
         self.forward = ForwardStage(self.upstreams, self.limits)
         self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
                                                    cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
-        self.chain = Chain([self.guard, self.filter, self.cache_stage, self.forward])
+        self.policy = PolicyStage(filter=self.filter, forward=self.forward,
+                                  group_lookup=lambda ip: set())  # no client groups yet
+        self.chain = Chain([self.guard, self.policy, self.filter, self.cache_stage, self.forward])
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
 
@@ -111,6 +114,7 @@ class App:
         from .filtering.userlists import UserList
         self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
         self.filter.deny_list = UserList(self.settings, "filtering.denylist")
+        self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
         self._arm_pause_expiry()  # a pause from before a restart still ends on time
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)
@@ -215,6 +219,7 @@ class App:
         self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
         self.filter.deny_list = UserList(self.settings, "filtering.denylist")
         self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self._answers_changed)
+        self.policy.load(self.settings.get("policies", []))
         self._answers_changed()
 
     # The button and the status lights use these (board/appliance.py).
@@ -329,6 +334,7 @@ class App:
         checks["upstreams"] = "ok" if healthy == len(self.upstreams.servers) else (
             "degraded" if healthy else "unavailable")
         checks["blocklist"] = "ok" if self.filter.index is not None else "not_configured"
+        checks["policy_engine"] = "ok" if self.policy.engine.rules else "not_configured"
         ready = self.ready and storage_ok and healthy > 0
         return ready, checks
 

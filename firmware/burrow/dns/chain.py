@@ -5,7 +5,8 @@ Each stage is ``async def resolve(query, next) -> Answer``: it answers, or deleg
 
     guard    first: refuse or limit before any work is spent, answer ANY/CHAOS locally
     (local)  issue 5: local data must win over filtering so a home name is never blocked
-    (policy) issue 4: explicit rules before lists
+    policy   the owner's explicit rules before the lists: a rule's BLOCK, ALLOW, REDIRECT or
+             FORWARD overrides whatever a list says, and ALLOW/FORWARD still pass through cache
     filter   blocklists and allowlists; before cache+forward so a blocked name never costs
              an upstream query, and wrapping them so CNAME chains in answers are inspected
     cache    before forward: a cached answer saves an upstream round trip

@@ -18,7 +18,7 @@ class Query:
 
     __slots__ = ("packet", "id", "flags", "qname", "question", "qtype", "qclass", "edns",
                  "client_ip", "client_port", "transport", "view", "mono", "trace", "admitted",
-                 "route", "_text")
+                 "route", "policy_allowed", "_text")
 
     def __init__(self, parsed: wire.ParsedQuery, packet: bytes, client_ip: str, client_port: int,
                  transport: str, mono: float, view: str = "default", admitted: bool | None = None):
@@ -38,6 +38,7 @@ class Query:
         self.trace: list[TraceEntry] = []
         self.admitted = admitted  # fast path's rate-limit verdict, so the guard counts once
         self.route = ""  # which upstream set answers ("" = the default upstreams); part of cache keys
+        self.policy_allowed = False  # a policy ALLOW rule matched: the filter must not block it
         self._text = None
 
     @property

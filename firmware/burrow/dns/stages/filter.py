@@ -115,6 +115,8 @@ class FilterStage:
         return pick, (pick.mask & -pick.mask).bit_length() - 1, True
 
     async def resolve(self, query: Query, next) -> Answer:
+        if query.policy_allowed:  # a policy ALLOW rule decided already (stages/policy.py)
+            return await next(query)
         if self.pause is not None and self.pause.paused():
             query.note("filter", "paused", source="manager", detail="blocking paused")
             return await next(query)

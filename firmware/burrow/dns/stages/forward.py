@@ -16,6 +16,8 @@ from ..upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger(__name__)
 
+MAX_ROUTES = 64  # distinct upstream sets kept (each FORWARD rule's list is one)
+
 
 class CacheLimits:
     """TTL clamps applied to what upstream says (cache.min_ttl / max_ttl / negative_ttl)."""
@@ -34,9 +36,22 @@ class ForwardStage:
         self.limits = limits
         self._inflight: dict = {}
         self.coalesced = 0
+        self._routes: dict[str, UpstreamPool] = {}  # route → pool for that upstream set (policy FORWARD)
+
+    def add_route(self, route: str, servers) -> UpstreamPool:
+        """The pool for ``route`` (made once from ``servers``: ((host, port), ...)), cached."""
+        pool = self._routes.get(route)
+        if pool is None:
+            if len(self._routes) >= MAX_ROUTES:
+                self._routes.pop(next(iter(self._routes)))  # oldest; queries in flight keep theirs
+            pool = self._routes[route] = UpstreamPool(list(servers), self.pool.settings)
+            pool.local_ports = self.pool.local_ports  # one loop check for every socket we own
+        return pool
 
     def pools(self, query: Query) -> UpstreamPool:
-        """The upstream pool for the query's route (later stages add routes)."""
+        """The upstream pool for the query's route ("" or unknown: the default upstreams)."""
+        if query.route:
+            return self._routes.get(query.route, self.pool)
         return self.pool
 
     async def resolve(self, query: Query, next) -> Answer:

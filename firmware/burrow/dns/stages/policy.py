@@ -1,0 +1,158 @@
+"""Policy: the owner's ordered rules (seed 003 ``/api/policies``), before the lists.
+
+For each question the engine evaluates the enabled rules in order; the first match decides:
+
+    BLOCK     answered here as the blocking mode says, EDE 15 naming the rule
+    ALLOW     passed on with ``query.policy_allowed`` set: the filter does not block it, and
+              the answer still comes from the cache (or the upstreams) like any other
+    REDIRECT  answered here with the rule's A / AAAA address by family (NODATA otherwise)
+    FORWARD   ``query.route`` names the rule's upstream set (so the cache keeps those answers
+              apart) and the forward stage asks a pool for exactly those upstreams
+
+Answers must not outlive the decision that made them. While a rule reads the clock, every
+answer's reuse lifetime (``Answer.ttl``: fast path) is capped at the next instant a time rule
+could change its outcome (``PolicyEngine.next_boundary``). While a rule reads the client
+address, answers are not given to the fast path at all (it keys by group, not by client); the
+cache below still serves them.
+
+The engine is immutable: a change builds a new one and swaps it in with ``set_rules`` (one
+attribute assignment, so a query sees the old rules or the new ones, never a mix).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Iterable
+
+from ...policy import PolicyEngine, PolicyRule
+from ...storage.querylog import qtype_name
+from .. import wire
+from ..decision import Decision
+from ..message import Answer, Query
+from .filter import BlockingSettings, blocked_answer
+from .guard import DROP
+
+log = logging.getLogger(__name__)
+
+SOURCE = "policy_engine"
+
+
+def _no_groups(ip: str) -> set:
+    return set()
+
+
+def route_key(rule: PolicyRule) -> str:
+    """A stable route name for a FORWARD rule's upstreams: the normalised upstream list."""
+    return "policy:" + rule.action_data
+
+
+class PolicyStage:
+    name = "policy"
+
+    def __init__(self, settings: BlockingSettings | None = None, *, filter=None, forward=None,
+                 group_lookup: Callable[[str], set] | None = None,
+                 clock: Callable[[], float] = time.time, tz=None):
+        self._settings = settings or BlockingSettings()
+        self.filter = filter  # FilterStage: its blocking settings and pause apply to BLOCK rules
+        self.forward = forward  # ForwardStage: pools for FORWARD rules' upstreams
+        self.group_lookup = group_lookup or _no_groups
+        self.clock = clock
+        self.tz = tz
+        self.engine = PolicyEngine((), group_lookup=self.group_lookup, clock=clock, tz=tz)
+        self._idle = True
+        self.blocked = 0
+
+    @property
+    def settings(self) -> BlockingSettings:
+        f = self.filter
+        return f.settings if f is not None else self._settings
+
+    # ---- rules ------------------------------------------------------------------------------------
+
+    def build(self, rules: Iterable[PolicyRule]) -> PolicyEngine:
+        return PolicyEngine(rules, group_lookup=self.group_lookup, clock=self.clock, tz=self.tz)
+
+    def set_engine(self, engine: PolicyEngine) -> None:
+        """Swap in a new engine (the caller invalidates fast-path answers)."""
+        self._idle = not any(r.enabled for r in engine.rules)
+        self.engine = engine
+
+    def set_rules(self, rules: Iterable[PolicyRule]) -> PolicyEngine:
+        engine = self.build(rules)
+        self.set_engine(engine)
+        return engine
+
+    def load(self, stored) -> int:
+        """Rules from the settings DB (a JSON list of rule dicts, in order). A stored rule that
+        no longer validates is skipped and logged, never fatal. Returns how many loaded."""
+        rules = []
+        for i, data in enumerate(stored if isinstance(stored, list) else []):
+            try:
+                rules.append(PolicyRule.from_dict(data, id=data.get("id", i) if isinstance(data, dict) else i))
+            except (ValueError, TypeError) as e:
+                log.error("stored policy rule %d skipped: %s", i, e)
+        self.set_rules(rules)
+        return len(rules)
+
+    # ---- the stage --------------------------------------------------------------------------------
+
+    async def resolve(self, query: Query, next) -> Answer:
+        if self._idle:
+            return await next(query)
+        engine = self.engine
+        match = engine.evaluate(query.name, query.client_ip, qtype_name(query.qtype))
+        if match is None:
+            answer = await next(query)
+        else:
+            answer = await self._act(query, match, next)
+        return self._bound(engine, answer)
+
+    async def _act(self, query: Query, match, next) -> Answer:
+        rule = match.rule
+        action = match.action
+        if action == "BLOCK":
+            f = self.filter
+            if f is not None and f.pause is not None and f.pause.paused():
+                query.note("policy", "paused", rule=rule.name, source=SOURCE, detail="blocking paused")
+                return await next(query)
+            self.blocked += 1
+            query.note("policy", "BLOCK", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
+            settings = self.settings
+            return blocked_answer(query.qtype, settings.mode, settings,
+                                  (wire.EDE_BLOCKED, f"policy: {rule.name}"))
+        if action == "REDIRECT":
+            query.note("policy", "REDIRECT", rule=rule.name, source=SOURCE, detail=match.action_data)
+            return blocked_answer(query.qtype, "null", self.settings, None, match.targets)
+        if action == "ALLOW":
+            query.note("policy", "ALLOW", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
+            query.policy_allowed = True
+            answer = await next(query)
+            if answer.decision is Decision.RESOLVED:
+                answer = answer.replace(decision=Decision.ALLOWED)
+            return answer
+        # FORWARD
+        query.note("policy", "FORWARD", rule=rule.name, source=SOURCE, detail=match.action_data)
+        route = route_key(rule)
+        if self.forward is not None:
+            self.forward.add_route(route, match.targets)
+        query.route = route
+        answer = await next(query)
+        if answer.decision is Decision.RESOLVED:
+            answer = answer.replace(decision=Decision.FORWARDED_CONDITIONAL)
+        return answer
+
+    def _bound(self, engine: PolicyEngine, answer: Answer) -> Answer:
+        """Cap how long the fast path may replay an answer decided under these rules."""
+        if answer.ttl is None or answer is DROP:
+            return answer
+        if engine.uses_client_ip:  # the fast path keys by group: a per-client decision must not ride it
+            return answer.replace(ttl=None)
+        if engine.uses_time:
+            now = self.clock()
+            boundary = engine.next_boundary(now)
+            if boundary is not None:
+                cap = max(0.0, boundary - now)
+                if answer.ttl > cap:
+                    return answer.replace(ttl=cap)
+        return answer
