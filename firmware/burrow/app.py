@@ -48,7 +48,6 @@ class App:
             runtime_config.configure_logging(config)
         self.config = config
         self.started_mono = time.monotonic()
-        self.started_wall = time.time()
         self.version = __version__
         self.ready = False
         self.data_dir = data_dir(config)
@@ -342,7 +341,3 @@ class App:
         n = self.cache_stage.purge()
         self.dns.invalidate()
         return n
-
-
-def data_path(cfg: Config) -> Path:
-    return data_dir(cfg)

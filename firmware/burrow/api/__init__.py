@@ -22,8 +22,3 @@ def create_api(app) -> Api:
     for module in MODULES:
         module.register(api, app)
     return api
-
-
-def create_app(app):
-    """The microdot app to serve (kept for callers that only need the web app)."""
-    return create_api(app).web

@@ -21,11 +21,6 @@ from .errors import ValidationError
 _MISSING = object()
 
 
-class Problems(Exception):
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-
-
 class Field:
     type_name = "any"
 
@@ -81,10 +76,6 @@ class Field:
 
     def _schema(self) -> dict:
         return {}
-
-
-class Any_(Field):
-    pass
 
 
 class Str(Field):

@@ -123,11 +123,6 @@ def render(query: Query, answer: Answer, max_size: int = 65535) -> bytes:
     return packet
 
 
-def error_answer(rcode: int, decision: Decision, ede: tuple[int, str] | None = None,
-                 ttl: float | None = None) -> Answer:
-    return Answer(rcode, decision, ede=ede, ttl=ttl)
-
-
 def error_reply(packet: bytes, rcode: int, ede: tuple[int, str] | None = None) -> bytes | None:
     """Reply to a packet that could not be parsed fully: echo ID and question if readable.
 

@@ -360,22 +360,6 @@ def txt_rdata(*strings: str) -> bytes:
     return bytes(out)
 
 
-def set_id(packet: bytes, qid: int) -> bytes:
-    return _U16.pack(qid) + packet[2:]
-
-
-def get_flags(packet: bytes) -> int:
-    return _U16.unpack_from(packet, 2)[0]
-
-
-def rcode_of(packet: bytes) -> int:
-    return packet[3] & 0xF
-
-
-def counts(packet: bytes) -> tuple[int, int, int, int]:
-    return struct.unpack_from("!HHHH", packet, 4)
-
-
 def with_counts(packet: bytes, an: int, ns: int, ar: int) -> bytes:
     return packet[:6] + struct.pack("!HHH", an, ns, ar) + packet[12:]
 
@@ -388,6 +372,3 @@ def patch_ttls(body: bytes, offsets: tuple, ttls: tuple, age: int) -> bytes:
     return bytes(buf)
 
 
-def truncated_reply(query: ParsedQuery, flags: int, opt: bytes | None) -> bytes:
-    """Header with TC=1, the question, and OPT if the query had one: 'retry over TCP'."""
-    return (header(query.id, flags | TC, 1, 0, 0, 1 if opt else 0) + query.question + (opt or b""))
