@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 import pytest
 from microdot.test_client import TestClient
@@ -24,27 +23,10 @@ from burrow.storage.querylog import QueryLogDB
 from burrow.storage.settings import SettingsDB
 from burrow.telemetry.recorder import Recorder
 
+from .fakes import FakeAuth, FakePrincipal
+
 VIEWER = {"Authorization": "Bearer viewer"}
 ADMIN = {"Authorization": "Bearer admin"}
-
-
-@dataclass(frozen=True)
-class FakePrincipal:
-    username: str
-    role: str
-    via: str = "jwt"
-
-    @property
-    def can_write(self):
-        return self.role == "admin"
-
-
-class FakeAuth:
-    PRINCIPALS = {"Bearer viewer": FakePrincipal("vera", "viewer"),
-                  "Bearer admin": FakePrincipal("ada", "admin")}
-
-    def authenticate(self, header, cookie):
-        return self.PRINCIPALS.get(header)
 
 
 def run(coro):
@@ -56,7 +38,8 @@ def make_app(tmp_path, **overrides):
     cfg = cfg.with_overrides({"storage.data_dir": str(tmp_path), "upstream_dns_servers": ["192.0.2.1:53"],
                               **overrides})
     app = App(cfg)
-    app.auth = FakeAuth()
+    app.auth = FakeAuth({"Bearer viewer": FakePrincipal("vera", "viewer"),
+                         "Bearer admin": FakePrincipal("ada", "admin")})
     app.settings = SettingsDB(tmp_path / "settings.db")
     app.recorder = Recorder(QueryLogDB(tmp_path / "querylog.db"), bus=app.events)
     app.dns = DnsServer(app.chain, app.fastpath, app.acl, app.limiter, app.recorder.ring)

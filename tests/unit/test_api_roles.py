@@ -2,47 +2,23 @@
 
 import asyncio
 import re
-from dataclasses import dataclass
 
 import pytest
 from microdot.test_client import TestClient
 
 from burrow.api import create_api
 
-
-@dataclass(frozen=True)
-class FakePrincipal:
-    username: str
-    role: str
-    scope: str
-    via: str = "jwt"
-    user_id: int = 1
-
-    @property
-    def can_write(self):
-        return self.role == "admin" and self.scope == "admin"
-
-
-class FakeAuth:
-    PRINCIPALS = {
-        "Bearer viewer": FakePrincipal("v", "viewer", "read"),
-        "Bearer admin-read-token": FakePrincipal("a", "admin", "read", via="token"),
-        "Bearer admin": FakePrincipal("a", "admin", "admin"),
-    }
-
-    def authenticate(self, header, cookie):
-        if header is None:
-            return None
-        if header not in self.PRINCIPALS:
-            from burrow.api.errors import ApiError
-            raise ApiError(401, "bad token")
-        return self.PRINCIPALS[header]
+from .fakes import FakeAuth, FakePrincipal
 
 
 class FakeApp:
     version = "test"
     tls = False
-    auth = FakeAuth()
+    auth = FakeAuth({
+        "Bearer viewer": FakePrincipal("v", "viewer", "read"),
+        "Bearer admin-read-token": FakePrincipal("a", "admin", "read", via="token"),
+        "Bearer admin": FakePrincipal("a", "admin", "admin"),
+    })
 
     def __getattr__(self, name):  # handlers must not be reached in these tests
         raise AssertionError(f"handler ran and touched app.{name}")

@@ -11,18 +11,18 @@ import io
 import json
 import tarfile
 import time
-from dataclasses import dataclass
 
 import pytest
 from microdot.test_client import TestClient
 
 from burrow import backup
 from burrow.api import backup as backup_api
-from burrow.api.errors import ApiError
 from burrow.api.routes import Api
 
 from burrow.storage.settings import MIGRATIONS, SettingsDB
 from burrow.telemetry.events import EventBus
+
+from .fakes import FakeAuth, FakePrincipal
 
 ALL_MIGRATIONS = MIGRATIONS  # includes the events table (migration 3)
 
@@ -247,29 +247,6 @@ def test_oversized_upload_is_413(db):
 
 # ---- the API ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Principal:
-    username: str
-    role: str
-    via: str = "jwt"
-
-    @property
-    def can_write(self):
-        return self.role == "admin"
-
-
-class FakeAuth:
-    def authenticate(self, header, cookie):
-        if not header:
-            return None
-        return {"Bearer admin": Principal("ann", "admin"),
-                "Bearer viewer": Principal("vera", "viewer")}.get(header) or _bad()
-
-
-def _bad():
-    raise ApiError(401, "bad token")
-
-
 class FakeDns:
     invalidations = 0
 
@@ -281,7 +258,8 @@ class FakeApp:
     version = "9.9"
 
     def __init__(self, settings):
-        self.auth = FakeAuth()
+        self.auth = FakeAuth({"Bearer admin": FakePrincipal("ann", "admin"),
+                              "Bearer viewer": FakePrincipal("vera", "viewer")})
         self.settings = settings
         self.events = EventBus()
         self.dns = FakeDns()

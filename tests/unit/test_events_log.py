@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 
 import pytest
 from microdot.test_client import TestClient
 
 from burrow.api import events_api
-from burrow.api.errors import ApiError
 from burrow.api.routes import Api
 from burrow.storage.events import EventLog, normalize, publish_event
 from burrow.storage.settings import MIGRATIONS, SettingsDB
 from burrow.telemetry.events import EventBus
+
+from .fakes import VIEWER, FakeAuth
 
 ALL_MIGRATIONS = MIGRATIONS  # includes the events table (migration 3)
 
@@ -163,31 +163,11 @@ def test_sync_makes_just_published_events_visible(db):
 
 # ---- the API ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Principal:
-    username: str
-    role: str
-    via: str = "jwt"
-
-    @property
-    def can_write(self):
-        return self.role == "admin"
-
-
-class FakeAuth:
-    def authenticate(self, header, cookie):
-        if not header:
-            return None
-        if header == "Bearer viewer":
-            return Principal("vera", "viewer")
-        raise ApiError(401, "bad token")
-
-
 class FakeApp:
     version = "test"
 
     def __init__(self, eventlog):
-        self.auth = FakeAuth()
+        self.auth = FakeAuth({"Bearer viewer": VIEWER})
         self.eventlog = eventlog
 
 

@@ -6,36 +6,19 @@ import asyncio
 import csv
 import io
 import json
-from dataclasses import dataclass
 
 import pytest
 from microdot.test_client import TestClient
 
 from burrow.api import reports
-from burrow.api.errors import ApiError
 from burrow.api.routes import Api
 from burrow.dns.decision import Decision
 from burrow.storage.querylog import QueryLogDB
 from burrow.telemetry.stats import StatsBuckets
 
+from .fakes import VIEWER, FakeAuth
+
 T0 = 1_700_000_000.0
-
-
-@dataclass(frozen=True)
-class Principal:
-    username: str = "vera"
-    role: str = "viewer"
-    via: str = "jwt"
-    can_write: bool = False
-
-
-class FakeAuth:
-    def authenticate(self, header, cookie):
-        if not header:
-            return None
-        if header == "Bearer viewer":
-            return Principal()
-        raise ApiError(401, "bad token")
 
 
 class FakeRecorder:
@@ -55,7 +38,7 @@ class FakeApp:
     version = "test"
 
     def __init__(self, recorder):
-        self.auth = FakeAuth()
+        self.auth = FakeAuth({"Bearer viewer": VIEWER})
         self.recorder = recorder
 
 

@@ -8,38 +8,16 @@ import base64
 import json
 import os
 import socket
-from dataclasses import dataclass
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
 
 from burrow.api import routes, ws
-from burrow.api.errors import ApiError
 from burrow.api.routes import Api
 from burrow.telemetry.events import EventBus
 
-
-@dataclass(frozen=True)
-class Principal:
-    username: str
-    role: str
-    via: str = "jwt"
-
-    @property
-    def can_write(self):
-        return self.role == "admin"
-
-
-class FakeAuth:
-    def authenticate(self, header, cookie):
-        if header == "Bearer good":
-            return Principal("vera", "viewer")
-        if cookie == "cookie-good" and not header:
-            return Principal("vera", "viewer", via="cookie")
-        if header or cookie:
-            raise ApiError(401, "bad credentials", error="unauthorized")
-        return None
+from .fakes import VIEWER, FakeAuth, FakePrincipal
 
 
 class FakeStats:
@@ -60,7 +38,8 @@ class FakeApp:
     version = "test"
 
     def __init__(self):
-        self.auth = FakeAuth()
+        self.auth = FakeAuth({"Bearer good": VIEWER},
+                             {"cookie-good": FakePrincipal("vera", "viewer", "read", via="cookie")})
         self.events = EventBus()
         self.recorder = FakeRecorder()
         self.cache = FakeCache()
