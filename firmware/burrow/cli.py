@@ -18,16 +18,22 @@ def _setup_logging(cfg) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # pyroute2 logs every netlink message at debug level (and resets its logger's level when
+    # imported, which happens later): filter its chatter out at our handler instead.
+    handler.addFilter(_quiet_pyroute2)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # pyroute2 logs every netlink message at debug level: keep its chatter out of ours.
-    logging.getLogger("pyroute2").setLevel(max(level, logging.INFO))
     from .logfile import handler_from_config
     file_handler = handler_from_config(cfg)
     if file_handler is not None:  # optional RAM file log, persisted to flash now and then
         file_handler.setFormatter(handler.formatter)
+        file_handler.addFilter(_quiet_pyroute2)
         root.addHandler(file_handler)
+
+
+def _quiet_pyroute2(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.INFO or not record.name.startswith("pyroute2")
 
 
 class _JsonFormatter(logging.Formatter):

@@ -83,6 +83,8 @@ class BurrowProcess:
         self.workdir = Path(workdir)
         self.dns_port = free_port()
         self.web_port = free_port()
+        while self.web_port == self.dns_port:  # each free_port() releases its socket: may repeat
+            self.web_port = free_port()
         self.data_dir = self.workdir / "data"
         base = {
             "upstream_dns_servers": upstreams or ["127.0.0.1:9"],

@@ -98,3 +98,20 @@ def test_readme_documents_every_option():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [o.key for o in config.OPTIONS if f"`{o.key}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_debug_logging_keeps_pyroute2_chatter_out(capsys):
+    import logging
+
+    from burrow.cli import _setup_logging
+    _setup_logging(config.load(None, environ={"BURROW__LOGGING__LEVEL": "debug"}))
+    try:
+        logging.getLogger("pyroute2").setLevel(logging.NOTSET)  # what importing pyroute2 does
+        logging.getLogger("pyroute2.netlink.core").debug("message {'attrs': ...}")
+        logging.getLogger("pyroute2.netlink.core").warning("netlink trouble")
+        logging.getLogger("burrow.test").debug("ours")
+        err = capsys.readouterr().err
+        assert "message {'attrs'" not in err and "netlink trouble" in err and "ours" in err
+    finally:
+        logging.getLogger().handlers[:] = []
+        logging.getLogger().setLevel(logging.WARNING)
