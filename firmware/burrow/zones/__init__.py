@@ -1,0 +1,1 @@
+"""Local authoritative data: zones, records, zone-file import/export, secondary zones (AXFR)."""
