@@ -55,6 +55,7 @@ class App:
         self.auth = None  # AuthService once storage is open
         self.pause = None  # BlockingPause once storage is open
         self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
+        self.groups = None  # filtering.groups.Groups: client groups, once storage is open
         self.list_store = None
         self._pause_timer = None
         self.eventlog = None  # audit and system events, stored in the settings DB
@@ -86,8 +87,7 @@ class App:
         self.forward = ForwardStage(self.upstreams, self.limits)
         self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
                                                    cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
-        self.policy = PolicyStage(filter=self.filter, forward=self.forward,
-                                  group_lookup=lambda ip: set())  # no client groups yet
+        self.policy = PolicyStage(filter=self.filter, forward=self.forward, group_lookup=self._groups_of)
         self.chain = Chain([self.guard, self.policy, self.filter, self.cache_stage, self.forward])
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
@@ -114,6 +114,8 @@ class App:
         self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
         self.filter.deny_list = UserList(self.settings, "filtering.denylist")
         self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
+        from .filtering.groups import Groups
+        self.groups = Groups(self.settings)
         self._arm_pause_expiry()  # a pause from before a restart still ends on time
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)
@@ -132,7 +134,7 @@ class App:
                              decision_trace=cfg["server.decision_trace"],
                              tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
                              max_tcp_connections=cfg["server.max_tcp_connections"],
-                             loop_ports=self.upstreams.local_ports)
+                             loop_ports=self.upstreams.local_ports, view_of=self._view_of)
         listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
         await self.dns.start(listen)
         self._check_static_loop()
@@ -183,7 +185,18 @@ class App:
         self.lists = ListManager(self.list_store, self.data_dir / "lists-cache", self.data_dir / "blocklist.index",
                                  resolve=download.upstream_resolver(self.upstreams), on_swap=self._swap_index,
                                  on_event=lambda event: self.events.publish("lists", event), local_dirs=local_dirs)
+        self.filter.list_groups = self._list_groups
         await self.lists.start()
+
+    def _list_groups(self) -> dict[int, list]:
+        """Index list id → the groups the list applies to (empty: every group)."""
+        return {row["id"] - 1: row["groups"] for row in self.list_store.list()}
+
+    def _view_of(self, ip: str) -> str:
+        return self.groups.view_of(ip) if self.groups is not None else "default"
+
+    def _groups_of(self, ip: str):
+        return self.groups.groups_of(ip) if self.groups is not None else frozenset(("default",))
 
     def _swap_index(self, index) -> None:
         """A new compiled index is live: decisions made under the old one must not be replayed."""
@@ -193,6 +206,7 @@ class App:
 
     def _answers_changed(self) -> None:
         """Something that shapes answers changed: drop fast-path answers decided before it."""
+        self.filter.forget_views()
         if self.dns is not None:
             self.dns.invalidate()
         if self.appliance is not None:
@@ -204,7 +218,7 @@ class App:
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
-        remaining = self.pause.remaining() if self.pause is not None else None
+        remaining = self.pause.next_expiry() if self.pause is not None else None
         if remaining is not None:
             self._pause_timer = asyncio.get_running_loop().call_later(remaining + 0.05, self._answers_changed)
 
@@ -212,6 +226,7 @@ class App:
         """Re-read everything kept in the settings DB (after a backup restore): the API's config
         overrides, the allow/deny lists and the pause, and apply them live."""
         from . import runtime_config
+        from .filtering.groups import Groups
         from .filtering.pause import BlockingPause
         from .filtering.userlists import UserList
         runtime_config.apply(self, runtime_config.load_overrides(self.base_config, self.settings))
@@ -219,6 +234,7 @@ class App:
         self.filter.deny_list = UserList(self.settings, "filtering.denylist")
         self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self._answers_changed)
         self.policy.load(self.settings.get("policies", []))
+        self.groups = Groups(self.settings)
         self._answers_changed()
 
     # The button and the status lights use these (board/appliance.py).

@@ -130,7 +130,7 @@ def test_cname_chain_through_a_blocked_name_is_blocked(index):
 
 def test_paused_blocking_passes_everything(index):
     class Paused:
-        def paused(self):
+        def paused(self, groups=()):
             return True
     s = stage(index)
     s.pause = Paused()

@@ -49,3 +49,41 @@ def test_bad_durations_are_refused(db):
         with pytest.raises(ValueError):
             p.pause(bad)
     assert not p.paused()
+
+
+def test_group_pause_applies_only_to_members_and_ends_by_itself(db):
+    t = [1000.0]
+    changes = []
+    p = BlockingPause(db, clock=lambda: t[0], on_change=lambda: changes.append(1))
+    p.pause(120, group="kids")
+    assert p.paused(("kids",)) and p.paused(("default", "kids"))
+    assert not p.paused(("default",)) and not p.paused()
+    assert p.group_paused("kids") and not p.group_paused(None)
+    st = p.state()
+    assert st["enabled"] is True and st["groups"]["kids"]["remaining_seconds"] == 120
+    assert p.state("kids") == {"enabled": False, "paused_until": st["groups"]["kids"]["paused_until"],
+                               "remaining_seconds": 120, "group": "kids"}
+    assert p.next_expiry() == 120 and changes == [1]
+    t[0] += 121
+    assert not p.paused(("kids",)) and p.state()["groups"] == {} and p.next_expiry() is None
+
+
+def test_global_pause_covers_every_group_and_group_resume_is_separate(db):
+    p = BlockingPause(db)
+    p.pause(None, group="guests")
+    p.pause(60)
+    assert p.paused(("kids",)) and p.paused(("guests",))
+    p.resume()  # global resume leaves the group's own pause
+    assert not p.paused(("kids",)) and p.paused(("guests",))
+    assert p.remaining("guests") is None and p.group_paused("guests")
+    p.resume(group="guests")
+    assert not p.paused(("guests",))
+
+
+def test_group_pause_survives_restart_and_forget(db):
+    t = [100.0]
+    BlockingPause(db, clock=lambda: t[0]).pause(600, group="kids")
+    again = BlockingPause(db, clock=lambda: t[0] + 100)
+    assert again.paused(("kids",)) and again.remaining("kids") == 500 and not again.paused()
+    again.forget_group("kids")
+    assert not BlockingPause(db, clock=lambda: t[0]).paused(("kids",))

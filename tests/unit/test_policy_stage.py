@@ -56,7 +56,7 @@ class Terminal:
 
 
 class DenyAll:
-    def match(self, name):
+    def match(self, name, groups=None):
         return name
 
 
@@ -94,7 +94,7 @@ def test_block_follows_the_filters_blocking_mode_and_pause():
     assert run(s.resolve(make_query("x.test"), nxt)).rcode == wire.NXDOMAIN
 
     class Paused:
-        def paused(self):
+        def paused(self, groups=()):
             return True
 
     f.pause = Paused()

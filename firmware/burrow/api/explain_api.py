@@ -42,18 +42,20 @@ def register(api: Api, app) -> None:
         qtype = QTYPE.reverse.get(qtype_name)
         if qtype is None:
             raise ApiError(400, f"unknown query type {qtype_name!r}", [{"field": "type", "message": "unknown type"}])
-        out = {"domain": domain, "client": client, "type": qtype_name, "matches": []}
+        groups = sorted(app.groups.groups_of(client)) if app.groups is not None else ["default"]
+        view = ",".join(groups)
+        out = {"domain": domain, "client": client, "type": qtype_name, "groups": groups, "matches": []}
         filt = app.filter
         index = filt.index
         if index is not None:
-            for m in index.lookup(domain, qtype, complete=True) or ():
+            for m in index.lookup(domain, qtype, lists=filt.lists_for(view), complete=True) or ():
                 for list_id, info in sorted(index.lists.items()):
                     if m.mask >> list_id & 1:
                         out["matches"].append({"list": info.get("name") or f"list {list_id}",
                                                "kind": info.get("kind"), "how": m.how, "entry": m.name,
                                                "action": m.action, "important": m.important})
-        allow = filt.allow_list.match(domain) if filt.allow_list is not None else None
-        deny = filt.deny_list.match(domain) if filt.deny_list is not None else None
+        allow = filt.allow_list.match(domain, groups) if filt.allow_list is not None else None
+        deny = filt.deny_list.match(domain, groups) if filt.deny_list is not None else None
         if allow:
             out["matches"].append({"list": "whitelist", "kind": "allow", "entry": allow})
         if deny:
@@ -67,7 +69,7 @@ def register(api: Api, app) -> None:
                 out["matches"].append({"list": "policy", "kind": hit.action.lower(), "rule": hit.rule.name})
                 decided = ("policy", hit.rule.name, {"BLOCK": "blocked", "ALLOW": "allowed",
                                                      "REDIRECT": "redirected", "FORWARD": "forwarded"}[hit.action])
-        if app.pause is not None and app.pause.paused():
+        if app.pause is not None and app.pause.paused(groups):
             out.update(decision="allowed", stage="filter", rule="blocking paused")
             return out
         if decided is None:
@@ -76,7 +78,7 @@ def register(api: Api, app) -> None:
             elif deny:
                 decided = ("denylist", deny, "blocked")
             else:
-                verdict = filt.verdict(domain, qtype)
+                verdict = filt.verdict(domain, qtype, view)
                 if verdict is not None:
                     match, list_id, blocked = verdict
                     name = index.lists.get(list_id, {}).get("name") or f"list {list_id}"

@@ -48,6 +48,14 @@ def register(api: Api, app) -> None:
         app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
                                       "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 
+    def known_groups(body) -> None:
+        from ..filtering.groups import GroupError
+        if body.get("groups"):
+            try:
+                app.groups.check_groups(body["groups"])
+            except GroupError as e:
+                raise ApiError(400, e.message, [{"field": "groups", "message": e.message}]) from None
+
     def checked(fn, *args):
         """Run a store call; its ValueErrors carry the field they are about."""
         try:
@@ -68,7 +76,9 @@ def register(api: Api, app) -> None:
         body = dict(req.g.body)
         if body.get("format") == "auto":
             body["format"] = None
+        known_groups(body)
         created = checked(lambda: store().create(**body))
+        app._answers_changed()  # the lists each view uses
         manager().wake()  # downloaded and compiled by the scheduler now
         audit(req, "list.created", f"list {created['name']} added", {"list": created["name"], "source": created["source"]})
         return created, 201
@@ -86,10 +96,12 @@ def register(api: Api, app) -> None:
         changes = dict(req.g.body)
         if changes.get("format") == "auto":
             changes["format"] = None
+        known_groups(changes)
         before = store().get(list_id)
         updated = checked(lambda: store().update(list_id, changes))
         if updated is None:
             raise ApiError(404, f"no list {list_id}")
+        app._answers_changed()  # a list's groups apply at once, without a recompile
         manager().wake()
         audit(req, "list.updated", f"list {updated['name']} changed",
               {"before": {k: before.get(k) for k in changes}, "after": changes})

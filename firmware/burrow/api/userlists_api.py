@@ -9,10 +9,15 @@ from .routes import Api
 from .schema import Int, List, Obj, Str
 
 DomainBody = Obj("DomainEntry", {"domain": Str(min_len=1, max_len=1024,
-                                               description="exact name, *.wildcard or a regular expression")},
+                                               description="exact name, *.wildcard or a regular expression"),
+                                  "groups": List(Str(max_len=64), required=False, max_items=64,
+                                                 description="client groups the entry applies to; "
+                                                             "none: every group")},
                  example={"domain": "analytics.google.com"})
 ListSummary = Obj("UserListSummary", {"total": Int(minimum=0), "exact": List(Str()), "wildcard": List(Str()),
-                                      "regex": List(Str())},
+                                      "regex": List(Str()),
+                                      "groups": Obj("EntryGroups", {}, additional=True, required=False,
+                                                    description="entries limited to some client groups")},
                   example={"total": 3, "exact": ["analytics.google.com"], "wildcard": ["*.cdn.example.com"],
                            "regex": ["^cdn\\d+\\.example\\.com$"]})
 ChangeResult = Obj("UserListChange", {"message": Str(), "total": Int(minimum=0), "exact": Int(minimum=0),
@@ -47,8 +52,15 @@ def _register_one(api: Api, app, path: str, attr: str, label: str) -> None:
     @api.route("POST", path, role="admin", summary=f"Add a domain, wildcard or regex to the {label}",
                tags=["filtering"], body=DomainBody, responses={200: ChangeResult})
     async def add(req):
+        groups = req.g.body.get("groups") or None
+        if groups:
+            from ..filtering.groups import GroupError
+            try:
+                groups = app.groups.check_groups(groups)
+            except GroupError as e:
+                raise ApiError(400, e.message, [{"field": "groups", "message": e.message}]) from None
         try:
-            entry = user_list().add(req.g.body["domain"])
+            entry = user_list().add(req.g.body["domain"], groups)
         except KeyError:
             raise ApiError(409, f"{req.g.body['domain']} is already in the {label}", error="Conflict") from None
         except ValueError as e:

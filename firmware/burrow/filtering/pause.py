@@ -1,19 +1,35 @@
-"""Pausing blocking: for a while (resumes by itself) or until resumed, surviving restarts.
+"""Pausing blocking: for a while (resumes by itself) or until resumed, globally or for one
+client group, surviving restarts.
 
 The state lives in the settings DB (key ``blocking.pause``) so a pause set before a power cut
-still ends when it should. Whoever answers queries asks :meth:`BlockingPause.paused`; every
-change calls ``on_change`` so the fast path drops answers decided under the old state.
-Per-group pauses arrive with client groups.
+still ends when it should. Whoever answers queries asks :meth:`BlockingPause.paused` with the
+client's groups: blocking is off for a client when it is paused globally or for any group the
+client is in. Every change calls ``on_change`` so the fast path drops answers decided under
+the old state.
 """
 
 from __future__ import annotations
 
 import datetime
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 SETTINGS_KEY = "blocking.pause"
 MAX_PAUSE = 7 * 86400  # seconds; longer means "until resumed"
+
+
+class _Pause:
+    __slots__ = ("until", "indefinite")
+
+    def __init__(self, until=None, indefinite=False):
+        self.until = until  # unix time, or None
+        self.indefinite = bool(indefinite)
+
+    def active(self, now: float) -> bool:
+        return self.indefinite or (self.until is not None and now < self.until)
+
+    def to_dict(self) -> dict:
+        return {"until": self.until, "indefinite": self.indefinite}
 
 
 class BlockingPause:
@@ -23,51 +39,98 @@ class BlockingPause:
         self.clock = clock
         self.on_change = on_change or (lambda: None)
         stored = settings_db.get(SETTINGS_KEY) or {}
-        self._until = stored.get("until")  # unix time, or None
-        self._indefinite = bool(stored.get("indefinite"))
+        self._global = _Pause(stored.get("until"), stored.get("indefinite"))
+        self._groups: dict[str, _Pause] = {
+            name: _Pause(p.get("until"), p.get("indefinite"))
+            for name, p in (stored.get("groups") or {}).items() if isinstance(p, dict)}
 
-    def paused(self) -> bool:
-        if self._indefinite:
+    def _get(self, group: str | None) -> _Pause:
+        return self._global if group is None else self._groups.get(group) or _Pause()
+
+    def paused(self, groups: Iterable[str] = ()) -> bool:
+        """Is blocking off globally, or for any of ``groups``?"""
+        now = self.clock()
+        if self._global.active(now):
             return True
-        return self._until is not None and self.clock() < self._until
+        if self._groups:
+            for g in groups:
+                p = self._groups.get(g)
+                if p is not None and p.active(now):
+                    return True
+        return False
 
-    def remaining(self) -> float | None:
+    def group_paused(self, group: str | None) -> bool:
+        return self._get(group).active(self.clock())
+
+    def remaining(self, group: str | None = None) -> float | None:
         """Seconds until blocking resumes by itself; None when not paused or paused indefinitely."""
-        if self._indefinite or self._until is None:
+        p = self._get(group)
+        if p.indefinite or p.until is None:
             return None
-        left = self._until - self.clock()
+        left = p.until - self.clock()
         return left if left > 0 else None
 
-    def pause(self, duration: float | None = None) -> None:
+    def next_expiry(self) -> float | None:
+        """Seconds until the first timed pause (global or any group) ends: answers change then."""
+        lefts = [r for r in (self.remaining(None), *(self.remaining(g) for g in self._groups)) if r is not None]
+        return min(lefts) if lefts else None
+
+    def pause(self, duration: float | None = None, group: str | None = None) -> None:
         """Pause for ``duration`` seconds, or until :meth:`resume` when None."""
         if duration is not None and not 0 < duration <= MAX_PAUSE:
             raise ValueError(f"duration must be between 1 and {MAX_PAUSE} seconds")
-        self._indefinite = duration is None
-        self._until = None if duration is None else self.clock() + duration
+        p = _Pause(None if duration is None else self.clock() + duration, duration is None)
+        if group is None:
+            self._global = p
+        else:
+            self._groups[group] = p
         self._save()
 
-    def resume(self) -> None:
-        self._indefinite = False
-        self._until = None
+    def resume(self, group: str | None = None) -> None:
+        if group is None:
+            self._global = _Pause()
+        else:
+            self._groups.pop(group, None)
         self._save()
+
+    def forget_group(self, group: str) -> None:
+        """A deleted group's pause goes with it."""
+        if self._groups.pop(group, None) is not None:
+            self._save()
 
     def toggle(self, duration: float) -> bool:
-        """Resume when paused, else pause for ``duration``; returns whether now paused."""
-        if self.paused():
+        """Resume when paused globally, else pause for ``duration``; returns whether now paused."""
+        if self.group_paused(None):
             self.resume()
         else:
             self.pause(duration)
-        return self.paused()
+        return self.group_paused(None)
 
-    def state(self) -> dict:
-        remaining = self.remaining()
+    def state(self, group: str | None = None) -> dict:
+        """``{enabled, paused_until, remaining_seconds}`` for the whole appliance (and, for the
+        global state, ``groups``: each paused group's own state), or for one group."""
+        out = self._state_of(group)
+        if group is None:
+            now = self.clock()
+            out["groups"] = {name: self._state_of(name) for name, p in sorted(self._groups.items())
+                             if p.active(now)}
+        else:
+            out["group"] = group
+        return out
+
+    def _state_of(self, group: str | None) -> dict:
+        p = self._get(group)
+        remaining = self.remaining(group)
         until = None
         if remaining is not None:
-            until = datetime.datetime.fromtimestamp(self._until, datetime.timezone.utc) \
+            until = datetime.datetime.fromtimestamp(p.until, datetime.timezone.utc) \
                 .isoformat(timespec="seconds").replace("+00:00", "Z")
-        return {"enabled": not self.paused(), "paused_until": until,
+        return {"enabled": not p.active(self.clock()), "paused_until": until,
                 "remaining_seconds": None if remaining is None else int(remaining + 0.999)}
 
     def _save(self) -> None:
-        self.settings.set(SETTINGS_KEY, {"until": self._until, "indefinite": self._indefinite})
+        now = self.clock()
+        groups = {g: p.to_dict() for g, p in self._groups.items() if p.active(now)}
+        self._groups = {g: self._groups[g] for g in groups}
+        self.settings.set(SETTINGS_KEY, {**self._global.to_dict(), "groups": groups})
         self.on_change()

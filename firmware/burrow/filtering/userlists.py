@@ -45,43 +45,62 @@ def classify(entry: str) -> tuple[str, str]:
 
 
 class UserList:
-    """One list (allow or deny) persisted under ``settings_key``; ``match(name)`` is cheap."""
+    """One list (allow or deny) persisted under ``settings_key``; ``match(name)`` is cheap.
+
+    An entry is stored as its text (it applies to every client group) or as
+    ``{"domain": text, "groups": [...]}`` (only clients in one of those groups).
+    """
 
     def __init__(self, settings_db, settings_key: str):
         self.settings = settings_db
         self.key = settings_key
-        self._entries: list[str] = list(settings_db.get(settings_key) or [])
+        self._entries: list = list(settings_db.get(settings_key) or [])
         self._build()
 
+    @staticmethod
+    def _text(entry) -> str:
+        return entry["domain"] if isinstance(entry, dict) else entry
+
+    @staticmethod
+    def _groups(entry) -> frozenset | None:
+        return frozenset(entry["groups"]) if isinstance(entry, dict) and entry.get("groups") else None
+
     def _build(self) -> None:
-        self.exact: set[str] = set()
-        self.below: set[str] = set()
-        self.regex: list[tuple[str, re.Pattern]] = []
+        # name → the groups it is limited to (None: every group)
+        self.exact: dict[str, frozenset | None] = {}
+        self.below: dict[str, frozenset | None] = {}
+        self.regex: list[tuple[str, re.Pattern, frozenset | None]] = []
         for entry in self._entries:
-            kind, norm = classify(entry)
+            kind, norm = classify(self._text(entry))
+            groups = self._groups(entry)
             if kind == "exact":
-                self.exact.add(norm)
+                self.exact[norm] = groups
             elif kind == "wildcard":
-                self.below.add(norm[2:])
+                self.below[norm[2:]] = groups
             else:
-                self.regex.append((norm, re.compile(norm)))
+                self.regex.append((norm, re.compile(norm), groups))
 
     def summary(self) -> dict:
-        """The seed's shape: total, exact, wildcard, regex (lists of entries)."""
-        return {"total": len(self._entries), "exact": sorted(self.exact),
-                "wildcard": sorted("*." + b for b in self.below), "regex": [p for p, _ in self.regex]}
+        """The seed's shape: total, exact, wildcard, regex (lists of entries); plus ``groups``
+        for entries limited to some client groups."""
+        out = {"total": len(self._entries), "exact": sorted(self.exact),
+               "wildcard": sorted("*." + b for b in self.below), "regex": [p for p, _, _ in self.regex]}
+        limited = {classify(self._text(e))[1]: sorted(self._groups(e)) for e in self._entries if self._groups(e)}
+        if limited:
+            out["groups"] = limited
+        return out
 
     def counts(self) -> dict:
         return {"total": len(self._entries), "exact": len(self.exact), "wildcard": len(self.below),
                 "regex": len(self.regex)}
 
-    def add(self, entry: str) -> str:
+    def add(self, entry: str, groups: list[str] | None = None) -> str:
         kind, norm = classify(entry)
         if norm in self._normalised():
             raise KeyError(norm)
         if len(self._entries) >= MAX_ENTRIES:
             raise ValueError(f"at most {MAX_ENTRIES} entries")
-        self._entries.append(norm)
+        self._entries.append({"domain": norm, "groups": list(groups)} if groups else norm)
         self._save()
         return norm
 
@@ -92,30 +111,50 @@ class UserList:
             norm = entry
         if norm not in self._normalised():
             raise KeyError(norm)
-        self._entries = [e for e in self._entries if classify(e)[1] != norm]
+        self._entries = [e for e in self._entries if classify(self._text(e))[1] != norm]
         self._save()
         return norm
 
+    def drop_group(self, group: str) -> None:
+        """A deleted group leaves the entries limited to it; an entry left with no group goes."""
+        kept, changed = [], False
+        for e in self._entries:
+            if isinstance(e, dict) and group in (e.get("groups") or ()):
+                changed = True
+                rest = [g for g in e["groups"] if g != group]
+                if rest:
+                    kept.append({**e, "groups": rest})
+                continue
+            kept.append(e)
+        if changed:
+            self._entries = kept
+            self._save()
+
     def _normalised(self) -> set[str]:
-        return {classify(e)[1] for e in self._entries}
+        return {classify(self._text(e))[1] for e in self._entries}
 
     def _save(self) -> None:
         self.settings.set(self.key, self._entries)
         self._build()
 
-    def match(self, name: str) -> str | None:
-        """The entry matching ``name`` (lower case, no trailing dot), or None."""
+    def match(self, name: str, groups=None) -> str | None:
+        """The entry matching ``name`` (lower case, no trailing dot) for a client in ``groups``
+        (None: ignore group limits), or None."""
         if not self._entries:
             return None
-        if name in self.exact:
+        if name in self.exact and _applies(self.exact[name], groups):
             return name
         if self.below:
             rest = name
             while "." in rest:
                 rest = rest.split(".", 1)[1]
-                if rest in self.below:
+                if rest in self.below and _applies(self.below[rest], groups):
                     return "*." + rest
-        for pattern, compiled in self.regex:
-            if compiled.search(name):
+        for pattern, compiled, limit in self.regex:
+            if compiled.search(name) and _applies(limit, groups):
                 return pattern
         return None
+
+
+def _applies(limit, groups) -> bool:
+    return limit is None or groups is None or not limit.isdisjoint(groups)

@@ -5,7 +5,12 @@ otherwise an allow entry beats a block; otherwise the most specific block entry 
 filter wraps the cache and forward stages so an upstream answer whose CNAME chain passes
 through a blocked name is blocked too (trackers hide behind first-party CNAMEs).
 
-While blocking is paused (BlockingPause) the stage only passes queries on.
+Client groups (filtering/groups.py): ``query.view`` names the client's groups; a list, an
+allow/deny entry and a pause apply only to the groups they name (none named: every group),
+so the index lookup is narrowed to the lists of the client's groups.
+
+While blocking is paused (BlockingPause), globally or for one of the client's groups, the
+stage only passes queries on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from ...filtering.groups import view_groups
+from ...filtering.index import ALL_LISTS
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Query
@@ -82,19 +89,46 @@ class FilterStage:
         self.index = None  # burrow.filtering.index.Index, swapped in by the list manager
         self.allow_list = None  # burrow.filtering.userlists.UserList: never blocked (seed 003)
         self.deny_list = None  # the owner's own blocks
+        self.list_groups = None  # () -> {index list id: [group names]} (empty: every group)
+        self._view_masks: dict[str, int] = {}  # view → lists that apply to it; see forget_views
         self.blocked = 0
         self.cname_blocked = 0
 
     def set_index(self, index) -> None:
         """Swap in a new compiled index (the caller invalidates fast-path answers)."""
         self.index = index
+        self._view_masks.clear()
 
-    def verdict(self, name: str, qtype: int | None):
+    def forget_views(self) -> None:
+        """Lists' groups or the groups themselves changed: recompute each view's lists."""
+        self._view_masks.clear()
+
+    def lists_for(self, view: str) -> int:
+        """The mask of index lists that apply to a client whose groups are ``view``."""
+        mask = self._view_masks.get(view)
+        if mask is None:
+            if self.list_groups is None:
+                mask = ALL_LISTS
+            else:
+                groups = set(view_groups(view))
+                mask = 0
+                for list_id, limit in self.list_groups().items():
+                    if not limit or not groups.isdisjoint(limit):
+                        mask |= 1 << list_id
+            if len(self._view_masks) > 4096:  # views are group sets: few; never unbounded
+                self._view_masks.clear()
+            self._view_masks[view] = mask
+        return mask
+
+    def verdict(self, name: str, qtype: int | None, view: str | None = None):
         """(match, list id, blocked?) for a name, or None when no list mentions it."""
         index = self.index
         if index is None:
             return None
-        matches = index.lookup(name, qtype)
+        lists = ALL_LISTS if view is None else self.lists_for(view)
+        if not lists:
+            return None
+        matches = index.lookup(name, qtype, lists=lists)
         if not matches:
             return None
         deny = allow = important = 0
@@ -117,23 +151,24 @@ class FilterStage:
     async def resolve(self, query: Query, next) -> Answer:
         if query.policy_allowed:  # a policy ALLOW rule decided already (stages/policy.py)
             return await next(query)
-        if self.pause is not None and self.pause.paused():
+        groups = view_groups(query.view)
+        if self.pause is not None and self.pause.paused(groups):
             query.note("filter", "paused", source="manager", detail="blocking paused")
             return await next(query)
         name = query.name
         if self.allow_list is not None:
-            entry = self.allow_list.match(name)
+            entry = self.allow_list.match(name, groups)
             if entry is not None:  # the owner's allow list beats every list, $important too
                 query.note("whitelist", "allow", rule=entry, source="whitelist")
                 answer = await next(query)
                 return answer.replace(decision=Decision.ALLOWED) if answer.decision is Decision.RESOLVED else answer
         if self.deny_list is not None:
-            entry = self.deny_list.match(name)
+            entry = self.deny_list.match(name, groups)
             if entry is not None:
                 return self._deny(query, entry, detail=entry)
         if self.index is None:
             return self._inspect_cnames(query, await next(query)) if self.deny_list else await next(query)
-        found = self.verdict(name, query.qtype)
+        found = self.verdict(name, query.qtype, query.view)
         if found is not None:
             match, list_id, blocked = found
             info = self.index.lists.get(list_id, {})
@@ -170,6 +205,7 @@ class FilterStage:
         """Block an answer whose CNAME chain passes through a blocked name."""
         if not answer.an or answer.decision not in (Decision.RESOLVED, Decision.CACHED, Decision.STALE):
             return answer
+        groups = view_groups(query.view)
         packet = bytes(12) + query.question + answer.sections
         try:
             rrs, _ = wire.read_rrs(packet, 12 + len(query.question), answer.an)
@@ -179,14 +215,14 @@ class FilterStage:
             if rr.rtype != wire.TYPE_CNAME:
                 continue
             target = wire.name_to_text(wire.rdata_name(packet, rr))
-            if self.allow_list is not None and self.allow_list.match(target) is not None:
+            if self.allow_list is not None and self.allow_list.match(target, groups) is not None:
                 continue
             if self.deny_list is not None:
-                entry = self.deny_list.match(target)
+                entry = self.deny_list.match(target, groups)
                 if entry is not None:
                     self.cname_blocked += 1
                     return self._deny(query, entry, detail=f"cname {target} ({entry})")
-            found = self.verdict(target, query.qtype)
+            found = self.verdict(target, query.qtype, query.view)
             if found is not None and found[2]:
                 match, list_id, _ = found
                 info = self.index.lists.get(list_id, {})

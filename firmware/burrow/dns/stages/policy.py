@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 
 from ...policy import PolicyEngine, PolicyRule
 from ...storage.querylog import qtype_name
+from ...filtering.groups import view_groups
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Query
@@ -113,7 +114,7 @@ class PolicyStage:
         action = match.action
         if action == "BLOCK":
             f = self.filter
-            if f is not None and f.pause is not None and f.pause.paused():
+            if f is not None and f.pause is not None and f.pause.paused(view_groups(query.view)):
                 query.note("policy", "paused", rule=rule.name, source=SOURCE, detail="blocking paused")
                 return await next(query)
             self.blocked += 1

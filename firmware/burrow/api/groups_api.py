@@ -1,0 +1,162 @@
+"""/api/groups and /api/clients: client groups, and which devices or networks belong to them.
+
+A group is a name lists, allow/deny entries, policy rules (``InClientGroup``) and pauses
+apply to; ``default`` is built in and holds every client no entry covers. A client entry is an
+IP address or a CIDR with the groups it is in (filtering/groups.py). Every change moves the
+DNS generation, so no answer decided for a client's old groups is replayed.
+"""
+
+from __future__ import annotations
+
+from .errors import ApiError
+from .routes import Api
+from .schema import Bool, Int, List, Num, Obj, Query, Str
+
+GroupOut = Obj("Group", {
+    "name": Str(), "description": Str(), "builtin": Bool(description="true for \"default\""),
+    "clients": Int(minimum=0, description="client entries in the group"),
+    "created_at": Num(nullable=True, description="unix seconds"),
+}, example={"name": "kids", "description": "tablets and the games console", "builtin": False,
+            "clients": 2, "created_at": 1795000000.0})
+GroupCreate = Obj("GroupCreate", {
+    "name": Str(min_len=1, max_len=64, description="lower-case letters, digits, - and _"),
+    "description": Str(required=False, max_len=200),
+}, example={"name": "kids", "description": "tablets and the games console"})
+GroupUpdate = Obj("GroupUpdate", {"description": Str(max_len=200)},
+                  example={"description": "tablets, the console and the kids' laptop"})
+ClientOut = Obj("Client", {
+    "id": Int(minimum=1), "client": Str(description="IP address or CIDR"), "name": Str(),
+    "groups": List(Str()), "created_at": Num(nullable=True, description="unix seconds"),
+}, example={"id": 1, "client": "192.168.1.40", "name": "tablet", "groups": ["kids"], "created_at": 1795000000.0})
+ClientCreate = Obj("ClientCreate", {
+    "client": Str(min_len=1, max_len=64, description="an IP address (192.168.1.40) or a CIDR (192.168.5.0/24)"),
+    "name": Str(required=False, max_len=200),
+    "groups": List(Str(max_len=64), min_items=1, max_items=64),
+}, example={"client": "192.168.1.40", "name": "tablet", "groups": ["kids"]})
+ClientUpdate = Obj("ClientUpdate", {
+    "client": Str(required=False, min_len=1, max_len=64), "name": Str(required=False, max_len=200),
+    "groups": List(Str(max_len=64), required=False, min_items=1, max_items=64),
+}, min_fields=1, example={"groups": ["kids", "guests"]})
+
+
+def register(api: Api, app) -> None:
+    def store():
+        if app.groups is None:
+            raise ApiError(503, "groups are not available (storage not open)")
+        return app.groups
+
+    def checked(fn):
+        from ..filtering.groups import Duplicate, GroupError
+        try:
+            return fn()
+        except GroupError as e:
+            raise ApiError(400, e.message, [{"field": e.field, "message": e.message}]) from None
+        except Duplicate as e:
+            raise ApiError(409, f"{e.args[0]} exists already", error="Conflict") from None
+
+    def changed(req, kind: str, summary: str, data=None) -> None:
+        app._answers_changed()  # views and list masks are recomputed, fast path emptied
+        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
+                                      "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+
+    @api.route("GET", "/api/groups", role="viewer", summary="Client groups (default first)", tags=["groups"])
+    async def list_groups(req):
+        groups = store().all_groups()
+        return {"groups": groups, "total": len(groups)}
+
+    @api.route("POST", "/api/groups", role="admin", summary="Create a client group", tags=["groups"],
+               body=GroupCreate, status=201, responses={201: GroupOut})
+    async def create_group(req):
+        body = req.g.body
+        created = checked(lambda: store().add_group(body["name"], body.get("description", "")))
+        changed(req, "group.created", f"group {created['name']} created")
+        return created, 201
+
+    @api.route("GET", "/api/groups/<name>", role="viewer", summary="One group, its clients and pause state",
+               tags=["groups"], responses={200: GroupOut})
+    async def get_group(req, name):
+        try:
+            group = store().group(name)
+        except KeyError:
+            raise ApiError(404, f"no client group named {name!r}") from None
+        members = [c for c in store().clients if name in c["groups"]]
+        return {**group, "members": members, "blocking": app.pause.state(name)}
+
+    @api.route("PUT", "/api/groups/<name>", role="admin", summary="Change a group's description",
+               tags=["groups"], body=GroupUpdate, responses={200: GroupOut})
+    async def update_group(req, name):
+        try:
+            return checked(lambda: store().update_group(name, req.g.body["description"]))
+        except KeyError:
+            raise ApiError(404, f"no client group named {name!r}") from None
+
+    @api.route("DELETE", "/api/groups/<name>", role="admin", summary="Delete a group (its clients fall back "
+               "to the groups left, or default)", tags=["groups"])
+    async def delete_group(req, name):
+        try:
+            checked(lambda: store().delete_group(name))
+        except KeyError:
+            raise ApiError(404, f"no client group named {name!r}") from None
+        app.pause.forget_group(name)
+        for user_list in (app.filter.allow_list, app.filter.deny_list):
+            if user_list is not None:
+                user_list.drop_group(name)
+        for row in app.list_store.list() if app.list_store is not None else ():
+            if name in row["groups"]:
+                app.list_store.update(row["id"], {"groups": [g for g in row["groups"] if g != name]})
+        changed(req, "group.deleted", f"group {name} deleted")
+        return {"message": "Group deleted", "name": name}
+
+    @api.route("GET", "/api/clients", role="viewer", summary="Client entries; with ip=, the groups of one address",
+               tags=["groups"], query=Query({"ip": Str(required=False, max_len=64,
+                                                        description="show which groups this address is in")}))
+    async def list_clients(req):
+        ip = req.g.query.get("ip")
+        out = {"clients": [dict(c) for c in store().clients], "total": len(store().clients)}
+        if ip is not None:
+            from ..filtering.groups import parse_client
+            try:
+                net = parse_client(ip)
+            except ValueError as e:
+                raise ApiError(400, str(e), [{"field": "ip", "message": str(e)}]) from None
+            if net.num_addresses != 1:
+                raise ApiError(400, "ip must be one address", [{"field": "ip", "message": "one address"}])
+            out["lookup"] = {"ip": ip, "groups": sorted(store().groups_of(ip))}
+        return out
+
+    @api.route("POST", "/api/clients", role="admin", summary="Put a device or network in groups", tags=["groups"],
+               body=ClientCreate, status=201, responses={201: ClientOut})
+    async def create_client(req):
+        body = req.g.body
+        created = checked(lambda: store().add_client(body["client"], body["groups"], body.get("name", "")))
+        changed(req, "client.created", f"client {created['client']} in {', '.join(created['groups'])}", created)
+        return created, 201
+
+    @api.route("GET", "/api/clients/<int:client_id>", role="viewer", summary="One client entry",
+               tags=["groups"], responses={200: ClientOut})
+    async def get_client(req, client_id):
+        try:
+            return store().client(client_id)
+        except KeyError:
+            raise ApiError(404, f"no client entry {client_id}") from None
+
+    @api.route("PUT", "/api/clients/<int:client_id>", role="admin", summary="Change a client entry",
+               tags=["groups"], body=ClientUpdate, responses={200: ClientOut})
+    async def update_client(req, client_id):
+        try:
+            before = store().client(client_id)
+            updated = checked(lambda: store().update_client(client_id, req.g.body))
+        except KeyError:
+            raise ApiError(404, f"no client entry {client_id}") from None
+        changed(req, "client.updated", f"client {updated['client']} changed", {"before": before, "after": updated})
+        return updated
+
+    @api.route("DELETE", "/api/clients/<int:client_id>", role="admin", summary="Remove a client entry",
+               tags=["groups"])
+    async def delete_client(req, client_id):
+        try:
+            removed = store().delete_client(client_id)
+        except KeyError:
+            raise ApiError(404, f"no client entry {client_id}") from None
+        changed(req, "client.deleted", f"client {removed['client']} removed")
+        return {"message": "Client removed", "id": client_id}
