@@ -56,6 +56,7 @@ class App:
         self.pause = None  # BlockingPause once storage is open
         self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
         self.groups = None  # filtering.groups.Groups: client groups, once storage is open
+        self.threats = None  # filtering.threats.ThreatReporter: security events for threat-feed hits
         self.list_store = None
         self._pause_timer = None
         self.eventlog = None  # audit and system events, stored in the settings DB
@@ -116,6 +117,9 @@ class App:
         self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
         from .filtering.groups import Groups
         self.groups = Groups(self.settings)
+        from .filtering.threats import ThreatReporter
+        self.threats = ThreatReporter(lambda event: self.events.publish("events", event))
+        self.filter.on_threat = self.threats
         self._arm_pause_expiry()  # a pause from before a restart still ends on time
         from .auth import AuthService
         self.auth = AuthService(self.settings, self.data_dir)

@@ -91,14 +91,16 @@ def fields_of(res):
 
 def test_stats_default_period_and_seed_fields(app):
     feed(app, [record("a.example"), record("b.example", decision=Decision.CACHED),
-               record("ads.example", decision=Decision.BLOCKED, trace=BLOCK)])
+               record("ads.example", decision=Decision.BLOCKED, trace=BLOCK),
+               record("c2.example", decision=Decision.THREAT, trace=BLOCK)])
     res = call(app, "GET", "/api/stats", VIEWER)
     assert res.status_code == 200
     body = res.json
     assert set(body) == {"total_queries", "blocked_queries", "cached_queries", "block_rate",
-                         "cache_hit_rate", "avg_response_ms", "period", "timestamp"}
-    assert body["total_queries"] == 3 and body["blocked_queries"] == 1 and body["cached_queries"] == 1
-    assert body["block_rate"] == pytest.approx(33.33) and body["period"] == "24h0m0s"
+                         "cache_hit_rate", "avg_response_ms", "period", "timestamp", "threats_blocked"}
+    assert body["total_queries"] == 4 and body["blocked_queries"] == 2 and body["cached_queries"] == 1
+    assert body["threats_blocked"] == 1
+    assert body["block_rate"] == pytest.approx(50.0) and body["period"] == "24h0m0s"
     assert body["timestamp"].endswith("Z")
 
 

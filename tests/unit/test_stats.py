@@ -16,7 +16,7 @@ def rec(decision=Decision.RESOLVED, elapsed=0.010):
 def test_empty_summary_is_all_zero():
     assert StatsBuckets().summary(86400, now=T0) == {
         "total_queries": 0, "blocked_queries": 0, "cached_queries": 0,
-        "block_rate": 0.0, "cache_hit_rate": 0.0, "avg_response_ms": 0.0}
+        "block_rate": 0.0, "cache_hit_rate": 0.0, "avg_response_ms": 0.0, "threats_blocked": 0}
 
 
 def test_summary_math():
@@ -27,13 +27,14 @@ def test_summary_math():
         stats.add(T0 + 2, rec(Decision.CACHED, elapsed=0.002))
     stats.add(T0 + 3, rec(Decision.STALE, elapsed=0.003))  # stale counts as cached
     stats.add(T0 + 4, rec(Decision.RESOLVED, elapsed=0.050))
+    stats.add(T0 + 5, rec(Decision.THREAT, elapsed=0.001))  # a threat block is a block, counted apart too
     summary = stats.summary(3600, now=T0 + 30)
     assert summary == {
-        "total_queries": 9, "blocked_queries": 4, "cached_queries": 4,
-        "block_rate": 44.44, "cache_hit_rate": 44.44,
-        "avg_response_ms": round((4 * 1 + 3 * 2 + 3 + 50) / 9, 2)}
+        "total_queries": 10, "blocked_queries": 5, "cached_queries": 4,
+        "block_rate": 50.0, "cache_hit_rate": 40.0,
+        "avg_response_ms": round((4 * 1 + 3 * 2 + 3 + 50 + 1) / 10, 2), "threats_blocked": 1}
     assert stats.decision_counts(3600, now=T0 + 30) == {
-        "blocked": 4, "cached": 3, "stale": 1, "resolved": 1}
+        "blocked": 4, "cached": 3, "stale": 1, "resolved": 1, "threat": 1}
 
 
 def test_summary_window_is_whole_minutes_ending_now():

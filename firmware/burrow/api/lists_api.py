@@ -1,4 +1,7 @@
-"""/api/lists (CRUD, status, update now) and POST /api/blocklist/reload (seed 003 shape)."""
+"""/api/lists (CRUD, status, update now), POST /api/blocklist/reload (seed 003 shape), and
+/api/threat-feeds (seed 000): the same lists store seen through kind ``threat`` — a feed is a
+list whose hits are blocked with EDE 17 (Filtered), counted apart in the stats and reported as
+security events (filtering/threats.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,10 @@ ListUpdate = Obj("ListUpdate", {
     "update_interval": Int(required=False, minimum=300, maximum=90 * 86400),
     "mode": Str(enum=MODES, required=False, nullable=True),
 }, min_fields=1, example={"enabled": False})
+ThreatFeedCreate = Obj("ThreatFeedCreate", {k: f for k, f in ListCreate.fields.items() if k != "kind"},
+                       example={"name": "URLhaus", "source": "https://urlhaus.abuse.ch/downloads/hostfile/"})
+ThreatFeedUpdate = Obj("ThreatFeedUpdate", {k: f for k, f in ListUpdate.fields.items() if k != "kind"},
+                       min_fields=1, example={"update_interval": 3600})
 ReloadResult = Obj("ReloadResult", {"status": Str(), "domains": Int(minimum=0), "message": Str()},
                    example={"status": "ok", "domains": 101348, "message": "Blocklists reloaded successfully"})
 
@@ -40,13 +47,38 @@ def register(api: Api, app) -> None:
             raise ApiError(503, "Blocklist manager not available")
         return app.lists
 
+    def audit(req, kind: str, summary: str, data=None) -> None:
+        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
+                                      "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+
+    _register_face(api, app, manager, audit, "/api/lists", None, "list", ListCreate, ListUpdate)
+    _register_face(api, app, manager, audit, "/api/threat-feeds", "threat", "threat feed",
+                   ThreatFeedCreate, ThreatFeedUpdate)
+
+    @api.route("POST", "/api/blocklist/reload", role="admin", summary="Reload every list now (seed 003)",
+               tags=["lists"], responses={200: ReloadResult})
+    async def reload_all(req):
+        result = await manager().refresh(force=True)
+        report = manager().reload_report(result)
+        audit(req, "blocklist.reloaded", report["message"], {"domains": report["domains"]})
+        return report, (500 if report["status"] != "ok" else 200)
+
+
+def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, label: str,
+                   create_schema: Obj, update_schema: Obj) -> None:
+    """CRUD + update-now on the lists store; ``kind`` fixes the kind this face shows and makes."""
+    tag = "lists" if kind is None else "threat-feeds"
+    event = "list" if kind is None else "threat_feed"
+
     def store():
         manager()
         return app.list_store
 
-    def audit(req, kind: str, summary: str, data=None) -> None:
-        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
-                                      "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+    def found(list_id: int) -> dict:
+        row = store().get(list_id)
+        if row is None or (kind is not None and row["kind"] != kind):
+            raise ApiError(404, f"no {label} {list_id}")
+        return row
 
     def known_groups(body) -> None:
         from ..filtering.groups import GroupError
@@ -65,71 +97,66 @@ def register(api: Api, app) -> None:
             status = 409 if type(e).__name__ == "ListConflictError" else 400
             raise ApiError(status, str(e), [{"field": field, "message": str(e)}] if field else None) from None
 
-    @api.route("GET", "/api/lists", role="viewer", summary="All lists with their status", tags=["lists"])
+    @api.route("GET", base, role="viewer", summary=f"All {label}s with their status", tags=[tag])
     async def get_lists(req):
-        lists = store().list()
-        return {"lists": lists, "total": len(lists), "index": manager().status()}
+        lists = store().list(kind=kind)
+        key = "lists" if kind is None else "feeds"
+        out = {key: lists, "total": len(lists), "index": manager().status()}
+        if kind == "threat" and getattr(app, "threats", None) is not None:
+            out["hits"] = app.threats.status()  # since start; per-minute counts are in /api/stats
+        return out
 
-    @api.route("POST", "/api/lists", role="admin", summary="Add a block, allow or threat list", tags=["lists"],
-               body=ListCreate, status=201)
+    @api.route("POST", base, role="admin", summary=f"Add a {label}" if kind else "Add a block, allow or threat list",
+               tags=[tag], body=create_schema, status=201)
     async def create_list(req):
         body = dict(req.g.body)
+        if kind is not None:
+            body["kind"] = kind
         if body.get("format") == "auto":
             body["format"] = None
         known_groups(body)
         created = checked(lambda: store().create(**body))
         app._answers_changed()  # the lists each view uses
         manager().wake()  # downloaded and compiled by the scheduler now
-        audit(req, "list.created", f"list {created['name']} added", {"list": created["name"], "source": created["source"]})
+        audit(req, f"{event}.created", f"{label} {created['name']} added",
+              {"list": created["name"], "source": created["source"]})
         return created, 201
 
-    @api.route("GET", "/api/lists/<int:list_id>", role="viewer", summary="One list and its status", tags=["lists"])
+    @api.route("GET", base + "/<int:list_id>", role="viewer", summary=f"One {label} and its status", tags=[tag])
     async def get_list(req, list_id):
-        found = store().get(list_id)
-        if found is None:
-            raise ApiError(404, f"no list {list_id}")
-        return found
+        return found(list_id)
 
-    @api.route("PUT", "/api/lists/<int:list_id>", role="admin", summary="Change a list", tags=["lists"],
-               body=ListUpdate)
+    @api.route("PUT", base + "/<int:list_id>", role="admin", summary=f"Change a {label}", tags=[tag],
+               body=update_schema)
     async def update_list(req, list_id):
         changes = dict(req.g.body)
         if changes.get("format") == "auto":
             changes["format"] = None
         known_groups(changes)
-        before = store().get(list_id)
+        before = found(list_id)
         updated = checked(lambda: store().update(list_id, changes))
         if updated is None:
-            raise ApiError(404, f"no list {list_id}")
+            raise ApiError(404, f"no {label} {list_id}")
         app._answers_changed()  # a list's groups apply at once, without a recompile
         manager().wake()
-        audit(req, "list.updated", f"list {updated['name']} changed",
+        audit(req, f"{event}.updated", f"{label} {updated['name']} changed",
               {"before": {k: before.get(k) for k in changes}, "after": changes})
         return updated
 
-    @api.route("DELETE", "/api/lists/<int:list_id>", role="admin", summary="Remove a list", tags=["lists"])
+    @api.route("DELETE", base + "/<int:list_id>", role="admin", summary=f"Remove a {label}", tags=[tag])
     async def delete_list(req, list_id):
-        found = store().get(list_id)
-        if found is None or not store().delete(list_id):
-            raise ApiError(404, f"no list {list_id}")
+        row = found(list_id)
+        if not store().delete(list_id):
+            raise ApiError(404, f"no {label} {list_id}")
         manager().wake()
-        audit(req, "list.deleted", f"list {found['name']} removed")
-        return {"message": "List removed", "id": list_id}
+        audit(req, f"{event}.deleted", f"{label} {row['name']} removed")
+        return {"message": "List removed" if kind is None else "Threat feed removed", "id": list_id}
 
-    @api.route("POST", "/api/lists/<int:list_id>/update", role="admin", summary="Download this list now",
-               tags=["lists"], responses={200: ReloadResult})
+    @api.route("POST", base + "/<int:list_id>/update", role="admin", summary=f"Download this {label} now",
+               tags=[tag], responses={200: ReloadResult})
     async def update_now(req, list_id):
-        if store().get(list_id) is None:
-            raise ApiError(404, f"no list {list_id}")
+        found(list_id)
         result = await manager().refresh(list_id, force=True)
-        audit(req, "list.refreshed", f"list {list_id} updated on request")
+        audit(req, f"{event}.refreshed", f"{label} {list_id} updated on request")
         report = manager().reload_report(result)
-        return report, (500 if report["status"] != "ok" else 200)
-
-    @api.route("POST", "/api/blocklist/reload", role="admin", summary="Reload every list now (seed 003)",
-               tags=["lists"], responses={200: ReloadResult})
-    async def reload_all(req):
-        result = await manager().refresh(force=True)
-        report = manager().reload_report(result)
-        audit(req, "blocklist.reloaded", report["message"], {"domains": report["domains"]})
         return report, (500 if report["status"] != "ok" else 200)

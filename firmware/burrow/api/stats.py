@@ -120,9 +120,11 @@ Stats = Obj("Stats", {
     "block_rate": Num(description="percent"), "cache_hit_rate": Num(description="percent"),
     "avg_response_ms": Num(), "period": Str(description="Go duration, e.g. 24h0m0s"),
     "timestamp": Str(),
+    "threats_blocked": Int(description="blocked by threat feeds (also in blocked_queries); "
+                                       "each is a security event"),
 }, example={"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000,
             "block_rate": 25.0, "cache_hit_rate": 50.0, "avg_response_ms": 5.2,
-            "period": "24h0m0s", "timestamp": "2025-11-22T10:30:00Z"})
+            "period": "24h0m0s", "timestamp": "2025-11-22T10:30:00Z", "threats_blocked": 3})
 
 Counts = Obj("CountsByName", {}, additional=True)
 TraceStats = Obj("TraceStats", {

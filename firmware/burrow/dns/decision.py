@@ -25,6 +25,7 @@ class Decision(enum.IntEnum):
     RATE_LIMITED = 10  # the client exceeded its rate limit
     SERVFAIL = 11  # no answer could be had
     INVALID = 12  # malformed or unsupported query (FORMERR, NOTIMP, BADVERS)
+    THREAT = 13  # a threat feed blocked it: counted apart and reported as a security event
 
     @property
     def label(self) -> str:
@@ -32,7 +33,7 @@ class Decision(enum.IntEnum):
 
     @property
     def blocked(self) -> bool:
-        return self is Decision.BLOCKED
+        return self is Decision.BLOCKED or self is Decision.THREAT
 
     @property
     def cached(self) -> bool:

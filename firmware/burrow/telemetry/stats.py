@@ -71,7 +71,7 @@ class StatsBuckets:
         """Count ``count`` queries with one ``decision`` answered within the second of
         ``wall_ts``, taking ``sum_elapsed`` seconds in all (the drain tallies fast-path hits
         per second and decision, then calls this once per tally)."""
-        blocked = count if decision == Decision.BLOCKED else 0
+        blocked = count if (decision == Decision.BLOCKED or decision == Decision.THREAT) else 0
         cached = count if (decision == Decision.CACHED or decision == Decision.STALE) else 0
         minute = int(wall_ts // 60)
         if minute == self._cur_minute:
@@ -183,6 +183,8 @@ class StatsBuckets:
             "block_rate": round(100.0 * b[_BLOCKED] / total, 2) if total else 0.0,
             "cache_hit_rate": round(100.0 * b[_CACHED] / total, 2) if total else 0.0,
             "avg_response_ms": round(b[_SUM_MS] / total, 2) if total else 0.0,
+            # threat-feed blocks, also counted in blocked_queries (a security event each)
+            "threats_blocked": b[_DECISION_BASE + Decision.THREAT],
         }
 
     def decision_counts(self, since_seconds: float, now: float | None = None) -> dict[str, int]:

@@ -90,6 +90,7 @@ class FilterStage:
         self.allow_list = None  # burrow.filtering.userlists.UserList: never blocked (seed 003)
         self.deny_list = None  # the owner's own blocks
         self.list_groups = None  # () -> {index list id: [group names]} (empty: every group)
+        self.on_threat = None  # (query, list name, entry) -> None: a threat feed blocked a query
         self._view_masks: dict[str, int] = {}  # view → lists that apply to it; see forget_views
         self.blocked = 0
         self.cname_blocked = 0
@@ -188,12 +189,19 @@ class FilterStage:
         query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
         if match.action == "drop":
             return DROP
-        kind_ede = wire.EDE_FILTERED if info.get("kind") == "threat" else wire.EDE_BLOCKED
-        ede = (kind_ede, f"{list_name}: {match.name}")
+        threat = info.get("kind") == "threat"
+        ede = (wire.EDE_FILTERED if threat else wire.EDE_BLOCKED, f"{list_name}: {match.name}")
         mode = {"nxdomain": "nxdomain", "nodata": "nodata"}.get(match.action) \
             or info.get("mode") or self.settings.mode
-        return blocked_answer(query.qtype, mode, self.settings, ede,
-                              match.data if match.action == "redirect" else ())
+        answer = blocked_answer(query.qtype, mode, self.settings, ede,
+                                match.data if match.action == "redirect" else ())
+        if threat:
+            if self.on_threat is not None:
+                self.on_threat(query, list_name, match.name)
+            if answer.decision is Decision.BLOCKED:
+                # Not replayed by the fast path (see fastpath.STORABLE): every hit is seen here.
+                answer = answer.replace(decision=Decision.THREAT)
+        return answer
 
     def _deny(self, query: Query, entry: str, detail: str) -> Answer:
         self.blocked += 1
