@@ -16,3 +16,9 @@ class Record(NamedTuple):
     type: str
     ttl: int
     value: str
+
+
+# The types local zones hold, with their wire codes (RFC 1035, 3596, 2782, 8659).
+TYPE_CODES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
+              "SRV": 33, "CAA": 257}
+TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}
