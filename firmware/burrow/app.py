@@ -56,6 +56,7 @@ class App:
         self.pause = None  # BlockingPause once storage is open
         self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
         self.groups = None  # filtering.groups.Groups: client groups, once storage is open
+        self.rpz = None  # filtering.rpz.HandZones: rules of RPZ zones made by hand
         self.threats = None  # filtering.threats.ThreatReporter: security events for threat-feed hits
         self.list_store = None
         self._pause_timer = None
@@ -189,6 +190,9 @@ class App:
         self.lists = ListManager(self.list_store, self.data_dir / "lists-cache", self.data_dir / "blocklist.index",
                                  resolve=download.upstream_resolver(self.upstreams), on_swap=self._swap_index,
                                  on_event=lambda event: self.events.publish("lists", event), local_dirs=local_dirs)
+        from .filtering.rpz import HandZones
+        self.rpz = HandZones(self.settings, str(lists_dir))  # RPZ zones made by hand (/api/rpz)
+        self.rpz.sync(row["id"] for row in self.list_store.list() if row["format"] == "rpz")
         self.filter.list_groups = self._list_groups
         await self.lists.start()
 

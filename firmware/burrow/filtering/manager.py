@@ -337,6 +337,10 @@ class ListManager:
             interval = min(interval, self.retry_interval)
         return la + interval * self._factor(row)
 
+    def live_file(self, row: dict) -> str | None:
+        """The copy of list ``row`` the live index was compiled from, or None."""
+        return self._live_files([row]).get(row["id"])
+
     def _live_files(self, rows: list[dict]) -> dict[int, str]:
         """id → cached copy the live index was compiled from (existing, still this list's)."""
         index = self.index

@@ -1,0 +1,250 @@
+"""/api/rpz (seed 000): Response Policy Zones — made by hand, from a file or from a URL;
+rules CRUD for zones made by hand; export as a zone file BIND or Unbound loads.
+
+A zone is a filter list of format ``rpz`` (its id is the list's id), so it compiles into the
+same index, honours groups and shows in /api/lists too. See filtering/rpz.py.
+"""
+
+from __future__ import annotations
+
+from microdot import Response
+
+from .errors import ApiError
+from .routes import Api
+from .schema import Bool, Int, List, Obj, Str
+
+RuleIn = Obj("RpzRuleIn", {
+    "trigger": Str(min_len=1, max_len=255, description="bad.example (that name) or *.bad.example (names below)"),
+    "action": Str(enum=["nxdomain", "nodata", "passthru", "drop", "redirect"]),
+    "data": Str(required=False, max_len=1024, description="redirect only: IP addresses, or one CNAME target"),
+}, example={"trigger": "*.tracker.example", "action": "nxdomain"})
+RuleOut = Obj("RpzRule", {"id": Int(minimum=1), "trigger": Str(), "action": Str(), "data": Str()},
+              example={"id": 1, "trigger": "*.tracker.example", "action": "nxdomain", "data": ""})
+ZoneCreate = Obj("RpzZoneCreate", {
+    "name": Str(min_len=1, max_len=64, description="the zone's name, also its origin (e.g. rpz.home)"),
+    "source": Str(required=False, min_len=1, max_len=2048,
+                  description="http(s) URL or a file in a local list folder; omit for a zone made by hand"),
+    "zone": Str(required=False, max_len=4 * 1024 * 1024 // 2,
+                description="RPZ zone-file text to start a zone made by hand from"),
+    "rules": List(RuleIn, required=False, max_items=10_000),
+    "enabled": Bool(required=False),
+    "groups": List(Str(max_len=64), required=False, max_items=64),
+    "update_interval": Int(required=False, minimum=300, maximum=90 * 86400),
+}, example={"name": "rpz.home", "rules": [{"trigger": "ads.example", "action": "nxdomain"}]})
+ZoneOut = Obj("RpzZone", {}, additional=True, example={
+    "id": 3, "name": "rpz.home", "origin": "rpz.home", "source_type": "hand", "enabled": True,
+    "rules": 1, "serial": 1795000000, "last_error": None})
+
+
+def register(api: Api, app) -> None:
+    def env():
+        if getattr(app, "lists", None) is None or getattr(app, "rpz", None) is None:
+            raise ApiError(503, "Blocklist manager not available")
+        return app.list_store, app.lists, app.rpz
+
+    def checked(fn):
+        from ..filtering.rpz import RpzError
+        try:
+            return fn()
+        except RpzError as e:
+            raise ApiError(400, e.message, [{"field": e.field, "message": e.message}]) from None
+        except ValueError as e:
+            field = getattr(e, "field", None)
+            status = 409 if type(e).__name__ == "ListConflictError" else 400
+            raise ApiError(status, str(e), [{"field": field, "message": str(e)}] if field else None) from None
+
+    def audit(req, kind: str, summary: str, data=None) -> None:
+        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
+                                      "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+
+    def zone_row(zone_id: int) -> dict:
+        store, _, _ = env()
+        row = store.get(zone_id)
+        if row is None or row["format"] != "rpz":
+            raise ApiError(404, f"no RPZ zone {zone_id}")
+        return row
+
+    def describe(row: dict) -> dict:
+        _, _, hand = env()
+        state = hand.state(row["id"]) if hand.is_hand(row["id"]) else None
+        kind = "hand" if state is not None else ("url" if row["source"].startswith(("http://", "https://"))
+                                                 else "file")
+        out = {"id": row["id"], "name": row["name"], "origin": state["origin"] if state else row["name"],
+               "source_type": kind, "source": None if state else row["source"], "enabled": row["enabled"],
+               "groups": row["groups"], "rules": len(state["rules"]) if state else row.get("entries"),
+               "serial": state["serial"] if state else None, "last_success": row.get("last_success"),
+               "last_error": row.get("last_error"), "entries": row.get("entries"),
+               "skipped": row.get("skipped"), "errors": row.get("errors")}
+        return out
+
+    def current_rules(row: dict) -> list[dict]:
+        _, manager, hand = env()
+        if hand.is_hand(row["id"]):
+            return hand.rules(row["id"])
+        from ..filtering.parsers import parse_file
+        from ..filtering.rpz import rules_from_list
+        path = manager.live_file(row)
+        if path is None:
+            return []
+        return [{"id": i, **r} for i, r in enumerate(rules_from_list(parse_file(path, "rpz").rules), 1)]
+
+    async def apply(row: dict) -> dict:
+        """Recompile with the zone's new file; the answer comes once the new index is live."""
+        _, manager, _ = env()
+        app._answers_changed()
+        result = await manager.refresh(row["id"], force=True)
+        return manager.reload_report(result)
+
+    def known_groups(body) -> None:
+        from ..filtering.groups import GroupError
+        if body.get("groups"):
+            try:
+                app.groups.check_groups(body["groups"])
+            except GroupError as e:
+                raise ApiError(400, e.message, [{"field": "groups", "message": e.message}]) from None
+
+    @api.route("GET", "/api/rpz", role="viewer", summary="RPZ zones", tags=["rpz"])
+    async def list_zones(req):
+        store, _, _ = env()
+        zones = [describe(r) for r in store.list() if r["format"] == "rpz"]
+        return {"zones": zones, "total": len(zones)}
+
+    @api.route("POST", "/api/rpz", role="admin", summary="Create an RPZ zone by hand, from zone text, a file "
+               "or a URL", tags=["rpz"], body=ZoneCreate, status=201, responses={201: ZoneOut})
+    async def create_zone(req):
+        from ..filtering.rpz import RpzError, check_rule, parse_zone_text
+        store, manager, hand = env()
+        body = dict(req.g.body)
+        known_groups(body)
+        common = {k: body[k] for k in ("enabled", "groups", "update_interval") if k in body}
+        if "source" in body:
+            if "zone" in body or "rules" in body:
+                raise ApiError(400, "a zone comes from a source, or from zone text / rules: not both",
+                               [{"field": "source", "message": "not with zone or rules"}])
+            row = checked(lambda: store.create(body["name"], body["source"], "block", "rpz", **common))
+            app._answers_changed()
+            manager.wake()
+            audit(req, "rpz.created", f"RPZ zone {row['name']} added from {row['source']}")
+            return describe(row), 201
+        from ..filtering.rpz import check_name
+        origin = checked(lambda: check_name(body["name"], "name"))
+        rules = checked(lambda: parse_zone_text(body["zone"])) if "zone" in body else []
+        try:
+            for i, r in enumerate(body.get("rules") or ()):
+                rules.append(check_rule(r["trigger"], r["action"], r.get("data", "")))
+        except RpzError as e:
+            raise ApiError(400, e.message, [{"field": f"rules[{i}].{e.field}", "message": e.message}]) from None
+        rules = [{"id": i, **r} for i, r in enumerate(rules, 1)]
+        # The file must exist before the list is validated (a local source is checked on disk).
+        import os
+        import secrets
+        placeholder = os.path.join(hand.lists_dir, f".rpz-new-{secrets.token_hex(4)}.zone")
+        open(placeholder, "w").close()
+        try:
+            row = checked(lambda: store.create(body["name"], placeholder, "block", "rpz", **common))
+        finally:
+            os.unlink(placeholder)
+        try:
+            checked(lambda: hand.save(row["id"], origin, rules))
+            store.update(row["id"], {"source": hand.path(row["id"])})
+        except BaseException:
+            store.delete(row["id"])
+            hand.forget(row["id"])
+            raise
+        row = store.get(row["id"])
+        report = await apply(row)
+        audit(req, "rpz.created", f"RPZ zone {row['name']} created with {len(rules)} rules")
+        return {**describe(store.get(row["id"])), "reload": report}, 201
+
+    @api.route("GET", "/api/rpz/<int:zone_id>", role="viewer", summary="One RPZ zone and its rules", tags=["rpz"])
+    async def get_zone(req, zone_id):
+        row = zone_row(zone_id)
+        return {**describe(row), "rule_list": current_rules(row)[:10_000]}
+
+    @api.route("DELETE", "/api/rpz/<int:zone_id>", role="admin", summary="Remove an RPZ zone", tags=["rpz"])
+    async def delete_zone(req, zone_id):
+        store, manager, hand = env()
+        row = zone_row(zone_id)
+        store.delete(zone_id)
+        hand.forget(zone_id)
+        app._answers_changed()
+        manager.wake()
+        audit(req, "rpz.deleted", f"RPZ zone {row['name']} removed")
+        return {"message": "RPZ zone removed", "id": zone_id}
+
+    @api.route("GET", "/api/rpz/<int:zone_id>/export", role="viewer", tags=["rpz"],
+               summary="The zone as an RPZ zone file (BIND / Unbound)")
+    async def export_zone(req, zone_id):
+        import time as _time
+        from ..filtering.rpz import render_zone
+        _, _, hand = env()
+        row = zone_row(zone_id)
+        info = describe(row)
+        serial = info["serial"] or int(row.get("last_success") or _time.time())
+        text = render_zone(info["origin"], current_rules(row), serial)
+        filename = info["origin"].replace("/", "_") + ".zone"
+        return Response(text, 200, {"Content-Type": "text/dns; charset=utf-8",
+                                    "Content-Disposition": f'attachment; filename="{filename}"'})
+
+    @api.route("GET", "/api/rpz/<int:zone_id>/rules", role="viewer", summary="The zone's rules", tags=["rpz"])
+    async def list_rules(req, zone_id):
+        rules = current_rules(zone_row(zone_id))
+        return {"rules": rules[:10_000], "total": len(rules)}
+
+    def hand_zone(zone_id: int) -> dict:
+        row = zone_row(zone_id)
+        if not env()[2].is_hand(zone_id):
+            raise ApiError(409, "this zone's rules come from its source (a file or URL); "
+                                "edit them there, or make a zone by hand", error="Conflict")
+        return row
+
+    @api.route("POST", "/api/rpz/<int:zone_id>/rules", role="admin", summary="Add a rule to a zone made by hand",
+               tags=["rpz"], body=RuleIn, status=201, responses={201: RuleOut})
+    async def add_rule(req, zone_id):
+        from ..filtering.rpz import check_rule
+        row = hand_zone(zone_id)
+        hand = env()[2]
+        b = req.g.body
+        rule = checked(lambda: check_rule(b["trigger"], b["action"], b.get("data", "")))
+        state = hand.state(zone_id)
+        if any(r["trigger"] == rule["trigger"] for r in state["rules"]):
+            raise ApiError(409, f"{rule['trigger']} already has a rule in this zone", error="Conflict")
+        rule = {"id": state["next_id"], **rule}
+        checked(lambda: hand.save(zone_id, state["origin"], state["rules"] + [rule], state["next_id"] + 1))
+        await apply(row)
+        audit(req, "rpz.rule_added", f"{rule['trigger']} → {rule['action']} in RPZ zone {row['name']}", rule)
+        return rule, 201
+
+    @api.route("PUT", "/api/rpz/<int:zone_id>/rules/<int:rule_id>", role="admin", summary="Change a rule",
+               tags=["rpz"], body=RuleIn, responses={200: RuleOut})
+    async def update_rule(req, zone_id, rule_id):
+        from ..filtering.rpz import check_rule
+        row = hand_zone(zone_id)
+        hand = env()[2]
+        b = req.g.body
+        rule = checked(lambda: check_rule(b["trigger"], b["action"], b.get("data", "")))
+        state = hand.state(zone_id)
+        if not any(r["id"] == rule_id for r in state["rules"]):
+            raise ApiError(404, f"no rule {rule_id} in RPZ zone {zone_id}")
+        if any(r["trigger"] == rule["trigger"] and r["id"] != rule_id for r in state["rules"]):
+            raise ApiError(409, f"{rule['trigger']} already has a rule in this zone", error="Conflict")
+        rule = {"id": rule_id, **rule}
+        rules = [rule if r["id"] == rule_id else r for r in state["rules"]]
+        checked(lambda: hand.save(zone_id, state["origin"], rules, state["next_id"]))
+        await apply(row)
+        audit(req, "rpz.rule_updated", f"rule {rule_id} of RPZ zone {row['name']} changed", rule)
+        return rule
+
+    @api.route("DELETE", "/api/rpz/<int:zone_id>/rules/<int:rule_id>", role="admin", summary="Remove a rule",
+               tags=["rpz"])
+    async def delete_rule(req, zone_id, rule_id):
+        row = hand_zone(zone_id)
+        hand = env()[2]
+        state = hand.state(zone_id)
+        if not any(r["id"] == rule_id for r in state["rules"]):
+            raise ApiError(404, f"no rule {rule_id} in RPZ zone {zone_id}")
+        rules = [r for r in state["rules"] if r["id"] != rule_id]
+        checked(lambda: hand.save(zone_id, state["origin"], rules, state["next_id"]))
+        await apply(row)
+        audit(req, "rpz.rule_deleted", f"rule {rule_id} of RPZ zone {row['name']} removed")
+        return {"message": "Rule removed", "id": rule_id}

@@ -1,0 +1,215 @@
+"""RPZ zones as first-class objects (seed 000 ``/api/rpz``): made by hand, or from a file or
+a URL; rules by trigger name and action; exported as a zone file BIND or Unbound loads.
+
+An RPZ zone *is* a filter list of format ``rpz`` (one store, one index, one compile path):
+the zone's id is its list id. A zone made by hand keeps its rules in the settings DB
+(``rpz.rules.<id>``) and Burrow writes them, atomically, as an RPZ zone file in the data
+dir's ``lists/`` folder (``rpz-<id>.zone``) which the list points at; every rule change
+rewrites the file (serial bumped) and recompiles. A zone from a URL or a local file gets its
+rules from that source (read-only here). Export reads whatever the live index was compiled
+from and writes it out in one canonical form, so every zone exports the same way.
+
+A rule: ``{"id", "trigger", "action", "data"}`` — ``trigger`` a name (``bad.example``: that
+name only) or a wildcard (``*.bad.example``: names below it), ``action`` one of
+``nxdomain`` (CNAME .), ``nodata`` (CNAME *.), ``passthru`` (CNAME rpz-passthru.: allow),
+``drop`` (CNAME rpz-drop.), ``redirect`` (``data``: IPv4/IPv6 addresses and/or one CNAME
+target name, comma separated).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tempfile
+import time
+
+from ..dns import wire
+from .parsers import Rule, parse
+
+ACTIONS = ("nxdomain", "nodata", "passthru", "drop", "redirect")
+MAX_RULES = 10_000  # per hand-made zone: larger sets belong in a file or URL
+_POLICY_CNAME = {"nxdomain": ".", "nodata": "*.", "passthru": "rpz-passthru.", "drop": "rpz-drop."}
+
+
+class RpzError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def check_name(text: str, field: str) -> str:
+    name = text.strip().lower().rstrip(".")
+    if not name:
+        raise RpzError(field, "must be a domain name")
+    if "*" in name:
+        raise RpzError(field, "a wildcard is only allowed as a leading '*.'")
+    try:
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+        wire.text_to_name(name)
+    except (UnicodeError, wire.WireError) as e:
+        raise RpzError(field, f"{text!r} is not a valid domain name: {e}") from None
+    bad = next((label for label in name.split(".") if not _LABEL.match(label)), None)
+    if bad is not None:
+        raise RpzError(field, f"{text!r} is not a valid domain name: label {bad!r} may hold letters, "
+                              "digits, '-' and '_' (not first or last '-')")
+    return name
+
+
+def check_rule(trigger, action, data="") -> dict:
+    """The normalised ``{"trigger", "action", "data"}``, or RpzError naming the field."""
+    if not isinstance(trigger, str) or not trigger.strip():
+        raise RpzError("trigger", "must be a name such as bad.example or *.bad.example")
+    t = trigger.strip().lower().rstrip(".")
+    wildcard = t.startswith("*.")
+    t = ("*." if wildcard else "") + check_name(t[2:] if wildcard else t, "trigger")
+    if action not in ACTIONS:
+        raise RpzError("action", f"must be one of {', '.join(ACTIONS)}")
+    data = "" if data is None else data
+    if not isinstance(data, str):
+        raise RpzError("data", "must be text")
+    if action != "redirect":
+        if data.strip():
+            raise RpzError("data", f"only a redirect takes data, not {action}")
+        return {"trigger": t, "action": action, "data": ""}
+    parts = [p.strip() for p in data.split(",") if p.strip()]
+    if not parts:
+        raise RpzError("data", "a redirect needs IP addresses or a CNAME target")
+    out, cname = [], None
+    for p in parts:
+        try:
+            out.append(str(ipaddress.ip_address(p)))
+        except ValueError:
+            if cname is not None:
+                raise RpzError("data", "at most one CNAME target") from None
+            cname = check_name(p, "data")
+    if cname is not None and out:
+        raise RpzError("data", "a CNAME target cannot be mixed with addresses")
+    return {"trigger": t, "action": action, "data": cname if cname is not None else ",".join(out)}
+
+
+def rules_from_list(rules: list[Rule]) -> list[dict]:
+    """Parsed RPZ rules (parsers.Rule) → rule dicts (no ids)."""
+    out = []
+    for r in rules:
+        trigger = ("*." if r.match == "below" else "") + r.name
+        action = r.action if r.action in ACTIONS else "nxdomain"
+        data = ",".join(v for _k, v in r.data) if r.action == "redirect" else ""
+        out.append({"trigger": trigger, "action": action, "data": data})
+    return out
+
+
+def render_zone(origin: str, rules: list[dict], serial: int, ttl: int = 300) -> str:
+    """An RPZ zone file: SOA and NS at the apex, then one policy record set per trigger,
+    owners written relative to the origin (``bad.example.rpz.home.`` is trigger bad.example)."""
+    lines = [f"; RPZ zone {origin}, written by Burrow", f"$ORIGIN {origin}.", f"$TTL {ttl}",
+             f"@ IN SOA localhost. hostmaster.localhost. {serial} 3600 600 86400 {ttl}",
+             "@ IN NS localhost."]
+    for r in rules:
+        owner = r["trigger"]
+        if r["action"] in _POLICY_CNAME:
+            lines.append(f"{owner} IN CNAME {_POLICY_CNAME[r['action']]}")
+            continue
+        for value in r["data"].split(","):
+            if ":" in value:
+                lines.append(f"{owner} IN AAAA {value}")
+            elif value.replace(".", "").isdigit():
+                lines.append(f"{owner} IN A {value}")
+            else:
+                lines.append(f"{owner} IN CNAME {value}.")
+    return "\n".join(lines) + "\n"
+
+
+def parse_zone_text(text: str) -> list[dict]:
+    """Rules from RPZ zone text (what a person uploads), or RpzError when it has none usable."""
+    res = parse(text.splitlines(), "rpz")
+    if res.errors and not res.rules:
+        line_no, line, reason = res.error_samples[0]
+        raise RpzError("zone", f"line {line_no}: {reason}: {line[:80]!r}")
+    return rules_from_list(res.rules)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write, fsync, rename over, fsync the folder: a power cut leaves the old or the new file."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".rpz-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class HandZones:
+    """Rules of the zones made by hand, in the settings DB; files regenerated from them."""
+
+    def __init__(self, settings_db, lists_dir: str, clock=time.time):
+        self.settings = settings_db
+        self.lists_dir = lists_dir
+        self.clock = clock
+
+    def path(self, zone_id: int) -> str:
+        return os.path.join(self.lists_dir, f"rpz-{zone_id}.zone")
+
+    def key(self, zone_id: int) -> str:
+        return f"rpz.rules.{zone_id}"
+
+    def is_hand(self, zone_id: int) -> bool:
+        return self.settings.get(self.key(zone_id)) is not None
+
+    def rules(self, zone_id: int) -> list[dict]:
+        return list((self.settings.get(self.key(zone_id)) or {}).get("rules", []))
+
+    def state(self, zone_id: int) -> dict:
+        return self.settings.get(self.key(zone_id)) or {"origin": "", "serial": 0, "rules": [], "next_id": 1}
+
+    def save(self, zone_id: int, origin: str, rules: list[dict], next_id: int | None = None) -> dict:
+        """Store the rules and write the zone file; returns the new state."""
+        if len(rules) > MAX_RULES:
+            raise RpzError("rules", f"at most {MAX_RULES} rules in a zone made by hand")
+        old = self.state(zone_id)
+        serial = max(int(self.clock()), old["serial"] + 1)
+        state = {"origin": origin, "serial": serial, "rules": rules,
+                 "next_id": next_id or max([r["id"] for r in rules], default=0) + 1}
+        self.settings.set(self.key(zone_id), state)  # durable first: the file is made from it
+        write_atomic(self.path(zone_id), render_zone(origin, rules, serial))
+        return state
+
+    def sync(self, zone_ids) -> None:
+        """At start: rewrite any hand zone file that is missing or differs from its stored rules
+        (a power cut between the settings write and the file write)."""
+        for zone_id in zone_ids:
+            state = self.settings.get(self.key(zone_id))
+            if state is None:
+                continue
+            text = render_zone(state["origin"], state["rules"], state["serial"])
+            try:
+                with open(self.path(zone_id)) as f:
+                    if f.read() == text:
+                        continue
+            except OSError:
+                pass
+            write_atomic(self.path(zone_id), text)
+
+    def forget(self, zone_id: int) -> None:
+        self.settings.delete(self.key(zone_id))
+        try:
+            os.unlink(self.path(zone_id))
+        except FileNotFoundError:
+            pass
