@@ -90,7 +90,11 @@ class App:
         self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
                                                    cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
         self.policy = PolicyStage(filter=self.filter, forward=self.forward, group_lookup=self._groups_of)
-        self.chain = Chain([self.guard, self.policy, self.filter, self.cache_stage, self.forward])
+        from .dns.stages.private import PrivateSettings, PrivateStage
+        self.private = PrivateStage(PrivateSettings(cfg["local.private_reverse"], cfg["local.special_names"],
+                                                    cfg["local.rebind_protection"],
+                                                    cfg["local.rebind_allowed_domains"]), filter=self.filter)
+        self.chain = Chain([self.guard, self.private, self.policy, self.filter, self.cache_stage, self.forward])
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
 

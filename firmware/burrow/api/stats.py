@@ -176,7 +176,7 @@ Dashboard = Obj("Dashboard", {
 }, example={
     "stats": {"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000, "block_rate": 25.0,
               "cache_hit_rate": 50.0, "avg_response_ms": 5.2, "period": "24h0m0s",
-              "timestamp": "2025-11-22T10:30:00Z"},
+              "timestamp": "2025-11-22T10:30:00Z", "threats_blocked": 3},
     "realtime": {"qps": 4.2, "last_minute": {"total": 250, "blocked": 40, "cached": 120},
                  "decisions": {"cached": 120}, "timestamp": "2025-11-22T10:30:00Z"},
     "top_domains": [{"domain": "google.com", "queries": 1250, "blocked": False}],

@@ -186,6 +186,16 @@ def ip_of(version: int) -> Callable[[Any], str]:
     return check
 
 
+def domain_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a domain name, got {value!r}")
+    name = value.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or not all(0 < len(l) <= 63 and all(c.isalnum() or c in "-_" for c in l) for l in labels):
+        raise ValueError(f"{value!r} is not a valid domain name")
+    return name
+
+
 def path(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a path, got {value!r}")
@@ -307,6 +317,20 @@ OPTIONS: list[Option] = [
     Option("filtering.local_list_dirs", [],
            "Folders local list files may be read from (besides the data dir's lists/).",
            list_of(path, max_items=16)),
+    Option("local.private_reverse", True,
+           "Answer reverse lookups for private and special ranges (RFC 1918, RFC 6303, ULA, "
+           "link-local) with NXDOMAIN here unless local data or a conditional forwarding rule covers "
+           "them: never ask public upstreams (dnsmasq's bogus-priv).", boolean),
+    Option("local.special_names", True,
+           "Answer special-use names (.local, .lan, .internal, home.arpa, .localhost, .invalid, "
+           ".onion) and single-label names with NXDOMAIN here unless local data or a conditional "
+           "forwarding rule covers them (dnsmasq's domain-needed).", boolean),
+    Option("local.rebind_protection", True,
+           "Block public names whose upstream answer points into private address space (DNS "
+           "rebinding), except allow-listed names and the domains below.", boolean),
+    Option("local.rebind_allowed_domains", [],
+           "Domains (and their subdomains) allowed to resolve to private addresses, e.g. plex.direct.",
+           list_of(domain_name, max_items=256)),
 ]
 
 BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

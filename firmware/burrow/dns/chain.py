@@ -4,7 +4,12 @@ Each stage is ``async def resolve(query, next) -> Answer``: it answers, or deleg
 ``next``. Order matters, and the reason for each position is written beside it:
 
     guard    first: refuse or limit before any work is spent, answer ANY/CHAOS locally
-    (local)  issue 5: local data must win over filtering so a home name is never blocked
+    local    local records and zones: the owner's own names win over rules and lists, so a home
+             name is never blocked, rewritten or sent upstream
+    conditional  conditional forwarding: names (or clients, or types) the owner sends to another
+             server (the router, a VPN's DNS); marks the query's route before anything refuses it
+    private  private reverse zones and special-use names answered here (never upstream), and
+             rebinding protection around everything after it: it sees every upstream answer
     policy   the owner's explicit rules before the lists: a rule's BLOCK, ALLOW, REDIRECT or
              FORWARD overrides whatever a list says, and ALLOW/FORWARD still pass through cache
     filter   blocklists and allowlists; before cache+forward so a blocked name never costs

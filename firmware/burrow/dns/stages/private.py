@@ -1,0 +1,145 @@
+"""Private names stay home: reverse lookups for private ranges and special-use names are
+answered here, and public names that resolve into private space are blocked (DNS rebinding).
+
+Chain position: after ``local`` and ``conditional`` (a local record, a local zone or a
+conditional forwarding rule that covers a name is the owner saying where it lives, so those
+never reach this stage's refusal), before ``policy``/``filter``/``forward`` so such a name
+never leaves the box. The rebinding check wraps ``next`` so it sees every upstream answer,
+cached or fresh, before the fast path keeps it.
+
+- ``private_reverse`` (dnsmasq's bogus-priv): PTR and other queries under the reverse zones
+  of RFC 1918, RFC 6303 (0/8, 127/8, 169.254/16, 100.64/10 of RFC 6598, the documentation
+  nets, 255.255.255.255, ::, ::1, fe80::/10, fc00::/7 (ULA), 2001:db8::/32) → NXDOMAIN.
+- ``special_names`` (dnsmasq's domain-needed and RFC 6761/8375/6762): ``.local`` (mDNS's),
+  ``.lan``, ``.internal``, ``home.arpa``, ``.localhost``, ``.invalid``, ``.onion`` and
+  single-label names → NXDOMAIN.
+- ``rebind_protection``: an upstream answer (resolved, cached or stale) for a name not
+  allow-listed and not under ``rebind_allowed_domains`` whose A/AAAA records point into
+  private space (RFC 1918, loopback, link-local, 0/8, 100.64/10, ULA, v4-mapped ones) is
+  answered as blocked (the blocking mode; EDE 15 "DNS rebinding protection").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from .. import wire
+from ..decision import Decision
+from ..message import Answer, Query
+
+SPECIAL_SUFFIXES = ("local", "lan", "internal", "home.arpa", "localhost", "invalid", "onion")
+PRIVATE_REVERSE = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
+    "100.64.0.0/10", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "255.255.255.255/32",
+    "::/128", "::1/128", "fe80::/10", "fc00::/7", "2001:db8::/32")]
+REBIND_NETS = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
+    "100.64.0.0/10", "::/128", "::1/128", "fe80::/10", "fc00::/7")]
+NEGATIVE_TTL = 60  # how long clients and the fast path keep these NXDOMAINs
+_CHECKED = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.STALE})
+
+
+def reverse_network(name: str):
+    """The network a reverse name stands for (``1.168.192.in-addr.arpa`` → 192.168.1.0/24),
+    or None when the name is not a well-formed reverse name."""
+    if name.endswith(".in-addr.arpa"):
+        labels = name[: -len(".in-addr.arpa")].split(".")
+        if not 1 <= len(labels) <= 4 or not all(l.isdigit() and len(l) <= 3 and int(l) < 256 for l in labels):
+            return None
+        octets = [int(l) for l in reversed(labels)]
+        return ipaddress.ip_network((bytes(octets + [0] * (4 - len(octets))), 8 * len(octets)))
+    if name.endswith(".ip6.arpa"):
+        labels = name[: -len(".ip6.arpa")].split(".")
+        if not 1 <= len(labels) <= 32 or not all(len(l) == 1 and l in "0123456789abcdef" for l in labels):
+            return None
+        nibbles = "".join(reversed(labels)).ljust(32, "0")
+        return ipaddress.ip_network((bytes.fromhex(nibbles), 4 * len(labels)))
+    return None
+
+
+def is_private_reverse(name: str) -> bool:
+    net = reverse_network(name)
+    return net is not None and any(net.version == p.version and net.subnet_of(p) for p in PRIVATE_REVERSE)
+
+
+def is_special(name: str) -> bool:
+    if not name or name.endswith((".in-addr.arpa", ".ip6.arpa")) or name in ("in-addr.arpa", "ip6.arpa"):
+        return False
+    if "." not in name:
+        return True  # single label: never a public name a resolver should ask the root for
+    return any(name == s or name.endswith("." + s) for s in SPECIAL_SUFFIXES)
+
+
+def private_address(ip) -> bool:
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in REBIND_NETS)
+
+
+@dataclass
+class PrivateSettings:
+    private_reverse: bool = True
+    special_names: bool = True
+    rebind_protection: bool = True
+    rebind_allowed_domains: list = field(default_factory=list)
+
+
+class PrivateStage:
+    name = "private"
+
+    def __init__(self, settings: PrivateSettings | None = None, filter=None):
+        self.settings = settings or PrivateSettings()
+        self.filter = filter  # FilterStage: its allow list exempts names, its settings shape blocks
+        self.refused = 0
+        self.rebind_blocked = 0
+
+    async def resolve(self, query: Query, next) -> Answer:
+        if query.route:  # a conditional forwarding rule covers it: the owner said where it lives
+            return await next(query)
+        name = query.name
+        s = self.settings
+        if (s.private_reverse and is_private_reverse(name)) or (s.special_names and is_special(name)):
+            self.refused += 1
+            why = "private reverse zone" if name.endswith("arpa") else "special-use or single-label name"
+            query.note("private", "nxdomain", source="private_names", detail=why)
+            return Answer(wire.NXDOMAIN, Decision.LOCAL, ttl=NEGATIVE_TTL)
+        answer = await next(query)
+        if s.rebind_protection and answer.an and answer.decision in _CHECKED:
+            hit = self._private_in(query, answer)
+            if hit is not None and not self._exempt(query):
+                return self._block(query, hit)
+        return answer
+
+    def _private_in(self, query: Query, answer: Answer):
+        packet = bytes(12) + query.question + answer.sections
+        try:
+            rrs, _ = wire.read_rrs(packet, 12 + len(query.question), answer.an)
+        except wire.WireError:
+            return None
+        for rr in rrs:
+            if rr.rtype == wire.TYPE_A and rr.rdlen == 4 or rr.rtype == wire.TYPE_AAAA and rr.rdlen == 16:
+                ip = ipaddress.ip_address(packet[rr.rdata_offset:rr.rdata_offset + rr.rdlen])
+                if private_address(ip):
+                    return ip
+        return None
+
+    def _exempt(self, query: Query) -> bool:
+        name = query.name
+        for d in self.settings.rebind_allowed_domains:
+            if name == d or name.endswith("." + d):
+                return True
+        f = self.filter
+        if f is not None and f.allow_list is not None:
+            from ...filtering.groups import view_groups
+            return f.allow_list.match(name, view_groups(query.view)) is not None
+        return False
+
+    def _block(self, query: Query, ip) -> Answer:
+        from .filter import BlockingSettings, blocked_answer
+        self.rebind_blocked += 1
+        query.note("private", "rebind_blocked", source="rebind_protection",
+                   detail=f"public name answered with private address {ip}")
+        settings = self.filter.settings if self.filter is not None else BlockingSettings()
+        return blocked_answer(query.qtype, settings.mode, settings,
+                              (wire.EDE_BLOCKED, f"DNS rebinding protection: {ip}"))
