@@ -1,32 +1,50 @@
 """Benchmark Burrow against Debian's dnsmasq, side by side, in one run.
 
-    scripts/bench [--duration 10] [--clients 4] [--only burrow|dnsmasq] [--out bench.json]
+    scripts/bench [--duration 10] [--clients 4] [--only burrow|dnsmasq]
+                  [--phases hit,miss,blocked,blocked-cold] [--out bench.json]
 
 Setup (everything on 127.0.0.1):
 
 - one *upstream*: a separate dnsmasq that answers every name locally
-  (``--address=/#/10.1.2.3 --local-ttl=3600``), pinned to the client core, so the upstream
-  never limits the servers under test;
+  (``--address=/#/198.18.0.1 --local-ttl=3600``), pinned to the client core, so the upstream
+  never limits the servers under test. The address is in 198.18.0.0/15 (RFC 2544, set
+  aside for benchmarks): public as far as Burrow's DNS-rebinding protection is concerned,
+  so answers are passed on (a private address such as 10.x would be blocked as rebinding);
 - the servers under test, one after the other, each pinned alone to the server core:
   ``burrow run --config`` (a generated TOML: the upstream above, rate limiting off, a fresh
   data dir) and ``dnsmasq --cache-size=10000`` forwarding to the same upstream (no query
   logging);
 - dnsperf pinned to the client core.
 
-Per server, two phases:
+Per server, up to four phases (``--phases``, default all):
 
 - ``hit``: the top N names of the Umbrella popularity list, each asked once to warm the
   cache, then dnsperf loops over them for --duration seconds: every answer comes from cache;
 - ``miss``: unique, never-repeated names (``<n>.<run>.miss.bench.test``): every query is
-  forwarded to the upstream.
+  forwarded to the upstream;
+- ``blocked``: both servers hold the same 1M-name block list
+  (../shared/data/derived/union-1M.domains.txt.gz). Burrow gets the file in its data dir's
+  ``lists/`` folder, added as a block list through the API (``POST /api/lists``; the
+  bench waits until ``GET /api/lists`` shows the compiled index live); dnsmasq gets a
+  generated ``--conf-file`` with one ``address=/<name>/0.0.0.0`` line per name. dnsperf
+  loops over --blocked-names names drawn at random from the list (each asked once first,
+  as in ``hit``): every answer is a block (0.0.0.0), checked on a sample before the load;
+- ``blocked-cold``: the same servers, never-repeated names from the rest of the list,
+  each asked once: every answer is a block decided by the index lookup (Burrow's fast path
+  has not seen the name).
+
+The blocked phases run on a second start of each server (with the list loaded), so the hit
+and miss figures stay those of a server without lists.
 
 Figures per server and phase: dnsperf's QPS and average / max latency, queries lost, server
 CPU (utime+stime from /proc/PID/stat) per completed query, queries that reached the
 upstream (dnsmasq's SIGUSR1 statistics), and the server's idle RSS (VmRSS after start,
-before any load). The Burrow/dnsmasq ratios come last. Output: a Markdown table on stdout
-and, with --out, the same figures as JSON.
+before any load; for the blocked phases, VmRSS with the 1M list loaded, before any load).
+The Burrow/dnsmasq ratios come last. Output: a Markdown table on stdout and, with --out,
+the same figures as JSON.
 
-The bench skips (exit 0, with the reason) when ../shared/data, dnsperf or dnsmasq is absent.
+The bench skips (exit 0, with the reason) when ../shared/data (or, for the blocked phases,
+the 1M list in it), dnsperf or dnsmasq is absent.
 """
 
 from __future__ import annotations
@@ -34,6 +52,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -48,18 +67,26 @@ import sys
 import tempfile
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 TOPSITES = DATA_DIR / "topsites" / "umbrella-top-100k.txt"
+UNION_1M = DATA_DIR / "derived" / "union-1M.domains.txt.gz"
+PHASES = ("hit", "miss", "blocked", "blocked-cold")
+BLOCK_ADDRESS = "0.0.0.0"
 LOOPBACK = "127.0.0.1"
-UPSTREAM_ADDRESS = "10.1.2.3"
+UPSTREAM_ADDRESS = "198.18.0.1"  # RFC 2544 benchmark net: not private (rebind protection)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 30.0  # seconds a server may take to answer its first query
 SETTLE = 1.0  # seconds of quiet after start before idle RSS is read
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+LIST_TIMEOUT = 300.0  # seconds a server may take to load the 1M list and answer
+VERIFY_SAMPLE = 20  # blocked names checked for a 0.0.0.0 answer before the load
+ADMIN_USER, ADMIN_PASSWORD = "operator", "Loopback-Bench-Passphrase-2024"
 NAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
                      r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
@@ -165,6 +192,151 @@ def wait_ready(proc: Proc, port: int, timeout: float = READY_TIMEOUT) -> float:
             except (socket.timeout, ConnectionRefusedError):
                 continue
     raise RuntimeError(f"{proc.name} did not answer within {timeout}s:\n{proc.log_tail()}")
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    while True:
+        length = data[pos]
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        if length == 0:
+            return pos + 1
+        pos += 1 + length
+
+
+def dns_answer(port: int, name: str, timeout: float = 2.0) -> tuple[int, list[str]]:
+    """Ask ``name`` A once over UDP; (rcode, the A addresses in the answer section)."""
+    qid = random.randrange(1, 0xFFFF)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(dns_query(name, qid), (LOOPBACK, port))
+        while True:
+            data = sock.recv(4096)
+            if data[:2] == struct.pack("!H", qid):
+                break
+    flags, qdcount, ancount = struct.unpack("!HHH", data[2:8])
+    pos = 12
+    for _ in range(qdcount):
+        pos = _skip_name(data, pos) + 4
+    addresses = []
+    for _ in range(ancount):
+        pos = _skip_name(data, pos)
+        rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", data[pos:pos + 10])
+        pos += 10
+        if rtype == 1 and rdlen == 4:
+            addresses.append(socket.inet_ntoa(data[pos:pos + 4]))
+        pos += rdlen
+    return flags & 0x000F, addresses
+
+
+def verify_blocked(port: int, names: list[str], server: str) -> dict[str, Any]:
+    """Every name in ``names`` must be answered NOERROR with exactly A 0.0.0.0."""
+    for name in names:
+        try:
+            rcode, addresses = dns_answer(port, name)
+        except (socket.timeout, OSError) as exc:
+            raise RuntimeError(f"{server}: no answer for listed name {name}: {exc}") from None
+        if rcode != 0 or addresses != [BLOCK_ADDRESS]:
+            raise RuntimeError(f"{server} does not block {name}: rcode {rcode}, A {addresses}")
+    return {"checked": len(names), "example": f"{names[0]} A -> {BLOCK_ADDRESS}"}
+
+
+# -- Burrow's API -----------------------------------------------------------------------
+
+class BurrowApi:
+    """Just enough of Burrow's REST API on loopback: first-run setup, login, lists."""
+
+    def __init__(self, web_port: int) -> None:
+        self.base = f"http://{LOOPBACK}:{web_port}"
+        self.token: str | None = None
+
+    def call(self, method: str, path: str, body: Any = None,
+             timeout: float = 10.0) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def sign_in(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:  # the admin page may come up a moment after DNS
+            try:
+                if self.call("GET", "/healthz", timeout=1.0)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("Burrow's API did not answer /healthz")
+            time.sleep(0.1)
+        status, body = self.call("POST", "/api/auth/setup",
+                                 {"username": ADMIN_USER, "password": ADMIN_PASSWORD})
+        if status not in (201, 409):
+            raise RuntimeError(f"Burrow first-run setup failed: {status} {body}")
+        status, body = self.call("POST", "/api/auth/login",
+                                 {"username": ADMIN_USER, "password": ADMIN_PASSWORD})
+        if status != 200:
+            raise RuntimeError(f"Burrow login failed: {status} {body}")
+        self.token = body["access_token"]
+
+    def reload(self, timeout: float = LIST_TIMEOUT) -> dict[str, Any]:
+        """POST /api/blocklist/reload (answers once the new index is live)."""
+        status, body = self.call("POST", "/api/blocklist/reload", {}, timeout=timeout)
+        if status != 200 or not isinstance(body, dict) or body.get("status") != "ok":
+            raise RuntimeError(f"blocklist reload failed: {status} {body}")
+        return body
+
+
+def burrow_add_list(proc: Proc, list_file: str,
+                    timeout: float = LIST_TIMEOUT) -> tuple[dict[str, Any], BurrowApi]:
+    """Sign in, add ``lists/<list_file>`` as a block list and wait until the index that
+    holds it is live (the list manager compiles a new list at once; ``POST
+    /api/blocklist/reload`` right after the add would queue a second, forced compile
+    behind that one). Returns (the API's answers, the seconds taken and the RSS before
+    and after signing in, the signed-in client). Signing in costs RSS of its own (each
+    scrypt call takes a 16 MiB work area), so the index's share is the list-loaded RSS
+    minus the signed-in one."""
+    api = BurrowApi(proc.web_port)  # type: ignore[attr-defined]
+    time.sleep(SETTLE)
+    rss_started = status_kib(proc.pid, "VmRSS")
+    api.sign_in()
+    time.sleep(SETTLE)
+    rss_signed_in = status_kib(proc.pid, "VmRSS")
+    started = time.monotonic()
+    status, created = api.call("POST", "/api/lists", {
+        "name": "union-1M", "source": list_file, "kind": "block", "format": "domains"})
+    if status != 201:
+        raise RuntimeError(f"adding the list failed: {status} {created}")
+    deadline = started + timeout
+    while True:
+        status, lists = api.call("GET", "/api/lists")
+        index = lists.get("index", {}) if isinstance(lists, dict) else {}
+        refresh = index.get("last_refresh") or {}
+        if index.get("lists_in_index") and index.get("domains") and not index.get("running"):
+            break
+        if refresh.get("status") == "failed":
+            raise RuntimeError(f"Burrow could not compile the list: {refresh.get('error')}")
+        if time.monotonic() > deadline or not proc.alive():
+            raise RuntimeError(f"the list was not live within {timeout:g}s: {index}")
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    return ({"list": {k: created.get(k) for k in ("id", "name", "source", "kind", "format")},
+             "refresh": {"status": refresh.get("status"),
+                         "compile": {k: (refresh.get("compile") or {}).get(k)
+                                     for k in ("seconds", "peak_rss_bytes", "entries")}},
+             "seconds": round(seconds, 2),
+             "rss_started_kib": rss_started, "rss_signed_in_kib": rss_signed_in,
+             "index": {k: index.get(k) for k in ("domains", "lists_in_index")}}, api)
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -275,6 +447,49 @@ def write_miss_file(path: Path, count: int, run_token: str) -> int:
     return count
 
 
+def read_list_names(path: Path = UNION_1M) -> list[str]:
+    """The names of a plain domains list (gzip or not), comments and blank lines skipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as source:  # type: ignore[operator]
+        return [line for line in (raw.strip().lower() for raw in source)
+                if line and not line.startswith("#")]
+
+
+def write_names(path: Path, names: list[str]) -> int:
+    with open(path, "w") as out:
+        for start in range(0, len(names), 100_000):
+            out.write("".join(f"{name} A\n" for name in names[start:start + 100_000]))
+    return len(names)
+
+
+def write_dnsmasq_block_conf(path: Path, names: list[str]) -> int:
+    """One ``address=/<name>/0.0.0.0`` line per name (what dnsmasq users load lists as)."""
+    with open(path, "w") as out:
+        for start in range(0, len(names), 100_000):
+            out.write("".join(f"address=/{name}/{BLOCK_ADDRESS}\n"
+                              for name in names[start:start + 100_000]))
+    return len(names)
+
+
+def prepare_blocked(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Query files and dnsmasq's conf for the blocked phases, from the 1M list."""
+    names = read_list_names(UNION_1M)
+    valid = [n for n in names if NAME_RE.match(n)]
+    rng = random.Random(args.seed)
+    order = list(range(len(valid)))
+    rng.shuffle(order)
+    sample = [valid[i] for i in order[:args.blocked_names]]
+    cold = [valid[i] for i in order[args.blocked_names:args.blocked_names + args.cold_names]]
+    files = {"blocked": workdir / "blocked.txt", "blocked-cold": workdir / "blocked-cold.txt",
+             "dnsmasq_conf": workdir / "dnsmasq-block.conf"}
+    write_names(files["blocked"], sample)
+    write_names(files["blocked-cold"], cold)
+    write_dnsmasq_block_conf(files["dnsmasq_conf"], names)
+    return {"files": files, "list_names": len(names), "invalid_names": len(names) - len(valid),
+            "blocked_names": len(sample), "cold_names": len(cold),
+            "verify": sample[:VERIFY_SAMPLE // 2] + cold[-(VERIFY_SAMPLE - VERIFY_SAMPLE // 2):]}
+
+
 # -- servers ----------------------------------------------------------------------------
 
 def toml_value(value: Any) -> str:
@@ -348,13 +563,16 @@ def start_burrow(args: argparse.Namespace, workdir: Path, up_port: int) -> tuple
     config_path = workdir / "burrow.toml"
     config_path.write_text(burrow_config(workdir, up_port, port, web_port, args.extra_toml))
     argv = pinned(args.server_cpu, [command, "run", "--config", str(config_path)])
-    return Proc("burrow", argv, workdir / "burrow.log"), port
+    proc = Proc("burrow", argv, workdir / "burrow.log")
+    proc.web_port = web_port  # type: ignore[attr-defined]
+    return proc, port
 
 
-def start_dnsmasq(args: argparse.Namespace, workdir: Path, up_port: int) -> tuple[Proc, int]:
+def start_dnsmasq(args: argparse.Namespace, workdir: Path, up_port: int,
+                  conf_file: Path | None = None) -> tuple[Proc, int]:
     port = free_port()
     argv = pinned(args.server_cpu, [
-        "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
+        "dnsmasq", "-k", f"--conf-file={conf_file or '/dev/null'}", "--no-resolv",
         f"--server={LOOPBACK}#{up_port}", f"--port={port}", f"--listen-address={LOOPBACK}",
         "--bind-interfaces", "--cache-size=10000", "--no-hosts", "--log-facility=-",
         f"--pid-file={workdir / 'dnsmasq.pid'}", "--user=root",
@@ -388,20 +606,80 @@ def bench_server(args: argparse.Namespace, name: str, workdir: Path, upstream: P
         result["idle_rss_kib"] = status_kib(proc.pid, "VmRSS")
         result["phases"] = {}
 
-        # hit: warm each name once (gently), then loop over them
-        warm = run_dnsperf(args, port, hit_file, duration=60, runs=1, clients=1,
-                           outstanding=20)
-        result["warm"] = {k: warm[k] for k in ("queries_completed", "queries_lost", "rcodes")}
-        time.sleep(0.5)
-        result["phases"]["hit"] = measure(args, proc, upstream, port, hit_file, runs=None)
-        time.sleep(SETTLE)
-        result["phases"]["miss"] = measure(args, proc, upstream, port, miss_file, runs=1)
+        if "hit" in args.phases:
+            # hit: warm each name once (gently), then loop over them
+            result["warm"] = warm_up(args, port, hit_file)
+            first = hit_file.read_text().split(None, 1)[0]
+            rcode, addresses = dns_answer(port, first)
+            if rcode != 0 or addresses != [UPSTREAM_ADDRESS]:  # e.g. blocked on the way
+                result.setdefault("warnings", []).append(
+                    f"{name} answered {first} with rcode {rcode}, A {addresses}, not the "
+                    f"upstream's {UPSTREAM_ADDRESS}")
+            time.sleep(0.5)
+            result["phases"]["hit"] = measure(args, proc, upstream, port, hit_file, runs=None)
+            time.sleep(SETTLE)
+        if "miss" in args.phases:
+            result["phases"]["miss"] = measure(args, proc, upstream, port, miss_file, runs=1)
         result["rss_after_kib"] = status_kib(proc.pid, "VmRSS")
         result["peak_rss_kib"] = status_kib(proc.pid, "VmHWM")
         if name == "dnsmasq":
             stats = dnsmasq_stats(proc)
             if stats:
                 result["dnsmasq_forwarded_total"] = stats[0]
+    finally:
+        proc.stop()
+        result["log"] = str(proc.log_path)
+    return result
+
+
+def warm_up(args: argparse.Namespace, port: int, query_file: Path) -> dict[str, Any]:
+    """Ask each name of ``query_file`` once, gently (one client, 20 outstanding)."""
+    warm = run_dnsperf(args, port, query_file, duration=60, runs=1, clients=1,
+                       outstanding=20)
+    return {k: warm[k] for k in ("queries_completed", "queries_lost", "rcodes")}
+
+
+def bench_blocked(args: argparse.Namespace, name: str, workdir: Path, upstream: Proc,
+                  up_port: int, blocked: dict[str, Any]) -> dict[str, Any]:
+    """A second start of the server, with the 1M list loaded: the blocked phases."""
+    files = blocked["files"]
+    if name == "burrow":
+        lists_dir = workdir / "burrow-data" / "lists"
+        lists_dir.mkdir(parents=True)
+        shutil.copyfile(UNION_1M, lists_dir / UNION_1M.name)
+        proc, port = start_burrow(args, workdir, up_port)
+    else:
+        proc, port = start_dnsmasq(args, workdir, up_port, conf_file=files["dnsmasq_conf"])
+    result: dict[str, Any] = {"command": proc.argv}
+    try:
+        result["startup_s"] = round(wait_ready(proc, port, timeout=LIST_TIMEOUT), 3)
+        result["list_loaded_s"] = result["startup_s"]  # dnsmasq reads its list at start
+        if name == "burrow":  # + adding the list until its index is live (not signing in)
+            result["list"], _api = burrow_add_list(proc, UNION_1M.name)
+            result["list_loaded_s"] = round(result["startup_s"] + result["list"]["seconds"], 2)
+        result["verified"] = verify_blocked(port, blocked["verify"], name)
+        time.sleep(SETTLE)
+        result["list_rss_kib"] = status_kib(proc.pid, "VmRSS")
+        if name == "burrow" and result["list"]["rss_signed_in_kib"]:
+            result["list_rss_growth_kib"] = (result["list_rss_kib"]
+                                             - result["list"]["rss_signed_in_kib"])
+        result["phases"] = {}
+        if "blocked" in args.phases:
+            result["warm"] = warm_up(args, port, files["blocked"])
+            time.sleep(0.5)
+            result["phases"]["blocked"] = measure(args, proc, upstream, port,
+                                                  files["blocked"], runs=None)
+            time.sleep(SETTLE)
+        if "blocked-cold" in args.phases:
+            result["phases"]["blocked-cold"] = measure(args, proc, upstream, port,
+                                                       files["blocked-cold"], runs=1)
+        for phase_name, phase in result["phases"].items():
+            phase["rss_kib"] = result["list_rss_kib"]
+            if phase["rcodes"].keys() - {"NOERROR"}:  # a block is NOERROR + 0.0.0.0
+                result.setdefault("warnings", []).append(
+                    f"{name} {phase_name}: not every answer was NOERROR: {phase['rcodes']}")
+        result["rss_after_kib"] = status_kib(proc.pid, "VmRSS")
+        result["peak_rss_kib"] = status_kib(proc.pid, "VmHWM")
     finally:
         proc.stop()
         result["log"] = str(proc.log_path)
@@ -465,7 +743,7 @@ def ratios(servers: dict[str, Any]) -> dict[str, Any]:
     burrow, dnsmasq = servers.get("burrow", {}), servers.get("dnsmasq", {})
     if "phases" not in burrow or "phases" not in dnsmasq:
         return out
-    for phase in ("hit", "miss"):
+    for phase in PHASES:
         b, d = burrow["phases"].get(phase), dnsmasq["phases"].get(phase)
         if not b or not d:
             continue
@@ -475,7 +753,9 @@ def ratios(servers: dict[str, Any]) -> dict[str, Any]:
             "avg_latency": _ratio(b["avg_latency_ms"], d["avg_latency_ms"]),
         }
     out["idle_rss"] = _ratio(burrow.get("idle_rss_kib"), dnsmasq.get("idle_rss_kib"))
-    return out
+    b_list, d_list = burrow.get("with_list", {}), dnsmasq.get("with_list", {})
+    out["list_rss"] = _ratio(b_list.get("list_rss_kib"), d_list.get("list_rss_kib"))
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -499,12 +779,12 @@ def markdown(report: dict[str, Any]) -> str:
         return "–" if value is None else format(value, spec)
 
     for name, server in report["servers"].items():
-        if "error" in server:
-            lines.append(f"| {name} | – | failed: {server['error'].splitlines()[0]} "
-                         "| | | | | | | |")
-            continue
-        rss = server.get("idle_rss_kib")
+        for failed in (server, server.get("with_list", {})):
+            if "error" in failed:
+                lines.append(f"| {name} | – | failed: {failed['error'].splitlines()[0]} "
+                             "| | | | | | | |")
         for phase, p in server.get("phases", {}).items():
+            rss = p.get("rss_kib", server.get("idle_rss_kib"))
             util = p.get("server_cpu_utilisation")
             lines.append(
                 f"| {name} | {phase} | {fmt(p['qps'], ',.0f')} | "
@@ -513,24 +793,52 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{fmt(util * 100 if util is not None else None, '.0f')} | "
                 f"{fmt(p['upstream_queries'], ',')} | "
                 f"{fmt(rss / 1024 if rss else None, '.1f')} |")
-    memory = [(name, s) for name, s in report["servers"].items() if "idle_rss_kib" in s]
+    # (label, startup seconds, RSS before load, after load, peak) per server start
+    memory = [(name, s.get("startup_s"), s["idle_rss_kib"], s.get("rss_after_kib"),
+               s.get("peak_rss_kib"))
+              for name, s in report["servers"].items() if "idle_rss_kib" in s]
+    memory += [(f"{name} + 1M list", w.get("list_loaded_s"), w["list_rss_kib"],
+                w.get("rss_after_kib"), w.get("peak_rss_kib"))
+               for name, s in report["servers"].items()
+               for w in [s.get("with_list", {})] if "list_rss_kib" in w]
     if memory:
         lines += ["", "| server | startup s | idle RSS MiB | RSS after load MiB | peak RSS MiB |",
                   "|---|---:|---:|---:|---:|"]
-        for name, s in memory:
-            mib = [fmt(s.get(k) / 1024 if s.get(k) else None, ".1f")
-                   for k in ("idle_rss_kib", "rss_after_kib", "peak_rss_kib")]
-            lines.append(f"| {name} | {fmt(s.get('startup_s'), '.2f')} | " + " | ".join(mib)
-                         + " |")
+        for label, startup, *kib in memory:
+            mib = [fmt(k / 1024 if k else None, ".1f") for k in kib]
+            lines.append(f"| {label} | {fmt(startup, '.2f')} | " + " | ".join(mib) + " |")
+        if any(label.endswith("list") for label, *_ in memory):
+            lines.append("\n(+ 1M list: startup = start until answering, plus for Burrow "
+                         "POST /api/lists until its index is live; idle RSS = with the list "
+                         "loaded, before the load)")
     if report["ratios"]:
         lines += ["", "Burrow / dnsmasq:", ""]
-        for phase in ("hit", "miss"):
+        for phase in PHASES:
             r = report["ratios"].get(phase)
             if r:
                 lines.append(f"- {phase}: CPU per query ×{fmt(r['cpu_us_per_query'], '.2f')}, "
                              f"QPS ×{fmt(r['qps'], '.2f')}, "
                              f"avg latency ×{fmt(r['avg_latency'], '.2f')}")
-        lines.append(f"- idle RSS ×{fmt(report['ratios'].get('idle_rss'), '.2f')}")
+        if report["ratios"].get("idle_rss") is not None:
+            lines.append(f"- idle RSS ×{fmt(report['ratios'].get('idle_rss'), '.2f')}")
+        if report["ratios"].get("list_rss") is not None:
+            lines.append(f"- RSS with the 1M list ×{fmt(report['ratios']['list_rss'], '.2f')}")
+    for name, server in report["servers"].items():
+        with_list = server.get("with_list", {})
+        if "list_loaded_s" in with_list:
+            lines.append(f"\n{name}: 1M list loaded and answering after "
+                         f"{with_list['list_loaded_s']:.1f} s; checked "
+                         f"{with_list['verified']['example']} on "
+                         f"{with_list['verified']['checked']} names")
+            if "list_rss_growth_kib" in with_list:
+                lst = with_list["list"]
+                lines.append(f"(RSS {lst['rss_started_kib'] / 1024:.1f} MiB started, "
+                             f"{lst['rss_signed_in_kib'] / 1024:.1f} MiB signed in to the API, "
+                             f"{with_list['list_rss_kib'] / 1024:.1f} MiB with the list: "
+                             f"+{with_list['list_rss_growth_kib'] / 1024:.1f} MiB for the "
+                             "list and its index)")
+        for warning in server.get("warnings", []) + with_list.get("warnings", []):
+            lines.append(f"\nwarning: {warning}")
     return "\n".join(lines) + "\n"
 
 
@@ -543,6 +851,8 @@ def preflight(args: argparse.Namespace) -> None:
                        "(apt-get install dnsmasq-base dnsperf dnsutils)")
     if "burrow" in args.servers and burrow_command() is None:
         raise Skip("no burrow executable (pip install -e . in the repo)")
+    if {"blocked", "blocked-cold"} & set(args.phases) and not UNION_1M.exists():
+        raise Skip(f"{UNION_1M} is missing (needed by the blocked phases)")
     if shutil.which("taskset") is None:
         print("warning: taskset missing, processes are not pinned", file=sys.stderr)
 
@@ -557,11 +867,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="dnsperf -Q: cap the offered load (default: as fast as it goes)")
     parser.add_argument("--only", choices=("burrow", "dnsmasq"),
                         help="bench one server (ratios need both)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="comma-separated phases to run, from "
+                             f"{','.join(PHASES)} (default: all)")
     parser.add_argument("--hit-names", type=int, default=1000,
                         help="popular names in the cache-hit phase (default 1000)")
     parser.add_argument("--miss-names", type=int, default=0,
                         help="unique names in the miss file (default 80k per second of "
                              "--duration, at most 3M); dnsperf stops early if they run out")
+    parser.add_argument("--blocked-names", type=int, default=10_000,
+                        help="names drawn from the 1M list that the blocked phase loops "
+                             "over (default 10000)")
+    parser.add_argument("--cold-names", type=int, default=0,
+                        help="names of the blocked-cold phase, each asked once (default 80k "
+                             "per second of --duration, at most the rest of the list)")
+    parser.add_argument("--seed", type=int, default=4,
+                        help="random seed for drawing names from the list (default 4)")
     parser.add_argument("--burrow-config-extra", dest="extra_toml", default="",
                         help="TOML merged into Burrow's generated config "
                              "(a string, or @path to read a file)")
@@ -574,7 +895,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--upstream-cpu", type=int, default=None,
                         help="CPU for the upstream dnsmasq (default: the client CPU)")
     parser.add_argument("--timeout", type=float, default=0,
-                        help="overall limit in seconds (default: 300 or 8x duration + 120)")
+                        help="overall limit in seconds (default: 300, or 4x duration per "
+                             "phase + 120, + 180 with the blocked phases)")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 300:
         parser.error("--duration must be within (0, 300] seconds")
@@ -587,6 +909,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.server_cpu = args.client_cpu = args.upstream_cpu = 0
     if not args.miss_names:
         args.miss_names = int(min(3_000_000, 80_000 * args.duration))
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = set(args.phases) - set(PHASES)
+    if unknown or not args.phases:
+        parser.error(f"--phases: choose from {','.join(PHASES)} (got {sorted(unknown)})")
+    args.phases = [p for p in PHASES if p in args.phases]
+    if not 1 <= args.blocked_names <= 500_000:
+        parser.error("--blocked-names must be within 1..500000")
+    if not args.cold_names:
+        args.cold_names = int(80_000 * args.duration)
+    args.blocked_phases = [p for p in args.phases if p.startswith("blocked")]
     if args.extra_toml.startswith("@"):
         args.extra_toml = Path(args.extra_toml[1:]).read_text()
     if args.extra_toml:
@@ -595,7 +927,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         except tomllib.TOMLDecodeError as exc:
             parser.error(f"--burrow-config-extra is not valid TOML: {exc}")
     if not args.timeout:
-        args.timeout = max(300.0, 8 * args.duration + 120)
+        args.timeout = max(300.0, 4 * args.duration * len(args.phases) + 120
+                           + (180 if args.blocked_phases else 0))
     args.servers = [args.only] if args.only else ["burrow", "dnsmasq"]
     return args
 
@@ -620,8 +953,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_token = f"r{random.randrange(16**6):06x}"
         hit_file, miss_file = workdir / "hit.txt", workdir / "miss.txt"
-        hit_count = write_hit_file(hit_file, args.hit_names)
-        write_miss_file(miss_file, args.miss_names, run_token)
+        hit_count = write_hit_file(hit_file, args.hit_names) if "hit" in args.phases else 0
+        if "miss" in args.phases:
+            write_miss_file(miss_file, args.miss_names, run_token)
+        blocked: dict[str, Any] | None = None
+        if args.blocked_phases:
+            print("preparing the 1M list ...", file=sys.stderr, flush=True)
+            blocked = prepare_blocked(args, workdir)
         upstream, up_port = start_upstream(args, workdir)
         report: dict[str, Any] = {
             "meta": {
@@ -629,7 +967,15 @@ def main(argv: list[str] | None = None) -> int:
                 "versions": versions(),
                 "duration_s": args.duration, "clients": args.clients,
                 "max_qps": args.max_qps or None,
-                "hit_names": hit_count, "miss_names": args.miss_names,
+                "phases": args.phases,
+                "hit_names": hit_count,
+                "miss_names": args.miss_names if "miss" in args.phases else 0,
+                "block_list": ({k: v for k, v in blocked.items()
+                                if k not in ("files", "verify")}
+                               | {"file": str(UNION_1M), "seed": args.seed,
+                                  "dnsmasq": f"--conf-file with address=/<name>/"
+                                             f"{BLOCK_ADDRESS} per name"}
+                               if blocked else None),
                 "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
                 "upstream_cpu": args.upstream_cpu,
                 "upstream": f"dnsmasq --address=/#/{UPSTREAM_ADDRESS} --local-ttl=3600",
@@ -642,14 +988,29 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.servers:
             server_dir = workdir / name
             server_dir.mkdir()
-            print(f"benching {name} ...", file=sys.stderr, flush=True)
-            try:
-                report["servers"][name] = bench_server(
-                    args, name, server_dir, upstream, up_port, hit_file, miss_file)
-            except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
-                failed = True
-                report["servers"][name] = {"error": str(exc)}
-                print(f"{name} failed: {exc}", file=sys.stderr)
+            server: dict[str, Any] = {"phases": {}}
+            if {"hit", "miss"} & set(args.phases):
+                print(f"benching {name} ...", file=sys.stderr, flush=True)
+                try:
+                    server = bench_server(args, name, server_dir, upstream, up_port,
+                                          hit_file, miss_file)
+                except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
+                    failed = True
+                    server = {"error": str(exc), "phases": {}}
+                    print(f"{name} failed: {exc}", file=sys.stderr)
+            if blocked is not None:
+                print(f"benching {name} with the 1M list ...", file=sys.stderr, flush=True)
+                list_dir = server_dir / "with-list"
+                list_dir.mkdir()
+                try:
+                    with_list = bench_blocked(args, name, list_dir, upstream, up_port, blocked)
+                    server["phases"].update(with_list.pop("phases"))
+                    server["with_list"] = with_list
+                except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
+                    failed = True
+                    server["with_list"] = {"error": str(exc)}
+                    print(f"{name} with the list failed: {exc}", file=sys.stderr)
+            report["servers"][name] = server
         report["ratios"] = ratios(report["servers"])
         print(markdown(report))
         if args.out:
