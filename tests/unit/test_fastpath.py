@@ -139,3 +139,25 @@ def test_qtype_bytes_are_not_blurred_by_lowercasing():
     s = server()
     store(s, dns.message.make_query(NAME, 97).to_wire())  # 0x61 = lower('A' = 65 = HTTPS)
     assert s.fast(dns.message.make_query(NAME, "HTTPS").to_wire(), "192.168.1.2", True) is None
+
+
+def test_blocked_answer_replays_until_the_generation_moves_with_its_ttl_unaged():
+    """A block depends only on lists/rules/pause (whose changes invalidate): the answer the
+    filter stage makes is replayed long after its record TTL, which stays as made."""
+    from burrow.dns.message import Query, render
+    from burrow.dns.stages.filter import BlockingSettings, blocked_answer
+
+    s = server()
+    qw = dns.message.make_query(NAME, "A").to_wire()
+    parsed = wire.parse_query(qw)
+    answer = blocked_answer(1, "null", BlockingSettings(), None)
+    query = Query(parsed, qw, "192.168.1.2", 5353, "udp", time.monotonic())
+    packet = render(query, answer, 512)
+    base = 12 + len(query.question)
+    s.fastpath.store("default", 0, packet[12:base].lower(), packet, 12 + len(query.qname),
+                     tuple(o + base for o in answer.ttl_offsets), answer.ttls, answer.ttl,
+                     time.monotonic() - 3600, NAME, 1, answer.decision, "", ())
+    out = dns.message.from_wire(s.fast(dns.message.make_query(NAME, "A").to_wire(), "192.168.1.2", True))
+    assert out.answer[0][0].address == "0.0.0.0" and out.answer[0].ttl == 10  # an hour on: same TTL
+    s.invalidate()
+    assert s.fast(qw, "192.168.1.2", True) is None

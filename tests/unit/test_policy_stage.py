@@ -12,7 +12,7 @@ from burrow.dns.chain import Chain
 from burrow.dns.decision import Decision
 from burrow.dns.message import Answer, render
 from burrow.dns.stages.cache import CacheStage
-from burrow.dns.stages.filter import BlockingSettings, FilterStage
+from burrow.dns.stages.filter import UNTIL_CHANGED, BlockingSettings, FilterStage
 from burrow.dns.stages.forward import CacheLimits, ForwardStage
 from burrow.dns.stages.policy import PolicyStage, route_key
 from burrow.dns.upstream import UpstreamPool, UpstreamSettings
@@ -200,7 +200,8 @@ def test_time_rule_caps_fast_path_lifetime_at_next_boundary():
 def test_no_time_rule_leaves_ttl_alone():
     s = policy(rule(0, 'Domain == "x.test"', "BLOCK"), clock=clock_at(12, 0, 59), tz=UTC)
     assert run(s.resolve(make_query("y.test"), Next())).ttl == 300
-    assert run(s.resolve(make_query("x.test"), Next())).ttl == 10
+    blocked = run(s.resolve(make_query("x.test"), Next()))
+    assert blocked.ttls == (10,) and blocked.ttl == UNTIL_CHANGED  # replayed until something changes
 
 
 def test_load_skips_bad_stored_rules():

@@ -42,22 +42,26 @@ def _rr(rtype: int, ttl: int, rdata: bytes) -> bytes:
     return wire.build_rr(b"\xc0\x0c", rtype, wire.CLASS_IN, ttl, rdata)  # owner: the question name
 
 
+# A block depends only on the lists, rules and pause, and any change to those moves the fast
+# path's generation: so the fast path may replay a blocked answer until then (bounded only by
+# its LRU caps), with the record TTLs as they are (no aging: asked again, the chain would give
+# the same TTL). Replaying instead of re-deciding every blocked_ttl seconds is what keeps
+# repeated blocked queries as cheap as cache hits. Callers whose block depends on something
+# else (a time rule, an upstream answer) cap ``Answer.ttl`` themselves.
+UNTIL_CHANGED = 7 * 86400.0
+
+
 def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede) -> Answer:
-    parts, offsets, pos = [], [], 0
-    for rtype, rdata in records:
-        rec = _rr(rtype, ttl, rdata)
-        offsets.append(pos + 6)  # 2-byte pointer owner, type, class, then the TTL
-        parts.append(rec)
-        pos += len(rec)
-    return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttl_offsets=tuple(offsets),
-                  ttls=tuple(ttl for _ in records), ttl=ttl, ede=ede)
+    parts = [_rr(rtype, ttl, rdata) for rtype, rdata in records]
+    return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttls=tuple(ttl for _ in records),
+                  ttl=UNTIL_CHANGED, ede=ede)
 
 
 def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede, redirect: tuple = ()) -> Answer:
     """The reply for a blocked question under ``mode`` (or the redirect targets given)."""
     ttl = settings.ttl
     if mode == "nxdomain":
-        return Answer(wire.NXDOMAIN, Decision.BLOCKED, ttl=ttl, ede=ede)
+        return Answer(wire.NXDOMAIN, Decision.BLOCKED, ttl=UNTIL_CHANGED, ede=ede)
     records: list[tuple[int, bytes]] = []
     if redirect:
         for kind, value in redirect:

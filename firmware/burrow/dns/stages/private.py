@@ -29,6 +29,7 @@ from ..decision import Decision
 from ..message import Answer, Query
 
 SPECIAL_SUFFIXES = ("local", "lan", "internal", "home.arpa", "localhost", "invalid", "onion")
+_SPECIAL_TLDS = frozenset(s for s in SPECIAL_SUFFIXES if "." not in s)
 PRIVATE_REVERSE = [ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
     "100.64.0.0/10", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "255.255.255.255/32",
@@ -64,11 +65,12 @@ def is_private_reverse(name: str) -> bool:
 
 
 def is_special(name: str) -> bool:
-    if not name or name.endswith((".in-addr.arpa", ".ip6.arpa")) or name in ("in-addr.arpa", "ip6.arpa"):
-        return False
-    if "." not in name:
-        return True  # single label: never a public name a resolver should ask the root for
-    return any(name == s or name.endswith("." + s) for s in SPECIAL_SUFFIXES)
+    head, dot, tld = name.rpartition(".")
+    if not dot:
+        return bool(name)  # single label: never a public name a resolver should ask the root for
+    if tld in _SPECIAL_TLDS:
+        return True
+    return tld == "arpa" and (head == "home" or head.endswith(".home"))
 
 
 def private_address(ip) -> bool:
@@ -108,7 +110,8 @@ class PrivateStage:
         if s.rebind_protection and answer.an and answer.decision in _CHECKED:
             hit = self._private_in(query, answer)
             if hit is not None and not self._exempt(query):
-                return self._block(query, hit)
+                # the block rests on this upstream answer: replay it no longer than the answer lives
+                return self._block(query, hit).replace(ttl=answer.ttl)
         return answer
 
     def _private_in(self, query: Query, answer: Answer):
