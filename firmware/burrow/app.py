@@ -56,6 +56,7 @@ class App:
         self.pause = None  # BlockingPause once storage is open
         self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
         self.groups = None  # filtering.groups.Groups: client groups, once storage is open
+        self.forwarding = None  # forwarding.ForwardRules: conditional forwarding (/api/conditionalforwarding)
         self.rpz = None  # filtering.rpz.HandZones: rules of RPZ zones made by hand
         self.threats = None  # filtering.threats.ThreatReporter: security events for threat-feed hits
         self.list_store = None
@@ -94,7 +95,10 @@ class App:
         self.private = PrivateStage(PrivateSettings(cfg["local.private_reverse"], cfg["local.special_names"],
                                                     cfg["local.rebind_protection"],
                                                     cfg["local.rebind_allowed_domains"]), filter=self.filter)
-        self.chain = Chain([self.guard, self.private, self.policy, self.filter, self.cache_stage, self.forward])
+        from .dns.stages.conditional import ConditionalStage
+        self.conditional = ConditionalStage(self.forward)  # rules arrive with storage (start)
+        self.chain = Chain([self.guard, self.conditional, self.private, self.policy, self.filter,
+                            self.cache_stage, self.forward])
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
 
@@ -122,6 +126,8 @@ class App:
         self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
         from .filtering.groups import Groups
         self.groups = Groups(self.settings)
+        from .forwarding import ForwardRules
+        self.forwarding = self.conditional.rules = ForwardRules(self.settings, self.upstreams.settings)
         from .filtering.threats import ThreatReporter
         self.threats = ThreatReporter(lambda event: self.events.publish("events", event))
         self.filter.on_threat = self.threats
@@ -247,6 +253,7 @@ class App:
         self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self._answers_changed)
         self.policy.load(self.settings.get("policies", []))
         self.groups = Groups(self.settings)
+        self.forwarding.reload()
         self._answers_changed()
 
     # The button and the status lights use these (board/appliance.py).

@@ -34,6 +34,7 @@ class UpstreamSettings:
     timeout: float = 2.0  # seconds per attempt
     max_attempts: int = 3  # attempts per query, across servers
     max_inflight: int = 1024  # cap on concurrent upstream queries (sockets)
+    failover: bool = True  # False: only the first configured server is asked (conditional rules)
 
 
 class UpstreamError(Exception):
@@ -163,7 +164,14 @@ class UpstreamPool:
             raise UpstreamError("too many upstream queries in flight", wire.EDE_OTHER)
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        order = servers if servers is not None else self.order(now)
+        if servers is not None:
+            order = servers
+        elif self.settings.failover:
+            order = self.order(now)
+        else:
+            order = self.servers[:1]  # retries only ever go to the first server
+        if not order:
+            raise UpstreamError("no upstream servers configured", wire.EDE_NO_REACHABLE_AUTHORITY)
         attempts = self.settings.max_attempts
         last: Exception | None = None
         any_timeout = False

@@ -12,7 +12,7 @@ import logging
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Query, sanitize_upstream
-from ..upstream import UpstreamError, UpstreamPool
+from ..upstream import UpstreamError, UpstreamPool, UpstreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,32 @@ class ForwardStage:
         self.limits = limits
         self._inflight: dict = {}
         self.coalesced = 0
-        self._routes: dict[str, UpstreamPool] = {}  # route → pool for that upstream set (policy FORWARD)
+        self._routes: dict[str, UpstreamPool] = {}  # route → pool for that upstream set (policy FORWARD,
+        # conditional forwarding rules)
+        self._servers: dict[str, object] = {}  # route → the servers its pool was made from
 
-    def add_route(self, route: str, servers) -> UpstreamPool:
-        """The pool for ``route`` (made once from ``servers``: ((host, port), ...)), cached."""
+    def add_route(self, route: str, servers, settings: UpstreamSettings | None = None) -> UpstreamPool:
+        """The pool for ``route`` (made once from ``servers``: ((host, port), ...)), cached.
+
+        ``settings`` (timeout, attempts, failover) are the route's own; None shares the default
+        pool's. Called per query, so the unchanged case is two identity checks: new ``servers``
+        make a new pool, new ``settings`` are swapped into the pool (servers keep their health).
+        """
         pool = self._routes.get(route)
+        if pool is not None:
+            known = self._servers[route]
+            if known is not servers and tuple(known) != tuple(servers):
+                pool = None  # same route, other servers: start afresh
+            elif settings is not None and pool.settings is not settings:
+                pool.settings = settings
         if pool is None:
+            self._routes.pop(route, None)
             if len(self._routes) >= MAX_ROUTES:
-                self._routes.pop(next(iter(self._routes)))  # oldest; queries in flight keep theirs
-            pool = self._routes[route] = UpstreamPool(list(servers), self.pool.settings)
+                oldest = next(iter(self._routes))  # queries in flight keep theirs
+                del self._routes[oldest], self._servers[oldest]
+            pool = self._routes[route] = UpstreamPool(list(servers), settings or self.pool.settings)
             pool.local_ports = self.pool.local_ports  # one loop check for every socket we own
+            self._servers[route] = servers
         return pool
 
     def pools(self, query: Query) -> UpstreamPool:

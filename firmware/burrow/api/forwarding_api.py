@@ -1,0 +1,275 @@
+"""Conditional forwarding: /api/conditionalforwarding (seed 003, exactly) and /api/forwarders
+(seed 000's face of the same rules), plus the "ask the router" preset and the global switch.
+
+    GET    /api/conditionalforwarding                    {"enabled", "total", "rules"} (seed 003)
+    POST   /api/conditionalforwarding                    200 {"message": "... added successfully", "rule"}
+    DELETE /api/conditionalforwarding/{id}               200 {"message": "... removed successfully", "total"}
+    GET    /api/conditionalforwarding/{id}               one rule
+    PUT    /api/conditionalforwarding/{id}               change the given fields (a partial body is fine)
+    POST   /api/conditionalforwarding/enabled            {"enabled": bool}: the global switch
+    GET    /api/conditionalforwarding/preset/router      is the router preset on, with what
+    POST   /api/conditionalforwarding/preset/router      {"router", "domain"?, "network"?}: turn it on
+    DELETE /api/conditionalforwarding/preset/router      turn it off
+    GET/POST /api/forwarders, GET/PUT/DELETE /api/forwarders/{id}   (POST answers 201 with the rule)
+
+``{id}`` is ``name:priority:index`` (percent-encoded: names have spaces) or the rule's exact
+name. 400 names the bad field, 409 is a duplicate name, 404 an unknown rule. Every change
+drops fast-path answers (``app._answers_changed``) and is published as an audit event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from urllib.parse import unquote
+
+from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS,
+                                ForwardRuleError, RuleNotFound)
+from .errors import ApiError
+from .routes import Api
+from .schema import Bool, Int, List, Obj, Str
+
+TAGS = ["forwarding"]
+ADDED = "Conditional forwarding rule added successfully"
+UPDATED = "Conditional forwarding rule updated successfully"
+REMOVED = "Conditional forwarding rule removed successfully"
+
+
+def _rule_fields(create: bool) -> dict:
+    """The body fields; ``create``: name and upstreams are required (PUT changes any subset)."""
+    def strings(max_items: int, max_len: int, description: str, required: bool = False):
+        return List(Str(max_len=max_len), required=required, nullable=not required, max_items=max_items,
+                    description=description)
+
+    return {
+        "name": Str(min_len=1, max_len=MAX_NAME, required=create, description="rule name (unique)"),
+        "domains": strings(MAX_DOMAINS, 255, "domain patterns: *.corp.example.com (names below it), "
+                                             "example.com (it and names below it)"),
+        "client_cidrs": strings(MAX_CIDRS, 64, "client networks in CIDR notation (v4 or v6)"),
+        "query_types": strings(MAX_QTYPES, 16, "query types: A, AAAA, PTR, ..."),
+        "upstreams": strings(MAX_UPSTREAMS, 64, "upstream DNS servers: ip, ip:port, [v6]:port",
+                             required=create),
+        "priority": Int(required=False, minimum=1, maximum=100, description="1-100, higher first (default 50)"),
+        "timeout": Str(required=False, max_len=32, nullable=True,
+                       description="per attempt, Go duration: 2s, 500ms (100ms-30s); empty: default"),
+        "max_retries": Int(required=False, minimum=0, maximum=10, description="extra attempts per upstream"),
+        "failover": Bool(required=False, description="try the next upstream on failure (default false)"),
+        "enabled": Bool(required=False, description="default true"),
+        "id": Str(required=False, max_len=200, description="ignored: lets a GET object be sent back"),
+    }
+
+
+RuleBody = Obj("ForwardRuleBody", _rule_fields(True), example={
+    "name": "Local Network", "domains": ["*.local", "*.lan"], "upstreams": ["192.168.1.1:53"], "priority": 80})
+RuleChange = Obj("ForwardRuleChange", _rule_fields(False), min_fields=1, example={"enabled": False})
+Rule = Obj("ForwardRule", {
+    "id": Str(description="name:priority:index (index: position in the sorted list)"), "name": Str(),
+    "domains": List(Str()), "client_cidrs": List(Str()), "query_types": List(Str()), "upstreams": List(Str()),
+    "priority": Int(minimum=1, maximum=100), "timeout": Str(), "max_retries": Int(minimum=0),
+    "failover": Bool(), "enabled": Bool(),
+}, example={"id": "Local Network:80:0", "name": "Local Network", "domains": ["*.local", "*.lan"],
+            "client_cidrs": [], "query_types": [], "upstreams": ["192.168.1.1:53"], "priority": 80,
+            "timeout": "", "max_retries": 0, "failover": False, "enabled": True})
+RuleListing = Obj("ForwardRuleList", {"enabled": Bool(), "total": Int(minimum=0), "rules": List(Rule)},
+                  example={"enabled": True, "total": 1, "rules": [Rule.example]})
+ForwarderListing = Obj("ForwarderList", {"enabled": Bool(), "total": Int(minimum=0), "forwarders": List(Rule)},
+                       example={"enabled": True, "total": 1, "forwarders": [Rule.example]})
+RuleChanged = Obj("ForwardRuleChanged", {"message": Str(), "rule": Rule},
+                  example={"message": ADDED, "rule": Rule.example})
+RuleRemoved = Obj("ForwardRuleRemoved", {"message": Str(), "total": Int(minimum=0)},
+                  example={"message": REMOVED, "total": 1})
+SwitchBody = Obj("ForwardingSwitch", {"enabled": Bool()}, example={"enabled": False})
+SwitchResult = Obj("ForwardingSwitched", {"message": Str(), "enabled": Bool()},
+                   example={"message": "Conditional forwarding disabled", "enabled": False})
+PresetBody = Obj("RouterPresetBody", {
+    "router": Str(required=False, max_len=64,
+                  description="the router's IP (or ip:port); default: the default gateway"),
+    "domain": Str(required=False, max_len=255, nullable=True,
+                  description="the local domain the router serves (default \"lan\"); empty: reverse lookups only"),
+    "network": Str(required=False, max_len=64, nullable=True,
+                   description="the LAN whose reverse lookups go to the router (default: the router's /24)"),
+}, example={"router": "192.168.1.1", "domain": "lan"})
+Preset = Obj("RouterPreset", {
+    "enabled": Bool(), "router": Str(), "domain": Str(), "network": Str(),
+    "rule": Obj("RouterPresetRule", {}, additional=True, nullable=True, description="the rule, when on"),
+    "suggested_router": Str(required=False, nullable=True, description="the default gateway, if known"),
+}, example={"enabled": True, "router": "192.168.1.1", "domain": "lan", "network": "192.168.1.0/24",
+            "rule": {**Rule.example, "id": "Router:40:0", "name": "Router",
+                     "domains": ["lan", "1.168.192.in-addr.arpa"], "priority": 40, "max_retries": 1}})
+PresetChanged = Obj("RouterPresetChanged", {"message": Str(), "preset": Preset},
+                    example={"message": "Router preset enabled", "preset": Preset.example})
+
+ERRORS = {400: "Invalid request (missing required fields, invalid priority/timeout, etc.)",
+          409: "Rule with same name already exists", 500: "Failed to save configuration"}
+ID_ERRORS = {400: "Invalid ID format", 404: "Rule not found", 500: "Failed to save configuration"}
+
+
+def register(api: Api, app) -> None:
+    def rules():
+        store = getattr(app, "forwarding", None)
+        if store is None:
+            raise ApiError(503, "Conditional forwarding not configured", error="Service Unavailable")
+        return store
+
+    def apply(fn, *args, **kwargs):
+        """Call a store method; its errors become HTTP errors (400/404/409, 500 on storage)."""
+        try:
+            return fn(*args, **kwargs)
+        except ForwardRuleError as e:
+            raise ApiError(e.status, e.message, [e.to_dict()], error=e.error) from None
+        except RuleNotFound as e:
+            raise ApiError(404, str(e), error="Not Found") from None
+        except sqlite3.Error as e:
+            raise ApiError(500, f"Failed to save configuration: {e}") from None
+
+    def changed(req, kind: str, summary: str) -> None:
+        answers_changed = getattr(app, "_answers_changed", None)
+        if answers_changed is not None:
+            answers_changed()  # answers decided under the old rules must not be replayed
+        elif getattr(app, "dns", None) is not None:
+            app.dns.invalidate()
+        events = getattr(app, "events", None)
+        if events is not None:
+            events.publish("events", {"type": f"forwarding.{kind}", "actor": req.g.principal.username,
+                                      "client_ip": req.g.client_ip, "summary": summary})
+
+    def rule_id(text: str) -> str:
+        return unquote(text)  # "Local%20Network:80:0": the id arrives percent-encoded
+
+    def gateway() -> str | None:
+        appliance = getattr(app, "appliance", None)
+        if appliance is None:
+            return None
+        try:
+            route = appliance.network().get("default_v4") or {}
+        except Exception:  # a missing netlink must not fail the page
+            return None
+        return route.get("gateway") or None
+
+    # ---- shared handlers (both faces) -----------------------------------------------------------
+
+    def create(req):
+        store = rules()
+        rule = apply(store.add, req.g.body)
+        changed(req, "added", f"conditional forwarding rule {rule.name!r} added")
+        return store.dict_of(rule)
+
+    def update(req, ref):
+        store = rules()
+        rule = apply(store.update, rule_id(ref), req.g.body)
+        changed(req, "updated", f"conditional forwarding rule {rule.name!r} updated")
+        return store.dict_of(rule)
+
+    def remove(req, ref):
+        store = rules()
+        rule = apply(store.remove, rule_id(ref))
+        changed(req, "removed", f"conditional forwarding rule {rule.name!r} removed")
+        return {"message": REMOVED, "total": len(store)}
+
+    def one(ref):
+        store = rules()
+        return store.dict_of(apply(store.get, rule_id(ref)))
+
+    # ---- the switch and the preset (before the {id} routes: first match wins) ----------------------
+
+    @api.route("POST", "/api/conditionalforwarding/enabled", role="admin", tags=TAGS, body=SwitchBody,
+               summary="Turn conditional forwarding on or off (the rules are kept)",
+               responses={200: SwitchResult, 500: "Failed to save configuration"})
+    async def switch(req):
+        on = req.g.body["enabled"]
+        apply(rules().set_enabled, on)
+        state = "enabled" if on else "disabled"
+        changed(req, state, f"conditional forwarding {state}")
+        return {"message": f"Conditional forwarding {state}", "enabled": on}
+
+    def preset_state() -> dict:
+        state = rules().router_preset()
+        state["suggested_router"] = gateway()
+        return state
+
+    @api.route("GET", "/api/conditionalforwarding/preset/router", role="viewer", tags=TAGS,
+               summary="Whether local names and reverse lookups are asked of the router",
+               responses={200: Preset})
+    async def get_preset(req):
+        return preset_state()
+
+    @api.route("POST", "/api/conditionalforwarding/preset/router", role="admin", tags=TAGS, body=PresetBody,
+               summary="Ask the router for local names and reverse lookups (creates the \"Router\" rule)",
+               responses={200: PresetChanged, 400: "Invalid router, domain or network",
+                          500: "Failed to save configuration"})
+    async def set_preset(req):
+        body = req.g.body
+        router = body.get("router") or gateway()
+        if not router:
+            raise ApiError(400, "router is required (the default gateway is not known)",
+                           [{"field": "router", "message": "is required"}])
+        domain = body["domain"] if "domain" in body else "lan"
+        rule = apply(rules().set_router_preset, router, domain, body.get("network"))
+        changed(req, "preset", f"router preset on: {', '.join(rule.domains)} → {rule.upstreams[0]}")
+        return {"message": "Router preset enabled", "preset": preset_state()}
+
+    @api.route("DELETE", "/api/conditionalforwarding/preset/router", role="admin", tags=TAGS,
+               summary="Stop asking the router (removes the \"Router\" rule; its settings are remembered)",
+               responses={200: PresetChanged, 500: "Failed to save configuration"})
+    async def clear_preset(req):
+        rule = apply(rules().clear_router_preset)
+        if rule is not None:
+            changed(req, "preset", "router preset off")
+        return {"message": "Router preset disabled", "preset": preset_state()}
+
+    # ---- seed 003 ---------------------------------------------------------------------------------
+
+    @api.route("GET", "/api/conditionalforwarding", role="viewer", tags=TAGS,
+               summary="All conditional forwarding rules, highest priority first", responses={200: RuleListing})
+    async def list_rules(req):
+        return rules().snapshot()
+
+    @api.route("POST", "/api/conditionalforwarding", role="admin", tags=TAGS, body=RuleBody,
+               summary="Add a conditional forwarding rule", responses={200: RuleChanged, **ERRORS})
+    async def add_rule(req):
+        return {"message": ADDED, "rule": create(req)}
+
+    @api.route("GET", "/api/conditionalforwarding/<path:id>", role="viewer", tags=TAGS,
+               summary="One conditional forwarding rule (by id or name)", responses={200: Rule, **ID_ERRORS})
+    async def get_rule(req, id):
+        return one(id)
+
+    @api.route("PUT", "/api/conditionalforwarding/<path:id>", role="admin", tags=TAGS, body=RuleChange,
+               summary="Change a conditional forwarding rule (only the fields given)",
+               responses={200: RuleChanged, **ID_ERRORS, 409: ERRORS[409]})
+    async def update_rule(req, id):
+        return {"message": UPDATED, "rule": update(req, id)}
+
+    @api.route("DELETE", "/api/conditionalforwarding/<path:id>", role="admin", tags=TAGS,
+               summary="Remove a conditional forwarding rule", responses={200: RuleRemoved, **ID_ERRORS})
+    async def delete_rule(req, id):
+        return remove(req, id)
+
+    # ---- seed 000 ---------------------------------------------------------------------------------
+
+    @api.route("GET", "/api/forwarders", role="viewer", tags=TAGS,
+               summary="Forwarders (the conditional forwarding rules), highest priority first",
+               responses={200: ForwarderListing})
+    async def list_forwarders(req):
+        snap = rules().snapshot()
+        return {"enabled": snap["enabled"], "total": snap["total"], "forwarders": snap["rules"]}
+
+    @api.route("POST", "/api/forwarders", role="admin", tags=TAGS, body=RuleBody, status=201,
+               summary="Create a forwarder (a conditional forwarding rule)", responses={201: Rule, **ERRORS})
+    async def add_forwarder(req):
+        return create(req)
+
+    @api.route("GET", "/api/forwarders/<path:id>", role="viewer", tags=TAGS,
+               summary="One forwarder (by id or name)", responses={200: Rule, **ID_ERRORS})
+    async def get_forwarder(req, id):
+        return one(id)
+
+    @api.route("PUT", "/api/forwarders/<path:id>", role="admin", tags=TAGS, body=RuleChange,
+               summary="Change a forwarder (only the fields given)",
+               responses={200: Rule, **ID_ERRORS, 409: ERRORS[409]})
+    async def update_forwarder(req, id):
+        return update(req, id)
+
+    @api.route("DELETE", "/api/forwarders/<path:id>", role="admin", tags=TAGS,
+               summary="Delete a forwarder", responses={200: RuleRemoved, **ID_ERRORS})
+    async def delete_forwarder(req, id):
+        return remove(req, id)

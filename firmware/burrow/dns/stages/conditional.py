@@ -1,0 +1,42 @@
+"""Conditional forwarding: names, clients or query types the owner sends to another server
+(the router for ``*.lan`` and its reverse zone, a VPN's DNS for ``*.corp``).
+
+Chain position: after ``local`` (the owner's own records and zones answer first), before
+``private`` (a rule is the owner saying where a private name lives, so it must be routed
+before the private-names stage would refuse it) and before policy/filter (filtering still
+applies to forwarded names, as in Pi-hole). The stage only marks the query's route; the
+forward stage asks the rule's upstreams with the rule's timeout/retries/failover, and the
+cache keys answers by route, so they never reach clients the rule does not cover. A rule
+that matches on client addresses makes answers the fast path must not replay to the whole
+group (it keys by group, not by client).
+"""
+
+from __future__ import annotations
+
+from ..message import Answer, Query
+
+
+class ConditionalStage:
+    name = "conditional"
+
+    def __init__(self, forward, rules=None):
+        self.forward = forward  # ForwardStage: owns the per-route upstream pools
+        self.rules = rules  # burrow.forwarding.ForwardRules, set once storage is open
+        self.forwarded = 0
+
+    async def resolve(self, query: Query, next) -> Answer:
+        rules = self.rules
+        if rules is None:
+            return await next(query)
+        rule, per_client = rules.lookup(query.name, query.client_ip, query.qtype)
+        if rule is None:
+            return await next(query)
+        self.forwarded += 1
+        self.forward.add_route(rule.route, rule.servers, rule.settings)
+        query.route = rule.route
+        query.note("conditional", "forward", rule=rule.name, source="conditional_forwarding",
+                   detail=", ".join(rule.upstreams))
+        answer = await next(query)
+        if per_client and answer.ttl is not None:
+            answer = answer.replace(ttl=None)
+        return answer
