@@ -74,11 +74,34 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's malloc_trim, or None elsewhere (musl, macOS)."""
+    try:
+        import ctypes
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    """scrypt, then hand its 16 MiB work area back to the OS: it is freed into the calling
+    thread's malloc arena, which glibc does not shrink by itself, and a login would otherwise
+    leave ~16 MiB resident per executor thread that ever hashed (~32 MiB after setup and a
+    first login) — a lot on a 512 MB board."""
+    try:
+        return hashlib.scrypt(_normalise(password), salt=salt, n=n, r=r, p=p, maxmem=SCRYPT_MAXMEM,
+                              dklen=dklen)
+    finally:
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
+
+
 def hash_password(password: str) -> str:
     """A new self-describing scrypt hash of ``password`` with a random salt (~75 ms)."""
     salt = os.urandom(SALT_BYTES)
-    key = hashlib.scrypt(_normalise(password), salt=salt, n=2 ** SCRYPT_LOG2_N, r=SCRYPT_R,
-                         p=SCRYPT_P, maxmem=SCRYPT_MAXMEM, dklen=KEY_BYTES)
+    key = _scrypt(password, salt, 2 ** SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P, KEY_BYTES)
     return f"$scrypt$ln={SCRYPT_LOG2_N},r={SCRYPT_R},p={SCRYPT_P}${_b64(salt)}${_b64(key)}"
 
 
@@ -95,8 +118,7 @@ def verify_password(stored: str, password: str) -> bool:
     or unsupported hash is logged and never matches."""
     try:
         log2_n, r, p, salt, expected = _parse(stored)
-        key = hashlib.scrypt(_normalise(password), salt=salt, n=2 ** log2_n, r=r, p=p,
-                             maxmem=SCRYPT_MAXMEM, dklen=len(expected))
+        key = _scrypt(password, salt, 2 ** log2_n, r, p, len(expected))
     except (ValueError, KeyError, TypeError, OverflowError, MemoryError) as e:
         log.error("unusable password hash in the database (%s); treating as no match",
                   type(e).__name__)
