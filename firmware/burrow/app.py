@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -56,6 +57,8 @@ class App:
         self.pause = None  # BlockingPause once storage is open
         self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
         self.groups = None  # filtering.groups.Groups: client groups, once storage is open
+        self.zones = None  # zones.store.ZoneStore: local records and zones (/api/localrecords, /api/zones)
+        self._secondaries: dict = {}  # origin → (zones.axfr.SecondaryZone, refresh task) for slave zones
         self.forwarding = None  # forwarding.ForwardRules: conditional forwarding (/api/conditionalforwarding)
         self.rpz = None  # filtering.rpz.HandZones: rules of RPZ zones made by hand
         self.threats = None  # filtering.threats.ThreatReporter: security events for threat-feed hits
@@ -97,7 +100,9 @@ class App:
                                                     cfg["local.rebind_allowed_domains"]), filter=self.filter)
         from .dns.stages.conditional import ConditionalStage
         self.conditional = ConditionalStage(self.forward)  # rules arrive with storage (start)
-        self.chain = Chain([self.guard, self.conditional, self.private, self.policy, self.filter,
+        from .dns.stages.local import LocalStage
+        self.local = LocalStage()  # local records and zones: data arrives with storage (start)
+        self.chain = Chain([self.guard, self.local, self.conditional, self.private, self.policy, self.filter,
                             self.cache_stage, self.forward])
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
@@ -126,6 +131,9 @@ class App:
         self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
         from .filtering.groups import Groups
         self.groups = Groups(self.settings)
+        from .zones.store import ZoneStore
+        self.zones = ZoneStore(self.settings)
+        self._rebuild_local()  # local records and zones answer from the first query
         from .forwarding import ForwardRules
         self.forwarding = self.conditional.rules = ForwardRules(self.settings, self.upstreams.settings)
         from .filtering.threats import ThreatReporter
@@ -166,6 +174,7 @@ class App:
         self.web_port = self.api_server.sockets[0].getsockname()[1]
         log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)
         self._tasks.append(asyncio.ensure_future(self._housekeeping()))
+        self._sync_secondaries()
         # Start-up objects live forever: keep them out of every future collection. And collect
         # the young generation less often: each query makes a few short-lived tuples, and at
         # the default threshold (700) a busy resolver spends a few percent in the collector.
@@ -222,6 +231,80 @@ class App:
         if self.dns is not None:
             self.dns.invalidate()
 
+    # ---- local data and secondary zones -------------------------------------------------------
+
+    def _rebuild_local(self) -> None:
+        from .zones.localdata import LocalData
+        self.local.set_data(LocalData.from_store(self.zones, expired=self._zone_expired))
+
+    def local_changed(self) -> None:
+        """Local records or zones changed (API, CLI via SIGHUP, a transfer): new snapshot, secondaries
+        in step with the zones, and no answer decided from the old data replayed."""
+        self._rebuild_local()
+        self._sync_secondaries()
+        if self.dns is not None:
+            self.dns.invalidate()
+
+    def _zone_expired(self, origin: str) -> bool:
+        entry = self._secondaries.get(origin)
+        return entry is None or entry[0].expired()  # no refresher yet: nothing trustworthy to serve
+
+    def _sync_secondaries(self) -> None:
+        """One refresh task per slave zone; zones deleted, changed to master or given other
+        primaries lose theirs (a new one starts for the new primaries)."""
+        if self.zones is None or self.dns is None:
+            return  # start() calls this once the resolver runs
+        from .zones.axfr import SecondaryZone
+        wanted = {z["name"]: z for z in self.zones.zones() if z["type"] == "slave" and z["primaries"]}
+        for origin in list(self._secondaries):
+            _sec, task, primaries = self._secondaries[origin]
+            zone = wanted.get(origin)
+            if zone is None or tuple(zone["primaries"]) != primaries:
+                task.cancel()
+                del self._secondaries[origin]
+        stored = {z.origin: z for z in self.zones.snapshot()}
+        for origin, zone in wanted.items():
+            if origin in self._secondaries:
+                continue
+            sec = SecondaryZone(origin, zone["primaries"])
+            have = stored.get(origin)
+            if have is not None and have.records and have.last_transfer:
+                # the copy on disk keeps its age across a restart: expiry counts from the transfer
+                sec.load(have.records, now=time.monotonic() - max(0.0, time.time() - have.last_transfer))
+            task = asyncio.ensure_future(self._refresh_secondary(origin, sec))
+            self._secondaries[origin] = (sec, task, tuple(zone["primaries"]))
+
+    async def _refresh_secondary(self, origin: str, sec) -> None:
+        from .zones.axfr import AxfrError
+        was_expired = sec.expired()
+        while True:
+            try:
+                records = await sec.refresh_once()
+            except AxfrError as e:
+                log.warning("zone %s: transfer failed: %s", origin, e)
+                self.zones.transfer_failed(origin, str(e))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a bad transfer must not end the schedule
+                log.exception("zone %s: refresh failed", origin)
+                sec.failed(str(e))
+                self.zones.transfer_failed(origin, str(e))
+            else:
+                if records is not None:
+                    self.zones.store_transfer(origin, records)
+                    log.info("zone %s: transferred %d records (serial %s)", origin, len(records), sec.serial)
+                    self._rebuild_local()
+                    if self.dns is not None:
+                        self.dns.invalidate()
+                else:
+                    self.zones.transfer_checked(origin)
+            if sec.expired() != was_expired:  # expiry changes answers (SERVFAIL): drop replays
+                was_expired = sec.expired()
+                self._rebuild_local()
+                if self.dns is not None:
+                    self.dns.invalidate()
+            await asyncio.sleep(max(1.0, min(sec.seconds_until_check(), 3600.0)))
+
     def _answers_changed(self) -> None:
         """Something that shapes answers changed: drop fast-path answers decided before it."""
         self.filter.forget_views()
@@ -254,6 +337,7 @@ class App:
         self.policy.load(self.settings.get("policies", []))
         self.groups = Groups(self.settings)
         self.forwarding.reload()
+        self.local_changed()
         self._answers_changed()
 
     # The button and the status lights use these (board/appliance.py).
@@ -289,6 +373,8 @@ class App:
         self.ready = False
         for t in getattr(self, "_tasks", []):
             t.cancel()
+        for _sec, task, _primaries in self._secondaries.values():
+            task.cancel()
         if self.dns is not None:
             await self.dns.stop()
         if self.api_server is not None:
@@ -311,7 +397,7 @@ class App:
 
     # Files a factory reset removes: everything Burrow writes, nothing else in the folder.
     WIPE_PATTERNS = ("settings.db", "settings.db-wal", "settings.db-shm", "settings.db-journal",
-                     "querylog*.db", "querylog*.db-*", "jwt.key")
+                     "querylog*.db", "querylog*.db-*", "jwt.key", "lists/rpz-*.zone")
 
     def factory_reset(self) -> None:
         """Wipe settings, users, keys and the query log, then restart (exit code 75).
@@ -348,10 +434,27 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
-        await self._stopping.wait()
-        log.info("stopping on signal")
-        systemd.stopping()
-        await self.stop()
+        # `burrow zone import` edits the settings DB from a shell and sends SIGHUP: re-read local data.
+        loop.add_signal_handler(signal.SIGHUP, self._reload_zones)
+        pid_file = self.data_dir / "burrow.pid"
+        pid_file.write_text(f"{os.getpid()}\n")
+        try:
+            await self._stopping.wait()
+            log.info("stopping on signal")
+            systemd.stopping()
+            await self.stop()
+        finally:
+            try:
+                pid_file.unlink()
+            except OSError:
+                pass
+
+    def _reload_zones(self) -> None:
+        log.info("SIGHUP: reloading local records and zones")
+        try:
+            self.local_changed()
+        except Exception:
+            log.exception("reloading local data failed; the previous data keeps answering")
 
     # ---- state for the API --------------------------------------------------------------------
 

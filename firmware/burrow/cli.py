@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_check_config)
     from .auth.cli import add_parser as add_user_parser
     add_user_parser(sub)  # burrow user add|passwd|reset-2fa
+    from .zones.cli import add_parser as add_zone_parser
+    add_zone_parser(sub)  # burrow zone import|export|list
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -121,6 +121,32 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at REAL
         );
     """),
+    # 5: local DNS data (burrow/zones/store.py): authoritative zones (master, slave) and the one
+    # implicit zone of local records (type 'local', name ''). Records keep zone-file text
+    # (burrow/zones/records.py); a master zone's SOA row holds the live serial.
+    (5, """
+        CREATE TABLE zones (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: an API id names one zone forever
+            name TEXT NOT NULL UNIQUE,            -- origin without trailing dot; '' = local records
+            type TEXT NOT NULL CHECK (type IN ('master', 'slave', 'local')),
+            primaries TEXT NOT NULL DEFAULT '[]', -- JSON list of "ip[:port]" (slave only)
+            serial INTEGER NOT NULL DEFAULT 0,    -- SOA serial (local: a change counter)
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_transfer REAL,                   -- slave: last successful AXFR or check
+            last_error TEXT                       -- slave: why the last refresh failed
+        );
+        CREATE TABLE zone_records (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused (a stale id must not hit another record)
+            zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,                   -- absolute owner, lower case, no trailing dot
+            type TEXT NOT NULL,                   -- A, AAAA, CNAME, MX, ...
+            ttl INTEGER NOT NULL,
+            value TEXT NOT NULL,                  -- RDATA in canonical zone-file text
+            UNIQUE (zone_id, name, type, value)
+        );
+        CREATE INDEX zone_records_owner ON zone_records(zone_id, name);
+    """),
 ]
 
 
