@@ -68,6 +68,9 @@ def test_rules_route_by_domain_client_type_and_priority(tmp_path, upstream):
         assert b.query("app.corp.test", source="127.0.0.2").answer[0][0].address == "192.0.2.10"
         assert authed(b, token, "DELETE", "/api/conditionalforwarding/Nope%3A1%3A0")[0] == 404
         # the same objects through seed 000's face
+        assert authed(b, token, "GET", "/api/conditionalforwarding/enabled")[1] == {"enabled": True}
+        status, err = authed(b, token, "PUT", "/api/conditionalforwarding/enabled", {"name": "x"})
+        assert status == 405 and err["code"] == 405  # a fixed resource, not a rule id
         status, fwd = authed(b, token, "GET", "/api/forwarders")
         assert status == 200 and {r["name"] for r in fwd["forwarders"]} == {"Local Network", "Reverse"}
 

@@ -78,6 +78,7 @@ RuleChanged = Obj("ForwardRuleChanged", {"message": Str(), "rule": Rule},
 RuleRemoved = Obj("ForwardRuleRemoved", {"message": Str(), "total": Int(minimum=0)},
                   example={"message": REMOVED, "total": 1})
 SwitchBody = Obj("ForwardingSwitch", {"enabled": Bool()}, example={"enabled": False})
+SwitchState = Obj("ConditionalForwardingSwitch", {"enabled": Bool()}, example={"enabled": True})
 SwitchResult = Obj("ForwardingSwitched", {"message": Str(), "enabled": Bool()},
                    example={"message": "Conditional forwarding disabled", "enabled": False})
 PresetBody = Obj("RouterPresetBody", {
@@ -170,6 +171,11 @@ def register(api: Api, app) -> None:
         return store.dict_of(apply(store.get, rule_id(ref)))
 
     # ---- the switch and the preset (before the {id} routes: first match wins) ----------------------
+
+    @api.route("GET", "/api/conditionalforwarding/enabled", role="viewer", tags=TAGS,
+               summary="Whether conditional forwarding is on", responses={200: SwitchState})
+    async def switch_state(req):
+        return {"enabled": rules().snapshot()["enabled"]}
 
     @api.route("POST", "/api/conditionalforwarding/enabled", role="admin", tags=TAGS, body=SwitchBody,
                summary="Turn conditional forwarding on or off (the rules are kept)",

@@ -172,6 +172,7 @@ class Api:
         self.app = app
         self.web = web or BurrowWeb()
         self.routes: list[Route] = []
+        self._literal: dict[str, set] = {}  # fixed paths → their methods (see the 405 in _wrap)
         self.limiter = RateLimiter(rps, burst, 4096)
         self.auth_limiter = RateLimiter(auth_rps, auth_burst, 4096)  # login, setup, refresh
         self.web.after_request(self._headers)
@@ -191,6 +192,8 @@ class Api:
             route = Route(method, path, handler, role, summary, list(tags or []), body, query,
                           dict(responses or {}), status, stream_body, raw_response)
             self.routes.append(route)
+            if "<" not in path:
+                self._literal.setdefault(path, set()).add(method)
             self.web.route(path, methods=[method])(self._wrap(route, auth_limited))
             return handler
 
@@ -207,6 +210,12 @@ class Api:
                     raise ApiError(429, "too many requests; slow down", headers={"Retry-After": "2"})
                 req.g.client_ip = ip
                 req.g.principal = await self._authorize(req, route)
+                if params and req.path in self._literal:
+                    # e.g. PUT /api/conditionalforwarding/enabled: a fixed resource that only takes
+                    # other methods, not an {id}; answered as such, before any body validation
+                    allowed = ", ".join(sorted(self._literal[req.path]))
+                    raise ApiError(405, f"{route.method} is not allowed here (allowed: {allowed})",
+                                   headers={"Allow": allowed})
                 for value in params.values():  # ids are SQLite integers: beyond 64 bits, nothing
                     if isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
                         raise ApiError(404, "no such item")
