@@ -39,6 +39,18 @@ ClientUpdate = Obj("ClientUpdate", {
 }, min_fields=1, example={"groups": ["kids", "guests"]})
 
 
+def known_groups(app, groups, field: str = "groups") -> list[str] | None:
+    """``groups`` checked against the existing client groups (normalised), or a 400 naming
+    ``field``; None/[] pass through as "every group"."""
+    if not groups:
+        return groups
+    from ..filtering.groups import GroupError
+    try:
+        return app.groups.check_groups(groups, field)
+    except GroupError as e:
+        raise ApiError(400, e.message, [{"field": field, "message": e.message}]) from None
+
+
 def register(api: Api, app) -> None:
     def store():
         if app.groups is None:

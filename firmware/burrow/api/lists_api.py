@@ -6,6 +6,7 @@ security events (filtering/threats.py)."""
 from __future__ import annotations
 
 from .errors import ApiError
+from .groups_api import known_groups
 from .routes import Api
 from .schema import Bool, Int, List, Obj, Str
 
@@ -80,14 +81,6 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
             raise ApiError(404, f"no {label} {list_id}")
         return row
 
-    def known_groups(body) -> None:
-        from ..filtering.groups import GroupError
-        if body.get("groups"):
-            try:
-                app.groups.check_groups(body["groups"])
-            except GroupError as e:
-                raise ApiError(400, e.message, [{"field": "groups", "message": e.message}]) from None
-
     def checked(fn, *args):
         """Run a store call; its ValueErrors carry the field they are about."""
         try:
@@ -114,7 +107,8 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
             body["kind"] = kind
         if body.get("format") == "auto":
             body["format"] = None
-        known_groups(body)
+        if body.get("groups"):
+            body["groups"] = known_groups(app, body["groups"])
         created = checked(lambda: store().create(**body))
         app._answers_changed()  # the lists each view uses
         manager().wake()  # downloaded and compiled by the scheduler now
@@ -132,7 +126,8 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         changes = dict(req.g.body)
         if changes.get("format") == "auto":
             changes["format"] = None
-        known_groups(changes)
+        if changes.get("groups"):
+            changes["groups"] = known_groups(app, changes["groups"])
         before = found(list_id)
         updated = checked(lambda: store().update(list_id, changes))
         if updated is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from microdot import Response
 
 from .errors import ApiError
+from .groups_api import known_groups
 from .routes import Api
 from .schema import Bool, Int, List, Obj, Str
 
@@ -95,14 +96,6 @@ def register(api: Api, app) -> None:
         result = await manager.refresh(row["id"], force=True)
         return manager.reload_report(result)
 
-    def known_groups(body) -> None:
-        from ..filtering.groups import GroupError
-        if body.get("groups"):
-            try:
-                app.groups.check_groups(body["groups"])
-            except GroupError as e:
-                raise ApiError(400, e.message, [{"field": "groups", "message": e.message}]) from None
-
     @api.route("GET", "/api/rpz", role="viewer", summary="RPZ zones", tags=["rpz"])
     async def list_zones(req):
         store, _, _ = env()
@@ -115,7 +108,8 @@ def register(api: Api, app) -> None:
         from ..filtering.rpz import RpzError, check_rule, parse_zone_text
         store, manager, hand = env()
         body = dict(req.g.body)
-        known_groups(body)
+        if body.get("groups"):
+            body["groups"] = known_groups(app, body["groups"])
         common = {k: body[k] for k in ("enabled", "groups", "update_interval") if k in body}
         if "source" in body:
             if "zone" in body or "rules" in body:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from .errors import ApiError
+from .groups_api import known_groups
 from .routes import Api
 from .schema import Int, List, Obj, Str
 
@@ -52,13 +53,7 @@ def _register_one(api: Api, app, path: str, attr: str, label: str) -> None:
     @api.route("POST", path, role="admin", summary=f"Add a domain, wildcard or regex to the {label}",
                tags=["filtering"], body=DomainBody, responses={200: ChangeResult})
     async def add(req):
-        groups = req.g.body.get("groups") or None
-        if groups:
-            from ..filtering.groups import GroupError
-            try:
-                groups = app.groups.check_groups(groups)
-            except GroupError as e:
-                raise ApiError(400, e.message, [{"field": "groups", "message": e.message}]) from None
+        groups = known_groups(app, req.g.body.get("groups")) or None
         try:
             entry = user_list().add(req.g.body["domain"], groups)
         except KeyError:

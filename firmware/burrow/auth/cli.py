@@ -71,12 +71,9 @@ def _read_password(from_stdin: bool) -> str:
 def cmd_user(args) -> int:
     """Run ``burrow user …`` from parsed args (config, user_command, username, role,
     password_stdin). Returns the exit status: 0 done, 1 refused, 2 bad configuration."""
-    from ..config import ConfigError, data_dir, load
-    try:
-        directory = data_dir(load(args.config))
-    except ConfigError as e:
-        for key, msg in e.errors:
-            sys.stderr.write(f"burrow: {key}: {msg}\n")
+    from ..config import data_dir_for_cli
+    directory = data_dir_for_cli(args.config)
+    if directory is None:
         return 2
     try:
         if args.user_command == "add":

@@ -136,3 +136,15 @@ def _apply(flat: Mapping[str, Any], values: dict, sources: dict, errors: list, s
 
 def data_dir(cfg: Config) -> Path:
     return Path(cfg["storage.data_dir"]).expanduser()
+
+
+def data_dir_for_cli(config_path: str | None) -> Path | None:
+    """The data dir for a shell command (``burrow user``, ``burrow zone``), or None after
+    printing every config error to stderr as ``burrow: key: message`` (exit status 2)."""
+    import sys
+    try:
+        return data_dir(load(config_path))
+    except ConfigError as e:
+        for key, msg in e.errors:
+            sys.stderr.write(f"burrow: {key}: {msg}\n")
+        return None

@@ -55,12 +55,9 @@ def export_text(directory: Path, zone: str) -> str:
 
 
 def cmd_zone(args) -> int:
-    from ..config import ConfigError, data_dir, load
-    try:
-        directory = data_dir(load(args.config))
-    except ConfigError as e:
-        for key, msg in e.errors:
-            sys.stderr.write(f"burrow: {key}: {msg}\n")
+    from ..config import data_dir_for_cli
+    directory = data_dir_for_cli(args.config)
+    if directory is None:
         return 2
     try:
         if args.zone_command == "import":
