@@ -149,6 +149,10 @@ def test_authoritative_zone_records_import_export(tmp_path, upstream):
         assert b.query("_http._tcp.lab.test", "SRV").answer[0][0].port == 80
         assert b.query("lab.test", "CAA").answer[0][0].value == b"letsencrypt.org"
         assert b.query("a.wild.lab.test").answer[0][0].address == "192.0.2.99"
+        assert str(b.query("10.lab.test", "PTR").answer[0][0].target) == "www.lab.test."
+        r = b.query("host.sub.lab.test")  # delegated: a referral, not an authoritative answer
+        assert not r.answer and not r.flags & dns.flags.AA
+        assert str(r.authority[0][0].target) == "ns.elsewhere.test."
         r = b.query("nope.lab.test")
         assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA
         assert r.authority[0].rdtype == dns.rdatatype.SOA and r.authority[0].ttl <= 300
