@@ -337,6 +337,9 @@ class App:
         self.policy.load(self.settings.get("policies", []))
         self.groups = Groups(self.settings)
         self.forwarding.reload()
+        if self.rpz is not None:  # hand-made RPZ zones' files follow their restored rules
+            self.rpz.sync(row["id"] for row in self.list_store.list() if row["format"] == "rpz")
+            self.lists.wake()
         self.local_changed()
         self._answers_changed()
 

@@ -19,6 +19,7 @@ import select
 import tarfile
 import zlib
 
+import dns.flags
 import pytest
 
 from tests.support.api_client import admin_token, authed
@@ -355,3 +356,24 @@ def test_restore_needs_an_admin(srv, admin):
     check_error(status, json.loads(data), (403,))
     status, _, data = raw(srv, "not-a-token", "POST", "/api/backup/restore", archive, "application/gzip")
     check_error(status, json.loads(data), (401,))
+
+
+def test_restore_brings_back_local_dns_groups_and_forwarding_live(srv, admin):
+    """Local records, zones, client groups and conditional forwarding rules are settings too:
+    a restore brings them back and the resolver answers from them at once."""
+    authed(srv, admin, "POST", "/api/localrecords", {"domain": "nas.backup.lan", "type": "A", "ips": ["192.168.7.7"]})
+    authed(srv, admin, "POST", "/api/zones", {"name": "zone.backup.test", "type": "master"})
+    authed(srv, admin, "POST", "/api/dns-records",
+           {"zone": "zone.backup.test", "name": "www", "type": "A", "value": "192.0.2.77"})
+    authed(srv, admin, "POST", "/api/groups", {"name": "backupkids"})
+    archive = download(srv, admin)
+    assert authed(srv, admin, "DELETE", "/api/localrecords/nas.backup.lan.:A:0")[0] == 200
+    assert authed(srv, admin, "DELETE", "/api/zones/zone.backup.test")[0] == 200
+    assert authed(srv, admin, "DELETE", "/api/groups/backupkids")[0] == 200
+    assert srv.query("www.zone.backup.test").flags & dns.flags.AA == 0
+    status, report = restore(srv, admin, archive)
+    assert status == 200 and report["status"] == "ok", report
+    assert srv.query("nas.backup.lan").answer[0][0].address == "192.168.7.7"
+    r = srv.query("www.zone.backup.test")
+    assert r.answer[0][0].address == "192.0.2.77" and r.flags & dns.flags.AA
+    assert "backupkids" in [g["name"] for g in authed(srv, admin, "GET", "/api/groups")[1]["groups"]]
