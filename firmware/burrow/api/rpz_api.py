@@ -129,23 +129,14 @@ def register(api: Api, app) -> None:
         except RpzError as e:
             raise ApiError(400, e.message, [{"field": f"rules[{i}].{e.field}", "message": e.message}]) from None
         rules = [{"id": i, **r} for i, r in enumerate(rules, 1)]
-        # The file must exist before the list is validated (a local source is checked on disk).
-        import os
-        import secrets
-        placeholder = os.path.join(hand.lists_dir, f".rpz-new-{secrets.token_hex(4)}.zone")
-        open(placeholder, "w").close()
+        file = hand.new_file()  # the list points at it; written just below, before any compile
+        row = checked(lambda: store.create(body["name"], file, "block", "rpz", **common))
         try:
-            row = checked(lambda: store.create(body["name"], placeholder, "block", "rpz", **common))
-        finally:
-            os.unlink(placeholder)
-        try:
-            checked(lambda: hand.save(row["id"], origin, rules))
-            store.update(row["id"], {"source": hand.path(row["id"])})
+            checked(lambda: hand.save(row["id"], origin, rules, file=file))
         except BaseException:
             store.delete(row["id"])
             hand.forget(row["id"])
             raise
-        row = store.get(row["id"])
         report = await apply(row)
         audit(req, "rpz.created", f"RPZ zone {row['name']} created with {len(rules)} rules")
         return {**describe(store.get(row["id"])), "reload": report}, 201

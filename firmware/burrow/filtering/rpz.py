@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
+import secrets
 import tempfile
 import time
 
-from ..dns import wire
-from .parsers import Rule, parse
+from .parsers import Rule, normalize_name, parse
 
 ACTIONS = ("nxdomain", "nodata", "passthru", "drop", "redirect")
 MAX_RULES = 10_000  # per hand-made zone: larger sets belong in a file or URL
@@ -39,25 +38,18 @@ class RpzError(ValueError):
         self.message = message
 
 
-_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-
-
 def check_name(text: str, field: str) -> str:
-    name = text.strip().lower().rstrip(".")
-    if not name:
+    """A trigger or zone name, normalised as list parsers normalise names (lower case, IDNA,
+    no trailing dot), or RpzError naming ``field``."""
+    name = text.strip()
+    if not name.rstrip("."):
         raise RpzError(field, "must be a domain name")
     if "*" in name:
         raise RpzError(field, "a wildcard is only allowed as a leading '*.'")
     try:
-        name = name.encode("idna").decode("ascii") if not name.isascii() else name
-        wire.text_to_name(name)
-    except (UnicodeError, wire.WireError) as e:
+        return normalize_name(name)
+    except ValueError as e:
         raise RpzError(field, f"{text!r} is not a valid domain name: {e}") from None
-    bad = next((label for label in name.split(".") if not _LABEL.match(label)), None)
-    if bad is not None:
-        raise RpzError(field, f"{text!r} is not a valid domain name: label {bad!r} may hold letters, "
-                              "digits, '-' and '_' (not first or last '-')")
-    return name
 
 
 def check_rule(trigger, action, data="") -> dict:
@@ -165,7 +157,13 @@ class HandZones:
         self.clock = clock
 
     def path(self, zone_id: int) -> str:
-        return os.path.join(self.lists_dir, f"rpz-{zone_id}.zone")
+        """The zone's file: the one it was created with, else ``rpz-<id>.zone``."""
+        state = self.settings.get(self.key(zone_id)) or {}
+        return state.get("file") or os.path.join(self.lists_dir, f"rpz-{zone_id}.zone")
+
+    def new_file(self) -> str:
+        """A file name for a zone about to be created (its list id is not known yet)."""
+        return os.path.join(self.lists_dir, f"rpz-{secrets.token_hex(6)}.zone")
 
     def key(self, zone_id: int) -> str:
         return f"rpz.rules.{zone_id}"
@@ -179,14 +177,17 @@ class HandZones:
     def state(self, zone_id: int) -> dict:
         return self.settings.get(self.key(zone_id)) or {"origin": "", "serial": 0, "rules": [], "next_id": 1}
 
-    def save(self, zone_id: int, origin: str, rules: list[dict], next_id: int | None = None) -> dict:
-        """Store the rules and write the zone file; returns the new state."""
+    def save(self, zone_id: int, origin: str, rules: list[dict], next_id: int | None = None,
+             file: str | None = None) -> dict:
+        """Store the rules and write the zone file (``file``, or the zone's own); returns the
+        new state."""
         if len(rules) > MAX_RULES:
             raise RpzError("rules", f"at most {MAX_RULES} rules in a zone made by hand")
         old = self.state(zone_id)
         serial = max(int(self.clock()), old["serial"] + 1)
         state = {"origin": origin, "serial": serial, "rules": rules,
-                 "next_id": next_id or max([r["id"] for r in rules], default=0) + 1}
+                 "next_id": next_id or max([r["id"] for r in rules], default=0) + 1,
+                 "file": file or self.path(zone_id)}
         self.settings.set(self.key(zone_id), state)  # durable first: the file is made from it
         write_atomic(self.path(zone_id), render_zone(origin, rules, serial))
         return state
@@ -208,8 +209,9 @@ class HandZones:
             write_atomic(self.path(zone_id), text)
 
     def forget(self, zone_id: int) -> None:
+        path = self.path(zone_id)
         self.settings.delete(self.key(zone_id))
         try:
-            os.unlink(self.path(zone_id))
+            os.unlink(path)
         except FileNotFoundError:
             pass
