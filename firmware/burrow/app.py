@@ -123,7 +123,7 @@ class App:
         self.eventlog = EventLog(self.settings)
         await self.eventlog.start(self.events)
         from .filtering.pause import BlockingPause
-        self.pause = BlockingPause(self.settings, on_change=self._answers_changed)
+        self.pause = BlockingPause(self.settings, on_change=self.answers_changed)
         self.filter.pause = self.pause
         from .filtering.userlists import UserList
         self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
@@ -305,7 +305,7 @@ class App:
                     self.dns.invalidate()
             await asyncio.sleep(max(1.0, min(sec.seconds_until_check(), 3600.0)))
 
-    def _answers_changed(self) -> None:
+    def answers_changed(self) -> None:
         """Something that shapes answers changed: drop fast-path answers decided before it."""
         self.filter.forget_views()
         if self.dns is not None:
@@ -321,7 +321,7 @@ class App:
             self._pause_timer = None
         remaining = self.pause.next_expiry() if self.pause is not None else None
         if remaining is not None:
-            self._pause_timer = asyncio.get_running_loop().call_later(remaining + 0.05, self._answers_changed)
+            self._pause_timer = asyncio.get_running_loop().call_later(remaining + 0.05, self.answers_changed)
 
     def reload_settings(self) -> None:
         """Re-read everything kept in the settings DB (after a backup restore): the API's config
@@ -333,7 +333,7 @@ class App:
         runtime_config.apply(self, runtime_config.load_overrides(self.base_config, self.settings))
         self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
         self.filter.deny_list = UserList(self.settings, "filtering.denylist")
-        self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self._answers_changed)
+        self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self.answers_changed)
         self.policy.load(self.settings.get("policies", []))
         self.groups = Groups(self.settings)
         self.forwarding.reload()
@@ -341,7 +341,7 @@ class App:
             self.rpz.sync(row["id"] for row in self.list_store.list() if row["format"] == "rpz")
             self.lists.wake()
         self.local_changed()
-        self._answers_changed()
+        self.answers_changed()
 
     # The button and the status lights use these (board/appliance.py).
     def blocking_paused(self) -> bool:

@@ -4,6 +4,7 @@ and on /ws/events."""
 
 import asyncio
 import json
+import time
 
 from websockets.asyncio.client import connect
 
@@ -57,7 +58,7 @@ def test_threat_feed_blocks_counts_and_reports(tmp_path, upstream):
             stats = authed(b, token, "GET", "/api/stats")[1]
             if stats["threats_blocked"] == 6:
                 break
-            asyncio.run(asyncio.sleep(0.25))
+            time.sleep(0.25)
         assert stats["threats_blocked"] == 6 and stats["blocked_queries"] == 7
         status, metrics = b.http("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
         assert status == 200 and 'decision="threat"' in metrics

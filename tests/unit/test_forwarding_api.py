@@ -43,7 +43,7 @@ class Appliance:
 
 
 class FakeApp:
-    """What forwarding_api touches: forwarding, _answers_changed, events, auth (and appliance)."""
+    """What forwarding_api touches: forwarding, answers_changed, events, auth (and appliance)."""
 
     version = "test"
     tls = False
@@ -55,10 +55,10 @@ class FakeApp:
         self.auth = FakeAuth({"Bearer viewer": FakePrincipal("vera", "viewer", "read"),
                               "Bearer admin": FakePrincipal("ada", "admin")})
         self.appliance = None
-        self.answers_changed = 0
+        self.changes = 0
 
-    def _answers_changed(self):
-        self.answers_changed += 1
+    def answers_changed(self):
+        self.changes += 1
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_seed_example_requests_replayed(call, app):
     assert [r["id"] for r in body["rules"]] == ["VPN Network:90:0", "Local Network:80:1", "Reverse DNS:70:2"]
     vpn = body["rules"][0]
     assert vpn == {"id": "VPN Network:90:0", **SEED_POSTS[2], "enabled": True}
-    assert app.answers_changed == 3
+    assert app.changes == 3
     assert [p["type"] for _, p in app.events.published] == ["forwarding.added"] * 3
     assert app.events.published[0][1]["actor"] == "ada"
 
@@ -110,7 +110,7 @@ def test_seed_example_requests_replayed(call, app):
     assert res.status_code == 200
     assert res.json == {"message": "Conditional forwarding rule removed successfully", "total": 2}
     assert app.forwarding.match("nas.lan", "1.2.3.4", 1) is None
-    assert app.answers_changed == 4
+    assert app.changes == 4
 
 
 @pytest.mark.parametrize("body,field", [
@@ -131,7 +131,7 @@ def test_invalid_requests_are_400_naming_the_field(call, app, body, field):
     res = call("POST", BASE, ADMIN, body)
     assert res.status_code == 400, res.json
     assert field in fields_of(res), res.json
-    assert app.answers_changed == 0 and len(app.forwarding) == 0
+    assert app.changes == 0 and len(app.forwarding) == 0
 
 
 def test_duplicate_name_is_409(call):
@@ -233,7 +233,7 @@ def test_router_preset_is_one_call_and_one_toggle(call, app):
     assert res.status_code == 200 and res.json["preset"]["enabled"] is False
     assert res.json["preset"]["router"] == "10.0.0.1"  # remembered for switching back on
     assert call("GET", BASE, VIEWER).json["total"] == 0
-    assert app.answers_changed == 3
+    assert app.changes == 3
 
 
 def test_router_preset_errors_and_gateway_default(call, app):

@@ -42,8 +42,9 @@ def register(api: Api, app) -> None:
         qtype = QTYPE.reverse.get(qtype_name)
         if qtype is None:
             raise ApiError(400, f"unknown query type {qtype_name!r}", [{"field": "type", "message": "unknown type"}])
+        from ..filtering.groups import view_key
         groups = sorted(app.groups.groups_of(client)) if app.groups is not None else ["default"]
-        view = ",".join(groups)
+        view = view_key(groups)
         out = {"domain": domain, "client": client, "type": qtype_name, "groups": groups, "matches": []}
         filt = app.filter
         index = filt.index

@@ -14,7 +14,7 @@
 
 ``{id}`` is ``name:priority:index`` (percent-encoded: names have spaces) or the rule's exact
 name. 400 names the bad field, 409 is a duplicate name, 404 an unknown rule. Every change
-drops fast-path answers (``app._answers_changed``) and is published as an audit event.
+drops fast-path answers (``app.answers_changed``) and is published as an audit event.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def register(api: Api, app) -> None:
             raise ApiError(500, f"Failed to save configuration: {e}") from None
 
     def changed(req, kind: str, summary: str) -> None:
-        answers_changed = getattr(app, "_answers_changed", None)
+        answers_changed = getattr(app, "answers_changed", None)
         if answers_changed is not None:
             answers_changed()  # answers decided under the old rules must not be replayed
         elif getattr(app, "dns", None) is not None:

@@ -67,7 +67,7 @@ def register(api: Api, app) -> None:
             raise ApiError(409, f"{e.args[0]} exists already", error="Conflict") from None
 
     def changed(req, kind: str, summary: str, data=None) -> None:
-        app._answers_changed()  # views and list masks are recomputed, fast path emptied
+        app.answers_changed()  # views and list masks are recomputed, fast path emptied
         app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
                                       "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 

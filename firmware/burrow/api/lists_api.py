@@ -110,7 +110,7 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         if body.get("groups"):
             body["groups"] = known_groups(app, body["groups"])
         created = checked(lambda: store().create(**body))
-        app._answers_changed()  # the lists each view uses
+        app.answers_changed()  # the lists each view uses
         manager().wake()  # downloaded and compiled by the scheduler now
         audit(req, f"{event}.created", f"{label} {created['name']} added",
               {"list": created["name"], "source": created["source"]})
@@ -132,7 +132,7 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         updated = checked(lambda: store().update(list_id, changes))
         if updated is None:
             raise ApiError(404, f"no {label} {list_id}")
-        app._answers_changed()  # a list's groups apply at once, without a recompile
+        app.answers_changed()  # a list's groups apply at once, without a recompile
         manager().wake()
         audit(req, f"{event}.updated", f"{label} {updated['name']} changed",
               {"before": {k: before.get(k) for k in changes}, "after": changes})

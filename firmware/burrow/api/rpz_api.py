@@ -92,7 +92,7 @@ def register(api: Api, app) -> None:
     async def apply(row: dict) -> dict:
         """Recompile with the zone's new file; the answer comes once the new index is live."""
         _, manager, _ = env()
-        app._answers_changed()
+        app.answers_changed()
         result = await manager.refresh(row["id"], force=True)
         return manager.reload_report(result)
 
@@ -116,7 +116,7 @@ def register(api: Api, app) -> None:
                 raise ApiError(400, "a zone comes from a source, or from zone text / rules: not both",
                                [{"field": "source", "message": "not with zone or rules"}])
             row = checked(lambda: store.create(body["name"], body["source"], "block", "rpz", **common))
-            app._answers_changed()
+            app.answers_changed()
             manager.wake()
             audit(req, "rpz.created", f"RPZ zone {row['name']} added from {row['source']}")
             return describe(row), 201
@@ -152,7 +152,7 @@ def register(api: Api, app) -> None:
         row = zone_row(zone_id)
         store.delete(zone_id)
         hand.forget(zone_id)
-        app._answers_changed()
+        app.answers_changed()
         manager.wake()
         audit(req, "rpz.deleted", f"RPZ zone {row['name']} removed")
         return {"message": "RPZ zone removed", "id": zone_id}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ...filtering.groups import view_groups
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Query
@@ -134,7 +135,6 @@ class PrivateStage:
                 return True
         f = self.filter
         if f is not None and f.allow_list is not None:
-            from ...filtering.groups import view_groups
             return f.allow_list.match(name, view_groups(query.view)) is not None
         return False
 
