@@ -214,6 +214,26 @@ class DnsServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def run_eagerly(self, coro) -> None:
+        """Run ``coro`` at once, up to its first real wait; only then give it a Task.
+
+        Most slow-path answers (blocked, local, cached, refused) never wait on anything, and a
+        Task per query cost about a tenth of a fresh decision (py-spy, docs/benchmarks.md).
+        Python 3.12's eager task factory does the same; 3.11 has none. Until the first wait the
+        coroutine runs inside the caller (no current task), so code it reaches before waiting
+        must not need one (``asyncio.timeout`` does; the chain reaches it only inside the
+        cache stage's fetch task). UDP only: a TCP answer's completion reads the next pipelined
+        message, which done eagerly would recurse once per message.
+        """
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        task = asyncio.ensure_future(_finish(coro, waiting))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(_unwind_if_cancelled, coro, waiting))
+
     async def handle(self, data: bytes, addr: tuple, transport: str, send) -> None:
         """Answer one packet through the chain. Never raises."""
         mono = time.monotonic()
@@ -298,6 +318,55 @@ class DnsServer:
                                      time.monotonic() - mono, "", ()))
 
 
+async def _finish(coro, waiting) -> None:
+    """Drive ``coro`` (started by DnsServer.run_eagerly) from its first wait to its end.
+
+    What a coroutine yields to the loop is None (a bare yield, as in ``asyncio.sleep(0)``) or
+    the future it waits on. Each is awaited here; then the coroutine is resumed as a Task
+    would: the finished future's result or exception is read by the coroutine itself, and a
+    cancellation of this task (server stop) is thrown into it.
+    """
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                # The coroutine's await marked the future "blocking"; a Task clears the mark
+                # when it takes the future over, and a future refuses a second await until then.
+                waiting._asyncio_future_blocking = False
+                await waiting
+        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, not swallowed
+            ours = waiting is None or not waiting.done() or (
+                isinstance(exc, asyncio.CancelledError) and not waiting.cancelled())
+            if ours:
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+                continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+
+
+def _unwind_if_cancelled(coro, waiting, task) -> None:
+    """A _finish task cancelled before its first step never resumed ``coro``: cancel what it
+    waits on and the coroutine itself now, as a Task would, so its cleanup runs."""
+    if not task.cancelled() or coro.cr_frame is None:
+        return
+    if waiting is not None:
+        waiting.cancel()
+    try:
+        coro.throw(asyncio.CancelledError())
+    except (StopIteration, asyncio.CancelledError):
+        return
+    except Exception:
+        log.exception("error while cancelling a query in progress")
+        return
+    coro.close()  # it waits again while cancelled: the server is stopping, end it here
+
+
 UDP_BATCH = 64  # datagrams read per wake-up before yielding to the loop (fairness vs. TCP, API)
 UDP_MAX_QUERY = 4096  # bytes read per datagram; a longer "query" is junk and fails to parse
 
@@ -354,7 +423,7 @@ class UdpListener:
                     log.exception("fast path error")
                     reply = None
                 if reply is None:
-                    server.spawn(server.handle(data, addr, "udp", functools.partial(self.send, addr=addr)))
+                    server.run_eagerly(server.handle(data, addr, "udp", functools.partial(self.send, addr=addr)))
                     continue
                 try:
                     sendto(reply, addr)

@@ -205,6 +205,7 @@ class Index:
         self._mm = None
         self._views: list[memoryview] = []
         self.meta: dict = {}
+        self._lists: dict[int, dict] = {}
         self.created = 0.0
         self.entries = 0
         self.classes = 0
@@ -352,6 +353,7 @@ class Index:
         try:
             self.meta = json.loads(bytes(mv[off : off + length]).decode())
             self.created = float(self.meta.get("created", 0))
+            self._lists = {int(k): v for k, v in self.meta.get("lists", {}).items()}
             self._load_regex(self.meta.get("regex", []))
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise IndexFormatError(f"{self.path}: bad metadata: {exc}") from exc
@@ -519,8 +521,10 @@ class Index:
 
     @property
     def lists(self) -> dict[int, dict]:
-        """Per-list metadata recorded at compile time (kind, mode, name, entries...)."""
-        return {int(k): v for k, v in self.meta.get("lists", {}).items()}
+        """Per-list metadata recorded at compile time (kind, mode, name, entries...).
+
+        Read once when the index opens (a blocked query reads it): do not modify."""
+        return self._lists
 
     @property
     def closed(self) -> bool:

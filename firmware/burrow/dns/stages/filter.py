@@ -15,11 +15,12 @@ stage only passes queries on.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
 from ...filtering.groups import view_groups
-from ...filtering.index import ALL_LISTS
+from ...filtering.index import ALL_LISTS, ALLOW_ACTIONS
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Query
@@ -51,6 +52,14 @@ def _rr(rtype: int, ttl: int, rdata: bytes) -> bytes:
 UNTIL_CHANGED = 7 * 86400.0
 
 
+@functools.lru_cache(maxsize=256)  # bounded: the block modes' and redirects' addresses in use
+def _address(rtype: int, text: str) -> bytes:
+    """The rdata of an A or AAAA record for ``text`` (parsed once, not per blocked query)."""
+    if rtype == wire.TYPE_A:
+        return ipaddress.IPv4Address(text).packed
+    return ipaddress.IPv6Address(text).packed
+
+
 def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede) -> Answer:
     parts = [_rr(rtype, ttl, rdata) for rtype, rdata in records]
     return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttls=tuple(ttl for _ in records),
@@ -66,9 +75,9 @@ def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede, redir
     if redirect:
         for kind, value in redirect:
             if kind == "A" and qtype == wire.TYPE_A:
-                records.append((wire.TYPE_A, ipaddress.IPv4Address(value).packed))
+                records.append((wire.TYPE_A, _address(wire.TYPE_A, value)))
             elif kind == "AAAA" and qtype == wire.TYPE_AAAA:
-                records.append((wire.TYPE_AAAA, ipaddress.IPv6Address(value).packed))
+                records.append((wire.TYPE_AAAA, _address(wire.TYPE_AAAA, value)))
         if not records:
             cname = [v for k, v in redirect if k == "CNAME"]
             if cname:
@@ -78,9 +87,9 @@ def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede, redir
         v4 = "0.0.0.0" if mode == "null" else settings.custom_ipv4
         v6 = "::" if mode == "null" else settings.custom_ipv6
         if qtype == wire.TYPE_A:
-            records.append((wire.TYPE_A, ipaddress.IPv4Address(v4).packed))
+            records.append((wire.TYPE_A, _address(wire.TYPE_A, v4)))
         elif qtype == wire.TYPE_AAAA:
-            records.append((wire.TYPE_AAAA, ipaddress.IPv6Address(v6).packed))
+            records.append((wire.TYPE_AAAA, _address(wire.TYPE_AAAA, v6)))
     return _answer_records(records, ttl, Decision.BLOCKED, ede)  # other types: NODATA
 
 
@@ -136,22 +145,26 @@ class FilterStage:
         matches = index.lookup(name, qtype, lists=lists)
         if not matches:
             return None
-        deny = allow = important = 0
+        # The first (most specific) match of each kind decides; one pass, no per-kind search.
+        first_allow = first_deny = first_important = None
+        important = 0
         for m in matches:
-            if m.allows:
-                allow |= m.mask
+            if m.action in ALLOW_ACTIONS:
+                if first_allow is None:
+                    first_allow = m
             else:
-                deny |= m.mask
+                if first_deny is None:
+                    first_deny = m
                 if m.important:
                     important |= m.mask
-        if important:
-            pick = next(m for m in matches if not m.allows and m.important)
-            return pick, (pick.mask & important & -(pick.mask & important)).bit_length() - 1, True
-        if allow:
-            pick = next(m for m in matches if m.allows)
-            return pick, (pick.mask & -pick.mask).bit_length() - 1, False
-        pick = next(m for m in matches if not m.allows)
-        return pick, (pick.mask & -pick.mask).bit_length() - 1, True
+                    if first_important is None:
+                        first_important = m
+        if first_important is not None:
+            mask = first_important.mask & important
+            return first_important, (mask & -mask).bit_length() - 1, True
+        if first_allow is not None:
+            return first_allow, (first_allow.mask & -first_allow.mask).bit_length() - 1, False
+        return first_deny, (first_deny.mask & -first_deny.mask).bit_length() - 1, True
 
     async def resolve(self, query: Query, next) -> Answer:
         if query.policy_allowed:  # a policy ALLOW rule decided already (stages/policy.py)
