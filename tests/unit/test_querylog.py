@@ -562,3 +562,29 @@ def integrity_ok(path):
         return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
+
+
+def test_trace_json_is_the_standard_encoding_for_awkward_text():
+    # ujson encodes traces on the hot path: it must write what json.dumps writes, byte for byte.
+    import json
+
+    from burrow.dns.decision import TraceEntry
+    from burrow.storage.querylog import _trace_json
+
+    traces = [
+        (TraceEntry("blocklist", "block", "My list/é", "manager", 'exact a.b "q" \\ /re/ \x01 \u2028 😀'),),
+        (TraceEntry("cache", "hit", "", "response_cache", "fast path"), TraceEntry("x", "y")),
+        (TraceEntry("policy", "BLOCK", "rule <1>", "", "\t\n&'"),),
+    ]
+    for trace in traces:
+        expected = json.dumps([e.as_dict() for e in trace], separators=(",", ":"))
+        assert _trace_json.__wrapped__(trace) == expected
+
+
+def test_row_from_record_takes_a_decision_or_its_number_and_refuses_an_unknown_one():
+    by_enum = row_from_record(record(decision=Decision.THREAT), T0)
+    by_int = row_from_record(record(decision=13), T0)
+    assert by_enum == by_int and by_enum[5:8] == (13, 1, 0)
+    assert row_from_record(record(decision=Decision.STALE), T0)[5:8] == (3, 0, 1)
+    with pytest.raises(ValueError):
+        row_from_record(record(decision=99), T0)
