@@ -117,6 +117,10 @@ Me = Obj("Me", {
 }, example={**USER_EXAMPLE, "via": "jwt", "scope": "admin", "can_write": True,
             "token_id": None, "recovery_codes_left": 0})
 
+SetupState = Obj("SetupState", {
+    "required": Bool(description="true while no user exists: POST /api/auth/setup creates the first admin"),
+}, example={"required": False})
+
 Status = Obj("AuthStatus", {"status": Str(), "message": Str(required=False)},
              example={"status": "ok", "message": "signed out"})
 
@@ -234,6 +238,11 @@ def _pair_answer(app, req, pair):
 # ---- routes ----------------------------------------------------------------------------------
 
 def register(api: Api, app) -> None:
+    @api.route("GET", "/api/auth/setup", role="public", tags=["auth"], responses={200: SetupState},
+               summary="Whether first-run setup is still open (the admin page shows setup or sign-in)")
+    async def setup_state(req):
+        return {"required": not app.auth.has_users()}
+
     @api.route("POST", "/api/auth/setup", role="public", auth_limited=True, status=201,
                summary="Create the first admin (first run only, from the local network)",
                tags=["auth"], body=SetupRequest, responses={201: User})
