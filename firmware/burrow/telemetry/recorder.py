@@ -55,13 +55,16 @@ QUERIES_TOPIC = "queries"
 
 
 def _row_parts(entry) -> tuple:
-    """A fast-path entry's query-log row without its per-query fields: (head, tail, decision).
+    """A fast-path entry's query-log row without its per-query fields, flat, then its tally key:
+    (domain, qtype, rcode, decision, blocked, cached, upstream, trace, (decision, count key)).
 
-    A row is (ts, client, *head, response_ms, *tail); see storage.querylog.row_from_record.
+    A row is (ts, client, domain … cached, response_ms, upstream, trace); see
+    storage.querylog.row_from_record. Flat, so a hit's row is one tuple built from locals.
     """
     row = row_from_record(QueryRecord(0.0, "", entry.domain, entry.qtype, entry.rcode,
                                       entry.decision, 0.0, entry.upstream, entry.trace), 0.0)
-    return row[2:8], row[9:], int(entry.decision), count_key(entry.decision, entry.qtype, entry.rcode)
+    tally_key = (int(entry.decision), count_key(entry.decision, entry.qtype, entry.rcode))
+    return row[2:8] + row[9:] + (tally_key,)
 
 
 # Query types counted by name in the metrics; anything else is "other", so a client asking
@@ -218,21 +221,23 @@ class Recorder:
         add = self.stats.add
         rows = []
         append = rows.append
-        tally: dict = {}  # (second, decision, count key) → [count, elapsed sum], fast-path hits
+        tally: dict = {}  # (second, (decision, count key)) → [count, elapsed sum], fast-path hits
         counts = self.query_counts
         for record in records:
             try:
                 if len(record) == 4:
-                    # A fast-path hit: (mono, client, FastEntry, elapsed). Its row is two
-                    # cached pieces around the per-query fields, and its stats are tallied:
+                    # A fast-path hit: (mono, client, FastEntry, elapsed). Its row is the
+                    # entry's cached fields around the per-query ones, and its stats are tallied:
                     # hits are most queries, so they cost a fraction of a full record.
                     mono, ip, entry, elapsed = record
                     parts = entry.row_parts
                     if parts is None:
                         parts = entry.row_parts = _row_parts(entry)
+                    domain, qtype, rcode, decision, blocked, cached, upstream, trace, tkey = parts
                     wall = mono + offset
-                    append((wall, ip) + parts[0] + (elapsed * 1000.0,) + parts[1])
-                    key = (int(wall), parts[2], parts[3])
+                    append((wall, ip, domain, qtype, rcode, decision, blocked, cached,
+                            elapsed * 1000.0, upstream, trace))
+                    key = (int(wall), tkey)
                     t = tally.get(key)
                     if t is None:
                         tally[key] = [1, elapsed]
@@ -252,7 +257,7 @@ class Recorder:
                 continue
             rows.append(row)
         add_many = self.stats.add_many
-        for (second, decision, ckey), (count, elapsed_sum) in tally.items():
+        for (second, (decision, ckey)), (count, elapsed_sum) in tally.items():
             add_many(second, decision, count, elapsed_sum)
             counts[ckey] = counts.get(ckey, 0) + count
         if rows:
