@@ -146,6 +146,48 @@ def test_status_shows_the_figures(page, api):
     assert "total_queries" in stats  # the figures above come from this very endpoint
 
 
+# Every text the block-list progress line takes, seen from the test side of the page.
+WATCH_PROGRESS = """() => {
+  window.__progress = [];
+  const el = document.getElementById("lists-progress");
+  new MutationObserver(() => window.__progress.push(el.textContent))
+    .observe(el, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def thousands(n: int) -> re.Pattern:
+    digits = f"{n:,}".replace(",", r"[,.\u202f\u00a0 ]?")
+    return re.compile(digits)
+
+
+def test_a_list_update_shows_its_progress_and_the_new_count(page, srv, api):
+    lists_dir = srv.data_dir / "lists"
+    lists_dir.mkdir(exist_ok=True)
+    hosts = lists_dir / "page.hosts"
+    hosts.write_text("".join(f"0.0.0.0 ad{i}.page.test\n" for i in range(150_000)))
+    page.evaluate(WATCH_PROGRESS)
+    made = api.post("/api/lists", json={"name": "page list", "source": "page.hosts"})
+    assert made.status_code == 201, made.text
+    progress = page.locator("#lists-progress")
+    expect(progress).to_contain_text("Update finished")
+    expect(progress).to_contain_text(thousands(150_000))
+    expect(page.locator("#lists-domains")).to_contain_text(thousands(150_000))
+    expect(page.locator("#lists-domains")).to_contain_text("1 block list")
+    seen = page.evaluate("window.__progress")
+    # The steps in between came from /ws/events as they happened.
+    assert any(t.startswith("Compiling") for t in seen), seen
+    assert any(t.startswith("New index live") for t in seen), seen
+    assert api.get("/api/lists").json()["index"]["domains"] == 150_000
+
+    # "Update lists now" rebuilds from the changed file.
+    hosts.write_text(hosts.read_text() + "0.0.0.0 one-more.page.test\n")
+    page.get_by_role("button", name="Update lists now").click()
+    expect(page.locator("#lists-domains")).to_contain_text(thousands(150_001))
+    expect(page.get_by_role("button", name="Update lists now")).to_be_enabled()
+    assert api.get("/api/lists").json()["index"]["domains"] == 150_001
+    api.delete(f"/api/lists/{made.json()['id']}")
+
+
 def test_pause_globally_for_five_minutes_and_resume(page, api):
     expect(page.locator("#blocking-state")).to_have_text("Blocking is on")
     global_actions(page).get_by_role("button", name="Pause 5 min", exact=True).click()

@@ -136,3 +136,44 @@ def test_stalled_websocket_reader_does_not_delay_dns(srv, token):
         assert status == 200
     finally:
         stalled.close()
+
+
+def test_ws_events_carries_block_list_update_progress(tmp_path, token):
+    """A list update's progress (compile start, per-phase progress, swap, finish) reaches
+    /ws/events live as lists.* events, while /api/events (the stored log) keeps none of them."""
+    with TestUpstream() as up:
+        b = BurrowProcess(tmp_path / "b", [up.address])
+        b.data_dir.mkdir(parents=True)
+        (b.data_dir / "lists").mkdir()
+        names = "".join(f"0.0.0.0 ad{i}.progress.test\n" for i in range(150_000))
+        (b.data_dir / "lists" / "big.hosts").write_text(names)
+        with b:
+            status, _ = b.http("POST", "/api/auth/setup", {"username": "admin", "password": PASSWORD})
+            assert status == 201
+            status, body = b.http("POST", "/api/auth/login", {"username": "admin", "password": PASSWORD})
+            auth = {"Authorization": f"Bearer {body['access_token']}"}
+
+            async def main():
+                seen = []
+                async with connect(f"ws://127.0.0.1:{b.web_port}/ws/events", additional_headers=auth) as c:
+                    status, made = await asyncio.to_thread(
+                        b.http, "POST", "/api/lists", {"name": "big", "source": "big.hosts"}, headers=auth)
+                    assert status == 201, made
+                    while True:
+                        msg = json.loads(await asyncio.wait_for(c.recv(), 30))
+                        if msg["type"] != "event" or not msg["data"]["type"].startswith("lists."):
+                            continue
+                        seen.append(msg["data"])
+                        if msg["data"]["type"] == "lists.refresh_finished":
+                            return seen
+
+            seen = run(main())
+            types = [e["type"] for e in seen]
+            assert "lists.compile_started" in types and "lists.index_swapped" in types
+            phases = [e["data"]["phase"] for e in seen if e["type"] == "lists.compile_progress"]
+            assert "list_started" in phases and "progress" in phases and "writing" in phases
+            finished = seen[-1]["data"]
+            assert finished["status"] == "ok" and finished["entries"] == 150_000
+            status, stored = b.http("GET", "/api/events?limit=500", headers=auth)
+            assert status == 200
+            assert not [e for e in stored["events"] if e["type"].startswith("lists.")]

@@ -110,3 +110,13 @@ def test_unsubscribe_wakes_waiting_consumer_and_ends_iteration():
             await sub.get()
 
     run(main())
+
+
+def test_a_payload_naming_its_kind_event_gets_topic_dot_event_as_type():
+    from burrow.storage.events import normalize
+
+    e = normalize({"topic": "lists", "event": "compile_progress", "phase": "progress", "rules": 5}, "lists")
+    assert e["type"] == "lists.compile_progress"
+    assert e["data"]["phase"] == "progress" and e["data"]["rules"] == 5
+    assert normalize({"type": "blocking.paused", "event": "x"}, "events")["type"] == "blocking.paused"
+    assert normalize({"event": 7}, "lists")["type"] == "lists.unknown"

@@ -41,6 +41,9 @@ SEND_TIMEOUT = 60.0  # seconds one message may wait for a client that does not r
 METRICS_INTERVAL = 1.0  # seconds between /ws/metrics messages
 HEALTH_POLL = 1.0  # seconds between readiness checks when there is no appliance
 MAX_CLIENT_MESSAGE = 4096  # bytes; the client has nothing big to say
+# /ws/events relays the stored topics and, live only (too chatty to keep), the list manager's
+# update progress: lists.refresh_started … lists.compile_progress … lists.refresh_finished.
+WS_EVENT_TOPICS = (*EVENT_TOPICS, "lists")
 
 TOKEN = Str(required=False, max_len=4096,
             description="access token, for browsers (which cannot send headers on a WebSocket)")
@@ -249,11 +252,12 @@ def register(api: Api, app) -> None:
 
         return await streams.serve(req, sub, produce)
 
-    @api.route("GET", "/ws/events", role="viewer", summary="Live audit and system events (WebSocket)",
+    @api.route("GET", "/ws/events", role="viewer",
+               summary="Live audit and system events, and block-list update progress (WebSocket)",
                tags=["realtime"], raw_response=True, responses=WS_RESPONSES, query=Query({"token": TOKEN}))
     async def ws_events(req):
         streams.admit(req)
-        sub = streams.subscribe(EVENT_TOPICS)
+        sub = streams.subscribe(WS_EVENT_TOPICS)
 
         async def produce(ws, send, closed):
             # Same shape as /api/events items (secrets removed), without the id (not stored yet).

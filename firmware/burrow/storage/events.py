@@ -110,7 +110,9 @@ def normalize(payload: Any, topic: str = "events", now: float | None = None) -> 
         payload = {"type": f"{topic}.message", "summary": str(payload)}
     known = {"type", "ts", "time", "timestamp", "severity", "actor", "username", "user",
              "client_ip", "summary", "message", "data"}
-    type_ = _text(payload.get("type") or f"{topic}.unknown", MAX_TYPE_LEN)
+    kind = payload.get("event")  # the list manager's payloads name their kind "event"
+    type_ = _text(payload.get("type") or (f"{topic}.{kind}" if isinstance(kind, str) and kind
+                                          else f"{topic}.unknown"), MAX_TYPE_LEN)
     ts = payload.get("ts", payload.get("time"))
     if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts != ts:
         ts = time.time() if now is None else now

@@ -7,7 +7,8 @@
 // reload asks for the password again once the cookie has expired.
 //
 // Changes made elsewhere (the API, the board's button, another phone) show up through the
-// /ws/events stream when it is open, and through polling in any case.
+// /ws/events stream when it is open, and through polling in any case. A block-list update's
+// progress (download, compile, swap) comes only from the stream's lists.* events.
 "use strict";
 
 (function () {
@@ -31,6 +32,8 @@
   var preset = null;
   var presetSeq = 0;
   var routerDirty = false; // the user typed in the router fields: polling must not overwrite them
+  var listsSeq = 0;
+  var listsBusy = false; // the progress line shows an update in progress (not its outcome)
 
   function $(id) { return document.getElementById(id); }
 
@@ -206,7 +209,7 @@
     stopTimers();
     refreshAll();
     intervals.push(setInterval(function () { if (!document.hidden) { refreshBlocking(); refreshPreset(); } }, POLL_MS));
-    intervals.push(setInterval(function () { if (!document.hidden) refreshStatus(); }, STATS_MS));
+    intervals.push(setInterval(function () { if (!document.hidden) { refreshStatus(); refreshLists(); } }, STATS_MS));
     intervals.push(setInterval(tick, 1000));
     openEvents();
   }
@@ -238,6 +241,7 @@
 
   function refreshAll() {
     refreshStatus();
+    refreshLists();
     refreshBlocking();
     refreshPreset();
   }
@@ -254,6 +258,7 @@
       var type = (event && event.data && event.data.type) || "";
       if (type.indexOf("blocking.") === 0 || type.indexOf("group.") === 0) refreshBlocking();
       if (type.indexOf("forwarding.") === 0) refreshPreset();
+      if (type.indexOf("lists.") === 0) onListsEvent(type.slice(6), event.data.data || {});
     };
     ws.onclose = function () {
       if (socket !== ws) return;
@@ -284,6 +289,82 @@
     } catch (e) {
       if (me) showError(e);
     }
+  }
+
+  // ---- block lists -------------------------------------------------------------------------
+
+  async function refreshLists() {
+    if (!me) return;
+    var seq = ++listsSeq;
+    try {
+      var answer = await call("GET", "/api/lists");
+      if (seq !== listsSeq) return;
+      var lists = answer.lists || [];
+      var index = answer.index || {};
+      var blockLists = lists.filter(function (l) { return l.kind === "block" && l.enabled; }).length;
+      setText($("lists-domains"), Number(index.domains || 0).toLocaleString() + " domains from " +
+              blockLists + (blockLists === 1 ? " block list" : " block lists"));
+      setText($("lists-updated"), index.index_created
+        ? "Index built " + new Date(index.index_created * 1000).toLocaleString() : "No index built yet.");
+      var last = index.last_refresh;
+      showListsFailure(last && last.status === "failed" ? last.error : "");
+      if (index.running && !listsBusy) showListsProgress("Updating block lists…", true);
+      else if (!index.running && listsBusy) showListsProgress("", false);
+    } catch (e) {
+      if (me) showError(e);
+    }
+  }
+
+  function showListsProgress(text, busy) {
+    listsBusy = busy;
+    setText($("lists-progress"), text);
+    $("lists-progress").hidden = !text;
+  }
+
+  function showListsFailure(error) {
+    setText($("lists-failed"), error ? "The last update failed: " + error +
+            ". The lists from before keep blocking." : "");
+    $("lists-failed").hidden = !error;
+  }
+
+  function count(n) { return Number(n || 0).toLocaleString(); }
+
+  // lists.* events from the list manager (filtering/manager.py): what an update is doing now.
+  function onListsEvent(kind, d) {
+    if (kind === "refresh_started") {
+      showListsProgress("Updating block lists…", true);
+    } else if (kind === "download_started") {
+      showListsProgress("Downloading " + (d.name || "a list") + "…", true);
+    } else if (kind === "compile_started") {
+      showListsProgress("Compiling " + count(d.lists) + (d.lists === 1 ? " list…" : " lists…"), true);
+    } else if (kind === "compile_progress") {
+      if (d.phase === "list_started") showListsProgress("Compiling " + (d.name || "a list") + "…", true);
+      else if (d.phase === "progress") showListsProgress("Compiling: " + count(d.rules) + " rules read…", true);
+      else if (d.phase === "writing") showListsProgress("Writing the index: " + count(d.rules) + " rules…", true);
+      else if (d.phase === "finished") showListsProgress("Index written: " + count(d.entries) + " entries…", true);
+    } else if (kind === "index_swapped") {
+      showListsProgress("New index live: " + count(d.entries) + " entries…", true);
+    } else if (kind === "refresh_finished") {
+      var text = d.status === "failed" ? "" : "Update finished: " + count(d.entries) + " domains" +
+                 (typeof d.seconds === "number" ? " in " + d.seconds.toFixed(1) + " s." : ".");
+      showListsProgress(text, false);
+      showListsFailure(d.status === "failed" ? d.error || "unknown error" : "");
+      refreshLists();
+    }
+  }
+
+  async function onListsUpdate(ev) {
+    var b = ev.target;
+    if (!canWrite()) return;
+    b.disabled = true;
+    try {
+      await call("POST", "/api/blocklist/reload");
+      clearError();
+    } catch (e) {
+      showError(e);
+    }
+    b.disabled = !canWrite();
+    refreshLists();
   }
 
   // ---- blocking pause ----------------------------------------------------------------------
@@ -530,6 +611,7 @@
     $("sign-out").addEventListener("click", onSignOut);
     $("blocking").addEventListener("click", onBlockingClick);
     $("router-switch").addEventListener("click", onRouterSwitch);
+    $("lists-update").addEventListener("click", onListsUpdate);
     ["router-ip", "router-domain"].forEach(function (id) {
       $(id).addEventListener("input", function () { routerDirty = true; });
     });
