@@ -138,6 +138,31 @@ def test_first_run_setup_then_sign_out_and_back_in(browser, tmp_path):
             context.close()
 
 
+def test_a_page_opened_again_after_its_session_ran_out_renews_it(browser, srv, api):
+    context = browser.new_context(viewport=PHONE)
+    try:
+        w = Watched(context)
+        sign_in(w, srv, "admin", ADMIN_PASSWORD)
+        # The session and CSRF cookies live as long as the access token (15 min): drop them as
+        # the browser does then. The HttpOnly refresh cookie (30 days) stays.
+        context.clear_cookies(name="burrow_session")
+        context.clear_cookies(name="burrow_csrf")
+        assert {c["name"] for c in context.cookies()} == {"burrow_refresh", "burrow_refresh_hint"}
+        w.page.reload()
+        expect(w.page.locator("#who-name")).to_have_text("admin (admin)")
+        expect(w.page.locator("#blocking-state")).to_have_text("Blocking is on")
+        assert {"burrow_session", "burrow_csrf"} <= {c["name"] for c in context.cookies()}
+        # Signing out ends it for good: opened again, the page asks for the password.
+        w.page.get_by_role("button", name="Sign out").click()
+        expect(w.page.locator("#login")).to_be_visible()
+        assert context.cookies() == []
+        w.page.reload()
+        expect(w.page.locator("#login")).to_be_visible()
+        w.assert_clean()
+    finally:
+        context.close()
+
+
 def test_status_shows_the_figures(page, api):
     stats = api.get("/api/stats").json()
     expect(page.locator("#stat-queries")).to_have_text(re.compile(r"^[\d,.\s]+$"))

@@ -14,6 +14,7 @@ import pytest
 from microdot.test_client import TestClient
 
 from burrow.api import auth_api, users_api
+from burrow.api.auth_api import REFRESH_COOKIE, REFRESH_HINT_COOKIE
 from burrow.api.routes import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Api
 from burrow.auth import AuthService
 from burrow.dns.access import AccessControl
@@ -389,8 +390,48 @@ def test_cookies_are_secure_over_tls(tmp_path):
     http = Http(build_api(app))
     setup_admin(http)
     res = http("POST", "/api/auth/login?cookie=1", {"username": "admin", "password": ADMIN_PW})
-    assert all("; Secure" in c for c in set_cookies(res)) and len(set_cookies(res)) == 2
+    assert all("; Secure" in c for c in set_cookies(res)) and len(set_cookies(res)) == 4
     app.settings.close()
+
+
+def test_a_cookie_session_renews_from_its_refresh_cookie_without_the_password(app, http):
+    setup_admin(http)
+    res = http("POST", "/api/auth/login?cookie=true", {"username": "admin", "password": ADMIN_PW})
+    cookies = {c.split("=", 1)[0]: c for c in set_cookies(res)}
+    refresh, hint = cookies[REFRESH_COOKIE], cookies[REFRESH_HINT_COOKIE]
+    assert refresh.startswith(f"{REFRESH_COOKIE}={res.json['refresh_token']};")
+    assert "HttpOnly" in refresh and "Path=/api/auth/refresh;" in refresh and "SameSite=Strict" in refresh
+    assert f"Max-Age={app.auth.refresh_ttl}" in refresh
+    assert hint.startswith(f"{REFRESH_HINT_COOKIE}=1;") and "HttpOnly" not in hint  # no secret in it
+
+    # {} and the cookie: a new pair, new cookies; the old refresh token is spent.
+    renewed = http("POST", "/api/auth/refresh?cookie=true", {})
+    assert renewed.status_code == 200, renewed.text
+    new = {c.split("=", 1)[0]: c for c in set_cookies(renewed)}
+    assert new[REFRESH_COOKIE].startswith(f"{REFRESH_COOKIE}={renewed.json['refresh_token']};")
+    assert renewed.json["refresh_token"] != res.json["refresh_token"]
+    assert http("GET", "/api/auth/me").json["via"] == "cookie"
+
+    # A body token still wins over the cookie (seed shape); the spent one is refused.
+    assert_error(http("POST", "/api/auth/refresh", {"refresh_token": res.json["refresh_token"]}), 401)
+
+
+def test_a_spent_refresh_cookie_is_refused_and_dropped(app, http):
+    setup_admin(http)
+    res = http("POST", "/api/auth/login?cookie=true", {"username": "admin", "password": ADMIN_PW})
+    spent = res.json["refresh_token"]
+    assert http("POST", "/api/auth/refresh", {"refresh_token": spent}).status_code == 200
+    # The browser still holds the spent token in its cookie.
+    refused = http("POST", "/api/auth/refresh?cookie=true", {})
+    assert_error(refused, 401, "unauthorized")
+    cleared = {c.split("=", 1)[0]: c for c in set_cookies(refused)}
+    for name in (SESSION_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, REFRESH_HINT_COOKIE):
+        assert "Max-Age=0" in cleared[name], name
+
+
+def test_refresh_with_neither_token_nor_cookie_is_400_naming_the_field(app, http):
+    setup_admin(http)
+    assert_error(http("POST", "/api/auth/refresh", {}), 400, field="refresh_token")
 
 
 # ---- users ----------------------------------------------------------------------------------------

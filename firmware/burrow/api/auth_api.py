@@ -20,9 +20,15 @@ import logging
 import secrets
 import time
 
-from ..auth.errors import InvalidInputError, WeakPasswordError
+from ..auth.errors import AuthError, InvalidInputError, WeakPasswordError
 from .errors import ApiError
 from .routes import CSRF_COOKIE, SESSION_COOKIE, Api
+
+REFRESH_COOKIE = "burrow_refresh"
+REFRESH_PATH = "/api/auth/refresh"  # the only place the refresh cookie is ever sent
+# Readable by the page, no secret in it: "a refresh cookie was set", so the page tries a renewal
+# on load only when there is one to try (the HttpOnly cookie itself it cannot see).
+REFRESH_HINT_COOKIE = "burrow_refresh_hint"
 from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
 
 log = logging.getLogger(__name__)
@@ -104,7 +110,11 @@ TokenPairSchema = Obj("TokenPair", {
             "refresh_token": "q1Vh0ZbqfS2vNwz9c5m3iB7OQ8s1yT4eHqXo6dK2jLw",
             "token_type": "bearer", "expires_in": 900})
 
-RefreshRequest = Obj("RefreshRequest", {"refresh_token": Str(min_len=1, max_len=4096)},
+RefreshRequest = Obj("RefreshRequest", {
+    "refresh_token": Str(min_len=1, max_len=4096, required=False,
+                         description="the refresh token; a browser signed in with ?cookie=true may "
+                                     "send {} instead: its burrow_refresh cookie is used"),
+},
                      example={"refresh_token": "q1Vh0ZbqfS2vNwz9c5m3iB7OQ8s1yT4eHqXo6dK2jLw"})
 
 Me = Obj("Me", {
@@ -193,8 +203,9 @@ def _allowed_client(app, ip: str) -> bool:
     return acl.allowed(ip)
 
 
-def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: bool) -> str:
-    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}"]
+def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: bool,
+            path: str = "/") -> str:
+    parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}"]
     if max_age <= 0:
         parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
     if http_only:
@@ -205,15 +216,23 @@ def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: boo
     return "; ".join(parts)
 
 
-def session_cookies(app, access_token: str, max_age: int) -> dict:
-    """Set-Cookie headers for a browser session: the token (HttpOnly) and a fresh CSRF token
-    the page reads and echoes in X-CSRF-Token."""
+def session_cookies(app, access_token: str, max_age: int, refresh_token: str | None = None) -> dict:
+    """Set-Cookie headers for a browser session: the token (HttpOnly), a fresh CSRF token the
+    page reads and echoes in X-CSRF-Token, and the refresh token (HttpOnly, sent only to
+    /api/auth/refresh), so a page opened again after the access token ran out can renew the
+    session without the password, for as long as the refresh token lives."""
     secure = bool(getattr(app, "tls", False))
-    return {"Set-Cookie": [
+    cookies = [
         _cookie(SESSION_COOKIE, access_token, max_age=max_age, http_only=True, secure=secure),
         _cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=max_age, http_only=False,
                 secure=secure),
-    ]}
+    ]
+    if refresh_token is not None:
+        cookies.append(_cookie(REFRESH_COOKIE, refresh_token, max_age=app.auth.refresh_ttl,
+                               http_only=True, secure=secure, path=REFRESH_PATH))
+        cookies.append(_cookie(REFRESH_HINT_COOKIE, "1", max_age=app.auth.refresh_ttl,
+                               http_only=False, secure=secure))
+    return {"Set-Cookie": cookies}
 
 
 def clear_cookies(app) -> dict:
@@ -221,17 +240,20 @@ def clear_cookies(app) -> dict:
     return {"Set-Cookie": [
         _cookie(SESSION_COOKIE, "", max_age=0, http_only=True, secure=secure),
         _cookie(CSRF_COOKIE, "", max_age=0, http_only=False, secure=secure),
+        _cookie(REFRESH_COOKIE, "", max_age=0, http_only=True, secure=secure, path=REFRESH_PATH),
+        _cookie(REFRESH_HINT_COOKIE, "", max_age=0, http_only=False, secure=secure),
     ]}
 
 
 def _had_cookie(req) -> bool:
-    return bool(req.cookies and (req.cookies.get(SESSION_COOKIE) or req.cookies.get(CSRF_COOKIE)))
+    return bool(req.cookies and any(req.cookies.get(c) for c in (SESSION_COOKIE, CSRF_COOKIE,
+                                                                 REFRESH_HINT_COOKIE)))
 
 
 def _pair_answer(app, req, pair):
     headers = dict(NO_STORE)
     if req.g.query.get("cookie"):
-        headers.update(session_cookies(app, pair.access_token, pair.expires_in))
+        headers.update(session_cookies(app, pair.access_token, pair.expires_in, pair.refresh_token))
     return pair.as_response(), 200, headers
 
 
@@ -271,7 +293,21 @@ def register(api: Api, app) -> None:
                tags=["auth"], body=RefreshRequest, query=LoginQuery,
                responses={200: TokenPairSchema})
     async def refresh(req):
-        pair = app.auth.refresh(req.g.body["refresh_token"])
+        token = req.g.body.get("refresh_token")
+        from_cookie = not token
+        if from_cookie:
+            token = (req.cookies or {}).get(REFRESH_COOKIE)
+        if not token:  # what a missing required field answers, as before the cookie existed
+            raise ApiError(400, "refresh_token is required (a browser signed in with ?cookie=true "
+                                "may send {} and its burrow_refresh cookie)",
+                           [{"field": "refresh_token", "message": "required"}])
+        try:
+            pair = app.auth.refresh(token)
+        except AuthError as e:
+            if not from_cookie:
+                raise
+            # A spent, expired or revoked cookie: drop it, so the page stops offering it.
+            raise ApiError(e.status, str(e), error=e.error, headers=clear_cookies(app)) from None
         return _pair_answer(app, req, pair)
 
     @api.route("POST", "/api/auth/logout", role="self", summary="Sign out: revoke this session",

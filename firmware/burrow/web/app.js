@@ -2,9 +2,10 @@
 //
 // Plain script, no build step. Auth is the cookie session (POST /api/auth/login?cookie=true): the
 // HttpOnly burrow_session cookie rides along by itself, and every state-changing request echoes
-// the readable burrow_csrf cookie in X-CSRF-Token. Nothing is kept in localStorage; the refresh
-// token lives in this page's memory only, so an open page outlives the short access token and a
-// reload asks for the password again once the cookie has expired.
+// the readable burrow_csrf cookie in X-CSRF-Token. No web storage API is used. The refresh
+// token is an HttpOnly cookie sent only to /api/auth/refresh: an open page renews the short
+// access token before it runs out, and a page opened again renews it on load (when the
+// readable burrow_refresh_hint cookie says there is a refresh cookie to use).
 //
 // Changes made elsewhere (the API, the board's button, another phone) show up through the
 // /ws/events stream when it is open, and through polling in any case. A block-list update's
@@ -20,7 +21,6 @@
                       [0, "Pause until resumed"]];
 
   var me = null; // GET /api/auth/me while signed in
-  var refreshToken = null; // memory only
   var intervals = [];
   var refreshTimer = null;
   var socket = null;
@@ -47,13 +47,15 @@
     this.message = body.message || body.error || ("HTTP " + status);
   }
 
-  function csrfToken() {
+  function cookie(name) {
     var parts = document.cookie ? document.cookie.split("; ") : [];
     for (var i = 0; i < parts.length; i++) {
-      if (parts[i].indexOf("burrow_csrf=") === 0) return decodeURIComponent(parts[i].slice(12));
+      if (parts[i].indexOf(name + "=") === 0) return decodeURIComponent(parts[i].slice(name.length + 1));
     }
     return "";
   }
+
+  function csrfToken() { return cookie("burrow_csrf"); }
 
   async function call(method, path, body) {
     var headers = { Accept: "application/json" };
@@ -126,7 +128,6 @@
     var body = { username: username, password: password };
     if (totp) body.totp = totp;
     var pair = await call("POST", "/api/auth/login?cookie=true", body);
-    refreshToken = pair.refresh_token;
     scheduleRefresh(pair.expires_in);
     me = await call("GET", "/api/auth/me");
     enter();
@@ -181,14 +182,18 @@
     signedOut("Signed out.");
   }
 
+  // A new access token (and refresh token) for the refresh cookie; the old one is spent.
+  async function renewSession() {
+    var pair = await call("POST", "/api/auth/refresh?cookie=true", {});
+    scheduleRefresh(pair.expires_in);
+  }
+
   function scheduleRefresh(expiresIn) {
     clearTimeout(refreshTimer);
-    if (!refreshToken || !(expiresIn > REFRESH_EARLY_S)) return;
+    if (!(expiresIn > REFRESH_EARLY_S)) return;
     refreshTimer = setTimeout(async function () {
       try {
-        var pair = await call("POST", "/api/auth/refresh?cookie=true", { refresh_token: refreshToken });
-        refreshToken = pair.refresh_token;
-        scheduleRefresh(pair.expires_in);
+        await renewSession();
       } catch (e) {
         signedOut("Your session has ended; sign in again.");
       }
@@ -216,7 +221,6 @@
 
   function signedOut(message) {
     me = null;
-    refreshToken = null;
     clearTimeout(refreshTimer);
     stopTimers();
     closeEvents();
@@ -616,6 +620,13 @@
       $(id).addEventListener("input", function () { routerDirty = true; });
     });
     document.addEventListener("visibilitychange", function () { if (!document.hidden && me) refreshAll(); });
+    if (cookie("burrow_refresh_hint")) { // signed in before: renew, whatever the access token's age
+      try {
+        await renewSession();
+      } catch (e) {
+        if (e.status !== 401) showError(e); // 401: spent or expired (the API dropped the cookies)
+      }
+    }
     if (csrfToken()) { // a session cookie from before a reload may still be valid
       try {
         me = await call("GET", "/api/auth/me");
