@@ -23,15 +23,15 @@ import time
 from ..auth.errors import AuthError, InvalidInputError, WeakPasswordError
 from .errors import ApiError
 from .routes import CSRF_COOKIE, SESSION_COOKIE, Api
+from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
+
+log = logging.getLogger(__name__)
 
 REFRESH_COOKIE = "burrow_refresh"
 REFRESH_PATH = "/api/auth/refresh"  # the only place the refresh cookie is ever sent
 # Readable by the page, no secret in it: "a refresh cookie was set", so the page tries a renewal
 # on load only when there is one to try (the HttpOnly cookie itself it cannot see).
 REFRESH_HINT_COOKIE = "burrow_refresh_hint"
-from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
-
-log = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}  # token-bearing answers must not be cached (RFC 6749)
 
