@@ -48,7 +48,7 @@ def file_response(req, path: Path) -> Response:
 def register(api: Api, app) -> None:
     @api.route("GET", "/", role="public", tags=["web"], responses={200: "text/html",
                                                                     304: "not modified (If-None-Match)"},
-               summary="The admin page (sign in, status, blocking pause, router preset)")
+               summary="The admin page (sign in, status, block lists, blocking pause, router preset)")
     async def index(req):
         return file_response(req, WEB_DIR / PAGE)
 

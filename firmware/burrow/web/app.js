@@ -1,4 +1,4 @@
-// Burrow's admin page: sign in, status, blocking pause (global and per group), the router preset.
+// Burrow's admin page: sign in, status, block lists, blocking pause (global and per group), the router preset.
 //
 // Plain script, no build step. Auth is the cookie session (POST /api/auth/login?cookie=true): the
 // HttpOnly burrow_session cookie rides along by itself, and every state-changing request echoes
