@@ -919,6 +919,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.cold_names:
         args.cold_names = int(80_000 * args.duration)
     args.blocked_phases = [p for p in args.phases if p.startswith("blocked")]
+    load_extra_toml(args, parser)
+    if not args.timeout:
+        args.timeout = max(300.0, 4 * args.duration * len(args.phases) + 120
+                           + (180 if args.blocked_phases else 0))
+    args.servers = [args.only] if args.only else ["burrow", "dnsmasq"]
+    return args
+
+
+def load_extra_toml(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """--burrow-config-extra: TOML text, or @file; refused at once when it is not valid TOML."""
     if args.extra_toml.startswith("@"):
         args.extra_toml = Path(args.extra_toml[1:]).read_text()
     if args.extra_toml:
@@ -926,11 +936,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             tomllib.loads(args.extra_toml)
         except tomllib.TOMLDecodeError as exc:
             parser.error(f"--burrow-config-extra is not valid TOML: {exc}")
-    if not args.timeout:
-        args.timeout = max(300.0, 4 * args.duration * len(args.phases) + 120
-                           + (180 if args.blocked_phases else 0))
-    args.servers = [args.only] if args.only else ["burrow", "dnsmasq"]
-    return args
+
+
+def arm_timeout(seconds: float) -> None:
+    """End the whole run with BenchTimeout after ``seconds``; SIGTERM exits 143 (cleanups run)."""
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        raise BenchTimeout(f"overall timeout of {seconds:g}s reached")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.alarm(int(seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -941,12 +956,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench skipped: {exc}")
         return 0
 
-    def on_alarm(_signum: int, _frame: Any) -> None:
-        raise BenchTimeout(f"overall timeout of {args.timeout:g}s reached")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.alarm(int(args.timeout))
+    arm_timeout(args.timeout)
     workdir = Path(tempfile.mkdtemp(prefix="burrow-bench-"))
     upstream: Proc | None = None
     failed = False

@@ -57,7 +57,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from array import array
 from pathlib import Path
 from typing import Any
@@ -506,13 +505,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if (os.cpu_count() or 1) < 2:
         print("warning: one CPU only; Burrow and dnsperf share it", file=sys.stderr)
         args.server_cpu = args.client_cpu = args.upstream_cpu = 0
-    if args.extra_toml.startswith("@"):
-        args.extra_toml = Path(args.extra_toml[1:]).read_text()
-    if args.extra_toml:
-        try:
-            tomllib.loads(args.extra_toml)
-        except tomllib.TOMLDecodeError as exc:
-            parser.error(f"--burrow-config-extra is not valid TOML: {exc}")
+    bench.load_extra_toml(args, parser)
     if not args.timeout:
         args.timeout = args.duration + 240
     return args
@@ -530,12 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AttributeError, OSError):
         pass
 
-    def on_alarm(_signum: int, _frame: Any) -> None:
-        raise BenchTimeout(f"overall timeout of {args.timeout:g}s reached")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.alarm(int(args.timeout))
+    bench.arm_timeout(args.timeout)
     workdir = Path(tempfile.mkdtemp(prefix="burrow-bench-reload-"))
     ok = False
     report: dict[str, Any] = {"meta": {
