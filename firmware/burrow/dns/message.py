@@ -106,6 +106,18 @@ class Answer:
         return self.replace(sections=wire.patch_ttls(self.sections, self.ttl_offsets, self.ttls, age))
 
 
+def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list] | None:
+    """The answer section's records as (packet, rrs) for stages that inspect upstream answers;
+    ``packet`` is a zeroed header + the question + the sections, which the RRs' offsets (and
+    ``wire.rdata_name``) refer to. None when the sections cannot be read."""
+    packet = bytes(12) + query.question + answer.sections
+    try:
+        rrs, _ = wire.read_rrs(packet, 12 + len(query.question), answer.an)
+    except wire.WireError:
+        return None
+    return packet, rrs
+
+
 def render(query: Query, answer: Answer, max_size: int = 65535) -> bytes:
     """The reply packet for ``query``: its ID, its question bytes (case kept), OPT if it sent one.
 

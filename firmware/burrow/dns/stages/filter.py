@@ -23,7 +23,7 @@ from ...filtering.groups import view_groups
 from ...filtering.index import ALL_LISTS, ALLOW_ACTIONS
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import Answer, Query, read_answer_records
 from .guard import DROP
 
 MODES = ("null", "nxdomain", "nodata", "custom")
@@ -231,11 +231,10 @@ class FilterStage:
         if not answer.an or answer.decision not in (Decision.RESOLVED, Decision.CACHED, Decision.STALE):
             return answer
         groups = view_groups(query.view)
-        packet = bytes(12) + query.question + answer.sections
-        try:
-            rrs, _ = wire.read_rrs(packet, 12 + len(query.question), answer.an)
-        except wire.WireError:
+        read = read_answer_records(query, answer)
+        if read is None:
             return answer
+        packet, rrs = read
         for rr in rrs:
             if rr.rtype != wire.TYPE_CNAME:
                 continue

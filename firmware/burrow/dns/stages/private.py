@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ...filtering.groups import view_groups
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import Answer, Query, read_answer_records
 
 SPECIAL_SUFFIXES = ("local", "lan", "internal", "home.arpa", "localhost", "invalid", "onion")
 _SPECIAL_TLDS = frozenset(s for s in SPECIAL_SUFFIXES if "." not in s)
@@ -116,11 +116,10 @@ class PrivateStage:
         return answer
 
     def _private_in(self, query: Query, answer: Answer):
-        packet = bytes(12) + query.question + answer.sections
-        try:
-            rrs, _ = wire.read_rrs(packet, 12 + len(query.question), answer.an)
-        except wire.WireError:
+        read = read_answer_records(query, answer)
+        if read is None:
             return None
+        packet, rrs = read
         for rr in rrs:
             if rr.rtype == wire.TYPE_A and rr.rdlen == 4 or rr.rtype == wire.TYPE_AAAA and rr.rdlen == 16:
                 ip = ipaddress.ip_address(packet[rr.rdata_offset:rr.rdata_offset + rr.rdlen])
