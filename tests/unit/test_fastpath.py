@@ -161,3 +161,46 @@ def test_blocked_answer_replays_until_the_generation_moves_with_its_ttl_unaged()
     assert out.answer[0][0].address == "0.0.0.0" and out.answer[0].ttl == 10  # an hour on: same TTL
     s.invalidate()
     assert s.fast(qw, "192.168.1.2", True) is None
+
+
+def test_each_client_gets_its_own_case_whatever_case_was_stored():
+    """The stored reply's question is lower-case: a lower-case query gets lower case back even
+    when a mixed-case query filled the entry, and a mixed-case one gets its own case."""
+    s = server()
+    store(s, dns.message.make_query("WwW.ExAmPle.CoM", "A").to_wire())
+    for name in ("www.example.com", "WWW.EXAMPLE.COM", "wWw.eXample.com"):
+        q = dns.message.make_query(name, "A")
+        out = dns.message.from_wire(s.fast(q.to_wire(), "192.168.1.2", True))
+        assert out.id == q.id and out.question[0].name.to_text() == name + "."
+        assert out.answer[0][0].address == "192.0.2.1"
+
+
+def test_https_type_hits_though_its_code_is_a_letter():
+    """Type 65 (HTTPS) is the byte 'A': lower() blurs it, yet an HTTPS entry answers HTTPS."""
+    s = server()
+    store(s, dns.message.make_query(NAME, "HTTPS").to_wire())
+    for name in (NAME, "WWW.example.com"):
+        out = s.fast(dns.message.make_query(name, "HTTPS").to_wire(), "192.168.1.2", True)
+        assert out is not None and dns.message.from_wire(out).question[0].rdtype == 65
+    assert s.fast(dns.message.make_query(NAME, 97).to_wire(), "192.168.1.2", True) is None
+
+
+def test_ttls_tick_once_a_second_until_the_entry_ends(monkeypatch):
+    import burrow.dns.server as server_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(server_module, "_monotonic", lambda: clock[0])
+    s = server()
+    store(s, dns.message.make_query(NAME, "A").to_wire(), ttl=300, now=1000.0)
+
+    def ttl_at(t):
+        clock[0] = t
+        out = s.fast(dns.message.make_query(NAME, "A").to_wire(), "192.168.1.2", True)
+        return None if out is None else dns.message.from_wire(out).answer[0].ttl
+
+    assert ttl_at(1000.5) == 300
+    assert ttl_at(1002.7) == 298
+    assert ttl_at(1002.9) == 298
+    assert ttl_at(1003.0) == 297
+    assert ttl_at(1269.9) == 31  # the entry ends at 90% of the TTL (270 s) for prefetch
+    assert ttl_at(1270.0) is None

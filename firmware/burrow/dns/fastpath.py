@@ -1,8 +1,9 @@
 """The fast path: final answer bytes for repeated questions, replayed without building objects.
 
 Entries are keyed by view (the client's group), EDNS shape (none / EDNS / EDNS+DO) and the
-lower-case question. A hit copies the client's ID and question bytes (so its 0x20 case) into
-the stored reply and ages TTLs once per second of age. Anything that could change an answer
+lower-case question. A hit puts the client's ID in front of the stored reply, whose question is
+stored lower-case; a mixed-case (0x20) question is spliced in instead, so the reply keeps the
+client's case. TTLs are aged once per second of age. Anything that could change an answer
 (lists, rules, groups, pause, local data, config) bumps the generation, which drops every
 entry at once: correctness never depends on finding the entries a change affects.
 """
@@ -30,23 +31,30 @@ STORABLE = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.BLOCKED, Deci
 
 
 class FastEntry:
-    __slots__ = ("expires", "stored", "base", "head", "tail", "length", "size", "qname_end", "offsets", "ttls",
-                 "rendered_age", "q2", "cd", "qtail", "domain", "qtype", "rcode", "decision",
+    __slots__ = ("expires", "stored", "deadline", "base", "body", "question", "length", "size", "qname_end",
+                 "offsets", "ttls", "rendered_age", "flags", "qtail", "domain", "qtype", "rcode", "decision",
                  "upstream", "trace", "row_parts")
 
     def __init__(self, packet: bytes, qname_end: int, offsets: tuple, ttls: tuple, stored: float,
                  expires: float, domain: str, qtype: int, decision: Decision, upstream: str, trace: tuple):
+        # The question name is stored lower-case, so a hit whose name is lower-case (most stub
+        # resolvers) matches ``question`` byte for byte and the reply is the client's ID plus
+        # ``body``; only a mixed-case (0x20) name is spliced in.
+        packet = packet[:12] + packet[12:qname_end].lower() + packet[qname_end:]
         self.stored = stored
         self.expires = expires
         self.qname_end = qname_end
         self.offsets = offsets
         self.ttls = ttls
-        self.base = packet  # as stored (age 0); head/tail are the current rendering
-        self.length = len(packet)
-        self.size = 3 * len(packet) + ENTRY_OVERHEAD  # base, head+tail, key, objects
-        self.q2 = packet[2] & 0x01  # RD as the query had it; flags are baked into the reply
-        self.cd = packet[3] & 0x10
+        self.base = packet  # as stored (age 0); body is the current rendering, from byte 2 on
+        self.body = packet[2:]
+        self.question = packet[12:qname_end + 4]  # lower-case name, exact type+class
         self.qtail = packet[qname_end:qname_end + 4]  # exact type+class (lower() must not blur them)
+        self.length = len(packet)
+        self.size = 3 * len(packet) + ENTRY_OVERHEAD  # base, body, key+question, objects
+        # RD as the query had it and CD: flags are baked into the reply, so a query must match
+        # them (bit 0 of byte 2 and bit 4 of byte 3 cannot collide, so one number holds both).
+        self.flags = packet[2] & 0x01 | packet[3] & 0x10
         self.domain = domain
         self.qtype = qtype
         self.rcode = packet[3] & 0xF
@@ -54,17 +62,16 @@ class FastEntry:
         self.upstream = upstream
         self.trace = _HIT_TRACE if self.decision is Decision.CACHED else trace
         self.rendered_age = 0
+        # The next moment anything changes: the TTLs tick down a second, or the entry ends.
+        # A hit before it does no clock arithmetic beyond one comparison.
+        self.deadline = min(expires, stored + 1)
         self.row_parts = None  # telemetry caches this entry's query-log row pieces here
-        self._render(packet)
-
-    def _render(self, packet: bytes) -> None:
-        self.head = packet[2:12]
-        self.tail = packet[self.qname_end:]
 
     def age_to(self, age: int) -> None:
         """Re-render with TTLs lowered by ``age`` seconds (done once per second of age)."""
         self.rendered_age = age
-        self._render(wire.patch_ttls(self.base, self.offsets, self.ttls, age))
+        self.body = wire.patch_ttls(self.base, self.offsets, self.ttls, age)[2:]
+        self.deadline = min(self.expires, self.stored + age + 1)
 
 
 class FastPath:

@@ -26,7 +26,8 @@ from .stages.guard import DROP
 
 log = logging.getLogger(__name__)
 
-_COUNTS_PREFIX = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT high byte 0
+# Header bytes 4-11 (QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT 0 or 1) → the EDNS shape before the DO bit.
+_SHAPES = {b"\x00\x01\x00\x00\x00\x00\x00\x00": 0, b"\x00\x01\x00\x00\x00\x00\x00\x01": 1}
 WILDCARDS = ("0.0.0.0", "::")
 CLIENT_MEMO_MAX = 4096  # client IP → (allowed, view) remembered for the fast path
 TCP_MAX_PENDING = 16  # queries in progress per TCP connection before we stop reading it
@@ -153,12 +154,8 @@ class DnsServer:
         and cannot equal a stored key (stored keys are names we parsed), so a hit proves the
         parse.
         """
-        if len(data) < 17 or data[2] & 0xF8:  # too short, QR set, or an opcode other than QUERY
-            return None
-        if data[4:11] != _COUNTS_PREFIX:  # QD=1, AN=NS=0, AR < 256
-            return None
-        shape = data[11]  # AR: 0, or 1 for the OPT record
-        if shape > 1:
+        shape = _SHAPES.get(data[4:12])  # QD=1, AN=NS=0, AR 0 or 1 (the OPT record)
+        if shape is None or data[2] & 0xF8:  # other counts, QR set, or an opcode other than QUERY
             return None
         stores = self.fast_clients.get(ip)  # only allowed clients are in it
         if stores is None:
@@ -167,9 +164,9 @@ class DnsServer:
         if i < 0:
             return None
         qend = i + 5
-        n = len(data)
         if shape:
             # The OPT record must directly follow the question and end the packet.
+            n = len(data)
             if qend + 11 > n or data[qend] or data[qend + 1] or data[qend + 2] != 41 or data[qend + 6]:
                 return None
             if qend + 11 + ((data[qend + 9] << 8) | data[qend + 10]) != n:
@@ -184,24 +181,31 @@ class DnsServer:
                 max_size = 65535
             if data[qend + 7] & 0x80:
                 shape = 2
-        elif qend != n:
+        elif qend != len(data):
             return None
         else:
             max_size = 512 if udp else 65535
-        entry = stores[shape].get(data[12:qend].lower())
+        question = data[12:qend]
+        entry = stores[shape].get(question.lower())
         if entry is None:
             return None
         now = _monotonic()
-        if now >= entry.expires or entry.length > max_size or data[2] & 1 != entry.q2 \
-                or data[3] & 0x10 != entry.cd or not data.startswith(entry.qtail, i + 1):
+        if now >= entry.deadline:  # a second of age has passed, or the entry has ended
+            if now >= entry.expires:
+                return None
+            entry.age_to(int(now - entry.stored))
+        if entry.length > max_size or data[2] & 0x01 | data[3] & 0x10 != entry.flags:
+            return None
+        if question == entry.question:
+            reply = data[:2] + entry.body
+        elif data.startswith(entry.qtail, i + 1):  # a mixed-case name: the reply keeps its case
+            body = entry.body
+            reply = data[:2] + body[:10] + data[12:i + 1] + body[entry.qname_end - 2:]
+        else:  # type or class bytes that lower() blurred
             return None
         limiter = self.limiter
         if limiter is not None and not limiter.admit(ip, now):
             return None
-        age = int(now - entry.stored)
-        if age != entry.rendered_age:
-            entry.age_to(age)
-        reply = data[:2] + entry.head + data[12:i + 1] + entry.tail
         # Telemetry gets (receipt time, client, entry, elapsed); it expands the entry when
         # draining, so a hit builds no record object here.
         self.ring.append((now, ip, entry, _monotonic() - now))
