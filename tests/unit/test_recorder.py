@@ -378,3 +378,53 @@ def test_persist_errors_are_counted_and_rows_stay_hot(tmp_path):
         await recorder.stop()
 
     run(main())
+
+
+def test_fast_path_hits_are_tallied_into_their_own_seconds(tmp_path, monkeypatch):
+    """Hits are counted per wall second and decision: a tally closes when a hit from a later
+    second arrives, and a blocked hit is counted apart from a cached one in the same second."""
+    import types
+
+    import dns.message
+    import dns.rrset
+
+    from burrow.dns.fastpath import FastEntry
+    from burrow.telemetry import recorder as recorder_module
+    from burrow.telemetry.stats import StatsBuckets
+
+    def entry(decision):
+        q = dns.message.make_query("www.example.com", "A")
+        r = dns.message.make_response(q)
+        r.answer.append(dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1"))
+        return FastEntry(r.to_wire(), 29, (39,), (300,), 0.0, 100.0, "www.example.com", 1,
+                         decision, "127.0.0.1:53", ())
+
+    class Spy(StatsBuckets):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def add_many(self, wall_ts, decision, count, sum_elapsed):
+            self.calls.append((wall_ts, Decision(decision), count, round(sum_elapsed, 9)))
+            super().add_many(wall_ts, decision, count, sum_elapsed)
+
+    # The drain maps monotonic to wall time with one offset: make it exactly 1,000,000 s.
+    clock = types.SimpleNamespace(time=lambda: 1_000_000.0, monotonic=lambda: 0.0)
+    monkeypatch.setattr(recorder_module, "time", clock)
+    spy = Spy()
+    rec_ = Recorder(QueryLogDB(tmp_path / "q.db"), stats=spy)
+    cached, blocked = entry(Decision.RESOLVED), entry(Decision.BLOCKED)
+    for mono, e in [(0.2, cached), (0.5, blocked), (0.7, cached), (1.1, cached), (1.9, cached),
+                    (3.5, blocked)]:
+        rec_.ring.append((mono, "10.0.0.1", e, 0.001))
+    rec_.ring.append(QueryRecord(0.3, "10.0.0.2", "slow.example", 1, 0, Decision.RESOLVED, 0.01,
+                                 "127.0.0.1:53", ()))
+    assert rec_.drain() == 7
+    assert sorted(spy.calls, key=lambda c: (c[0], c[1])) == [
+        (1_000_000, Decision.CACHED, 2, 0.002), (1_000_000, Decision.BLOCKED, 1, 0.001),
+        (1_000_000.3, Decision.RESOLVED, 1, 0.01),  # the slow record, counted on its own
+        (1_000_001, Decision.CACHED, 2, 0.002), (1_000_003, Decision.BLOCKED, 1, 0.001)]
+    assert rec_.query_counts[("cached", "A", 0)] == 4
+    assert rec_.query_counts[("blocked", "A", 0)] == 2
+    assert rec_.query_counts[("resolved", "A", 0)] == 1
+    assert spy.summary(60, now=1_000_004.0)["total_queries"] == 7

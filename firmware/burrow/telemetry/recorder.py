@@ -55,16 +55,26 @@ QUERIES_TOPIC = "queries"
 
 
 def _row_parts(entry) -> tuple:
-    """A fast-path entry's query-log row without its per-query fields, flat, then its tally key:
-    (domain, qtype, rcode, decision, blocked, cached, upstream, trace, (decision, count key)).
+    """A fast-path entry's query-log row without its per-query fields, flat, then its tally
+    slot: (domain, qtype, rcode, decision, blocked, cached, upstream, trace, slot).
 
     A row is (ts, client, domain … cached, response_ms, upstream, trace); see
     storage.querylog.row_from_record. Flat, so a hit's row is one tuple built from locals.
+    The slot is a small int standing for (decision, count key) in ``_TALLY_KEYS``: the drain
+    tallies hits by it, and an int hashes for free where a nested tuple would be hashed anew.
     """
     row = row_from_record(QueryRecord(0.0, "", entry.domain, entry.qtype, entry.rcode,
                                       entry.decision, 0.0, entry.upstream, entry.trace), 0.0)
     tally_key = (int(entry.decision), count_key(entry.decision, entry.qtype, entry.rcode))
-    return row[2:8] + row[9:] + (tally_key,)
+    slot = _TALLY_SLOTS.get(tally_key)
+    if slot is None:  # bounded: decisions × counted qtypes × rcodes
+        slot = _TALLY_SLOTS[tally_key] = len(_TALLY_KEYS)
+        _TALLY_KEYS.append(tally_key)
+    return row[2:8] + row[9:] + (slot,)
+
+
+_TALLY_SLOTS: dict[tuple, int] = {}  # (decision, count key) → slot
+_TALLY_KEYS: list[tuple] = []  # slot → (decision, count key)
 
 
 # Query types counted by name in the metrics; anything else is "other", so a client asking
@@ -107,7 +117,8 @@ class Recorder:
         self.stats = stats if stats is not None else StatsBuckets()
 
         self.ring: collections.deque = collections.deque(maxlen=ring_size)
-        self._pending: collections.deque = collections.deque()  # rows, oldest first
+        # Rows, oldest first; at the cap, adding rows drops the oldest (in C, without a loop).
+        self._pending: collections.deque = collections.deque(maxlen=max_pending)
         self._inflight: list = []  # rows handed to the worker by the flush in progress
         self._last_mono = None  # newest receipt time seen by the previous drain
 
@@ -221,26 +232,36 @@ class Recorder:
         add = self.stats.add
         rows = []
         append = rows.append
-        tally: dict = {}  # (second, (decision, count key)) → [count, elapsed sum], fast-path hits
+        # Fast-path hits are tallied per second and (decision, count key) slot, then counted
+        # once per tally: hits are most queries, so they cost a fraction of a full record.
+        # They reach the ring in receipt order, so a second's tally is complete when a hit
+        # from a later second arrives.
+        tally: dict = {}  # slot → [count, elapsed sum], for the second ``second``
+        second = 0
+        second_end = -1.0
         counts = self.query_counts
         for record in records:
             try:
                 if len(record) == 4:
                     # A fast-path hit: (mono, client, FastEntry, elapsed). Its row is the
-                    # entry's cached fields around the per-query ones, and its stats are tallied:
-                    # hits are most queries, so they cost a fraction of a full record.
+                    # entry's cached fields around the per-query ones.
                     mono, ip, entry, elapsed = record
                     parts = entry.row_parts
                     if parts is None:
                         parts = entry.row_parts = _row_parts(entry)
-                    domain, qtype, rcode, decision, blocked, cached, upstream, trace, tkey = parts
+                    domain, qtype, rcode, decision, blocked, cached, upstream, trace, slot = parts
                     wall = mono + offset
                     append((wall, ip, domain, qtype, rcode, decision, blocked, cached,
                             elapsed * 1000.0, upstream, trace))
-                    key = (int(wall), tkey)
-                    t = tally.get(key)
+                    if wall >= second_end:
+                        if tally:
+                            self._count_tally(second, tally)
+                            tally = {}
+                        second = int(wall)
+                        second_end = second + 1.0
+                    t = tally.get(slot)
                     if t is None:
-                        tally[key] = [1, elapsed]
+                        tally[slot] = [1, elapsed]
                     else:
                         t[0] += 1
                         t[1] += elapsed
@@ -256,10 +277,8 @@ class Recorder:
                     log.exception("bad query record (%d so far): %r", self.bad_records, record)
                 continue
             rows.append(row)
-        add_many = self.stats.add_many
-        for (second, (decision, ckey)), (count, elapsed_sum) in tally.items():
-            add_many(second, decision, count, elapsed_sum)
-            counts[ckey] = counts.get(ckey, 0) + count
+        if tally:
+            self._count_tally(second, tally)
         if rows:
             self._last_mono = rows[-1][0] - offset  # back to monotonic, for overflow estimates
         self.received += n
@@ -269,6 +288,14 @@ class Recorder:
             for row in rows:
                 bus.publish(QUERIES_TOPIC, row_to_dict(row))
         return n
+
+    def _count_tally(self, second: int, tally: dict) -> None:
+        add_many = self.stats.add_many
+        counts = self.query_counts
+        for slot, (count, elapsed_sum) in tally.items():
+            decision, ckey = _TALLY_KEYS[slot]
+            add_many(second, decision, count, elapsed_sum)
+            counts[ckey] = counts.get(ckey, 0) + count
 
     def _count_ring_overflow(self, ring: collections.deque) -> None:
         # The hot path keeps no counter (that would cost it a Python-level call per query), so
@@ -295,11 +322,9 @@ class Recorder:
 
     def _queue_rows(self, rows: list) -> None:
         pending = self._pending
+        overflow = len(pending) + len(rows) - pending.maxlen
         pending.extend(rows)
-        overflow = len(pending) - self.max_pending
         if overflow > 0:
-            for _ in range(overflow):
-                pending.popleft()
             self.dropped_pending += overflow
             now = time.monotonic()
             if now - self._last_overflow_log >= OVERFLOW_LOG_INTERVAL:  # no log flood under load
