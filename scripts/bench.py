@@ -341,11 +341,11 @@ def burrow_add_list(proc: Proc, list_file: str,
 
 # -- /proc ------------------------------------------------------------------------------
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), in seconds."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the process (all its threads), in seconds."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def status_kib(pid: int, key: str) -> int | None:
@@ -696,10 +696,16 @@ def measure(args: argparse.Namespace, proc: Proc, upstream: Proc, port: int,
     up_after = dnsmasq_stats(upstream)
     if not proc.alive():
         raise RuntimeError(f"{proc.name} died under load:\n{proc.log_tail()}")
-    cpu = cpu_after - cpu_before
+    user = cpu_after[0] - cpu_before[0]
+    system = cpu_after[1] - cpu_before[1]
+    cpu = user + system
     completed = perf["queries_completed"] or 0
     perf["server_cpu_s"] = round(cpu, 3)
     perf["cpu_us_per_query"] = round(cpu * 1e6 / completed, 3) if completed else None
+    # The split: user time is the server's own code (for Burrow, Python); system time is the
+    # kernel's work for it, mostly receiving and sending the datagrams.
+    perf["cpu_user_us_per_query"] = round(user * 1e6 / completed, 3) if completed else None
+    perf["cpu_system_us_per_query"] = round(system * 1e6 / completed, 3) if completed else None
     perf["server_cpu_utilisation"] = (round(cpu / perf["run_time_s"], 3)
                                       if perf["run_time_s"] else None)
     perf["upstream_queries"] = (up_after[1] - up_before[1]
@@ -771,8 +777,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"dnsperf + upstream on CPU {meta['client_cpu']}",
         "",
         "| server | phase | QPS | avg latency ms | max latency ms | lost | "
-        "CPU µs/query | server CPU % | upstream queries | idle RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "CPU µs/query | user + sys µs | server CPU % | upstream queries | idle RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def fmt(value: Any, spec: str) -> str:
@@ -782,7 +788,7 @@ def markdown(report: dict[str, Any]) -> str:
         for failed in (server, server.get("with_list", {})):
             if "error" in failed:
                 lines.append(f"| {name} | – | failed: {failed['error'].splitlines()[0]} "
-                             "| | | | | | | |")
+                             "| | | | | | | | |")
         for phase, p in server.get("phases", {}).items():
             rss = p.get("rss_kib", server.get("idle_rss_kib"))
             util = p.get("server_cpu_utilisation")
@@ -790,6 +796,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {name} | {phase} | {fmt(p['qps'], ',.0f')} | "
                 f"{fmt(p['avg_latency_ms'], '.3f')} | {fmt(p['max_latency_ms'], '.2f')} | "
                 f"{fmt(p['queries_lost'], ',')} | {fmt(p['cpu_us_per_query'], '.1f')} | "
+                f"{fmt(p.get('cpu_user_us_per_query'), '.1f')} + "
+                f"{fmt(p.get('cpu_system_us_per_query'), '.1f')} | "
                 f"{fmt(util * 100 if util is not None else None, '.0f')} | "
                 f"{fmt(p['upstream_queries'], ',')} | "
                 f"{fmt(rss / 1024 if rss else None, '.1f')} |")

@@ -288,7 +288,7 @@ def run(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -> bool
                   file=sys.stderr, flush=True)
             next_at = ended + args.gap
         perf = load.wait()
-        cpu = bench.cpu_seconds(burrow.pid) - cpu_before
+        cpu = sum(bench.cpu_seconds(burrow.pid)) - sum(cpu_before)
         if not burrow.alive():
             raise RuntimeError(f"burrow died under load:\n{burrow.log_tail()}")
         report["burrow"]["rss_after_kib"] = bench.status_kib(burrow.pid, "VmRSS")
