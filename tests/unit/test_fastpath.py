@@ -1,7 +1,6 @@
 """Fast path: replays stored final answers with the client's ID and case; invalidation is total."""
 
 import collections
-import struct
 import time
 
 import dns.flags
