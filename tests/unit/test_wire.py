@@ -89,6 +89,8 @@ def test_read_name_follows_pointers_and_refuses_loops():
 def test_name_text_roundtrip_and_escapes():
     assert wire.name_to_text(wire.text_to_name("A.Example.com.")) == "a.example.com"
     assert wire.name_to_text(b"\x03a.b\x00") == "a\\046b"
+    # Every byte outside printable ASCII, and '.' and '\\', is escaped; the rest is kept.
+    assert wire.name_to_text(b"\x04a\\ \x7f\x03~!A\x01\x80\x00") == "a\\092\\032\\127.~!A.\\128"
     assert wire.text_to_name("") == b"\x00"
     with pytest.raises(wire.WireError):
         wire.text_to_name("a" * 64 + ".com")

@@ -40,7 +40,10 @@ class FastEntry:
         # The question name is stored lower-case, so a hit whose name is lower-case (most stub
         # resolvers) matches ``question`` byte for byte and the reply is the client's ID plus
         # ``body``; only a mixed-case (0x20) name is spliced in.
-        packet = packet[:12] + packet[12:qname_end].lower() + packet[qname_end:]
+        name = packet[12:qname_end]
+        lower = name.lower()
+        if lower != name:
+            packet = packet[:12] + lower + packet[qname_end:]
         self.stored = stored
         self.expires = expires
         self.qname_end = qname_end

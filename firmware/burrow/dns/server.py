@@ -287,7 +287,7 @@ class DnsServer:
                 qname_end = 12 + len(query.qname)
                 base = 12 + len(query.question)
                 self.fastpath.store(query.view, shape, packet[12:base].lower(),
-                                    packet, qname_end, tuple(o + base for o in answer.ttl_offsets),
+                                    packet, qname_end, tuple(map(base.__add__, answer.ttl_offsets)),
                                     answer.ttls, answer.ttl, mono, query.name, query.qtype,
                                     answer.decision, answer.upstream, tuple(query.trace))
             self._record(query, answer, mono)

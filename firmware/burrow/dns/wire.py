@@ -127,6 +127,10 @@ def is_subdomain(name: bytes, zone: bytes) -> bool:
     return i == cut
 
 
+# Label bytes shown as they are in presentation format: printable ASCII but '.' and '\\'.
+_PLAIN_LABEL_BYTES = bytes(b for b in range(33, 127) if b not in (46, 92))
+
+
 def name_to_text(wire_name: bytes) -> str:
     """Wire-form name → dotted text without the trailing dot ("" for the root).
 
@@ -140,7 +144,7 @@ def name_to_text(wire_name: bytes) -> str:
         if length == 0:
             break
         raw = wire_name[i + 1:i + 1 + length]
-        if all(33 <= b <= 126 and b not in (46, 92) for b in raw):
+        if not raw.translate(None, _PLAIN_LABEL_BYTES):  # nothing left once plain bytes go
             labels.append(raw.decode("ascii"))
         else:
             labels.append("".join(chr(b) if 33 <= b <= 126 and b not in (46, 92) else f"\\{b:03d}"

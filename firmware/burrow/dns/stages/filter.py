@@ -62,7 +62,7 @@ def _address(rtype: int, text: str) -> bytes:
 
 def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede) -> Answer:
     parts = [_rr(rtype, ttl, rdata) for rtype, rdata in records]
-    return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttls=tuple(ttl for _ in records),
+    return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttls=(ttl,) * len(records),
                   ttl=UNTIL_CHANGED, ede=ede)
 
 
