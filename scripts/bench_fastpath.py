@@ -49,14 +49,10 @@ def query_packet(qid: int, name: str) -> bytes:
 
 
 def store_blocked(server: DnsServer, packet: bytes) -> None:
-    parsed = wire.parse_query(packet)
-    query = Query(parsed, packet, CLIENT, 5353, "udp", time.monotonic())
+    """Store the filter stage's null-IP answer for ``packet`` as the server does after the chain."""
+    query = Query(wire.parse_query(packet), packet, CLIENT, 5353, "udp", time.monotonic())
     answer = blocked_answer(1, "null", BlockingSettings(), None)
-    reply = render(query, answer, 512)
-    base = 12 + len(query.question)
-    server.fastpath.store("default", 0, reply[12:base].lower(), reply, 12 + len(query.qname),
-                          tuple(o + base for o in answer.ttl_offsets), answer.ttls, answer.ttl,
-                          time.monotonic(), wire.name_to_text(query.qname), 1, answer.decision, "", ())
+    server.remember(query, answer, render(query, answer, 512), time.monotonic())
 
 
 def new_server(ring: collections.deque) -> DnsServer:

@@ -32,7 +32,7 @@ STORABLE = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.BLOCKED, Deci
 
 class FastEntry:
     __slots__ = ("expires", "stored", "deadline", "base", "body", "question", "length", "size", "qname_end",
-                 "offsets", "ttls", "rendered_age", "flags", "qtail", "domain", "qtype", "rcode", "decision",
+                 "offsets", "ttls", "flags", "qtail", "domain", "qtype", "rcode", "decision",
                  "upstream", "trace", "row_parts")
 
     def __init__(self, packet: bytes, qname_end: int, offsets: tuple, ttls: tuple, stored: float,
@@ -64,7 +64,6 @@ class FastEntry:
         self.decision = _HIT_DECISION.get(decision, decision)
         self.upstream = upstream
         self.trace = _HIT_TRACE if self.decision is Decision.CACHED else trace
-        self.rendered_age = 0
         # The next moment anything changes: the TTLs tick down a second, or the entry ends.
         # A hit before it does no clock arithmetic beyond one comparison.
         self.deadline = min(expires, stored + 1)
@@ -72,7 +71,6 @@ class FastEntry:
 
     def age_to(self, age: int) -> None:
         """Re-render with TTLs lowered by ``age`` seconds (done once per second of age)."""
-        self.rendered_age = age
         self.body = wire.patch_ttls(self.base, self.offsets, self.ttls, age)[2:]
         self.deadline = min(self.expires, self.stored + age + 1)
 

@@ -282,14 +282,7 @@ class DnsServer:
                 return
             packet = render(query, answer, max_size)
             send(packet)
-            if answer.ttl is not None and not packet[2] & 0x02:  # never replay a truncated reply
-                shape = 0 if query.edns is None else (2 if query.edns.do else 1)
-                qname_end = 12 + len(query.qname)
-                base = 12 + len(query.question)
-                self.fastpath.store(query.view, shape, packet[12:base].lower(),
-                                    packet, qname_end, tuple(map(base.__add__, answer.ttl_offsets)),
-                                    answer.ttls, answer.ttl, mono, query.name, query.qtype,
-                                    answer.decision, answer.upstream, tuple(query.trace))
+            self.remember(query, answer, packet, mono)
             self._record(query, answer, mono)
         except Exception:
             self.counters.errors += 1
@@ -300,6 +293,17 @@ class DnsServer:
                     send(reply)
             except Exception:
                 pass
+
+    def remember(self, query: Query, answer: Answer, packet: bytes, mono: float) -> None:
+        """Keep the reply ``packet`` just sent for ``query`` in the fast path, if replayable."""
+        if answer.ttl is None or packet[2] & 0x02:  # never replay a truncated reply
+            return
+        shape = 0 if query.edns is None else (2 if query.edns.do else 1)
+        base = 12 + len(query.question)
+        self.fastpath.store(query.view, shape, packet[12:base].lower(), packet, 12 + len(query.qname),
+                            tuple(map(base.__add__, answer.ttl_offsets)), answer.ttls, answer.ttl,
+                            mono, query.name, query.qtype, answer.decision, answer.upstream,
+                            tuple(query.trace))
 
     @staticmethod
     def _is_local(ip: str) -> bool:
