@@ -85,6 +85,11 @@ def test_zone_refs_by_id_and_name(store):
     assert store.zone(str(zone["id"]))["name"] == "lab.test"
     assert store.zone("LAB.test.")["id"] == zone["id"]
     assert store.zone("nope.test") is None and store.zone("bad..name") is None and store.zone(True) is None
+    # ids SQLite cannot hold name no zone (found by the API fuzz: they raised OverflowError → 500)
+    assert store.zone(2 ** 63) is None and store.zone(-(2 ** 63) - 1) is None
+    with pytest.raises(StoreError) as e:
+        store.add_record(2 ** 63, "www", "A", "192.0.2.1")
+    assert e.value.status == 404
 
 
 def test_zone_creation_errors(store):
