@@ -90,6 +90,7 @@ def test_zone_refs_by_id_and_name(store):
     with pytest.raises(StoreError) as e:
         store.add_record(2 ** 63, "www", "A", "192.0.2.1")
     assert e.value.status == 404
+    assert store.record(2 ** 63) is None
 
 
 def test_zone_creation_errors(store):

@@ -384,6 +384,8 @@ class ZoneStore:
             rid = int(rid)
         except (TypeError, ValueError):
             return None
+        if not -(2 ** 63) <= rid < 2 ** 63:
+            return None  # as in _zone_row: no such row, and SQLite would raise OverflowError
         got = self._conn.execute("SELECT id, zone_id, name, type, ttl, value FROM zone_records WHERE id = ?",
                                  (rid,)).fetchone()
         if got is None:
