@@ -88,6 +88,22 @@ class Upstream:
                 "loop_detected": self.loop_detected}
 
 
+def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
+    """Whether ``data`` is the reply to our query ``qid`` for ``question``.
+
+    ``question`` is the lower-case name + type + class we sent. The name compares without
+    regard to case (RFC 4343: an upstream may echo it in any case); the type and class are
+    numbers and compare exactly (lower-casing them turned type 65, HTTPS, whose low byte is
+    "A", into 97, so no HTTPS reply ever matched). A label length is at most 63, never a
+    letter, so bytes equal after lower() also have the same label structure.
+    """
+    end = 12 + len(question)
+    if len(data) < end or data[0] != qid >> 8 or data[1] != qid & 0xFF or not data[2] & 0x80 \
+            or data[4:6] != b"\x00\x01":
+        return False
+    return data[end - 4:end] == question[-4:] and data[12:end - 4].lower() == question[:-4]
+
+
 class _Pending:
     """One UDP attempt in flight: the future and what a genuine reply must look like."""
 
@@ -113,15 +129,8 @@ class _Pending:
                 return
             if self.fut.done():
                 return
-            if len(data) < 12 or data[0] != self.qid >> 8 or data[1] != self.qid & 0xFF \
-                    or not data[2] & 0x80:
-                continue  # wrong ID or not a response: ignore, keep waiting (counted by caller)
-            try:
-                end = wire.question_end(data, 12) + 4
-            except wire.WireError:
-                continue
-            if data[12:end].lower() != self.question or data[4:6] != b"\x00\x01":
-                continue
+            if not reply_matches(data, self.qid, self.question):
+                continue  # not our reply (another ID or question): ignore, keep waiting
             self.fut.set_result(data)
             return
 
@@ -250,10 +259,8 @@ class UpstreamPool:
                 while True:
                     size = struct.unpack("!H", await reader.readexactly(2))[0]
                     data = await reader.readexactly(size)
-                    if len(data) >= 12 and struct.unpack_from("!H", data)[0] == qid:
-                        end = wire.question_end(data, 12) + 4
-                        if data[12:end].lower() == question:
-                            return data
+                    if reply_matches(data, qid, question):
+                        return data
                     self.wrong_replies += 1
             finally:
                 writer.close()
