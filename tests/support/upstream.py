@@ -55,10 +55,15 @@ Rule keys (all optional except ``name``), see :data:`RULE_KEYS`:
                       (or ``records`` owned by the last name of the chain)
     extra_answer, extra_authority, extra_additional
                       lists of zone-format records ("evil.test. 300 IN A 6.6.6.6") appended
-                      to that section, for cache-poisoning tests
+                      to that section, for cache-poisoning tests; any type dnspython can
+                      read (RRSIG, NSEC, NSEC3, DNAME, ...) may be given
+    ad                set AD in the reply (a validating upstream vouching for the data);
+                      without it AD is always clear, whatever the query had
+    cd                match only queries with CD set (true) or clear (false); a rule with
+                      ``cd`` beats the same rule without it
 
 Each logged query is ``{"name", "type", "transport", "src", "edns", "edns_size", "do",
-"id", "rd", "time"}`` where ``name`` keeps the case the client sent (no trailing dot) and
+"id", "rd", "cd", "ad", "time"}`` where ``name`` keeps the case the client sent (no trailing dot) and
 ``src`` is ``"ip:port"``. The log keeps the last 100,000 queries.
 """
 
@@ -79,7 +84,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.rrset
 from dnslib import AAAA, CNAME, DNSRecord, EDNS0, QTYPE, RCODE, RR, SOA, A, DNSLabel
+from dnslib.dns import RD
 
 DEFAULT_TTL = 300
 SOA_TTL = 3600
@@ -96,6 +103,7 @@ RULE_KEYS = {
     "name", "match", "qtype", "times", "records", "ttl", "rcode", "soa", "nodata",
     "delay_ms", "drop", "truncate", "large", "ignore_size", "wrong_id", "wrong_port",
     "wrong_question", "cname_chain", "extra_answer", "extra_authority", "extra_additional",
+    "ad", "cd",
 }
 
 
@@ -136,11 +144,24 @@ def _parse_zone_lines(lines: Any, key: str) -> list[RR]:
         raise ValueError(f"{key} must be a list of zone-format records")
     parsed: list[RR] = []
     for line in lines:
-        rrs = RR.fromZone(str(line))
+        rrs = _zone_rrs(str(line))
         if not rrs:
             raise ValueError(f"{key}: cannot parse {line!r}")
         parsed.extend(rrs)
     return parsed
+
+
+def _zone_rrs(line: str) -> list[RR]:
+    """Records from one zone-format line. dnslib cannot read some types (NSEC3, DNAME, ...):
+    those are read by dnspython and carried as opaque RDATA, which packs unchanged."""
+    try:
+        return RR.fromZone(line)
+    except Exception:
+        pass
+    owner, ttl, rclass, rtype, rdata = line.split(None, 4)
+    rrset = dns.rrset.from_text(owner, int(ttl), rclass, rtype, rdata)
+    return [RR(DNSLabel(owner), int(rrset.rdtype), int(rrset.rdclass), rrset.ttl, RD(rd.to_wire()))
+            for rd in rrset]
 
 
 @dataclass
@@ -151,6 +172,7 @@ class Rule:
     name: str = ""
     suffix: bool = False
     qtype: int | None = None
+    cd: bool | None = None
     remaining: int | None = None
     records: list[tuple[int, str]] = field(default_factory=list)
     extra: dict[str, list[RR]] = field(default_factory=dict)
@@ -171,6 +193,8 @@ class Rule:
             rule.qtype = _qtype_value(spec["qtype"])
         if spec.get("times") is not None:
             rule.remaining = int(spec["times"])
+        if spec.get("cd") is not None:
+            rule.cd = bool(spec["cd"])
         if spec.get("rcode") is not None:
             _rcode_value(spec["rcode"])
         records = spec.get("records") or {}
@@ -182,7 +206,7 @@ class Rule:
             code = _qtype_value(rtype)
             for rdata in rdatas:
                 # Parse once now so a bad rdata fails the set_rule call, not a query.
-                RR.fromZone(f"check.invalid. 1 IN {QTYPE[code]} {rdata}")
+                _zone_rrs(f"check.invalid. 1 IN {QTYPE[code]} {rdata}")
                 rule.records.append((code, str(rdata)))
         for key in ("extra_answer", "extra_authority", "extra_additional"):
             if spec.get(key):
@@ -199,8 +223,10 @@ class Rule:
             raise ValueError("cname_chain must be a non-empty list of names")
         return rule
 
-    def matches(self, qname: str, qtype: int) -> bool:
+    def matches(self, qname: str, qtype: int, cd: bool = False) -> bool:
         if self.qtype is not None and self.qtype != qtype:
+            return False
+        if self.cd is not None and self.cd != cd:
             return False
         if self.remaining is not None and self.remaining <= 0:
             return False
@@ -208,9 +234,11 @@ class Rule:
             return True
         return self.suffix and (self.name == "" or qname.endswith("." + self.name))
 
-    def specificity(self) -> tuple[int, int, int]:
-        # exact beats suffix, longer suffix beats shorter, a typed rule beats an untyped one
-        return (0 if self.suffix else 1, len(self.name), 1 if self.qtype is not None else 0)
+    def specificity(self) -> tuple[int, int, int, int]:
+        # exact beats suffix, longer suffix beats shorter, a typed rule beats an untyped one,
+        # then one for a CD value beats one for both
+        return (0 if self.suffix else 1, len(self.name), 1 if self.qtype is not None else 0,
+                1 if self.cd is not None else 0)
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.spec.get(key)
@@ -221,7 +249,7 @@ class Upstream:
     """The server state: rules, the query log, and the answer logic."""
 
     def __init__(self) -> None:
-        self.rules: dict[tuple[str, bool, int | None], Rule] = {}
+        self.rules: dict[tuple[str, bool, int | None, bool | None], Rule] = {}
         self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=LOG_CAP)
         self.count = 0
         self.udp_transport: asyncio.DatagramTransport | None = None
@@ -230,12 +258,12 @@ class Upstream:
     # -- rules ----------------------------------------------------------------
     def set_rule(self, spec: dict[str, Any]) -> None:
         rule = Rule.from_spec(spec)
-        self.rules[(rule.name, rule.suffix, rule.qtype)] = rule
+        self.rules[(rule.name, rule.suffix, rule.qtype, rule.cd)] = rule
 
-    def find_rule(self, qname: str, qtype: int) -> Rule | None:
+    def find_rule(self, qname: str, qtype: int, cd: bool = False) -> Rule | None:
         best: Rule | None = None
         for rule in self.rules.values():
-            if rule.matches(qname, qtype) and (
+            if rule.matches(qname, qtype, cd) and (
                 best is None or rule.specificity() > best.specificity()
             ):
                 best = rule
@@ -256,6 +284,8 @@ class Upstream:
             "do": bool(opt is not None and opt.ttl & 0x8000),
             "id": request.header.id,
             "rd": bool(request.header.rd),
+            "cd": bool(request.header.cd),
+            "ad": bool(request.header.ad),
             "time": time.time(),
         })
 
@@ -271,7 +301,7 @@ class Upstream:
         self.record_query(request, transport, addr)
         qname = _norm(request.q.qname)
         qtype = request.q.qtype
-        rule = self.find_rule(qname, qtype)
+        rule = self.find_rule(qname, qtype, bool(request.header.cd))
         if rule is not None and rule.remaining is not None:
             rule.remaining -= 1
         if rule is not None and rule.get("delay_ms", 0) > 0:
@@ -301,6 +331,7 @@ class Upstream:
 
     def build_reply(self, request: DNSRecord, rule: Rule | None) -> DNSRecord:
         reply = request.reply(ra=1, aa=1)
+        reply.header.ad = 1 if rule is not None and rule.get("ad", False) else 0  # never echoed
         qname_label = request.q.qname  # keeps the client's letter case
         qname = _norm(qname_label)
         qtype = request.q.qtype
@@ -368,7 +399,7 @@ class Upstream:
         added = False
         for rtype, rdata in records:
             if rtype == qtype or rtype == QTYPE.CNAME or qtype == QTYPE.ANY:
-                rr = RR.fromZone(f"{_norm(owner) or '.'}. {ttl} IN {QTYPE[rtype]} {rdata}")[0]
+                rr = _zone_rrs(f"{_norm(owner) or '.'}. {ttl} IN {QTYPE[rtype]} {rdata}")[0]
                 rr.rname = DNSLabel(owner)
                 reply.add_answer(rr)
                 added = True

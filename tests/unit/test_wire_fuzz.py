@@ -44,12 +44,12 @@ def test_error_reply_never_raises(data):
 
 
 @settings(max_examples=1500)
-@given(st.binary(max_size=600))
-def test_sanitize_upstream_raises_only_wire_errors(tail):
+@given(st.binary(max_size=600), st.booleans(), st.sampled_from([1, 5, 39, 46]))
+def test_sanitize_upstream_raises_only_wire_errors(tail, do, qtype):
     packet = wire.header(1, 0x8180, 1, tail[0] % 8 if tail else 0, tail[1] % 8 if len(tail) > 1 else 0, 0) \
         + VALID[12:QEND] + tail
     try:
-        sanitize_upstream(packet, wire.text_to_name("www.example.com"), 1, QEND, 0, 86400, 3600)
+        sanitize_upstream(packet, wire.text_to_name("www.example.com"), qtype, QEND, 0, 86400, 3600, do)
     except wire.WireError:
         pass
 

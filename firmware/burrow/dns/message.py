@@ -58,6 +58,12 @@ class Query:
         return self.edns is not None and self.edns.do
 
     @property
+    def cd(self) -> bool:
+        """Checking Disabled: the client validates itself and wants data a validator would
+        refuse, so such answers must never reach a CD=0 client (RFC 4035 §3.2.2)."""
+        return bool(self.flags & wire.CD)
+
+    @property
     def max_udp(self) -> int:
         if self.edns is None:
             return wire.PLAIN_UDP_MAX
@@ -70,18 +76,21 @@ class Query:
 class Answer:
     """A reply in the making: rcode, flags, record sections (after the question), TTL offsets.
 
-    ``ttl`` is how long the answer may be reused (fast path, cache); None means never.
+    ``ttl`` is how long the answer may be reused (fast path, cache); None means never. ``ad``
+    is a trusted upstream's word that the data validated (RFC 4035 §3.2.3); every answer
+    Burrow makes itself has it False, and render() shows it only to clients that asked.
     """
 
-    __slots__ = ("rcode", "aa", "an", "ns", "ar", "sections", "ttl_offsets", "ttls", "ttl",
+    __slots__ = ("rcode", "aa", "ad", "an", "ns", "ar", "sections", "ttl_offsets", "ttls", "ttl",
                  "decision", "ede", "upstream")
 
     def __init__(self, rcode: int, decision: Decision, sections: bytes = b"", an: int = 0,
                  ns: int = 0, ar: int = 0, ttl_offsets: tuple = (), ttls: tuple = (),
                  ttl: float | None = None, aa: bool = False, ede: tuple[int, str] | None = None,
-                 upstream: str = ""):
+                 upstream: str = "", ad: bool = False):
         self.rcode = rcode
         self.aa = aa
+        self.ad = ad
         self.an = an
         self.ns = ns
         self.ar = ar
@@ -159,99 +168,132 @@ def error_reply(packet: bytes, rcode: int, ede: tuple[int, str] | None = None) -
     return wire.header(qid, rflags, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt
 
 
-def chase_chain(packet: bytes, qname: bytes, rrs: list) -> set:
-    """Owner names belonging to the question: qname plus every CNAME target reached from it."""
-    names = {qname}
-    changed = True
-    rounds = 0
-    while changed and rounds < 16:  # a CNAME chain longer than 16 is refused by resolvers anyway
-        changed = False
-        rounds += 1
+MAX_CHAIN = 16  # CNAME/DNAME links followed; resolvers refuse longer chains anyway
+# What a DNSSEC-aware client gets in the authority section besides the SOA: the denial proofs.
+_PROOF_TYPES = frozenset({wire.TYPE_NSEC, wire.TYPE_NSEC3})
+_DNSSEC_TYPES = frozenset({wire.TYPE_RRSIG, wire.TYPE_NSEC, wire.TYPE_NSEC3})
+
+
+def follow_chain(packet: bytes, qname: bytes, qtype: int, rrs: list) -> tuple[list, set]:
+    """The names the answer is about, in chain order, and the owners of the DNAMEs used.
+
+    From the question name, each step takes the CNAME owned by the current name, or else a
+    DNAME owned by one of its ancestors (RFC 6672 §2.2: the DNAME rewrites the ancestor part
+    of the name; a server sends the CNAME it synthesised too, which then wins). The last name
+    is the chain's end: its data, or its absence, is the answer. A CNAME question is not
+    followed past its own name (the CNAME is the answer), nor is a loop.
+    """
+    names = [qname]
+    dnames = set()
+    current = qname
+    for _ in range(MAX_CHAIN):
+        target = None
         for rr in rrs:
-            if rr.rtype == wire.TYPE_CNAME and rr.owner in names:
+            if rr.rtype == wire.TYPE_CNAME and rr.owner == current and target is None:
                 target = wire.rdata_name(packet, rr)
-                if target not in names:
-                    names.add(target)
-                    changed = True
-    return names
+            elif rr.rtype == wire.TYPE_DNAME and rr.owner != current and wire.is_subdomain(current, rr.owner):
+                dnames.add(rr.owner)
+                if target is None:
+                    rewritten = current[:len(current) - len(rr.owner)] + wire.rdata_name(packet, rr)
+                    target = rewritten if len(rewritten) <= 255 else None
+        if qtype == wire.TYPE_CNAME or target is None or target in names:
+            break
+        names.append(target)
+        current = target
+    return names, dnames
 
 
 def sanitize_upstream(packet: bytes, qname: bytes, qtype: int, qend: int, min_ttl: int,
-                      max_ttl: int, negative_ttl: int) -> Answer:
+                      max_ttl: int, negative_ttl: int, do: bool = False) -> Answer:
     """Turn an upstream reply into a cacheable Answer holding only what belongs to the question.
 
-    Kept: answer records owned by the question name or its CNAME chain; for negative answers
-    the SOA whose owner encloses the name (its TTL set to the RFC 2308 negative TTL, capped by
-    ``negative_ttl``). Dropped: other answer records, NS and glue, additional data — the
-    classic poisoning vectors. TTLs are clamped to [min_ttl, max_ttl].
+    Answer section: records owned by a name of the question's CNAME/DNAME chain (their RRSIGs
+    included), and the DNAMEs the chain passed through with their RRSIGs. Authority section,
+    for a negative answer (NXDOMAIN, or NOERROR without the asked type at the chain's end): the
+    SOA of a zone enclosing the chain's end (RFC 2308; its TTL set to the negative TTL, capped
+    by ``negative_ttl``). For a DNSSEC client (``do``), also the denial proofs: NSEC/NSEC3
+    records and the RRSIGs over them and over the SOA, when their owner lies in a zone of this
+    answer: the kept SOA's zone, or the zone that signed a kept answer record (the signer of
+    its RRSIG, itself enclosing the signed name). That is how a wildcard answer keeps its
+    no-closer-match proof (RFC 4035 §3.1.3, RFC 5155 §7.2). Everything else (NS, glue,
+    additional data, records of other zones) is dropped: the classic poisoning vectors.
+    TTLs are clamped to [min_ttl, max_ttl]; a negative answer's authority records to its
+    negative TTL. ``ad`` carries the upstream's AD bit (whether to believe it is the caller's
+    decision).
     """
     qid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", packet)
     rcode = flags & 0xF
     answers, after_an = wire.read_rrs(packet, qend, an)
     authority, after_ns = wire.read_rrs(packet, after_an, ns)
-    owners = chase_chain(packet, qname, answers) if answers else {qname}
-    kept_an = [rr for rr in answers if rr.owner in owners and rr.rclass == wire.CLASS_IN]
-    positive = rcode == wire.NOERROR and any(
-        rr.owner in owners and (rr.rtype == qtype or rr.rtype == wire.TYPE_CNAME) for rr in kept_an)
-    kept_ns = []
+    names, dnames = follow_chain(packet, qname, qtype, answers) if answers else ([qname], set())
+    chain = set(names)
+    kept_an = []
+    for rr in answers:
+        if rr.rclass != wire.CLASS_IN:
+            continue
+        if not do and rr.rtype in _DNSSEC_TYPES and rr.rtype != qtype:
+            continue  # RFC 4035 §3.2.1: no DNSSEC records for a client that did not ask
+        if rr.owner in chain or rr.owner in dnames and (
+                rr.rtype == wire.TYPE_DNAME
+                or rr.rtype == wire.TYPE_RRSIG and wire.rrsig_covered(packet, rr) == wire.TYPE_DNAME):
+            kept_an.append(rr)
+    end = names[-1]
+    positive = rcode == wire.NOERROR and any(rr.owner == end and rr.rtype == qtype for rr in kept_an)
+    soa = None
+    zones = []
     if not positive and rcode in (wire.NOERROR, wire.NXDOMAIN):
-        last = max(owners, key=len) if kept_an else qname
         for rr in authority:
-            if rr.rtype == wire.TYPE_SOA and rr.rdlen >= 22 and wire.is_subdomain(last, rr.owner):
-                kept_ns.append(rr)
+            if rr.rtype == wire.TYPE_SOA and rr.rclass == wire.CLASS_IN and rr.rdlen >= 22 \
+                    and wire.is_subdomain(end, rr.owner):
+                soa = rr
+                zones.append(rr.owner)
                 break
-    # Fast case: everything kept is a prefix of the original message, so compression pointers
-    # (which only point backwards) stay valid and we can slice instead of re-encoding.
-    if len(kept_an) == len(answers) and (not kept_ns or (len(authority) == 1 and kept_ns[0] is authority[0])):
-        end = after_ns if kept_ns else after_an
-        sections = packet[qend:end]
-        base = qend
-        rrs = kept_an + kept_ns
+    kept_ns = []
+    if do:
+        for rr in kept_an:
+            if rr.rtype == wire.TYPE_RRSIG:
+                try:
+                    signer = wire.rrsig_signer(packet, rr)
+                except wire.WireError:
+                    continue
+                if wire.is_subdomain(rr.owner, signer):  # a zone signs only its own names
+                    zones.append(signer)
+    for rr in authority:
+        if rr is soa:
+            kept_ns.append(rr)
+        elif zones and do and rr.rclass == wire.CLASS_IN and rr.rtype in _DNSSEC_TYPES \
+                and any(wire.is_subdomain(rr.owner, zone) for zone in zones):
+            if rr.rtype == wire.TYPE_RRSIG:
+                covered = wire.rrsig_covered(packet, rr)
+                if covered not in _PROOF_TYPES and (covered != wire.TYPE_SOA or soa is None):
+                    continue
+            kept_ns.append(rr)
+    negative_cap = None
+    if soa is not None:
+        minimum = struct.unpack_from("!I", packet, soa.end - 4)[0]
+        negative_cap = min(soa.ttl, minimum, negative_ttl)  # RFC 2308 §5
+    kept = kept_an + kept_ns
+    ttls = [min(max(rr.ttl, min_ttl), max_ttl) for rr in kept_an]
+    if negative_cap is None:
+        ttls += [min(max(rr.ttl, min_ttl), max_ttl) for rr in kept_ns]
     else:
-        parts = []
-        rrs = []
-        pos = 0
-        for rr in kept_an + kept_ns:
+        ttls += [min(rr.ttl, negative_cap) for rr in kept_ns]
+    if len(kept_an) == len(answers) and all(a is b for a, b in zip(kept_ns, authority)):
+        # Everything kept is a prefix of the original message, so compression pointers (which
+        # only point backwards) stay valid: slice instead of re-encoding.
+        buf = bytearray(packet[qend:kept_ns[-1].end if kept_ns else after_an])
+        offsets = [rr.ttl_offset - qend for rr in kept]
+    else:
+        buf = bytearray()
+        offsets = []
+        for rr in kept:
             rdata = wire.rdata_uncompressed(packet, rr)
-            rec = wire.build_rr(rr.owner, rr.rtype, rr.rclass, rr.ttl, rdata)
-            parts.append(rec)
-            ttl_offset = pos + len(rr.owner) + 4
-            rrs.append(_Relocated(packet, rr, ttl_offset))
-            pos += len(rec)
-        sections = b"".join(parts)
-        base = 0
-    offsets = []
-    ttls = []
-    buf = bytearray(sections)
-    for rr in rrs:
-        off = rr.ttl_offset - base
-        if rr.rtype == wire.TYPE_SOA and not positive:
-            minimum = struct.unpack_from("!I", packet, rr.end - 4)[0] if isinstance(rr, wire.RR) \
-                else rr.minimum
-            ttl = min(rr.ttl, minimum, negative_ttl)
-        else:
-            ttl = min(max(rr.ttl, min_ttl), max_ttl)
+            offsets.append(len(buf) + len(rr.owner) + 4)
+            buf += wire.build_rr(rr.owner, rr.rtype, rr.rclass, rr.ttl, rdata)
+    for off, ttl in zip(offsets, ttls):
         struct.pack_into("!I", buf, off, ttl)
-        offsets.append(off)
-        ttls.append(ttl)
     lifetime = None
-    if positive:
-        lifetime = min(ttls) if ttls else None
-    elif kept_ns:
-        lifetime = ttls[-1]
-    elif rcode in (wire.NOERROR, wire.NXDOMAIN) and kept_an:
-        lifetime = min(ttls)  # a CNAME chain ending in no data: keep it as long as the chain
+    if ttls and (positive or soa is not None):
+        lifetime = min(ttls)  # a negative answer without its SOA is not cached (RFC 2308 §5)
     return Answer(rcode, Decision.RESOLVED, bytes(buf), len(kept_an), len(kept_ns), 0,
-                  tuple(offsets), tuple(ttls), lifetime, aa=False)
-
-
-class _Relocated:
-    """An RR re-encoded into new sections: same facts, new TTL offset."""
-
-    __slots__ = ("rtype", "ttl", "ttl_offset", "minimum")
-
-    def __init__(self, packet: bytes, rr: wire.RR, ttl_offset: int):
-        self.rtype = rr.rtype
-        self.ttl = rr.ttl
-        self.ttl_offset = ttl_offset
-        self.minimum = struct.unpack_from("!I", packet, rr.end - 4)[0] if rr.rtype == wire.TYPE_SOA else 0
+                  tuple(offsets), tuple(ttls), lifetime, aa=False, ad=bool(flags & wire.AD))

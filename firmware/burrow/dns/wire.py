@@ -24,6 +24,8 @@ BADVERS = 16  # extended rcode: upper 8 bits go in the OPT record
 
 TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_PTR, TYPE_HINFO, TYPE_MX, TYPE_TXT = 1, 2, 5, 6, 12, 13, 15, 16
 TYPE_AAAA, TYPE_SRV, TYPE_DNAME, TYPE_OPT, TYPE_ANY = 28, 33, 39, 41, 255
+TYPE_DS, TYPE_RRSIG, TYPE_NSEC, TYPE_DNSKEY, TYPE_NSEC3 = 43, 46, 47, 48, 50
+TYPE_TKEY, TYPE_TSIG, TYPE_IXFR, TYPE_AXFR, TYPE_MAILB, TYPE_MAILA = 249, 250, 251, 252, 253, 254
 CLASS_IN, CLASS_CH, CLASS_ANY = 1, 3, 255
 
 EDNS_UDP_MAX = 1232  # DNS flag day 2020: the largest UDP answer we send (avoids fragmentation)
@@ -250,6 +252,21 @@ def rdata_uncompressed(data: bytes, rr: RR) -> bytes:
 def rdata_name(data: bytes, rr: RR) -> bytes:
     """The (decompressed, lower-case) name inside a CNAME/DNAME/NS/PTR record."""
     return read_name(data, rr.rdata_offset)[0]
+
+
+def rrsig_covered(data: bytes, rr: RR) -> int:
+    """The type an RRSIG covers (RFC 4034 §3.1.1); 0 when its RDATA is too short to say."""
+    return _U16.unpack_from(data, rr.rdata_offset)[0] if rr.rdlen >= 18 else 0
+
+
+def rrsig_signer(data: bytes, rr: RR) -> bytes:
+    """The signer's name in an RRSIG: the zone that made the signature (RFC 4034 §3.1.7)."""
+    if rr.rdlen < 19:
+        raise WireError("RRSIG RDATA too short")
+    name, end = read_name(data, rr.rdata_offset + 18)
+    if end > rr.end:
+        raise WireError("RRSIG signer runs past its RDATA")
+    return name
 
 
 class ParsedQuery:

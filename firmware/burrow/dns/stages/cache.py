@@ -1,8 +1,10 @@
 """Cache: answer from the cache, refresh what is about to expire, serve stale when upstream fails.
 
-Keys separate what must not mix: the question, the DO bit (DNSSEC records or not) and the
-route (which upstream set answered), so a conditional or FORWARD-rule answer never leaks to
-clients of another route.
+Keys separate what must not mix: the question, the DO bit (DNSSEC records or not), the CD bit
+(an answer fetched with checking disabled may be data a validator refused: it must never reach
+a CD=0 client, RFC 4035 §3.2.2, RFC 6840 §5.9) and the route (which upstream set answered), so
+a conditional or FORWARD-rule answer never leaks to clients of another route. The brief
+SERVFAIL memo uses the same keys: a failure under CD=0 (bogus data) says nothing about CD=1.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class CacheStage:
 
     @staticmethod
     def key(query: Query):
-        return (query.qkey, query.do, query.route)
+        return (query.qkey, query.do, query.cd, query.route)
 
     async def resolve(self, query: Query, next) -> Answer:
         if not self.enabled:

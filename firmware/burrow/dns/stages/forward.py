@@ -71,7 +71,7 @@ class ForwardStage:
         return self.pool
 
     async def resolve(self, query: Query, next) -> Answer:
-        key = (query.qkey, query.do, query.route)
+        key = (query.qkey, query.do, query.cd, query.route)  # as the cache's key (stages/cache.py)
         pending = self._inflight.get(key)
         if pending is not None:
             self.coalesced += 1
@@ -97,11 +97,11 @@ class ForwardStage:
             reply, server = await pool.query(question, query.flags, query.do)
         except UpstreamError as e:
             query.note("forward", "servfail", source="upstream", detail=str(e))
-            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, str(e)[:100]))
+            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, e.text[:100]))
         lim = self.limits
         try:
             answer = sanitize_upstream(reply, query.qname, query.qtype, 12 + len(question),
-                                       lim.min_ttl, lim.max_ttl, lim.negative_ttl)
+                                       lim.min_ttl, lim.max_ttl, lim.negative_ttl, query.do)
         except wire.WireError as e:
             query.note("forward", "servfail", source="upstream", detail=f"bad reply: {e}")
             return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_NETWORK_ERROR, "malformed upstream reply"),

@@ -1,0 +1,202 @@
+"""DNSSEC through Burrow: what a validating resolver behind it needs arrives intact.
+
+The scripted upstream plays a validating resolver answering from signed zones: its replies carry
+RRSIGs, NSEC/NSEC3 proofs, DNAMEs and the AD bit as such a resolver's would (the signatures are
+not real: Burrow forwards, it never validates). Each test asks the running ``burrow`` process
+as a client would and checks what reaches it, fresh and again from the cache and the fast path.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.support.burrow_proc import BurrowProcess
+from tests.support.upstream_client import TestUpstream
+
+ZONE = "signed.test"
+SOA = f"{ZONE}. 3600 IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 7200 900 1209600 300"
+NSEC3_HASH = "2t7b4g4vsa5smi47k61mv5bv1a22bojr"
+
+
+def sig(owner: str, covered: str, labels: int, signer: str = ZONE, ttl: int = 300) -> str:
+    """A zone-format RRSIG (the signature bytes are filler: nobody here validates)."""
+    return (f"{owner}. {ttl} IN RRSIG {covered} 13 {labels} {ttl} 20300101000000 20200101000000 "
+            f"4711 {signer}. c2lnbmF0dXJlIGJ5dGVz")
+
+
+@pytest.fixture(scope="module")
+def up():
+    with TestUpstream() as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def srv(up, tmp_path_factory):
+    with BurrowProcess(tmp_path_factory.mktemp("burrow"), [up.address]) as b:
+        yield b
+
+
+@pytest.fixture(autouse=True)
+def clean_upstream(up):
+    up.reset()
+    up.clear_log()
+
+
+def unique(prefix="q", zone=ZONE):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}.{zone}"
+
+
+def ask(b, name, rdtype="A", *, do=False, cd=False, ad=False, edns=False, tcp=False, timeout=5.0):
+    q = dns.message.make_query(name, rdtype, use_edns=0 if (do or edns) else None, want_dnssec=do)
+    q.flags = dns.flags.RD | (dns.flags.CD if cd else 0) | (dns.flags.AD if ad else 0)
+    if tcp:
+        return dns.query.tcp(q, "127.0.0.1", port=b.dns_port, timeout=timeout)
+    return dns.query.udp(q, "127.0.0.1", port=b.dns_port, timeout=timeout)
+
+
+def kinds(section):
+    """The section as a set of (owner, type, covered type for RRSIGs)."""
+    out = set()
+    for rrset in section:
+        covered = rrset.covers if rrset.rdtype == dns.rdatatype.RRSIG else 0
+        out.add((rrset.name.to_text().rstrip("."), dns.rdatatype.to_text(rrset.rdtype),
+                 dns.rdatatype.to_text(covered) if covered else ""))
+    return out
+
+
+def asked(up, name):
+    return [q for q in up.queries() if q["name"].lower() == name.lower()]
+
+
+def three_times(b, name, rdtype="A", **kw):
+    """The answer fresh, from the cache/fast path, and over TCP (slow path, same cache entry)."""
+    return [ask(b, name, rdtype, **kw), ask(b, name, rdtype, **kw), ask(b, name, rdtype, tcp=True, **kw)]
+
+
+# ---- a. negative and wildcard answers keep their proofs for DO=1 ------------------------------
+
+def test_nxdomain_keeps_nsec_proof_and_soa_signature_for_do_clients(srv, up):
+    name = unique("nx")
+    up.set_rule(name, rcode="NXDOMAIN", soa=False, extra_authority=[
+        SOA, sig(ZONE, "SOA", 2),
+        f"a.{ZONE}. 300 IN NSEC z.{ZONE}. A RRSIG NSEC", sig(f"a.{ZONE}", "NSEC", 3),
+        f"{ZONE}. 300 IN NSEC a.{ZONE}. SOA NS RRSIG NSEC DNSKEY", sig(ZONE, "NSEC", 2),
+        # out of bailiwick: another zone's denial and a delegation never belong to this answer
+        "evil.test. 300 IN NSEC zzz.evil.test. A RRSIG NSEC", sig("evil.test", "NSEC", 2, signer="evil.test"),
+        f"{ZONE}. 300 IN NS ns.evil.test."],
+        extra_additional=["ns.evil.test. 300 IN A 6.6.6.6"])
+    want = {(ZONE, "SOA", ""), (ZONE, "RRSIG", "SOA"), (f"a.{ZONE}", "NSEC", ""),
+            (f"a.{ZONE}", "RRSIG", "NSEC"), (ZONE, "NSEC", ""), (ZONE, "RRSIG", "NSEC")}
+    for r in three_times(srv, name, do=True):
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        assert kinds(r.authority) == want
+        assert not r.answer and [rr.rdtype for rr in r.additional] in ([], [dns.rdatatype.OPT])
+    for r in three_times(srv, name):  # DO=0: the SOA alone (RFC 4035 §3.2.1)
+        assert r.rcode() == dns.rcode.NXDOMAIN and kinds(r.authority) == {(ZONE, "SOA", "")}
+    assert len(asked(up, name)) == 2  # once per DO value, then cached
+
+
+def test_nodata_keeps_nsec3_proof_for_do_clients(srv, up):
+    name = unique("nodata")
+    owner = f"{NSEC3_HASH}.{ZONE}"
+    up.set_rule(name, nodata=True, soa=False, extra_authority=[
+        SOA, sig(ZONE, "SOA", 2),
+        f"{owner}. 300 IN NSEC3 1 0 0 - {NSEC3_HASH} A RRSIG", sig(owner, "NSEC3", 3)])
+    for r in three_times(srv, name, "TXT", do=True):
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+        assert kinds(r.authority) == {(ZONE, "SOA", ""), (ZONE, "RRSIG", "SOA"), (owner, "NSEC3", ""),
+                                      (owner, "RRSIG", "NSEC3")}
+        assert r.authority[0].ttl <= 300
+
+
+def test_wildcard_answer_keeps_its_no_closer_match_proof(srv, up):
+    name = unique("host", f"wild.{ZONE}")
+    up.set_rule(name, nodata=True, soa=False,
+                extra_answer=[f"{name}. 300 IN A 192.0.2.10", sig(name, "A", 3)],  # 3 labels: *.wild.signed.test
+                extra_authority=[f"host.wild.{ZONE}. 300 IN NSEC z.wild.{ZONE}. A RRSIG NSEC",
+                                 sig(f"host.wild.{ZONE}", "NSEC", 4),
+                                 f"{ZONE}. 300 IN NS ns.{ZONE}.",
+                                 "evil.test. 300 IN NSEC zzz.evil.test. A RRSIG NSEC"])
+    for r in three_times(srv, name, do=True):
+        assert kinds(r.answer) == {(name, "A", ""), (name, "RRSIG", "A")}
+        assert kinds(r.authority) == {(f"host.wild.{ZONE}", "NSEC", ""), (f"host.wild.{ZONE}", "RRSIG", "NSEC")}
+    for r in three_times(srv, name):  # DO=0: no DNSSEC records at all (RFC 4035 §3.2.1)
+        assert kinds(r.answer) == {(name, "A", "")} and not r.authority
+
+
+# ---- b. a CNAME chain ending in NODATA / NXDOMAIN keeps the SOA of its end -------------------
+
+@pytest.mark.parametrize("end, rcode", [("nodata-end.b.test", dns.rcode.NOERROR),
+                                        ("nx-end.b.test", dns.rcode.NXDOMAIN)])
+def test_cname_chain_to_a_negative_end_keeps_its_soa(srv, up, end, rcode):
+    # the question is the longest name: the SOA belongs to the chain's end, not to it
+    name = unique("a-rather-long-first-name-in-the-chain", "example.test")
+    up.set_rule(name, cname_chain=["mid.example.test", end])
+    for r in three_times(srv, name):
+        assert r.rcode() == rcode
+        assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME, dns.rdatatype.CNAME]
+        assert kinds(r.authority) == {("b.test", "SOA", "")}
+        assert r.authority[0].ttl <= 60  # the negative TTL (SOA minimum)
+
+
+# ---- c. DNAME and the RRSIGs of the answer ----------------------------------------------------
+
+def test_dname_and_its_signature_are_kept_with_the_synthesised_cname(srv, up):
+    label = f"w{uuid.uuid4().hex[:8]}"
+    name, target = f"{label}.old.{ZONE}", f"{label}.new.{ZONE}"
+    up.set_rule(name, nodata=True, soa=False, extra_answer=[
+        f"old.{ZONE}. 300 IN DNAME new.{ZONE}.", sig(f"old.{ZONE}", "DNAME", 3),
+        f"{name}. 300 IN CNAME {target}.",
+        f"{target}. 300 IN A 192.0.2.20", sig(target, "A", 4),
+        "unrelated.test. 300 IN DNAME evil.test.", f"other.{ZONE}. 300 IN A 6.6.6.6"])
+    want = {(f"old.{ZONE}", "DNAME", ""), (f"old.{ZONE}", "RRSIG", "DNAME"), (name, "CNAME", ""),
+            (target, "A", ""), (target, "RRSIG", "A")}
+    for r in three_times(srv, name, do=True):
+        assert kinds(r.answer) == want
+        assert r.answer[0].rdtype == dns.rdatatype.DNAME  # order kept: DNAME before its CNAME
+
+
+# ---- e. the CD bit separates cache entries, coalescing and the SERVFAIL memo ------------------
+
+def bogus(up, name):
+    """A validating upstream's view of a bogus name: SERVFAIL, but the data when CD=1."""
+    up.set_rule(name, cd=False, rcode="SERVFAIL")
+    up.set_rule(name, cd=True, records={"A": ["192.0.2.66"]})
+
+
+def test_cd_answer_is_not_served_to_checking_clients(srv, up):
+    name = unique("bogus")
+    bogus(up, name)
+    for _ in range(2):  # fresh, then from the cache / fast path
+        assert ask(srv, name, cd=True, do=True).answer[0][0].address == "192.0.2.66"
+    for _ in range(2):
+        assert ask(srv, name, do=True).rcode() == dns.rcode.SERVFAIL
+    assert ask(srv, name, cd=True, do=True).answer[0][0].address == "192.0.2.66"
+
+
+def test_servfail_memo_does_not_refuse_cd_clients(srv, up):
+    name = unique("bogus")
+    bogus(up, name)
+    assert ask(srv, name).rcode() == dns.rcode.SERVFAIL  # remembered for a few seconds
+    assert ask(srv, name, cd=True).answer[0][0].address == "192.0.2.66"
+    assert ask(srv, name).rcode() == dns.rcode.SERVFAIL
+
+
+def test_cd_and_plain_questions_in_flight_are_not_coalesced(srv, up):
+    name = unique("bogus")
+    up.set_rule(name, cd=False, rcode="SERVFAIL", delay_ms=300)
+    up.set_rule(name, cd=True, records={"A": ["192.0.2.66"]}, delay_ms=300)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        plain = pool.submit(ask, srv, name)
+        checking_disabled = pool.submit(ask, srv, name, cd=True)
+        assert checking_disabled.result().answer[0][0].address == "192.0.2.66"
+        assert plain.result().rcode() == dns.rcode.SERVFAIL
+    assert {q["cd"] for q in asked(up, name)} == {True, False}
