@@ -18,9 +18,11 @@ compressed. Hence two files:
   of a quarter hour of traffic dirties a handful of pages. Rows stay in the hot tier for
   ``hot_seconds`` (1 h) after being archived, then ``persist`` trims them from it.
 
-Row ids are one sequence across both tiers (``write`` assigns them, continuing after the
-larger of the two files' highest id), and the hot tier always holds a contiguous newest range
-of them: rows with ``id >= MIN(hot id)`` are read from the hot tier, older ones from the
+Row ids are one sequence across both tiers: the Recorder gives a row its id when it takes the
+row in (``next_id`` seeds it), so a row has the same id in memory, in the hot tier and in the
+archive; ``write`` also numbers rows handed to it without ids. Ids a run may have shown but not
+written are reserved in the archive (``reserve_ids``), so no later run hands them out again.
+The hot tier always holds a contiguous newest range of them: rows with ``id >= MIN(hot id)`` are read from the hot tier, older ones from the
 archive. So a crash between the archive commit and the hot trim (both tiers hold a row) never
 shows a row twice, and a crash before the archive commit loses nothing (the next persist
 archives the same rows again). Power cut or reboot: the hot tier is gone, the archive keeps
@@ -33,8 +35,9 @@ Every method is meant to be called from ONE worker thread (the Recorder's single
 executor); the connections are opened with ``check_same_thread=False`` for that reason and must
 never be used by two threads at once.
 
-Rows handed to ``write`` are plain tuples in ``ROW_FIELDS`` order; ``row_from_record`` builds
-one from a ``QueryRecord`` and ``row_to_dict`` turns one into the API shape.
+Rows handed to ``write`` are plain tuples in ``ROW_FIELDS`` order, or ``(id, *ROW_FIELDS)``;
+``row_from_record`` builds one from a ``QueryRecord`` and ``row_to_dict`` turns one into the API
+shape.
 """
 
 from __future__ import annotations
@@ -150,6 +153,14 @@ ARCHIVE_MIGRATIONS: list[tuple[int, str]] = [
             data BLOB NOT NULL           -- zlib-compressed columns
         );
     """),
+    # 2: the first row id a later run may use (QueryLogDB.reserve_ids). One row, rewritten
+    # rarely (start, clean stop, every ID_BLOCK/2 ids): on flash so it outlives a reboot.
+    (2, """
+        CREATE TABLE id_reservation (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            next_id INTEGER NOT NULL
+        );
+    """),
 ]
 
 _INSERT = (f"INSERT INTO queries (id, {', '.join(ROW_FIELDS)}) "
@@ -227,7 +238,8 @@ def row_to_dict(row: Sequence, row_id: int | None = None) -> dict:
     """The API shape (seed ``/api/queries``) of a row in ``ROW_FIELDS`` order.
 
     ``block_trace`` is present only when the row has a trace; ``decision`` is the label
-    ("blocked", "cached", …). ``id`` is None for rows not yet written.
+    ("blocked", "cached", …). ``row_id`` is the row's id (rows get theirs when the Recorder
+    takes them in, see ``write``).
     """
     ts, client_ip, domain, qtype, rcode, decision, blocked, cached, ms, upstream, trace = row
     out = {
@@ -417,34 +429,69 @@ class QueryLogDB:
                 self._fold_stray(self.path)
             hot_max = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM queries").fetchone()[0]
             # One id sequence across tiers: after a reboot the hot tier is empty and ids go on
-            # after the archive's.
-            self._next_id = max(hot_max, self._archived_max) + 1
+            # after the archive's — or after the ids a previous run reserved, if it got further
+            # (it showed rows it never wrote, or whose hot tier a reboot took).
+            self._next_id = max(hot_max + 1, self._archived_max + 1, self.reserved_ids())
         except BaseException:
             self.close()
             raise
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def write(self, rows: Iterable[Sequence]) -> int:
-        """Insert ``rows`` (tuples in ``ROW_FIELDS`` order) in one transaction into the hot tier;
-        return the count.
+    @property
+    def next_id(self) -> int:
+        """The lowest id not used yet: above every row in either tier and every id reserved."""
+        return self._next_id
 
-        All or nothing: on error the batch is rolled back and the exception propagates.
+    def reserved_ids(self) -> int:
+        """The first id a run opening this log may use (0: none reserved)."""
+        row = self.archive.execute("SELECT next_id FROM id_reservation").fetchone()
+        return row[0] if row else 0
+
+    def reserve_ids(self, upto: int) -> None:
+        """Record durably (one small archive transaction, on flash) that ids below ``upto`` may
+        have been handed out: a later open starts at ``upto`` or above. The caller may also
+        lower it, to the first id it really did not use, when it stops cleanly."""
+        archive = self.archive
+        archive.execute("BEGIN IMMEDIATE")
+        try:
+            archive.execute("INSERT OR REPLACE INTO id_reservation (one, next_id) VALUES (1, ?)",
+                            (int(upto),))
+            archive.execute("COMMIT")
+        except BaseException:
+            if archive.in_transaction:
+                archive.execute("ROLLBACK")
+            raise
+
+    def write(self, rows: Iterable[Sequence]) -> int:
+        """Insert ``rows`` in one transaction into the hot tier; return the count.
+
+        Rows are ``(id, *ROW_FIELDS)`` tuples with ascending ids from ``next_id`` on (the
+        Recorder's), or ``ROW_FIELDS`` tuples, which get the next ids here. A batch is all of one
+        kind. All or nothing: on error the batch is rolled back and the exception propagates.
         """
         rows = list(rows)
         if not rows:
             return 0
         first = self._next_id
+        if len(rows[0]) == len(ROW_FIELDS):
+            params = [(first + i, *row) for i, row in enumerate(rows)]
+        else:
+            # An id below the log's newest would break the hot tier's contiguous newest range
+            # (reads would take it for an archived row).
+            if rows[0][0] < first:
+                raise ValueError(f"query-log id {rows[0][0]} is not above the log's ({first - 1})")
+            params = rows
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, [(first + i, *row) for i, row in enumerate(rows)])
+            conn.executemany(_INSERT, params)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._next_id = first + len(rows)
+        self._next_id = params[-1][0] + 1
         return len(rows)
 
     def persist(self, now: float | None = None) -> dict:
