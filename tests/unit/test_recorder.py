@@ -101,7 +101,7 @@ def test_recent_shows_unflushed_rows_newest_first(db_path):
         assert recorder.drain() == 5
         recent = recorder.recent(limit=3)
         assert [r["domain"] for r in recent] == ["r4.example", "r3.example", "r2.example"]
-        assert recent[0]["id"] is None and recent[0]["decision"] == "resolved"
+        assert [r["id"] for r in recent] == [5, 4, 3] and recent[0]["decision"] == "resolved"
         assert await recorder.flush() == 5
         assert recorder.recent() == []
         await recorder.stop()
@@ -289,12 +289,12 @@ def test_fast_path_hits_are_expanded_into_rows_and_tallied(tmp_path):
     rec.ring.append(QueryRecord(now, "10.0.0.3", "other.example", 28, 0, Decision.RESOLVED, 0.01,
                                 "127.0.0.1:53", ()))
     assert rec.drain() == 3
-    rows = list(rec._pending)
-    assert len(rows) == 3
+    rows = list(rec._pending)  # (id, *ROW_FIELDS)
+    assert len(rows) == 3 and [r[0] for r in rows] == [1, 2, 3]
     expected = row_from_record(QueryRecord(now, "10.0.0.1", "www.example.com", 1, 0, Decision.CACHED,
-                                           0.000002, "127.0.0.1:53", entry.trace), rows[0][0])
-    assert rows[0] == expected  # a hit is logged as a cache hit with the fast-path trace
-    assert rows[1][1] == "10.0.0.2" and abs(rows[1][8] - 0.004) < 1e-9
+                                           0.000002, "127.0.0.1:53", entry.trace), rows[0][1])
+    assert rows[0][1:] == expected  # a hit is logged as a cache hit with the fast-path trace
+    assert rows[1][2] == "10.0.0.2" and abs(rows[1][9] - 0.004) < 1e-9
     s = rec.stats.summary(3600)
     assert s["total_queries"] == 3 and s["cached_queries"] == 2
 

@@ -4,8 +4,9 @@ The hot path does one thing per answered query: ``recorder.ring.append(QueryReco
 never waits on storage, takes no lock and calls no Python function of ours. Everything else
 happens here, on the loop, off the hot path:
 
-- every ``DRAIN_INTERVAL`` (1 s) the ring is emptied: records get wall-clock times, are counted
-  in the live statistics, published on the event bus (topic ``"queries"``) and queued as rows;
+- every ``DRAIN_INTERVAL`` (1 s) the ring is emptied: records get wall-clock times and their row
+  ids, are counted in the live statistics, published on the event bus (topic ``"queries"``)
+  and queued as rows;
 - every ``flush_interval`` (60 s by default) the queued rows go to the query log's hot tier
   (SQLite in RAM on the appliance) in ONE transaction, on a single worker thread;
 - every ``persist_interval`` (15 min by default), at start and at shutdown, the rows new in
@@ -18,6 +19,20 @@ Losses are bounded and counted, never silent: a full ring overwrites its oldest 
 (``dropped_ring``, estimated), a full pending buffer drops its oldest rows (``dropped_pending``),
 a failed flush keeps the rows for the next try (``flush_errors``, ``last_flush_error``), a failed
 persist leaves them in the hot tier for the next one (``persist_errors``, ``last_persist_error``).
+
+Row ids. A row gets its id when the drain takes it from the ring — the first moment anything
+(``recent()``, the bus, so /api/queries and /ws/queries) can show it — and keeps it through
+the flush and the archive: ids are unique, increasing in the order rows are taken in, and
+the same everywhere. The counter starts at the log's ``next_id``. A kill -9 loses the pending
+rows and a reboot the hot tier too, yet clients may have seen those ids; so that a later run
+never gives them to other rows, ids are reserved ahead in blocks of ``ID_BLOCK``, durably
+(``QueryLogDB.reserve_ids``, in the archive on flash), and a run starts after the reservation.
+That costs one small flash transaction at start, one at a clean stop (which gives back the
+unused part, so a clean restart leaves no gap) and one per ``ID_BLOCK / 2`` ids — none per
+row or per flush. Starting past "max id + a margin" instead would need no write, but a margin
+only bounds the loss if it is larger than every id a run can hand out without writing them,
+which flush failures (rows dropped, ids already shown) and a reboot (a quarter hour of hot
+rows) do not bound; and it would leave a gap at every restart.
 """
 
 from __future__ import annotations
@@ -48,7 +63,11 @@ DEFAULT_MAX_PENDING = 50_000
 # Seconds between drains; also the latency of live stats and the "queries" stream. Short, so
 # a drain under heavy load handles a few thousand records and never stalls the loop for long.
 DRAIN_INTERVAL = 0.25
-OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" warnings
+OVERFLOW_LOG_INTERVAL = 60.0  # seconds between "buffer full" (and id reservation) warnings
+# Row ids reserved ahead, durably (see the module docstring). A new block is asked for once
+# half is used: 2^19 ids, so a flash write every ~10 days at 50k queries/day (every ~11 min
+# at a sustained 800 qps); a crashed run leaves a gap of at most this many ids.
+ID_BLOCK = 1 << 20
 PRUNE_INTERVAL = 3600.0  # seconds between retention passes
 PERSIST_INTERVAL = 900.0  # seconds between archive writes to flash (storage.query_log_persist_interval)
 QUERIES_TOPIC = "queries"
@@ -104,7 +123,7 @@ class Recorder:
                  max_pending: int = DEFAULT_MAX_PENDING, *, bus: EventBus | None = None,
                  stats: StatsBuckets | None = None, drain_interval: float = DRAIN_INTERVAL,
                  prune_interval: float = PRUNE_INTERVAL,
-                 persist_interval: float = PERSIST_INTERVAL):
+                 persist_interval: float = PERSIST_INTERVAL, id_block: int = ID_BLOCK):
         self.db = querylog_db
         self.flush_interval = flush_interval
         self.retention_days = retention_days
@@ -121,6 +140,13 @@ class Recorder:
         self._pending: collections.deque = collections.deque(maxlen=max_pending)
         self._inflight: list = []  # rows handed to the worker by the flush in progress
         self._last_mono = None  # newest receipt time seen by the previous drain
+        # Pending rows are (id, *ROW_FIELDS). The next id, and the first id not covered by the
+        # durable reservation: nothing is reserved for this run until start() (or a drain on
+        # the loop) reserves a block. Reading next_id touches no SQL: safe on this thread.
+        self.id_block = max(2, int(id_block))
+        self._next_id = querylog_db.next_id
+        self._reserved = self._next_id
+        self._reserve_task: asyncio.Task | None = None
 
         self.received = 0  # records drained from the ring
         # Monotonic totals by (decision, qtype, rcode) labels since start, for /metrics;
@@ -140,6 +166,8 @@ class Recorder:
         self.persisted = 0  # rows appended to the archive on flash
         self.persist_errors = 0
         self.last_persist_error: str | None = None
+        self.id_reserve_errors = 0
+        self._last_reserve_log = -OVERFLOW_LOG_INTERVAL
 
         # One worker thread: SQLite connections must not be shared across threads, and one
         # writer means flush, prune and API reads are naturally serialised.
@@ -153,8 +181,10 @@ class Recorder:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Seed live stats from the log, then start the drain, flush, persist and prune tasks.
-        The first persist runs at once: it archives what a crashed run left in the hot tier."""
+        """Reserve the first block of row ids, seed live stats from the log, then start the
+        drain, flush, persist and prune tasks. The first persist runs at once: it archives what
+        a crashed run left in the hot tier."""
+        await self._reserve_ids()
         try:
             rows = await self.query(self.db.minute_counts, time.time() - MAX_BUCKETS * 60)
             self.stats.seed(rows)
@@ -184,6 +214,14 @@ class Recorder:
         if self._pending:
             log.warning("query log: %d rows not written at shutdown", len(self._pending))
         await self.persist()
+        if self._reserve_task is not None:
+            await asyncio.gather(self._reserve_task, return_exceptions=True)
+        # Every id handed out is below _next_id: give the rest of the block back, so the next
+        # run goes on without a gap. (If this fails, the next run starts after the block.)
+        try:
+            await self.query(self.db.reserve_ids, self._next_id)
+        except Exception:
+            log.exception("could not release the unused query-log ids")
         try:
             await self.query(self.db.close)
         except Exception:
@@ -240,6 +278,7 @@ class Recorder:
         second = 0
         second_end = -1.0
         counts = self.query_counts
+        nid = self._next_id  # rows get their ids here: see "Row ids" above
         for record in records:
             try:
                 if len(record) == 4:
@@ -251,8 +290,9 @@ class Recorder:
                         parts = entry.row_parts = _row_parts(entry)
                     domain, qtype, rcode, decision, blocked, cached, upstream, trace, slot = parts
                     wall = mono + offset
-                    append((wall, ip, domain, qtype, rcode, decision, blocked, cached,
+                    append((nid, wall, ip, domain, qtype, rcode, decision, blocked, cached,
                             elapsed * 1000.0, upstream, trace))
+                    nid += 1
                     if wall >= second_end:
                         if tally:
                             self._count_tally(second, tally)
@@ -267,7 +307,7 @@ class Recorder:
                         t[1] += elapsed
                     continue
                 wall = record[0] + offset
-                row = row_from_record(record, wall)
+                row = (nid,) + row_from_record(record, wall)
                 add(wall, record)
                 ckey = count_key(record[5], record[3], record[4])
                 counts[ckey] = counts.get(ckey, 0) + 1
@@ -277,17 +317,49 @@ class Recorder:
                     log.exception("bad query record (%d so far): %r", self.bad_records, record)
                 continue
             rows.append(row)
+            nid += 1
         if tally:
             self._count_tally(second, tally)
         if rows:
-            self._last_mono = rows[-1][0] - offset  # back to monotonic, for overflow estimates
+            self._last_mono = rows[-1][1] - offset  # back to monotonic, for overflow estimates
+        self._next_id = nid
+        if nid + self.id_block // 2 > self._reserved:
+            self._reserve_soon()
         self.received += n
         self._queue_rows(rows)
         bus = self.bus
         if bus is not None and bus.has_subscribers(QUERIES_TOPIC):
             for row in rows:
-                bus.publish(QUERIES_TOPIC, row_to_dict(row))
+                bus.publish(QUERIES_TOPIC, row_to_dict(row[1:], row[0]))
         return n
+
+    def _reserve_soon(self) -> None:
+        # From the drain (loop thread, no awaiting): reserve the next block in the background,
+        # half a block before this one runs out. Without a running loop (a drain called
+        # directly) the next drain on the loop does it.
+        if self._closed or (self._reserve_task is not None and not self._reserve_task.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._reserve_task = loop.create_task(self._reserve_ids(), name="recorder-reserve-ids")
+
+    async def _reserve_ids(self) -> None:
+        """Reserve ids up to a block past the next one, durably; failures are logged and counted
+        (ids keep being handed out: only a crash before a later success could reuse them)."""
+        upto = self._next_id + self.id_block
+        try:
+            await self.query(self.db.reserve_ids, upto)
+        except Exception as exc:
+            self.id_reserve_errors += 1
+            now = time.monotonic()
+            if now - self._last_reserve_log >= OVERFLOW_LOG_INTERVAL:
+                self._last_reserve_log = now
+                log.warning("could not reserve query-log ids (%d failures): %s: %s",
+                            self.id_reserve_errors, type(exc).__name__, exc)
+            return
+        self._reserved = max(self._reserved, upto)
 
     def _count_tally(self, second: int, tally: dict) -> None:
         add_many = self.stats.add_many
@@ -399,14 +471,14 @@ class Recorder:
 
     def recent(self, limit: int = 100) -> list[dict]:
         """The newest rows not yet in the database, newest first, shaped like
-        ``QueryLogDB.fetch`` items (``id`` is None). Covers the seconds before the next flush;
-        records still in the ring (under a second old) are not included."""
+        ``QueryLogDB.fetch`` items, with the ids they keep once written. Covers the seconds
+        before the next flush; records still in the ring (under a second old) are not included."""
         out = []
         for source in (self._pending, self._inflight):
             for row in reversed(source):
                 if len(out) >= limit:
                     return out
-                out.append(row_to_dict(row))
+                out.append(row_to_dict(row[1:], row[0]))
         return out
 
     def snapshot(self) -> dict:
@@ -428,4 +500,7 @@ class Recorder:
             "persisted": self.persisted,
             "persist_errors": self.persist_errors,
             "last_persist_error": self.last_persist_error,
+            "next_id": self._next_id,
+            "ids_reserved_to": self._reserved,
+            "id_reserve_errors": self.id_reserve_errors,
         }
