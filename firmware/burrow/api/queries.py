@@ -2,7 +2,8 @@
 
 Rows reach the database once per flush interval (60 s by default, to spare the flash), so the
 rows the Recorder holds but has not written yet are merged in front: a query shows up here
-within a second of being answered.
+within a second of being answered. Every row has its id from then on (the Recorder gives it
+when it takes the row in), the same before and after the flush.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ MAX_LIMIT = 1000
 TraceItem = Obj("TraceEntry", {"stage": Str(), "action": Str(), "rule": Str(required=False),
                                "source": Str(required=False), "detail": Str(required=False)})
 QueryItem = Obj("QueryLogEntry", {
-    "id": Int(nullable=True, description="row id; null for a query not written to the log yet"),
+    "id": Int(description="the row's unique id, given when the query is recorded; it stays the "
+                          "same once the row is written to the log, and is never reused"),
     "timestamp": Str(), "client_ip": Str(max_len=64), "domain": Str(max_len=255),
     "query_type": Str(), "response_code": Int(), "blocked": Bool(), "cached": Bool(),
     "response_time_ms": Num(), "upstream": Str(),
@@ -77,10 +79,6 @@ def _matches(row: dict, f: dict) -> bool:
     return True
 
 
-def _key(row: dict) -> tuple:
-    return (row.get("timestamp"), row.get("client_ip"), row.get("domain"))
-
-
 def register(api: Api, app) -> None:
     @api.route("GET", "/api/queries", role="viewer", summary="Recent DNS queries, with paging and filters",
                tags=["queries"], query=QueriesQuery, responses={200: Queries, 503: "storage not available"})
@@ -100,14 +98,14 @@ def register(api: Api, app) -> None:
         page = fresh[offset:offset + limit]
         db_offset = max(0, offset - len(fresh))
         rows, total = await read_log(app, "fetch", limit, db_offset, **db_filters)
-        keys = {_key(r) for r in fresh}
+        ids = {r["id"] for r in fresh}
         duplicates = 0
         for row in rows:
-            if _key(row) in keys:
+            if row["id"] in ids:
                 duplicates += 1  # being flushed right now: already listed from memory
                 continue
             if len(page) >= limit:
                 continue
             page.append(row)
-        page.sort(key=lambda r: r.get("timestamp") or "", reverse=True)
+        page.sort(key=lambda r: r["id"], reverse=True)  # the log's order: newest row first
         return {"queries": page, "total": total + len(fresh) - duplicates, "limit": limit, "offset": offset}
