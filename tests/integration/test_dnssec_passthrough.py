@@ -164,6 +164,19 @@ def test_dname_and_its_signature_are_kept_with_the_synthesised_cname(srv, up):
         assert r.answer[0].rdtype == dns.rdatatype.DNAME  # order kept: DNAME before its CNAME
 
 
+# ---- d. single-label names: only A/AAAA are refused locally -----------------------------------
+
+def test_single_label_names_are_forwarded_for_dnssec_types(srv, up):
+    for name, rdtype in (("com", "DS"), ("test", "DNSKEY"), ("net", "SOA"), (".", "NS"), ("org", "NSEC")):
+        r = ask(srv, name, rdtype, do=True)
+        assert r.rcode() == dns.rcode.NOERROR, (name, rdtype)
+        assert [q["type"] for q in asked(up, name.rstrip(".") if name != "." else "")] == [rdtype]
+    for rdtype in ("A", "AAAA"):
+        assert ask(srv, "nas", rdtype).rcode() == dns.rcode.NXDOMAIN  # domain-needed, as before
+    assert ask(srv, "printer.local", "DS").rcode() == dns.rcode.NXDOMAIN  # special-use stays home
+    assert not asked(up, "nas") and not asked(up, "printer.local")
+
+
 # ---- e. the CD bit separates cache entries, coalescing and the SERVFAIL memo ------------------
 
 def bogus(up, name):

@@ -105,3 +105,25 @@ def test_rebinding_exemptions(db):
     off = PrivateStage(PrivateSettings(rebind_protection=False))
     q = make_query("evil.example")
     assert run(off, q, Next(upstream_answer(q, "10.0.0.1"))).decision is Decision.RESOLVED
+
+
+def test_single_label_names_are_refused_only_for_addresses():
+    # dnsmasq's domain-needed: a bare host name asked for an address stays home...
+    for qtype in (wire.TYPE_A, wire.TYPE_AAAA):
+        assert is_special("nas", qtype)
+    # ...but other single-label questions are about the root zone (DS, DNSKEY, SOA, NS of a TLD)
+    for name, qtype in (("com", 43), ("test", 48), ("net", wire.TYPE_SOA), ("", wire.TYPE_NS),
+                        ("org", wire.TYPE_TXT), ("nas", wire.TYPE_PTR)):
+        assert not is_special(name, qtype), (name, qtype)
+    # special-use names stay special whatever the type, their TLD itself included
+    for name in ("local", "lan", "printer.local", "x.home.arpa", "a.onion"):
+        assert is_special(name, 43), name
+
+
+def test_single_label_dnssec_questions_go_on():
+    stage = PrivateStage()
+    for name, qtype in (("com", "DS"), ("test", "DNSKEY"), ("net", "SOA"), (".", "NS")):
+        nxt = Next()
+        assert run(stage, make_query(name, qtype), nxt) is nxt.answer and len(nxt.calls) == 1, name
+    nxt = Next()
+    assert run(stage, make_query("nas", "AAAA"), nxt).rcode == wire.NXDOMAIN and not nxt.calls

@@ -323,8 +323,9 @@ OPTIONS: list[Option] = [
            "them: never ask public upstreams (dnsmasq's bogus-priv).", boolean),
     Option("local.special_names", True,
            "Answer special-use names (.local, .lan, .internal, home.arpa, .localhost, .invalid, "
-           ".onion) and single-label names with NXDOMAIN here unless local data or a conditional "
-           "forwarding rule covers them (dnsmasq's domain-needed).", boolean),
+           ".onion), and single-label names asked for A/AAAA, with NXDOMAIN here unless local data "
+           "or a conditional forwarding rule covers them (dnsmasq's domain-needed); other "
+           "single-label questions (com DS, . NS) are forwarded.", boolean),
     Option("local.rebind_protection", True,
            "Block public names whose upstream answer points into private address space (DNS "
            "rebinding), except allow-listed names and the domains below.", boolean),

@@ -11,8 +11,11 @@ cached or fresh, before the fast path keeps it.
   of RFC 1918, RFC 6303 (0/8, 127/8, 169.254/16, 100.64/10 of RFC 6598, the documentation
   nets, 255.255.255.255, ::, ::1, fe80::/10, fc00::/7 (ULA), 2001:db8::/32) → NXDOMAIN.
 - ``special_names`` (dnsmasq's domain-needed and RFC 6761/8375/6762): ``.local`` (mDNS's),
-  ``.lan``, ``.internal``, ``home.arpa``, ``.localhost``, ``.invalid``, ``.onion`` and
-  single-label names → NXDOMAIN.
+  ``.lan``, ``.internal``, ``home.arpa``, ``.localhost``, ``.invalid``, ``.onion`` → NXDOMAIN,
+  and single-label names asked for A/AAAA (a device looking up a bare host name). Any other
+  question for a single label (``com DS``, ``test DNSKEY``, ``net SOA``, ``. NS``) is a real
+  question about the root zone a validator behind us must be able to ask, and an NXDOMAIN
+  for a TLD would claim its whole subtree empty (RFC 8020): those are forwarded.
 - ``rebind_protection``: an upstream answer (resolved, cached or stale) for a name not
   allow-listed and not under ``rebind_allowed_domains`` whose A/AAAA records point into
   private space (RFC 1918, loopback, link-local, 0/8, 100.64/10, ULA, v4-mapped ones) is
@@ -31,6 +34,7 @@ from ..message import Answer, Query, read_answer_records
 
 SPECIAL_SUFFIXES = ("local", "lan", "internal", "home.arpa", "localhost", "invalid", "onion")
 _SPECIAL_TLDS = frozenset(s for s in SPECIAL_SUFFIXES if "." not in s)
+_ADDRESS_TYPES = frozenset({wire.TYPE_A, wire.TYPE_AAAA})  # what domain-needed refuses for a bare name
 PRIVATE_REVERSE = [ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16",
     "100.64.0.0/10", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "255.255.255.255/32",
@@ -65,10 +69,13 @@ def is_private_reverse(name: str) -> bool:
     return net is not None and any(net.version == p.version and net.subnet_of(p) for p in PRIVATE_REVERSE)
 
 
-def is_special(name: str) -> bool:
+def is_special(name: str, qtype: int = wire.TYPE_A) -> bool:
+    """A special-use name, or a bare single-label name asked for an address (module doc)."""
     head, dot, tld = name.rpartition(".")
     if not dot:
-        return bool(name)  # single label: never a public name a resolver should ask the root for
+        if name in _SPECIAL_TLDS:
+            return True
+        return bool(name) and qtype in _ADDRESS_TYPES  # a host name without its domain
     if tld in _SPECIAL_TLDS:
         return True
     return tld == "arpa" and (head == "home" or head.endswith(".home"))
@@ -102,7 +109,7 @@ class PrivateStage:
             return await next(query)
         name = query.name
         s = self.settings
-        if (s.private_reverse and is_private_reverse(name)) or (s.special_names and is_special(name)):
+        if (s.private_reverse and is_private_reverse(name)) or (s.special_names and is_special(name, query.qtype)):
             self.refused += 1
             why = "private reverse zone" if name.endswith("arpa") else "special-use or single-label name"
             query.note("private", "nxdomain", source="private_names", detail=why)
