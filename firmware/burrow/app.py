@@ -23,7 +23,7 @@ from .dns.fastpath import FastPath
 from .dns.server import DnsServer
 from .dns.stages.cache import CacheStage
 from .dns.stages.filter import BlockingSettings, FilterStage
-from .dns.stages.forward import CacheLimits, ForwardStage
+from .dns.stages.forward import AdTrust, CacheLimits, ForwardStage
 from .dns.stages.policy import PolicyStage
 from .dns.stages.guard import GuardStage
 from .dns.upstream import UpstreamPool, UpstreamSettings
@@ -90,7 +90,8 @@ class App:
         self.guard = GuardStage(self.acl, self.limiter, cfg["rate_limit.action"])
         self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],
                                       cfg["cache.enabled"])
-        self.forward = ForwardStage(self.upstreams, self.limits)
+        self.forward = ForwardStage(self.upstreams, self.limits,
+                                    AdTrust(cfg["upstream.proxy_dnssec"], cfg["upstream.trusted_servers"]))
         self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
                                                    cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
         self.policy = PolicyStage(filter=self.filter, forward=self.forward, group_lookup=self._groups_of)

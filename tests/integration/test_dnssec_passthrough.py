@@ -9,6 +9,7 @@ as a client would and checks what reaches it, fresh and again from the cache and
 from __future__ import annotations
 
 import concurrent.futures
+import time
 import uuid
 
 import dns.flags
@@ -213,3 +214,48 @@ def test_cd_and_plain_questions_in_flight_are_not_coalesced(srv, up):
         assert checking_disabled.result().answer[0][0].address == "192.0.2.66"
         assert plain.result().rcode() == dns.rcode.SERVFAIL
     assert {q["cd"] for q in asked(up, name)} == {True, False}
+
+
+# ---- f. the AD bit of a trusted (loopback) validating upstream is relayed ---------------------
+
+def ad(r):
+    return bool(r.flags & dns.flags.AD)
+
+
+def test_ad_relayed_to_clients_that_asked_for_it(srv, up):
+    name = unique("secure")
+    up.set_rule(name, ad=True)
+    # EDNS without DO: the same fast-path store for AD=1 and AD=0 clients, in both orders
+    assert ad(ask(srv, name, edns=True, ad=True))
+    assert not ad(ask(srv, name, edns=True))
+    assert ad(ask(srv, name, edns=True, ad=True))
+    assert not ad(ask(srv, name, edns=True))
+    for _ in range(2):
+        assert ad(ask(srv, name, do=True)) and ad(ask(srv, name, do=True, ad=True))
+        assert not ad(ask(srv, name)) and ad(ask(srv, name, ad=True))
+    assert all(q["ad"] for q in asked(up, name))  # we tell the upstream we understand AD
+    insecure = unique("insecure")
+    assert not ad(ask(srv, insecure, do=True)) and not ad(ask(srv, insecure, ad=True))
+
+
+def test_ad_cleared_on_answers_burrow_makes(srv, up):
+    assert not ad(ask(srv, "nas", ad=True, do=True))  # answered locally (NXDOMAIN)
+    name = unique("secure")
+    up.set_rule(name, ad=True, ttl=1)
+    assert ad(ask(srv, name, do=True))
+    up.set_rule(name, drop=True)
+    deadline = time.monotonic() + 10
+    while True:  # once the answer has expired and the upstream is silent: served stale
+        r = ask(srv, name, do=True)
+        if r.answer and r.answer[0].ttl == 30 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert r.answer and r.answer[0].ttl == 30, r  # the stale answer (RFC 8767 TTL)
+    assert not ad(r)
+
+
+def test_ad_not_relayed_when_proxy_dnssec_is_off(tmp_path, up):
+    with BurrowProcess(tmp_path, [up.address], {"upstream": {"proxy_dnssec": "off"}}) as b:
+        name = unique("secure")
+        up.set_rule(name, ad=True)
+        assert not ad(ask(b, name, do=True)) and not ad(ask(b, name, ad=True))

@@ -271,6 +271,15 @@ OPTIONS: list[Option] = [
     Option("upstream.max_inflight", 1024,
            "Cap on concurrent upstream queries (further misses get SERVFAIL).",
            integer(1, 65536)),
+    Option("upstream.proxy_dnssec", "auto",
+           "Pass on the upstream's AD bit (its validator's word that the data is authentic) to "
+           "clients that send DO or AD: auto for upstreams on loopback or in upstream.trusted_servers, "
+           "on for every upstream, off never (dnsmasq's --proxy-dnssec).",
+           choice("auto", "on", "off")),
+    Option("upstream.trusted_servers", [],
+           "Upstream addresses or networks whose AD bit proxy_dnssec = auto believes (a validating "
+           "resolver on a network path you trust), e.g. 192.168.1.53.",
+           list_of(network, max_items=64)),
     Option("board.name", "auto",
            "Board file to use (rpi-4, rpi-5, generic, ...); auto detects it from the device tree.",
            text),

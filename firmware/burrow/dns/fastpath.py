@@ -32,11 +32,12 @@ STORABLE = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.BLOCKED, Deci
 
 class FastEntry:
     __slots__ = ("expires", "stored", "deadline", "base", "body", "question", "length", "size", "qname_end",
-                 "offsets", "ttls", "flags", "qtail", "domain", "qtype", "rcode", "decision",
+                 "offsets", "ttls", "flags", "mask", "qtail", "domain", "qtype", "rcode", "decision",
                  "upstream", "trace", "row_parts")
 
     def __init__(self, packet: bytes, qname_end: int, offsets: tuple, ttls: tuple, stored: float,
-                 expires: float, domain: str, qtype: int, decision: Decision, upstream: str, trace: tuple):
+                 expires: float, domain: str, qtype: int, decision: Decision, upstream: str, trace: tuple,
+                 ad_sensitive: bool = False):
         # The question name is stored lower-case, so a hit whose name is lower-case (most stub
         # resolvers) matches ``question`` byte for byte and the reply is the client's ID plus
         # ``body``; only a mixed-case (0x20) name is spliced in.
@@ -56,8 +57,11 @@ class FastEntry:
         self.length = len(packet)
         self.size = 3 * len(packet) + ENTRY_OVERHEAD  # base, body, key+question, objects
         # RD as the query had it and CD: flags are baked into the reply, so a query must match
-        # them (bit 0 of byte 2 and bit 4 of byte 3 cannot collide, so one number holds both).
-        self.flags = packet[2] & 0x01 | packet[3] & 0x10
+        # them (bit 0 of byte 2 and bits of byte 3 cannot collide, so one number holds them).
+        # The AD bit too when the reply's AD echoes the query's (a validated answer to a client
+        # without DO shows AD only if it sent AD=1, message.render); otherwise it is not compared.
+        self.mask = 0x30 if ad_sensitive else 0x10
+        self.flags = packet[2] & 0x01 | packet[3] & self.mask
         self.domain = domain
         self.qtype = qtype
         self.rcode = packet[3] & 0xF
@@ -104,12 +108,12 @@ class FastPath:
 
     def store(self, view: str, shape: int, key: bytes, packet: bytes, qname_end: int, offsets: tuple,
               ttls: tuple, ttl: float, now: float, domain: str, qtype: int, decision: Decision,
-              upstream: str, trace: tuple) -> None:
+              upstream: str, trace: tuple, ad_sensitive: bool = False) -> None:
         if ttl is None or ttl < 1 or decision not in STORABLE:
             return
         life = ttl * PREFETCH_HEADROOM if ttl >= 10 else ttl
         entry = FastEntry(packet, qname_end, offsets, ttls, now, now + life, domain, qtype, decision,
-                          upstream, trace)
+                          upstream, trace, ad_sensitive)
         store = self.stores(view)[shape]
         old = store.pop(key, None)
         if old is not None:

@@ -130,9 +130,12 @@ def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list] | No
 def render(query: Query, answer: Answer, max_size: int = 65535) -> bytes:
     """The reply packet for ``query``: its ID, its question bytes (case kept), OPT if it sent one.
 
-    Over ``max_size`` the reply is cut to a TC=1 header so the client retries over TCP.
+    Over ``max_size`` the reply is cut to a TC=1 header so the client retries over TCP. AD is
+    set when a trusted upstream set it and the client showed it understands it, with DO=1 or
+    AD=1 (RFC 6840 §5.7-5.8); the fast path keys on this (DnsServer.remember).
     """
-    flags = wire.response_flags(query.flags, answer.rcode, aa=answer.aa)
+    ad = answer.ad and (query.flags & wire.AD or query.edns is not None and query.edns.do)
+    flags = wire.response_flags(query.flags, answer.rcode, aa=answer.aa, ad=ad)
     opt = b""
     if query.edns is not None:
         opt = wire.opt_record(query.edns.do, answer.ede, answer.rcode >> 4)

@@ -194,7 +194,7 @@ class DnsServer:
             if now >= entry.expires:
                 return None
             entry.age_to(int(now - entry.stored))
-        if entry.length > max_size or data[2] & 0x01 | data[3] & 0x10 != entry.flags:
+        if entry.length > max_size or data[2] & 0x01 | data[3] & entry.mask != entry.flags:
             return None
         if question == entry.question:
             reply = data[:2] + entry.body
@@ -303,7 +303,7 @@ class DnsServer:
         self.fastpath.store(query.view, shape, packet[12:base].lower(), packet, 12 + len(query.qname),
                             tuple(map(base.__add__, answer.ttl_offsets)), answer.ttls, answer.ttl,
                             mono, query.name, query.qtype, answer.decision, answer.upstream,
-                            tuple(query.trace))
+                            tuple(query.trace), answer.ad and shape != 2)  # AD shown only to AD=1 then
 
     @staticmethod
     def _is_local(ip: str) -> bool:

@@ -222,7 +222,7 @@ class UpstreamPool:
 
     def _packet(self, question: bytes, qflags: int, do: bool) -> tuple[int, bytes]:
         qid = secrets.randbits(16)
-        flags = wire.RD | (qflags & wire.CD)
+        flags = wire.RD | wire.AD | (qflags & wire.CD)  # AD=1: we understand AD (RFC 6840 §5.7)
         return qid, (wire.header(qid, flags, 1, 0, 0, 1) + question + wire.opt_record(do))
 
     async def _udp(self, loop, server: Upstream, question: bytes, qflags: int, do: bool) -> bytes:

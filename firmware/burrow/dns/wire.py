@@ -358,13 +358,16 @@ def header(qid: int, flags: int, qd: int = 1, an: int = 0, ns: int = 0, ar: int 
     return _H.pack(qid, flags, qd, an, ns, ar)
 
 
-def response_flags(query_flags: int, rcode: int, aa: bool = False, ra: bool = True) -> int:
-    """Reply flags: QR set, RD and CD copied from the query, RCODE's low 4 bits."""
+def response_flags(query_flags: int, rcode: int, aa: bool = False, ra: bool = True,
+                   ad: bool = False) -> int:
+    """Reply flags to a QUERY: QR set, RD and CD copied from the query, RCODE's low 4 bits."""
     flags = QR | (query_flags & (RD | CD)) | (rcode & 0xF)
     if aa:
         flags |= AA
     if ra:
         flags |= RA
+    if ad:
+        flags |= AD
     return flags
 
 

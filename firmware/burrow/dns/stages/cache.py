@@ -88,7 +88,7 @@ class CacheStage:
             sections=wire.patch_ttls(answer.sections, answer.ttl_offsets,
                                      tuple(STALE_TTL for _ in answer.ttls), 0),
             ttls=tuple(STALE_TTL for _ in answer.ttls), decision=Decision.STALE,
-            ede=(wire.EDE_STALE_ANSWER, ""), ttl=None)
+            ede=(wire.EDE_STALE_ANSWER, ""), ttl=None, ad=False)  # nobody vouches for old data
         return stale
 
     async def _fetch(self, query: Query, next, key) -> Answer:

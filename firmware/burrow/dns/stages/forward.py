@@ -7,6 +7,7 @@ question survive (see message.sanitize_upstream).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 from .. import wire
@@ -17,6 +18,7 @@ from ..upstream import UpstreamError, UpstreamPool, UpstreamSettings
 log = logging.getLogger(__name__)
 
 MAX_ROUTES = 64  # distinct upstream sets kept (each FORWARD rule's list is one)
+TRUST_MEMO_MAX = 256  # upstream addresses whose AD verdict is remembered
 
 
 class CacheLimits:
@@ -28,12 +30,46 @@ class CacheLimits:
         self.negative_ttl = negative_ttl
 
 
+class AdTrust:
+    """Whose AD bit Burrow passes on (``upstream.proxy_dnssec``, ``upstream.trusted_servers``).
+
+    An upstream's AD says its validator checked the data; it is worth what the path to that
+    validator is worth (RFC 6840 §5.7), and a stub behind Burrow believes it. "auto" (like
+    dnsmasq's --proxy-dnssec on a box whose resolver is local) believes an upstream on
+    loopback or inside a trusted network, "on" every upstream, "off" none. Decided per
+    answering server, so conditional forwarding to a router never vouches for anything.
+    """
+
+    def __init__(self, mode: str = "auto", trusted=()):
+        self.mode = mode
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in trusted]
+        self._memo: dict[str, bool] = {}
+
+    def trusts(self, host: str) -> bool:
+        if self.mode != "auto":
+            return self.mode == "on"
+        known = self._memo.get(host)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            if ip.version == 6 and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            known = ip.is_loopback or any(ip.version == n.version and ip in n for n in self.trusted)
+            if len(self._memo) >= TRUST_MEMO_MAX:
+                self._memo.clear()
+            self._memo[host] = known
+        return known
+
+
 class ForwardStage:
     name = "forward"
 
-    def __init__(self, pool: UpstreamPool, limits: CacheLimits):
+    def __init__(self, pool: UpstreamPool, limits: CacheLimits, ad_trust: AdTrust | None = None):
         self.pool = pool
         self.limits = limits
+        self.ad_trust = ad_trust or AdTrust()
         self._inflight: dict = {}
         self.coalesced = 0
         self._routes: dict[str, UpstreamPool] = {}  # route → pool for that upstream set (policy FORWARD,
@@ -107,6 +143,8 @@ class ForwardStage:
             return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_NETWORK_ERROR, "malformed upstream reply"),
                           upstream=server.label)
         answer.upstream = server.label
+        if answer.ad and not self.ad_trust.trusts(server.host):
+            answer.ad = False  # an AD from a server we have no reason to believe
         if query.route:
             answer.decision = Decision.FORWARDED_CONDITIONAL
         query.note("forward", "resolved", source="upstream", detail=server.label)
