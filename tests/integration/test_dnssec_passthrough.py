@@ -9,6 +9,7 @@ as a client would and checks what reaches it, fresh and again from the cache and
 from __future__ import annotations
 
 import concurrent.futures
+import struct
 import time
 import uuid
 
@@ -259,3 +260,37 @@ def test_ad_not_relayed_when_proxy_dnssec_is_off(tmp_path, up):
         name = unique("secure")
         up.set_rule(name, ad=True)
         assert not ad(ask(b, name, do=True)) and not ad(ask(b, name, ad=True))
+
+
+# ---- g. opcodes other than QUERY, and meta-types ----------------------------------------------
+
+def test_unknown_opcode_echoes_only_rd(srv):
+    q = dns.message.make_query(unique(), "A").to_wire()
+    flags = (2 << 11) | 0x0100 | 0x0020 | 0x0010  # opcode STATUS, RD, AD, CD
+    reply = srv.send_raw(q[:2] + struct.pack("!H", flags) + q[4:])
+    rflags = struct.unpack_from("!H", reply, 2)[0]
+    assert rflags & 0xF == dns.rcode.NOTIMP
+    assert rflags & 0x7800 == 2 << 11  # the opcode is copied (RFC 1035 §4.1.1)
+    assert rflags & 0x07F0 == 0x0100  # RD echoed; no AA, TC, RA, Z, AD, CD
+    no_rd = srv.send_raw(q[:2] + struct.pack("!H", (4 << 11) | 0x0010) + q[4:])  # NOTIFY with CD
+    assert struct.unpack_from("!H", no_rd, 2)[0] & 0x07F0 == 0
+
+
+@pytest.mark.parametrize("rdtype", ["OPT", "TKEY", "TSIG", "MAILA", "MAILB", "TYPE128", "TYPE200", "TYPE248"])
+def test_meta_types_get_formerr(srv, up, rdtype):
+    r = ask(srv, unique("meta"), rdtype, edns=True)
+    assert r.rcode() == dns.rcode.FORMERR
+    assert up.query_count() == 0
+
+
+@pytest.mark.parametrize("rdtype, tcp", [("AXFR", False), ("AXFR", True), ("IXFR", False), ("IXFR", True)])
+def test_zone_transfers_are_refused(srv, up, rdtype, tcp):
+    r = ask(srv, ZONE, rdtype, tcp=tcp)
+    assert r.rcode() == dns.rcode.REFUSED and not r.answer
+    assert up.query_count() == 0
+
+
+def test_any_keeps_its_rfc8482_answer(srv, up):
+    r = ask(srv, unique("any"), "ANY")
+    assert r.rcode() == dns.rcode.NOERROR and r.answer[0].rdtype == dns.rdatatype.HINFO
+    assert up.query_count() == 0

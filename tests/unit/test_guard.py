@@ -85,3 +85,23 @@ def test_chaos_version_answered_other_chaos_refused():
     assert m.answer[0][0].strings == (b"Burrow",)
     ans = run(guard(), make_query("hostname.bind", "TXT", rdclass="CH"), nxt)
     assert ans.rcode == wire.REFUSED and not nxt.calls
+
+
+def test_meta_types_get_formerr_and_never_go_on():
+    for qtype in (wire.TYPE_OPT, wire.TYPE_TKEY, wire.TYPE_TSIG, wire.TYPE_MAILA, wire.TYPE_MAILB, 128, 200, 248):
+        nxt = Next()
+        ans = run(guard(), make_query(rdtype=qtype, use_edns=0), nxt)
+        assert ans.rcode == wire.FORMERR and ans.decision is Decision.INVALID and not nxt.calls, qtype
+        assert ans.ede[0] == wire.EDE_INVALID_QUERY_TYPE and ans.ttl is None
+
+
+def test_zone_transfers_are_refused_and_any_still_gets_rfc8482():
+    for qtype in (wire.TYPE_AXFR, wire.TYPE_IXFR):
+        nxt = Next()
+        ans = run(guard(), make_query(rdtype=qtype), nxt)
+        assert ans.rcode == wire.REFUSED and ans.ede[0] == wire.EDE_NOT_SUPPORTED and not nxt.calls
+    ans = run(guard(), make_query(rdtype="ANY"), Next())
+    assert ans.rcode == wire.NOERROR and ans.an == 1
+    for qtype in (wire.TYPE_DS, wire.TYPE_DNSKEY, wire.TYPE_RRSIG, wire.TYPE_NSEC3, 65, 127, 256, 65280):
+        nxt = Next()
+        assert run(guard(), make_query(rdtype=qtype), nxt) is nxt.answer, qtype  # data types go on

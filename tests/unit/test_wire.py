@@ -120,3 +120,17 @@ def test_patch_ttls_ages_and_floors_at_zero():
     body = struct.pack("!II", 300, 5)
     aged = wire.patch_ttls(body, (0, 4), (300, 5), 10)
     assert struct.unpack("!II", aged) == (290, 0)
+
+
+def test_error_reply_to_an_unknown_opcode_echoes_only_rd():
+    from burrow.dns.message import error_reply
+    packet = bytearray(q())
+    struct.pack_into("!H", packet, 2, (5 << 11) | wire.RD | wire.CD | wire.AD | wire.AA)  # UPDATE
+    flags = struct.unpack_from("!H", error_reply(bytes(packet), wire.NOTIMP), 2)[0]
+    assert flags == wire.QR | (5 << 11) | wire.RD | wire.NOTIMP  # no RA, CD, AD, AA
+    struct.pack_into("!H", packet, 2, 15 << 11)
+    assert struct.unpack_from("!H", error_reply(bytes(packet), wire.NOTIMP), 2)[0] == wire.QR | (15 << 11) | 4
+    # a QUERY that fails to parse keeps the QUERY reply flags: RD, CD echoed, RA set
+    struct.pack_into("!H", packet, 2, wire.RD | wire.CD | wire.AD)
+    flags = struct.unpack_from("!H", error_reply(bytes(packet), wire.FORMERR), 2)[0]
+    assert flags == wire.QR | wire.RD | wire.CD | wire.RA | wire.FORMERR

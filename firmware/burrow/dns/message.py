@@ -164,7 +164,11 @@ def error_reply(packet: bytes, rcode: int, ede: tuple[int, str] | None = None) -
                 question = packet[12:end]
     except wire.WireError:
         question = b""
-    rflags = wire.QR | (flags & (wire.RD | wire.CD | 0x7800)) | (rcode & 0xF) | wire.RA
+    opcode = flags & 0x7800  # copied into the reply (RFC 1035 §4.1.1)
+    if opcode:  # RA, AD and CD are defined for QUERY only: of the query's bits, echo just RD
+        rflags = wire.QR | opcode | (flags & wire.RD) | (rcode & 0xF)
+    else:
+        rflags = wire.response_flags(flags, rcode)
     opt = b""
     if rcode > 15 or ede is not None:
         opt = wire.opt_record(False, ede, rcode >> 4)

@@ -1,7 +1,11 @@
 """Guard: access control, rate limiting, and questions answered without looking anything up.
 
 ANY gets the minimal RFC 8482 answer (one HINFO record) and CHAOS-class questions are
-answered here or refused, so neither ever reaches an upstream.
+answered here or refused, so neither ever reaches an upstream. So are meta-types, which are
+no data anyone could look up (RFC 6895 §3.1): zone transfers (AXFR, IXFR) are refused, as
+Burrow serves none (RFC 5936 §4.2 allows REFUSED; EDE 21 "Not Supported"), and OPT, TSIG,
+TKEY, MAILA, MAILB and the unassigned meta range 128-248 get FORMERR with EDE 30 "Invalid
+Query Type" (RFC 9824 §3.5; what Unbound and BIND answer).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from ..message import Answer, Query
 DROP = Answer(0, Decision.RATE_LIMITED)  # sentinel: send nothing
 RFC8482_TTL = 3600
 CHAOS_VERSION_NAMES = {wire.text_to_name("version.bind"), wire.text_to_name("version.server")}
+ZONE_TRANSFERS = frozenset({wire.TYPE_AXFR, wire.TYPE_IXFR})
+INVALID_QTYPES = frozenset({wire.TYPE_OPT, wire.TYPE_TKEY, wire.TYPE_TSIG, wire.TYPE_MAILB, wire.TYPE_MAILA,
+                            *range(128, 249)})
 
 
 class GuardStage:
@@ -41,6 +48,12 @@ class GuardStage:
         if query.qclass != wire.CLASS_IN:
             query.note("guard", "refused", source="guard", detail=f"class {query.qclass}")
             return Answer(wire.REFUSED, Decision.REFUSED)
+        if query.qtype in INVALID_QTYPES:
+            query.note("guard", "formerr", source="guard", detail=f"meta-type {query.qtype}")
+            return Answer(wire.FORMERR, Decision.INVALID, ede=(wire.EDE_INVALID_QUERY_TYPE, ""))
+        if query.qtype in ZONE_TRANSFERS:
+            query.note("guard", "refused", source="guard", detail="zone transfer")
+            return Answer(wire.REFUSED, Decision.REFUSED, ede=(wire.EDE_NOT_SUPPORTED, "no zone transfers"))
         if query.qtype == wire.TYPE_ANY:
             query.note("guard", "rfc8482", source="guard", detail="minimal ANY answer")
             rr = wire.build_rr(b"\xc0\x0c", wire.TYPE_HINFO, wire.CLASS_IN, RFC8482_TTL,
