@@ -201,7 +201,8 @@ def test_upstream_failure_gives_servfail_with_ede(srv, up):
     up.set_rule(name, rcode="SERVFAIL")
     r = srv.query(name, use_edns=0)
     assert r.rcode() == dns.rcode.SERVFAIL
-    assert ede_codes(r) and ede_codes(r)[0] in (22, 23)
+    # The upstream was reached: its own failure is EDE 0 naming the rcode, not 22 (issue 13).
+    assert ede_codes(r) == [0]
 
 
 def test_dropped_upstream_times_out_to_servfail(srv, up):
@@ -267,7 +268,15 @@ def test_health_endpoints(srv):
     status, body = srv.http("GET", "/api/health")
     assert status == 200 and body["status"] == "ok" and body["version"]
     assert body["uptime"].endswith("s")
-    status, body = srv.http("GET", "/readyz")
+    # The timeout tests above kept the upstream failing for seconds on end, so it may have
+    # been reported down; the report changes at most once per REPORT_MIN_DWELL (issue 13).
+    deadline = time.monotonic() + 30
+    while True:
+        srv.query(unique())
+        status, body = srv.http("GET", "/readyz")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert status == 200 and body["status"] == "ready"
     assert set(body["checks"]) >= {"storage", "upstreams", "blocklist"}
 

@@ -3,9 +3,10 @@
 It echoes each question with the name's letters in the opposite case (as a 0x20-randomising
 server might) and the type and class bytes untouched, and answers from a small script:
 ``rcode``, an Extended DNS Error ``ede`` ((code, text)) in its OPT record, ``drop`` (never
-answer), ``tc`` (UDP answers come back truncated, so the pool retries over TCP) or
-``mangle_type`` (the echoed type is changed, so the reply is not ours). Replies are built
-byte by byte, so nothing between the test and the pool interprets the type.
+answer), ``tc`` (UDP answers come back truncated, so the pool retries over TCP), ``mangle_type``
+(the echoed type is changed, so the reply is not ours) or ``garble`` (the header promises an
+answer record that is not there). ``port`` picks the port (default: any free one). Replies
+are built byte by byte, so nothing between the test and the pool interprets the type.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ OPT_EDE = 15
 
 class Responder:
     def __init__(self, rcode: int = 0, ede: tuple[int, str] | None = None, drop: bool = False,
-                 tc: bool = False, mangle_type: bool = False):
+                 tc: bool = False, mangle_type: bool = False, garble: bool = False, port: int = 0):
         self.rcode = rcode
         self.ede = ede
         self.drop = drop
         self.tc = tc
         self.mangle_type = mangle_type
+        self.garble = garble
+        self.want_port = port
         self.seen: list[tuple[str, bytes]] = []  # (transport, query packet)
         self.port = 0
         self._udp = None
@@ -33,13 +36,15 @@ class Responder:
         loop = asyncio.get_running_loop()
         for _ in range(50):  # UDP picks the port, TCP must get the same number
             self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=("127.0.0.1", 0))
+                lambda: _Udp(self), local_addr=("127.0.0.1", self.want_port))
             self.port = self._udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", self.port)
                 return self
             except OSError:
                 self._udp.close()
+                if self.want_port:
+                    raise
         raise RuntimeError("no UDP+TCP port pair found")
 
     async def __aexit__(self, *exc) -> None:
@@ -71,7 +76,7 @@ class Responder:
             data = struct.pack("!H", code) + text.encode()
             rdata = struct.pack("!HH", OPT_EDE, len(data)) + data
             opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(rdata)) + rdata
-        header = query[:2] + struct.pack("!HHHHH", flags, 1, 0, 0, 1 if opt else 0)
+        header = query[:2] + struct.pack("!HHHHH", flags, 1, 1 if self.garble else 0, 0, 1 if opt else 0)
         return header + name.swapcase() + bytes(tail) + opt
 
     async def _serve_tcp(self, reader, writer) -> None:

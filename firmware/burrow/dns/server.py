@@ -266,13 +266,13 @@ class DnsServer:
                     self.fast_clients[ip] = self.fastpath.stores(info[1])
             query = Query(parsed, data, ip, port, transport, mono, info[1])
             max_size = query.max_udp if transport == "udp" else 65535
-            server = self.loop_ports.get(port)
-            if server is not None and self._is_local(ip):
-                # The query came from one of our own upstream sockets: we are our own upstream.
+            sent = self.loop_ports.get(port) if transport == "udp" else None
+            if sent is not None and sent[0] == parsed.id and sent[1] == query.qkey:
+                # The very query one of our upstream sockets has in flight (its port, ID and
+                # question): we are our own upstream. A stranger that merely shares the port
+                # number gets an answer; the upstream is left out for a while (LOOP_SUSPECT_S).
                 self.counters.loops += 1
-                if not server.loop_detected:
-                    log.error("forwarding loop: upstream %s sends our queries back to us", server.label)
-                server.loop_detected = True
+                sent[2].suspect_loop()
                 query.note("guard", "refused", source="loop_detector", detail="forwarding loop")
                 answer = Answer(wire.REFUSED, Decision.REFUSED, ede=(wire.EDE_OTHER, "forwarding loop"))
             else:
@@ -304,10 +304,6 @@ class DnsServer:
                             tuple(map(base.__add__, answer.ttl_offsets)), answer.ttls, answer.ttl,
                             mono, query.name, query.qtype, answer.decision, answer.upstream,
                             tuple(query.trace), answer.ad and shape != 2)  # AD shown only to AD=1 then
-
-    @staticmethod
-    def _is_local(ip: str) -> bool:
-        return ip.startswith("127.") or ip == "::1" or ip.startswith("::ffff:127.")
 
     def _record(self, query: Query, answer: Answer, mono: float) -> None:
         self.ring.append(QueryRecord(mono, query.client_ip, query.name, query.qtype, answer.rcode,

@@ -5,6 +5,13 @@ random source port and delivers only datagrams from that exact address and port 
 the DNSpooq lessons); the ID is random and the reply's question must match ours. Identical
 questions in flight are coalesced into one upstream query, which also keeps a forwarding loop
 from multiplying traffic.
+
+Health follows the transport only. A server that answers is reachable, whatever the rcode:
+its SERVFAIL or REFUSED is relayed as an error for that question (another server is asked
+first, as dnsmasq and AdGuard Home do) but says nothing about the server. Timeouts, ICMP
+errors and unusable replies are failures; a state change needs a sustained condition
+(see DOWN_AFTER_FAILURES, UP_AFTER_ANSWERS), and the count people see changes at most once
+per REPORT_MIN_DWELL, so the status LED and /readyz never flap.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import random
 import secrets
 import socket
@@ -25,8 +33,15 @@ log = logging.getLogger(__name__)
 
 _SYSRAND = random.SystemRandom()
 TCP_MAX_MESSAGE = 65535
-DOWN_AFTER_FAILURES = 3  # consecutive failures before a server is tried last
-DOWN_BACKOFF_MAX = 60.0  # seconds a failing server waits before it is preferred again
+DOWN_AFTER_FAILURES = 3  # consecutive transport failures (timeouts, unreachable, bad replies) ...
+DOWN_AFTER_SECONDS = 5.0  # ... spanning at least this long before a server is reported down
+UP_AFTER_ANSWERS = 3  # consecutive answers (any rcode) before a down server is reported up again
+DOWN_BACKOFF_MAX = 60.0  # seconds a failing server waits before it is preferred (or probed) again
+REPORT_MIN_DWELL = 10.0  # seconds the reported healthy count holds before it may change again:
+# the status LED, /readyz and /api/system follow it, and a person must be able to read an LED
+LOOP_SUSPECT_S = 60.0  # seconds an upstream is left out after one of our own queries came back
+ERROR_RCODES = {wire.SERVFAIL: "SERVFAIL", wire.REFUSED: "REFUSED", wire.NOTIMP: "NOTIMP",
+                wire.FORMERR: "FORMERR"}  # answers that are no answer: try another server
 
 
 @dataclass
@@ -38,54 +53,13 @@ class UpstreamSettings:
 
 
 class UpstreamError(Exception):
-    """No upstream answered. ``ede`` is the Extended DNS Error code to report."""
+    """No usable answer. ``ede`` is the Extended DNS Error code to report, ``text`` its text
+    (the upstream's own EDE text when it answered with one; else the message)."""
 
-    def __init__(self, message: str, ede: int = wire.EDE_NETWORK_ERROR):
+    def __init__(self, message: str, ede: int = wire.EDE_NETWORK_ERROR, text: str | None = None):
         super().__init__(message)
         self.ede = ede
-
-
-class Upstream:
-    """One server and its health: smoothed RTT, consecutive failures, back-off."""
-
-    __slots__ = ("host", "port", "family", "label", "srtt", "failures", "down_until", "queries",
-                 "errors", "timeouts", "last_error", "loop_detected")
-
-    def __init__(self, host: str, port: int):
-        self.host = host
-        self.port = port
-        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.srtt = 0.05
-        self.failures = 0
-        self.down_until = 0.0
-        self.queries = 0
-        self.errors = 0
-        self.timeouts = 0
-        self.last_error = ""
-        self.loop_detected = False
-
-    @property
-    def healthy(self) -> bool:
-        return self.failures < DOWN_AFTER_FAILURES and not self.loop_detected
-
-    def ok(self, rtt: float) -> None:
-        self.srtt = self.srtt * 0.7 + rtt * 0.3
-        self.failures = 0
-        self.down_until = 0.0
-
-    def failed(self, reason: str, now: float) -> None:
-        self.errors += 1
-        self.failures += 1
-        self.last_error = reason
-        if self.failures >= DOWN_AFTER_FAILURES:
-            self.down_until = now + min(DOWN_BACKOFF_MAX, 2.0 ** (self.failures - DOWN_AFTER_FAILURES))
-
-    def snapshot(self) -> dict:
-        return {"address": self.label, "healthy": self.healthy, "srtt_ms": round(self.srtt * 1000, 2),
-                "queries": self.queries, "errors": self.errors, "timeouts": self.timeouts,
-                "consecutive_failures": self.failures, "last_error": self.last_error,
-                "loop_detected": self.loop_detected}
+        self.text = message if text is None else text
 
 
 def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
@@ -102,6 +76,125 @@ def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
             or data[4:6] != b"\x00\x01":
         return False
     return data[end - 4:end] == question[-4:] and data[12:end - 4].lower() == question[:-4]
+
+
+def reply_ede(reply: bytes, qend: int) -> tuple[int, str] | None:
+    """The first Extended DNS Error (RFC 8914) in a reply's OPT record, or None.
+
+    Read only for error answers, to relay the upstream's own reason instead of inventing one.
+    """
+    try:
+        an, ns, ar = struct.unpack_from("!HHH", reply, 6)
+        rrs, _ = wire.read_rrs(reply, qend, an + ns + ar)
+    except (wire.WireError, struct.error):
+        return None
+    for rr in rrs[an + ns:]:
+        if rr.rtype != wire.TYPE_OPT:
+            continue
+        i = rr.rdata_offset
+        while i + 4 <= rr.end:
+            code, size = struct.unpack_from("!HH", reply, i)
+            if code == wire.OPT_EDE and size >= 2 and i + 4 + size <= rr.end:
+                text = reply[i + 6:i + 4 + size].decode("utf-8", "replace").rstrip("\x00")
+                return struct.unpack_from("!H", reply, i + 4)[0], text
+            i += 4 + size
+    return None
+
+
+class Upstream:
+    """One server and its health: smoothed RTT, failure streak, back-off, verdict.
+
+    ``down`` is the reported verdict, with hysteresis: it turns on after DOWN_AFTER_FAILURES
+    consecutive transport failures that span DOWN_AFTER_SECONDS, and off after UP_AFTER_ANSWERS
+    consecutive answers. Routing reacts sooner: from DOWN_AFTER_FAILURES failures on, the
+    server is tried last during a back-off that doubles up to DOWN_BACKOFF_MAX.
+    """
+
+    __slots__ = ("host", "port", "family", "label", "srtt", "failures", "first_failure", "answers",
+                 "down", "down_until", "probing", "queries", "errors", "timeouts", "error_answers",
+                 "last_error", "loop_until", "clock")
+
+    def __init__(self, host: str, port: int, clock=time.monotonic):
+        self.host = host
+        self.port = port
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.clock = clock
+        self.srtt = 0.05
+        self.failures = 0  # consecutive transport failures
+        self.first_failure = 0.0  # when the current streak of failures began
+        self.answers = 0  # consecutive answers
+        self.down = False
+        self.down_until = 0.0
+        self.probing = False
+        self.queries = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.error_answers = 0  # SERVFAIL, REFUSED, ... answers: reachable, but no answer
+        self.last_error = ""
+        self.loop_until = 0.0  # a suspected forwarding loop leaves the server out until then
+
+    @property
+    def healthy(self) -> bool:
+        return not self.down and not self.loop_detected
+
+    @property
+    def loop_detected(self) -> bool:
+        return self.loop_active(self.clock())
+
+    @loop_detected.setter
+    def loop_detected(self, value: bool) -> None:
+        # Set at start-up when the configuration names one of our own listeners: that stays.
+        self.loop_until = math.inf if value else 0.0
+
+    def loop_active(self, now: float) -> bool:
+        if not self.loop_until:
+            return False
+        if now < self.loop_until:
+            return True
+        self.loop_until = 0.0
+        log.warning("upstream %s: no forwarding loop seen for %d s; using it again", self.label,
+                    LOOP_SUSPECT_S)
+        return False
+
+    def suspect_loop(self) -> None:
+        """One of our own queries to this server came back to us: leave it out for a while."""
+        now = self.clock()
+        if not self.loop_active(now):
+            log.error("forwarding loop: upstream %s sent our own query back to us; not used for %d s",
+                      self.label, LOOP_SUSPECT_S)
+        self.loop_until = max(self.loop_until, now + LOOP_SUSPECT_S)
+
+    def answered(self, rtt: float, now: float) -> None:
+        """A reply came back (any rcode): the server is reachable."""
+        self.srtt = self.srtt * 0.7 + rtt * 0.3
+        self.failures = 0
+        self.down_until = 0.0
+        self.answers += 1
+        if self.down and self.answers >= UP_AFTER_ANSWERS:
+            self.down = False
+            log.warning("upstream %s answers again: healthy", self.label)
+
+    def failed(self, reason: str, now: float) -> None:
+        """A transport failure: timeout, ICMP error, unusable reply."""
+        self.errors += 1
+        self.last_error = reason
+        self.answers = 0
+        if not self.failures:
+            self.first_failure = now
+        self.failures += 1
+        if self.failures >= DOWN_AFTER_FAILURES:
+            self.down_until = now + min(DOWN_BACKOFF_MAX, 2.0 ** (self.failures - DOWN_AFTER_FAILURES))
+            if not self.down and now - self.first_failure >= DOWN_AFTER_SECONDS:
+                self.down = True
+                log.warning("upstream %s is down: %d failures in a row over %.0f s (last: %s)",
+                            self.label, self.failures, now - self.first_failure, reason)
+
+    def snapshot(self) -> dict:
+        return {"address": self.label, "healthy": self.healthy, "srtt_ms": round(self.srtt * 1000, 2),
+                "queries": self.queries, "errors": self.errors, "timeouts": self.timeouts,
+                "error_answers": self.error_answers, "consecutive_failures": self.failures,
+                "last_error": self.last_error, "loop_detected": self.loop_detected}
 
 
 class _Pending:
@@ -140,85 +233,151 @@ class _Pending:
 
 
 class UpstreamPool:
-    """Sends questions to the best healthy server, failing over on timeouts and errors."""
+    """Sends questions to the best healthy server, failing over on timeouts and errors.
 
-    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings):
-        self.servers = [Upstream(h, p) for h, p in servers]
+    ``local_ports`` maps the source port of each UDP query in flight to (ID, question,
+    server): a query that arrives with exactly that triple is our own come back (a loop).
+    """
+
+    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings, clock=time.monotonic):
+        self.clock = clock
+        self.servers = [Upstream(h, p, clock) for h, p in servers]
         self.settings = settings
         self.inflight = 0
-        self.local_ports: dict[int, Upstream] = {}  # source port of each live upstream socket (loop check)
+        self.local_ports: dict[int, tuple[int, bytes, Upstream]] = {}
         self.wrong_replies = 0
+        self._reported = len(self.servers)  # healthy_count as shown (see REPORT_MIN_DWELL)
+        self._reported_at = -math.inf
+        self._probes: set = set()
 
     def order(self, now: float) -> list[Upstream]:
         """Servers to try, best first: healthy ones by smoothed RTT (with jitter), then the rest."""
         def score(s: Upstream):
-            penalty = 0 if (s.healthy or now >= s.down_until) else 1
-            if s.loop_detected:
+            if s.loop_active(now):
                 penalty = 2
+            elif s.down or now < s.down_until:
+                penalty = 1
+            else:
+                penalty = 0
             return (penalty, s.srtt * (0.8 + 0.4 * _SYSRAND.random()))
 
         return sorted(self.servers, key=score)
 
     @property
     def healthy_count(self) -> int:
-        return sum(1 for s in self.servers if s.healthy)
+        """Healthy servers as people see them: the live count, changed at most once per
+        REPORT_MIN_DWELL (the first change after a quiet spell shows at once)."""
+        live = sum(1 for s in self.servers if s.healthy)
+        if live != self._reported:
+            now = self.clock()
+            if now - self._reported_at >= REPORT_MIN_DWELL:
+                self._reported, self._reported_at = live, now
+        return self._reported
 
     async def query(self, question: bytes, qflags: int, do: bool,
                     servers: list[Upstream] | None = None) -> tuple[bytes, Upstream]:
         """Ask upstream; returns (reply packet, server). Raises UpstreamError when all fail.
 
         ``question`` is the lower-case question (name + type + class) we expect echoed back.
+        A server that answers SERVFAIL, REFUSED, NOTIMP or FORMERR is not asked again for this
+        question; the next one is. When nobody gives a usable answer, the error carries the
+        last such answer's own EDE (or EDE 0 naming the rcode), and EDE 22 "No Reachable
+        Authority" only when no server answered at all.
         """
         if self.inflight >= self.settings.max_inflight:
             raise UpstreamError("too many upstream queries in flight", wire.EDE_OTHER)
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
+        now = self.clock()
         if servers is not None:
             order = servers
         elif self.settings.failover:
             order = self.order(now)
+            self._probe_down(order, question, qflags, do, now)
         else:
             order = self.servers[:1]  # retries only ever go to the first server
         if not order:
             raise UpstreamError("no upstream servers configured", wire.EDE_NO_REACHABLE_AUTHORITY)
-        attempts = self.settings.max_attempts
-        last: Exception | None = None
+        said_no: dict[Upstream, bytes] = {}  # server → its error answer; not asked again
+        last: UpstreamError | None = None
         any_timeout = False
         self.inflight += 1
         try:
-            for i in range(attempts):
+            for i in range(self.settings.max_attempts):
                 server = order[i % len(order)]
-                if server.loop_detected and len(order) > 1:
+                if server in said_no or (server.loop_detected and len(order) > 1):
                     continue
-                server.queries += 1
-                t0 = time.monotonic()
                 try:
-                    reply = await self._udp(loop, server, question, qflags, do)
-                    if reply[2] & 0x02:  # TC: the answer did not fit; ask the same server over TCP
-                        reply = await self._tcp(server, question, qflags, do)
-                    rcode = reply[3] & 0xF
-                    if rcode in (wire.SERVFAIL, wire.REFUSED, wire.NOTIMP, wire.FORMERR):
-                        raise UpstreamError(f"upstream answered rcode {rcode}", wire.EDE_NO_REACHABLE_AUTHORITY)
-                    server.ok(time.monotonic() - t0)
-                    return reply, server
+                    reply = await self._attempt(server, question, qflags, do)
                 except asyncio.TimeoutError:
                     any_timeout = True
-                    server.timeouts += 1
-                    server.failed("timeout", time.monotonic())
                     last = UpstreamError(f"{server.label} timed out", wire.EDE_NO_REACHABLE_AUTHORITY)
+                    continue
                 except UpstreamError as e:
-                    server.failed(str(e), time.monotonic())
                     last = e
-                except OSError as e:
-                    server.failed(str(e), time.monotonic())
-                    last = UpstreamError(f"{server.label}: {e}", wire.EDE_NETWORK_ERROR)
+                    continue
+                if reply[3] & 0xF in ERROR_RCODES:
+                    server.error_answers += 1
+                    said_no[server] = reply
+                    continue
+                return reply, server
         finally:
             self.inflight -= 1
-        if isinstance(last, UpstreamError):
+        if said_no:
+            server, reply = list(said_no.items())[-1]
+            raise _error_answer(server, reply, 12 + len(question))
+        if last is not None:
             if any_timeout:
                 last.ede = wire.EDE_NO_REACHABLE_AUTHORITY
             raise last
         raise UpstreamError("no upstream servers available", wire.EDE_NO_REACHABLE_AUTHORITY)
+
+    async def _attempt(self, server: Upstream, question: bytes, qflags: int, do: bool) -> bytes:
+        """One exchange with ``server`` (UDP, then TCP if truncated); records the outcome in
+        its health. Raises asyncio.TimeoutError or UpstreamError on a transport failure."""
+        server.queries += 1
+        t0 = time.monotonic()
+        try:
+            reply = await self._udp(asyncio.get_running_loop(), server, question, qflags, do)
+            if reply[2] & 0x02:  # TC: the answer did not fit; ask the same server over TCP
+                reply = await self._tcp(server, question, qflags, do)
+            # A reply whose records cannot be walked is no answer (and may be the next server's
+            # job); checked here once, so the failure counts against this server's health.
+            wire.read_rrs(reply, 12 + len(question), sum(struct.unpack_from("!HHH", reply, 6)))
+        except asyncio.TimeoutError:
+            server.timeouts += 1
+            server.failed("timeout", self.clock())
+            raise
+        except UpstreamError as e:  # an ICMP error on the UDP socket
+            server.failed(str(e), self.clock())
+            raise UpstreamError(f"{server.label}: {e}", e.ede) from None
+        except (OSError, EOFError, wire.WireError) as e:  # TCP refused, reset or cut short; garbled
+            reason = f"malformed reply: {e}" if isinstance(e, wire.WireError) else str(e) or type(e).__name__
+            server.failed(reason, self.clock())
+            raise UpstreamError(f"{server.label}: {reason}", wire.EDE_NETWORK_ERROR) from None
+        server.answered(time.monotonic() - t0, self.clock())
+        return reply
+
+    def _probe_down(self, order: list[Upstream], question: bytes, qflags: int, do: bool,
+                    now: float) -> None:
+        """Ask down servers whose back-off is over the same question, on the side.
+
+        They are tried last, so without this a server that recovered might never be asked
+        again and would stay "down" for good. The client's answer does not wait for a probe.
+        """
+        for server in order[1:]:
+            if server.down and not server.probing and now >= server.down_until \
+                    and not server.loop_active(now):
+                server.probing = True
+                task = asyncio.ensure_future(self._probe(server, question, qflags, do))
+                self._probes.add(task)
+                task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, server: Upstream, question: bytes, qflags: int, do: bool) -> None:
+        try:
+            await self._attempt(server, question, qflags, do)
+        except (asyncio.TimeoutError, UpstreamError):
+            pass  # recorded in the server's health
+        finally:
+            server.probing = False
 
     def _packet(self, question: bytes, qflags: int, do: bool) -> tuple[int, bytes]:
         qid = secrets.randbits(16)
@@ -233,7 +392,7 @@ class UpstreamPool:
             sock.setblocking(False)
             sock.connect((server.host, server.port))  # kernel picks a random ephemeral port
             port = sock.getsockname()[1]
-            self.local_ports[port] = server
+            self.local_ports[port] = (qid, question, server)
             pending = _Pending(loop, sock, qid, question)
             fd = sock.fileno()
             loop.add_reader(fd, pending.on_readable)
@@ -264,3 +423,14 @@ class UpstreamPool:
                     self.wrong_replies += 1
             finally:
                 writer.close()
+
+
+def _error_answer(server: Upstream, reply: bytes, qend: int) -> UpstreamError:
+    """The error for a SERVFAIL (REFUSED, ...) answer: the upstream's own EDE if it sent one,
+    else EDE 0 naming the rcode. Never EDE 22: the server was reached."""
+    message = f"{server.label} answered {ERROR_RCODES[reply[3] & 0xF]}"
+    ede = reply_ede(reply, qend)
+    if ede is None:
+        return UpstreamError(message, wire.EDE_OTHER)
+    code, text = ede
+    return UpstreamError(f"{message} (EDE {code}{': ' + text if text else ''})", code, text)

@@ -61,13 +61,13 @@ class CacheStage:
                 self._spawn(self._refresh(query, next, key))
             return entry.answer.aged(age).replace(decision=Decision.CACHED,
                                                   ttl=entry.expires - now)
-        failed_until = self._failures.get(key)
-        if failed_until is not None and failed_until > now:
+        failed = self._failures.get(key)  # (until, the failure's EDE)
+        if failed is not None and failed[0] > now:
             if entry is not None and self.serve_stale:
                 return self._stale(query, entry)
             query.note("cache", "servfail_hit", source="response_cache", detail="recent upstream failure")
             return Answer(wire.SERVFAIL, Decision.SERVFAIL,
-                          ede=(wire.EDE_NO_REACHABLE_AUTHORITY, "upstream failed recently"))
+                          ede=failed[1] or (wire.EDE_NO_REACHABLE_AUTHORITY, "upstream failed recently"))
         if entry is not None and self.serve_stale:
             # Expired: ask upstream, but do not keep the client waiting past STALE_WAIT.
             task = self._spawn(self._fetch(query, next, key))
@@ -97,7 +97,8 @@ class CacheStage:
         if answer.decision is Decision.SERVFAIL:
             if len(self._failures) >= FAILURE_MEMO_MAX:
                 self._failures.clear()
-            self._failures[key] = now + SERVFAIL_TTL
+            self._failures[key] = (now + SERVFAIL_TTL, answer.ede)  # replayed as it was (an
+            # upstream's own SERVFAIL is no "No Reachable Authority")
         elif answer.ttl is not None and answer.decision in _CACHEABLE:
             self._failures.pop(key, None)
             self.cache.put(key, answer, answer.ttl, now)

@@ -133,7 +133,7 @@ class ForwardStage:
             reply, server = await pool.query(question, query.flags, query.do)
         except UpstreamError as e:
             query.note("forward", "servfail", source="upstream", detail=str(e))
-            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, str(e)[:100]))
+            return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, e.text[:100]))
         lim = self.limits
         try:
             answer = sanitize_upstream(reply, query.qname, query.qtype, 12 + len(question),
