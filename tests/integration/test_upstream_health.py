@@ -132,11 +132,11 @@ def test_a_dead_upstream_turns_no_upstream_after_a_while_and_comes_back(tmp_path
 
 def test_a_client_sharing_an_upstream_port_is_answered(tmp_path, up):
     slow = unique("slow.test")
-    up.set_rule(slow, delay_ms=3000)
-    with BurrowProcess(tmp_path, [up.address], {"upstream": {"timeout": 8.0}}) as b, \
+    up.set_rule(slow, delay_ms=6000)  # in flight while the bystander asks (checked below)
+    with BurrowProcess(tmp_path, [up.address], {"upstream": {"timeout": 10.0}}) as b, \
             concurrent.futures.ThreadPoolExecutor(1) as pool:
         admin_token(b)
-        waiting = pool.submit(b.query, slow, "A", timeout=15)
+        waiting = pool.submit(b.query, slow, "A", timeout=20)
         deadline = time.monotonic() + DEADLINE
         seen = []
         while not seen and time.monotonic() < deadline:
