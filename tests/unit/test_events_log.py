@@ -117,6 +117,13 @@ def test_filters_and_paging(db):
     assert total == 5 and [e["ts"] for e in page] == [40.0, 30.0]
 
 
+async def _until(condition, deadline: float = 15.0) -> None:
+    """Wait until ``condition()`` holds, by the clock (a loaded machine needs more loop turns)."""
+    end = asyncio.get_running_loop().time() + deadline
+    while not condition() and asyncio.get_running_loop().time() < end:
+        await asyncio.sleep(0.01)
+
+
 def test_bus_events_are_written_in_one_batch_then_at_most_once_per_interval(db):
     async def main():
         bus = EventBus()
@@ -124,10 +131,7 @@ def test_bus_events_are_written_in_one_batch_then_at_most_once_per_interval(db):
         await log.start(bus)
         for i in range(50):
             publish_event(bus, "config.changed", actor="ann", n=i)
-        for _ in range(100):  # bounded: let the writer task run
-            if log.written == 50:
-                break
-            await asyncio.sleep(0)
+        await _until(lambda: log.written == 50)  # the writer's batch runs off the loop
         assert log.written == 50 and log.flushes == 1
         bus.publish("security", {"type": "threat.blocked", "domain": "evil.example"})
         for _ in range(20):
@@ -149,10 +153,7 @@ def test_sync_makes_just_published_events_visible(db):
         log = EventLog(db, flush_interval=3600)
         await log.start(bus)
         publish_event(bus, "a.first")
-        for _ in range(100):
-            if log.written == 1:
-                break
-            await asyncio.sleep(0)
+        await _until(lambda: log.written == 1)
         publish_event(bus, "a.second")
         await log.sync()
         assert [e["type"] for e in log.query()[0]] == ["a.second", "a.first"]
