@@ -205,7 +205,8 @@ class EventLog:
         self._pending: collections.deque = collections.deque(maxlen=max_pending)
         self._sub = None
         self._task: asyncio.Task | None = None
-        self._last_flush = 0.0
+        self._last_flush = float("-inf")  # the first batch waits for nothing (monotonic time may be
+        # smaller than the interval just after boot)
         self._rows: int | None = None  # row count, read lazily then tracked
         self.written = 0
         self.flushes = 0
