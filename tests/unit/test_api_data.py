@@ -573,3 +573,20 @@ def test_system_health_figures_in_metrics():
     assert m['burrow_system_throttled{flag="under_voltage_now"}'] == 1
     assert m["burrow_storage_written_bytes"] == 123456 and m["burrow_storage_written_bytes_per_day"] == 99
     render_system(Exposition().family, {"cpu": {}, "throttled": None})  # missing parts: no error
+
+
+def test_trace_stats_count_a_row_once_by_its_id(app, monkeypatch):
+    """A row caught mid-flush is read from memory and from the log: counted once. Two distinct
+    queries alike in time, client and name are two rows: counted twice (they were one, when
+    rows were matched by (timestamp, client, domain) before they had ids)."""
+    now = time.monotonic()
+    twin = QueryRecord(now, "192.168.1.10", "ads.example", 1, 0, Decision.BLOCKED, 0.002, "", BLOCK)
+    feed(app, [twin])
+    feed(app, [twin], flush=False)
+    assert call(app, "GET", "/api/traces/stats?since=1h", VIEWER).json["total_blocked"] == 2
+    flushed = call(app, "GET", "/api/queries?limit=10", ADMIN).json
+    recent = app.recorder.recent
+    in_flight = [q for q in flushed["queries"] if q["id"] not in {r["id"] for r in recent()}]
+    assert len(in_flight) == 1
+    monkeypatch.setattr(app.recorder, "recent", lambda limit=100: recent(limit) + in_flight)
+    assert call(app, "GET", "/api/traces/stats?since=1h", VIEWER).json["total_blocked"] == 2

@@ -197,18 +197,14 @@ def _tally(counts: dict, key) -> None:
         counts[key] = counts.get(key, 0) + 1
 
 
-def _row_key(row: dict) -> tuple:
-    return (row.get("timestamp"), row.get("client_ip"), row.get("domain"))
-
-
 async def trace_stats(app, since: float, until: float) -> dict:
     """The seed's /api/traces/stats answer for blocked queries in [since, until)."""
     by = {"stage": {}, "action": {}, "rule": {}, "source": {}}
     # Rows not flushed yet (the newest) count too; a row being flushed right now may also be
-    # read from the log, so the log's copy is skipped by (timestamp, client, domain).
+    # read from the log, so the log's copy is skipped by its id (rows get theirs when recorded).
     fresh = [row for row in recorder_of(app).recent(RECENT_SCAN)
              if row.get("blocked") and _in_window(row, since, until)]
-    fresh_keys = {_row_key(row) for row in fresh}
+    fresh_ids = {row["id"] for row in fresh}
     for row in fresh:
         _count_trace(by, row)
     logged, scanned, duplicates = 0, 0, 0
@@ -222,7 +218,7 @@ async def trace_stats(app, since: float, until: float) -> dict:
             if row.get("id") in ids:
                 continue  # a flush during paging shifted the offsets
             ids.add(row.get("id"))
-            if fresh_keys and _row_key(row) in fresh_keys:
+            if row.get("id") in fresh_ids:
                 duplicates += 1
                 continue
             _count_trace(by, row)
