@@ -105,3 +105,55 @@ def test_every_non_public_operation_needs_credentials(srv, operations):
 def test_admin_is_not_refused_on_admin_reads(srv, principals):
     for path in ("/api/users", "/api/tokens?all=true"):
         assert authed(srv, principals["admin"], "GET", path)[0] == 200, path
+
+
+def test_a_read_token_is_read_only_on_its_own_account_too(srv, operations, principals):
+    """Issue 20, item 7: a read-scoped token must not reach writes through the role=self
+    routes: minting a token (access that outlives revoking the leaked one), revoking the
+    owner's admin tokens, own password/2FA, nor list every user's tokens with ?all=true."""
+    admin, source = principals["admin"], "127.0.0.51"
+    status, kept = authed(srv, admin, "POST", "/api/tokens", {"name": "automation", "scope": "admin"})
+    assert status == 201, kept
+    status, made = authed(srv, admin, "POST", "/api/tokens", {"name": "leaked", "scope": "read"})
+    assert status == 201, made
+    leaked = made["token"]
+
+    status, body = authed(srv, leaked, "POST", "/api/tokens", {"name": "survivor", "scope": "read"},
+                          source=source)
+    assert status == 403 and body["error"] == "forbidden", body
+    status, body = authed(srv, leaked, "DELETE", f"/api/tokens/{kept['id']}", source=source)
+    assert status == 403 and body["error"] == "forbidden", body
+    assert authed(srv, kept["token"], "GET", "/api/auth/me")[0] == 200  # still valid
+    status, body = authed(srv, leaked, "GET", "/api/tokens?all=true", source=source)
+    assert status == 403 and body["error"] == "forbidden", body
+    # Reading its own account is what a read token is for.
+    status, body = authed(srv, leaked, "GET", "/api/tokens", source=source)
+    assert status == 200 and {t["user_id"] for t in body["tokens"]} == {1}, body
+
+    # Every state-changing operation the document lists, role=self ones included, is refused
+    # before its body is looked at (an empty {} would otherwise get a 400).
+    for i, (method, path, role) in enumerate(operations):
+        if role == "public" or method.lower() not in WRITE_METHODS:
+            continue
+        # a few source addresses, so the per-IP API rate limit is not what answers
+        status, body = send(srv, leaked, method, path, f"127.0.0.{60 + i % 8}")
+        assert status == 403 and body["error"] == "forbidden", (method, path, status, body)
+    assert {t["name"] for t in authed(srv, admin, "GET", "/api/tokens")[1]["tokens"]} >= {
+        "automation", "leaked"}
+
+
+def test_sessions_and_admin_tokens_keep_self_service(srv, principals):
+    """The scope check bounds read tokens only: a viewer's session and an admin-scoped token
+    still manage their own tokens."""
+    status, body = authed(srv, principals["viewer"], "POST", "/api/tokens",
+                          {"name": "viewer-script", "scope": "read"}, source="127.0.0.52")
+    assert status == 201, body
+    status, body = authed(srv, principals["viewer"], "DELETE", f"/api/tokens/{body['id']}",
+                          source="127.0.0.52")
+    assert status == 200, body
+    status, admin_scoped = authed(srv, principals["admin"], "POST", "/api/tokens",
+                                  {"name": "ci", "scope": "admin"})
+    assert status == 201, admin_scoped
+    status, body = authed(srv, admin_scoped["token"], "POST", "/api/tokens",
+                          {"name": "ci-child", "scope": "read"}, source="127.0.0.53")
+    assert status == 201, body

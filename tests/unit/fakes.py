@@ -21,6 +21,10 @@ class FakePrincipal:
     def can_write(self) -> bool:
         return self.role == "admin" and self.scope == "admin"
 
+    @property
+    def read_only(self) -> bool:
+        return self.via == "token" and self.scope != "admin"
+
 
 VIEWER = FakePrincipal("vera", "viewer", "read")
 ADMIN = FakePrincipal("ada", "admin")

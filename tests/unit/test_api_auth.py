@@ -555,8 +555,9 @@ def test_read_scoped_token_cannot_mint_an_admin_token_or_write(http, admin_token
                  403, "forbidden")
     assert_error(http("GET", "/api/users", token=read), 403)
     assert_error(http("POST", "/api/users", {"username": "x1", "password": VIEWER_PW}, token=read), 403)
-    res = http("POST", "/api/tokens", {"name": "ro2", "scope": "read"}, token=read)
-    assert res.status_code == 201  # read → read is fine
+    # A read token reads only, its own account included: no token minting (issue 20, item 7).
+    assert_error(http("POST", "/api/tokens", {"name": "ro2", "scope": "read"}, token=read), 403,
+                 "forbidden")
 
 
 def test_every_route_here_is_documented_with_valid_examples(app):

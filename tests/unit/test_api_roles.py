@@ -65,3 +65,14 @@ def test_viewer_and_read_scoped_tokens_get_403_on_admin_routes(route):
 def test_anonymous_and_bad_tokens_get_401(route):
     assert call(route.method, concrete(route.path)).status_code == 401
     assert call(route.method, concrete(route.path), "Bearer forged").status_code == 401
+
+
+SELF_WRITES = [r for r in routes() if r.role == "self" and r.mutating]
+
+
+@pytest.mark.parametrize("route", SELF_WRITES, ids=lambda r: f"{r.method} {r.path}")
+def test_read_scoped_tokens_get_403_on_self_service_writes(route):
+    """A token's scope bounds its own account too (issue 20, item 7); the handler never runs."""
+    res = call(route.method, concrete(route.path), "Bearer admin-read-token")
+    assert res.status_code == 403, (res.status_code, res.text)
+    assert res.json["error"] == "forbidden"

@@ -12,7 +12,8 @@ and the role-enforcement tests enumerate.
 
 Roles: "public" (no credentials needed), "viewer" (any signed-in principal, read-only),
 "admin" (a principal that may write), "self" (any signed-in principal acting on its own
-account: logout, own password, own 2FA, own tokens).
+account: logout, own password, own 2FA, own tokens). A read-scoped API token only ever reads:
+the wrapper refuses it every state-changing route, "self" ones included (docs/security.md).
 """
 
 from __future__ import annotations
@@ -256,6 +257,9 @@ class Api:
                            headers={"WWW-Authenticate": "Bearer"})
         if route.mutating and req.g.via_cookie:
             self._check_csrf(req)
+        # The one scope check: a read-scoped token bounds every route, role=self ones too.
+        if route.mutating and principal.read_only:
+            raise ApiError(403, "a read-scoped API token can only read", error="forbidden")
         if route.role == "admin" and not principal.can_write:
             raise ApiError(403, "this needs an admin account (or an admin-scoped token)", error="forbidden")
         return principal

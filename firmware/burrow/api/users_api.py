@@ -3,9 +3,10 @@
 Thin handlers over ``app.auth``; every change publishes an audit event (see auth_api.audit)
 with a before/after summary that never holds a password, hash, TOTP secret or token.
 
-Tokens: anyone signed in manages their own; an admin session also sees (``?all=true``) and
-revokes everyone's. A token can never be minted with more power than its creator holds right
-now: a viewer, or an admin calling with a read-scoped token, gets 403 for scope "admin".
+Tokens: anyone signed in manages their own, except with a read-scoped token (it only reads,
+so it lists its owner's tokens and nothing more); an admin session or admin-scoped token also
+sees (``?all=true``) and revokes everyone's. A token can never be minted with more power than
+its creator holds right now: a viewer gets 403 for scope "admin".
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def register(api: Api, app) -> None:
     async def list_tokens(req):
         principal = req.g.principal
         if req.g.query.get("all"):
-            if not principal.is_admin:
+            if not principal.can_write:  # admin reads need admin scope too (not a read token)
                 raise ApiError(403, "only admins may list everyone's tokens", error="forbidden")
             return {"tokens": app.auth.list_api_tokens()}
         return {"tokens": app.auth.list_api_tokens(principal.user_id)}

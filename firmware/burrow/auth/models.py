@@ -36,8 +36,13 @@ class Principal:
         return self.role == "admin" and self.scope == "admin"
 
     @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
+    def read_only(self) -> bool:
+        """True for a read-scoped API token: it reads and nothing else, its own account
+        included (no minting or revoking tokens, no password or 2FA change), so a leaked one
+        cannot outlive its revocation. There is deliberately no unscoped "is admin" test: an
+        admin's read token has a viewer's reach (admin reads, such as every user's tokens,
+        need ``can_write``). The route wrapper applies both checks to every route."""
+        return self.via == "token" and self.scope != "admin"
 
 
 @dataclass
