@@ -119,7 +119,8 @@ def test_a_client_with_the_current_copy_gets_304(get):
 
 @pytest.mark.parametrize("path", ["/ui/index.html", "/ui/missing.js", "/ui/../api/routes.py",
                                   "/ui/%2e%2e/api/routes.py", "/ui/..%2f..%2fpyproject.toml",
-                                  "/ui/" + "a" * 5000 + ".js"])
+                                  "/ui/" + "a" * 5000 + ".js",
+                                  "/ui/\x00", "/ui/a\x00.js", "/ui/app.js\x00.css"])  # NUL: no 500
 def test_only_the_page_files_are_served(get, path):
     res = get(path)
     assert res.status_code == 404

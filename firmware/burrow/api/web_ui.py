@@ -57,6 +57,8 @@ def register(api: Api, app) -> None:
                           404: "no such file"},
                summary="The admin page's script and style")
     async def asset(req, asset):
+        if "\x00" in asset:  # no file name holds one; the OS calls would raise ValueError (a 500)
+            raise ApiError(404, "no such file")
         target = (WEB_DIR / asset).resolve()
         # No path traversal, only the page's kinds of file; isfile is False for over-long names.
         if (WEB_DIR.resolve() not in target.parents or target.suffix not in ASSET_SUFFIXES
