@@ -38,7 +38,10 @@ from tests.interop.lab import NAMES
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(900)]
 
 TYPES = ["A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME", "DNAME", "DS", "DNSKEY", "RRSIG", "NSEC",
-         "NSEC3", "NSEC3PARAM", "HTTPS", "SVCB", "SRV", "PTR", "CAA", "ANY"]
+         "NSEC3", "NSEC3PARAM", "HTTPS", "SVCB", "SRV", "PTR", "CAA", "ANY",
+         # unknown types (RFC 3597); 16706 is 0x4142, both bytes ASCII capitals (as HTTPS, 65, is
+         # 0x0041): a type must never be compared case-insensitively
+         "TYPE1234", "TYPE16706"]
 IN_FLIGHT = 32  # question pairs outstanding at once (bounded: the machine is shared)
 QUERY_TIMEOUT = 8.0  # seconds a side may take; longer counts as no reply
 FLAGS = [("QR", dns.flags.QR), ("AA", dns.flags.AA), ("TC", dns.flags.TC), ("RD", dns.flags.RD),
@@ -57,6 +60,7 @@ class Variant:
     ad: bool = False
     rd: bool = True
     mixcase: bool = False
+    tcp: bool = False
 
 
 # CD variants first: a forwarder whose cache ignores CD would then serve what it learnt with
@@ -71,6 +75,7 @@ VARIANTS = [
     Variant("do512", "+dnssec +bufsize=512", do=True, payload=512),
     Variant("rd0", "+norecurse", rd=False),
     Variant("0x20", "+dnssec", do=True, mixcase=True),
+    Variant("tcp", "+dnssec +tcp", do=True, tcp=True),
 ]
 
 
@@ -97,7 +102,7 @@ class Diff:
 
     def dig(self, port_var: str = "$PORT") -> str:
         v = next(v for v in VARIANTS if v.name == self.variant)
-        tcp = " +tcp" if self.transport == "tcp" else " +ignore"
+        tcp = "" if v.tcp else " +tcp" if self.transport == "tcp" else " +ignore"
         ad = "" if v.ad else " +noadflag"
         return (f"dig @127.0.0.1 -p {port_var} {self.qname} {self.qtype} +nocookie{ad}"
                 f"{(' ' + v.dig) if v.dig else ''}{tcp}").replace("  ", " ")
@@ -311,9 +316,9 @@ async def ask_pair(name: str, rdtype: str, v: Variant, rng: random.Random, ports
     qname = mixed_case(name, rng) if v.mixcase else name
     msg = make_query(qname, rdtype, v)
     async with sem:
-        b, d = await asyncio.gather(ask(msg, ports[0], False), ask(msg, ports[1], False))
+        b, d = await asyncio.gather(ask(msg, ports[0], v.tcp), ask(msg, ports[1], v.tcp))
         out = []
-        base = dict(variant=v.name, qname=qname, qtype=rdtype, transport="udp")
+        base = dict(variant=v.name, qname=qname, qtype=rdtype, transport="tcp" if v.tcp else "udp")
         if not (isinstance(b, dns.message.Message) and isinstance(d, dns.message.Message)):
             return [(x, b, d) for x in outcome_diffs(b, d, base)]
         truncated = bool((b.flags | d.flags) & dns.flags.TC)
