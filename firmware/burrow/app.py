@@ -169,6 +169,8 @@ class App:
             self._tasks.append(asyncio.ensure_future(self._follow_addresses()))
         from .api import create_api  # imported late: the web layer is not needed to answer DNS
         self.api = create_api(self)
+        self.api.web.limit(cfg["server.http_max_connections"], cfg["server.http_max_connections_per_client"],
+                           cfg["server.http_request_deadline"])
         host, port = parse_hostport(cfg["server.web_ui_address"], 8080)
         self.api_server = await self.api.web.start_server(host, port, start_serving=False)
         await self.api_server.start_serving()

@@ -208,10 +208,14 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
     if api is not None:
         web = api.web
         f("burrow_http_connections", "gauge", "Open HTTP connections.", getattr(web, "active_connections", None))
-        f("burrow_http_rejected_connections_total", "counter", "HTTP connections refused at the cap.",
+        f("burrow_http_rejected_connections_total", "counter",
+          "HTTP connections answered 503 at a cap (in all or per client).",
           getattr(web, "rejected_connections", None))
         f("burrow_http_deadline_cuts_total", "counter", "HTTP connections cut for being too slow.",
           getattr(web, "deadline_cuts", None))
+        f("burrow_http_refused_requests_total", "counter",
+          "HTTP requests refused before any route: a malformed, oversized or ambiguous head.",
+          getattr(web, "refused_requests", None))
 
     proc = process_figures()
     f("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", proc.get("rss"))

@@ -19,12 +19,15 @@ the wrapper refuses it every state-changing route, "self" ones included (docs/se
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
 import ujson
 from microdot import Microdot, Request, Response
+from microdot.microdot import NoCaseDict
 
 from ..dns.access import RateLimiter
 from . import errors
@@ -35,9 +38,16 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 64 * 1024  # bytes; larger JSON bodies get 413 (uploads use streaming routes)
 MAX_STREAM_BODY = 16 * 1024 * 1024  # hard cap on any request body (backup archives)
-HEADER_DEADLINE = 10.0  # seconds for the request line, headers and a JSON body to arrive
+REQUEST_DEADLINE = 10.0  # seconds for the whole request line, headers and a JSON body to arrive
 WRITE_DEADLINE = 30.0  # seconds to deliver a (non-streaming) response to a slow reader
 MAX_CONNECTIONS = 64  # concurrent HTTP connections (websockets included)
+MAX_CONNECTIONS_PER_CLIENT = 16  # of those, one client's (address; IPv6 by /64)
+MAX_REQUEST_LINE = 8 * 1024  # bytes of "GET /target HTTP/1.1"; longer gets 414 (RFC 9112 3: >= 8000)
+MAX_HEADER_BYTES = 16 * 1024  # all header lines together; more gets 431
+MAX_HEADERS = 64  # header lines; more gets 431
+LINGER = 5.0  # seconds to read and drop what a refused client still sends, so it reads the answer
+MAX_LINGERING = 64  # refused connections over the caps lingering at once; more are closed at once
+RETRY_AFTER = "5"  # seconds, on the 503 past a connection cap
 SESSION_COOKIE = "burrow_session"
 CSRF_COOKIE = "burrow_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -46,7 +56,7 @@ ROLES = ("public", "viewer", "admin", "self")
 
 Request.max_content_length = MAX_STREAM_BODY
 Request.max_body_length = MAX_JSON_BODY
-Request.max_readline = 8 * 1024
+Request.max_readline = MAX_REQUEST_LINE  # BurrowWeb reads the head itself; this is microdot's own
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -95,46 +105,75 @@ class Route:
 
 
 class BurrowWeb(Microdot):
-    """Microdot with deadlines for slow-drip clients and a cap on concurrent connections."""
+    """Microdot with caps on connections (in all and per client), a whole-request deadline, and
+    its own reading of the request head: limits on its size, and framing that two parsers could
+    read differently (two Content-Lengths, Content-Length with Transfer-Encoding) refused.
+
+    Whatever is refused before a route runs is answered in the API's error shape with
+    ``Connection: close``, and the connection lingers a little, reading and dropping what the
+    client still sends, so that the client reads the answer rather than a TCP reset."""
 
     def __init__(self):
         super().__init__()
+        self.max_connections = MAX_CONNECTIONS
+        self.max_per_client = MAX_CONNECTIONS_PER_CLIENT
+        self.request_deadline = REQUEST_DEADLINE
         self.active_connections = 0
+        self.per_client: dict[str, int] = {}  # client → open connections; at most max_connections keys
+        self.lingering = 0
         self.rejected_connections = 0
         self.deadline_cuts = 0
+        self.refused_requests = 0  # request heads answered 4xx before any route
+
+    def limit(self, max_connections: int, max_per_client: int, request_deadline: float) -> None:
+        self.max_connections = max_connections
+        self.max_per_client = max_per_client
+        self.request_deadline = request_deadline
 
     async def handle_request(self, reader, writer):
-        if self.active_connections >= MAX_CONNECTIONS:
+        peer = writer.get_extra_info("peername")
+        client = client_key(peer[0] if peer else "")
+        held = self.per_client.get(client, 0)
+        if held >= self.max_per_client or self.active_connections >= self.max_connections:
             self.rejected_connections += 1
-            writer.close()
+            whose = "this client has" if held >= self.max_per_client else "the server has"
+            exc = ApiError(503, f"{whose} too many connections open; try again shortly",
+                           headers={"Retry-After": RETRY_AFTER})
+            # Lingering holds a socket for a while: bounded, past that the answer may be lost.
+            linger = self.lingering < MAX_LINGERING
+            self.lingering += linger
+            try:
+                await self._refuse(reader, writer, exc, linger)
+            finally:
+                self.lingering -= linger
             return
         self.active_connections += 1
+        self.per_client[client] = held + 1
         try:
-            await self._handle(reader, writer)
+            await self._handle(reader, writer, peer)
         finally:
             self.active_connections -= 1
+            left = self.per_client[client] - 1
+            if left:
+                self.per_client[client] = left
+            else:
+                del self.per_client[client]
 
-    async def _handle(self, reader, writer):
-        peer = writer.get_extra_info("peername")
+    async def _handle(self, reader, writer, peer):
         try:
-            async with asyncio.timeout(HEADER_DEADLINE):
-                req = await Request.create(self, reader, writer, peer)
+            # One deadline for the whole request: bytes trickling in do not extend it.
+            async with asyncio.timeout(self.request_deadline):
+                req = await self._read_request(reader, writer, peer)
         except (TimeoutError, asyncio.TimeoutError):
             self.deadline_cuts += 1
-            writer.close()
+            await self._refuse(reader, writer, ApiError(
+                408, f"the request did not arrive within {self.request_deadline:g} s"))
             return
-        except (ValueError, UnicodeDecodeError, IndexError):  # a malformed request line or header
-            body = ujson.dumps(errors.error_body(400, "malformed HTTP request")).encode()
-            try:
-                writer.write(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-                async with asyncio.timeout(WRITE_DEADLINE):
-                    await writer.drain()
-            except (OSError, TimeoutError, asyncio.TimeoutError):
-                pass
-            writer.close()
+        except ApiError as exc:
+            self.refused_requests += 1
+            await self._refuse(reader, writer, exc)
             return
-        except OSError:
+        except (OSError, asyncio.IncompleteReadError):  # the client left mid-request
             writer.close()
             return
         if req is None:
@@ -145,10 +184,160 @@ class BurrowWeb(Microdot):
             if res is not Response.already_handled:
                 async with asyncio.timeout(WRITE_DEADLINE):
                     await res.write(writer)
+                if req.content_length > len(req.body):  # a body the route may have left unread
+                    await self._linger(reader, writer)
             await writer.aclose()
         except (TimeoutError, asyncio.TimeoutError, OSError):
             self.deadline_cuts += 1
             writer.close()
+
+    async def _read_request(self, reader, writer, peer) -> Request | None:
+        line = await _read_line(reader, MAX_REQUEST_LINE, 414, "the request line")
+        if line in (b"\r\n", b"\n"):  # one empty line before a request is allowed (RFC 9112 2.2)
+            line = await _read_line(reader, MAX_REQUEST_LINE, 414, "the request line")
+        if not line:
+            return None  # closed before a request
+        method, target, version = parse_request_line(line)
+        headers = NoCaseDict()
+        size = count = 0
+        while True:
+            line = await _read_line(reader, MAX_HEADER_BYTES - size, 431, "the request header fields")
+            if not line:
+                return None  # closed mid-head
+            if line in (b"\r\n", b"\n"):
+                break
+            size += len(line)
+            count += 1
+            if count > MAX_HEADERS:
+                raise ApiError(431, f"more than {MAX_HEADERS} request header fields")
+            name, value = parse_field(line)
+            if name.lower() in SINGLE_FIELDS and name in headers:
+                raise ApiError(400, f"more than one {name} header")
+            headers[name] = value
+        length = body_length(headers)
+        body, stream = b"", None
+        if length and length <= Request.max_body_length:
+            body = await reader.readexactly(length)  # within the request deadline
+        elif length:
+            stream = reader  # a streaming route reads it (backup.read_upload has its own deadline)
+        try:
+            return Request(self, peer, method, target, version, headers, body=body, stream=stream,
+                           sock=(reader, writer))
+        except (ValueError, UnicodeDecodeError):  # the query string's %-escapes
+            raise ApiError(400, "the query string is not valid percent-encoded UTF-8") from None
+
+    async def _refuse(self, reader, writer, exc: ApiError, linger: bool = True) -> None:
+        """Answer ``exc`` in the error shape and close, lingering (see the class doc) if asked."""
+        body = ujson.dumps(errors.error_body(exc.status, exc.message, exc.details, exc.error)).encode()
+        headers = {**SECURITY_HEADERS, **exc.headers, "Content-Type": "application/json; charset=UTF-8",
+                   "Content-Length": str(len(body)), "Connection": "close"}
+        head = f"HTTP/1.1 {exc.status} {errors.reason(exc.status)}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        try:
+            writer.write(head.encode() + body)
+            if linger:
+                await self._linger(reader, writer)
+            else:
+                async with asyncio.timeout(LINGER):
+                    await writer.drain()
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            pass
+        writer.close()
+
+    @staticmethod
+    async def _linger(reader, writer) -> None:
+        """Send what is written and a FIN, then drop what the client still sends until it closes
+        (or LINGER passes): closing a socket with unread data in it sends a reset, and the
+        client would lose the answer, typically while it still sends a long request."""
+        try:
+            async with asyncio.timeout(LINGER):
+                await writer.drain()
+                if writer.can_write_eof():
+                    writer.write_eof()
+                while await reader.read(64 * 1024):
+                    pass
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            pass
+
+
+# ---- the request head (RFC 9112) ---------------------------------------------------------------
+
+SINGLE_FIELDS = frozenset({"content-length", "transfer-encoding", "host"})  # never more than one
+TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+CONTROL = frozenset(range(0x20)) | {0x7F}  # NUL, CR, LF, ...: never inside a line
+
+
+def client_key(host: str) -> str:
+    """Whose connection this is: the address; IPv6 by its /64 (one device has many addresses)."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+async def _read_line(reader, cap: int, status: int, what: str) -> bytes:
+    """One line with its end; b"" at end of input. Past ``cap`` bytes, ApiError(status)."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:  # past the stream's own limit, which is above our caps
+        raise ApiError(status, f"{what} is over {cap} bytes") from None
+    except asyncio.IncompleteReadError:
+        return b""
+    if len(line) > cap:
+        raise ApiError(status, f"{what} is over {cap} bytes")
+    return line
+
+
+def _text(raw: bytes, what: str) -> str:
+    if CONTROL.intersection(raw):
+        raise ApiError(400, f"a control character in {what}")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ApiError(400, f"{what} is not UTF-8") from None
+
+
+def parse_request_line(line: bytes) -> tuple[str, str, str]:
+    """(method, target, version such as "1.1") of ``METHOD SP target SP HTTP/1.x``."""
+    parts = line.rstrip(b"\r\n").split(b" ")
+    if len(parts) != 3 or not parts[0] or not TOKEN.issuperset(parts[0]) or not parts[1]:
+        raise ApiError(400, "malformed request line (want: METHOD /target HTTP/1.1)")
+    target = _text(parts[1], "the request target")
+    if not target.startswith("/"):
+        raise ApiError(400, "the request target must be a path starting with /")
+    if parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if re.fullmatch(rb"HTTP/[0-9]\.[0-9]", parts[2]):
+            raise ApiError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
+        raise ApiError(400, "malformed HTTP version")
+    return parts[0].decode(), target, parts[2][5:].decode()
+
+
+def parse_field(line: bytes) -> tuple[str, str]:
+    """(name, value) of ``name: value``; no whitespace before the colon, no line folding."""
+    name, colon, value = line.rstrip(b"\r\n").partition(b":")
+    if not colon or not name or not TOKEN.issuperset(name):
+        raise ApiError(400, "malformed header field (want: Name: value, no space before the colon)")
+    value = value.strip(b" \t")
+    return name.decode(), _text(value.replace(b"\t", b" "), f"the {name.decode()} header")
+
+
+def body_length(headers) -> int:
+    """Content-Length, refusing what could frame the body two ways (RFC 9112 6.3)."""
+    length = headers.get("Content-Length")
+    if "Transfer-Encoding" in headers:
+        if length is not None:
+            raise ApiError(400, "Content-Length and Transfer-Encoding together: ambiguous framing")
+        raise ApiError(411, "send the body with a Content-Length (Transfer-Encoding is not accepted)")
+    if length is None:
+        return 0
+    if not (length.isascii() and length.isdigit()) or len(length) > 12:
+        raise ApiError(400, "Content-Length must be one decimal number")
+    return int(length)
 
 
 def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:

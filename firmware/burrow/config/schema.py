@@ -226,6 +226,15 @@ OPTIONS: list[Option] = [
            "Seconds a DNS-over-TCP connection may stay idle (RFC 7766).", number(0.5, 300)),
     Option("server.max_tcp_connections", 128,
            "Cap on concurrent DNS-over-TCP connections.", integer(1, 10000)),
+    Option("server.http_max_connections", 64,
+           "Cap on concurrent admin page/API connections (WebSockets included); past it, 503.",
+           integer(1, 10000)),
+    Option("server.http_max_connections_per_client", 16,
+           "Cap on one client's concurrent admin page/API connections (an IPv6 client is its /64); "
+           "past it, 503, so one device cannot shut the others out.", integer(1, 10000)),
+    Option("server.http_request_deadline", 10.0,
+           "Seconds for a whole HTTP request (line, headers and a JSON body) to arrive; "
+           "a slower one gets 408.", number(0.5, 300)),
     Option("cache.enabled", True, "Cache upstream answers.", boolean),
     Option("cache.max_bytes", 16 * 1024 * 1024,
            "Cache size cap in bytes of answer data (LRU eviction past it).", integer(0, 1 << 32)),
