@@ -236,6 +236,11 @@ class Lab:
     def stop(self) -> None:
         if self.burrow is not None:
             self.burrow.stop()
+            # keep Burrow's log with the others in the lab folder (pytest keeps the last few)
+            log = Path(self.burrow.log.name)
+            if log.exists():
+                shutil.copyfile(log, self.root / "burrow.log")
+                log.unlink()
         for server in reversed(self.servers):
             server.stop()
 

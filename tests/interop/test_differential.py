@@ -43,6 +43,9 @@ TYPES = ["A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME", "DNAME", "DS", "DNSKEY"
          # 0x0041): a type must never be compared case-insensitively
          "TYPE1234", "TYPE16706"]
 IN_FLIGHT = 32  # question pairs outstanding at once (bounded: the machine is shared)
+# TCP connections open at once to each side: one connection per question, so stay well under
+# a server's per-client connection cap (RFC 7766 §6.2.2; Burrow's server.max_tcp_per_client)
+TCP_IN_FLIGHT = 8
 QUERY_TIMEOUT = 8.0  # seconds a side may take; longer counts as no reply
 FLAGS = [("QR", dns.flags.QR), ("AA", dns.flags.AA), ("TC", dns.flags.TC), ("RD", dns.flags.RD),
          ("RA", dns.flags.RA), ("AD", dns.flags.AD), ("CD", dns.flags.CD)]
@@ -290,15 +293,17 @@ def allowance_for(diff: Diff, b, d) -> str:
 
 # ---- asking -----------------------------------------------------------------------------------
 
-async def ask(msg: dns.message.Message, port: int, tcp: bool):
-    """The reply, None on timeout, or the exception's name for an unreadable/mismatched reply."""
+async def ask(msg: dns.message.Message, port: int, tcp: asyncio.Semaphore | None):
+    """The reply, None on timeout, or the exception's name for an unreadable/mismatched reply.
+    Over TCP when ``tcp`` (the semaphore bounding connections to that side) is given."""
     try:
-        if tcp:
-            return await dns.asyncquery.tcp(msg, "127.0.0.1", port=port, timeout=QUERY_TIMEOUT)
+        if tcp is not None:
+            async with tcp:
+                return await dns.asyncquery.tcp(msg, "127.0.0.1", port=port, timeout=QUERY_TIMEOUT)
         return await dns.asyncquery.udp(msg, "127.0.0.1", port=port, timeout=QUERY_TIMEOUT)
     except dns.exception.Timeout:
         return None
-    except (dns.exception.DNSException, ValueError, OSError) as e:
+    except (dns.exception.DNSException, ValueError, OSError, EOFError) as e:
         return type(e).__name__
 
 
@@ -312,11 +317,13 @@ def outcome_diffs(b, d, base: dict) -> list[Diff]:
 
 
 async def ask_pair(name: str, rdtype: str, v: Variant, rng: random.Random, ports: tuple[int, int],
-                   sem: asyncio.Semaphore) -> list[tuple[Diff, object, object]]:
+                   sem: asyncio.Semaphore, tcp: tuple[asyncio.Semaphore, asyncio.Semaphore]
+                   ) -> list[tuple[Diff, object, object]]:
     qname = mixed_case(name, rng) if v.mixcase else name
     msg = make_query(qname, rdtype, v)
     async with sem:
-        b, d = await asyncio.gather(ask(msg, ports[0], v.tcp), ask(msg, ports[1], v.tcp))
+        b, d = await asyncio.gather(ask(msg, ports[0], tcp[0] if v.tcp else None),
+                                    ask(msg, ports[1], tcp[1] if v.tcp else None))
         out = []
         base = dict(variant=v.name, qname=qname, qtype=rdtype, transport="tcp" if v.tcp else "udp")
         if not (isinstance(b, dns.message.Message) and isinstance(d, dns.message.Message)):
@@ -324,7 +331,7 @@ async def ask_pair(name: str, rdtype: str, v: Variant, rng: random.Random, ports
         truncated = bool((b.flags | d.flags) & dns.flags.TC)
         out += [(Diff(kind=k, detail=det, **base), b, d) for k, det in compare(b, d, sections=not truncated)]
         if truncated:
-            bt, dt_ = await asyncio.gather(ask(msg, ports[0], True), ask(msg, ports[1], True))
+            bt, dt_ = await asyncio.gather(ask(msg, ports[0], tcp[0]), ask(msg, ports[1], tcp[1]))
             if b.flags & dns.flags.TC and not d.flags & dns.flags.TC and isinstance(bt, dns.message.Message):
                 limit = max(512, msg.payload) if msg.edns >= 0 else 512
                 size = len(bt.to_wire())
@@ -341,14 +348,20 @@ async def ask_pair(name: str, rdtype: str, v: Variant, rng: random.Random, ports
 async def run_all(ports: tuple[int, int]) -> tuple[int, list[tuple[Diff, object, object]]]:
     rng = random.Random(13)
     sem = asyncio.Semaphore(IN_FLIGHT)
+    tcp = (asyncio.Semaphore(TCP_IN_FLIGHT), asyncio.Semaphore(TCP_IN_FLIGHT))
     asked = 0
     found = []
     for v in VARIANTS:  # one variant at a time, in order (see VARIANTS)
-        jobs = [ask_pair(n, t, v, rng, ports, sem) for n in NAMES for t in TYPES]
+        jobs = [ask_pair(n, t, v, rng, ports, sem, tcp) for n in NAMES for t in TYPES]
         asked += len(jobs)
+        start = time.monotonic()
         for result in await asyncio.gather(*jobs):
             found += result
+        TIMES[v.name] = time.monotonic() - start
     return asked, found
+
+
+TIMES: dict[str, float] = {}  # variant → seconds its questions took (for the summary)
 
 
 def summary(asked: int, seconds: float, diffs: list[Diff], examples: int = 3) -> str:
@@ -357,7 +370,8 @@ def summary(asked: int, seconds: float, diffs: list[Diff], examples: int = 3) ->
         groups[(x.kind, x.allowed_by)].append(x)
     unlisted = [x for x in diffs if not x.allowed_by]
     lines = [f"{asked} questions to each side in {seconds:.1f} s; {len(diffs)} differences "
-             f"({len(unlisted)} not allowed) in {len(groups)} kinds"]
+             f"({len(unlisted)} not allowed) in {len(groups)} kinds",
+             "seconds per variant: " + ", ".join(f"{k} {v:.1f}" for k, v in TIMES.items())]
     for (kind, allowed), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         if allowed:
             continue
