@@ -196,6 +196,61 @@ def domain_name(value: Any) -> str:
     return name
 
 
+def split_authority(value: str) -> tuple[str, int | None]:
+    """"host", "host:port", "[v6]" or "[v6]:port" → (host, port or None), as a Host header or
+    an origin writes it. Raises ValueError on anything else (user info, a path, a bad port)."""
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed '[' in {value!r}")
+        host, rest = value[1:end], value[end + 1:]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"expected \"[address]:port\", got {value!r}")
+        port_text = rest[1:] if rest else None
+    elif value.count(":") > 1:
+        raise ValueError(f"an IPv6 address goes in brackets, got {value!r}")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, None
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+            raise ValueError(f"bad port in {value!r}")
+        port = int(port_text)
+    return host, port
+
+
+def host_or_address(value: Any) -> str:
+    """A host name or an IP address (lower case, no trailing dot; an address in its short form)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a host name or an IP address, got {value!r}")
+    text = value.strip()
+    try:
+        return str(ipaddress.ip_address(text[1:-1] if text.startswith("[") and text.endswith("]") else text))
+    except ValueError:
+        return domain_name(text)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_origin(value: Any) -> str:
+    """A web origin, "http(s)://host[:port]" with no path, as browsers write it in ``Origin``
+    (lower case, the scheme's default port left out)."""
+    if not isinstance(value, str) or "://" not in value:
+        raise ValueError(f"expected an origin like \"http://host:port\", got {value!r}")
+    scheme, _, authority = value.strip().partition("://")
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"an origin is http:// or https://, got {value!r}")
+    host, port = split_authority(authority)
+    host = host_or_address(host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, DEFAULT_PORTS[scheme]) else "")
+
+
 def path(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a path, got {value!r}")
@@ -315,6 +370,18 @@ OPTIONS: list[Option] = [
     Option("server.metrics_public", False,
            "Serve /metrics without authentication (for a scraper on a trusted network); "
            "otherwise it needs a viewer login or token.", boolean),
+    # Who may talk to the admin page and API (docs/security.md): Burrow's own names and
+    # addresses are always allowed; these add the ones it cannot know of.
+    Option("server.allowed_hosts", [],
+           "Extra names or addresses the admin page and API answer to (the Host header), besides "
+           "burrow.local, the hostname (and hostname.local), localhost and the box's own addresses; "
+           "for example a name given by the router, or the address a port forward uses. Others get 421.",
+           list_of(host_or_address, max_items=64)),
+    Option("server.allowed_origins", [],
+           "Web origins (\"http://host:port\") of other pages allowed to send API requests with a "
+           "token (CORS, never cookies), for example a home dashboard. Empty: only Burrow's own page "
+           "may send state-changing requests.",
+           list_of(web_origin, max_items=64)),
     # The query log in two tiers (storage/querylog.py): the per-flush writes land in a RAM
     # folder, and only compressed blocks reach flash, once per persist interval.
     Option("storage.query_log_ram_dir", "",
