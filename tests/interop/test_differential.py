@@ -258,8 +258,8 @@ def trimmed_additional(diff: Diff, b, d) -> bool:
 
 
 def rd0_refused(diff: Diff, b, d) -> bool:
-    """RD=0: dnsmasq refuses what it cannot answer from its cache; Burrow relays the question
-    with RD=0, so its upstream answers from what it already holds."""
+    """RD=0: dnsmasq (without a cache in the lab) refuses; Burrow relays the question with
+    RD=0, so its upstream answers from what it already holds."""
     return (diff.variant == "rd0" and _is_reply(d) and d.rcode() == dns.rcode.REFUSED
             and _is_reply(b) and b.rcode() != dns.rcode.REFUSED)
 
