@@ -261,3 +261,62 @@ def test_from_store(tmp_path):
     assert d.lookup("x.sec.test", A).rcode == wire.SERVFAIL
     assert d.stats()["zones"] == 2
     db.close()
+
+
+# ---- with_local: an edit gives the snapshot a full build would ---------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_OWNERS = ["nas.home.lan", "web.home.lan", "*.home.lan", "*", "tv.home.lan", "www.lab.test"]
+_ADDRESSES = ["192.168.1.5", "192.168.1.10", "192.0.2.10", "fd00::5"]  # 192.0.2.10 is also in LAB
+
+
+def _owner_records(owner, picks):
+    out = []
+    for kind, i in picks:
+        if kind == "CNAME":
+            return [Record(owner, "CNAME", 300, "nas.home.lan.")]
+        address = _ADDRESSES[i % len(_ADDRESSES)]
+        rtype = "AAAA" if ":" in address else "A"
+        rec = Record(owner, rtype, 60 + i, address)
+        if all(r.value != address for r in out):
+            out.append(rec)
+    return out
+
+
+_EDIT = st.dictionaries(st.sampled_from(_OWNERS),
+                        st.lists(st.tuples(st.sampled_from(["A", "A", "CNAME"]), st.integers(0, 7)),
+                                 max_size=3),
+                        min_size=1, max_size=3)
+
+
+def _state(data):
+    return (data._exact, data._wild, data._ptr, data.records, data.empty)
+
+
+@settings(max_examples=150, deadline=None)
+@given(edits=st.lists(_EDIT, min_size=1, max_size=5), with_zone=st.booleans())
+def test_with_local_equals_a_full_build(edits, with_zone):
+    """Issue 20, item 12: with_local replaces only the edited owners; wildcards, an address
+    shared by several owners and with a master zone, owners emptied, all as from scratch."""
+    zones = [("lab.test", "master", LAB)] if with_zone else []
+    local: dict[str, list[Record]] = {"nas.home.lan": [LOCAL[0], LOCAL[1]], "*.home.lan": [LOCAL[5]]}
+    data = LocalData(zones, [r for recs in local.values() for r in recs])
+    for edit in edits:
+        changed = {owner: _owner_records(owner, picks) for owner, picks in edit.items()}
+        local.update(changed)
+        data = data.with_local(changed)
+        assert _state(data) == _state(LocalData(zones, [r for recs in local.values() for r in recs]))
+
+
+def test_with_local_keeps_the_old_snapshot_as_it_was():
+    old = LocalData([], LOCAL)
+    before = _state(old)
+    answer = old.lookup("5.1.168.192.in-addr.arpa", PTR)
+    new = old.with_local({"nas.home.lan": [Record("nas.home.lan", "A", 300, "192.168.1.6")]})
+    assert _state(old) == before  # queries in flight on the old snapshot see the old data
+    assert old.lookup("5.1.168.192.in-addr.arpa", PTR).answer == answer.answer
+    assert new.lookup("5.1.168.192.in-addr.arpa", PTR) is None
+    assert [r.value for r in new.lookup("6.1.168.192.in-addr.arpa", PTR).answer] == ["nas.home.lan."]
+    assert [r.value for r in new.lookup("nas.home.lan", A).answer] == ["192.168.1.6"]
+    assert new.lookup("nas.home.lan", AAAA).answer == []  # NODATA: the name is still local

@@ -493,3 +493,43 @@ def test_delete_local_by_seed_id(store):
         with pytest.raises(StoreError) as e:
             store.delete_local(absent)
         assert e.value.status == 404, absent
+
+
+def test_the_store_notes_which_local_owners_its_writes_changed(store):
+    """Issue 20, item 12: the caller updates the DNS snapshot for these owners only."""
+    assert store.take_changes() == frozenset()
+    store.add_local("nas.lan", "A", ["192.168.1.5"])
+    store.add_local("*.home.lan", "A", ["192.168.1.2"])
+    assert store.take_changes() == {"nas.lan", "*.home.lan"}
+    assert store.take_changes() == frozenset()  # taken once
+    rid = store.add_record("local", "tv.lan", "A", "192.168.1.7")["id"]
+    store.update_record(rid, {"name": "tv2.lan"})  # the old owner and the new one
+    assert store.take_changes() == {"tv.lan", "tv2.lan"}
+    store.delete_local("nas.lan.:A:0")
+    assert store.take_changes() == {"nas.lan"}
+    assert store.local_records(["nas.lan", "tv2.lan"]) == {
+        "nas.lan": [], "tv2.lan": [Record("tv2.lan", "A", 300, "192.168.1.7")]}
+    with pytest.raises(StoreError):
+        store.add_record("local", "tv2.lan", "A", "192.168.1.7")  # 409: it exists
+    assert store.take_changes() == frozenset()  # a refused write changes nothing
+    store.create_zone("lab.test")  # anything but local records: only a full rebuild is right
+    store.add_local("nas.lan", "A", ["192.168.1.5"])
+    assert store.take_changes() is None
+    store.add_record("lab.test", "www", "A", "192.0.2.10")
+    assert store.take_changes() is None
+
+
+def test_a_local_edit_is_checked_against_its_owner_only_and_counts_the_whole_zone(store, monkeypatch):
+    import burrow.zones.store as store_mod
+    store.add_local("a.lan", "A", ["192.168.1.1"])
+    store.add_local("b.lan", "CNAME", target="a.lan")
+    with pytest.raises(RecordError):
+        store.add_record("local", "b.lan", "A", "192.168.1.2")  # CNAME exclusivity, per owner
+    with pytest.raises(StoreError) as e:
+        store.add_record("local", "a.lan", "A", "192.168.1.1")
+    assert e.value.status == 409
+    monkeypatch.setattr(store_mod, "MAX_ZONE_RECORDS", 3)
+    store.add_local("c.lan", "A", ["192.168.1.3"])
+    with pytest.raises(StoreError) as e:
+        store.add_local("d.lan", "A", ["192.168.1.4"])  # other owners' rows still count
+    assert "at most 3" in e.value.message

@@ -74,4 +74,4 @@ def register(api: Api, app) -> None:
         record = store_call(store().delete_local, record_id)
         publish_change(app, req, "localrecord.removed", f"{record['domain']} {record['type']} removed",
                        {"record": record})
-        return {"message": "Local record removed successfully", "total": len(store().local_entries())}
+        return {"message": "Local record removed successfully", "total": store().local_entry_count()}

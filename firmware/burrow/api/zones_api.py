@@ -3,8 +3,9 @@ zone-file import and export.
 
 One store underneath (``app.zones``, burrow/zones/store.py): the local records of
 /api/localrecords are the records of the implicit zone ``local`` and show here too. Every
-change is saved in one transaction, then ``app.local_changed()`` rebuilds the resolver's
-snapshot and drops fast-path answers decided before it, then an audit event is published.
+change is saved in one transaction, then ``app.local_edited()`` updates the resolver's
+snapshot (for the owner names a local-records edit touched; in full after any other change)
+and drops fast-path answers decided before it, then an audit event is published.
 
 Zones are addressed by id or by name (``/api/zones/lab.test``); records by id. Validation
 failures are 400 naming the field (``name``, ``type``, ``value``, ``ttl``, ``priority``,
@@ -126,8 +127,9 @@ def zone_store(app):
 
 
 def publish_change(app, req, kind: str, summary: str, data: dict | None = None) -> None:
-    """Local data changed: rebuild the resolver's snapshot, then tell the audit log."""
-    app.local_changed()
+    """Local data changed through the zone store: update the resolver's snapshot (for what the
+    store says it changed), then tell the audit log."""
+    app.local_edited()
     app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
                                   "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 

@@ -26,6 +26,11 @@ How a name is answered, in this order:
 ``rotated``: the stage gives them no fast-path lifetime, since a replayed answer would freeze
 the order.
 
+**Edits.** A snapshot is built once from every record (:meth:`LocalData.from_store`); after an
+edit of local records, :meth:`LocalData.with_local` makes the next snapshot from the previous
+one and the touched owner names' records alone (the unchanged parts are shared, the dicts
+copied), so an edit costs the same with 20 local records as with 2,000.
+
 **CNAMEs.** A chain is followed through all local data (zones and local records, across
 both); where it leaves the local data the answer carries ``chase`` = the outside target, and
 the stage resolves that through the rest of the chain (so filtering applies to the target).
@@ -94,29 +99,39 @@ class LocalData:
                  local: Iterable[Record] = (), *, expired: Callable[[str], bool] | None = None):
         self._zones: dict[str, tuple[Zone, str]] = {}
         self._expired = expired
-        ptr: dict[str, list[Record]] = {}
+        # Auto-PTR sources kept apart (reverse name → PTR records), so an edit of local records
+        # recomputes only the reverse names it touches; _ptr is what lookups read.
+        self._zone_ptr: dict[str, tuple[Record, ...]] = {}
         for origin, ztype, records in zones:
             zone = Zone(origin, (r for r in records if r.type in TYPE_CODES))
             self._zones[zone.origin] = (zone, ztype)
             if ztype == "master":
-                self._add_ptrs(ptr, zone.records())
+                self._add_ptrs(self._zone_ptr, zone.records())
         self._exact: dict[str, dict[str, tuple[Record, ...]]] = {}
         self._wild: dict[str, dict[str, tuple[Record, ...]]] = {}  # "home.lan" for *.home.lan
+        self._local_ptr: dict[str, tuple[Record, ...]] = {}
         local = list(local)
         for r in local:
-            if r.name == "*" or r.name.startswith("*."):
-                node = self._wild.setdefault(r.name[2:], {})
-            else:
-                node = self._exact.setdefault(r.name, {})
+            table, key = self._slot(r.name)
+            node = table.setdefault(key, {})
             node[r.type] = node.get(r.type, ()) + (r,)
-        self._add_ptrs(ptr, local)
-        self._ptr = {name: tuple(sorted(recs, key=lambda r: r.value)) for name, recs in ptr.items()}
+        self._add_ptrs(self._local_ptr, local)
+        self._ptr = {name: self._merged_ptr(name) for name in self._zone_ptr.keys() | self._local_ptr.keys()}
         self._turns: dict[tuple[str, str], itertools.count] = {}
         self.records = sum(len(z) for z, _ in self._zones.values()) + len(local)
         self.empty = not (self._zones or self._exact or self._wild)
 
+    def _slot(self, owner: str) -> tuple[dict, str]:
+        """Where a local owner's records live: (_wild, "home.lan") for *.home.lan, else (_exact, name)."""
+        if owner == "*" or owner.startswith("*."):
+            return self._wild, owner[2:]
+        return self._exact, owner
+
     @staticmethod
-    def _add_ptrs(ptr: dict, records: Iterable[Record]) -> None:
+    def _add_ptrs(ptr: dict, records: Iterable[Record]) -> set[str]:
+        """Add the PTRs of ``records``' addresses to ``ptr`` (one per target and reverse name; a
+        new tuple each time, never changing one a snapshot holds); the reverse names touched."""
+        touched = set()
         for r in records:
             if r.type not in ("A", "AAAA") or r.name == "*" or r.name.startswith("*."):
                 continue
@@ -125,9 +140,73 @@ class LocalData:
             except RecordError:
                 continue
             target = r.name + "."
-            recs = ptr.setdefault(reverse, [])
+            recs = ptr.get(reverse, ())
             if not any(p.value == target for p in recs):
-                recs.append(Record(reverse, "PTR", r.ttl, target))
+                ptr[reverse] = recs + (Record(reverse, "PTR", r.ttl, target),)
+                touched.add(reverse)
+        return touched
+
+    def _merged_ptr(self, reverse: str) -> tuple[Record, ...] | None:
+        """The PTR set lookups answer for ``reverse``: the zones' first, then local targets they
+        lack, sorted by target; None when neither has one."""
+        recs = self._zone_ptr.get(reverse, ())
+        have = {p.value for p in recs}
+        recs += tuple(p for p in self._local_ptr.get(reverse, ()) if p.value not in have)
+        return tuple(sorted(recs, key=lambda r: r.value)) if recs else None
+
+    def with_local(self, changed: dict[str, list[Record]]) -> "LocalData":
+        """A new snapshot: this one with the local records of each owner in ``changed`` replaced
+        by the records given for it (all it holds now; [] when it has none left).
+
+        The zones are shared and the lookup tables copied at C speed; Python work is spent only
+        on the changed owners and the reverse names of their old and new addresses. The result
+        is the snapshot a full build from the same records would give (round-robin counters of
+        untouched sets carry on)."""
+        new = object.__new__(LocalData)
+        new._zones, new._expired, new._zone_ptr = self._zones, self._expired, self._zone_ptr
+        new._exact, new._wild, new._local_ptr = dict(self._exact), dict(self._wild), dict(self._local_ptr)
+        new._turns = dict(self._turns)
+        records = self.records
+        touched: set[str] = set()
+        targets = {owner + "." for owner in changed}
+        for owner in changed:  # take out what the owners had, and their PTRs
+            table, key = new._slot(owner)
+            node = table.pop(key, None) or {}
+            for rtype, rrset in node.items():
+                records -= len(rrset)
+                new._turns.pop((owner, rtype), None)
+                if rtype in ("A", "AAAA") and table is new._exact:
+                    for r in rrset:
+                        try:
+                            touched.add(ptr_name(r.value))
+                        except RecordError:
+                            pass
+        for reverse in touched:
+            kept = tuple(p for p in new._local_ptr.get(reverse, ()) if p.value not in targets)
+            if kept:
+                new._local_ptr[reverse] = kept
+            else:
+                new._local_ptr.pop(reverse, None)
+        for owner, recs in changed.items():  # put in what they hold now
+            if not recs:
+                continue
+            table, key = new._slot(owner)
+            node: dict[str, tuple[Record, ...]] = {}
+            for r in recs:
+                node[r.type] = node.get(r.type, ()) + (r,)
+            table[key] = node
+            records += len(recs)
+            touched |= new._add_ptrs(new._local_ptr, recs)
+        new._ptr = dict(self._ptr)
+        for reverse in touched:
+            merged = new._merged_ptr(reverse)
+            if merged is None:
+                new._ptr.pop(reverse, None)
+            else:
+                new._ptr[reverse] = merged
+        new.records = records
+        new.empty = not (new._zones or new._exact or new._wild)
+        return new
 
     @classmethod
     def from_store(cls, store, expired: Callable[[str], bool] | None = None) -> "LocalData":
