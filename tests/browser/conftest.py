@@ -21,13 +21,16 @@ EXPECT_TIMEOUT_MS = 10_000  # every wait on the page is bounded by this
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(request):
+    """One Chromium for the test module; a module may add flags of its own (for example
+    --host-resolver-rules) in a list named CHROMIUM_EXTRA_FLAGS."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; scripts/test does)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
     sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        args = CHROMIUM_FLAGS + list(getattr(request.module, "CHROMIUM_EXTRA_FLAGS", ()))
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         try:
             yield chromium
         finally:

@@ -88,7 +88,7 @@ async def raw_upgrade(port, path, headers=""):
     """Send a WebSocket upgrade by hand; return (status line, headers+body text)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()
-    writer.write((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n").encode())
     await writer.drain()
     data = await asyncio.wait_for(reader.read(65536), 10)
@@ -126,7 +126,7 @@ def test_plain_http_get_is_refused_without_subscribing():
         app = FakeApp()
         async with Server(app) as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(b"GET /ws/queries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n\r\n")
+            writer.write(b"GET /ws/queries HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer good\r\n\r\n")
             data = await asyncio.wait_for(reader.read(65536), 10)
             writer.close()
             assert b" 400 " in data.split(b"\r\n", 1)[0]
@@ -281,7 +281,7 @@ def test_client_that_never_reads_is_disconnected_and_frees_its_slot(monkeypatch)
             sock = socket.create_connection(("127.0.0.1", srv.port))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             key = base64.b64encode(os.urandom(16)).decode()
-            sock.sendall((f"GET /ws/queries HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            sock.sendall((f"GET /ws/queries HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                           "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer good\r\n\r\n").encode())
             try:

@@ -216,6 +216,12 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
         f("burrow_http_refused_requests_total", "counter",
           "HTTP requests refused before any route: a malformed, oversized or ambiguous head.",
           getattr(web, "refused_requests", None))
+        site = getattr(api, "site", None)
+        if site is not None:
+            f("burrow_http_foreign_requests_total", "counter",
+              "HTTP requests refused as another web page's (docs/security.md): a Host that is not "
+              "Burrow's (421), or a write, WebSocket upgrade or preflight from another origin (403).",
+              [({"reason": "host"}, site.misdirected), ({"reason": "origin"}, site.cross_origin)])
 
     proc = process_figures()
     f("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", proc.get("rss"))

@@ -32,6 +32,7 @@ from microdot.microdot import NoCaseDict
 from ..dns.access import RateLimiter
 from . import errors
 from .errors import ApiError
+from .origin import READ_METHODS, Site
 from .schema import Obj, Query
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,16 @@ SECURITY_HEADERS = {
                                 "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
                                 "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
 }
-CORS_HEADERS = {
+# Preflights (docs/security.md): reads from anywhere, writes only from server.allowed_origins.
+# Never Access-Control-Allow-Credentials: CORS is for bearer tokens, not the browser's cookie.
+CORS_READ = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, HEAD",
     "Access-Control-Allow-Headers": "Content-Type, Authorization",
     "Access-Control-Max-Age": "600",
 }
+CORS_WRITE = {**CORS_READ, "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
+              "Vary": "Origin"}
 
 
 @dataclass
@@ -124,6 +129,9 @@ class BurrowWeb(Microdot):
         self.rejected_connections = 0
         self.deadline_cuts = 0
         self.refused_requests = 0  # request heads answered 4xx before any route
+        # (req) -> ApiError | None, run on every request from the network before routing: the
+        # Api's Host check (origin.py). In-process test clients call dispatch_request directly.
+        self.screen = None
 
     def limit(self, max_connections: int, max_per_client: int, request_deadline: float) -> None:
         self.max_connections = max_connections
@@ -178,6 +186,10 @@ class BurrowWeb(Microdot):
             return
         if req is None:
             writer.close()
+            return
+        refusal = self.screen(req) if self.screen is not None else None
+        if refusal is not None:
+            await self._refuse(reader, writer, refusal)
             return
         res = await self.dispatch_request(req)
         try:
@@ -365,10 +377,14 @@ class Api:
         self._literal: dict[str, set] = {}  # fixed paths → their methods (see the 405 in _wrap)
         self.limiter = RateLimiter(rps, burst, 4096)
         self.auth_limiter = RateLimiter(auth_rps, auth_burst, 4096)  # login, setup, refresh
+        self.site = Site(app)  # Burrow's own names and origins (origin.py)
+        self.web.screen = self._screen_host
+        self.web.options_handler = self._preflight
         self.web.after_request(self._headers)
         self.web.after_error_request(self._headers)
         for status in (400, 404, 405, 413, 500):
             self.web.errorhandler(status)(self._microdot_error(status))
+        self.web.errorhandler(403)(self._preflight_refused)
 
     # ---- declaring -----------------------------------------------------------------------------
 
@@ -394,6 +410,8 @@ class Api:
     def _wrap(self, route: Route, auth_limited: bool):
         async def endpoint(req, **params):
             try:
+                if route.mutating:  # a write from another web page: refused before anything runs
+                    self.site.check_origin(req)
                 ip = client_ip(req)
                 limiter = self.auth_limiter if auth_limited else self.limiter
                 if not limiter.admit(ip, time.monotonic()):
@@ -485,19 +503,45 @@ class Api:
 
     # ---- cross-cutting -------------------------------------------------------------------------
 
+    def _screen_host(self, req) -> ApiError | None:
+        """BurrowWeb.screen: a request that does not name Burrow (DNS rebinding) gets 421."""
+        return None if self.site.host_allowed(req) else self.site.refuse_host()
+
+    def _preflight(self, req):
+        """microdot's OPTIONS answer: the path's Allow header, and CORS for a preflight that
+        may go ahead; 403 (see _preflight_refused) for a write from a foreign origin."""
+        headers = self.web.default_options_handler(req)
+        origin = req.headers.get("Origin")
+        method = req.headers.get("Access-Control-Request-Method")
+        if origin is None or method is None:
+            return headers  # not a CORS preflight
+        if method.upper() in READ_METHODS:
+            return {**headers, **CORS_READ}
+        if self.site.allowed_origin(origin):
+            return {**headers, **CORS_WRITE, "Access-Control-Allow-Origin": origin}
+        self.site.refuse_origin()  # counted
+        return 403
+
+    async def _preflight_refused(self, req, *args):
+        # 403 is raised by microdot only for _preflight's refusal; routes answer theirs themselves.
+        return error_response(ApiError(403, "this web page's origin may not send this request "
+                                            "(see server.allowed_origins)", error="cross_origin"))
+
     async def _headers(self, req, res):
         for k, v in SECURITY_HEADERS.items():
             res.headers.setdefault(k, v)
         if getattr(self.app, "tls", False):
             res.headers["Strict-Transport-Security"] = "max-age=31536000"
-        # CORS '*' only where no cookie rides along: public reads and bearer-token requests.
-        # Never with credentials, so a foreign page can not use a signed-in browser's session.
-        if req is not None and req.method == "OPTIONS":  # preflight (microdot answers it itself)
-            for k, v in CORS_HEADERS.items():
-                res.headers.setdefault(k, v)
-        elif req is not None and not (req.cookies or {}).get(SESSION_COOKIE):
-            if req.method == "GET" or req.headers.get("Authorization"):
-                res.headers.setdefault("Access-Control-Allow-Origin", "*")
+        # CORS only where no cookie rides along: reads ('*'), and token writes from an allowed
+        # origin (the foreign ones were refused already). Preflights are _preflight's.
+        if req is None or req.method == "OPTIONS" or (req.cookies or {}).get(SESSION_COOKIE):
+            return res
+        origin = req.headers.get("Origin")
+        if req.method in READ_METHODS:
+            res.headers.setdefault("Access-Control-Allow-Origin", "*")
+        elif origin and req.headers.get("Authorization") and self.site.allowed_origin(origin):
+            res.headers.setdefault("Access-Control-Allow-Origin", origin)
+            res.headers.setdefault("Vary", "Origin")
         return res
 
     def _microdot_error(self, status: int):

@@ -1,5 +1,7 @@
 """Live streams over WebSocket: /ws/queries, /ws/metrics, /ws/events, /ws/health.
 
+Every upgrade must carry no ``Origin`` or Burrow's own (origin.py), else 403: browsers send the
+session cookie with a WebSocket handshake from any page, and CORS does not apply to WebSockets.
 Authentication happens BEFORE the upgrade, through the same route wrapper as every REST call:
 ``Authorization: Bearer …``, the session cookie, or — because browsers cannot set headers on
 a WebSocket — ``?token=<access token>``. Without valid credentials the client gets our JSON
@@ -30,7 +32,7 @@ from microdot.websocket import WebSocketError, websocket_upgrade
 from ..storage.events import EVENT_TOPICS, normalize
 from ..storage.querylog import iso_utc
 from .errors import ApiError
-from .routes import Api
+from .routes import Api, error_response
 from .schema import Bool, Query, Str
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,13 @@ def health_snapshot(app) -> dict:
 def register(api: Api, app) -> None:
     streams = Streams(app)
     api.streams = streams  # for tests and /metrics
+
+    # A browser sends the session cookie with a WebSocket handshake from any page, and CORS does
+    # not apply to WebSockets: every upgrade must come from Burrow's own page or carry no Origin.
+    @api.web.before_request
+    async def same_origin_only(req):
+        if req.path.startswith("/ws/") and not api.site.origin_ok(req):
+            return error_response(api.site.refuse_origin())
 
     # Browsers cannot send headers on a WebSocket: take ?token= as a bearer token for /ws/*,
     # before the route wrapper authenticates (only when no Authorization header was sent).
