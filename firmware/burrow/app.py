@@ -85,7 +85,8 @@ class App:
         self.cache = AnswerCache(cfg["cache.max_bytes"])
         servers = [parse_hostport(s, 53) for s in cfg["upstream_dns_servers"]]
         self.upstreams = UpstreamPool(servers, UpstreamSettings(
-            cfg["upstream.timeout"], cfg["upstream.max_attempts"], cfg["upstream.max_inflight"]))
+            cfg["upstream.timeout"], cfg["upstream.max_attempts"], cfg["upstream.max_inflight"],
+            max_inflight_share=cfg["upstream.max_inflight_share"]))
         self.limits = CacheLimits(cfg["cache.min_ttl"], cfg["cache.max_ttl"], cfg["cache.negative_ttl"])
         self.guard = GuardStage(self.acl, self.limiter, cfg["rate_limit.action"])
         self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],

@@ -199,6 +199,7 @@ def _apply_upstreams(app, cfg: Config) -> None:
     pool.settings.timeout = cfg["upstream.timeout"]
     pool.settings.max_attempts = cfg["upstream.max_attempts"]
     pool.settings.max_inflight = cfg["upstream.max_inflight"]
+    pool.settings.max_inflight_share = cfg["upstream.max_inflight_share"]
     check = getattr(app, "_check_static_loop", None)  # an upstream that is ourselves is never used
     if check is not None and getattr(app, "dns", None) is not None:
         check()

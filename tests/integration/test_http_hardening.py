@@ -155,7 +155,6 @@ def test_a_dribbled_request_head_is_cut_at_the_deadline_not_kept_alive(small):
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % small.web_port)
         start = time.monotonic()
         s.setblocking(False)
-        raw = b""
         while time.monotonic() - start < 8.0:
             if select.select([s], [], [], 0.3)[0]:
                 break

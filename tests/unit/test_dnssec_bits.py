@@ -79,7 +79,7 @@ class FakePool:
         self.server = type("S", (), {"host": host, "label": f"{host}:53"})()
         self.asked = []
 
-    async def query(self, question, qflags, do):
+    async def query(self, question, qflags, do, client=None):
         self.asked.append(qflags)
         await asyncio.sleep(0.01)
         return self.reply, self.server

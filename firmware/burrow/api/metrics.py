@@ -191,6 +191,12 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
         f("burrow_upstream_healthy", "gauge", "1 when the upstream is considered healthy.",
           [({"upstream": s.label}, bool(s.healthy)) for s in servers])
         f("burrow_upstream_inflight", "gauge", "Upstream queries in flight.", getattr(pool, "inflight", None))
+        slots = getattr(pool, "slots", None)
+        if slots is not None:
+            f("burrow_upstream_turned_away_total", "counter",
+              "Cache misses not sent upstream: no in-flight slot (the pool's or the client's share), "
+              "or a question that keeps timing out, held back.",
+              [({"reason": "budget"}, slots.refused), ({"reason": "timeout_memo"}, pool.timeout_held)])
         f("burrow_upstream_wrong_replies_total", "counter", "TCP replies ignored for a wrong ID or question.",
           getattr(pool, "wrong_replies", None))
 

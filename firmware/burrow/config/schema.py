@@ -335,6 +335,10 @@ OPTIONS: list[Option] = [
     Option("upstream.max_inflight", 1024,
            "Cap on concurrent upstream queries (further misses get SERVFAIL).",
            integer(1, 65536)),
+    Option("upstream.max_inflight_share", 0.25,
+           "Fraction of upstream.max_inflight one client may hold (less as the pool fills), so "
+           "clients asking names that never resolve cannot starve the others.",
+           number(0.01, 1.0)),
     Option("upstream.proxy_dnssec", "auto",
            "Pass on the upstream's AD bit (its validator's word that the data is authentic) to "
            "clients that send DO or AD: auto for upstreams on loopback or in upstream.trusted_servers, "

@@ -12,6 +12,13 @@ first, as dnsmasq and AdGuard Home do) but says nothing about the server. Timeou
 errors and unusable replies are failures; a state change needs a sustained condition
 (see DOWN_AFTER_FAILURES, UP_AFTER_ANSWERS), and the count people see changes at most once
 per REPORT_MIN_DWELL, so the status LED and /readyz never flap.
+
+Nobody can starve the others of upstream slots (issue 20): the in-flight budget is shared
+per client (dns/fairshare.py: a client holds at most ``max_inflight_share`` of it, and less as
+the pool fills), and a question that keeps timing out costs less each time (RFC 9520 §3):
+a small memo of questions whose every attempt timed out gives the next query for one of them
+a shorter timeout and one attempt per server, and after a second such failure answers it
+SERVFAIL at once for a while that doubles with each further one (TIMEOUT_HOLD_*).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import struct
 import time
 
 from . import wire
+from .fairshare import FairShare, per_client_cap
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,12 @@ REPORT_MIN_DWELL = 10.0  # seconds the reported healthy count holds before it ma
 LOOP_SUSPECT_S = 60.0  # seconds an upstream is left out after one of our own queries came back
 ERROR_RCODES = {wire.SERVFAIL: "SERVFAIL", wire.REFUSED: "REFUSED", wire.NOTIMP: "NOTIMP",
                 wire.FORMERR: "FORMERR"}  # answers that are no answer: try another server
+MAX_INFLIGHT_SHARE = 0.25  # default share of max_inflight one client may hold (upstream.max_inflight_share)
+TIMEOUT_MEMO_MAX = 1024  # questions whose every attempt timed out, remembered (oldest dropped past it)
+TIMEOUT_MEMO_TTL = 60.0  # seconds a question's timeouts are remembered after the last one
+TIMEOUT_HOLD_BASE = 2.0  # seconds a question is answered SERVFAIL at once after its second timeout ...
+TIMEOUT_HOLD_MAX = 30.0  # ... doubling with each further one up to this (RFC 9520 §3.2: a backoff)
+SHORT_TIMEOUT_MIN = 0.25  # floor of the shortened per-attempt timeout for such a question
 
 
 @dataclass
@@ -50,16 +64,20 @@ class UpstreamSettings:
     max_attempts: int = 3  # attempts per query, across servers
     max_inflight: int = 1024  # cap on concurrent upstream queries (sockets)
     failover: bool = True  # False: only the first configured server is asked (conditional rules)
+    max_inflight_share: float = MAX_INFLIGHT_SHARE  # fraction of max_inflight one client may hold
 
 
 class UpstreamError(Exception):
     """No usable answer. ``ede`` is the Extended DNS Error code to report, ``text`` its text
-    (the upstream's own EDE text when it answered with one; else the message)."""
+    (the upstream's own EDE text when it answered with one; else the message). ``busy``: not
+    asked at all, for want of an in-flight slot; says nothing about the question."""
 
-    def __init__(self, message: str, ede: int = wire.EDE_NETWORK_ERROR, text: str | None = None):
+    def __init__(self, message: str, ede: int = wire.EDE_NETWORK_ERROR, text: str | None = None,
+                 busy: bool = False):
         super().__init__(message)
         self.ede = ede
         self.text = message if text is None else text
+        self.busy = busy
 
 
 def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
@@ -237,13 +255,17 @@ class UpstreamPool:
 
     ``local_ports`` maps the source port of each UDP query in flight to (ID, question,
     server): a query that arrives with exactly that triple is our own come back (a loop).
+    ``slots`` shares the in-flight budget among clients; ``_timeouts`` maps a question whose
+    every attempt timed out to (strikes, held until, forgotten at).
     """
 
     def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings, clock=time.monotonic):
         self.clock = clock
         self.servers = [Upstream(h, p, clock) for h, p in servers]
         self.settings = settings
-        self.inflight = 0
+        self.slots = FairShare()
+        self._timeouts: dict[bytes, tuple[int, float, float]] = {}
+        self.timeout_held = 0  # queries answered at once from the timeout memo
         self.local_ports: dict[int, tuple[int, bytes, Upstream]] = {}
         self.wrong_replies = 0
         self._reported = len(self.servers)  # healthy_count as shown (see REPORT_MIN_DWELL)
@@ -264,6 +286,10 @@ class UpstreamPool:
         return sorted(self.servers, key=score)
 
     @property
+    def inflight(self) -> int:
+        return self.slots.used
+
+    @property
     def healthy_count(self) -> int:
         """Healthy servers as people see them: the live count, changed at most once per
         REPORT_MIN_DWELL (the first change after a quiet spell shows at once)."""
@@ -275,7 +301,7 @@ class UpstreamPool:
         return self._reported
 
     async def query(self, question: bytes, qflags: int, do: bool,
-                    servers: list[Upstream] | None = None) -> tuple[bytes, Upstream]:
+                    servers: list[Upstream] | None = None, client: str | None = None) -> tuple[bytes, Upstream]:
         """Ask upstream; returns (reply packet, server). Raises UpstreamError when all fail.
 
         ``question`` is the lower-case question (name + type + class) we expect echoed back.
@@ -283,10 +309,27 @@ class UpstreamPool:
         question; the next one is. When nobody gives a usable answer, the error carries the
         last such answer's own EDE (or EDE 0 naming the rcode), and EDE 22 "No Reachable
         Authority" only when no server answered at all.
+
+        ``client`` (the asking client's address) is charged one slot of the in-flight budget
+        while the query is out; over its share it gets an error at once. None (Burrow's own
+        questions, e.g. a list server's name) is held to the pool's cap only.
         """
-        if self.inflight >= self.settings.max_inflight:
-            raise UpstreamError("too many upstream queries in flight", wire.EDE_OTHER)
         now = self.clock()
+        strikes = self._strikes(question, now)  # raises while the question is held back
+        settings = self.settings
+        total = settings.max_inflight
+        if not self.slots.acquire(client, total, per_client_cap(total, settings.max_inflight_share)):
+            if self.slots.used >= total:
+                raise UpstreamError("too many upstream queries in flight", wire.EDE_OTHER, busy=True)
+            raise UpstreamError("too many upstream queries in flight from this client", wire.EDE_OTHER,
+                                busy=True)
+        try:
+            return await self._query(question, qflags, do, servers, now, strikes)
+        finally:
+            self.slots.release(client)
+
+    async def _query(self, question: bytes, qflags: int, do: bool, servers: list[Upstream] | None,
+                     now: float, strikes: int) -> tuple[bytes, Upstream]:
         if servers is not None:
             order = servers
         elif self.settings.failover:
@@ -299,28 +342,33 @@ class UpstreamPool:
         said_no: dict[Upstream, bytes] = {}  # server → its error answer; not asked again
         last: UpstreamError | None = None
         any_timeout = False
-        self.inflight += 1
-        try:
-            for i in range(self.settings.max_attempts):
-                server = order[i % len(order)]
-                if server in said_no or (server.loop_detected and len(order) > 1):
-                    continue
-                try:
-                    reply = await self._attempt(server, question, qflags, do)
-                except asyncio.TimeoutError:
-                    any_timeout = True
-                    last = UpstreamError(f"{server.label} timed out", wire.EDE_NO_REACHABLE_AUTHORITY)
-                    continue
-                except UpstreamError as e:
-                    last = e
-                    continue
-                if reply[3] & 0xF in ERROR_RCODES:
-                    server.error_answers += 1
-                    said_no[server] = reply
-                    continue
-                return reply, server
-        finally:
-            self.inflight -= 1
+        only_timeouts = True
+        timeout, attempts = self.settings.timeout, self.settings.max_attempts
+        if strikes:  # this question timed out lately: ask each server once, for less long
+            timeout = max(min(timeout, SHORT_TIMEOUT_MIN), timeout / 2 ** strikes)
+            attempts = min(attempts, len(order))
+        for i in range(attempts):
+            server = order[i % len(order)]
+            if server in said_no or (server.loop_detected and len(order) > 1):
+                continue
+            try:
+                reply = await self._attempt(server, question, qflags, do, timeout)
+            except asyncio.TimeoutError:
+                any_timeout = True
+                last = UpstreamError(f"{server.label} timed out", wire.EDE_NO_REACHABLE_AUTHORITY)
+                continue
+            except UpstreamError as e:
+                only_timeouts = False
+                last = e
+                continue
+            self._timeouts.pop(question, None)  # a server answered it: no longer suspect
+            if reply[3] & 0xF in ERROR_RCODES:
+                server.error_answers += 1
+                said_no[server] = reply
+                continue
+            return reply, server
+        if any_timeout and only_timeouts and not said_no:
+            self._timed_out(question, self.clock())
         if said_no:
             server, reply = list(said_no.items())[-1]
             raise _error_answer(server, reply, 12 + len(question))
@@ -330,15 +378,45 @@ class UpstreamPool:
             raise last
         raise UpstreamError("no upstream servers available", wire.EDE_NO_REACHABLE_AUTHORITY)
 
-    async def _attempt(self, server: Upstream, question: bytes, qflags: int, do: bool) -> bytes:
-        """One exchange with ``server`` (UDP, then TCP if truncated); records the outcome in
-        its health. Raises asyncio.TimeoutError or UpstreamError on a transport failure."""
+    def _strikes(self, question: bytes, now: float) -> int:
+        """How many times in a row ``question`` lately timed out at every server asked (0: not
+        lately); raises UpstreamError while it is held back after repeated timeouts."""
+        memo = self._timeouts.get(question)
+        if memo is None:
+            return 0
+        strikes, held_until, forget_at = memo
+        if now >= forget_at:
+            del self._timeouts[question]
+            return 0
+        if now < held_until:
+            self.timeout_held += 1
+            raise UpstreamError(f"no upstream answered this question the last {strikes} times; "
+                                f"not asked again for {held_until - now:.0f} s",
+                                wire.EDE_NO_REACHABLE_AUTHORITY)
+        return strikes
+
+    def _timed_out(self, question: bytes, now: float) -> None:
+        """Every attempt for ``question`` timed out: one more strike (RFC 9520 §3.2 backoff)."""
+        memo = self._timeouts.pop(question, None)
+        strikes = (memo[0] if memo is not None and now < memo[2] else 0) + 1
+        hold = 0.0 if strikes < 2 else min(TIMEOUT_HOLD_MAX, TIMEOUT_HOLD_BASE * 2 ** (strikes - 2))
+        if len(self._timeouts) >= TIMEOUT_MEMO_MAX:
+            del self._timeouts[next(iter(self._timeouts))]  # the one that timed out longest ago
+        self._timeouts[question] = (strikes, now + hold, now + TIMEOUT_MEMO_TTL)
+
+    async def _attempt(self, server: Upstream, question: bytes, qflags: int, do: bool,
+                       timeout: float | None = None) -> bytes:
+        """One exchange with ``server`` (UDP, then TCP if truncated), each waiting ``timeout``
+        (None: the settings'); records the outcome in its health. Raises asyncio.TimeoutError
+        or UpstreamError on a transport failure."""
         server.queries += 1
         t0 = time.monotonic()
+        if timeout is None:
+            timeout = self.settings.timeout
         try:
-            reply = await self._udp(asyncio.get_running_loop(), server, question, qflags, do)
+            reply = await self._udp(asyncio.get_running_loop(), server, question, qflags, do, timeout)
             if reply[2] & 0x02:  # TC: the answer did not fit; ask the same server over TCP
-                reply = await self._tcp(server, question, qflags, do)
+                reply = await self._tcp(server, question, qflags, do, timeout)
             # A reply whose records cannot be walked is no answer (and may be the next server's
             # job); checked here once, so the failure counts against this server's health.
             wire.read_rrs(reply, 12 + len(question), sum(struct.unpack_from("!HHH", reply, 6)))
@@ -384,7 +462,8 @@ class UpstreamPool:
         flags = wire.RD | wire.AD | (qflags & wire.CD)  # AD=1: we understand AD (RFC 6840 §5.7)
         return qid, (wire.header(qid, flags, 1, 0, 0, 1) + question + wire.opt_record(do))
 
-    async def _udp(self, loop, server: Upstream, question: bytes, qflags: int, do: bool) -> bytes:
+    async def _udp(self, loop, server: Upstream, question: bytes, qflags: int, do: bool,
+                   timeout: float) -> bytes:
         qid, packet = self._packet(question, qflags, do)
         sock = socket.socket(server.family, socket.SOCK_DGRAM)
         port = 0
@@ -398,7 +477,7 @@ class UpstreamPool:
             loop.add_reader(fd, pending.on_readable)
             try:
                 sock.send(packet)
-                pending.timer = loop.call_later(self.settings.timeout, pending.on_timeout)
+                pending.timer = loop.call_later(timeout, pending.on_timeout)
                 return await pending.fut
             finally:
                 if pending.timer is not None:
@@ -408,9 +487,10 @@ class UpstreamPool:
             self.local_ports.pop(port, None)
             sock.close()
 
-    async def _tcp(self, server: Upstream, question: bytes, qflags: int, do: bool) -> bytes:
+    async def _tcp(self, server: Upstream, question: bytes, qflags: int, do: bool,
+                   timeout: float) -> bytes:
         qid, packet = self._packet(question, qflags, do)
-        async with asyncio.timeout(self.settings.timeout):
+        async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(server.host, server.port)
             try:
                 writer.write(struct.pack("!H", len(packet)) + packet)

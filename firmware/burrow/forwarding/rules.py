@@ -355,6 +355,7 @@ class ForwardRule:
             timeout=self.timeout_seconds or (defaults.timeout if defaults else DEFAULT_TIMEOUT),
             max_attempts=per_server * (len(self.servers) if self.failover else 1),
             max_inflight=defaults.max_inflight if defaults else DEFAULT_INFLIGHT,
+            max_inflight_share=defaults.max_inflight_share if defaults else UpstreamSettings.max_inflight_share,
             failover=self.failover)
 
     # ---- matching --------------------------------------------------------------------------------

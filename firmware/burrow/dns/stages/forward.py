@@ -130,8 +130,14 @@ class ForwardStage:
         question = query.qkey
         pool = self.pools(query)
         try:
-            reply, server = await pool.query(question, query.flags, query.do)
+            reply, server = await pool.query(question, query.flags, query.do, client=query.client_ip)
         except UpstreamError as e:
+            if e.busy:
+                # Turned away for want of an in-flight slot (the client's share, or the pool's):
+                # a verdict on the load, not the question, so it must not enter the cache stage's
+                # SERVFAIL memo, where it would fail the same question for every other client.
+                query.note("forward", "rate_limited", source="upstream", detail=str(e))
+                return Answer(wire.SERVFAIL, Decision.RATE_LIMITED, ede=(e.ede, e.text[:100]))
             query.note("forward", "servfail", source="upstream", detail=str(e))
             return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(e.ede, e.text[:100]))
         lim = self.limits

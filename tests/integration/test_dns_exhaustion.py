@@ -1,0 +1,107 @@
+"""Through the real burrow process: a few clients cannot starve the others (issue 20).
+
+Upstream in-flight exhaustion (item 5): eight LAN clients, each under the per-client rate
+limit, ask for names the upstream never answers. Each such question holds an upstream slot
+for the whole timeout, so together they used to hold every slot, and another client's cache
+misses got SERVFAIL "too many upstream queries in flight" (27% answered in the report). The
+in-flight budget is now shared per client, so the other client keeps being answered.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+import dns.exception
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.support.burrow_proc import BurrowProcess
+from tests.support.upstream_client import TestUpstream
+
+ATTACKERS = [f"127.0.0.{i}" for i in range(2, 10)]  # eight LAN clients
+VICTIM = "127.0.0.10"
+MAX_INFLIGHT = 32  # small, so the attack fills it quickly
+ATTACK_RATE = 25.0  # queries per second per attacker: well under rate_limit.rps (100)
+ATTACK_CAP_S = 90.0  # no attacker ever runs longer than this
+VICTIM_QUERIES = 40
+DEADLINE = 30.0
+
+
+@pytest.fixture
+def up():
+    with TestUpstream() as u:
+        yield u
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _attack(b: BurrowProcess, source: str, stop: threading.Event, tag: str) -> None:
+    """Send never-answered questions (each a new name) at ATTACK_RATE until told to stop."""
+    end = time.monotonic() + ATTACK_CAP_S
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.setblocking(False)
+        i = 0
+        due = time.monotonic()
+        while not stop.is_set() and time.monotonic() < end:
+            name = f"a{i}-{tag}-{source.replace('.', '-')}.dead.test"
+            try:
+                s.sendto(dns.message.make_query(name, "A").to_wire(), ("127.0.0.1", b.dns_port))
+            except OSError:
+                pass
+            while True:  # replies (SERVFAIL) are of no interest; keep the buffer empty
+                try:
+                    s.recv(4096)
+                except OSError:
+                    break
+            i += 1
+            due += 1.0 / ATTACK_RATE
+            stop.wait(max(0.0, due - time.monotonic()))
+
+
+def test_never_answered_names_from_eight_clients_do_not_starve_another(tmp_path, up):
+    up.set_rule("dead.test", match="suffix", drop=True)
+    config = {"rate_limit": {"enabled": True},  # defaults: each attacker stays under it
+              "upstream": {"max_inflight": MAX_INFLIGHT, "timeout": 1.0, "max_attempts": 3}}
+    with BurrowProcess(tmp_path, [up.address], config) as b:
+        tag = uuid.uuid4().hex[:8]
+        stop = threading.Event()
+        attackers = [threading.Thread(target=_attack, args=(b, ip, stop, tag), daemon=True)
+                     for ip in ATTACKERS]
+        for t in attackers:
+            t.start()
+        try:
+            # The attack is under way once the upstream has been asked twice the budget.
+            wait_for(lambda: sum(q["name"].endswith(".dead.test") for q in up.queries())
+                     >= 2 * MAX_INFLIGHT, DEADLINE, "the attack to reach the upstream")
+            answered = 0
+            for i in range(VICTIM_QUERIES):  # each a new name: a cache miss
+                name = f"v{i}-{tag}.ok.test"
+                try:
+                    reply = b.query(name, timeout=3.0, source=VICTIM)
+                except dns.exception.Timeout:
+                    continue
+                if reply.rcode() == dns.rcode.NOERROR and reply.answer:
+                    answered += 1
+            still_attacking = all(t.is_alive() for t in attackers)
+        finally:
+            stop.set()
+            for t in attackers:
+                t.join(10)
+        assert still_attacking, "the attack ended before the victim's queries did"
+        ratio = answered / VICTIM_QUERIES
+        print(f"\nbenchmark: victim cache-miss success under in-flight attack: {ratio:.0%} "
+              f"({answered}/{VICTIM_QUERIES}), max_inflight={MAX_INFLIGHT}, {len(ATTACKERS)} attackers")
+        assert ratio >= 0.9, f"only {answered}/{VICTIM_QUERIES} of the victim's questions answered"
+
