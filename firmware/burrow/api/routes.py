@@ -517,7 +517,7 @@ class Api:
             return headers  # not a CORS preflight
         if method.upper() in READ_METHODS:
             return {**headers, **CORS_READ}
-        if self.site.allowed_origin(origin):
+        if self.site.origin_ok(req):  # Burrow's own (browsers do not preflight those) or allowed
             return {**headers, **CORS_WRITE, "Access-Control-Allow-Origin": origin}
         self.site.refuse_origin()  # counted
         return 403
