@@ -159,6 +159,8 @@ class App:
                              decision_trace=cfg["server.decision_trace"],
                              tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
                              max_tcp_connections=cfg["server.max_tcp_connections"],
+                             max_tcp_per_client=cfg["server.max_tcp_per_client"],
+                             tcp_message_timeout=cfg["server.tcp_message_timeout"],
                              loop_ports=self.upstreams.local_ports, view_of=self._view_of)
         listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
         await self.dns.start(listen)

@@ -1,14 +1,20 @@
-"""Through the real burrow process: a few clients cannot starve the others (issue 20).
+"""Through the real burrow process: one client, or a few, cannot starve the others (issue 20).
 
 Upstream in-flight exhaustion (item 5): eight LAN clients, each under the per-client rate
 limit, ask for names the upstream never answers. Each such question holds an upstream slot
 for the whole timeout, so together they used to hold every slot, and another client's cache
 misses got SERVFAIL "too many upstream queries in flight" (27% answered in the report). The
 in-flight budget is now shared per client, so the other client keeps being answered.
+
+DNS-over-TCP exhaustion (item 6): one client used to hold every TCP slot by sending one byte
+now and then (each byte restarted the idle timer). Now a client has its own connection cap,
+a message must arrive whole within a deadline whatever trickles in, and a connection over a
+cap is accepted and closed cleanly (FIN), not reset.
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -19,6 +25,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from tests.support.api_client import admin_token, authed
 from tests.support.burrow_proc import BurrowProcess
 from tests.support.upstream_client import TestUpstream
 
@@ -105,3 +112,83 @@ def test_never_answered_names_from_eight_clients_do_not_starve_another(tmp_path,
               f"({answered}/{VICTIM_QUERIES}), max_inflight={MAX_INFLIGHT}, {len(ATTACKERS)} attackers")
         assert ratio >= 0.9, f"only {answered}/{VICTIM_QUERIES} of the victim's questions answered"
 
+
+# ---- DNS over TCP ------------------------------------------------------------------------------
+
+DRIBBLER = "127.0.0.2"
+TCP_VICTIM = "127.0.0.3"
+DRIBBLE_CONNECTIONS = 140  # more than the whole default cap (server.max_tcp_connections, 128)
+DRIBBLE_EVERY = 1.0  # seconds between bytes: far below the idle timeout (10 s)
+MESSAGE_DEADLINE = 5.0  # server.tcp_message_timeout's default
+MARGIN = 7.0  # for a loaded machine
+
+
+def _closed(sock: socket.socket) -> str | None:
+    """"eof" or "reset" if the server has closed ``sock``, None while it is open."""
+    if not select.select([sock], [], [], 0)[0]:
+        return None
+    try:
+        data = sock.recv(4096)
+    except ConnectionResetError:
+        return "reset"
+    except BlockingIOError:
+        return None
+    return "eof" if data == b"" else None
+
+
+def test_one_client_cannot_hold_every_tcp_slot_by_dribbling(tmp_path, up):
+    with BurrowProcess(tmp_path, [up.address]) as b:
+        conns: list[tuple[socket.socket, float]] = []
+        closed: dict[int, float] = {}
+        try:
+            for _ in range(DRIBBLE_CONNECTIONS):
+                s = socket.create_connection(("127.0.0.1", b.dns_port), timeout=5,
+                                             source_address=(DRIBBLER, 0))
+                s.setblocking(False)
+                try:
+                    s.send(b"\x00\x40\x12")  # a 64-byte message is coming: here is its first byte
+                except OSError:
+                    pass
+                conns.append((s, time.monotonic()))
+
+            # Another client is answered over TCP while the dribbler holds what it can.
+            for i in range(5):
+                reply = b.query(f"tcp{i}-{uuid.uuid4().hex[:8]}.ok.test", tcp=True, timeout=5,
+                                source=TCP_VICTIM)
+                assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+
+            # A connection over the cap is accepted and closed cleanly: end of stream, no reset.
+            with socket.create_connection(("127.0.0.1", b.dns_port), timeout=5,
+                                          source_address=(DRIBBLER, 0)) as extra:
+                assert extra.recv(10) == b""
+
+            # Every dribbling connection is closed within the message deadline, although a
+            # byte arrives every DRIBBLE_EVERY seconds.
+            last_start = conns[-1][1]
+            give_up = last_start + MESSAGE_DEADLINE + MARGIN
+            while len(closed) < len(conns) and time.monotonic() < give_up:
+                for k, (s, _) in enumerate(conns):
+                    if k in closed:
+                        continue
+                    if _closed(s):
+                        closed[k] = time.monotonic()
+                        continue
+                    try:
+                        s.send(b"\x00")
+                    except OSError:
+                        closed[k] = time.monotonic()
+                time.sleep(DRIBBLE_EVERY)
+            open_left = len(conns) - len(closed)
+            assert open_left == 0, f"{open_left} dribbling connections still open after the deadline"
+            late = [closed[k] - start for k, (_, start) in enumerate(conns)
+                    if closed[k] - start > MESSAGE_DEADLINE + MARGIN]
+            assert not late, f"closed {max(late):.1f} s after their first byte"
+
+            token = admin_token(b)
+            status, text = authed(b, token, "GET", "/metrics")
+            assert status == 200
+            assert 'burrow_dns_problems_total{kind="tcp_client_cap"}' in text
+            assert 'burrow_dns_problems_total{kind="tcp_deadline"}' in text
+        finally:
+            for s, _ in conns:
+                s.close()

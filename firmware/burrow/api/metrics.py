@@ -149,7 +149,8 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
           [({"transport": "udp"}, c.get("udp")), ({"transport": "tcp"}, c.get("tcp"))])
         f("burrow_dns_problems_total", "counter",
           "Messages dropped or answered with an error by the server itself, by kind.",
-          [({"kind": k}, c[k]) for k in ("dropped", "formerr", "errors", "loops", "tcp_refused") if k in c])
+          [({"kind": k}, c[k]) for k in ("dropped", "formerr", "errors", "loops", "tcp_refused",
+                                         "tcp_client_cap", "tcp_deadline") if k in c])
         f("burrow_dns_tcp_connections", "gauge", "Open DNS-over-TCP connections.",
           getattr(dns, "tcp_connections", None))
 

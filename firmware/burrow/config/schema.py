@@ -281,6 +281,12 @@ OPTIONS: list[Option] = [
            "Seconds a DNS-over-TCP connection may stay idle (RFC 7766).", number(0.5, 300)),
     Option("server.max_tcp_connections", 128,
            "Cap on concurrent DNS-over-TCP connections.", integer(1, 10000)),
+    Option("server.max_tcp_per_client", 16,
+           "Cap on one client's concurrent DNS-over-TCP connections (fewer as the slots run out); "
+           "more are accepted and closed at once.", integer(1, 10000)),
+    Option("server.tcp_message_timeout", 5.0,
+           "Seconds a DNS-over-TCP message may take from its first byte to its last (partial "
+           "data does not extend it); past it the connection is closed.", number(0.5, 300)),
     Option("server.http_max_connections", 64,
            "Cap on concurrent admin page/API connections (WebSockets included); past it, 503.",
            integer(1, 10000)),

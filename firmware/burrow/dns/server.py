@@ -20,6 +20,7 @@ from . import wire
 from .access import AccessControl, RateLimiter
 from .chain import Chain
 from .decision import Decision, QueryRecord
+from .fairshare import FairShare
 from .fastpath import FastPath
 from .message import Answer, Query, error_reply, render
 from .stages.guard import DROP
@@ -32,10 +33,15 @@ WILDCARDS = ("0.0.0.0", "::")
 CLIENT_MEMO_MAX = 4096  # client IP → (allowed, view) remembered for the fast path
 TCP_MAX_PENDING = 16  # queries in progress per TCP connection before we stop reading it
 TCP_MAX_BUFFER = 2 * 65537  # bytes buffered per TCP connection (two maximal messages)
+TCP_MAX_PER_CLIENT = 16  # default DNS-over-TCP connections one client may hold (server.max_tcp_per_client)
+TCP_MESSAGE_TIMEOUT = 5.0  # default seconds from a message's first byte to its last (server.tcp_message_timeout)
 
 
 class Counters:
-    __slots__ = ("udp", "tcp", "dropped", "formerr", "errors", "loops", "tcp_refused")
+    # tcp_refused: over server.max_tcp_connections; tcp_client_cap: over the client's share;
+    # tcp_deadline: closed because a message did not arrive whole in time
+    __slots__ = ("udp", "tcp", "dropped", "formerr", "errors", "loops", "tcp_refused", "tcp_client_cap",
+                 "tcp_deadline")
 
     def __init__(self):
         for s in self.__slots__:
@@ -51,7 +57,8 @@ class DnsServer:
     def __init__(self, chain: Chain, fastpath: FastPath, acl: AccessControl,
                  limiter: RateLimiter | None, ring: deque, *, decision_trace: bool = True,
                  tcp_idle_timeout: float = 10.0, max_tcp_connections: int = 128,
-                 loop_ports=None, view_of=None):
+                 max_tcp_per_client: int = TCP_MAX_PER_CLIENT,
+                 tcp_message_timeout: float = TCP_MESSAGE_TIMEOUT, loop_ports=None, view_of=None):
         self.chain = chain
         self.fastpath = fastpath
         self.acl = acl
@@ -60,13 +67,15 @@ class DnsServer:
         self.decision_trace = decision_trace
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
+        self.max_tcp_per_client = max_tcp_per_client
+        self.tcp_message_timeout = tcp_message_timeout
+        self.tcp_slots = FairShare()  # connections per client address (dns/fairshare.py)
         self.loop_ports = loop_ports if loop_ports is not None else {}
         self.view_of = view_of or (lambda ip: "default")
         self.counters = Counters()
         self.clients: dict[str, tuple[bool, str]] = {}
         self.transports: list = []
         self.servers: list = []
-        self.tcp_connections = 0
         self._tasks: set = set()
         self.addresses: list[tuple[str, int]] = []
         # Allowed client IP → its view's fast-path stores (FastPath empties them in place on
@@ -74,6 +83,10 @@ class DnsServer:
         self.fast_clients: dict[str, list] = {}
         self.wildcard_ports: list[tuple[int, int]] = []  # (family, port) bound to 0.0.0.0 / ::
         self._per_address: dict[tuple[str, int], UdpListener] = {}  # see set_local_addresses
+
+    @property
+    def tcp_connections(self) -> int:
+        return self.tcp_slots.used
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -449,7 +462,14 @@ class UdpListener:
 
 
 class TcpProtocol(asyncio.Protocol):
-    """DNS over TCP (RFC 7766): many queries per connection, pipelined, answered as ready."""
+    """DNS over TCP (RFC 7766): many queries per connection, pipelined, answered as ready.
+
+    Slow clients cannot hold connections: the slots are shared per client address
+    (dns/fairshare.py: at most ``max_tcp_per_client``, fewer as the slots run out), and a
+    message must arrive whole within ``tcp_message_timeout`` of its first byte, whatever
+    trickles in meanwhile (the idle timer alone restarted on every byte). A connection over a
+    cap is accepted and closed at once (FIN), and counted.
+    """
 
     def __init__(self, server: DnsServer):
         self.server = server
@@ -457,6 +477,7 @@ class TcpProtocol(asyncio.Protocol):
         self.transport = None
         self.pending = 0
         self.idle_timer = None
+        self.message_timer = None  # armed while a message has begun but not ended
         self.counted = False
         self.peer = None
         self.eof = False
@@ -464,13 +485,16 @@ class TcpProtocol(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         server = self.server
-        if server.tcp_connections >= server.max_tcp_connections:
-            server.counters.tcp_refused += 1
-            transport.abort()
-            return
-        server.tcp_connections += 1
-        self.counted = True
         self.peer = transport.get_extra_info("peername")
+        if not server.tcp_slots.acquire(self.peer[0], server.max_tcp_connections, server.max_tcp_per_client):
+            if server.tcp_slots.used >= server.max_tcp_connections:
+                server.counters.tcp_refused += 1
+            else:
+                server.counters.tcp_client_cap += 1
+            transport.write_eof()  # the FIN leaves first, even if a query is already waiting
+            transport.close()
+            return
+        self.counted = True
         self._arm_idle()
 
     def _arm_idle(self) -> None:
@@ -496,9 +520,12 @@ class TcpProtocol(asyncio.Protocol):
         while len(self.buffer) >= 2 and self.pending < TCP_MAX_PENDING:
             size = (self.buffer[0] << 8) | self.buffer[1]
             if len(self.buffer) < 2 + size:
-                return
+                break
             msg = bytes(self.buffer[2:2 + size])
             del self.buffer[:2 + size]
+            if self.message_timer is not None:  # that message came whole in time
+                self.message_timer.cancel()
+                self.message_timer = None
             server.counters.tcp += 1
             try:
                 reply = server.fast(msg, self.peer[0], False)
@@ -512,6 +539,20 @@ class TcpProtocol(asyncio.Protocol):
             server.spawn(self._slow(msg))
         if self.pending >= TCP_MAX_PENDING:
             self.transport.pause_reading()
+            if self.message_timer is not None:  # we stopped reading: the wait is ours, not theirs
+                self.message_timer.cancel()
+                self.message_timer = None
+        elif self.buffer and self.message_timer is None:  # a message has begun: it has until then
+            self.message_timer = asyncio.get_running_loop().call_later(server.tcp_message_timeout,
+                                                                       self._too_slow)
+
+    def _too_slow(self) -> None:
+        self.message_timer = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.server.counters.tcp_deadline += 1
+            log.debug("DNS over TCP: %s did not send a whole message in %.1f s; closed",
+                      self.peer[0], self.server.tcp_message_timeout)
+            self.transport.close()
 
     async def _slow(self, msg: bytes) -> None:
         try:
@@ -539,7 +580,10 @@ class TcpProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.idle_timer is not None:
             self.idle_timer.cancel()
+        if self.message_timer is not None:
+            self.message_timer.cancel()
+            self.message_timer = None
         if self.counted:
-            self.server.tcp_connections -= 1
+            self.server.tcp_slots.release(self.peer[0])
             self.counted = False
         self.transport = None
