@@ -267,7 +267,8 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/auth/setup", role="public", auth_limited=True, status=201,
                summary="Create the first admin (first run only, from the local network)",
-               tags=["auth"], body=SetupRequest, responses={201: User})
+               tags=["auth"], body=SetupRequest,
+               responses={201: User, 403: "not from the allowed local networks", 409: "setup is already done"})
     async def setup(req):
         ip = req.g.client_ip
         if not _allowed_client(app, ip):
@@ -281,7 +282,8 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/auth/login", role="public", auth_limited=True,
                summary="Sign in: an access token and a refresh token", tags=["auth"],
-               body=LoginRequest, query=LoginQuery, responses={200: TokenPairSchema})
+               body=LoginRequest, query=LoginQuery,
+               responses={200: TokenPairSchema, 401: "wrong name or password, or totp_required"})
     async def login(req):
         b = req.g.body
         pair = await app.auth.login_async(b["username"], b["password"], b.get("totp"),
@@ -291,7 +293,7 @@ def register(api: Api, app) -> None:
     @api.route("POST", "/api/auth/refresh", role="public", auth_limited=True,
                summary="Swap a refresh token for a new pair (the old one is spent)",
                tags=["auth"], body=RefreshRequest, query=LoginQuery,
-               responses={200: TokenPairSchema})
+               responses={200: TokenPairSchema, 401: "an invalid, spent, expired or revoked refresh token"})
     async def refresh(req):
         token = req.g.body.get("refresh_token")
         from_cookie = not token
@@ -311,7 +313,7 @@ def register(api: Api, app) -> None:
         return _pair_answer(app, req, pair)
 
     @api.route("POST", "/api/auth/logout", role="self", summary="Sign out: revoke this session",
-               tags=["auth"], responses={200: Status})
+               tags=["auth"], responses={200: Status, 400: "an API token has no session"})
     async def logout(req):
         principal = req.g.principal
         if principal.session_id is None:
@@ -335,7 +337,7 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/auth/password", role="self",
                summary="Change your own password (signs out every session)", tags=["auth"],
-               body=PasswordChange, responses={200: Status})
+               body=PasswordChange, responses={200: Status, 400: "wrong current password or a weak new one"})
     async def change_password(req):
         principal = req.g.principal
         require_session(principal)
@@ -353,7 +355,7 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/auth/2fa/enrol", role="self",
                summary="Start 2FA: a new TOTP secret, its otpauth URI and a QR code",
-               tags=["auth"], responses={200: TotpEnrolment})
+               tags=["auth"], responses={200: TotpEnrolment, 409: "2FA is already on"})
     async def totp_enrol(req):
         principal = req.g.principal
         require_session(principal)
@@ -361,7 +363,8 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/auth/2fa/confirm", role="self",
                summary="Turn 2FA on with a first code; returns recovery codes (shown once)",
-               tags=["auth"], body=TotpConfirm, responses={200: RecoveryCodes})
+               tags=["auth"], body=TotpConfirm,
+               responses={200: RecoveryCodes, 409: "2FA is on already, or no enrolment was started"})
     async def totp_confirm(req):
         principal = req.g.principal
         require_session(principal)
@@ -370,7 +373,7 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/auth/2fa/disable", role="self",
                summary="Turn 2FA off with a code, a recovery code or the password",
-               tags=["auth"], body=TotpDisable, responses={200: Status})
+               tags=["auth"], body=TotpDisable, responses={200: Status, 409: "2FA is not on"})
     async def totp_disable(req):
         principal = req.g.principal
         require_session(principal)

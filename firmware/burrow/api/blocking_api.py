@@ -29,7 +29,7 @@ BlockingChange = Obj("BlockingChange", {
 
 def register(api: Api, app) -> None:
     @api.route("GET", "/api/blocking", role="viewer", summary="Whether blocking is on, and time left in a pause",
-               tags=["blocking"], responses={200: BlockingState},
+               tags=["blocking"], responses={200: BlockingState, 404: "no such client group"},
                query=Query({"group": Str(required=False, max_len=64, description="one client group's state")}))
     async def get_blocking(req):
         group = req.g.query.get("group")
@@ -38,7 +38,7 @@ def register(api: Api, app) -> None:
         return app.pause.state(group)
 
     @api.route("POST", "/api/blocking", role="admin", summary="Pause blocking (optionally for a time) or resume it",
-               tags=["blocking"], body=BlockingChange, responses={200: BlockingState})
+               tags=["blocking"], body=BlockingChange, responses={200: BlockingState, 404: "no such client group"})
     async def set_blocking(req):
         body = req.g.body
         group = body.get("group")

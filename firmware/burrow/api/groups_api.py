@@ -8,6 +8,7 @@ DNS generation, so no answer decided for a client's old groups is replayed.
 
 from __future__ import annotations
 
+from .blocking_api import BlockingState
 from .errors import ApiError
 from .routes import Api
 from .schema import Bool, Int, List, Num, Obj, Query, Str
@@ -28,6 +29,12 @@ ClientOut = Obj("Client", {
     "id": Int(minimum=1), "client": Str(description="IP address or CIDR"), "name": Str(),
     "groups": List(Str()), "created_at": Num(nullable=True, description="unix seconds"),
 }, example={"id": 1, "client": "192.168.1.40", "name": "tablet", "groups": ["kids"], "created_at": 1795000000.0})
+GroupDetail = Obj("GroupDetail", {
+    **GroupOut.fields,
+    "members": List(ClientOut, max_items=100_000, description="the client entries in the group"),
+    "blocking": BlockingState,
+}, example={**GroupOut.example, "members": [ClientOut.example],
+            "blocking": {"enabled": True, "paused_until": None, "remaining_seconds": None, "group": "kids"}})
 ClientCreate = Obj("ClientCreate", {
     "client": Str(min_len=1, max_len=64, description="an IP address (192.168.1.40) or a CIDR (192.168.5.0/24)"),
     "name": Str(required=False, max_len=200),
@@ -77,7 +84,7 @@ def register(api: Api, app) -> None:
         return {"groups": groups, "total": len(groups)}
 
     @api.route("POST", "/api/groups", role="admin", summary="Create a client group", tags=["groups"],
-               body=GroupCreate, status=201, responses={201: GroupOut})
+               body=GroupCreate, status=201, responses={201: GroupOut, 409: "a group or client entry with that name or address exists"})
     async def create_group(req):
         body = req.g.body
         created = checked(lambda: store().add_group(body["name"], body.get("description", "")))
@@ -85,7 +92,7 @@ def register(api: Api, app) -> None:
         return created, 201
 
     @api.route("GET", "/api/groups/<name>", role="viewer", summary="One group, its clients and pause state",
-               tags=["groups"], responses={200: GroupOut})
+               tags=["groups"], responses={200: GroupDetail, 404: "no such client group"})
     async def get_group(req, name):
         try:
             group = store().group(name)
@@ -95,7 +102,7 @@ def register(api: Api, app) -> None:
         return {**group, "members": members, "blocking": app.pause.state(name)}
 
     @api.route("PUT", "/api/groups/<name>", role="admin", summary="Change a group's description",
-               tags=["groups"], body=GroupUpdate, responses={200: GroupOut})
+               tags=["groups"], body=GroupUpdate, responses={200: GroupOut, 404: "no such client group"})
     async def update_group(req, name):
         try:
             return checked(lambda: store().update_group(name, req.g.body["description"]))
@@ -103,7 +110,8 @@ def register(api: Api, app) -> None:
             raise ApiError(404, f"no client group named {name!r}") from None
 
     @api.route("DELETE", "/api/groups/<name>", role="admin", summary="Delete a group (its clients fall back "
-               "to the groups left, or default)", tags=["groups"])
+               "to the groups left, or default)", tags=["groups"],
+               responses={200: None, 400: "the built-in default group stays", 404: "no such client group"})
     async def delete_group(req, name):
         try:
             checked(lambda: store().delete_group(name))
@@ -137,7 +145,7 @@ def register(api: Api, app) -> None:
         return out
 
     @api.route("POST", "/api/clients", role="admin", summary="Put a device or network in groups", tags=["groups"],
-               body=ClientCreate, status=201, responses={201: ClientOut})
+               body=ClientCreate, status=201, responses={201: ClientOut, 409: "a group or client entry with that name or address exists"})
     async def create_client(req):
         body = req.g.body
         created = checked(lambda: store().add_client(body["client"], body["groups"], body.get("name", "")))
@@ -153,7 +161,7 @@ def register(api: Api, app) -> None:
             raise ApiError(404, f"no client entry {client_id}") from None
 
     @api.route("PUT", "/api/clients/<int:client_id>", role="admin", summary="Change a client entry",
-               tags=["groups"], body=ClientUpdate, responses={200: ClientOut})
+               tags=["groups"], body=ClientUpdate, responses={200: ClientOut, 409: "a group or client entry with that name or address exists"})
     async def update_client(req, client_id):
         try:
             before = store().client(client_id)

@@ -100,7 +100,7 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         return out
 
     @api.route("POST", base, role="admin", summary=f"Add a {label}" if kind else "Add a block, allow or threat list",
-               tags=[tag], body=create_schema, status=201)
+               tags=[tag], body=create_schema, status=201, responses={201: None, 409: "a list with that name or source exists"})
     async def create_list(req):
         body = dict(req.g.body)
         if kind is not None:
@@ -121,7 +121,7 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         return found(list_id)
 
     @api.route("PUT", base + "/<int:list_id>", role="admin", summary=f"Change a {label}", tags=[tag],
-               body=update_schema)
+               body=update_schema, responses={200: None, 409: "a list with that name or source exists"})
     async def update_list(req, list_id):
         changes = dict(req.g.body)
         if changes.get("format") == "auto":

@@ -1,7 +1,10 @@
 """The OpenAPI 3.1 document, generated from the route registry and its schemas.
 
 Nothing here is written by hand per endpoint: paths, roles, parameters, bodies and response
-shapes all come from ``Api.routes`` and the schema objects the handlers validate with.
+shapes all come from ``Api.routes`` and the schema objects the handlers validate with. The
+responses are ``Api.responses_of(route)``: the route's own (what its handler answers) and those
+the wrapper answers for it (Route.wrapper_statuses); the wrapper logs any answer outside them,
+so the document and the server cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
@@ -43,11 +46,9 @@ def build(api, version: str) -> dict:
         if route.role == "public":
             op["security"] = []
         params = []
-        for part in route.path.split("/"):
-            if part.startswith("<") and part.endswith(">"):
-                kind, _, name = part[1:-1].rpartition(":")
-                params.append({"name": name, "in": "path", "required": True,
-                               "schema": {"type": "integer" if kind == "int" else "string"}})
+        for kind, name in route.path_params:
+            params.append({"name": name, "in": "path", "required": True,
+                           "schema": {"type": "integer" if kind == "int" else "string"}})
         if route.query is not None:
             for name, field in route.query.fields.items():
                 params.append({"name": name, "in": "query", "required": field.required,
@@ -58,19 +59,13 @@ def build(api, version: str) -> dict:
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": _schema_ref(route.body, components)}}}
         responses = {}
-        for status, schema in (route.responses or {route.status: None}).items():
+        for status, schema in sorted(api.responses_of(route).items()):
             entry = {"description": schema if isinstance(schema, str) else reason(status)}
             if schema is not None and not isinstance(schema, str):
                 entry["content"] = {"application/json": {"schema": _schema_ref(schema, components)}}
+            elif status >= 400:  # every error answer has the one shape
+                entry["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
             responses[str(status)] = entry
-        errors = [400, 429] if route.body is not None or route.query is not None else [429]
-        if route.role != "public":
-            errors += [401, 403]
-        if route.body is not None:
-            errors += [413, 415]
-        for status in errors:
-            responses.setdefault(str(status), {"description": reason(status), "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
         op["responses"] = responses
         paths.setdefault(route.openapi_path, {})[route.method.lower()] = op
     return {

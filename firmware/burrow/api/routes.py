@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import ujson
 from microdot import Microdot, Request, Response
+from microdot.microdot import URLPattern
 from microdot.microdot import NoCaseDict
 
 from ..dns.access import RateLimiter
@@ -107,6 +108,46 @@ class Route:
     @property
     def mutating(self) -> bool:
         return self.method in WRITE_METHODS
+
+    @property
+    def path_params(self) -> list[tuple[str, str]]:
+        """[(converter, name)] of the path's <params>: ("int", "user_id"), ("", "name")."""
+        out = []
+        for part in self.path.split("/"):
+            if part.startswith("<") and part.endswith(">"):
+                kind, _, name = part[1:-1].rpartition(":")
+                out.append((kind, name))
+        return out
+
+    def wrapper_statuses(self, literal_paths=()) -> dict[int, str]:
+        """The error statuses the route wrapper (and the server around it) can answer for this
+        route, whatever its handler does: derived from the declaration itself — role, body,
+        query, path parameters — by the same rules _wrap and _authorize apply. The OpenAPI
+        document lists these beside the route's own ``responses`` (what its handler raises);
+        _wrap logs any answer outside both (docs/api.md, "Errors")."""
+        out = {421: "the Host is not a name of this Burrow", 429: "too many requests from this address"}
+        refused = []  # the reasons for a 403
+        if self.role != "public":
+            out[401] = "no or invalid credentials"
+        if self.role == "admin":
+            refused.append("needs an admin account or an admin-scoped token")
+        if self.mutating:
+            if self.role != "public":
+                refused += ["a browser session without its X-CSRF-Token", "a read-scoped API token"]
+            refused.append("a write from another web page (Origin)")
+            out[413] = "request body too large"
+        if refused:
+            out[403] = "refused: " + "; ".join(refused)
+        if self.body is not None:
+            out.update({400: "invalid body (details name each field)", 415: "the body must be application/json"})
+        if self.query is not None:
+            out[400] = out.get(400, "invalid query parameter")
+        if self.path_params:
+            out[404] = "no such item"
+            pattern = URLPattern(self.path)
+            if any(pattern.match(p) is not None for p in literal_paths):
+                out[405] = "a fixed path that takes other methods (Allow lists them)"
+        return out
 
 
 class BurrowWeb(Microdot):
@@ -375,6 +416,9 @@ class Api:
         self.web = web or BurrowWeb()
         self.routes: list[Route] = []
         self._literal: dict[str, set] = {}  # fixed paths → their methods (see the 405 in _wrap)
+        self._patterns: list[tuple[URLPattern, str]] = []  # (path pattern, method): Allow on a 405
+        self._documented: dict[int, frozenset] = {}  # id(route) → statuses its OpenAPI entry lists
+        self.undocumented = 0  # answers with a status the route's OpenAPI entry does not list
         self.limiter = RateLimiter(rps, burst, 4096)
         self.auth_limiter = RateLimiter(auth_rps, auth_burst, 4096)  # login, setup, refresh
         self.site = Site(app)  # Burrow's own names and origins (origin.py)
@@ -398,12 +442,47 @@ class Api:
             route = Route(method, path, handler, role, summary, list(tags or []), body, query,
                           dict(responses or {}), status, stream_body, raw_response)
             self.routes.append(route)
+            self._documented.clear()  # a new literal path may add a 405 to another route
             if "<" not in path:
                 self._literal.setdefault(path, set()).add(method)
+            self._patterns.append((URLPattern(path), method))
             self.web.route(path, methods=[method])(self._wrap(route, auth_limited))
             return handler
 
         return decorate
+
+    def responses_of(self, route: Route) -> dict:
+        """status → schema or description: what the OpenAPI document lists for ``route``, its
+        own ``responses`` (what its handler answers) and the wrapper's (Route.wrapper_statuses)."""
+        out = dict(route.responses or {route.status: None})
+        for status, why in route.wrapper_statuses(self._literal).items():
+            out.setdefault(status, why)
+        return out
+
+    def _is_documented(self, route: Route, status: int) -> bool:
+        documented = self._documented.get(id(route))
+        if documented is None:
+            documented = self._documented[id(route)] = frozenset(self.responses_of(route))
+        return status in documented
+
+    def _check_documented(self, route: Route, status: int) -> None:
+        """The document is generated from the same declarations the answers come from; an answer
+        outside them is a bug in a declaration: logged (tests fail on the line), never altered."""
+        if not self._is_documented(route, status):
+            self.undocumented += 1
+            log.warning("undocumented status: %s %s answered %d, which its OpenAPI responses do not list",
+                        route.method, route.path, status)
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods ``path`` takes (a fixed path only its own), HEAD with GET, and OPTIONS."""
+        if path in self._literal:
+            methods = set(self._literal[path])
+        else:
+            methods = {m for pattern, m in self._patterns if pattern.match(path) is not None}
+        if "GET" in methods:
+            methods.add("HEAD")
+        methods.add("OPTIONS")
+        return sorted(methods)
 
     # ---- the wrapper ---------------------------------------------------------------------------
 
@@ -421,7 +500,7 @@ class Api:
                 if params and req.path in self._literal:
                     # e.g. PUT /api/conditionalforwarding/enabled: a fixed resource that only takes
                     # other methods, not an {id}; answered as such, before any body validation
-                    allowed = ", ".join(sorted(self._literal[req.path]))
+                    allowed = ", ".join(self.allowed_methods(req.path))
                     raise ApiError(405, f"{route.method} is not allowed here (allowed: {allowed})",
                                    headers={"Allow": allowed})
                 for value in params.values():  # ids are SQLite integers: beyond 64 bits, nothing
@@ -431,14 +510,18 @@ class Api:
                 req.g.body = self._body(req, route)
                 result = await route.handler(req, **params)
             except Exception as exc:  # one map from exceptions to HTTP errors
-                return error_response(exc)
+                res = error_response(exc)
+                self._check_documented(route, res.status_code)
+                return res
             if isinstance(result, Response):
+                self._check_documented(route, result.status_code)
                 return result
             status = route.status
             headers = None
             if isinstance(result, tuple):
                 result, status, *rest = result
                 headers = rest[0] if rest else None
+            self._check_documented(route, status)
             return json_response(result, status, headers)
 
         endpoint.__name__ = f"{route.method.lower()}_{route.path}"
@@ -549,6 +632,9 @@ class Api:
                     413: "request body too large", 500: "internal error; see the log"}
 
         async def handler(req, *args):
-            return json_response(errors.error_body(status, messages[status]), status)
+            headers = None
+            if status == 405 and req is not None:  # RFC 9110 §15.5.6: a 405 says what is allowed
+                headers = {"Allow": ", ".join(self.allowed_methods(req.path))}
+            return json_response(errors.error_body(status, messages[status]), status, headers)
 
         return handler

@@ -103,7 +103,8 @@ def register(api: Api, app) -> None:
         return {"zones": zones, "total": len(zones)}
 
     @api.route("POST", "/api/rpz", role="admin", summary="Create an RPZ zone by hand, from zone text, a file "
-               "or a URL", tags=["rpz"], body=ZoneCreate, status=201, responses={201: ZoneOut})
+               "or a URL", tags=["rpz"], body=ZoneCreate, status=201,
+               responses={201: ZoneOut, 409: "a list with that name or source exists"})
     async def create_zone(req):
         from ..filtering.rpz import RpzError, check_rule, parse_zone_text
         store, manager, hand = env()
@@ -184,7 +185,7 @@ def register(api: Api, app) -> None:
         return row
 
     @api.route("POST", "/api/rpz/<int:zone_id>/rules", role="admin", summary="Add a rule to a zone made by hand",
-               tags=["rpz"], body=RuleIn, status=201, responses={201: RuleOut})
+               tags=["rpz"], body=RuleIn, status=201, responses={201: RuleOut, 409: "the zone is not made by hand (its rules come from its source), or the trigger has a rule"})
     async def add_rule(req, zone_id):
         from ..filtering.rpz import check_rule
         row = hand_zone(zone_id)
@@ -201,7 +202,7 @@ def register(api: Api, app) -> None:
         return rule, 201
 
     @api.route("PUT", "/api/rpz/<int:zone_id>/rules/<int:rule_id>", role="admin", summary="Change a rule",
-               tags=["rpz"], body=RuleIn, responses={200: RuleOut})
+               tags=["rpz"], body=RuleIn, responses={200: RuleOut, 409: "the zone is not made by hand (its rules come from its source), or the trigger has a rule"})
     async def update_rule(req, zone_id, rule_id):
         from ..filtering.rpz import check_rule
         row = hand_zone(zone_id)
@@ -221,7 +222,7 @@ def register(api: Api, app) -> None:
         return rule
 
     @api.route("DELETE", "/api/rpz/<int:zone_id>/rules/<int:rule_id>", role="admin", summary="Remove a rule",
-               tags=["rpz"])
+               tags=["rpz"], responses={200: None, 409: "the zone is not made by hand"})
     async def delete_rule(req, zone_id, rule_id):
         row = hand_zone(zone_id)
         hand = env()[2]

@@ -51,7 +51,7 @@ def _register_one(api: Api, app, path: str, attr: str, label: str) -> None:
         return user_list().summary()
 
     @api.route("POST", path, role="admin", summary=f"Add a domain, wildcard or regex to the {label}",
-               tags=["filtering"], body=DomainBody, responses={200: ChangeResult})
+               tags=["filtering"], body=DomainBody, responses={200: ChangeResult, 409: "the entry is there already"})
     async def add(req):
         groups = known_groups(app, req.g.body.get("groups")) or None
         try:

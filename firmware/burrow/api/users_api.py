@@ -76,7 +76,8 @@ def register(api: Api, app) -> None:
         return {"users": users, "total": len(users)}
 
     @api.route("POST", "/api/users", role="admin", status=201, summary="Create a user",
-               tags=["users"], body=UserCreate, responses={201: User})
+               tags=["users"], body=UserCreate,
+               responses={201: User, 409: "the name is taken, or the user limit is reached"})
     async def create_user(req):
         b = req.g.body
         user = await app.auth.create_user_async(b["username"], b["password"], b["role"])
@@ -123,7 +124,8 @@ def register(api: Api, app) -> None:
     # ---- API tokens (own; admins also everyone's) --------------------------------------------
 
     @api.route("GET", "/api/tokens", role="self", summary="List API tokens (never the secrets)",
-               tags=["tokens"], query=TokenQuery, responses={200: TokenList})
+               tags=["tokens"], query=TokenQuery,
+               responses={200: TokenList, 403: "?all=true without an admin session or admin-scoped token"})
     async def list_tokens(req):
         principal = req.g.principal
         if req.g.query.get("all"):
@@ -134,7 +136,7 @@ def register(api: Api, app) -> None:
 
     @api.route("POST", "/api/tokens", role="self", status=201,
                summary="Create an API token (the secret is shown once)", tags=["tokens"],
-               body=TokenCreate, responses={201: NewToken})
+               body=TokenCreate, responses={201: NewToken, 409: "the name is taken, or the token limit is reached"})
     async def create_token(req):
         principal = req.g.principal
         b = req.g.body

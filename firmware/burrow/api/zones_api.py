@@ -245,7 +245,8 @@ def register(api: Api, app) -> None:
         return record
 
     @api.route("DELETE", "/api/dns-records/<int:rid>", role="admin", summary="Delete a record", tags=["zones"],
-               responses={200: Deleted, 404: "no such record"})
+               responses={200: Deleted, 400: "the zone would break (its SOA, its last apex NS)",
+                          404: "no such record"})
     async def delete_record(req, rid):
         record = store_call(store().delete_record, rid)
         publish_change(app, req, "dns_record.deleted",

@@ -1,0 +1,187 @@
+"""Schemathesis against the real ``burrow`` process: the OpenAPI document must match the server
+(issue 20, item 11).
+
+The served ``/openapi.json`` is loaded into Schemathesis (PyPI; docs/dependencies.md) and, as
+admin, viewer and anonymous in turn, every operation gets a few generated requests (valid ones
+from the schemas, and invalid ones), each answer checked by Schemathesis's conformance checks:
+
+- ``not_a_server_error``: no 5xx;
+- ``status_code_conformance``: the status is one the operation documents;
+- ``content_type_conformance``: the Content-Type is one the operation documents;
+- ``response_schema_conformance``: the body matches the documented schema;
+- ``response_headers_conformance``: documented headers are present and valid.
+
+The server itself also checks every answer against the document (Api._check_documented logs
+"undocumented status"); the log must have no such line and no unhandled error at the end.
+
+Bounds: EXAMPLES generated requests per operation and mode (default 2) and a budget of
+BURROW_SCHEMATHESIS_BUDGET seconds per role (default 18, so ≤ 60 s for the three); operations
+run in a random order per run (the seed is printed on failure; BURROW_SCHEMATHESIS_SEED=<n>
+replays it), so when a slow machine runs out of budget, other runs cover the rest. Requests
+rotate over loopback source addresses, so the per-address API rate limit does not answer
+everything (429 is documented everywhere and accepted). The hand-made fuzzer
+(test_api_fuzz.py) stays: it sends what no schema describes (junk bytes, deep nesting).
+
+Operations that would end the session the role's requests use (logout, own password and 2FA,
+changing or deleting users) or replace the database (restore) are left out for the signed-in
+roles; anonymous callers get every operation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+
+import pytest
+import requests  # comes with schemathesis
+import schemathesis  # the test extra (pyproject.toml); not skipped when missing: install it
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.errors import Unsatisfiable
+from requests.adapters import HTTPAdapter
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from tests.support.api_client import admin_token, authed
+from tests.support.burrow_proc import BurrowProcess
+from tests.support.upstream_client import TestUpstream
+
+SEED = int(os.environ.get("BURROW_SCHEMATHESIS_SEED") or random.SystemRandom().randrange(2 ** 32))
+EXAMPLES = int(os.environ.get("BURROW_SCHEMATHESIS_EXAMPLES", "2"))
+BUDGET = float(os.environ.get("BURROW_SCHEMATHESIS_BUDGET", "18"))
+REQUEST_TIMEOUT = 10.0
+SOURCES = [f"127.0.0.{i}" for i in range(10, 251)]
+VIEWER_PW = "Viewer-pass-2024"
+CHECKS = [not_a_server_error, openapi_checks.status_code_conformance,
+          openapi_checks.content_type_conformance, openapi_checks.response_schema_conformance,
+          openapi_checks.response_headers_conformance]
+# What a signed-in role must not call on itself here (it would sign itself out or lock itself out).
+SESSION_ENDING = {"POST /api/auth/logout", "POST /api/auth/password", "POST /api/auth/2fa/enrol",
+                  "POST /api/auth/2fa/confirm", "POST /api/auth/2fa/disable", "POST /api/backup/restore",
+                  "PUT /api/users/{user_id}", "DELETE /api/users/{user_id}"}
+
+
+class FromAddress(HTTPAdapter):
+    """requests from one loopback source address."""
+
+    def __init__(self, source: str, **kw):
+        self.source = source
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self.source, 0)
+        return super().init_poolmanager(*args, **kw)
+
+
+def sessions():
+    out = []
+    for source in SOURCES:
+        s = requests.Session()
+        s.mount("http://", FromAddress(source))
+        out.append(s)
+    return itertools.cycle(out)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    with TestUpstream() as up, BurrowProcess(tmp_path_factory.mktemp("schemathesis"), [up.address]) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def tokens(srv):
+    admin = admin_token(srv)
+    status, body = authed(srv, admin, "POST", "/api/users",
+                          {"username": "vera", "password": VIEWER_PW, "role": "viewer"})
+    assert status == 201, body
+    status, body = srv.http("POST", "/api/auth/login", {"username": "vera", "password": VIEWER_PW})
+    assert status == 200, body
+    return {"admin": admin, "viewer": body["access_token"], "anonymous": None}
+
+
+@pytest.fixture(scope="module")
+def schema(srv):
+    status, doc = srv.http("GET", "/openapi.json")
+    assert status == 200
+    return schemathesis.openapi.from_dict(doc)
+
+
+def failure_text(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return " | ".join(lines[:8])[:600]
+
+
+@pytest.mark.parametrize("role", ["admin", "viewer", "anonymous"])
+def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, role):
+    headers = {"Authorization": f"Bearer {tokens[role]}"} if tokens[role] else {}
+    base_url = f"http://127.0.0.1:{srv.web_port}"
+    rotation = sessions()
+    operations = [op.ok() for op in schema.get_all_operations()]
+    random.Random(SEED).shuffle(operations)
+    failures: dict[str, str] = {}
+    sent = tested = 0
+    deadline = time.monotonic() + BUDGET
+    for operation in operations:
+        label = f"{operation.method.upper()} {operation.path}"
+        if operation.path.startswith("/ws/") or (tokens[role] and label in SESSION_ENDING):
+            continue  # WebSocket upgrades: test_api_realtime.py
+        if time.monotonic() > deadline:
+            break
+        tested += 1
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @seed(SEED)
+            @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+                      suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def one(case):
+                nonlocal sent
+                sent += 1
+                response = case.call(base_url=base_url, session=next(rotation), headers=headers,
+                                     timeout=REQUEST_TIMEOUT)
+                case.validate_response(response, checks=CHECKS)
+
+            try:
+                one()
+            except Unsatisfiable:  # nothing to vary (no parameters): no invalid request exists
+                pass
+            except (Exception, BaseExceptionGroup) as exc:  # Schemathesis raises a FailureGroup
+                failures.setdefault(label, failure_text(exc))
+    log = srv.output()
+    undocumented = sorted({line.split("undocumented status: ", 1)[1] for line in log.splitlines()
+                           if "undocumented status: " in line})
+    assert srv.proc.poll() is None, "burrow exited"
+    assert not failures and not undocumented, (
+        f"seed {SEED} (BURROW_SCHEMATHESIS_SEED={SEED} replays it), {role}: "
+        f"{len(failures)} of {tested} operations failed:\n"
+        + "\n".join(f"{k}: {v}" for k, v in sorted(failures.items()))
+        + "\nthe server logged: " + "; ".join(undocumented))
+    assert "unhandled error" not in log
+    assert tested >= min(20, len(operations) // 4), (tested, sent)  # the budget let enough run
+
+
+def test_a_method_a_path_does_not_take_gets_405_with_allow(srv, schema):
+    """RFC 9110 §15.5.6: every 405 carries ``Allow``, listing what the path takes (the
+    document's methods, HEAD with GET, OPTIONS)."""
+    session = sessions()
+    checked = 0
+    for path, item in schema.raw_schema["paths"].items():
+        declared = {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch")}
+        concrete = path
+        for name in {p["name"] for op in item.values() for p in op.get("parameters", []) if p["in"] == "path"}:
+            concrete = concrete.replace("{" + name + "}", "1")
+        for method in ("PATCH", "PUT", "DELETE", "POST"):
+            if method in declared:
+                continue
+            response = next(session).request(method, f"http://127.0.0.1:{srv.web_port}{concrete}",
+                                             timeout=REQUEST_TIMEOUT)
+            if response.status_code != 405:  # another route's pattern takes it (then 401/404...)
+                continue
+            checked += 1
+            allow = {m.strip() for m in response.headers.get("Allow", "").split(",") if m.strip()}
+            expected = declared | ({"HEAD"} if "GET" in declared else set()) | {"OPTIONS"}
+            assert allow >= declared and allow <= expected | declared, (method, path, allow, declared)
+            assert response.json()["code"] == 405
+            break
+    assert checked >= 20
