@@ -42,3 +42,12 @@ def test_json_schema_shape():
     assert s["required"] == ["name", "upstreams"]
     assert s["properties"]["priority"]["minimum"] == 1 and s["additionalProperties"] is False
     assert s["properties"]["upstreams"]["items"]["pattern"]
+
+
+def test_a_body_that_must_name_a_field_says_so_in_its_schema():
+    """Issue 20, item 11: PUT bodies with min_fields refused {} while their schema allowed it."""
+    update = Obj("Update", {"a": Str(required=False), "b": Int(required=False)}, min_fields=1)
+    assert update.json_schema()["minProperties"] == 1
+    with pytest.raises(ValidationError):
+        update.validate({})
+    assert "minProperties" not in Rule.json_schema()

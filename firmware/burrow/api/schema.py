@@ -269,6 +269,8 @@ class Obj(Field):
         req = [k for k, f in self.fields.items() if f.required]
         if req:
             s["required"] = req
+        if self.min_fields:  # e.g. a PUT that must change something: {} is refused
+            s["minProperties"] = self.min_fields
         return s
 
     def ref(self) -> dict:
