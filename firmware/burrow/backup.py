@@ -2,6 +2,7 @@
 
     archive = create_backup(settings_db, version="0.1.0", include_users=False)
     plan = validate_backup(archive, settings_db, include_users=False)   # raises BackupError
+    verify(plan, settings_db.path, ctx)        # every row's content, on a scratch copy (BackupError)
     changes = diff(plan, settings_db)          # what a restore would change, per table
     apply(plan, settings_db)                   # one transaction: all tables or none
 
@@ -21,8 +22,12 @@ Restoring validates EVERYTHING before the database is touched: the archive type,
 (regular files with expected names only — no absolute paths, no "..", no links or devices),
 the total expanded size (a zip bomb is refused while decompressing, not after), the manifest,
 each member's sha256, the schema version (must equal the running one) and every row against
-the table's current columns and types. Then one transaction deletes and re-inserts each
-included table, so the restore lands completely or not at all.
+the table's current columns and types. Then :func:`verify` applies the archive to a scratch
+copy of the database, opens it as Burrow opens its settings and checks every row's content
+with the validators the API uses (burrow.state_check: settings values, client addresses,
+lists, rules, records, zones, accounts — and that an enabled admin remains). Only then one
+transaction deletes and re-inserts each included table, so the restore lands completely or
+not at all. A dry run runs the same checks and stops before that transaction.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ import datetime
 import hashlib
 import io
 import json
+import os
 import re
 import sqlite3
 import tarfile
+import tempfile
 import time
 import zlib
 from base64 import b64decode, b64encode
@@ -53,16 +60,19 @@ _MEMBER_RE = re.compile(r"^tables/([A-Za-z_][A-Za-z0-9_]{0,63})\.json$")
 # Tables that hold accounts or credentials (hashes included): only with include_users.
 _USER_TABLE_RE = re.compile(r"^auth_|user|session|token|recovery|totp|password|credential",
                             re.IGNORECASE)
-NEVER_BACKED_UP = frozenset({"events"})  # the audit log; see the module docstring
+NEVER_BACKED_UP = frozenset({"events", "quarantine"})  # the audit log and what a start moved
+# aside (burrow/state_check.py): records of what happened, see the module docstring
 
 
 class BackupError(Exception):
-    """The archive cannot be restored; ``status`` is the HTTP status (400 or 413)."""
+    """The archive cannot be restored; ``status`` is the HTTP status (400 or 413); ``details``
+    lists what is wrong where ([{"table", "row", "field", "message"}]) when the rows are at fault."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, details: list | None = None):
         super().__init__(message)
         self.status = status
         self.error = "invalid_backup" if status == 400 else None
+        self.details = details
 
 
 def is_user_table(name: str) -> bool:
@@ -107,7 +117,7 @@ def _quote(name: str) -> str:
 
 # ---- values -----------------------------------------------------------------------------------
 
-def _encode_value(value: Any) -> Any:
+def encode_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"$b64": b64encode(value).decode()}
     return value
@@ -166,7 +176,7 @@ def dump_tables(conn: sqlite3.Connection, include_users: bool) -> dict[str, dict
             rows = conn.execute(f"SELECT {', '.join(map(_quote, cols))} FROM {_quote(table)}"
                                 + order).fetchall()
             out[table] = {"table": table, "columns": cols,
-                          "rows": [[_encode_value(v) for v in row] for row in rows]}
+                          "rows": [[encode_value(v) for v in row] for row in rows]}
     finally:
         if own_txn:
             conn.execute("COMMIT")
@@ -296,6 +306,8 @@ def read_members(data: bytes) -> dict[str, bytes]:
 def _json(content: bytes, what: str) -> Any:
     try:
         return json.loads(content.decode("utf-8"))
+    except RecursionError:  # the parser's own guard against deep nesting: a bad archive, not a 500
+        raise BackupError(f"{what} is nested too deeply to be a Burrow backup") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BackupError(f"{what} is not valid JSON: {exc}") from None
 
@@ -404,6 +416,45 @@ def _check_table(name: str, doc: Any, conn: sqlite3.Connection) -> dict:
             values.append(value)
         decoded.append(tuple(values))
     return {"columns": cols, "rows": decoded}
+
+
+# ---- the restored state, checked as Burrow would open it -----------------------------------------
+
+def verify(plan: Plan, settings_path, ctx, *, include_users: bool = False) -> None:
+    """Apply ``plan`` to a scratch copy of the settings DB (``settings_path``), open that copy as
+    Burrow opens its settings and check every row with the API's validators
+    (burrow.state_check); raise BackupError (400) naming the table, row and field of each
+    problem. The live database is only read. Blocking: run it on a worker thread (it opens its
+    own connections there). A dry run calls exactly this too.
+    """
+    from . import state_check
+    from .storage.settings import SettingsDB
+    with tempfile.TemporaryDirectory(prefix="burrow-restore-") as tmp:
+        scratch_path = os.path.join(tmp, "settings.db")
+        live = sqlite3.connect(f"file:{os.fspath(settings_path)}?mode=ro", uri=True)
+        try:
+            scratch = sqlite3.connect(scratch_path)
+            try:
+                live.backup(scratch)  # a consistent snapshot, even while the loop writes
+            finally:
+                scratch.close()
+        finally:
+            live.close()
+        db = SettingsDB(scratch_path)  # pragmas and migrations as at start
+        try:
+            apply(plan, db)
+            # Rows of tables the archive does not hold are the running ones: not its fault.
+            problems = [p for p in state_check.check(db, ctx, users=include_users)
+                        if p.table in plan.tables]
+            if not problems:
+                problems = state_check.load(db, ctx)
+        finally:
+            db.close()
+    if problems:
+        shown = problems[:state_check.MAX_REPORTED]
+        more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+        raise BackupError(f"the backup holds {len(problems)} invalid row(s) or entries; nothing was "
+                          f"restored. First: {problems[0]}{more}", 400, [p.as_dict() for p in shown])
 
 
 # ---- diff and apply ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from burrow.telemetry.events import EventBus
 from .fakes import FakeAuth, FakePrincipal
 
 ALL_MIGRATIONS = MIGRATIONS  # includes the events table (migration 3)
+HASH = "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5"  # the stored shape (no real password behind it)
 
 
 def make_db(path):
@@ -34,7 +35,7 @@ def make_db(path):
     now = time.time()
     with db.transaction() as conn:
         conn.execute("INSERT INTO auth_users (id, username, password_hash, role, created_at, "
-                     "password_changed_at) VALUES (1, 'ann', '$scrypt$fake', 'admin', ?, ?)", (now, now))
+                     "password_changed_at) VALUES (1, 'ann', ?, 'admin', ?, ?)", (HASH, now, now))
         conn.execute("INSERT INTO auth_sessions (id, user_id, family_id, created_at, expires_at) "
                      "VALUES ('s1', 1, 'f1', ?, ?)", (now, now + 60))
         conn.execute("INSERT INTO events (ts, type, severity) VALUES (?, 'auth.login', 'info')", (now,))
@@ -335,3 +336,57 @@ def test_api_needs_admin(db):
     assert call(app, "GET", "/api/backup", token="Bearer viewer").status_code == 403
     assert call(app, "POST", "/api/backup/restore", b"x", token="Bearer viewer").status_code == 403
     assert call(app, "GET", "/api/backup", token=None).status_code == 401
+
+
+def _with_settings_row(archive: bytes, key: str, text: str) -> bytes:
+    files = members_of(archive)
+    doc = json.loads(files["tables/settings.json"])
+    doc["rows"].append([key, text, 0.0])
+    files["tables/settings.json"] = json.dumps(doc).encode()
+    return pack(files)
+
+
+def test_api_refuses_content_the_api_would_refuse_dry_run_alike(db):
+    """Issue 20: rows are checked with the API's validators on a scratch copy; a dry run runs
+    the same check; nothing changes."""
+    app = FakeApp(db)
+    good = call(app, "GET", "/api/backup").body
+    before = dump(db)
+    for key, text, field in (("groups", "{not json", "value"),
+                             ("clients", json.dumps([{"id": 1, "client": "not-an-ip", "groups": []}]),
+                              "[0].client"),
+                             ("filtering.denylist", json.dumps(["(unclosed"]), "[0].domain")):
+        archive = _with_settings_row(good, key, text)
+        answers = [call(app, "POST", f"/api/backup/restore?dry_run={d}", archive) for d in ("true", "false")]
+        for res in answers:
+            assert res.status_code == 400, res.text
+            assert res.json["error"] == "invalid_backup"
+            assert {"table": "settings", "row": key, "field": field} == {
+                k: res.json["details"][0][k] for k in ("table", "row", "field")}, res.json
+        assert answers[0].json["message"] == answers[1].json["message"]
+        assert dump(db) == before and app.dns.invalidations == 0
+
+
+def test_api_refuses_users_without_an_enabled_admin(db):
+    app = FakeApp(db)
+    good = call(app, "GET", "/api/backup?include_users=true").body
+    assert call(app, "POST", "/api/backup/restore?dry_run=true&include_users=true", good).status_code == 200
+    files = members_of(good)
+    doc = json.loads(files["tables/auth_users.json"])
+    doc["rows"][0][doc["columns"].index("disabled")] = 1
+    files["tables/auth_users.json"] = json.dumps(doc).encode()
+    before = dump(db)
+    for dry in ("true", "false"):
+        res = call(app, "POST", f"/api/backup/restore?dry_run={dry}&include_users=true", pack(files))
+        assert res.status_code == 400 and "no enabled admin" in res.json["message"], res.text
+    assert dump(db) == before
+
+
+def test_deeply_nested_json_is_a_400(db):
+    good = good_files(db)
+    nested = b"[" * 100_000 + b"]" * 100_000
+    for member, data in (("manifest.json", b'{"format": "burrow-backup", "x": ' + nested + b"}"),
+                         ("tables/settings.json", b'{"rows": ' + nested + b"}")):
+        with pytest.raises(backup.BackupError, match="nested too deeply") as err:
+            backup.validate_backup(pack({**good, member: data}, fix_manifest=member != "manifest.json"), db)
+        assert err.value.status == 400

@@ -8,6 +8,7 @@ import time
 from microdot import Response
 
 from .. import backup as service
+from .. import state_check
 from ..storage.events import publish_event
 from .errors import ApiError
 from .routes import Api
@@ -91,7 +92,9 @@ def register(api: Api, app) -> None:
                    "include_users": Bool(default=False, description=(
                        "also restore users, sessions and tokens if the archive has them")),
                }),
-               responses={200: RestoreResult, 400: "the archive is invalid (nothing changed)",
+               responses={200: RestoreResult, 400: "the archive is invalid, or a row in it is one the API "
+                          "would refuse, or it would leave no enabled admin (details name table, row "
+                          "and field; nothing changed)",
                           413: f"the archive is over {service.MAX_ARCHIVE_BYTES} bytes"})
     async def restore(req):
         q = req.g.query
@@ -99,8 +102,16 @@ def register(api: Api, app) -> None:
         members = await _off_loop(service.read_members, data)  # gunzip + tar checks: pure CPU
         try:
             plan = service.check_members(members, app.settings.conn, include_users=q["include_users"])
+        except service.BackupError as exc:
+            raise ApiError(exc.status, str(exc), error=exc.error) from None
+        # Every row's content, on a scratch copy opened as Burrow opens its settings; the dry
+        # run stops after the same check.
+        await _off_loop(service.verify, plan, app.settings.path, state_check.context_of(app),
+                        include_users=q["include_users"])
+        try:
             changes = service.diff(plan, app.settings)
-            service.apply(plan, app.settings, dry_run=q["dry_run"])
+            if not q["dry_run"]:
+                service.apply(plan, app.settings)
         except service.BackupError as exc:
             raise ApiError(exc.status, str(exc), error=exc.error) from None
         manifest = plan.manifest
@@ -124,8 +135,8 @@ def register(api: Api, app) -> None:
         return result
 
 
-async def _off_loop(fn, *args):
+async def _off_loop(fn, *args, **kwargs):
     try:
-        return await asyncio.to_thread(fn, *args)
+        return await asyncio.to_thread(fn, *args, **kwargs)
     except service.BackupError as exc:
-        raise ApiError(exc.status, str(exc), error=exc.error) from None
+        raise ApiError(exc.status, str(exc), exc.details, error=exc.error) from None
