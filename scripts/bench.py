@@ -70,7 +70,7 @@ import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -954,6 +954,26 @@ def arm_timeout(seconds: float) -> None:
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.alarm(int(seconds))
+
+
+def repeat_runs(name: str, runs: int, run_once: Callable[[Path], Any],
+                line: Callable[[Any], str]) -> list[Any] | int:
+    """``runs`` results of ``run_once(fresh temporary folder)``, each printed as it comes with
+    ``line(result)``; or the exit code when the bench was skipped (0) or timed out (1)."""
+    results = []
+    try:
+        for i in range(runs):
+            with tempfile.TemporaryDirectory(prefix=f"burrow-{name}-") as tmp:
+                result = run_once(Path(tmp))
+            results.append(result)
+            print(f"run {i + 1}: {line(result)}", flush=True)
+    except Skip as exc:
+        print(f"{name} skipped: {exc}")
+        return 0
+    except BenchTimeout as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

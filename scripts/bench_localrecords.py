@@ -28,15 +28,14 @@ import http.client
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402  (scripts/bench.py: processes, ports, config, timeouts)
-from bench import LOOPBACK, BenchTimeout, Proc, Skip  # noqa: E402
+import bench  # noqa: E402  (scripts/bench.py: processes, ports, config, timeouts, runs)
+from bench import LOOPBACK, Proc, Skip  # noqa: E402
 
 ADMIN = ("admin", "Bench-Owner-Passphrase-1")
 SOURCES = [f"127.0.3.{i}" for i in range(1, 17)]  # 16 × 20 requests/s stays under the API limit
@@ -182,19 +181,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench.arm_timeout(args.timeout)
-    results = []
-    try:
-        for i in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="burrow-bench-local-") as tmp:
-                result = run_once(args, Path(tmp))
-            results.append(result)
-            print(f"run {i + 1}: {line(result)}", flush=True)
-    except Skip as exc:
-        print(f"bench-localrecords skipped: {exc}")
-        return 0
-    except BenchTimeout as exc:
-        print(f"bench-localrecords: {exc}", file=sys.stderr)
-        return 1
+    results = bench.repeat_runs("bench-localrecords", args.runs, lambda tmp: run_once(args, tmp), line)
+    if isinstance(results, int):
+        return results
     medians = {phase: [r[phase]["median_ms"] for r in results] for phase in ("few", "many")}
     print("median [range] of the per-run medians over "
           f"{len(results)} runs: few {statistics.median(medians['few']):.2f} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.api_client import admin_token, authed
+from tests.support.api_client import admin_token, authed, user_token
 from tests.support.burrow_proc import BurrowProcess
 from tests.support.upstream_client import TestUpstream
 
@@ -44,12 +44,7 @@ def operations(srv):
 @pytest.fixture(scope="module")
 def principals(srv):
     admin = admin_token(srv)
-    status, body = authed(srv, admin, "POST", "/api/users",
-                          {"username": "vera", "password": VIEWER_PW, "role": "viewer"})
-    assert status == 201, body
-    status, body = srv.http("POST", "/api/auth/login", {"username": "vera", "password": VIEWER_PW})
-    assert status == 200, body
-    viewer = body["access_token"]
+    viewer = user_token(srv, admin, "vera", VIEWER_PW)
     status, body = authed(srv, admin, "POST", "/api/tokens", {"name": "read-only", "scope": "read"})
     assert status == 201, body
     return {"admin": admin, "viewer": viewer, "read_token": body["token"]}

@@ -44,7 +44,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from tests.support.api_client import admin_token, authed
+from tests.support.api_client import admin_token, user_token
 from tests.support.burrow_proc import BurrowProcess
 from tests.support.upstream_client import TestUpstream
 
@@ -93,12 +93,7 @@ def srv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tokens(srv):
     admin = admin_token(srv)
-    status, body = authed(srv, admin, "POST", "/api/users",
-                          {"username": "vera", "password": VIEWER_PW, "role": "viewer"})
-    assert status == 201, body
-    status, body = srv.http("POST", "/api/auth/login", {"username": "vera", "password": VIEWER_PW})
-    assert status == 200, body
-    return {"admin": admin, "viewer": body["access_token"], "anonymous": None}
+    return {"admin": admin, "viewer": user_token(srv, admin, "vera", VIEWER_PW), "anonymous": None}
 
 
 @pytest.fixture(scope="module")

@@ -38,3 +38,15 @@ def authed(burrow_process, token: str, method: str, path: str, body: Any = None,
     Extra keywords (headers, timeout, source) go to ``http``."""
     headers = {"Authorization": f"Bearer {token}", **(http_kw.pop("headers", None) or {})}
     return burrow_process.http(method, path, body, headers=headers, **http_kw)
+
+
+def user_token(burrow_process, admin: str, username: str, password: str, role: str = "viewer") -> str:
+    """Create the account ``username`` (with the admin's token ``admin``) and sign it in: its
+    access token. Raises AssertionError with the server's answer if either step fails."""
+    status, body = authed(burrow_process, admin, "POST", "/api/users",
+                          {"username": username, "password": password, "role": role})
+    assert status == 201, (status, body)
+    status, body = burrow_process.http("POST", "/api/auth/login",
+                                       {"username": username, "password": password})
+    assert status == 200, (status, body)
+    return body["access_token"]
