@@ -138,10 +138,10 @@ def test_login_lockout_after_five_bad_passwords(srv, admin):
                                     {"username": "locky", "password": OTHER_PW}, source=source)
     assert status == 429 and body["error"] == "locked_out"
     assert 0 < int(headers["Retry-After"]) <= 15 * 60 + 1
-    # The account itself is locked: the right password from another address is refused too.
+    # Only this (account, address) pair and this address are locked (issue 20 item 3): the
+    # right password from another address works, and other accounts are unaffected.
     status, body = login(srv, "locky", OTHER_PW, "127.0.0.10")
-    assert status == 429
-    # Other accounts and addresses are unaffected.
+    assert status == 200, body
     assert authed(srv, admin, "GET", "/api/auth/me")[0] == 200
 
 
@@ -275,6 +275,54 @@ def test_password_change_signs_out_everywhere(srv, admin):
     assert status == 200, body
     assert authed(srv, token, "GET", "/api/auth/me")[0] == 401
     assert login(srv, "pat", VIEWER_PW, source)[0] == 200
+
+
+# ---- issue 20: every password check counted, per (account, address) -----------------------------
+
+def _with_2fa(srv, token):
+    status, info = authed(srv, token, "POST", "/api/auth/2fa/enrol")
+    assert status == 200, info
+    totp = pyotp.TOTP(info["secret"])
+    status, body = authed(srv, token, "POST", "/api/auth/2fa/confirm", {"code": totp.now()})
+    assert status == 200, body
+    return totp
+
+
+def test_2fa_disable_failures_lock_out_like_login_failures(srv, admin):
+    """Issue 20 item 2: wrong passwords on POST /api/auth/2fa/disable were never counted (an
+    unlimited guessing oracle for anyone holding a viewer's session)."""
+    make_user(srv, admin, "vic")
+    source = "127.0.0.21"
+    status, pair = login(srv, "vic", OTHER_PW, source)
+    assert status == 200, pair
+    totp = _with_2fa(srv, pair["access_token"])
+    for _ in range(5):
+        status, body = authed(srv, pair["access_token"], "POST", "/api/auth/2fa/disable",
+                              {"code_or_password": "not the password 1"}, source=source)
+        assert status == 400 and body["details"][0]["field"] == "code_or_password", body
+    status, headers, body = request(srv, "POST", "/api/auth/2fa/disable",
+                                    {"code_or_password": OTHER_PW}, source=source,
+                                    headers={"Authorization": f"Bearer {pair['access_token']}"})
+    assert status == 429 and body["error"] == "locked_out", body  # even the right password
+    assert 0 < int(headers["Retry-After"]) <= 15 * 60 + 1
+    # The same budget as a login: signing in again from this address is refused too...
+    status, body = login(srv, "vic", OTHER_PW, source, totp=totp.at(time.time() + 30))
+    assert status == 429 and body["error"] == "locked_out", body
+    # ...but not from the owner's other address, and 2FA is still on.
+    status, other = login(srv, "vic", OTHER_PW, "127.0.0.22", totp=totp.at(time.time() + 30))
+    assert status == 200, other
+    assert authed(srv, other["access_token"], "GET", "/api/auth/me")[1]["totp_enabled"] is True
+
+
+def test_a_strangers_failed_logins_do_not_lock_the_owner_out(srv, admin):
+    """Issue 20 item 3: five failed logins from a stranger's address locked the account for
+    everyone, the owner's browser on another address included."""
+    make_user(srv, admin, "owner")
+    for _ in range(5):
+        assert login(srv, "owner", "guess guess 1", "127.0.0.2")[0] == 401
+    assert login(srv, "owner", OTHER_PW, "127.0.0.2")[0] == 429  # the stranger is locked out
+    status, body = login(srv, "owner", OTHER_PW, "127.0.0.3")
+    assert status == 200, body
 
 
 # ---- setup only from the local networks ----------------------------------------------------------

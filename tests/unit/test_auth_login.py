@@ -1,4 +1,4 @@
-"""Login, lockout per account and per address, audit events."""
+"""Login, lockout per (account, address), per address and per account, audit events."""
 
 from __future__ import annotations
 
@@ -42,17 +42,37 @@ def _fail(auth, username="alice", ip="10.0.0.1", times=1):
 def test_account_locks_after_five_failures_even_with_the_right_password(auth, admin):
     _fail(auth, times=5, ip="10.0.0.1")
     assert "auth.locked_out" in auth.types()
-    # From another address too: the account itself is locked.
     with pytest.raises(LockedOutError) as caught:
-        auth.service.login("alice", ADMIN_PW, None, "10.0.0.99")
+        auth.service.login("alice", ADMIN_PW, None, "10.0.0.1")
     assert caught.value.status == 429
     assert 0 < caught.value.retry_after <= 15 * 60
     auth.clock.advance(15 * 60 - 1)
     with pytest.raises(LockedOutError) as caught:
-        auth.service.login("alice", ADMIN_PW, None, "10.0.0.99")
+        auth.service.login("alice", ADMIN_PW, None, "10.0.0.1")
     assert caught.value.retry_after == 1
     auth.clock.advance(1)
-    auth.service.login("alice", ADMIN_PW, None, "10.0.0.99")
+    auth.service.login("alice", ADMIN_PW, None, "10.0.0.1")
+
+
+def test_a_strangers_failures_do_not_lock_the_owner_on_another_address(auth, admin):
+    """Issue 20 item 3: five failures from one address lock that (account, address) pair
+    and that address, not the account everywhere; the owner signs in from elsewhere."""
+    _fail(auth, times=5, ip="10.0.0.2")
+    with pytest.raises(LockedOutError):
+        auth.service.login("alice", ADMIN_PW, None, "10.0.0.2")
+    assert auth.service.login("alice", ADMIN_PW, None, "10.0.0.3").user["username"] == "alice"
+
+
+def test_the_account_locks_everywhere_after_the_slower_global_budget(auth, admin):
+    # Four addresses, five failures each: 20 for the account, its global budget.
+    for n in range(1, 4):
+        _fail(auth, times=5, ip=f"10.0.1.{n}")
+    auth.service.login("alice", ADMIN_PW, None, "10.0.0.3")  # 15: still open elsewhere
+    _fail(auth, times=5, ip="10.0.1.4")
+    with pytest.raises(LockedOutError):
+        auth.service.login("alice", ADMIN_PW, None, "10.0.0.3")
+    auth.clock.advance(15 * 60)
+    auth.service.login("alice", ADMIN_PW, None, "10.0.0.3")
 
 
 def test_failures_spread_beyond_the_window_do_not_lock(auth, admin):
@@ -82,10 +102,12 @@ def test_address_locks_across_names_including_unknown_ones(auth, admin):
 
 
 def test_unknown_names_lock_like_real_ones(auth, admin):
-    # The lockout must not reveal which names exist.
-    _fail(auth, username="nosuchuser", ip="10.0.0.1", times=5)
-    with pytest.raises(LockedOutError):
-        auth.service.login("nosuchuser", "whatever-pass", None, "10.0.0.50")
+    # The lockout must not reveal which names exist: the same budgets for both.
+    for i, name in enumerate(("nosuchuser", "alice")):
+        for n in range(4):
+            _fail(auth, username=name, ip=f"10.0.{2 + i}.{n}", times=5)
+        with pytest.raises(LockedOutError):
+            auth.service.login(name, "whatever-pass", None, "10.0.0.50")
 
 
 def test_attempts_during_lockout_do_not_extend_it(auth, admin):

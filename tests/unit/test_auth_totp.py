@@ -140,6 +140,27 @@ def test_disable_with_password_code_or_recovery(auth, admin, enrolled):
     assert auth.types().count("auth.2fa_disabled") == 3
 
 
+@pytest.mark.parametrize("wrong", ["not the password", "000000", "aaaaa-bbbbb"])
+def test_wrong_2fa_disable_proofs_count_like_failed_logins(auth, admin, enrolled, wrong):
+    """Issue 20 item 2: a session must not be an unlimited guessing oracle. Wrong passwords,
+    codes and recovery codes all count, on the sync and the async path alike."""
+    import asyncio
+    for n in range(5):
+        with pytest.raises(InvalidInputError):
+            if n % 2:
+                asyncio.run(auth.service.totp_disable_async(admin["id"], wrong, IP))
+            else:
+                auth.service.totp_disable(admin["id"], wrong, IP)
+    assert auth.types().count("auth.2fa_disable_failed") == 5 and "auth.locked_out" in auth.types()
+    with pytest.raises(LockedOutError):
+        auth.service.totp_disable(admin["id"], ADMIN_PW, IP)  # even the right password
+    with pytest.raises(LockedOutError):
+        auth.service.login("alice", ADMIN_PW, auth.code(enrolled[0]), IP)  # one budget
+    assert auth.service.get_user(admin["id"])["totp_enabled"] is True
+    auth.service.totp_disable(admin["id"], ADMIN_PW, "192.168.1.21")  # another address
+    assert auth.service.get_user(admin["id"])["totp_enabled"] is False
+
+
 def test_reset_2fa_for_the_cli(auth, admin, enrolled):
     user = auth.service.reset_2fa("alice")
     assert user["totp_enabled"] is False

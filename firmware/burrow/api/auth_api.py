@@ -2,7 +2,9 @@
 
 Thin handlers over ``app.auth`` (burrow.auth.AuthService): validate → call → serialize. The
 service raises errors carrying ``status``/``error``, which the route wrapper maps to the one
-error shape (401 "totp_required", 429 with Retry-After for a lockout, 409, 400 naming a field).
+error shape (401 "totp_required", 429 with Retry-After for a lockout ("locked_out") or a full
+password queue ("busy"), 409, 400 naming a field). Every password check runs through the
+service's password pool and, where it checks an existing password or code, its lockout.
 
 Browser sessions: ``POST /api/auth/login?cookie=true`` also sets the access token in an
 HttpOnly, SameSite=Strict cookie (``burrow_session``) and a random CSRF token in a readable
@@ -275,7 +277,7 @@ def register(api: Api, app) -> None:
             raise ApiError(403, "setup is only accepted from the allowed local networks",
                            error="forbidden")
         b = req.g.body
-        user = await app.auth.setup_first_admin_async(b["username"], b["password"])
+        user = await app.auth.setup_first_admin_async(b["username"], b["password"], client_ip=ip)
         audit(app, req, "auth.setup", f"first admin {user['username']!r} created",
               actor=user["username"], user=user_summary(user))
         return user, 201, NO_STORE
@@ -378,7 +380,8 @@ def register(api: Api, app) -> None:
         principal = req.g.principal
         require_session(principal)
         try:
-            app.auth.totp_disable(principal.user_id, req.g.body["code_or_password"])
+            await app.auth.totp_disable_async(principal.user_id, req.g.body["code_or_password"],
+                                              req.g.client_ip)
         except InvalidInputError as e:
             e.field = "code_or_password"
             raise

@@ -80,7 +80,8 @@ def register(api: Api, app) -> None:
                responses={201: User, 409: "the name is taken, or the user limit is reached"})
     async def create_user(req):
         b = req.g.body
-        user = await app.auth.create_user_async(b["username"], b["password"], b["role"])
+        user = await app.auth.create_user_async(b["username"], b["password"], b["role"],
+                                                client_ip=req.g.client_ip)
         audit(app, req, "user.created", f"user {user['username']!r} created ({user['role']})",
               before=None, after=user_summary(user))
         return user, 201
@@ -104,7 +105,8 @@ def register(api: Api, app) -> None:
             raise NotFoundError("no such user")
         user = await app.auth.update_user_async(user_id, role=b.get("role"),
                                                 password=b.get("password"),
-                                                disabled=b.get("disabled"))
+                                                disabled=b.get("disabled"),
+                                                client_ip=req.g.client_ip)
         audit(app, req, "user.updated", f"user {user['username']!r} updated ({', '.join(b)})",
               before=user_summary(before), after=user_summary(user), changed=sorted(b))
         return user

@@ -6,14 +6,15 @@
 """
 
 from .errors import (AuthError, AuthServiceError, ConflictError, ForbiddenError,
-                     InvalidInputError, LockedOutError, NotFoundError, TotpRequiredError,
-                     WeakPasswordError)
+                     InvalidInputError, LockedOutError, NotFoundError, PasswordBusyError,
+                     TotpRequiredError, WeakPasswordError)
 from .models import ROLES, SCOPES, Principal, TokenPair
 from .passwords import check_password_strength
 from .service import AuthService
 
 __all__ = [
     "AuthError", "AuthService", "AuthServiceError", "ConflictError", "ForbiddenError",
-    "InvalidInputError", "LockedOutError", "NotFoundError", "Principal", "ROLES", "SCOPES",
-    "TokenPair", "TotpRequiredError", "WeakPasswordError", "check_password_strength",
+    "InvalidInputError", "LockedOutError", "NotFoundError", "PasswordBusyError", "Principal",
+    "ROLES", "SCOPES", "TokenPair", "TotpRequiredError", "WeakPasswordError",
+    "check_password_strength",
 ]

@@ -63,6 +63,21 @@ class LockedOutError(AuthServiceError):
         super().__init__(f"too many failed attempts; try again in {self.retry_after} s")
 
 
+class PasswordBusyError(AuthServiceError):
+    """Too many password checks are already running or waiting (429, ``error`` = "busy").
+
+    Refused at once instead of queued without bound (see kdf.py); ``retry_after`` seconds is a
+    fair time to try again. Not a failed attempt: nothing was checked, nothing is counted.
+    """
+
+    status = 429
+    error = "busy"
+
+    def __init__(self, retry_after: float = 1.0):
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__("too many password checks at once; try again in a moment")
+
+
 class WeakPasswordError(AuthServiceError):
     """The new password fails the strength rules (400); the message says which rule."""
 

@@ -1,12 +1,17 @@
 """AuthService: users, passwords, logins, sessions, 2FA and API tokens over the settings DB.
 
-Everything here is synchronous and meant for the event-loop thread, like the SettingsDB it
-uses; each call is a few short SQLite statements. The one slow step is scrypt (~75 ms, see
-passwords.py; ~0.3 s on a Pi): ``login``, ``setup_first_admin``, ``create_user``,
-``update_user`` and ``change_password`` do it inline (the CLI uses those), and their ``*_async``
-twins (``login_async``, ``setup_first_admin_async``, ``create_user_async``,
-``update_user_async``, ``change_password_async``) do it in a worker thread — hashlib.scrypt
-releases the GIL — so DNS keeps flowing; the SQLite work stays on the loop thread.
+Everything here is meant for the event-loop thread, like the SettingsDB it uses; each call is
+a few short SQLite statements. The one slow step is scrypt (~75 ms, see passwords.py; ~0.3 s
+on a Pi), and every hash and check of a password goes through ``self.kdf`` (kdf.py): the
+``*_async`` calls the API uses (``login_async``, ``setup_first_admin_async``,
+``create_user_async``, ``update_user_async``, ``change_password_async``,
+``totp_disable_async``) run it in its small worker pool with a bounded queue (429 "busy" past
+it), so DNS keeps flowing; their synchronous twins run it inline for the CLI and refuse to on
+a thread with a running event loop. The SQLite work stays on the loop thread.
+
+Every check of an existing password or second factor (login, own password change, 2FA
+disable) is counted by the lockout (lockout.py) under the account and the client address,
+and refused while either is locked.
 
 Tables (settings migration 2): auth_users, auth_sessions, auth_refresh_tokens,
 auth_recovery_codes, auth_api_tokens. Secrets are stored only as hashes, except the TOTP
@@ -19,7 +24,6 @@ go to the callable given to ``set_event_sink`` as plain dicts with no secrets in
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -33,6 +37,7 @@ from typing import Any
 from . import access, totp
 from .errors import (AuthError, ConflictError, ForbiddenError, InvalidInputError,
                      LockedOutError, NotFoundError, TotpRequiredError, WeakPasswordError)
+from .kdf import PasswordPool
 from .lockout import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, LockoutTracker
 from .models import ROLES, SCOPES, Principal, TokenPair
 from .passwords import (check_password_strength, dummy_hash, hash_password, needs_rehash,
@@ -128,23 +133,33 @@ class AuthService:
     ``AuthService(settings_db, data_dir, clock=time.time)``: ``settings_db`` is the app's
     SettingsDB (migration 2 applied), ``data_dir`` holds ``jwt.key`` (created on first use),
     ``clock`` returns unix seconds (inject a fake in tests). Keyword options set the access
-    and refresh token lifetimes and the lockout rule (failures within a window).
+    and refresh token lifetimes, the lockout rule (failures within a window, per account and
+    address; ``account_max_failures`` for an account from all addresses, default 4x) and the
+    password worker pool (``kdf``, a kdf.PasswordPool).
     """
 
     def __init__(self, settings_db, data_dir: Path, clock: Callable[[], float] = time.time, *,
                  access_ttl: int = DEFAULT_ACCESS_TTL, refresh_ttl: int = DEFAULT_REFRESH_TTL,
                  max_failures: int = DEFAULT_MAX_FAILURES,
-                 lockout_window: float = DEFAULT_WINDOW_SECONDS, create_key: bool = True):
+                 lockout_window: float = DEFAULT_WINDOW_SECONDS,
+                 account_max_failures: int | None = None, create_key: bool = True,
+                 kdf: PasswordPool | None = None):
         self.db = settings_db
         self.data_dir = Path(data_dir)
         self.clock = clock
         self.access_ttl = int(access_ttl)
         self.refresh_ttl = int(refresh_ttl)
-        self.lockout = LockoutTracker(clock, max_failures, lockout_window)
+        self.lockout = LockoutTracker(clock, max_failures, lockout_window,
+                                      account_max_failures=account_max_failures)
+        self.kdf = kdf or PasswordPool()
         # The app creates the key at start; the CLI (create_key=False) only reads it if it ever
         # needs it, so running it as another user cannot leave a key the service can't read.
         self._signing_key = access.load_or_create_key(self.data_dir) if create_key else None
         self._sink: Callable[[dict], Any] | None = None
+
+    def close(self) -> None:
+        """Stop the password workers (the app's shutdown)."""
+        self.kdf.close()
 
     # ---- plumbing ------------------------------------------------------------------------------
 
@@ -159,11 +174,12 @@ class AuthService:
         ``{"type": "auth.login_failed", "ts": 1700000000.0, "username": "bob",
         "client_ip": "192.168.1.5", "reason": "bad_password"}``. Types: auth.login,
         auth.login_failed (reason: unknown_user, bad_password, disabled, bad_totp),
-        auth.locked_out, auth.login_refused (attempt during a lockout),
-        auth.recovery_code_used, auth.refresh_reuse, auth.logout, auth.2fa_enabled,
-        auth.2fa_disabled, auth.password_change_failed. A sink that raises is logged and
-        ignored. User CRUD and token changes are not reported here: the API layer knows who
-        did them and writes those audit events itself."""
+        auth.locked_out, auth.login_refused (a login during a lockout), auth.check_refused
+        (a password change or 2FA disable during one), auth.recovery_code_used,
+        auth.refresh_reuse, auth.logout, auth.2fa_enabled, auth.2fa_disabled,
+        auth.2fa_disable_failed, auth.password_change_failed. A sink that raises is logged and
+        ignored. User CRUD and token changes are not reported here: the API layer knows who did them
+        and writes those audit events itself."""
         self._sink = sink
 
     def _emit(self, type_: str, **fields: Any) -> None:
@@ -232,14 +248,16 @@ class AuthService:
         taken, ignoring case, or MAX_USERS reached).
         """
         self._create_check(username, password, role)
-        password_hash = hash_password(password)
+        password_hash = self.kdf.call(hash_password, password)
         return self._insert_user(username, password_hash, role, only_if_first=False)
 
-    async def create_user_async(self, username: str, password: str, role: str) -> dict:
-        """``create_user`` with scrypt in a worker thread; same results and errors. The name
-        is checked again when the row is inserted (another request may have taken it)."""
+    async def create_user_async(self, username: str, password: str, role: str, *,
+                                client_ip: str | None = None) -> dict:
+        """``create_user`` with scrypt in the password pool (PasswordBusyError when full);
+        same results and errors. The name is checked again when the row is inserted (another
+        request may have taken it)."""
         self._create_check(username, password, role)
-        password_hash = await _off_loop(hash_password, password)
+        password_hash = await self.kdf.run(hash_password, password, client=client_ip)
         return self._insert_user(username, password_hash, role, only_if_first=False)
 
     def _create_check(self, username: Any, password: Any, role: Any) -> None:
@@ -253,15 +271,16 @@ class AuthService:
         """Create the first user, an admin, while no user exists; ConflictError afterwards.
         (The API also restricts this to the allowed local networks.)"""
         self._setup_check(username, password)
-        password_hash = hash_password(password)
+        password_hash = self.kdf.call(hash_password, password)
         return self._insert_user(username, password_hash, "admin", only_if_first=True)
 
-    async def setup_first_admin_async(self, username: str, password: str) -> dict:
-        """``setup_first_admin`` with scrypt in a worker thread; same results and errors. Two
-        concurrent setups both hash, but the insert (one transaction that counts the users
-        first) lets only one of them in; the other gets ConflictError."""
+    async def setup_first_admin_async(self, username: str, password: str, *,
+                                      client_ip: str | None = None) -> dict:
+        """``setup_first_admin`` with scrypt in the password pool; same results and errors.
+        Two concurrent setups both hash, but the insert (one transaction that counts the
+        users first) lets only one of them in; the other gets ConflictError."""
         self._setup_check(username, password)
-        password_hash = await _off_loop(hash_password, password)
+        password_hash = await self.kdf.run(hash_password, password, client=client_ip)
         return self._insert_user(username, password_hash, "admin", only_if_first=True)
 
     def _setup_check(self, username: Any, password: Any) -> None:
@@ -298,16 +317,18 @@ class AuthService:
         last enabled admin raises ConflictError; NotFoundError if there is no such user.
         """
         self._update_check(user_id, role, password, disabled)
-        password_hash = None if password is None else hash_password(password)
+        password_hash = None if password is None else self.kdf.call(hash_password, password)
         return self._update_apply(user_id, role, disabled, password_hash)
 
     async def update_user_async(self, user_id: int, *, role: str | None = None,
-                                password: str | None = None,
-                                disabled: bool | None = None) -> dict:
-        """``update_user`` with scrypt in a worker thread; same results and errors. The user
-        and the last-admin rule are checked again after hashing (things may have changed)."""
+                                password: str | None = None, disabled: bool | None = None,
+                                client_ip: str | None = None) -> dict:
+        """``update_user`` with scrypt in the password pool; same results and errors. The
+        user and the last-admin rule are checked again after hashing (things may have
+        changed)."""
         self._update_check(user_id, role, password, disabled)
-        password_hash = None if password is None else await _off_loop(hash_password, password)
+        password_hash = None if password is None else await self.kdf.run(
+            hash_password, password, client=client_ip)
         return self._update_apply(user_id, role, disabled, password_hash)
 
     def _update_check(self, user_id: int, role: Any, password: Any, disabled: Any) -> sqlite3.Row:
@@ -350,34 +371,48 @@ class AuthService:
         InvalidInputError on "current_password", counted like a failed login, so a stolen
         session cannot guess it at leisure). Revokes all the user's sessions, like update_user."""
         row = self._password_change_begin(user_id, client_ip)
-        ok = verify_password(row["password_hash"], _as_password(current_password))
+        ok = self.kdf.call(verify_password, row["password_hash"], _as_password(current_password))
         self._password_change_checked(row, ok, client_ip)
         return self.update_user(user_id, password=new_password)
 
     async def change_password_async(self, user_id: int, current_password: str,
                                     new_password: str, client_ip: str | None = None) -> dict:
         """``change_password`` with both scrypt steps (checking the current password, hashing
-        the new one) in a worker thread; same results and errors."""
+        the new one) in the password pool; same results and errors."""
         row = self._password_change_begin(user_id, client_ip)
-        ok = await _off_loop(verify_password, row["password_hash"],
-                             _as_password(current_password))
+        ok = await self.kdf.run(verify_password, row["password_hash"],
+                                _as_password(current_password), client=client_ip)
         self._password_change_checked(row, ok, client_ip)
-        return await self.update_user_async(user_id, password=new_password)
+        return await self.update_user_async(user_id, password=new_password, client_ip=client_ip)
 
     def _password_change_begin(self, user_id: int, client_ip: str | None) -> sqlite3.Row:
         row = self._user_row(user_id)
-        wait = self.lockout.retry_after(row["username"], client_ip)
-        if wait > 0:
-            raise LockedOutError(wait)
+        self._check_not_locked(row, client_ip)
         return row
 
     def _password_change_checked(self, row: sqlite3.Row, ok: bool,
                                  client_ip: str | None) -> None:
         if not ok:
-            self.lockout.record_failure(row["username"], client_ip)
-            self._emit("auth.password_change_failed", username=row["username"],
-                       user_id=row["id"], client_ip=client_ip)
+            self._count_failure(row, client_ip, "auth.password_change_failed")
             raise InvalidInputError("current_password", "is not correct")
+        self.lockout.record_success(row["username"], client_ip)
+
+    def _check_not_locked(self, row: sqlite3.Row, client_ip: str | None) -> None:
+        """LockedOutError while the account is locked for this address (a signed-in user
+        proving themselves again: own password change, 2FA disable)."""
+        wait = self.lockout.retry_after(row["username"], client_ip)
+        if wait > 0:
+            self._emit("auth.check_refused", username=row["username"], user_id=row["id"],
+                       client_ip=client_ip, retry_after=int(wait))
+            raise LockedOutError(wait)
+
+    def _count_failure(self, row: sqlite3.Row, client_ip: str | None, type_: str) -> None:
+        """A wrong password or code from a signed-in user: counted like a failed login."""
+        locked = self.lockout.record_failure(row["username"], client_ip)
+        self._emit(type_, username=row["username"], user_id=row["id"], client_ip=client_ip)
+        if locked:
+            self._emit("auth.locked_out", username=row["username"], user_id=row["id"],
+                       client_ip=client_ip, retry_after=int(locked))
 
     def delete_user(self, user_id: int) -> None:
         """Delete a user with their sessions, tokens and 2FA data. Refuses (ConflictError) to
@@ -403,17 +438,17 @@ class AuthService:
         an unused recovery code.
         """
         attempt = self._login_begin(username, client_ip)
-        checked = self._check_password(attempt["stored"], password)
+        checked = self.kdf.call(self._check_password, attempt["stored"], password)
         return self._login_finish(attempt, checked, totp_code, client_ip)
 
     async def login_async(self, username: str, password: str, totp_code: str | None = None,
                           client_ip: str | None = None) -> TokenPair:
-        """``login`` with the scrypt work in a worker thread (scrypt releases the GIL); the
-        SQLite parts stay on the loop thread. Same results and errors."""
+        """``login`` with the scrypt work in the password pool (PasswordBusyError when it is
+        full: nothing checked, nothing counted); the SQLite parts stay on the loop thread.
+        Same results and errors otherwise."""
         attempt = self._login_begin(username, client_ip)
-        loop = asyncio.get_running_loop()
-        checked = await loop.run_in_executor(None, self._check_password, attempt["stored"],
-                                             password)
+        checked = await self.kdf.run(self._check_password, attempt["stored"], password,
+                                     client=client_ip)
         return self._login_finish(attempt, checked, totp_code, client_ip)
 
     def _login_begin(self, username: Any, client_ip: str | None) -> dict:
@@ -481,7 +516,7 @@ class AuthService:
                 pair = self._start_session(conn, row, client_ip, now)
         except _SecondFactorFailed:
             raise self._fail(name, client_ip, "bad_totp", user_id) from None
-        self.lockout.record_success(name)
+        self.lockout.record_success(name, client_ip)
         self._emit("auth.login", username=row["username"], user_id=user_id, client_ip=client_ip,
                    via_2fa=bool(row["totp_enabled"]))
         return pair
@@ -779,23 +814,56 @@ class AuthService:
         self._emit("auth.2fa_enabled", username=user["username"], user_id=user_id)
         return codes
 
-    def totp_disable(self, user_id: int, code_or_password: str) -> None:
+    def totp_disable(self, user_id: int, code_or_password: str,
+                     client_ip: str | None = None) -> None:
         """Turn 2FA off, proven by a current TOTP code, an unused recovery code or the
-        password. InvalidInputError("code") if none matches; ConflictError if 2FA is off."""
+        password. InvalidInputError("code") if none matches, counted like a failed login
+        (a session must not be an unlimited guessing oracle); LockedOutError while the
+        account is locked for ``client_ip``; ConflictError if 2FA is off."""
+        user, proof = self._totp_disable_begin(user_id, code_or_password, client_ip)
+        ok = self._totp_disable_by_code(user, proof)
+        if not ok and proof and not totp.looks_like_totp(proof):
+            ok = self.kdf.call(verify_password, user["password_hash"], proof)
+        self._totp_disable_finish(user, ok, client_ip)
+
+    async def totp_disable_async(self, user_id: int, code_or_password: str,
+                                 client_ip: str | None = None) -> None:
+        """``totp_disable`` with the password check in the password pool; same results and
+        errors (PasswordBusyError when the pool is full)."""
+        user, proof = self._totp_disable_begin(user_id, code_or_password, client_ip)
+        ok = self._totp_disable_by_code(user, proof)
+        if not ok and proof and not totp.looks_like_totp(proof):
+            ok = await self.kdf.run(verify_password, user["password_hash"], proof,
+                                    client=client_ip)
+        self._totp_disable_finish(user, ok, client_ip)
+
+    def _totp_disable_begin(self, user_id: int, proof: Any,
+                            client_ip: str | None) -> tuple[sqlite3.Row, str]:
         user = self._user_row(user_id)
         if not user["totp_enabled"]:
             raise ConflictError("2FA is not enabled")
-        proof = code_or_password if isinstance(code_or_password, str) else ""
-        now = self.clock()
+        self._check_not_locked(user, client_ip)
+        return user, proof if isinstance(proof, str) else ""
+
+    def _totp_disable_by_code(self, user: sqlite3.Row, proof: str) -> bool:
+        """Turn 2FA off if ``proof`` is a valid code or unused recovery code (its use and
+        the change in one transaction); False otherwise."""
+        if not proof:
+            return False
         with self.db.transaction() as conn:
-            ok = self._accept_second_factor(conn, user, proof, now) if proof else False
-            if not ok and not totp.looks_like_totp(proof):
-                ok = verify_password(user["password_hash"], proof)
+            ok = self._accept_second_factor(conn, user, proof, self.clock())
             if ok:
-                self._clear_totp(conn, user_id)
+                self._clear_totp(conn, user["id"])
+        return ok
+
+    def _totp_disable_finish(self, user: sqlite3.Row, ok: bool, client_ip: str | None) -> None:
         if not ok:
+            self._count_failure(user, client_ip, "auth.2fa_disable_failed")
             raise InvalidInputError("code", "wrong code or password")
-        self._emit("auth.2fa_disabled", username=user["username"], user_id=user_id)
+        with self.db.transaction() as conn:  # again: a no-op if a code already did it
+            self._clear_totp(conn, user["id"])
+        self.lockout.record_success(user["username"], client_ip)
+        self._emit("auth.2fa_disabled", username=user["username"], user_id=user["id"])
 
     def reset_2fa(self, username: str) -> dict:
         """Turn 2FA off without proof (the CLI, for an owner who lost the phone).
@@ -820,11 +888,6 @@ class AuthService:
         conn.execute("UPDATE auth_users SET totp_enabled = 0, totp_secret = NULL, "
                      "totp_last_step = NULL WHERE id = ?", (user_id,))
         conn.execute("DELETE FROM auth_recovery_codes WHERE user_id = ?", (user_id,))
-
-
-async def _off_loop(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in the loop's default executor (for scrypt, which releases the GIL)."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def _as_password(value: Any) -> str:
