@@ -133,6 +133,27 @@ def test_events_name_user_and_address_but_no_secrets(auth, admin):
         assert isinstance(event["ts"], float)
 
 
+def test_events_never_hold_a_typed_name_that_is_no_account(auth, admin):
+    """Issue 20 item 12: a password typed into the name field must not reach the audit log
+    (viewers read it); an unknown name is logged as a keyed hash, stable for the same text."""
+    typed = "Correct-Horse-In-The-Name-Field"
+    _fail(auth, username=typed, ip="10.2.0.1", times=5)  # failed, then locked_out
+    with pytest.raises(LockedOutError):
+        auth.service.login(typed, "anything at all", None, "10.2.0.1")  # login_refused
+    _fail(auth, username=typed.upper(), ip="10.2.0.2")
+    _fail(auth, username="someone-else", ip="10.2.0.3")
+    events = [e for e in auth.events if e["client_ip"].startswith("10.2.0.")]
+    assert {e["type"] for e in events} == {"auth.login_failed", "auth.locked_out",
+                                           "auth.login_refused"}
+    assert typed.casefold() not in repr(auth.events).casefold()
+    shown = {e["client_ip"]: e["username"] for e in events}
+    assert shown["10.2.0.1"].startswith("unknown:") and len(shown["10.2.0.1"]) == 20
+    assert shown["10.2.0.1"] == shown["10.2.0.2"]  # the same name, however it was cased
+    assert shown["10.2.0.3"] != shown["10.2.0.1"]
+    _fail(auth, username="ALICE", ip="10.2.0.4")  # an account: its own name
+    assert auth.events[-1]["username"] == "alice" and auth.events[-1]["user_id"] == admin["id"]
+
+
 def test_a_failing_event_sink_does_not_break_login(auth, admin):
     def broken(event):
         raise RuntimeError("sink down")

@@ -25,6 +25,7 @@ go to the callable given to ``set_event_sink`` as plain dicts with no secrets in
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -38,7 +39,7 @@ from . import access, totp
 from .errors import (AuthError, ConflictError, ForbiddenError, InvalidInputError,
                      LockedOutError, NotFoundError, TotpRequiredError, WeakPasswordError)
 from .kdf import PasswordPool
-from .lockout import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, LockoutTracker
+from .lockout import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, MAX_NAME_KEY, LockoutTracker
 from .models import ROLES, SCOPES, Principal, TokenPair
 from .passwords import (check_password_strength, dummy_hash, hash_password, needs_rehash,
                         verify_password)
@@ -156,6 +157,7 @@ class AuthService:
         # needs it, so running it as another user cannot leave a key the service can't read.
         self._signing_key = access.load_or_create_key(self.data_dir) if create_key else None
         self._sink: Callable[[dict], Any] | None = None
+        self._audit_key: bytes | None = None
 
     def close(self) -> None:
         """Stop the password workers (the app's shutdown)."""
@@ -177,8 +179,10 @@ class AuthService:
         auth.locked_out, auth.login_refused (a login during a lockout), auth.check_refused
         (a password change or 2FA disable during one), auth.recovery_code_used,
         auth.refresh_reuse, auth.logout, auth.2fa_enabled, auth.2fa_disabled,
-        auth.2fa_disable_failed, auth.password_change_failed. A sink that raises is logged and
-        ignored. User CRUD and token changes are not reported here: the API layer knows who did them
+        auth.2fa_disable_failed, auth.password_change_failed. ``username`` is the account's
+        name, or for a name that is no account "unknown:" and a keyed hash of what was typed
+        (see _audit_name), never the typed text. A sink that raises is logged and ignored.
+        User CRUD and token changes are not reported here: the API layer knows who did them
         and writes those audit events itself."""
         self._sink = sink
 
@@ -190,6 +194,23 @@ class AuthService:
                 self._sink(event)
             except Exception:
                 log.exception("auth event sink failed for %s", type_)
+
+    def _audit_name(self, typed: str, row: sqlite3.Row | None) -> str:
+        """What an event may say about a typed user name: the account's own name when it
+        exists, else "unknown:" and 12 hex digits of a keyed hash of it. The same typed name
+        always gives the same value (attempts can be told apart), but the text itself —
+        perhaps a password typed into the wrong field — is never logged: viewers read the
+        event log. The key is derived from the JWT key, so the hash cannot be reversed by
+        trying candidate texts."""
+        if row is not None:
+            return row["username"]
+        if self._audit_key is None:
+            self._audit_key = hmac.new(self._key, b"burrow audit: unknown user names",
+                                       hashlib.sha256).digest()
+        typed = (typed or "").strip().casefold()[:MAX_NAME_KEY]
+        digest = hmac.new(self._audit_key, typed.encode("utf-8", "surrogatepass"),
+                          hashlib.sha256).hexdigest()
+        return f"unknown:{digest[:12]}"
 
     def _rows(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         # Row factory on the cursor only: the connection is shared with other services.
@@ -458,13 +479,13 @@ class AuthService:
             name = name.encode("utf-8", "replace").decode("utf-8")
         # Made on the first attempt (not the first unknown name), so that one is not slower.
         fallback = dummy_hash()
+        row = self._row("SELECT id, username, password_hash FROM auth_users WHERE username = ?",
+                        (name,)) if name else None
         wait = self.lockout.retry_after(name, client_ip)
         if wait > 0:
-            self._emit("auth.login_refused", username=name[:64], client_ip=client_ip,
-                       retry_after=int(wait))
+            self._emit("auth.login_refused", username=self._audit_name(name, row),
+                       client_ip=client_ip, retry_after=int(wait))
             raise LockedOutError(wait)
-        row = self._row("SELECT id, password_hash FROM auth_users WHERE username = ?",
-                        (name,)) if name else None
         # Unknown users are checked against a dummy hash so they cost the same time.
         return {"username": name, "user_id": None if row is None else row["id"],
                 "stored": fallback if row is None else row["password_hash"]}
@@ -476,12 +497,16 @@ class AuthService:
         return ok, (hash_password(password) if ok and needs_rehash(stored) else None)
 
     def _fail(self, username: str, client_ip: str | None, reason: str,
-              user_id: int | None = None) -> AuthError:
+              row: sqlite3.Row | None = None) -> AuthError:
+        """Count a failed login for the typed ``username``; events name the account (``row``)
+        or, for an unknown name, only its keyed hash."""
         locked = self.lockout.record_failure(username, client_ip)
-        self._emit("auth.login_failed", username=username[:64], user_id=user_id,
+        shown = self._audit_name(username, row)
+        user_id = None if row is None else row["id"]
+        self._emit("auth.login_failed", username=shown, user_id=user_id,
                    client_ip=client_ip, reason=reason)
         if locked:
-            self._emit("auth.locked_out", username=username[:64], user_id=user_id,
+            self._emit("auth.locked_out", username=shown, user_id=user_id,
                        client_ip=client_ip, retry_after=int(locked))
         return AuthError()
 
@@ -496,9 +521,9 @@ class AuthService:
         if row is None:  # unknown name (or deleted while we hashed)
             raise self._fail(name, client_ip, "unknown_user")
         if not ok:
-            raise self._fail(name, client_ip, "bad_password", user_id)
+            raise self._fail(name, client_ip, "bad_password", row)
         if row["disabled"]:
-            raise self._fail(name, client_ip, "disabled", user_id)
+            raise self._fail(name, client_ip, "disabled", row)
         if row["totp_enabled"] and (totp_code is None
                                     or (isinstance(totp_code, str) and not totp_code.strip())):
             raise TotpRequiredError()
@@ -515,7 +540,7 @@ class AuthService:
                              (now, user_id))
                 pair = self._start_session(conn, row, client_ip, now)
         except _SecondFactorFailed:
-            raise self._fail(name, client_ip, "bad_totp", user_id) from None
+            raise self._fail(name, client_ip, "bad_totp", row) from None
         self.lockout.record_success(name, client_ip)
         self._emit("auth.login", username=row["username"], user_id=user_id, client_ip=client_ip,
                    via_2fa=bool(row["totp_enabled"]))
