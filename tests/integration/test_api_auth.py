@@ -350,6 +350,20 @@ def test_a_password_typed_as_the_user_name_never_reaches_the_audit_log(srv, admi
                for e in listed["events"]), listed
 
 
+def test_a_validly_signed_jwt_whose_sub_exceeds_64_bits_is_401(srv, admin):
+    """Issue 20 item 10: signed with the server's own key (``<data_dir>/jwt.key``), a token
+    naming user 2**64 made SQLite overflow: 500."""
+    key = (srv.data_dir / "jwt.key").read_bytes()
+    claims = jwt.decode(admin, key, algorithms=["HS256"])
+    for sub in (str(2 ** 63), str(2 ** 64), str(-(2 ** 63) - 1), "9" * 40):
+        forged = jwt.encode({**claims, "sub": sub}, key, algorithm="HS256")
+        for method, path in (("GET", "/api/auth/me"), ("GET", "/api/users"),
+                             ("GET", "/api/stats")):
+            status, body = authed(srv, forged, method, path)
+            assert status == 401 and body["error"] == "unauthorized", (sub, path, status, body)
+    assert authed(srv, admin, "GET", "/api/auth/me")[0] == 200
+
+
 # ---- setup only from the local networks ----------------------------------------------------------
 
 def test_setup_from_a_non_local_client_is_refused(tmp_path):

@@ -708,10 +708,16 @@ class AuthService:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise AuthError("invalid access token")
         claims = access.decode_access(self._key, token, now=self.clock())
+        try:
+            user_id = int(claims["sub"])
+        except (TypeError, ValueError):
+            raise AuthError("invalid access token") from None
+        if not _storable_id(user_id):  # validly signed but names no row: SQLite would overflow
+            raise AuthError("invalid access token")
         row = self._row(
             "SELECT s.revoked_at, u.id, u.username, u.role, u.disabled FROM auth_sessions s "
             "JOIN auth_users u ON u.id = s.user_id WHERE s.id = ? AND u.id = ?",
-            (str(claims["sid"]), int(claims["sub"])))
+            (str(claims["sid"]), user_id))
         if row is None or row["revoked_at"] is not None or row["disabled"]:
             raise AuthError("session revoked or user unknown")
         # The role comes from the database, not the token: a demotion applies at once.
