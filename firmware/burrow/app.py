@@ -72,6 +72,7 @@ class App:
         self.exit_code = 0
         self._wipe_on_stop = False  # set by factory_reset()
         self.appliance = None
+        self.fault: str | None = None  # needs a person (status LED, /api/system, /readyz): set by start
         self._watchdog = None
         self._stopping = asyncio.Event()
         self._build_dns()
@@ -124,6 +125,7 @@ class App:
         from .storage.events import EventLog
         self.eventlog = EventLog(self.settings)
         await self.eventlog.start(self.events)
+        self._repair_stored_state()  # before anything below reads a stored row
         from .filtering.pause import BlockingPause
         self.pause = BlockingPause(self.settings, on_change=self.answers_changed)
         self.filter.pause = self.pause
@@ -193,6 +195,31 @@ class App:
         systemd.ready(f"answering DNS on {len(listen)} address(es)")
         self._watchdog = systemd.Watchdog()  # pings from the loop: a hung loop gets restarted
         self._watchdog.start()
+
+    def _repair_stored_state(self) -> None:
+        """Burrow never refuses to start over bad stored state: a row (or one entry of a row's
+        JSON value) the API would refuse — from a hand edit, an old restore, a bug — is moved to
+        the quarantine table, logged as an event and shown as a fault; DNS starts with the rest
+        (burrow/state_check.py)."""
+        from . import state_check
+        from .storage.events import publish_event
+        try:
+            moved, reported = state_check.repair(self.settings, state_check.context_of(self))
+        except Exception as e:  # the check itself must not be what stops the start
+            log.exception("checking the stored settings failed")
+            self.fault = f"the stored settings could not be checked ({type(e).__name__})"
+            return
+        for problem in reported[:state_check.MAX_REPORTED]:
+            log.warning("stored settings: %s (left in place)", problem)
+        for problem, qid in moved[:state_check.MAX_REPORTED]:
+            log.error("stored settings: %s: moved to quarantine #%d", problem, qid)
+            publish_event(self.events, "settings.quarantined", actor="system", severity="error",
+                          summary=f"{problem}; moved aside to quarantine #{qid}", table=problem.table,
+                          row=problem.row, field=problem.field, quarantine_id=qid)
+        if moved:
+            first = str(moved[0][0])
+            self.fault = (f"{len(moved)} invalid stored setting(s) moved to quarantine at start "
+                          f"(first: {first[:160]}{'…' if len(first) > 160 else ''})")
 
     def _check_static_loop(self) -> None:
         """An upstream that is one of our own listeners would forward to ourselves forever."""
@@ -494,6 +521,7 @@ class App:
             "degraded" if healthy else "unavailable")
         checks["blocklist"] = "ok" if self.filter.index is not None else "not_configured"
         checks["policy_engine"] = "ok" if self.policy.engine.rules else "not_configured"
+        checks["settings"] = "fault" if self.fault else "ok"  # see app.fault; DNS works, still ready
         ready = self.ready and storage_ok and healthy > 0
         return ready, checks
 

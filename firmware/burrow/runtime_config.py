@@ -88,7 +88,8 @@ def load_overrides(config: Config, settings_db) -> Config:
         if not path.exists():
             return config
         import sqlite3
-        import json
+
+        from . import state_check
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
@@ -98,9 +99,18 @@ def load_overrides(config: Config, settings_db) -> Config:
         except sqlite3.Error as e:
             log.warning("cannot read runtime settings from %s: %s", path, e)
             return config
-        overrides = stored_overrides(_OneValue(json.loads(row[0]) if row else {}))
+        try:
+            value = state_check.decode(row[0]) if row else {}
+        except ValueError as e:  # the start moves the row aside (state_check.repair)
+            log.warning("stored runtime settings ignored: %s", e)
+            return config
+        overrides = stored_overrides(_OneValue(value))
     else:
-        overrides = stored_overrides(settings_db)
+        try:
+            overrides = stored_overrides(settings_db)
+        except (ValueError, RecursionError) as e:
+            log.warning("stored runtime settings ignored: %s", e)
+            return config
     if not overrides:
         return config
     for _ in range(len(overrides) + 1):  # bounded: each pass drops at least one bad key

@@ -7,6 +7,10 @@ admin, JSON nested too deeply — is refused with 400 naming the table, row and 
 dry run exactly as by the restore, and changes nothing; Burrow restarts cleanly afterwards.
 Before the fix these were committed (500 or 200) and the next start failed: DNS down for the
 house.
+
+And Burrow never refuses to start over bad stored state: rows written straight into the
+settings DB of a stopped Burrow are moved to the quarantine table (the good rest stays in
+use), the fault shows in /api/system and /readyz, an event is logged, and DNS answers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -234,3 +239,98 @@ def test_the_untouched_archive_still_restores(srv):
     assert status == 200 and report["status"] == "dry_run", report
     status, report = restore(srv, srv.admin, srv.valid, include_users=True)
     assert status == 200 and report["status"] == "ok", report
+
+
+# ---- bad state already stored: the start moves it aside ------------------------------------------
+
+def write_bad_rows(settings_db) -> int:
+    """What a restore from before the fix, a hand edit or a bug could leave behind; returns the
+    id of the zone broken."""
+    conn = sqlite3.connect(settings_db)
+    try:
+        def put(key, text):
+            conn.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, text))
+
+        def value(key):
+            return json.loads(conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0])
+
+        clients = value("clients")
+        clients.insert(1, {"id": 99, "client": "not-an-ip", "name": "typo", "groups": ["kids"], "created_at": 0})
+        put("clients", json.dumps(clients))
+        put("filtering.whitelist", json.dumps(value("filtering.whitelist") + ["(unclosed"]))
+        put("blocking.pause", "[1]")
+        put("policies", "{not json")
+        put("groups", json.dumps(value("groups")))  # unchanged: the kids group stays valid
+        conn.execute("UPDATE zones SET primaries = '{oops' WHERE name = 'zone.test'")
+        conn.commit()
+        return conn.execute("SELECT id FROM zones WHERE name = 'zone.test'").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def quarantine_rows(settings_db) -> list[tuple]:
+    conn = sqlite3.connect(settings_db)
+    try:
+        return conn.execute("SELECT source, row_key, entry, content, reason FROM quarantine ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_bad_stored_rows_are_quarantined_and_dns_comes_up(tmp_path):
+    with TestUpstream() as up:
+        b = BurrowProcess(tmp_path / "b", [up.address])
+        b.start()
+        try:
+            seed(b, admin_token(b))
+        finally:
+            b.stop()
+        zone_id = write_bad_rows(b.data_dir / "settings.db")
+        b.__dict__.pop("_api_tokens", None)
+
+        b.start()  # before the fix: "burrow exited with 1" (GroupError, JSONDecodeError, ...)
+        try:
+            assert b.query("nas.lan").answer[0][0].address == "192.168.7.7"  # local records
+            assert b.query("www.example.com").rcode() == 0  # forwarded
+            token = admin_token(b)
+            status, system = authed(b, token, "GET", "/api/system")
+            assert status == 200 and system["status"]["state"] == "fault", system["status"]
+            assert "quarantine" in " ".join(system["status"]["reasons"])
+            status, ready = b.http("GET", "/readyz")
+            assert status == 200 and ready["checks"]["settings"] == "fault", ready  # still serving
+            # The good entries stayed in use: the other clients, the allow-list entry.
+            status, clients = authed(b, token, "GET", "/api/clients")
+            assert [c["client"] for c in clients["clients"]] == ["192.168.1.50", "192.168.2.0/24"]
+            status, allow = authed(b, token, "GET", "/api/whitelist")
+            assert allow["exact"] == ["good.example"], allow
+            # Each one was logged (the event log is written in batches: wait for it).
+            deadline = time.monotonic() + 10
+            while True:
+                status, events = authed(b, token, "GET", "/api/events?type=settings.quarantined")
+                found = {(e["data"]["table"], e["data"]["row"]) for e in events.get("events", [])}
+                if len(found) >= 5 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert found == {("settings", "clients"), ("settings", "filtering.whitelist"),
+                             ("settings", "blocking.pause"), ("settings", "policies"), ("zones", f"id={zone_id}")}, events
+        finally:
+            b.stop()
+
+        # Nothing a person saved is lost: each bad row or entry is in the quarantine as it was.
+        rows = {(r[0], r[1], r[2]): r for r in quarantine_rows(b.data_dir / "settings.db")}
+        assert json.loads(rows[("settings", "clients", "[1]")][3])["client"] == "not-an-ip"
+        assert json.loads(rows[("settings", "filtering.whitelist", "[1]")][3]) == "(unclosed"
+        assert json.loads(rows[("settings", "policies", None)][3])["value"] == "{not json"
+        zone = json.loads(rows[("zones", f"id={zone_id}", None)][3])
+        assert zone["name"] == "zone.test" and any(r["value"] == "192.0.2.77" for r in zone["records"])
+        assert "not an IP address" in rows[("settings", "clients", "[1]")][4]
+
+        # The next start has nothing left to move: no fault.
+        b.start()
+        try:
+            token = admin_token(b)
+            status, system = authed(b, token, "GET", "/api/system")
+            assert system["status"]["state"] != "fault", system["status"]
+            assert len(quarantine_rows(b.data_dir / "settings.db")) == len(rows)
+        finally:
+            b.__exit__(None, None, None)
