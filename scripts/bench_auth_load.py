@@ -41,7 +41,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402  (scripts/bench.py: processes, ports, config, timeouts)
-from bench import LOOPBACK, BenchTimeout, Skip  # noqa: E402
+from bench import LOOPBACK  # noqa: E402
 
 DISCARD_PORT = 9  # Burrow's upstream: nothing is asked upstream
 VIEWER_PASSWORD = "Bench-Reader-Passphrase-2"
@@ -286,19 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parse_args(argv)
     bench.arm_timeout(args.timeout)
-    results = []
-    try:
-        for i in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="burrow-bench-auth-") as tmp:
-                result = run_once(args, Path(tmp))
-            results.append(result)
-            print(f"run {i + 1}: {line(result)}", flush=True)
-    except Skip as exc:
-        print(f"bench-auth-load skipped: {exc}")
-        return 0
-    except BenchTimeout as exc:
-        print(f"bench-auth-load: {exc}", file=sys.stderr)
-        return 1
+    results = bench.repeat_runs("bench-auth-load", args.runs,
+                                lambda workdir: run_once(args, workdir), line)
+    if isinstance(results, int):  # skipped or timed out
+        return results
     summary = {phase: {key: spread([r[phase][key] for r in results])
                        for key in ("p50_ms", "p99_ms", "max_ms")}
                for phase in ("before", "during")}
