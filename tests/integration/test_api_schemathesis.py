@@ -5,7 +5,8 @@ The served ``/openapi.json`` is loaded into Schemathesis (PyPI; docs/dependencie
 admin, viewer and anonymous in turn, every operation gets a few generated requests (valid ones
 from the schemas, and invalid ones), each answer checked by Schemathesis's conformance checks:
 
-- ``not_a_server_error``: no 5xx;
+- ``not_a_server_error``: no 5xx, except one the operation documents (503 for a part that is
+  switched off, such as the cache after a PUT /api/config/cache here);
 - ``status_code_conformance``: the status is one the operation documents;
 - ``content_type_conformance``: the Content-Type is one the operation documents;
 - ``response_schema_conformance``: the body matches the documented schema;
@@ -125,6 +126,7 @@ def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, ro
         if time.monotonic() > deadline:
             break
         tested += 1
+        documented = set(operation.responses.status_codes)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             @seed(SEED)
             @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
@@ -135,7 +137,11 @@ def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, ro
                 sent += 1
                 response = case.call(base_url=base_url, session=next(rotation), headers=headers,
                                      timeout=REQUEST_TIMEOUT)
-                case.validate_response(response, checks=CHECKS)
+                checks = CHECKS
+                if response.status_code >= 500 and str(response.status_code) in documented:
+                    # e.g. 503 from POST /api/cache/purge once a PUT here turned caching off
+                    checks = [c for c in CHECKS if c is not not_a_server_error]
+                case.validate_response(response, checks=checks)
 
             try:
                 one()

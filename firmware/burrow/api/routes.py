@@ -142,6 +142,8 @@ class Route:
             out.update({400: "invalid body (details name each field)", 415: "the body must be application/json"})
         if self.query is not None:
             out[400] = out.get(400, "invalid query parameter")
+        if self.query is not None or self.path_params:  # values the client makes as long as it likes
+            out[414] = "the request line is over 8 KiB"
         if self.path_params:
             out[404] = "no such item"
             pattern = URLPattern(self.path)
