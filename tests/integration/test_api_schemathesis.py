@@ -10,7 +10,14 @@ from the schemas, and invalid ones), each answer checked by Schemathesis's confo
 - ``status_code_conformance``: the status is one the operation documents;
 - ``content_type_conformance``: the Content-Type is one the operation documents;
 - ``response_schema_conformance``: the body matches the documented schema;
-- ``response_headers_conformance``: documented headers are present and valid.
+- ``response_headers_conformance``: documented headers are present and valid;
+- ``negative_data_rejection``: a request the schema forbids is refused (4xx), so the document
+  is never stricter than the server.
+
+Not on: ``positive_data_acceptance`` (a request the schema allows is accepted). The schemas
+say what JSON Schema can (types, lengths, enums, patterns, minProperties); what it cannot —
+a name that must be a valid domain, an address, a duration, a group that must exist, a
+strong enough password — the handlers check and answer 400 naming the field.
 
 The server itself also checks every answer against the document (Api._check_documented logs
 "undocumented status"); the log must have no such line and no unhandled error at the end.
@@ -57,7 +64,7 @@ SOURCES = [f"127.0.0.{i}" for i in range(10, 251)]
 VIEWER_PW = "Viewer-pass-2024"
 CHECKS = [not_a_server_error, openapi_checks.status_code_conformance,
           openapi_checks.content_type_conformance, openapi_checks.response_schema_conformance,
-          openapi_checks.response_headers_conformance]
+          openapi_checks.response_headers_conformance, openapi_checks.negative_data_rejection]
 # What a signed-in role must not call on itself here (it would sign itself out or lock itself out).
 SESSION_ENDING = {"POST /api/auth/logout", "POST /api/auth/password", "POST /api/auth/2fa/enrol",
                   "POST /api/auth/2fa/confirm", "POST /api/auth/2fa/disable", "POST /api/backup/restore",
