@@ -428,6 +428,8 @@ class App:
             await self.dns.stop()
         if self.api_server is not None:
             self.api_server.close()
+        if self.auth is not None:
+            self.auth.close()  # the password workers: no check starts after the API is closed
         if self.lists is not None:
             await self.lists.stop()
         if self.recorder is not None:
