@@ -57,7 +57,7 @@ def test_policies_seed_examples_and_dns_effect(tmp_path, upstream):
         assert status == 200 and body["name"] == "Block after hours" and body["id"] == 0
 
         status, body = authed(b, admin, "GET", "/api/policies/abc")
-        assert status == 400 and body["message"] == "Invalid policy ID"
+        assert status == 400 and body["details"][0]["field"] == "pid"  # the route's declared pattern
         status, body = authed(b, admin, "GET", "/api/policies/99")
         assert status == 404 and body["message"] == "Policy not found"
 

@@ -16,6 +16,8 @@ END = "<!-- END GENERATED REFERENCE -->"
 def _type(schema: dict, components: dict) -> str:
     if "$ref" in schema:
         return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema and "type" not in schema:
+        return " or ".join(_type(s, components) for s in schema["anyOf"])
     t = schema.get("type", "any")
     if isinstance(t, list):
         t = " or ".join(t)

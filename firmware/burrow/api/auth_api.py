@@ -49,6 +49,8 @@ class Code(Field):
         self.max_len = max_len
 
     def convert(self, value):
+        if isinstance(value, float) and value.is_integer():  # JSON Schema: 123456.0 is an integer
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             if not 0 <= value <= 999_999:
                 raise ValueError("must be a 6-digit code")
@@ -61,7 +63,8 @@ class Code(Field):
         return value
 
     def _schema(self):
-        return {"type": ["string", "integer"], "maxLength": self.max_len}
+        return {"anyOf": [{"type": "string", "maxLength": self.max_len},
+                          {"type": "integer", "minimum": 0, "maximum": 999_999}]}
 
 
 # ---- schemas ---------------------------------------------------------------------------------

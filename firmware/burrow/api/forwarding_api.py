@@ -13,14 +13,14 @@
     GET/POST /api/forwarders, GET/PUT/DELETE /api/forwarders/{id}   (POST answers 201 with the rule)
 
 ``{id}`` is ``name:priority:index`` (percent-encoded: names have spaces) or the rule's exact
-name. 400 names the bad field, 409 is a duplicate name, 404 an unknown rule. Every change
+name; text that is neither names no rule: 404 (seed 003 answered 400 for a malformed id, but
+any text could be a name). 400 names the bad field, 409 is a duplicate name. Every change
 drops fast-path answers (``app.answers_changed``) and is published as an audit event.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from urllib.parse import unquote
 
 from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS,
                                 ForwardRuleError, RuleNotFound)
@@ -101,7 +101,10 @@ PresetChanged = Obj("RouterPresetChanged", {"message": Str(), "preset": Preset},
 
 ERRORS = {400: "Invalid request (missing required fields, invalid priority/timeout, etc.)",
           409: "Rule with same name already exists", 500: "Failed to save configuration"}
-ID_ERRORS = {400: "Invalid ID format", 404: "Rule not found", 500: "Failed to save configuration"}
+ID_ERRORS = {404: "Rule not found (neither a rule's name nor the id of one)", 500: "Failed to save configuration"}
+# {id}: a rule's exact name or its name:priority:index id (percent-decoded by the route).
+RULE_REF = {"id": Str(min_len=1, max_len=MAX_NAME + 11, strip=False,
+                      description="a rule's name, or its id name:priority:index")}
 
 
 def register(api: Api, app) -> None:
@@ -133,9 +136,6 @@ def register(api: Api, app) -> None:
             events.publish("events", {"type": f"forwarding.{kind}", "actor": req.g.principal.username,
                                       "client_ip": req.g.client_ip, "summary": summary})
 
-    def rule_id(text: str) -> str:
-        return unquote(text)  # "Local%20Network:80:0": the id arrives percent-encoded
-
     def gateway() -> str | None:
         appliance = getattr(app, "appliance", None)
         if appliance is None:
@@ -156,19 +156,19 @@ def register(api: Api, app) -> None:
 
     def update(req, ref):
         store = rules()
-        rule = apply(store.update, rule_id(ref), req.g.body)
+        rule = apply(store.update, ref, req.g.body)
         changed(req, "updated", f"conditional forwarding rule {rule.name!r} updated")
         return store.dict_of(rule)
 
     def remove(req, ref):
         store = rules()
-        rule = apply(store.remove, rule_id(ref))
+        rule = apply(store.remove, ref)
         changed(req, "removed", f"conditional forwarding rule {rule.name!r} removed")
         return {"message": REMOVED, "total": len(store)}
 
     def one(ref):
         store = rules()
-        return store.dict_of(apply(store.get, rule_id(ref)))
+        return store.dict_of(apply(store.get, ref))
 
     # ---- the switch and the preset (before the {id} routes: first match wins) ----------------------
 
@@ -234,18 +234,18 @@ def register(api: Api, app) -> None:
     async def add_rule(req):
         return {"message": ADDED, "rule": create(req)}
 
-    @api.route("GET", "/api/conditionalforwarding/<path:id>", role="viewer", tags=TAGS,
+    @api.route("GET", "/api/conditionalforwarding/<path:id>", params=RULE_REF, role="viewer", tags=TAGS,
                summary="One conditional forwarding rule (by id or name)", responses={200: Rule, **ID_ERRORS})
     async def get_rule(req, id):
         return one(id)
 
-    @api.route("PUT", "/api/conditionalforwarding/<path:id>", role="admin", tags=TAGS, body=RuleChange,
+    @api.route("PUT", "/api/conditionalforwarding/<path:id>", params=RULE_REF, role="admin", tags=TAGS, body=RuleChange,
                summary="Change a conditional forwarding rule (only the fields given)",
                responses={200: RuleChanged, **ID_ERRORS, 409: ERRORS[409]})
     async def update_rule(req, id):
         return {"message": UPDATED, "rule": update(req, id)}
 
-    @api.route("DELETE", "/api/conditionalforwarding/<path:id>", role="admin", tags=TAGS,
+    @api.route("DELETE", "/api/conditionalforwarding/<path:id>", params=RULE_REF, role="admin", tags=TAGS,
                summary="Remove a conditional forwarding rule", responses={200: RuleRemoved, **ID_ERRORS})
     async def delete_rule(req, id):
         return remove(req, id)
@@ -264,18 +264,18 @@ def register(api: Api, app) -> None:
     async def add_forwarder(req):
         return create(req)
 
-    @api.route("GET", "/api/forwarders/<path:id>", role="viewer", tags=TAGS,
+    @api.route("GET", "/api/forwarders/<path:id>", params=RULE_REF, role="viewer", tags=TAGS,
                summary="One forwarder (by id or name)", responses={200: Rule, **ID_ERRORS})
     async def get_forwarder(req, id):
         return one(id)
 
-    @api.route("PUT", "/api/forwarders/<path:id>", role="admin", tags=TAGS, body=RuleChange,
+    @api.route("PUT", "/api/forwarders/<path:id>", params=RULE_REF, role="admin", tags=TAGS, body=RuleChange,
                summary="Change a forwarder (only the fields given)",
                responses={200: Rule, **ID_ERRORS, 409: ERRORS[409]})
     async def update_forwarder(req, id):
         return update(req, id)
 
-    @api.route("DELETE", "/api/forwarders/<path:id>", role="admin", tags=TAGS,
+    @api.route("DELETE", "/api/forwarders/<path:id>", params=RULE_REF, role="admin", tags=TAGS,
                summary="Delete a forwarder", responses={200: RuleRemoved, **ID_ERRORS})
     async def delete_forwarder(req, id):
         return remove(req, id)

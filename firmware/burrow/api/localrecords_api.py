@@ -11,15 +11,14 @@ itself nor evilhome.lan.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
+from ..zones.store import LOCAL_TYPES
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str
+from .schema import Bool, Int, List, Obj, Str, any_case
 from .zones_api import publish_change, store_call, zone_store
 
 LocalRecordBody = Obj("LocalRecordBody", {
     "domain": Str(min_len=1, max_len=255, description="domain name (trailing dot optional); *.name for a wildcard"),
-    "type": Str(min_len=1, max_len=8, description="A, AAAA or CNAME"),
+    "type": Str(min_len=1, max_len=8, pattern=any_case(*LOCAL_TYPES), description="A, AAAA or CNAME"),
     "ips": List(Str(max_len=64), required=False, max_items=64,
                 description="A/AAAA: one or more addresses (several answer round-robin)"),
     "target": Str(required=False, max_len=255, description="CNAME: the target domain"),
@@ -32,6 +31,10 @@ LocalRecord = Obj("LocalRecord", {
     "wildcard": Bool(),
 }, example={"id": "router.local.:A:0", "domain": "router.local.", "type": "A", "ips": ["192.168.1.1"],
             "target": "", "ttl": 300, "wildcard": False})
+# domain:type:index as the records carry it: the stored (ASCII) name with its trailing dot, one of
+# LOCAL_TYPES in any case, a position; percent-decoded by the route ("*" and ":" may arrive encoded)
+RECORD_ID = {"record_id": Str(min_len=1, max_len=300, pattern=r"^[A-Za-z0-9_*][A-Za-z0-9_*.-]*:"
+                              + any_case(*LOCAL_TYPES)[1:-1] + r":[0-9]{1,6}$", description="domain:type:index")}
 LocalRecordList = Obj("LocalRecordList", {"total": Int(minimum=0), "records": List(LocalRecord)},
                       example={"total": 1, "records": [LocalRecord.example]})
 LocalRecordAdded = Obj("LocalRecordAdded", {"message": Str(), "record": LocalRecord},
@@ -65,12 +68,11 @@ def register(api: Api, app) -> None:
                        {"record": record})
         return {"message": "Local record added successfully", "record": record}
 
-    @api.route("DELETE", "/api/localrecords/<path:record_id>", role="admin", summary="Remove a local DNS record",
+    @api.route("DELETE", "/api/localrecords/<path:record_id>", params=RECORD_ID, role="admin", summary="Remove a local DNS record",
                tags=["local-dns"],
                responses={200: LocalRecordRemoved, 400: "Invalid ID format", 404: "Record not found",
                           500: "Failed to save configuration"})
     async def remove_local(req, record_id):
-        record_id = unquote(record_id)  # "*" and ":" may arrive percent-encoded
         record = store_call(store().delete_local, record_id)
         publish_change(app, req, "localrecord.removed", f"{record['domain']} {record['type']} removed",
                        {"record": record})

@@ -47,8 +47,10 @@ def build(api, version: str) -> dict:
             op["security"] = []
         params = []
         for kind, name in route.path_params:
+            declared = route.params.get(name)
             params.append({"name": name, "in": "path", "required": True,
-                           "schema": {"type": "integer" if kind == "int" else "string"}})
+                           "schema": declared.json_schema() if declared is not None
+                           else {"type": "integer" if kind == "int" else "string"}})
         if route.query is not None:
             for name, field in route.query.fields.items():
                 params.append({"name": name, "in": "query", "required": field.required,

@@ -9,9 +9,10 @@ the old rules.
 from __future__ import annotations
 
 from ..policy import PolicyError, PolicyRule
+from ..policy.engine import ACTIONS
 from .errors import ApiError
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str
+from .schema import Bool, Int, List, Obj, Str, any_case
 
 SETTINGS_KEY = "policies"
 NEXT_ID_KEY = "policies.next_id"
@@ -20,7 +21,7 @@ MAX_RULES = 1000
 PolicyBody = Obj("PolicyBody", {
     "name": Str(min_len=1, max_len=200, description="rule name"),
     "logic": Str(min_len=1, max_len=4096, description="expression, e.g. Hour >= 22 && DomainMatches(Domain, \"x\")"),
-    "action": Str(min_len=1, max_len=16, description="BLOCK | ALLOW | REDIRECT | FORWARD"),
+    "action": Str(min_len=1, max_len=16, pattern=any_case(*ACTIONS), description=" | ".join(ACTIONS)),
     "action_data": Str(required=False, default="", max_len=1024,
                        description="REDIRECT: IPv4 and/or IPv6; FORWARD: ip:port upstreams, comma-separated"),
     "enabled": Bool(required=False, default=True),
@@ -34,6 +35,7 @@ Policy = Obj("Policy", {
             "action_data": "", "enabled": True})
 PolicyListing = Obj("PolicyList", {"policies": List(Policy), "total": Int(minimum=0)},
                     example={"policies": [Policy.example], "total": 1})
+PID = {"pid": Str(min_len=1, max_len=18, pattern=r"^[0-9]+$", description="the policy's id")}
 Deleted = Obj("PolicyDeleted", {"message": Str(), "id": Int(minimum=0), "name": Str()},
               example={"message": "Policy deleted successfully", "id": 0, "name": "Block after hours"})
 
@@ -46,13 +48,7 @@ def register(api: Api, app) -> None:
         return policy
 
     def policy_id(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except (TypeError, ValueError):
-            value = -1
-        if value < 0 or not text.isdigit() or len(text) > 18:
-            raise ApiError(400, "Invalid policy ID", [{"field": "id", "message": f"{text!r} is not a policy id"}])
-        return value
+        return int(text, 10)  # the route's PID declaration let only digits through
 
     def find(rules, pid: int) -> int:
         for i, r in enumerate(rules):
@@ -91,7 +87,7 @@ def register(api: Api, app) -> None:
         rules = stage().engine.rules
         return {"policies": [r.to_dict() for r in rules], "total": len(rules)}
 
-    @api.route("GET", "/api/policies/<pid>", role="viewer", summary="One policy rule",
+    @api.route("GET", "/api/policies/<pid>", params=PID, role="viewer", summary="One policy rule",
                tags=["policies"], responses={200: Policy, 400: "Invalid policy ID", 404: "Policy not found"})
     async def get_policy(req, pid):
         rules = stage().engine.rules
@@ -113,7 +109,7 @@ def register(api: Api, app) -> None:
         commit(req, rules, "created", rule, next_id=pid + 1)
         return rule.to_dict()
 
-    @api.route("PUT", "/api/policies/<pid>", role="admin", summary="Replace a policy rule (keeps its place)",
+    @api.route("PUT", "/api/policies/<pid>", params=PID, role="admin", summary="Replace a policy rule (keeps its place)",
                tags=["policies"], body=PolicyBody,
                responses={200: Policy, 400: "Invalid policy ID or request body", 404: "Policy not found"})
     async def update_policy(req, pid):
@@ -125,7 +121,7 @@ def register(api: Api, app) -> None:
         commit(req, rules, "updated", rule)
         return rule.to_dict()
 
-    @api.route("DELETE", "/api/policies/<pid>", role="admin", summary="Delete a policy rule",
+    @api.route("DELETE", "/api/policies/<pid>", params=PID, role="admin", summary="Delete a policy rule",
                tags=["policies"],
                responses={200: Deleted, 400: "Invalid policy ID", 404: "Policy not found"})
     async def delete_policy(req, pid):

@@ -24,6 +24,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import ujson
 from microdot import Microdot, Request, Response
@@ -34,7 +35,7 @@ from ..dns.access import RateLimiter
 from . import errors
 from .errors import ApiError
 from .origin import READ_METHODS, Site
-from .schema import Obj, Query
+from .schema import Field, Obj, Query
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Route:
     status: int = 200
     stream_body: bool = False  # the handler reads req.stream itself (large uploads)
     raw_response: bool = False  # the handler returns a microdot Response as is
+    params: dict = field(default_factory=dict)  # path parameter name → Field (validates, documents)
 
     @property
     def openapi_path(self) -> str:
@@ -117,6 +119,18 @@ class Route:
             if part.startswith("<") and part.endswith(">"):
                 kind, _, name = part[1:-1].rpartition(":")
                 out.append((kind, name))
+        return out
+
+    def clean_params(self, raw: dict) -> dict:
+        """The path parameters, percent-decoded and checked by their declared Fields (the same
+        objects the OpenAPI document describes them with); ValidationError (400) names each bad one."""
+        problems: list[tuple[str, str]] = []
+        out = dict(raw)
+        for name, declared in self.params.items():
+            value = raw.get(name)
+            out[name] = declared._clean(unquote(value) if isinstance(value, str) else value, name, problems)
+        if problems:
+            raise errors.ValidationError(problems)
         return out
 
     def wrapper_statuses(self, literal_paths=()) -> dict[int, str]:
@@ -142,6 +156,8 @@ class Route:
             out.update({400: "invalid body (details name each field)", 415: "the body must be application/json"})
         if self.query is not None:
             out[400] = out.get(400, "invalid query parameter")
+        if self.params:
+            out[400] = out.get(400, "invalid path parameter")
         if self.query is not None or self.path_params:  # values the client makes as long as it likes
             out[414] = "the request line is over 8 KiB"
         if self.path_params:
@@ -436,13 +452,17 @@ class Api:
 
     def route(self, method: str, path: str, *, role: str, summary: str, tags=None, body: Obj | None = None,
               query: Query | None = None, responses: dict | None = None, status: int = 200,
-              stream_body: bool = False, raw_response: bool = False, auth_limited: bool = False):
+              stream_body: bool = False, raw_response: bool = False, auth_limited: bool = False,
+              params: dict[str, Field] | None = None):
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
 
         def decorate(handler):
             route = Route(method, path, handler, role, summary, list(tags or []), body, query,
-                          dict(responses or {}), status, stream_body, raw_response)
+                          dict(responses or {}), status, stream_body, raw_response, dict(params or {}))
+            unknown = set(route.params) - {name for _, name in route.path_params}
+            if unknown:
+                raise ValueError(f"{method} {path}: params {sorted(unknown)} are not in the path")
             self.routes.append(route)
             self._documented.clear()  # a new literal path may add a 405 to another route
             if "<" not in path:
@@ -505,6 +525,8 @@ class Api:
                     allowed = ", ".join(self.allowed_methods(req.path))
                     raise ApiError(405, f"{route.method} is not allowed here (allowed: {allowed})",
                                    headers={"Allow": allowed})
+                if route.params:
+                    params = route.clean_params(params)
                 for value in params.values():  # ids are SQLite integers: beyond 64 bits, nothing
                     if isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
                         raise ApiError(404, "no such item")

@@ -78,6 +78,14 @@ class Field:
         return {}
 
 
+def any_case(*words: str) -> str:
+    """A pattern matching any of ``words`` in any letter case ("block", "BLOCK"): JSON Schema's
+    regular expressions have no case-insensitive flag."""
+    def one(word):
+        return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+    return "^(?:" + "|".join(one(w) for w in words) + ")$"
+
+
 class Str(Field):
     type_name = "string"
 

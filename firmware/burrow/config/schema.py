@@ -48,6 +48,8 @@ def integer(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int
                 value = int(value.strip())
             except ValueError:
                 raise ValueError(f"expected an integer, got {value!r}") from None
+        if isinstance(value, float) and value.is_integer():  # JSON Schema: 645.0 is an integer
+            value = int(value)
         if not isinstance(value, int):
             raise ValueError(f"expected an integer, got {value!r}")
         if lo is not None and value < lo:

@@ -527,14 +527,18 @@ class ForwardRules:
     def get(self, ref: str) -> ForwardRule:
         """The rule an id (``name:priority:index``) or an exact name refers to.
 
-        An exact name wins; otherwise the text must be a well-formed id (else ForwardRuleError,
-        400) naming an existing rule with that priority (else RuleNotFound, 404)."""
+        An exact name wins; otherwise it must be an id naming an existing rule with that
+        priority. Anything else is RuleNotFound (404): any text could be a rule's name, so text
+        that is not an id is a name no rule has, not a malformed request."""
         if not isinstance(ref, str) or not ref:
             raise ForwardRuleError("Invalid ID format (expected name:priority:index)", "id")
         rule = self.by_name(ref)
         if rule is not None:
             return rule
-        name, priority, _index = parse_rule_id(ref)
+        try:
+            name, priority, _index = parse_rule_id(ref)
+        except ForwardRuleError:
+            raise RuleNotFound("Rule not found") from None
         rule = self.by_name(name)
         if rule is None or rule.priority != priority:
             raise RuleNotFound("Rule not found")
