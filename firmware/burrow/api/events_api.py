@@ -9,10 +9,12 @@ import time
 from ..storage.events import MAX_FETCH_LIMIT, SEVERITIES
 from .errors import ApiError, ValidationError
 from .routes import Api
-from .schema import Int, List, Num, Obj, Query, Str
+from .schema import DECIMAL, DURATION_UNIT, RFC3339, Int, List, Num, Obj, Query, Str
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# What parse_time reads ("": none): one duration term, unix seconds (below 1e11), RFC 3339
+TIME = f"^(|{DECIMAL}{DURATION_UNIT}|[0-9]{{1,10}}(\\.[0-9]+)?|{RFC3339})$"
 TIME_HELP = ("a duration back from now (90s, 15m, 24h, 7d), an RFC 3339 time "
              "(2025-11-22T10:00:00Z) or unix seconds")
 
@@ -72,8 +74,8 @@ EventQuery = Query({
                 description='exact type, or a prefix ending in "." (auth. matches auth.login)'),
     "actor": Str(required=False, max_len=256),
     "severity": Str(required=False, enum=list(SEVERITIES)),
-    "since": Str(required=False, max_len=64, description=TIME_HELP),
-    "until": Str(required=False, max_len=64, description=TIME_HELP),
+    "since": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
+    "until": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
 })
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .routes import Api
 from .schema import Bool, Int, List, Num, Obj, Query, Str
-from .stats import RECENT_SCAN, SINCE_HELP, parse_since, parse_time, read_log, recorder_of
+from .stats import RECENT_SCAN, SINCE_HELP, parse_since, parse_time, read_log, recorder_of, since_param
 
 MAX_LIMIT = 1000
 
@@ -45,8 +45,8 @@ QueriesQuery = Query({
                   description="Source (manager, policy_engine, response_cache, rate_limiter)"),
     "domain": Str(required=False, max_len=255, description="The name and its subdomains"),
     "client": Str(required=False, max_len=64, description="Exact client IP"),
-    "since": Str(required=False, max_len=64, description=SINCE_HELP),
-    "until": Str(required=False, max_len=64, description="End of the range (exclusive): RFC 3339 or a duration ago"),
+    "since": since_param(SINCE_HELP),
+    "until": since_param("End of the range (exclusive): RFC 3339 or a duration ago"),
     "blocked": Bool(required=False, description="Only blocked (true) or only not blocked (false)"),
 })
 

@@ -24,9 +24,9 @@ from microdot import Response
 from ..storage.querylog import ROW_FIELDS, iso_utc, row_to_dict
 from ..storage.sqlwhere import add_time_window
 from .errors import ApiError, ValidationError
-from .events_api import TIME_HELP, parse_duration, parse_time
+from .events_api import TIME, TIME_HELP, parse_duration, parse_time
 from .routes import Api
-from .schema import Int, Query, Str
+from .schema import DECIMAL, DURATION_UNIT, Int, Query, Str
 
 MAX_EXPORT_ROWS = 100_000  # per export; a week of a busy home network is more: narrow the window
 PAGE_ROWS = 1000  # rows read per worker-thread round trip
@@ -133,8 +133,8 @@ def register(api: Api, app) -> None:
                summary=f"Export the query log (CSV or JSON, streamed, at most {MAX_EXPORT_ROWS} rows)",
                query=Query({
                    "format": Format,
-                   "since": Str(required=False, max_len=64, description=TIME_HELP),
-                   "until": Str(required=False, max_len=64, description=TIME_HELP),
+                   "since": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
+                   "until": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
                    "limit": Int(minimum=1, maximum=MAX_EXPORT_ROWS, default=MAX_EXPORT_ROWS,
                                 description="rows at most (newest first)"),
                }),
@@ -162,9 +162,10 @@ def register(api: Api, app) -> None:
                summary="Export the queries-over-time series (CSV or JSON)",
                query=Query({
                    "format": Format,
-                   "since": Str(default="24h", max_len=64,
+                   "since": Str(default="24h", max_len=64, pattern=TIME,
                                 description="window: a duration (24h, 7d) or a start time; at most 7d"),
-                   "step": Str(default="1h", max_len=16, description="bucket size: 1m, 5m, 1h, 1d"),
+                   "step": Str(default="1h", max_len=16, pattern=f"^{DECIMAL}{DURATION_UNIT}$",
+                               description="bucket size: 1m, 5m, 1h, 1d"),
                }),
                responses={200: "the series as an attachment: timestamp, total, blocked, cached"})
     async def export_stats(req):

@@ -86,6 +86,18 @@ def any_case(*words: str) -> str:
     return "^(?:" + "|".join(one(w) for w in words) + ")$"
 
 
+# Shapes the declarations share, written as JSON Schema regular expressions (no flags, no \d:
+# a JSON Schema reader takes \d as ASCII, Python as any digit): see SINCE and TIME in stats.py
+# and events_api.py.
+DECIMAL = r"[0-9]+(\.[0-9]+)?"
+POSITIVE_DECIMAL = r"([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)"
+DURATION_UNIT = r"([Mm][Ss]|[SsMmHhDdWw])"  # ms, s, m, h, d, w in any case
+# RFC 3339 (a date, then optionally a time and an offset) as datetime.fromisoformat reads it
+RFC3339 = (r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+           r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+           r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
+
+
 class Str(Field):
     type_name = "string"
 

@@ -16,7 +16,7 @@ import time
 from .errors import ApiError, ValidationError, now_iso
 from .health import format_uptime
 from .routes import Api
-from .schema import Bool, Int, List, Num, Obj, Query, Str
+from .schema import DECIMAL, DURATION_UNIT, POSITIVE_DECIMAL, RFC3339, Bool, Int, List, Num, Obj, Query, Str
 
 STATS_WINDOW = 7 * 86400  # the live buckets keep 7 days of minutes: the longest stats window
 MAX_POINTS = 1440  # points in one timeseries answer (a day of minutes)
@@ -30,6 +30,16 @@ RECENT_SCAN = 2000  # unflushed rows looked at to make new queries visible befor
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 SINCE_HELP = "Time period: a duration (1h, 24h, 7d, 90m) or an RFC 3339 timestamp"
+# What parse_duration reads: terms like 1h30m, one of them not zero
+DURATION = f"({DECIMAL}{DURATION_UNIT})*{POSITIVE_DECIMAL}{DURATION_UNIT}({DECIMAL}{DURATION_UNIT})*"
+SINCE = f"^(|{DURATION}|{RFC3339})$"  # what parse_since reads ("": the default)
+
+
+def since_param(description: str = SINCE_HELP, **kw) -> Str:
+    """A ``since``-like query parameter: its shape is declared (and so checked and documented);
+    parse_since refuses only what no pattern can say (a date that does not exist, a moment in
+    the future or beyond the kept window)."""
+    return Str(required=False, max_len=64, pattern=SINCE, description=description, **kw)
 
 
 # ---- parameters ------------------------------------------------------------------------------
@@ -187,7 +197,7 @@ Dashboard = Obj("Dashboard", {
     "cache": {"entries": 1523, "bytes": 1048576, "max_bytes": 16777216, "hits": 5000, "misses": 2000},
     "version": "0.1.0", "uptime": "2h15m30s", "timestamp": "2025-11-22T10:30:00Z"})
 
-SinceQuery = Query({"since": Str(required=False, max_len=64, description=SINCE_HELP + " (default 24h)")})
+SinceQuery = Query({"since": since_param(SINCE_HELP + " (default 24h)")})
 
 
 # ---- the trace breakdown ---------------------------------------------------------------------
@@ -275,8 +285,8 @@ def register(api: Api, app) -> None:
 
     @api.route("GET", "/api/stats/timeseries", role="viewer", summary="Queries over time, for charts",
                tags=["stats"], query=Query({
-                   "since": Str(required=False, max_len=64, description=SINCE_HELP + " (default 24h)"),
-                   "step": Str(required=False, max_len=32,
+                   "since": since_param(SINCE_HELP + " (default 24h)"),
+                   "step": Str(required=False, max_len=32, pattern=f"^(|{DURATION})$",
                                description="Width of one point, whole minutes (5m, 1h); default: "
                                            f"about {TARGET_POINTS} points"),
                }), responses={200: Timeseries, 503: "storage not available"})
@@ -303,7 +313,7 @@ def register(api: Api, app) -> None:
                query=Query({
                    "limit": Int(minimum=1, maximum=100, default=10, description="Number of results (1-100)"),
                    "blocked": Bool(default=False, description="true: blocked domains; false: allowed ones"),
-                   "since": Str(required=False, max_len=64, description=SINCE_HELP + " (default: whole log)"),
+                   "since": since_param(SINCE_HELP + " (default: whole log)"),
                }), responses={200: TopDomains, 503: "storage not available"})
     async def top_domains(req):
         q = req.g.query
@@ -314,7 +324,7 @@ def register(api: Api, app) -> None:
     @api.route("GET", "/api/top-clients", role="viewer", summary="Busiest clients", tags=["stats"],
                query=Query({
                    "limit": Int(minimum=1, maximum=100, default=10, description="Number of results (1-100)"),
-                   "since": Str(required=False, max_len=64, description=SINCE_HELP + " (default: whole log)"),
+                   "since": since_param(SINCE_HELP + " (default: whole log)"),
                }), responses={200: TopClients, 503: "storage not available"})
     async def top_clients(req):
         q = req.g.query
