@@ -51,3 +51,54 @@ def test_a_body_that_must_name_a_field_says_so_in_its_schema():
     with pytest.raises(ValidationError):
         update.validate({})
     assert "minProperties" not in Rule.json_schema()
+
+
+# ---- what the document says is what the validator checks (issue 20, item 11) ----------------------
+
+def _schema_accepts(field, value) -> bool:
+    import jsonschema_rs  # Schemathesis's validator
+    return jsonschema_rs.validator_for(field.json_schema()).is_valid(value)
+
+
+def test_each_shape_the_schema_states_is_the_one_the_validator_checks():
+    from burrow.api.schema import AnyOf, domain_name
+    pause = Obj("Pause", {"enabled": Bool(), "duration": Int(required=False)},
+                only_with={"duration": ("enabled", False)})
+    rule = Obj("R", {"domains": List(Str(), required=False), "types": List(Str(), required=False)},
+               needs_any=("domains", "types"))
+    ttl = AnyOf(Int(minimum=0), Str(pattern=r"^[0-9]+[smh]$"))
+    cases = [(pause, {"enabled": False, "duration": 5}, True), (pause, {"enabled": True, "duration": 5}, False),
+             (pause, {"enabled": True}, True), (rule, {"types": ["A"]}, True), (rule, {"domains": []}, False),
+             (rule, {}, False), (ttl, 60, True), (ttl, "1h", True), (ttl, "1x", False), (ttl, -1, False),
+             (Str(min_len=1), "  ", False), (Str(min_len=1), "\u3000x", True),
+             (domain_name(wildcard=True), "*.Example.com.", True), (domain_name(), "bücher.de", True),
+             (domain_name(), "-a.com", False), (domain_name(), "a b", False)]
+    for field, value, ok in cases:
+        assert _schema_accepts(field, value) == ok, (value, ok)
+        try:
+            field.validate(value)
+            valid = True
+        except ValidationError:
+            valid = False
+        assert valid == ok, (value, ok)
+
+
+def test_address_patterns_agree_with_ipaddress():
+    import ipaddress
+    import re
+
+    from burrow.api.schema import HOST_PORT, IP, IP_OR_CIDR
+    from burrow.config.schema import parse_hostport
+    for text in ("::", "::1", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::ffff:1.2.3.4", "1::1.2.3.4",
+                 "1:2:3:4:5::1.2.3.4", "0.0.0.0", "255.255.255.255", "1:2:3:4:5:6:7:8:9", ":::", "1::2::3",
+                 "01.2.3.4", "256.1.1.1", "1:2:3:4:5:6:7:1.2.3.4", "1:2:3:4:5:6::1.2.3.4", "12345::"):
+        try:
+            ipaddress.ip_address(text)
+            valid = True
+        except ValueError:
+            valid = False
+        assert bool(re.fullmatch(IP, text)) == valid, text
+    assert re.fullmatch(IP_OR_CIDR, "fd00::/8") and not re.fullmatch(IP_OR_CIDR, "10.0.0.0/33")
+    for text in ("1.1.1.1", "1.1.1.1:5353", "[::1]:53", "[::1]", "::1"):
+        assert re.fullmatch(HOST_PORT, text) and parse_hostport(text, 53)
+    assert not re.fullmatch(HOST_PORT, "1.1.1.1:0") and not re.fullmatch(HOST_PORT, "1.1.1.1:65536")

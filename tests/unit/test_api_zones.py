@@ -205,6 +205,12 @@ def test_viewer_can_read(app):
         assert call(app, "GET", path, VIEWER).status_code == 200, path
 
 
+def test_a_zone_ref_of_non_ascii_digits_is_no_zone_not_a_500(app):
+    # "²".isdigit() is true but int("²") fails: it was taken for a zone id (Schemathesis, issue 20)
+    for ref in ("%C2%B2", "%D9%A1"):  # "²", Arabic-Indic one
+        assert call(app, "GET", f"/api/dns-records?zone={ref}", VIEWER).status_code == 404, ref
+
+
 def test_store_missing_is_503(app):
     app.zones = None
     assert call(app, "GET", "/api/localrecords", VIEWER).status_code == 503

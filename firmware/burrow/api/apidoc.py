@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from .schema import NOT_SPACE
+
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: scripts/gen-api-docs -->"
 END = "<!-- END GENERATED REFERENCE -->"
 
@@ -28,6 +30,14 @@ def _type(schema: dict, components: dict) -> str:
     return t
 
 
+def _note(key: str, value) -> str:
+    if key == "pattern" and value == NOT_SPACE:
+        return "not blank"
+    if key == "pattern" and len(value) > 80:  # an address or a domain name: /openapi.json has it
+        return "pattern (see /openapi.json)"
+    return f"{key} {json.dumps(value)}"
+
+
 def _fields(schema: dict, components: dict) -> list[str]:
     if "$ref" in schema:
         schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
@@ -40,7 +50,7 @@ def _fields(schema: dict, components: dict) -> list[str]:
         notes = []
         for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "default"):
             if key in prop:
-                notes.append(f"{key} {json.dumps(prop[key])}")
+                notes.append(_note(key, prop[key]))
         if prop.get("description"):
             notes.append(prop["description"])
         note = "; ".join(notes).replace("|", "\\|")

@@ -23,6 +23,7 @@ import secrets
 import time
 
 from ..auth.errors import AuthError, InvalidInputError, WeakPasswordError
+from ..auth.service import USERNAME_PATTERN
 from .errors import ApiError
 from .routes import CSRF_COOKIE, SESSION_COOKIE, Api
 from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
@@ -85,7 +86,7 @@ def user_fields() -> dict:
 User = Obj("User", user_fields(), example=USER_EXAMPLE)
 
 SetupRequest = Obj("SetupRequest", {
-    "username": Str(min_len=1, max_len=64, example="admin"),
+    "username": Str(min_len=1, max_len=64, pattern=USERNAME_PATTERN, example="admin"),
     "password": Str(min_len=1, max_len=1024, strip=False,
                     description="at least 10 characters; shorter than 14 must mix letters, "
                                 "digits or symbols; not a common password"),

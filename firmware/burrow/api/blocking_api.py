@@ -24,7 +24,7 @@ BlockingChange = Obj("BlockingChange", {
                     description="seconds to pause; without it the pause lasts until resumed"),
     "group": Str(required=False, max_len=64, description="client group to pause or resume; without it, "
                                                          "the whole network"),
-}, example={"enabled": False, "duration": 300})
+}, only_with={"duration": ("enabled", False)}, example={"enabled": False, "duration": 300})
 
 
 def register(api: Api, app) -> None:
@@ -46,9 +46,6 @@ def register(api: Api, app) -> None:
             raise ApiError(404, f"no client group named {group!r}", error="not_found")
         before = app.pause.state(group)
         if body["enabled"]:
-            if "duration" in body:
-                raise ApiError(400, "duration only goes with enabled=false",
-                               [{"field": "duration", "message": "only when pausing"}])
             app.pause.resume(group)
         else:
             app.pause.pause(body.get("duration"), group)

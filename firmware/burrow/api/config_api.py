@@ -17,7 +17,7 @@ from .. import runtime_config
 from ..config import BY_KEY, ConfigError
 from .errors import ApiError, ValidationError
 from .routes import Api
-from .schema import Field, Int, Obj, Str
+from .schema import HOST_PORT, Field, Int, Obj, Str
 
 _ITEM = re.compile(r"^item (\d+): (.*)$", re.S)
 
@@ -33,6 +33,12 @@ class OptionField(Field):
         self.key = key
 
     def _clean(self, value, path, problems):
+        items = _schema_of(self.option).get("items", {}).get("pattern")
+        if items and isinstance(value, list):  # the documented shape first: the same check
+            bad = [i for i, v in enumerate(value) if not (isinstance(v, str) and re.fullmatch(items, v.strip()))]
+            if bad:
+                problems.extend((f"{path}[{i}]", "has the wrong format") for i in bad)
+                return None
         try:
             return self.option.validate(value)
         except ValueError as e:
@@ -61,6 +67,9 @@ def _schema_of(option) -> dict:
         s = {"type": "number"}
     elif isinstance(default, list):
         s = {"type": "array", "items": {"type": "string"}}
+        item = bounds.get("item")
+        if getattr(item, "__qualname__", "").startswith("hostport."):  # "ip", "ip:port", "[v6]:port"
+            s["items"]["pattern"] = f"^{HOST_PORT}$"
         if isinstance(bounds.get("min_items"), int) and bounds["min_items"]:
             s["minItems"] = bounds["min_items"]
         if isinstance(bounds.get("max_items"), int):

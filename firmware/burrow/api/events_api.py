@@ -44,6 +44,8 @@ def parse_time(text: str | None, field: str, now: float | None = None) -> float 
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
+        if re.fullmatch(RFC3339, text):  # the declared shape, but no such day (09-31) or hour
+            raise ValidationError([(field, f"{text!r} is not a date and time that exists")]) from None
         raise ValidationError([(field, TIME_HELP.replace("a duration", "must be a duration", 1))]) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)

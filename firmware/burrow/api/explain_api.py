@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 
+from dnslib import QTYPE
+
 from .errors import ApiError
 from .routes import Api
-from .schema import Obj, Query, Str
+from .schema import IP, Obj, Query, Str, any_case, domain_name
 
 CheckQuery = Query({
-    "domain": Str(min_len=1, max_len=253, description="the name to explain"),
-    "client": Str(required=False, max_len=64, description="client address (default: the caller)"),
-    "type": Str(required=False, max_len=10, default="A", description="query type, e.g. A or AAAA"),
+    "domain": domain_name(description="the name to explain"),
+    "client": Str(required=False, max_len=64, pattern=f"^{IP}$", description="client address (default: the caller)"),
+    "type": Str(required=False, max_len=10, default="A", pattern=any_case(*sorted(QTYPE.reverse)),
+                description="query type, e.g. A or AAAA"),
 })
 Explanation = Obj("Explanation", {}, additional=True, example={
     "domain": "ads.example.com", "client": "192.168.1.20", "type": "A", "decision": "blocked",
@@ -38,7 +41,6 @@ def register(api: Api, app) -> None:
         except ValueError:
             raise ApiError(400, "client must be an IP address", [{"field": "client", "message": "not an IP"}]) from None
         qtype_name = q.get("type", "A").upper()
-        from dnslib import QTYPE
         qtype = QTYPE.reverse.get(qtype_name)
         if qtype is None:
             raise ApiError(400, f"unknown query type {qtype_name!r}", [{"field": "type", "message": "unknown type"}])

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import dnslib
+
 from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS,
                                 ForwardRuleError, RuleNotFound)
 from .errors import ApiError
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str
+from .schema import HOST_PORT, IP_OR_CIDR, IPV4, IPV6, PORT, Bool, Int, List, Obj, Str, any_case, domain_name
 
 TAGS = ["forwarding"]
 ADDED = "Conditional forwarding rule added successfully"
@@ -34,20 +36,28 @@ UPDATED = "Conditional forwarding rule updated successfully"
 REMOVED = "Conditional forwarding rule removed successfully"
 
 
+# what rules.qtype_number reads: a name dnslib knows, or TYPEn (1-65535), in any case
+QTYPE_NAME = f"^({any_case(*sorted(dnslib.QTYPE.reverse))[1:-1]}|[Tt][Yy][Pp][Ee]0*{PORT})$"
+
+
 def _rule_fields(create: bool) -> dict:
     """The body fields; ``create``: name and upstreams are required (PUT changes any subset)."""
-    def strings(max_items: int, max_len: int, description: str, required: bool = False):
-        return List(Str(max_len=max_len), required=required, nullable=not required, max_items=max_items,
-                    description=description)
+    def strings(max_items: int, max_len: int, description: str, required: bool = False, pattern=None,
+                min_items: int = 0):
+        return List(Str(max_len=max_len, pattern=pattern), required=required, max_items=max_items,
+                    nullable=not required and not min_items, min_items=min_items, description=description)
 
     return {
         "name": Str(min_len=1, max_len=MAX_NAME, required=create, description="rule name (unique)"),
         "domains": strings(MAX_DOMAINS, 255, "domain patterns: *.corp.example.com (names below it), "
-                                             "example.com (it and names below it)"),
-        "client_cidrs": strings(MAX_CIDRS, 64, "client networks in CIDR notation (v4 or v6)"),
-        "query_types": strings(MAX_QTYPES, 16, "query types: A, AAAA, PTR, ..."),
+                                             "example.com (it and names below it)",
+                           pattern=domain_name(wildcard=True).pattern),
+        "client_cidrs": strings(MAX_CIDRS, 64, "client networks in CIDR notation (v4 or v6)",
+                                pattern=f"^{IP_OR_CIDR}$"),
+        "query_types": strings(MAX_QTYPES, 16, "query types: A, AAAA, PTR, ..., TYPE65280",
+                               pattern=QTYPE_NAME),
         "upstreams": strings(MAX_UPSTREAMS, 64, "upstream DNS servers: ip, ip:port, [v6]:port",
-                             required=create),
+                             required=create, pattern=f"^{HOST_PORT}$", min_items=1),
         "priority": Int(required=False, minimum=1, maximum=100, description="1-100, higher first (default 50)"),
         "timeout": Str(required=False, max_len=32, nullable=True,
                        description="per attempt, Go duration: 2s, 500ms (100ms-30s); empty: default"),
@@ -58,7 +68,7 @@ def _rule_fields(create: bool) -> dict:
     }
 
 
-RuleBody = Obj("ForwardRuleBody", _rule_fields(True), example={
+RuleBody = Obj("ForwardRuleBody", _rule_fields(True), needs_any=("domains", "client_cidrs", "query_types"), example={
     "name": "Local Network", "domains": ["*.local", "*.lan"], "upstreams": ["192.168.1.1:53"], "priority": 80})
 RuleChange = Obj("ForwardRuleChange", _rule_fields(False), min_fields=1, example={"enabled": False})
 Rule = Obj("ForwardRule", {
@@ -82,11 +92,15 @@ SwitchState = Obj("ConditionalForwardingSwitch", {"enabled": Bool()}, example={"
 SwitchResult = Obj("ForwardingSwitched", {"message": Str(), "enabled": Bool()},
                    example={"message": "Conditional forwarding disabled", "enabled": False})
 PresetBody = Obj("RouterPresetBody", {
-    "router": Str(required=False, max_len=64,
+    "router": Str(required=False, max_len=64, pattern=f"^{HOST_PORT}$",
                   description="the router's IP (or ip:port); default: the default gateway"),
-    "domain": Str(required=False, max_len=255, nullable=True,
+    "domain": domain_name(wildcard=True, empty=True, required=False, nullable=True,
                   description="the local domain the router serves (default \"lan\"); empty: reverse lookups only"),
+    # reverse zones are cut at octets (v4) or nibbles (v6), at most 16 per network and not /0
+    # (forwarding/rules.py reverse_zones): a v4 prefix at most 4 bits short of an octet boundary
     "network": Str(required=False, max_len=64, nullable=True,
+                   pattern=f"^(|{IPV4}(/(3[0-2]|2[89]|2[0-4]|1[2-6]|[4-8]))?"
+                           f"|{IPV6}(/(12[0-8]|1[01][0-9]|[1-9][0-9]|[1-9]))?)$",
                    description="the LAN whose reverse lookups go to the router (default: the router's /24)"),
 }, example={"router": "192.168.1.1", "domain": "lan"})
 Preset = Obj("RouterPreset", {

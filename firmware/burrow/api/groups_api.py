@@ -8,10 +8,23 @@ DNS generation, so no answer decided for a client's old groups is replayed.
 
 from __future__ import annotations
 
+from ..filtering.groups import MAX_NAME, NAME_PATTERN
 from .blocking_api import BlockingState
 from .errors import ApiError
 from .routes import Api
-from .schema import Bool, Int, List, Num, Obj, Query, Str
+from .schema import IP, IP_OR_CIDR, Bool, Int, List, Num, Obj, Query, Str
+
+GROUP_NAME = NAME_PATTERN.replace("a-z", "A-Za-z")  # names are folded to lower case
+
+
+def group_name(**kw) -> Str:
+    """A client group's name as a body declares it; that the group exists is the handler's check."""
+    return Str(min_len=1, max_len=MAX_NAME, pattern=GROUP_NAME, **kw)
+
+
+def group_names(**kw) -> List:
+    return List(group_name(), max_items=64, **kw)
+
 
 GroupOut = Obj("Group", {
     "name": Str(), "description": Str(), "builtin": Bool(description="true for \"default\""),
@@ -20,7 +33,7 @@ GroupOut = Obj("Group", {
 }, example={"name": "kids", "description": "tablets and the games console", "builtin": False,
             "clients": 2, "created_at": 1795000000.0})
 GroupCreate = Obj("GroupCreate", {
-    "name": Str(min_len=1, max_len=64, description="lower-case letters, digits, - and _"),
+    "name": group_name(description="lower-case letters, digits, - and _"),
     "description": Str(required=False, max_len=200),
 }, example={"name": "kids", "description": "tablets and the games console"})
 GroupUpdate = Obj("GroupUpdate", {"description": Str(max_len=200)},
@@ -36,13 +49,15 @@ GroupDetail = Obj("GroupDetail", {
 }, example={**GroupOut.example, "members": [ClientOut.example],
             "blocking": {"enabled": True, "paused_until": None, "remaining_seconds": None, "group": "kids"}})
 ClientCreate = Obj("ClientCreate", {
-    "client": Str(min_len=1, max_len=64, description="an IP address (192.168.1.40) or a CIDR (192.168.5.0/24)"),
+    "client": Str(min_len=1, max_len=64, pattern=f"^{IP_OR_CIDR}$",
+                  description="an IP address (192.168.1.40) or a CIDR (192.168.5.0/24)"),
     "name": Str(required=False, max_len=200),
-    "groups": List(Str(max_len=64), min_items=1, max_items=64),
+    "groups": group_names(min_items=1),
 }, example={"client": "192.168.1.40", "name": "tablet", "groups": ["kids"]})
 ClientUpdate = Obj("ClientUpdate", {
-    "client": Str(required=False, min_len=1, max_len=64), "name": Str(required=False, max_len=200),
-    "groups": List(Str(max_len=64), required=False, min_items=1, max_items=64),
+    "client": Str(required=False, min_len=1, max_len=64, pattern=f"^{IP_OR_CIDR}$"),
+    "name": Str(required=False, max_len=200),
+    "groups": group_names(required=False, min_items=1),
 }, min_fields=1, example={"groups": ["kids", "guests"]})
 
 
@@ -128,7 +143,7 @@ def register(api: Api, app) -> None:
         return {"message": "Group deleted", "name": name}
 
     @api.route("GET", "/api/clients", role="viewer", summary="Client entries; with ip=, the groups of one address",
-               tags=["groups"], query=Query({"ip": Str(required=False, max_len=64,
+               tags=["groups"], query=Query({"ip": Str(required=False, max_len=64, pattern=f"^{IP}$",
                                                         description="show which groups this address is in")}))
     async def list_clients(req):
         ip = req.g.query.get("ip")

@@ -6,30 +6,30 @@ security events (filtering/threats.py)."""
 from __future__ import annotations
 
 from .errors import ApiError
-from .groups_api import known_groups
+from .groups_api import group_names, known_groups
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str
+from .schema import NO_CONTROLS, Bool, Int, List, Obj, Str
 
 KINDS = ["block", "allow", "threat"]
 FORMATS = ["auto", "hosts", "domains", "wildcard", "onlydomains", "adblock", "dnsmasq", "rpz", "regex"]
 MODES = ["null", "nxdomain", "nodata", "custom"]
 
 ListCreate = Obj("ListCreate", {
-    "name": Str(min_len=1, max_len=64),
-    "source": Str(min_len=1, max_len=2048, description="http(s) URL, or a file in an allowed local list folder"),
+    "name": Str(min_len=1, max_len=64, pattern=NO_CONTROLS),
+    "source": Str(min_len=1, max_len=2048, pattern=NO_CONTROLS, description="http(s) URL, or a file in an allowed local list folder"),
     "kind": Str(enum=KINDS, default="block"),
     "format": Str(enum=FORMATS, required=False, description="detected when omitted"),
-    "groups": List(Str(max_len=64), required=False, max_items=64, description="empty: every group"),
+    "groups": group_names(required=False, description="empty: every group"),
     "enabled": Bool(required=False),
     "update_interval": Int(required=False, minimum=300, maximum=90 * 86400),
     "mode": Str(enum=MODES, required=False, nullable=True, description="blocking mode override"),
 }, example={"name": "StevenBlack", "source": "https://example.org/hosts", "kind": "block"})
 ListUpdate = Obj("ListUpdate", {
-    "name": Str(min_len=1, max_len=64, required=False),
-    "source": Str(min_len=1, max_len=2048, required=False),
+    "name": Str(min_len=1, max_len=64, required=False, pattern=NO_CONTROLS),
+    "source": Str(min_len=1, max_len=2048, required=False, pattern=NO_CONTROLS),
     "kind": Str(enum=KINDS, required=False),
     "format": Str(enum=FORMATS, required=False),
-    "groups": List(Str(max_len=64), required=False, max_items=64),
+    "groups": group_names(required=False),
     "enabled": Bool(required=False),
     "update_interval": Int(required=False, minimum=300, maximum=90 * 86400),
     "mode": Str(enum=MODES, required=False, nullable=True),

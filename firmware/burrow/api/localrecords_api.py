@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from ..zones.store import LOCAL_TYPES
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str, any_case
+from .schema import IP, Bool, Int, List, Obj, Str, any_case, domain_name
 from .zones_api import publish_change, store_call, zone_store
 
 LocalRecordBody = Obj("LocalRecordBody", {
-    "domain": Str(min_len=1, max_len=255, description="domain name (trailing dot optional); *.name for a wildcard"),
+    "domain": domain_name(wildcard=True, description="domain name (trailing dot optional); *.name for a wildcard"),
     "type": Str(min_len=1, max_len=8, pattern=any_case(*LOCAL_TYPES), description="A, AAAA or CNAME"),
-    "ips": List(Str(max_len=64), required=False, max_items=64,
+    "ips": List(Str(max_len=64, pattern=f"^{IP}$"), required=False, max_items=64,
                 description="A/AAAA: one or more addresses (several answer round-robin)"),
-    "target": Str(required=False, max_len=255, description="CNAME: the target domain"),
+    "target": domain_name(required=False, empty=True, description="CNAME: the target domain"),
     "ttl": Int(required=False, minimum=1, maximum=2**31 - 1, description="seconds (default 300)"),
     "wildcard": Bool(required=False, description="match every name below the domain"),
 }, example={"domain": "nas.local", "type": "A", "ips": ["192.168.1.100"], "ttl": 300})

@@ -10,26 +10,26 @@ from __future__ import annotations
 from microdot import Response
 
 from .errors import ApiError
-from .groups_api import known_groups
+from .groups_api import group_names, known_groups
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str
+from .schema import Bool, Int, List, Obj, Str, domain_name
 
 RuleIn = Obj("RpzRuleIn", {
-    "trigger": Str(min_len=1, max_len=255, description="bad.example (that name) or *.bad.example (names below)"),
+    "trigger": domain_name(wildcard=True, description="bad.example (that name) or *.bad.example (names below)"),
     "action": Str(enum=["nxdomain", "nodata", "passthru", "drop", "redirect"]),
     "data": Str(required=False, max_len=1024, description="redirect only: IP addresses, or one CNAME target"),
 }, example={"trigger": "*.tracker.example", "action": "nxdomain"})
 RuleOut = Obj("RpzRule", {"id": Int(minimum=1), "trigger": Str(), "action": Str(), "data": Str()},
               example={"id": 1, "trigger": "*.tracker.example", "action": "nxdomain", "data": ""})
 ZoneCreate = Obj("RpzZoneCreate", {
-    "name": Str(min_len=1, max_len=64, description="the zone's name, also its origin (e.g. rpz.home)"),
+    "name": domain_name(max_len=64, description="the zone's name, also its origin (e.g. rpz.home)"),
     "source": Str(required=False, min_len=1, max_len=2048,
                   description="http(s) URL or a file in a local list folder; omit for a zone made by hand"),
     "zone": Str(required=False, max_len=4 * 1024 * 1024 // 2,
                 description="RPZ zone-file text to start a zone made by hand from"),
     "rules": List(RuleIn, required=False, max_items=10_000),
     "enabled": Bool(required=False),
-    "groups": List(Str(max_len=64), required=False, max_items=64),
+    "groups": group_names(required=False),
     "update_interval": Int(required=False, minimum=300, maximum=90 * 86400),
 }, example={"name": "rpz.home", "rules": [{"trigger": "ads.example", "action": "nxdomain"}]})
 ZoneOut = Obj("RpzZone", {}, additional=True, example={

@@ -13,6 +13,7 @@ There is no second, hand-written description to drift.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Callable
 
@@ -86,6 +87,10 @@ def any_case(*words: str) -> str:
     return "^(?:" + "|".join(one(w) for w in words) + ")$"
 
 
+# A character str.strip() keeps (Python's whitespace, spelled out: JSON Schema's \s differs).
+NOT_SPACE = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"  # no ASCII control characters
+
 # Shapes the declarations share, written as JSON Schema regular expressions (no flags, no \d:
 # a JSON Schema reader takes \d as ASCII, Python as any digit): see SINCE and TIME in stats.py
 # and events_api.py.
@@ -96,6 +101,45 @@ DURATION_UNIT = r"([Mm][Ss]|[SsMmHhDdWw])"  # ms, s, m, h, d, w in any case
 RFC3339 = (r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
            r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
            r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
+
+
+
+def _ipv6() -> str:
+    """IPv6 as Python's ipaddress reads it (no zone id): eight groups, or fewer around one "::"
+    (which stands for at least one zero group), the last two groups optionally an IPv4 address."""
+    h = "[0-9A-Fa-f]{1,4}"
+    forms = [f"({h}:){{7}}{h}", f"({h}:){{6}}{IPV4}", f"::({h}(:{h}){{0,6}})?", f"::({h}:){{0,5}}{IPV4}"]
+    for left in range(1, 8):  # groups before "::"
+        lead = f"{h}(:{h}){{{left - 1}}}" if left > 1 else h
+        forms.append(f"{lead}::" + (f"({h}(:{h}){{0,{6 - left}}})?" if left < 7 else ""))
+        if left <= 5:
+            forms.append(f"{lead}::({h}:){{0,{5 - left}}}{IPV4}")
+    return "(" + "|".join(forms) + ")"
+
+
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"  # no leading zeros (ipaddress refuses them)
+IPV4 = f"({_OCTET}\\.){{3}}{_OCTET}"
+IPV6 = _ipv6()
+IP = f"({IPV4}|{IPV6})"
+# an address or a network: a v4 prefix 0-32, a v6 prefix 0-128
+IP_OR_CIDR = f"({IPV4}(/(3[0-2]|[12]?[0-9]))?|{IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)"
+PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"  # 1-65535
+# "ip", "ip:port", "[v6]:port" (and a bare v6): config's parse_hostport with a default port
+HOST_PORT = f"({IPV4}(:{PORT})?|\\[{IPV6}\\](:{PORT})?|{IPV6})"
+
+# A domain name's label: ASCII letters, digits, "_" and inner "-", at most 63; or a label with
+# non-ASCII letters, which the server converts with IDNA (whose tables no pattern can carry: a
+# label the codec refuses is answered 400 naming IDNA). Never whitespace or IDNA's dot look-alikes.
+_INTL = "[^\\x00-\\x7f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u3002\\uff0e\\uff61]"
+LABEL = f"([A-Za-z0-9_]([A-Za-z0-9_-]{{0,61}}[A-Za-z0-9_])?|[A-Za-z0-9_-]*{_INTL}([A-Za-z0-9_-]|{_INTL})*)"
+DOMAIN = f"({LABEL}\\.)*{LABEL}\\.?"  # a trailing dot is allowed
+
+
+def domain_name(*, wildcard: bool = False, empty: bool = False, max_len: int = 253, **kw) -> "Str":
+    """A domain name (``wildcard``: or ``*.name``, the names below it; ``empty``: or "")."""
+    pattern = f"(\\*\\.)?{DOMAIN}" if wildcard else DOMAIN
+    return Str(min_len=0 if empty else 1, max_len=max_len + 2 * wildcard,
+               pattern=f"^(|{pattern})$" if empty else f"^{pattern}$", **kw)
 
 
 class Str(Field):
@@ -133,7 +177,36 @@ class Str(Field):
             s["pattern"] = self.pattern
         if self.enum:
             s["enum"] = list(self.enum)
+        elif self.strip and self.min_len:
+            # the length counts after stripping: "  " is empty. Said as "holds a character strip()
+            # keeps" (a search, as JSON Schema's patterns are), beside any pattern of its own
+            if "pattern" in s:
+                s["allOf"] = [{"pattern": NOT_SPACE}]
+            else:
+                s["pattern"] = NOT_SPACE
         return s
+
+
+class AnyOf(Field):
+    """A value one of ``options`` takes (the first that does, cleaned by it): e.g. seconds as an
+    integer or as text like 1h."""
+
+    def __init__(self, *options: Field, **kw):
+        super().__init__(**kw)
+        self.options = options
+
+    def convert(self, value):
+        reasons = []
+        for option in self.options:
+            problems: list = []
+            out = option._clean(value, "", problems)
+            if not problems:
+                return out
+            reasons += [m for _, m in problems if m not in reasons]
+        raise ValueError("; or ".join(reasons))
+
+    def _schema(self):
+        return {"anyOf": [option.json_schema() for option in self.options]}
 
 
 class Int(Field):
@@ -247,9 +320,12 @@ class Obj(Field):
     type_name = "object"
 
     def __init__(self, name: str, fields: dict[str, Field], *, additional: bool = False,
-                 min_fields: int = 0, **kw):
+                 min_fields: int = 0, needs_any: tuple[str, ...] = (),
+                 only_with: dict[str, tuple[str, Any]] | None = None, **kw):
         super().__init__(**kw)
         self.name, self.fields, self.additional, self.min_fields = name, fields, additional, min_fields
+        self.needs_any = needs_any  # at least one of these fields given and not empty (null, [], "")
+        self.only_with = only_with or {}  # field → (other field, the value it must have then)
 
     def _clean(self, value, path, problems):
         if value is None and self.nullable:
@@ -276,6 +352,11 @@ class Obj(Field):
                     out[key] = value[key]
         if len([k for k in value if k in self.fields]) < self.min_fields:
             problems.append((path, f"give at least {self.min_fields} field(s)"))
+        if self.needs_any and all(out.get(k) in (None, [], "") for k in self.needs_any):
+            problems.append((prefix + self.needs_any[0], f"give at least one of {', '.join(self.needs_any)}"))
+        for key, (other, wanted) in self.only_with.items():
+            if key in value and out.get(other) != wanted:
+                problems.append((prefix + key, f"only with {other}={json.dumps(wanted)}"))
         if self.check is not None and not problems:
             try:
                 out = self.check(out)
@@ -291,6 +372,13 @@ class Obj(Field):
             s["required"] = req
         if self.min_fields:  # e.g. a PUT that must change something: {} is refused
             s["minProperties"] = self.min_fields
+        if self.needs_any:
+            s["anyOf"] = [{"required": [k], "properties": {k: {"not": {"enum": [None, [], ""]}}}}
+                          for k in self.needs_any]
+        if self.only_with:
+            s["allOf"] = [{"anyOf": [{"not": {"required": [key]}},
+                                     {"required": [other], "properties": {other: {"const": wanted}}}]}
+                          for key, (other, wanted) in self.only_with.items()]
         return s
 
     def ref(self) -> dict:

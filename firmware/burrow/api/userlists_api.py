@@ -5,13 +5,15 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from .errors import ApiError
-from .groups_api import known_groups
+from .groups_api import group_names, known_groups
 from .routes import Api
-from .schema import Int, List, Obj, Str
+from .schema import AnyOf, Int, List, Obj, Str, domain_name
 
-DomainBody = Obj("DomainEntry", {"domain": Str(min_len=1, max_len=1024,
-                                               description="exact name, *.wildcard or a regular expression"),
-                                  "groups": List(Str(max_len=64), required=False, max_items=64,
+# a regular expression is text with one of its characters (filtering/userlists.py); else a name
+REGEX_ENTRY = r"^[^\^$\\(\[+?|{]*[\^$\\(\[+?|{][\s\S]*$"
+DomainBody = Obj("DomainEntry", {"domain": AnyOf(domain_name(wildcard=True), Str(max_len=1024, pattern=REGEX_ENTRY),
+                                                 description="exact name, *.wildcard or a regular expression"),
+                                  "groups": group_names(required=False,
                                                  description="client groups the entry applies to; "
                                                              "none: every group")},
                  example={"domain": "analytics.google.com"})

@@ -19,43 +19,40 @@ import sqlite3
 from microdot import Response
 
 from ..zones.store import StoreError
-from ..zones.validate import RecordError
+from ..zones.validate import MAX_TTL, TYPES, RecordError
 from ..zones.zonefile import ZoneFileError
 from .errors import ApiError
 from .routes import Api
-from .schema import Field, Int, List, Obj, Query, Str
+from .schema import HOST_PORT, AnyOf, Field, Int, List, Obj, Query, Str, any_case, domain_name
 
 ZONE_TYPES = ["master", "slave"]
 MAX_ZONE_FILE = 60 * 1024  # characters; the JSON body cap (64 KiB) bounds it anyway
 
 
-def _zone_ref(value):
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
-        raise ValueError("must be a zone id or a zone name")
-    return value.strip() if isinstance(value, str) else value
+def zone_ref(**kw) -> AnyOf:
+    """A zone's name (lab.test; 'local' for local records; digits are its id) or its id."""
+    return AnyOf(domain_name(), Int(minimum=1, maximum=2**63 - 1), example="lab.test",
+                 description="zone id, or zone name (lab.test; 'local' for local records)", **kw)
 
 
-def _ttl(value):
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError("must be seconds (a number, or text like 1h)")
-    return value
-
-
-ZoneRef = Field(check=_zone_ref, description="zone id, or zone name (lab.test; 'local' for local records)",
-                example="lab.test")
-TtlField = Field(required=False, check=_ttl, description="seconds, or a duration like 1h; default 3600 "
-                                                         "(local records: 300)", example=3600)
+ZoneRef = zone_ref()
+# seconds, or BIND-style units (zones/validate.py parse_ttl): 3600, 1h, 1h30m
+TtlField = AnyOf(Int(minimum=0, maximum=MAX_TTL), Str(max_len=64, pattern=r"^([0-9]+|([0-9]+[SsMmHhDdWw])+)$"),
+                 required=False, example=3600,
+                 description="seconds, or a duration like 1h; default 3600 (local records: 300)")
+RECORD_TYPE = any_case(*TYPES)
+OWNER = f"^(@|\\*|{domain_name(wildcard=True).pattern[1:-1]})$"  # www, @, *, *.lab, www.lab.test.
 
 ZoneCreate = Obj("ZoneCreate", {
-    "name": Str(min_len=1, max_len=253, description="the zone's origin, e.g. lab.test or 1.168.192.in-addr.arpa"),
+    "name": domain_name(description="the zone's origin, e.g. lab.test or 1.168.192.in-addr.arpa"),
     "type": Str(enum=ZONE_TYPES, default="master"),
-    "primaries": List(Str(max_len=64), required=False, max_items=8,
+    "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$"), required=False, max_items=8,
                       description="slave zones: the servers to transfer from, ip or ip:port"),
 }, example={"name": "lab.test", "type": "master"})
 ZoneUpdate = Obj("ZoneUpdate", {
-    "name": Str(min_len=1, max_len=253, required=False, description="must stay the same (no renames)"),
+    "name": domain_name(required=False, description="must stay the same (no renames)"),
     "type": Str(enum=ZONE_TYPES, required=False, description="slave → master keeps the transferred data"),
-    "primaries": List(Str(max_len=64), required=False, max_items=8),
+    "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$"), required=False, max_items=8),
 }, min_fields=1, example={"primaries": ["192.0.2.53"]})
 ZoneInfo = Obj("Zone", {
     "id": Int(), "name": Str(), "type": Str(enum=ZONE_TYPES + ["local"]), "primaries": List(Str()),
@@ -76,16 +73,16 @@ ImportResult = Obj("ZoneImportResult", {"message": Str(), "zone": ZoneInfo, "rec
 
 RecordCreate = Obj("DnsRecordCreate", {
     "zone": ZoneRef,
-    "name": Str(required=False, max_len=255, description="owner: relative to the zone (www, @) or absolute"),
-    "type": Str(min_len=1, max_len=10, description="A, AAAA, CNAME, MX, TXT, SRV, PTR, NS, CAA"),
+    "name": Str(required=False, max_len=255, pattern=OWNER, description="owner: relative to the zone (www, @) or absolute"),
+    "type": Str(min_len=1, max_len=10, pattern=RECORD_TYPE, description="A, AAAA, CNAME, MX, TXT, SRV, PTR, NS, CAA"),
     "value": Str(max_len=8192, description="RDATA in zone-file text form, e.g. '10 mail' or '192.0.2.10'"),
     "ttl": TtlField,
     "priority": Int(required=False, minimum=0, maximum=65535, description="MX preference / SRV priority"),
 }, example={"zone": "lab.test", "name": "www", "type": "A", "value": "192.0.2.10", "ttl": 3600})
 RecordUpdate = Obj("DnsRecordUpdate", {
-    "zone": Field(required=False, check=_zone_ref, description="must stay the same"),
-    "name": Str(required=False, max_len=255),
-    "type": Str(required=False, min_len=1, max_len=10),
+    "zone": zone_ref(required=False),
+    "name": Str(required=False, max_len=255, pattern=OWNER),
+    "type": Str(required=False, min_len=1, max_len=10, pattern=RECORD_TYPE),
     "value": Str(required=False, max_len=8192),
     "ttl": TtlField,
     "priority": Int(required=False, minimum=0, maximum=65535),
@@ -207,7 +204,7 @@ def register(api: Api, app) -> None:
     # ---- records -----------------------------------------------------------------------------
 
     @api.route("GET", "/api/dns-records", role="viewer", summary="All records, or one zone's (?zone=)",
-               tags=["zones"], query=Query({"zone": Str(required=False, max_len=253)}),
+               tags=["zones"], query=Query({"zone": domain_name(required=False, empty=True)}),
                responses={200: RecordList, 404: "no such zone"})
     async def list_records(req):
         zone = req.g.query.get("zone")

@@ -60,7 +60,8 @@ MAX_API_TOKENS_PER_USER = 32
 TOKEN_LAST_USED_RESOLUTION = 60.0
 MAX_TOKEN_LENGTH = 4096
 
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+_USERNAME = re.compile(USERNAME_PATTERN)
 _USER_COLUMNS = "id, username, role, disabled, totp_enabled, created_at, last_login_at"
 
 

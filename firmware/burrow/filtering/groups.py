@@ -28,7 +28,8 @@ DEFAULT = "default"
 MAX_GROUPS = 64  # groups a person can create: views are keyed by group sets, keep them few
 MAX_CLIENTS = 1024  # client entries: a home network has tens of devices
 MAX_NAME = 64
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
 
 
 class Duplicate(Exception):

@@ -227,7 +227,7 @@ class ZoneStore:
             if not -(2 ** 63) <= ref < 2 ** 63:
                 return None  # no row has an id SQLite cannot hold (passing it would raise OverflowError)
             row = conn.execute(f"SELECT {cols} FROM zones WHERE id = ?", (ref,)).fetchone()
-        elif isinstance(ref, str) and ref.strip().isdigit() and len(ref.strip()) < 19:
+        elif isinstance(ref, str) and ref.strip().isascii() and ref.strip().isdigit() and len(ref.strip()) < 19:
             row = conn.execute(f"SELECT {cols} FROM zones WHERE id = ?", (int(ref),)).fetchone()
         elif isinstance(ref, str):
             text = ref.strip()
