@@ -194,7 +194,9 @@ def test_a_list_update_shows_its_progress_and_the_new_count(page, srv, api):
     made = api.post("/api/lists", json={"name": "page list", "source": "page.hosts"})
     assert made.status_code == 201, made.text
     progress = page.locator("#lists-progress")
-    expect(progress).to_contain_text("Update finished")
+    # Compiling 150,000 names takes a few seconds, many more on a loaded machine: a deadline,
+    # not playwright's 10 s default
+    expect(progress).to_contain_text("Update finished", timeout=90_000)
     expect(progress).to_contain_text(thousands(150_000))
     expect(page.locator("#lists-domains")).to_contain_text(thousands(150_000))
     expect(page.locator("#lists-domains")).to_contain_text("1 block list")
