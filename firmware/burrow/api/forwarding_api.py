@@ -28,7 +28,7 @@ from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MA
                                 ForwardRuleError, RuleNotFound)
 from .errors import ApiError
 from .routes import Api
-from .schema import HOST_PORT, IP_OR_CIDR, IPV4, IPV6, PORT, Bool, Int, List, Obj, Str, any_case, domain_name
+from .schema import HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, Bool, Int, List, Obj, Str, any_case, domain_name
 
 TAGS = ["forwarding"]
 ADDED = "Conditional forwarding rule added successfully"
@@ -40,6 +40,11 @@ REMOVED = "Conditional forwarding rule removed successfully"
 QTYPE_NAME = f"^({any_case(*sorted(dnslib.QTYPE.reverse))[1:-1]}|[Tt][Yy][Pp][Ee]0*{PORT})$"
 
 
+# what rules.parse_duration reads, as Go writes durations (2s, 500ms, 1m30s); "": the default.
+# Zero and negative ones are out of the 100ms-30s range anyway.
+GO_DURATION = r"^(|\+?(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
+
+
 def _rule_fields(create: bool) -> dict:
     """The body fields; ``create``: name and upstreams are required (PUT changes any subset)."""
     def strings(max_items: int, max_len: int, description: str, required: bool = False, pattern=None,
@@ -48,7 +53,7 @@ def _rule_fields(create: bool) -> dict:
                     nullable=not required and not min_items, min_items=min_items, description=description)
 
     return {
-        "name": Str(min_len=1, max_len=MAX_NAME, required=create, description="rule name (unique)"),
+        "name": Str(min_len=1, max_len=MAX_NAME, required=create, pattern=NO_CONTROLS, description="rule name (unique)"),
         "domains": strings(MAX_DOMAINS, 255, "domain patterns: *.corp.example.com (names below it), "
                                              "example.com (it and names below it)",
                            pattern=domain_name(wildcard=True).pattern),
@@ -59,7 +64,7 @@ def _rule_fields(create: bool) -> dict:
         "upstreams": strings(MAX_UPSTREAMS, 64, "upstream DNS servers: ip, ip:port, [v6]:port",
                              required=create, pattern=f"^{HOST_PORT}$", min_items=1),
         "priority": Int(required=False, minimum=1, maximum=100, description="1-100, higher first (default 50)"),
-        "timeout": Str(required=False, max_len=32, nullable=True,
+        "timeout": Str(required=False, max_len=32, nullable=True, pattern=GO_DURATION,
                        description="per attempt, Go duration: 2s, 500ms (100ms-30s); empty: default"),
         "max_retries": Int(required=False, minimum=0, maximum=10, description="extra attempts per upstream"),
         "failover": Bool(required=False, description="try the next upstream on failure (default false)"),

@@ -12,7 +12,7 @@ from microdot import Response
 from .errors import ApiError
 from .groups_api import group_names, known_groups
 from .routes import Api
-from .schema import Bool, Int, List, Obj, Str, domain_name
+from .schema import NO_CONTROLS, Bool, Int, List, Obj, Str, domain_name
 
 RuleIn = Obj("RpzRuleIn", {
     "trigger": domain_name(wildcard=True, description="bad.example (that name) or *.bad.example (names below)"),
@@ -23,7 +23,7 @@ RuleOut = Obj("RpzRule", {"id": Int(minimum=1), "trigger": Str(), "action": Str(
               example={"id": 1, "trigger": "*.tracker.example", "action": "nxdomain", "data": ""})
 ZoneCreate = Obj("RpzZoneCreate", {
     "name": domain_name(max_len=64, description="the zone's name, also its origin (e.g. rpz.home)"),
-    "source": Str(required=False, min_len=1, max_len=2048,
+    "source": Str(required=False, min_len=1, max_len=2048, pattern=NO_CONTROLS,
                   description="http(s) URL or a file in a local list folder; omit for a zone made by hand"),
     "zone": Str(required=False, max_len=4 * 1024 * 1024 // 2,
                 description="RPZ zone-file text to start a zone made by hand from"),
@@ -31,7 +31,8 @@ ZoneCreate = Obj("RpzZoneCreate", {
     "enabled": Bool(required=False),
     "groups": group_names(required=False),
     "update_interval": Int(required=False, minimum=300, maximum=90 * 86400),
-}, example={"name": "rpz.home", "rules": [{"trigger": "ads.example", "action": "nxdomain"}]})
+}, not_together=(("source", "zone"), ("source", "rules")),
+   example={"name": "rpz.home", "rules": [{"trigger": "ads.example", "action": "nxdomain"}]})
 ZoneOut = Obj("RpzZone", {}, additional=True, example={
     "id": 3, "name": "rpz.home", "origin": "rpz.home", "source_type": "hand", "enabled": True,
     "rules": 1, "serial": 1795000000, "last_error": None})
@@ -112,10 +113,7 @@ def register(api: Api, app) -> None:
         if body.get("groups"):
             body["groups"] = known_groups(app, body["groups"])
         common = {k: body[k] for k in ("enabled", "groups", "update_interval") if k in body}
-        if "source" in body:
-            if "zone" in body or "rules" in body:
-                raise ApiError(400, "a zone comes from a source, or from zone text / rules: not both",
-                               [{"field": "source", "message": "not with zone or rules"}])
+        if "source" in body:  # never with zone or rules (the declaration's not_together)
             row = checked(lambda: store.create(body["name"], body["source"], "block", "rpz", **common))
             app.answers_changed()
             manager.wake()

@@ -321,11 +321,15 @@ class Obj(Field):
 
     def __init__(self, name: str, fields: dict[str, Field], *, additional: bool = False,
                  min_fields: int = 0, needs_any: tuple[str, ...] = (),
-                 only_with: dict[str, tuple[str, Any]] | None = None, **kw):
+                 only_with: dict[str, tuple[str, Any]] | None = None,
+                 not_together: tuple[tuple[str, str], ...] = (),
+                 needs_when: dict[str, tuple[str, Any]] | None = None, **kw):
         super().__init__(**kw)
         self.name, self.fields, self.additional, self.min_fields = name, fields, additional, min_fields
         self.needs_any = needs_any  # at least one of these fields given and not empty (null, [], "")
-        self.only_with = only_with or {}  # field → (other field, the value it must have then)
+        self.only_with = only_with or {}  # field (not empty) → (other field, the value it needs then)
+        self.not_together = not_together  # pairs of fields a body may not give both of
+        self.needs_when = needs_when or {}  # field → (other field, the value that makes it needed)
 
     def _clean(self, value, path, problems):
         if value is None and self.nullable:
@@ -355,8 +359,14 @@ class Obj(Field):
         if self.needs_any and all(out.get(k) in (None, [], "") for k in self.needs_any):
             problems.append((prefix + self.needs_any[0], f"give at least one of {', '.join(self.needs_any)}"))
         for key, (other, wanted) in self.only_with.items():
-            if key in value and out.get(other) != wanted:
+            if value.get(key) not in (None, [], "") and out.get(other) != wanted:
                 problems.append((prefix + key, f"only with {other}={json.dumps(wanted)}"))
+        for key, other in self.not_together:
+            if key in value and other in value:
+                problems.append((prefix + key, f"not with {other}"))
+        for key, (other, wanted) in self.needs_when.items():
+            if out.get(other) == wanted and out.get(key) in (None, [], ""):
+                problems.append((prefix + key, f"needed with {other}={json.dumps(wanted)}"))
         if self.check is not None and not problems:
             try:
                 out = self.check(out)
@@ -375,10 +385,15 @@ class Obj(Field):
         if self.needs_any:
             s["anyOf"] = [{"required": [k], "properties": {k: {"not": {"enum": [None, [], ""]}}}}
                           for k in self.needs_any]
-        if self.only_with:
-            s["allOf"] = [{"anyOf": [{"not": {"required": [key]}},
-                                     {"required": [other], "properties": {other: {"const": wanted}}}]}
-                          for key, (other, wanted) in self.only_with.items()]
+        rules = [{"anyOf": [{"not": {"required": [key]}}, {"properties": {key: {"enum": [None, [], ""]}}},
+                            {"required": [other], "properties": {other: {"const": wanted}}}]}
+                 for key, (other, wanted) in self.only_with.items()]
+        rules += [{"not": {"required": [key, other]}} for key, other in self.not_together]
+        rules += [{"anyOf": [{"properties": {other: {"not": {"const": wanted}}}},
+                             {"required": [other, key], "properties": {key: {"not": {"enum": [None, [], ""]}}}}]}
+                  for key, (other, wanted) in self.needs_when.items()]
+        if rules:
+            s["allOf"] = rules
         return s
 
     def ref(self) -> dict:

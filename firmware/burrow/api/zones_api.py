@@ -48,7 +48,7 @@ ZoneCreate = Obj("ZoneCreate", {
     "type": Str(enum=ZONE_TYPES, default="master"),
     "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$"), required=False, max_items=8,
                       description="slave zones: the servers to transfer from, ip or ip:port"),
-}, example={"name": "lab.test", "type": "master"})
+}, only_with={"primaries": ("type", "slave")}, needs_when={"primaries": ("type", "slave")}, example={"name": "lab.test", "type": "master"})
 ZoneUpdate = Obj("ZoneUpdate", {
     "name": domain_name(required=False, description="must stay the same (no renames)"),
     "type": Str(enum=ZONE_TYPES, required=False, description="slave → master keeps the transferred data"),
