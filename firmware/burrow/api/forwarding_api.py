@@ -28,7 +28,8 @@ from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MA
                                 ForwardRuleError, RuleNotFound)
 from .errors import ApiError
 from .routes import Api
-from .schema import HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, Bool, Int, List, Obj, Str, any_case, domain_name
+from .schema import (HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, Bool, Int, List, Obj, Str, any_case,
+                     domain_name)
 
 TAGS = ["forwarding"]
 ADDED = "Conditional forwarding rule added successfully"
@@ -53,8 +54,9 @@ def _rule_fields(create: bool) -> dict:
                     nullable=not required and not min_items, min_items=min_items, description=description)
 
     return {
-        "name": Str(min_len=1, max_len=MAX_NAME, required=create, pattern=NO_CONTROLS, description="rule name (unique)"),
-        "domains": strings(MAX_DOMAINS, 255, "domain patterns: *.corp.example.com (names below it), "
+        "name": Str(min_len=1, max_len=MAX_NAME, required=create, pattern=NO_CONTROLS,
+                    description="rule name (unique)"),
+        "domains": strings(MAX_DOMAINS, 253, "domain patterns: *.corp.example.com (names below it), "
                                              "example.com (it and names below it)",
                            pattern=domain_name(wildcard=True).pattern),
         "client_cidrs": strings(MAX_CIDRS, 64, "client networks in CIDR notation (v4 or v6)",

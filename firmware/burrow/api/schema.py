@@ -129,8 +129,9 @@ HOST_PORT = f"({IPV4}(:{PORT})?|\\[{IPV6}\\](:{PORT})?|{IPV6})"
 
 # A domain name's label: ASCII letters, digits, "_" and inner "-", at most 63; or a label with
 # non-ASCII letters, which the server converts with IDNA (whose tables no pattern can carry: a
-# label the codec refuses is answered 400 naming IDNA). Never whitespace or IDNA's dot look-alikes.
-_INTL = "[^\\x00-\\x7f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u3002\\uff0e\\uff61]"
+# label the codec refuses is answered 400 naming IDNA). Never whitespace, control characters
+# (C0, C1) or IDNA's dot look-alikes.
+_INTL = "[^\\x00-\\x9f\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u3002\\uff0e\\uff61]"
 LABEL = f"([A-Za-z0-9_]([A-Za-z0-9_-]{{0,61}}[A-Za-z0-9_])?|[A-Za-z0-9_-]*{_INTL}([A-Za-z0-9_-]|{_INTL})*)"
 DOMAIN = f"({LABEL}\\.)*{LABEL}\\.?"  # a trailing dot is allowed
 
@@ -138,7 +139,7 @@ DOMAIN = f"({LABEL}\\.)*{LABEL}\\.?"  # a trailing dot is allowed
 def domain_name(*, wildcard: bool = False, empty: bool = False, max_len: int = 253, **kw) -> "Str":
     """A domain name (``wildcard``: or ``*.name``, the names below it; ``empty``: or "")."""
     pattern = f"(\\*\\.)?{DOMAIN}" if wildcard else DOMAIN
-    return Str(min_len=0 if empty else 1, max_len=max_len + 2 * wildcard,
+    return Str(min_len=0 if empty else 1, max_len=max_len,
                pattern=f"^(|{pattern})$" if empty else f"^{pattern}$", **kw)
 
 
