@@ -102,3 +102,16 @@ def test_address_patterns_agree_with_ipaddress():
     for text in ("1.1.1.1", "1.1.1.1:5353", "[::1]:53", "[::1]", "::1"):
         assert re.fullmatch(HOST_PORT, text) and parse_hostport(text, 53)
     assert not re.fullmatch(HOST_PORT, "1.1.1.1:0") and not re.fullmatch(HOST_PORT, "1.1.1.1:65536")
+
+
+def test_a_refused_pattern_says_what_the_value_must_be():
+    """A person reads these on the phone: the field's hint, not "has the wrong format"."""
+    from burrow.api.forwarding_api import PresetBody
+    from burrow.api.schema import domain_name
+    with pytest.raises(ValidationError) as e:
+        PresetBody.validate({"router": "not-an-ip"})
+    assert e.value.details == [{"field": "router", "message": "must be an IP address, optionally with :port"}]
+    with pytest.raises(ValueError, match="must be a domain name"):
+        domain_name().convert("bad..name")
+    with pytest.raises(ValueError, match="has the wrong format"):  # no hint: the plain words
+        Str(pattern=r"^a$").convert("b")

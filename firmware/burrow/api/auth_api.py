@@ -86,7 +86,7 @@ def user_fields() -> dict:
 User = Obj("User", user_fields(), example=USER_EXAMPLE)
 
 SetupRequest = Obj("SetupRequest", {
-    "username": Str(min_len=1, max_len=64, pattern=USERNAME_PATTERN, example="admin"),
+    "username": Str(min_len=1, max_len=64, pattern=USERNAME_PATTERN, hint="a user name (letters, digits, . _ @ -)", example="admin"),
     "password": Str(min_len=1, max_len=1024, strip=False,
                     description="at least 10 characters; shorter than 14 must mix letters, "
                                 "digits or symbols; not a common password"),

@@ -15,6 +15,7 @@ _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # What parse_time reads ("": none): one duration term, unix seconds (below 1e11), RFC 3339
 TIME = f"^(|{DECIMAL}{DURATION_UNIT}|[0-9]{{1,10}}(\\.[0-9]+)?|{RFC3339})$"
+TIME_HINT = "a duration (24h, 7d) or a time (RFC 3339 or unix seconds)"  # said when TIME refuses
 TIME_HELP = ("a duration back from now (90s, 15m, 24h, 7d), an RFC 3339 time "
              "(2025-11-22T10:00:00Z) or unix seconds")
 
@@ -76,8 +77,8 @@ EventQuery = Query({
                 description='exact type, or a prefix ending in "." (auth. matches auth.login)'),
     "actor": Str(required=False, max_len=256),
     "severity": Str(required=False, enum=list(SEVERITIES)),
-    "since": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
-    "until": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
+    "since": Str(required=False, max_len=64, pattern=TIME, hint=TIME_HINT, description=TIME_HELP),
+    "until": Str(required=False, max_len=64, pattern=TIME, hint=TIME_HINT, description=TIME_HELP),
 })
 
 

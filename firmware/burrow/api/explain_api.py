@@ -17,7 +17,7 @@ from .schema import IP, Obj, Query, Str, any_case, domain_name
 
 CheckQuery = Query({
     "domain": domain_name(description="the name to explain"),
-    "client": Str(required=False, max_len=64, pattern=f"^{IP}$", description="client address (default: the caller)"),
+    "client": Str(required=False, max_len=64, pattern=f"^{IP}$", hint="an IP address", description="client address (default: the caller)"),
     "type": Str(required=False, max_len=10, default="A", pattern=any_case(*sorted(QTYPE.reverse)),
                 description="query type, e.g. A or AAAA"),
 })

@@ -49,25 +49,26 @@ GO_DURATION = r"^(|\+?(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
 def _rule_fields(create: bool) -> dict:
     """The body fields; ``create``: name and upstreams are required (PUT changes any subset)."""
     def strings(max_items: int, max_len: int, description: str, required: bool = False, pattern=None,
-                min_items: int = 0):
-        return List(Str(max_len=max_len, pattern=pattern), required=required, max_items=max_items,
+                min_items: int = 0, hint: str | None = None):
+        return List(Str(max_len=max_len, pattern=pattern, hint=hint), required=required, max_items=max_items,
                     nullable=not required and not min_items, min_items=min_items, description=description)
 
     return {
         "name": Str(min_len=1, max_len=MAX_NAME, required=create, pattern=NO_CONTROLS,
-                    description="rule name (unique)"),
+                    hint="text without control characters", description="rule name (unique)"),
         "domains": strings(MAX_DOMAINS, 253, "domain patterns: *.corp.example.com (names below it), "
                                              "example.com (it and names below it)",
-                           pattern=domain_name(wildcard=True).pattern),
+                           pattern=domain_name(wildcard=True).pattern, hint="a domain name (or *.name)"),
         "client_cidrs": strings(MAX_CIDRS, 64, "client networks in CIDR notation (v4 or v6)",
-                                pattern=f"^{IP_OR_CIDR}$"),
+                                pattern=f"^{IP_OR_CIDR}$", hint="an IP address or network (CIDR)"),
         "query_types": strings(MAX_QTYPES, 16, "query types: A, AAAA, PTR, ..., TYPE65280",
-                               pattern=QTYPE_NAME),
+                               pattern=QTYPE_NAME, hint="a query type (A, AAAA, TYPE65280, ...)"),
         "upstreams": strings(MAX_UPSTREAMS, 64, "upstream DNS servers: ip, ip:port, [v6]:port",
-                             required=create, pattern=f"^{HOST_PORT}$", min_items=1),
+                             required=create, pattern=f"^{HOST_PORT}$", min_items=1,
+                             hint="an IP address, optionally with :port"),
         "priority": Int(required=False, minimum=1, maximum=100, description="1-100, higher first (default 50)"),
         "timeout": Str(required=False, max_len=32, nullable=True, pattern=GO_DURATION,
-                       description="per attempt, Go duration: 2s, 500ms (100ms-30s); empty: default"),
+                       hint="a duration such as 2s or 500ms", description="per attempt, Go duration: 2s, 500ms (100ms-30s); empty: default"),
         "max_retries": Int(required=False, minimum=0, maximum=10, description="extra attempts per upstream"),
         "failover": Bool(required=False, description="try the next upstream on failure (default false)"),
         "enabled": Bool(required=False, description="default true"),
@@ -100,7 +101,7 @@ SwitchResult = Obj("ForwardingSwitched", {"message": Str(), "enabled": Bool()},
                    example={"message": "Conditional forwarding disabled", "enabled": False})
 PresetBody = Obj("RouterPresetBody", {
     "router": Str(required=False, max_len=64, pattern=f"^{HOST_PORT}$",
-                  description="the router's IP (or ip:port); default: the default gateway"),
+                  hint="an IP address, optionally with :port", description="the router's IP (or ip:port); default: the default gateway"),
     "domain": domain_name(wildcard=True, empty=True, required=False, nullable=True,
                   description="the local domain the router serves (default \"lan\"); empty: reverse lookups only"),
     # reverse zones are cut at octets (v4) or nibbles (v6), at most 16 per network and not /0

@@ -19,7 +19,7 @@ GROUP_NAME = NAME_PATTERN.replace("a-z", "A-Za-z")  # names are folded to lower 
 
 def group_name(**kw) -> Str:
     """A client group's name as a body declares it; that the group exists is the handler's check."""
-    return Str(min_len=1, max_len=MAX_NAME, pattern=GROUP_NAME, **kw)
+    return Str(min_len=1, max_len=MAX_NAME, pattern=GROUP_NAME, hint="a group name (letters, digits, - and _)", **kw)
 
 
 def group_names(**kw) -> List:
@@ -49,13 +49,13 @@ GroupDetail = Obj("GroupDetail", {
 }, example={**GroupOut.example, "members": [ClientOut.example],
             "blocking": {"enabled": True, "paused_until": None, "remaining_seconds": None, "group": "kids"}})
 ClientCreate = Obj("ClientCreate", {
-    "client": Str(min_len=1, max_len=64, pattern=f"^{IP_OR_CIDR}$",
+    "client": Str(min_len=1, max_len=64, pattern=f"^{IP_OR_CIDR}$", hint="an IP address or network (CIDR)",
                   description="an IP address (192.168.1.40) or a CIDR (192.168.5.0/24)"),
     "name": Str(required=False, max_len=200),
     "groups": group_names(min_items=1),
 }, example={"client": "192.168.1.40", "name": "tablet", "groups": ["kids"]})
 ClientUpdate = Obj("ClientUpdate", {
-    "client": Str(required=False, min_len=1, max_len=64, pattern=f"^{IP_OR_CIDR}$"),
+    "client": Str(required=False, min_len=1, max_len=64, pattern=f"^{IP_OR_CIDR}$", hint="an IP address or network (CIDR)"),
     "name": Str(required=False, max_len=200),
     "groups": group_names(required=False, min_items=1),
 }, min_fields=1, example={"groups": ["kids", "guests"]})
@@ -143,7 +143,7 @@ def register(api: Api, app) -> None:
         return {"message": "Group deleted", "name": name}
 
     @api.route("GET", "/api/clients", role="viewer", summary="Client entries; with ip=, the groups of one address",
-               tags=["groups"], query=Query({"ip": Str(required=False, max_len=64, pattern=f"^{IP}$",
+               tags=["groups"], query=Query({"ip": Str(required=False, max_len=64, pattern=f"^{IP}$", hint="an IP address",
                                                         description="show which groups this address is in")}))
     async def list_clients(req):
         ip = req.g.query.get("ip")

@@ -15,8 +15,8 @@ FORMATS = ["auto", "hosts", "domains", "wildcard", "onlydomains", "adblock", "dn
 MODES = ["null", "nxdomain", "nodata", "custom"]
 
 ListCreate = Obj("ListCreate", {
-    "name": Str(min_len=1, max_len=64, pattern=NO_CONTROLS),
-    "source": Str(min_len=1, max_len=2048, pattern=NO_CONTROLS, description="http(s) URL, or a file in an allowed local list folder"),
+    "name": Str(min_len=1, max_len=64, pattern=NO_CONTROLS, hint="text without control characters"),
+    "source": Str(min_len=1, max_len=2048, pattern=NO_CONTROLS, hint="text without control characters", description="http(s) URL, or a file in an allowed local list folder"),
     "kind": Str(enum=KINDS, default="block"),
     "format": Str(enum=FORMATS, required=False, description="detected when omitted"),
     "groups": group_names(required=False, description="empty: every group"),
@@ -25,8 +25,8 @@ ListCreate = Obj("ListCreate", {
     "mode": Str(enum=MODES, required=False, nullable=True, description="blocking mode override"),
 }, example={"name": "StevenBlack", "source": "https://example.org/hosts", "kind": "block"})
 ListUpdate = Obj("ListUpdate", {
-    "name": Str(min_len=1, max_len=64, required=False, pattern=NO_CONTROLS),
-    "source": Str(min_len=1, max_len=2048, required=False, pattern=NO_CONTROLS),
+    "name": Str(min_len=1, max_len=64, required=False, pattern=NO_CONTROLS, hint="text without control characters"),
+    "source": Str(min_len=1, max_len=2048, required=False, pattern=NO_CONTROLS, hint="text without control characters"),
     "kind": Str(enum=KINDS, required=False),
     "format": Str(enum=FORMATS, required=False),
     "groups": group_names(required=False),

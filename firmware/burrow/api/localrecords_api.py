@@ -19,7 +19,7 @@ from .zones_api import publish_change, store_call, zone_store
 LocalRecordBody = Obj("LocalRecordBody", {
     "domain": domain_name(wildcard=True, description="domain name (trailing dot optional); *.name for a wildcard"),
     "type": Str(min_len=1, max_len=8, pattern=any_case(*LOCAL_TYPES), description="A, AAAA or CNAME"),
-    "ips": List(Str(max_len=64, pattern=f"^{IP}$"), required=False, max_items=64,
+    "ips": List(Str(max_len=64, pattern=f"^{IP}$", hint="an IP address"), required=False, max_items=64,
                 description="A/AAAA: one or more addresses (several answer round-robin)"),
     "target": domain_name(required=False, empty=True, description="CNAME: the target domain"),
     "ttl": Int(required=False, minimum=1, maximum=2**31 - 1, description="seconds (default 300)"),

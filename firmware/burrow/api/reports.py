@@ -24,7 +24,7 @@ from microdot import Response
 from ..storage.querylog import ROW_FIELDS, iso_utc, row_to_dict
 from ..storage.sqlwhere import add_time_window
 from .errors import ApiError, ValidationError
-from .events_api import TIME, TIME_HELP, parse_duration, parse_time
+from .events_api import TIME, TIME_HELP, TIME_HINT, parse_duration, parse_time
 from .routes import Api
 from .schema import DECIMAL, DURATION_UNIT, Int, Query, Str
 
@@ -133,8 +133,8 @@ def register(api: Api, app) -> None:
                summary=f"Export the query log (CSV or JSON, streamed, at most {MAX_EXPORT_ROWS} rows)",
                query=Query({
                    "format": Format,
-                   "since": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
-                   "until": Str(required=False, max_len=64, pattern=TIME, description=TIME_HELP),
+                   "since": Str(required=False, max_len=64, pattern=TIME, hint=TIME_HINT, description=TIME_HELP),
+                   "until": Str(required=False, max_len=64, pattern=TIME, hint=TIME_HINT, description=TIME_HELP),
                    "limit": Int(minimum=1, maximum=MAX_EXPORT_ROWS, default=MAX_EXPORT_ROWS,
                                 description="rows at most (newest first)"),
                }),
@@ -162,7 +162,7 @@ def register(api: Api, app) -> None:
                summary="Export the queries-over-time series (CSV or JSON)",
                query=Query({
                    "format": Format,
-                   "since": Str(default="24h", max_len=64, pattern=TIME,
+                   "since": Str(default="24h", max_len=64, pattern=TIME, hint=TIME_HINT,
                                 description="window: a duration (24h, 7d) or a start time; at most 7d"),
                    "step": Str(default="1h", max_len=16, pattern=f"^{DECIMAL}{DURATION_UNIT}$",
                                description="bucket size: 1m, 5m, 1h, 1d"),

@@ -23,7 +23,7 @@ RuleOut = Obj("RpzRule", {"id": Int(minimum=1), "trigger": Str(), "action": Str(
               example={"id": 1, "trigger": "*.tracker.example", "action": "nxdomain", "data": ""})
 ZoneCreate = Obj("RpzZoneCreate", {
     "name": domain_name(max_len=64, description="the zone's name, also its origin (e.g. rpz.home)"),
-    "source": Str(required=False, min_len=1, max_len=2048, pattern=NO_CONTROLS,
+    "source": Str(required=False, min_len=1, max_len=2048, pattern=NO_CONTROLS, hint="text without control characters",
                   description="http(s) URL or a file in a local list folder; omit for a zone made by hand"),
     "zone": Str(required=False, max_len=4 * 1024 * 1024 // 2,
                 description="RPZ zone-file text to start a zone made by hand from"),

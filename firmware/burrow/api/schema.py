@@ -139,6 +139,7 @@ DOMAIN = f"({LABEL}\\.)*{LABEL}\\.?"  # a trailing dot is allowed
 def domain_name(*, wildcard: bool = False, empty: bool = False, max_len: int = 253, **kw) -> "Str":
     """A domain name (``wildcard``: or ``*.name``, the names below it; ``empty``: or "")."""
     pattern = f"(\\*\\.)?{DOMAIN}" if wildcard else DOMAIN
+    kw.setdefault("hint", "a domain name" + (" (or *.name)" if wildcard else ""))
     return Str(min_len=0 if empty else 1, max_len=max_len,
                pattern=f"^(|{pattern})$" if empty else f"^{pattern}$", **kw)
 
@@ -147,10 +148,11 @@ class Str(Field):
     type_name = "string"
 
     def __init__(self, *, min_len: int = 0, max_len: int = 1024, pattern: str | None = None,
-                 enum: list[str] | None = None, strip: bool = True, **kw):
+                 enum: list[str] | None = None, strip: bool = True, hint: str | None = None, **kw):
         super().__init__(**kw)
         self.min_len, self.max_len = min_len, max_len
         self.pattern = pattern
+        self.hint = hint  # what a value must be, said to a person when the pattern refuses one
         self._re = re.compile(pattern) if pattern else None
         self.enum = enum
         self.strip = strip
@@ -167,7 +169,7 @@ class Str(Field):
         if self.enum is not None and value not in self.enum:
             raise ValueError(f"must be one of {', '.join(self.enum)}")
         if self._re is not None and not self._re.fullmatch(value):
-            raise ValueError("has the wrong format")
+            raise ValueError(f"must be {self.hint}" if self.hint else "has the wrong format")
         return value
 
     def _schema(self):

@@ -39,7 +39,7 @@ def since_param(description: str = SINCE_HELP, **kw) -> Str:
     """A ``since``-like query parameter: its shape is declared (and so checked and documented);
     parse_since refuses only what no pattern can say (a date that does not exist, a moment in
     the future or beyond the kept window)."""
-    return Str(required=False, max_len=64, pattern=SINCE, description=description, **kw)
+    return Str(required=False, max_len=64, pattern=SINCE, hint="a duration (24h, 7d) or an RFC 3339 time", description=description, **kw)
 
 
 # ---- parameters ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ UserList = Obj("UserList", {"users": List(User, max_items=1000), "total": Int()}
                example={"users": [USER_EXAMPLE], "total": 1})
 
 UserCreate = Obj("UserCreate", {
-    "username": Str(min_len=1, max_len=64, pattern=USERNAME_PATTERN,
+    "username": Str(min_len=1, max_len=64, pattern=USERNAME_PATTERN, hint="a user name (letters, digits, . _ @ -)",
                     description="1-64 letters, digits or . _ @ -, starting with a letter or digit"),
     "password": Str(min_len=1, max_len=1024, strip=False),
     "role": Str(enum=["admin", "viewer"], default="viewer"),
@@ -55,7 +55,7 @@ NewToken = Obj("NewApiToken", {
     **_TOKEN_FIELDS,
 }, example={"token": "brw_Qx7a0M2n4JqS8d1Vf3kLr6TyUe9WpZcB5hNg7XoIiA", **TOKEN_EXAMPLE})
 TokenCreate = Obj("ApiTokenCreate", {
-    "name": Str(min_len=1, max_len=64, pattern=NO_CONTROLS, description="unique per user, 1-64 printable characters"),
+    "name": Str(min_len=1, max_len=64, pattern=NO_CONTROLS, hint="text without control characters", description="unique per user, 1-64 printable characters"),
     "scope": Str(enum=["read", "admin"], default="read"),
 }, example={"name": "home-assistant", "scope": "read"})
 TokenQuery = Query({"all": Bool(required=False, default=False,

@@ -46,13 +46,13 @@ OWNER = f"^(@|\\*|{domain_name(wildcard=True).pattern[1:-1]})$"  # www, @, *, *.
 ZoneCreate = Obj("ZoneCreate", {
     "name": domain_name(description="the zone's origin, e.g. lab.test or 1.168.192.in-addr.arpa"),
     "type": Str(enum=ZONE_TYPES, default="master"),
-    "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$"), required=False, max_items=8,
+    "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$", hint="an IP address, optionally with :port"), required=False, max_items=8,
                       description="slave zones: the servers to transfer from, ip or ip:port"),
 }, only_with={"primaries": ("type", "slave")}, needs_when={"primaries": ("type", "slave")}, example={"name": "lab.test", "type": "master"})
 ZoneUpdate = Obj("ZoneUpdate", {
     "name": domain_name(required=False, description="must stay the same (no renames)"),
     "type": Str(enum=ZONE_TYPES, required=False, description="slave → master keeps the transferred data"),
-    "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$"), required=False, max_items=8),
+    "primaries": List(Str(max_len=64, pattern=f"^{HOST_PORT}$", hint="an IP address, optionally with :port"), required=False, max_items=8),
 }, min_fields=1, example={"primaries": ["192.0.2.53"]})
 ZoneInfo = Obj("Zone", {
     "id": Int(), "name": Str(), "type": Str(enum=ZONE_TYPES + ["local"]), "primaries": List(Str()),
