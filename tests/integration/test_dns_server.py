@@ -22,18 +22,6 @@ from tests.support.upstream import address_for
 from tests.support.upstream_client import TestUpstream
 
 
-@pytest.fixture(scope="module")
-def up():
-    with TestUpstream() as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def srv(up, tmp_path_factory):
-    with BurrowProcess(tmp_path_factory.mktemp("burrow"), [up.address]) as b:
-        yield b
-
-
 @pytest.fixture(autouse=True)
 def clean_upstream(request):
     if "up" in request.fixturenames:

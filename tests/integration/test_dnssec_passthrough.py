@@ -21,7 +21,6 @@ import dns.rdatatype
 import pytest
 
 from tests.support.burrow_proc import BurrowProcess
-from tests.support.upstream_client import TestUpstream
 
 ZONE = "signed.test"
 SOA = f"{ZONE}. 3600 IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 7200 900 1209600 300"
@@ -32,18 +31,6 @@ def sig(owner: str, covered: str, labels: int, signer: str = ZONE, ttl: int = 30
     """A zone-format RRSIG (the signature bytes are filler: nobody here validates)."""
     return (f"{owner}. {ttl} IN RRSIG {covered} 13 {labels} {ttl} 20300101000000 20200101000000 "
             f"4711 {signer}. c2lnbmF0dXJlIGJ5dGVz")
-
-
-@pytest.fixture(scope="module")
-def up():
-    with TestUpstream() as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def srv(up, tmp_path_factory):
-    with BurrowProcess(tmp_path_factory.mktemp("burrow"), [up.address]) as b:
-        yield b
 
 
 @pytest.fixture(autouse=True)

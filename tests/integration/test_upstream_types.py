@@ -17,15 +17,8 @@ import dns.rdatatype
 import pytest
 
 from tests.support.burrow_proc import BurrowProcess
-from tests.support.upstream_client import TestUpstream
 
 TYPES = [65, 64, 0x4141, 90, 0x5A5A, 0x4100, 0x0141]  # HTTPS, SVCB, and other letter bytes
-
-
-@pytest.fixture(scope="module")
-def up():
-    with TestUpstream() as u:
-        yield u
 
 
 @pytest.fixture(scope="module")
