@@ -27,6 +27,7 @@ from .dns.stages.forward import AdTrust, CacheLimits, ForwardStage
 from .dns.stages.policy import PolicyStage
 from .dns.stages.guard import GuardStage
 from .dns.upstream import UpstreamPool, UpstreamSettings
+from .lifecycle import Faults, Restart, Supervisor
 from .storage.querylog import QueryLogDB
 from .storage.settings import SettingsDB
 from .telemetry.events import EventBus
@@ -35,6 +36,9 @@ from .telemetry.recorder import Recorder
 log = logging.getLogger(__name__)
 
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default is 700)
+# The app's own loops (housekeeping, secondary-zone refresh, address following) keep nothing
+# between rounds, so one that dies is started again; five deaths in ten minutes is a fault.
+RESTART = Restart(max_restarts=5, window=600.0, backoff=1.0, max_backoff=60.0)
 
 
 class App:
@@ -72,7 +76,10 @@ class App:
         self.exit_code = 0
         self._wipe_on_stop = False  # set by factory_reset()
         self.appliance = None
-        self.fault: str | None = None  # needs a person (status LED, /api/system, /readyz): set by start
+        # What needs a person (status LED, /api/system, /readyz), and the background tasks that
+        # report into it when they die.
+        self.faults = Faults()
+        self.supervisor = Supervisor(self.faults)
         self._watchdog = None
         self._stopping = asyncio.Event()
         self._build_dns()
@@ -125,6 +132,7 @@ class App:
         from .storage.events import EventLog
         self.eventlog = EventLog(self.settings)
         await self.eventlog.start(self.events)
+        self._supervise("eventlog", self.eventlog)
         self._repair_stored_state()  # before anything below reads a stored row
         from .filtering.pause import BlockingPause
         self.pause = BlockingPause(self.settings, on_change=self.answers_changed)
@@ -153,10 +161,14 @@ class App:
                                  max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events,
                                  persist_interval=cfg["storage.query_log_persist_interval"])
         await self.recorder.start()
+        self._supervise("querylog", self.recorder)
         from .board.appliance import Appliance  # lazily: hardware seams are not needed for DNS
         self.appliance = Appliance(self)
         await self.appliance.start()  # LEDs show "booting" while the rest starts
+        self.faults.subscribe(self.appliance.refresh)  # a fault shows at once, not at the next tick
+        self._supervise("board", self.appliance)
         await self._start_lists()  # the last good index answers before any download
+        self._supervise("lists", self.lists)
         self.dns = DnsServer(self.chain, self.fastpath, self.acl, self.limiter, self.recorder.ring,
                              decision_trace=cfg["server.decision_trace"],
                              tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
@@ -167,11 +179,10 @@ class App:
         listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
         await self.dns.start(listen)
         self._check_static_loop()
-        self._tasks = []
         if self.dns.wildcard_ports and self.appliance is not None \
                 and self.appliance.local_addresses() is not None:
             self.dns.set_local_addresses(self.appliance.local_addresses())
-            self._tasks.append(asyncio.ensure_future(self._follow_addresses()))
+            self.supervisor.spawn("dns-addresses", self._follow_addresses, RESTART)
         from .api import create_api  # imported late: the web layer is not needed to answer DNS
         self.api = create_api(self)
         self.api.web.limit(cfg["server.http_max_connections"], cfg["server.http_max_connections_per_client"],
@@ -181,7 +192,7 @@ class App:
         await self.api_server.start_serving()
         self.web_port = self.api_server.sockets[0].getsockname()[1]
         log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)
-        self._tasks.append(asyncio.ensure_future(self._housekeeping()))
+        self.supervisor.spawn("housekeeping", self._housekeeping, RESTART)
         self._sync_secondaries()
         # Start-up objects live forever: keep them out of every future collection. And collect
         # the young generation less often: each query makes a few short-lived tuples, and at
@@ -195,6 +206,13 @@ class App:
         systemd.ready(f"answering DNS on {len(listen)} address(es)")
         self._watchdog = systemd.Watchdog()  # pings from the loop: a hung loop gets restarted
         self._watchdog.start()
+        self._supervise("systemd", self._watchdog)
+
+    def _supervise(self, owner: str, component) -> None:
+        """Watch the loops ``component`` started itself: each catches its own errors, so one that
+        ends is a bug, shown as a fault (the component cannot be asked to start just one again)."""
+        for task in component.background_tasks():
+            self.supervisor.watch(task.get_name() or owner, task)
 
     def _repair_stored_state(self) -> None:
         """Burrow never refuses to start over bad stored state: a row (or one entry of a row's
@@ -207,7 +225,8 @@ class App:
             moved, reported = state_check.repair(self.settings, state_check.context_of(self))
         except Exception as e:  # the check itself must not be what stops the start
             log.exception("checking the stored settings failed")
-            self.fault = f"the stored settings could not be checked ({type(e).__name__})"
+            self.faults.set("settings", f"the stored settings could not be checked ({type(e).__name__})",
+                            serving=True)
             return
         for problem in reported[:state_check.MAX_REPORTED]:
             log.warning("stored settings: %s (left in place)", problem)
@@ -218,8 +237,9 @@ class App:
                           row=problem.row, field=problem.field, quarantine_id=qid)
         if moved:
             first = str(moved[0][0])
-            self.fault = (f"{len(moved)} invalid stored setting(s) moved to quarantine at start "
-                          f"(first: {first[:160]}{'…' if len(first) > 160 else ''})")
+            # DNS answers from the rest: a fault for a person, not a reason to be unready.
+            self.faults.set("settings", f"{len(moved)} invalid stored setting(s) moved to quarantine at start "
+                                        f"(first: {first[:160]}{'…' if len(first) > 160 else ''})", serving=True)
 
     def _check_static_loop(self) -> None:
         """An upstream that is one of our own listeners would forward to ourselves forever."""
@@ -307,6 +327,7 @@ class App:
             zone = wanted.get(origin)
             if zone is None or tuple(zone["primaries"]) != primaries:
                 task.cancel()
+                self.faults.clear(f"task:zone-refresh {origin}")
                 del self._secondaries[origin]
         stored = {z.origin: z for z in self.zones.snapshot()}
         for origin, zone in wanted.items():
@@ -317,7 +338,8 @@ class App:
             if have is not None and have.records and have.last_transfer:
                 # the copy on disk keeps its age across a restart: expiry counts from the transfer
                 sec.load(have.records, now=time.monotonic() - max(0.0, time.time() - have.last_transfer))
-            task = asyncio.ensure_future(self._refresh_secondary(origin, sec))
+            task = self.supervisor.spawn(f"zone-refresh {origin}",
+                                         lambda origin=origin, sec=sec: self._refresh_secondary(origin, sec), RESTART)
             self._secondaries[origin] = (sec, task, tuple(zone["primaries"]))
 
     async def _refresh_secondary(self, origin: str, sec) -> None:
@@ -420,10 +442,8 @@ class App:
 
     async def stop(self) -> None:
         self.ready = False
-        for t in getattr(self, "_tasks", []):
-            t.cancel()
-        for _sec, task, _primaries in self._secondaries.values():
-            task.cancel()
+        self.supervisor.stopping = True  # tasks ending from here on were stopped, not dead
+        await self.supervisor.stop()  # the app's own loops, secondary refreshes included
         if self.dns is not None:
             await self.dns.stop()
         if self.api_server is not None:
@@ -523,9 +543,13 @@ class App:
             "degraded" if healthy else "unavailable")
         checks["blocklist"] = "ok" if self.filter.index is not None else "not_configured"
         checks["policy_engine"] = "ok" if self.policy.engine.rules else "not_configured"
-        checks["settings"] = "fault" if self.fault else "ok"  # see app.fault; DNS works, still ready
-        ready = self.ready and storage_ok and healthy > 0
+        checks["settings"] = "fault" if self.faults.get("settings") else "ok"  # DNS works: still ready
+        checks["tasks"] = "fault" if any(s.startswith("task:") for s in self._fault_sources()) else "ok"
+        ready = self.ready and storage_ok and healthy > 0 and not self.faults.blocking()
         return ready, checks
+
+    def _fault_sources(self) -> list[str]:
+        return [f["source"] for f in self.faults.snapshot()]
 
     def purge_cache(self) -> int:
         n = self.cache_stage.purge()

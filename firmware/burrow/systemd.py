@@ -139,6 +139,10 @@ class Watchdog:
                                                             name="systemd-watchdog")
         log.info("systemd watchdog: pinging every %.1f s (timeout %.1f s)", period, self.interval)
 
+    def background_tasks(self) -> list[asyncio.Task]:
+        """The ping task, when there is a watchdog (for the supervisor)."""
+        return [self._task] if self._task is not None else []
+
     async def stop(self) -> None:
         """Stop pinging and wait for the task to end."""
         task, self._task = self._task, None

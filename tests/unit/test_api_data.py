@@ -525,6 +525,39 @@ def test_metrics_exposition(app):
     assert call(app, "GET", "/metrics").status_code == 401
 
 
+def test_a_background_task_that_dies_is_a_fault_in_readyz_system_and_metrics(app):
+    app.ready = True  # as after start(); the upstream counts as healthy until it fails
+
+    async def die():
+        async def flush_loop():
+            raise OSError(5, "Input/output error")
+        app.supervisor.spawn("querylog-flush", flush_loop)
+        deadline = asyncio.get_running_loop().time() + 5
+        while not app.faults and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+    ready = call(app, "GET", "/readyz")
+    assert ready.status_code == 200 and ready.json["reasons"] == [] and ready.json["checks"]["tasks"] == "ok"
+    run(die())
+    reason = "background task querylog-flush died: OSError: [Errno 5] Input/output error"
+    ready = call(app, "GET", "/readyz")
+    assert ready.status_code == 503 and ready.json["status"] == "not_ready"
+    assert ready.json["reasons"] == [reason] and ready.json["checks"]["tasks"] == "fault"
+    status = call(app, "GET", "/api/system", VIEWER).json["status"]
+    assert status["state"] == "fault" and status["led"] == "fault" and status["reasons"][0] == f"fault: {reason}"
+    m = parse_metrics(call(app, "GET", "/metrics", VIEWER).text)
+    assert m['burrow_task_deaths_total{task="querylog-flush"}'] == 1 and m["burrow_faults"] == 1
+
+
+def test_a_quarantine_fault_leaves_burrow_ready(app):
+    app.ready = True
+    app.faults.set("settings", "1 invalid stored setting(s) moved to quarantine at start", serving=True)
+    ready = call(app, "GET", "/readyz")
+    assert ready.status_code == 200 and ready.json["checks"]["settings"] == "fault"
+    assert ready.json["reasons"] == ["1 invalid stored setting(s) moved to quarantine at start"]
+    assert call(app, "GET", "/api/system", VIEWER).json["status"]["state"] == "fault"
+
+
 def test_metrics_public_when_configured(tmp_path):
     app = make_app(tmp_path, **{"server.metrics_public": True})
     try:

@@ -9,6 +9,7 @@ from gpiozero.pins.mock import MockFactory
 from burrow.board.appliance import Appliance
 from burrow.board.button import ButtonTimings
 from burrow.board.network import Address, DefaultRoute, Interface, NetworkSnapshot
+from burrow.lifecycle import Faults
 from burrow.systemd import RESTART_EXIT_CODE
 
 TICK = 0.02
@@ -80,7 +81,7 @@ class FakeApp:
         self.settings = object()
         self.recorder = object()
         self.storage = "ok"
-        self.fault = None
+        self.faults = Faults()
         self.paused = False
         self.calls = []
 
@@ -243,7 +244,7 @@ def test_upstream_and_storage_and_fault_transitions(root, board_dir, factory):
             (lambda: setattr(app, "paused", True), "paused"),
             (lambda: setattr(app, "storage", "degraded"), "fault"),
             (lambda: setattr(app, "storage", "ok"), "paused"),
-            (lambda: setattr(app, "fault", "query log writer died"), "fault"),
+            (lambda: app.faults.set("task:querylog-flush", "query log writer died"), "fault"),
         ]
         for change, expected in steps:
             change()

@@ -24,7 +24,7 @@ CONDITIONS = {
 def build(flags: dict[str, bool]) -> AppState:
     kw = {}
     if flags["fault"]:
-        kw["fault"] = "sd card gone"
+        kw["faults"] = ("sd card gone",)
     if flags["storage"]:
         kw["storage_ok"] = False
     if flags["booting"]:
@@ -118,7 +118,7 @@ def test_upstream_counts(total, healthy, state):
 
 def test_each_state_reachable():
     examples = {
-        "fault": AppState(fault="x"),
+        "fault": AppState(faults=("x",)),
         "booting": AppState(booting=True),
         "link_down": AppState(link_up=False),
         "no_upstream": AppState(upstreams_healthy=0),
@@ -129,6 +129,16 @@ def test_each_state_reachable():
     assert set(examples) == set(STATES)
     for state, app in examples.items():
         assert reduce(app).state == state
+
+
+def test_every_fault_is_a_reason_in_the_order_it_arose():
+    status = reduce(AppState(faults=("background task housekeeping died: KeyError: 'x'",
+                                     "2 invalid stored setting(s) moved to quarantine at start"),
+                             upstreams_total=2, upstreams_healthy=1))
+    assert status.state == "fault" and status.led == "fault"
+    assert status.reasons == ["fault: background task housekeeping died: KeyError: 'x'",
+                              "fault: 2 invalid stored setting(s) moved to quarantine at start",
+                              "1 of 2 upstream DNS servers failing"]
 
 
 def test_storage_failure_is_fault_and_explained():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .routes import Api
-from .schema import Obj, Str
+from .schema import List, Obj, Str
 
 
 def format_uptime(seconds: float) -> str:
@@ -22,9 +22,15 @@ Alive = Obj("Alive", {"status": Str(enum=["alive"])}, example={"status": "alive"
 Health = Obj("Health", {"status": Str(enum=["ok"]), "uptime": Str(), "version": Str()},
              example={"status": "ok", "uptime": "2h15m30s", "version": "0.1.0"})
 Readiness = Obj("Readiness", {"status": Str(enum=["ready", "not_ready"]),
-                              "checks": Obj("ReadinessChecks", {}, additional=True)},
-                example={"status": "ready", "checks": {"storage": "ok", "upstreams": "ok",
-                                                       "blocklist": "not_configured"}})
+                              "checks": Obj("ReadinessChecks", {}, additional=True),
+                              "reasons": List(Str(), description=(
+                                  "what needs a person (the fault status): a background task that "
+                                  "died, storage that cannot be written, stored settings moved to "
+                                  "the quarantine; empty when there is none"))},
+                example={"status": "not_ready", "checks": {"storage": "ok", "upstreams": "ok",
+                                                           "blocklist": "not_configured", "tasks": "fault"},
+                         "reasons": ["background task housekeeping died: KeyError: 'x' "
+                                     "(6 times in 600 s; not restarted again)"]})
 
 
 def register(api: Api, app) -> None:
@@ -37,9 +43,10 @@ def register(api: Api, app) -> None:
                responses={200: Readiness, 503: Readiness})
     async def readyz(req):
         ready, checks = app.readiness()
+        reasons = app.faults.reasons()
         if ready:
-            return {"status": "ready", "checks": checks}
-        return {"status": "not_ready", "checks": checks}, 503
+            return {"status": "ready", "checks": checks, "reasons": reasons}
+        return {"status": "not_ready", "checks": checks, "reasons": reasons}, 503
 
     @api.route("GET", "/api/health", role="public", summary="Server health and uptime", tags=["health"],
                responses={200: Health})

@@ -207,6 +207,17 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
           limiter.limited)
         f("burrow_rate_limiter_clients", "gauge", "Clients tracked by the rate limiter.", len(limiter))
 
+    supervisor = getattr(app, "supervisor", None)
+    if supervisor is not None:
+        tasks = sorted(set(supervisor.running()) | set(supervisor.deaths))  # a zero for each live one
+        f("burrow_task_deaths_total", "counter",
+          "Background tasks that died (raised, or ended while they should run), by task.",
+          [({"task": name}, supervisor.deaths.get(name, 0)) for name in tasks])
+        f("burrow_task_restarts_total", "counter", "Background tasks started again by their restart policy.",
+          [({"task": name}, n) for name, n in sorted(supervisor.restarts.items())])
+        f("burrow_faults", "gauge", "Reasons Burrow needs a person (the fault status; see /readyz).",
+          len(supervisor.faults))
+
     events = getattr(app, "events", None)
     if events is not None:
         f("burrow_events_published_total", "counter", "Messages published on the event bus.", events.published)

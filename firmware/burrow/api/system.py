@@ -64,7 +64,7 @@ def status_of(app) -> dict:
     return reduce(AppState(
         booting=not getattr(app, "ready", False),
         storage_ok=checks.get("storage") == "ok",
-        fault=getattr(app, "fault", None) or None,
+        faults=tuple(app.faults.reasons()),
         upstreams_total=len(pool.servers) if pool is not None else 0,
         upstreams_healthy=pool.healthy_count if pool is not None else 0,
     )).as_dict()

@@ -18,8 +18,8 @@ netlink means no link-down detection (the status then assumes the link is up).
 
 What it reads from ``app`` (all optional beyond the first three):
 ``config`` (``board.*`` keys), ``events`` (publish), ``readiness()``,
-``upstreams`` (``servers``, ``healthy_count``), ``ready``, ``fault``
-(a string when a subsystem died), ``blocking_paused()`` and
+``upstreams`` (``servers``, ``healthy_count``), ``ready``, ``faults``
+(burrow.lifecycle.Faults: what needs a person), ``blocking_paused()`` and
 ``pause_remaining()``, ``toggle_pause(seconds)``, ``factory_reset()``,
 ``request_stop(exit_code)``, ``data_dir``.
 
@@ -118,6 +118,10 @@ class Appliance:
         self.refresh()
         self._task = asyncio.get_running_loop().create_task(self._ticker(), name="appliance-status")
 
+    def background_tasks(self) -> list[asyncio.Task]:
+        """The status ticker (for the supervisor)."""
+        return [self._task] if self._task is not None else []
+
     async def stop(self) -> None:
         """Stop watching, release the button, give the LEDs back. Idempotent."""
         if self._stopped:
@@ -201,7 +205,7 @@ class Appliance:
             storage_ok = False
         if booting and (getattr(app, "settings", None) is None
                         or getattr(app, "recorder", None) is None):
-            storage_ok = True  # not opened yet is not a fault; a failure to open sets app.fault
+            storage_ok = True  # not opened yet is not a fault; a failure to open is one
         pool = getattr(app, "upstreams", None)
         total = len(pool.servers) if pool is not None else 0
         healthy = pool.healthy_count if pool is not None else 0
@@ -209,7 +213,7 @@ class Appliance:
         return AppState(
             booting=booting,
             storage_ok=storage_ok,
-            fault=getattr(app, "fault", None) or None,
+            faults=tuple(app.faults.reasons()),
             # Unknown (no netlink) counts as up: better silent than a false alarm.
             link_up=snap.link_up if snap is not None else True,
             has_address=snap.has_address if snap is not None else True,

@@ -7,8 +7,9 @@
 States, most important first (the first that holds wins):
 
 ``fault``
-    Something needs a person: a subsystem reported a fault, or storage is not
-    writable (settings and the query log would be lost). Nothing else matters
+    Something needs a person: a background task died, stored settings were
+    moved to the quarantine, or storage is not writable (settings and the
+    query log would be lost); one reason each (burrow/lifecycle.py Faults). Nothing else matters
     until it is fixed, and during boot a fault is still shown, because a
     boot that can never finish must not look like a slow one.
 ``booting``
@@ -68,7 +69,7 @@ class AppState:
 
     booting: bool = False
     storage_ok: bool = True
-    fault: str | None = None
+    faults: tuple[str, ...] = ()
     link_up: bool = True
     has_address: bool = True
     upstreams_total: int = 1
@@ -94,8 +95,8 @@ class Status:
 def _conditions(s: AppState) -> list[tuple[str, str]]:
     """Every (state, reason) that holds, in priority order."""
     held: list[tuple[str, str]] = []
-    if s.fault:
-        held.append(("fault", f"fault: {s.fault}"))
+    for reason in s.faults:
+        held.append(("fault", f"fault: {reason}"))
     if not s.storage_ok:
         held.append(("fault", "storage is not writable; settings and query log cannot be saved"))
     if s.booting:

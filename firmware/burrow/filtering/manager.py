@@ -223,7 +223,11 @@ class ListManager:
         self._cleanup_cache()
         self._wake = asyncio.Event()
         if self._scheduler is None or self._scheduler.done():
-            self._scheduler = asyncio.ensure_future(self._schedule())
+            self._scheduler = asyncio.get_running_loop().create_task(self._schedule(), name="lists-scheduler")
+
+    def background_tasks(self) -> list[asyncio.Task]:
+        """The scheduler (for the supervisor)."""
+        return [self._scheduler] if self._scheduler is not None else []
 
     async def stop(self) -> None:
         """Stop the scheduler and cancel a refresh in progress (its child is killed)."""

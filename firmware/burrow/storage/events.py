@@ -221,6 +221,10 @@ class EventLog:
         self._sub = bus.subscribe(EVENT_TOPICS, maxsize=QUEUE_SIZE)
         self._task = asyncio.create_task(self._run(), name="eventlog-writer")
 
+    def background_tasks(self) -> list[asyncio.Task]:
+        """The writer task (for the supervisor)."""
+        return [self._task] if self._task is not None else []
+
     async def stop(self) -> None:
         """Write pending events and unsubscribe. Safe to call twice."""
         if self._sub is not None:

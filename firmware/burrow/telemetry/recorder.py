@@ -200,6 +200,11 @@ class Recorder:
                                 name="recorder-prune"),
         ]
 
+    def background_tasks(self) -> list[asyncio.Task]:
+        """The drain, flush, persist and prune loops (for the supervisor: each catches its own
+        errors, so one that ends before stop() is a bug)."""
+        return list(self._tasks)
+
     async def stop(self) -> None:
         """Stop the tasks (letting a running flush finish), drain and flush once more, persist
         to the archive, and close the database on the worker thread. Does not prune. Safe to
