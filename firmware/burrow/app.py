@@ -73,6 +73,10 @@ class App:
         self.recorder: Recorder | None = None
         self.events = EventBus()
         self.api_server = None
+        # Nothing in Burrow terminates TLS yet: plain HTTP (no HSTS, no Secure cookies) until a
+        # listener that does sets it (api/routes.py WebSettings).
+        from .api.routes import WebSettings
+        self.web_settings = WebSettings(tls=False)
         self.exit_code = 0
         self._wipe_on_stop = False  # set by factory_reset()
         self.appliance = None
@@ -184,7 +188,7 @@ class App:
             self.dns.set_local_addresses(self.appliance.local_addresses())
             self.supervisor.spawn("dns-addresses", self._follow_addresses, RESTART)
         from .api import create_api  # imported late: the web layer is not needed to answer DNS
-        self.api = create_api(self)
+        self.api = create_api(self, self.web_settings)
         self.api.web.limit(cfg["server.http_max_connections"], cfg["server.http_max_connections_per_client"],
                            cfg["server.http_request_deadline"])
         host, port = parse_hostport(cfg["server.web_ui_address"], 8080)

@@ -15,7 +15,7 @@ from microdot.test_client import TestClient
 
 from burrow.api import auth_api, users_api
 from burrow.api.auth_api import REFRESH_COOKIE, REFRESH_HINT_COOKIE
-from burrow.api.routes import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Api
+from burrow.api.routes import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Api, WebSettings
 from burrow.auth import AuthService
 from burrow.dns.access import AccessControl
 from burrow.storage.settings import SettingsDB
@@ -61,7 +61,7 @@ class RecordingBus(EventBus):
 class FakeApp:
     version = "test"
 
-    def __init__(self, tmp_path, networks=("127.0.0.0/8", "::1/128"), tls=False):
+    def __init__(self, tmp_path, networks=("127.0.0.0/8", "::1/128")):
         self.clock = Clock()
         self.settings = SettingsDB(tmp_path / "settings.db")
         self.auth = AuthService(self.settings, tmp_path, clock=self.clock)
@@ -69,11 +69,11 @@ class FakeApp:
         self.auth.set_event_sink(lambda event: self.events.publish("events", event))
         self.config = {"access.allowed_networks": list(networks)}
         self.acl = AccessControl(list(networks))
-        self.tls = tls
 
 
-def build_api(app, **limits):
-    api = Api(app, **({"auth_burst": 1000, "auth_rps": 1000.0, "burst": 1000, "rps": 1000.0} | limits))
+def build_api(app, settings=WebSettings(), **limits):
+    api = Api(app, settings=settings,
+              **({"auth_burst": 1000, "auth_rps": 1000.0, "burst": 1000, "rps": 1000.0} | limits))
     auth_api.register(api, app)
     users_api.register(api, app)
     return api
@@ -385,13 +385,31 @@ def test_cookie_login_sets_httponly_samesite_cookies_and_csrf_is_enforced(app, h
     assert http("GET", "/api/auth/me").status_code == 401
 
 
-def test_cookies_are_secure_over_tls(tmp_path):
-    app = FakeApp(tmp_path, tls=True)
-    http = Http(build_api(app))
-    setup_admin(http)
+@pytest.mark.parametrize("tls", [False, True])
+def test_hsts_and_secure_cookies_follow_the_typed_tls_setting(tmp_path, tls):
+    app = FakeApp(tmp_path)
+    http = Http(build_api(app, WebSettings(tls=tls)))
+    res = http("POST", "/api/auth/setup", {"username": "admin", "password": ADMIN_PW})
+    assert res.status_code == 201
+    assert ("Strict-Transport-Security" in res.headers) is tls
     res = http("POST", "/api/auth/login?cookie=1", {"username": "admin", "password": ADMIN_PW})
-    assert all("; Secure" in c for c in set_cookies(res)) and len(set_cookies(res)) == 4
+    assert len(set_cookies(res)) == 4
+    assert all(("; Secure" in c) is tls for c in set_cookies(res))
+    if tls:
+        assert res.headers["Strict-Transport-Security"] == "max-age=31536000"
+    csrf = {c.split("=", 1)[0]: c for c in set_cookies(res)}[CSRF_COOKIE].split(";")[0].split("=", 1)[1]
+    cleared = http("POST", "/api/auth/logout", headers={CSRF_HEADER: csrf})
+    assert cleared.status_code == 200 and all(("; Secure" in c) is tls for c in set_cookies(cleared))
     app.settings.close()
+
+
+def test_the_app_serves_plain_http_until_a_listener_terminates_tls(tmp_path):
+    """Nothing in Burrow terminates TLS yet: the composition root states it, in a typed field
+    the web layer reads (an encrypted listener will set it)."""
+    from burrow import config as config_mod
+    from burrow.app import App
+    cfg = config_mod.load(None, environ={}).with_overrides({"storage.data_dir": str(tmp_path)})
+    assert App(cfg).web_settings == WebSettings(tls=False)
 
 
 def test_a_cookie_session_renews_from_its_refresh_cookie_without_the_password(app, http):

@@ -12,16 +12,16 @@ from . import auth_api, users_api
 from . import blocking_api, explain_api, forwarding_api, groups_api, lists_api, policies_api, rpz_api, userlists_api
 from . import localrecords_api, zones_api
 from . import web_ui
-from .routes import Api
+from .routes import Api, WebSettings
 
 MODULES = [health, docs, stats, queries, config_api, system, metrics, events_api, reports, backup, ws,
            auth_api, users_api, blocking_api, userlists_api, lists_api, explain_api, policies_api,
            groups_api, rpz_api, forwarding_api, localrecords_api, zones_api, web_ui]
 
 
-def create_api(app) -> Api:
+def create_api(app, settings: WebSettings = WebSettings()) -> Api:
     """Build the Api (registry + microdot app) for the running ``app`` (burrow.app.App)."""
-    api = Api(app)
+    api = Api(app, settings=settings)
     for module in MODULES:
         module.register(api, app)
     return api

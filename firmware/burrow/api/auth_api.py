@@ -222,12 +222,12 @@ def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: boo
     return "; ".join(parts)
 
 
-def session_cookies(app, access_token: str, max_age: int, refresh_token: str | None = None) -> dict:
+def session_cookies(app, secure: bool, access_token: str, max_age: int, refresh_token: str | None = None) -> dict:
     """Set-Cookie headers for a browser session: the token (HttpOnly), a fresh CSRF token the
     page reads and echoes in X-CSRF-Token, and the refresh token (HttpOnly, sent only to
     /api/auth/refresh), so a page opened again after the access token ran out can renew the
-    session without the password, for as long as the refresh token lives."""
-    secure = bool(getattr(app, "tls", False))
+    session without the password, for as long as the refresh token lives. ``secure``: over
+    HTTPS only (WebSettings.tls)."""
     cookies = [
         _cookie(SESSION_COOKIE, access_token, max_age=max_age, http_only=True, secure=secure),
         _cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=max_age, http_only=False,
@@ -241,8 +241,7 @@ def session_cookies(app, access_token: str, max_age: int, refresh_token: str | N
     return {"Set-Cookie": cookies}
 
 
-def clear_cookies(app) -> dict:
-    secure = bool(getattr(app, "tls", False))
+def clear_cookies(secure: bool) -> dict:
     return {"Set-Cookie": [
         _cookie(SESSION_COOKIE, "", max_age=0, http_only=True, secure=secure),
         _cookie(CSRF_COOKIE, "", max_age=0, http_only=False, secure=secure),
@@ -256,16 +255,17 @@ def _had_cookie(req) -> bool:
                                                                  REFRESH_HINT_COOKIE)))
 
 
-def _pair_answer(app, req, pair):
+def _pair_answer(app, secure: bool, req, pair):
     headers = dict(NO_STORE)
     if req.g.query.get("cookie"):
-        headers.update(session_cookies(app, pair.access_token, pair.expires_in, pair.refresh_token))
+        headers.update(session_cookies(app, secure, pair.access_token, pair.expires_in, pair.refresh_token))
     return pair.as_response(), 200, headers
 
 
 # ---- routes ----------------------------------------------------------------------------------
 
 def register(api: Api, app) -> None:
+    secure = api.settings.tls  # cookies over HTTPS only
     @api.route("GET", "/api/auth/setup", role="public", tags=["auth"], responses={200: SetupState},
                summary="Whether first-run setup is still open (the admin page shows setup or sign-in)")
     async def setup_state(req):
@@ -294,7 +294,7 @@ def register(api: Api, app) -> None:
         b = req.g.body
         pair = await app.auth.login_async(b["username"], b["password"], b.get("totp"),
                                           req.g.client_ip)
-        return _pair_answer(app, req, pair)
+        return _pair_answer(app, secure, req, pair)
 
     @api.route("POST", "/api/auth/refresh", role="public", auth_limited=True,
                summary="Swap a refresh token for a new pair (the old one is spent)",
@@ -315,8 +315,8 @@ def register(api: Api, app) -> None:
             if not from_cookie:
                 raise
             # A spent, expired or revoked cookie: drop it, so the page stops offering it.
-            raise ApiError(e.status, str(e), error=e.error, headers=clear_cookies(app)) from None
-        return _pair_answer(app, req, pair)
+            raise ApiError(e.status, str(e), error=e.error, headers=clear_cookies(secure)) from None
+        return _pair_answer(app, secure, req, pair)
 
     @api.route("POST", "/api/auth/logout", role="self", summary="Sign out: revoke this session",
                tags=["auth"], responses={200: Status, 400: "an API token has no session"})
@@ -326,7 +326,7 @@ def register(api: Api, app) -> None:
             raise ApiError(400, "an API token has no session; revoke it with "
                                 "DELETE /api/tokens/{id}", error="not_a_session")
         app.auth.logout(principal.session_id)
-        headers = clear_cookies(app) if _had_cookie(req) else None
+        headers = clear_cookies(secure) if _had_cookie(req) else None
         return {"status": "ok", "message": "signed out"}, 200, headers
 
     @api.route("GET", "/api/auth/me", role="viewer", summary="The signed-in user and how",
@@ -356,7 +356,7 @@ def register(api: Api, app) -> None:
             raise
         audit(app, req, "user.password_changed", f"{principal.username} changed their password",
               user_id=principal.user_id)
-        headers = clear_cookies(app) if _had_cookie(req) else None
+        headers = clear_cookies(secure) if _had_cookie(req) else None
         return {"status": "ok", "message": "password changed; sign in again"}, 200, headers
 
     @api.route("POST", "/api/auth/2fa/enrol", role="self",

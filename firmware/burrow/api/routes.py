@@ -425,12 +425,26 @@ def client_ip(req) -> str:
     return req.client_addr[0] if req.client_addr else ""
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """How the admin page and the API reach the browser.
+
+    ``tls``: served over HTTPS. It turns on ``Strict-Transport-Security`` and the ``Secure``
+    attribute of the session cookies (over plain HTTP a Secure cookie would never come back,
+    and HSTS would lock browsers out). Nothing in Burrow terminates TLS yet: the composition
+    root states False, and the listener that terminates it will set it.
+    """
+
+    tls: bool = False
+
+
 class Api:
     """Registry of routes on one BurrowWeb app, with auth, limits and headers applied."""
 
-    def __init__(self, app, web: BurrowWeb | None = None, *, rps: float = 20.0, burst: int = 60,
-                 auth_rps: float = 0.5, auth_burst: int = 10):
+    def __init__(self, app, web: BurrowWeb | None = None, *, settings: WebSettings = WebSettings(),
+                 rps: float = 20.0, burst: int = 60, auth_rps: float = 0.5, auth_burst: int = 10):
         self.app = app
+        self.settings = settings
         self.web = web or BurrowWeb()
         self.routes: list[Route] = []
         self._literal: dict[str, set] = {}  # fixed paths → their methods (see the 405 in _wrap)
@@ -637,7 +651,7 @@ class Api:
     async def _headers(self, req, res):
         for k, v in SECURITY_HEADERS.items():
             res.headers.setdefault(k, v)
-        if getattr(self.app, "tls", False):
+        if self.settings.tls:
             res.headers["Strict-Transport-Security"] = "max-age=31536000"
         # CORS only where no cookie rides along: reads ('*'), and token writes from an allowed
         # origin (the foreign ones were refused already). Preflights are _preflight's.
