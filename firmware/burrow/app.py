@@ -56,6 +56,7 @@ class App:
         self.version = __version__
         self.ready = False
         self.data_dir = data_dir(config)
+        self.storage = None  # storage.health.StorageHealth once the data dir is open
         self.settings: SettingsDB | None = None
         self.auth = None  # AuthService once storage is open
         self.pause = None  # BlockingPause once storage is open
@@ -133,8 +134,12 @@ class App:
         cfg = self.config
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = SettingsDB(self.data_dir / "settings.db")
+        from .storage.health import StorageHealth
+        ram_dir = cfg["storage.query_log_ram_dir"]
+        self.storage = StorageHealth([self.data_dir, *([Path(ram_dir)] if ram_dir else [])], self.faults)
+        self.storage.check()  # a read-only card is a fault from the first second
         from .storage.events import EventLog
-        self.eventlog = EventLog(self.settings)
+        self.eventlog = EventLog(self.settings, on_write=self.storage.report)
         await self.eventlog.start(self.events)
         self._supervise("eventlog", self.eventlog)
         self._repair_stored_state()  # before anything below reads a stored row
@@ -163,7 +168,8 @@ class App:
         self.recorder = Recorder(self.querylog, flush_interval=cfg["storage.query_log_flush_interval"],
                                  retention_days=cfg["storage.query_log_retention_days"],
                                  max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events,
-                                 persist_interval=cfg["storage.query_log_persist_interval"])
+                                 persist_interval=cfg["storage.query_log_persist_interval"],
+                                 on_write=self.storage.report)
         await self.recorder.start()
         self._supervise("querylog", self.recorder)
         from .board.appliance import Appliance  # lazily: hardware seams are not needed for DNS
@@ -197,6 +203,7 @@ class App:
         self.web_port = self.api_server.sockets[0].getsockname()[1]
         log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)
         self.supervisor.spawn("housekeeping", self._housekeeping, RESTART)
+        self.supervisor.spawn("storage-check", self.storage.run, RESTART)
         self._sync_secondaries()
         # Start-up objects live forever: keep them out of every future collection. And collect
         # the young generation less often: each query makes a few short-lived tuples, and at
@@ -472,7 +479,7 @@ class App:
 
     # Files a factory reset removes: everything Burrow writes, nothing else in the folder.
     WIPE_PATTERNS = ("settings.db", "settings.db-wal", "settings.db-shm", "settings.db-journal",
-                     "querylog*.db", "querylog*.db-*", "jwt.key", "lists/rpz-*.zone")
+                     "querylog*.db", "querylog*.db-*", "jwt.key", "lists/rpz-*.zone", ".write-check")
 
     def factory_reset(self) -> None:
         """Wipe settings, users, keys and the query log, then restart (exit code 75).
@@ -539,9 +546,8 @@ class App:
     def readiness(self) -> tuple[bool, dict]:
         """(ready, checks) for /readyz: storage, upstreams, blocklist."""
         checks = {}
-        storage_ok = self.settings is not None and self.recorder is not None \
-            and not self.recorder.last_flush_error
-        checks["storage"] = "ok" if storage_ok else "degraded"
+        storage_ok = self.settings is not None and self.recorder is not None and self.storage.ok
+        checks["storage"] = "ok" if storage_ok else "fault"
         healthy = self.upstreams.healthy_count
         checks["upstreams"] = "ok" if healthy == len(self.upstreams.servers) else (
             "degraded" if healthy else "unavailable")

@@ -60,11 +60,14 @@ class Faults:
             self.overflow += 1
             return
         self._faults[source] = fault
+        log.error("fault: %s", reason)
         self._changed()
 
     def clear(self, source: str) -> None:
         """``source`` is fine again (storage writable once more, say)."""
-        if self._faults.pop(source, None) is not None:
+        fault = self._faults.pop(source, None)
+        if fault is not None:
+            log.warning("fault cleared: %s", fault.reason)
             self._changed()
 
     def get(self, source: str) -> Fault | None:

@@ -19,6 +19,7 @@ from burrow.api import create_api
 from burrow.app import App
 from burrow.dns.decision import Decision, QueryRecord, TraceEntry
 from burrow.dns.server import DnsServer
+from burrow.storage.health import StorageHealth
 from burrow.storage.querylog import QueryLogDB
 from burrow.storage.settings import SettingsDB
 from burrow.telemetry.recorder import Recorder
@@ -41,7 +42,8 @@ def make_app(tmp_path, **overrides):
     app.auth = FakeAuth({"Bearer viewer": FakePrincipal("vera", "viewer"),
                          "Bearer admin": FakePrincipal("ada", "admin")})
     app.settings = SettingsDB(tmp_path / "settings.db")
-    app.recorder = Recorder(QueryLogDB(tmp_path / "querylog.db"), bus=app.events)
+    app.storage = StorageHealth([tmp_path], app.faults)
+    app.recorder = Recorder(QueryLogDB(tmp_path / "querylog.db"), bus=app.events, on_write=app.storage.report)
     app.dns = DnsServer(app.chain, app.fastpath, app.acl, app.limiter, app.recorder.ring)
     return app
 

@@ -80,13 +80,12 @@ class FakeApp:
         self.ready = False
         self.settings = object()
         self.recorder = object()
-        self.storage = "ok"
         self.faults = Faults()
         self.paused = False
         self.calls = []
 
     def readiness(self):
-        return self.ready, {"storage": self.storage}
+        return self.ready, {}
 
     def blocking_paused(self):
         return self.paused
@@ -242,8 +241,8 @@ def test_upstream_and_storage_and_fault_transitions(root, board_dir, factory):
             (lambda: setattr(app.upstreams, "healthy_count", 0), "no_upstream"),
             (lambda: setattr(app.upstreams, "healthy_count", 2), "ready"),
             (lambda: setattr(app, "paused", True), "paused"),
-            (lambda: setattr(app, "storage", "degraded"), "fault"),
-            (lambda: setattr(app, "storage", "ok"), "paused"),
+            (lambda: app.faults.set("storage", "storage is not writable"), "fault"),
+            (lambda: app.faults.clear("storage"), "paused"),
             (lambda: app.faults.set("task:querylog-flush", "query log writer died"), "fault"),
         ]
         for change, expected in steps:
@@ -257,20 +256,6 @@ def test_upstream_and_storage_and_fault_transitions(root, board_dir, factory):
     assert states(app) == ["ready", "upstream_degraded", "no_upstream", "ready", "paused",
                            "fault", "paused", "fault"]
     assert app.events.topic("health")[-1]["reasons"][0] == "fault: query log writer died"
-
-
-def test_unopened_storage_during_boot_is_not_a_fault(root, board_dir, factory):
-    app = FakeApp()
-    app.settings = None
-    app.storage = "degraded"
-
-    async def main():
-        appliance, _ = make(app, root, board_dir, factory)
-        await appliance.start()
-        assert appliance.status().state == "booting"
-        await appliance.stop()
-
-    run(main())
 
 
 def test_network_changes_drive_link_down(root, board_dir, factory):

@@ -23,10 +23,13 @@ CONDITIONS = {
 
 def build(flags: dict[str, bool]) -> AppState:
     kw = {}
+    faults = []
     if flags["fault"]:
-        kw["faults"] = ("sd card gone",)
-    if flags["storage"]:
-        kw["storage_ok"] = False
+        faults.append("sd card gone")
+    if flags["storage"]:  # storage/health.py reports it as one more fault
+        faults.append("storage is not writable, settings and the query log cannot be saved: /data: "
+                      "read-only file system")
+    kw["faults"] = tuple(faults)
     if flags["booting"]:
         kw["booting"] = True
     if flags["link"]:
@@ -142,7 +145,8 @@ def test_every_fault_is_a_reason_in_the_order_it_arose():
 
 
 def test_storage_failure_is_fault_and_explained():
-    status = reduce(AppState(storage_ok=False))
+    status = reduce(AppState(faults=("storage is not writable, settings and the query log cannot be saved: "
+                                     "/var/lib/burrow: read-only file system",)))
     assert status.state == "fault"
     assert "storage" in status.reasons[0]
 

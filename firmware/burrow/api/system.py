@@ -56,14 +56,9 @@ def status_of(app) -> dict:
     if appliance is not None:
         return appliance.status().as_dict()
     from ..board.status import AppState, reduce
-    try:
-        _, checks = app.readiness()
-    except Exception:
-        checks = {}
     pool = getattr(app, "upstreams", None)
     return reduce(AppState(
         booting=not getattr(app, "ready", False),
-        storage_ok=checks.get("storage") == "ok",
         faults=tuple(app.faults.reasons()),
         upstreams_total=len(pool.servers) if pool is not None else 0,
         upstreams_healthy=pool.healthy_count if pool is not None else 0,

@@ -197,22 +197,12 @@ class Appliance:
         """The reducer's input, read from the app and the network snapshot now."""
         app = self.app
         booting = not getattr(app, "ready", False)
-        try:
-            _, checks = app.readiness()
-            storage_ok = checks.get("storage") == "ok"
-        except Exception:
-            log.debug("readiness() failed", exc_info=True)
-            storage_ok = False
-        if booting and (getattr(app, "settings", None) is None
-                        or getattr(app, "recorder", None) is None):
-            storage_ok = True  # not opened yet is not a fault; a failure to open is one
         pool = getattr(app, "upstreams", None)
         total = len(pool.servers) if pool is not None else 0
         healthy = pool.healthy_count if pool is not None else 0
         snap = self._snapshot
         return AppState(
             booting=booting,
-            storage_ok=storage_ok,
             faults=tuple(app.faults.reasons()),
             # Unknown (no netlink) counts as up: better silent than a false alarm.
             link_up=snap.link_up if snap is not None else True,

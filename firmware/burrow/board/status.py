@@ -68,8 +68,7 @@ class AppState:
     """
 
     booting: bool = False
-    storage_ok: bool = True
-    faults: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()  # storage that cannot be written is one (storage/health.py)
     link_up: bool = True
     has_address: bool = True
     upstreams_total: int = 1
@@ -97,8 +96,6 @@ def _conditions(s: AppState) -> list[tuple[str, str]]:
     held: list[tuple[str, str]] = []
     for reason in s.faults:
         held.append(("fault", f"fault: {reason}"))
-    if not s.storage_ok:
-        held.append(("fault", "storage is not writable; settings and query log cannot be saved"))
     if s.booting:
         held.append(("booting", "starting up"))
     if not s.link_up:

@@ -196,7 +196,8 @@ class EventLog:
     """
 
     def __init__(self, settings_db, max_rows: int = DEFAULT_MAX_ROWS, *,
-                 flush_interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING):
+                 flush_interval: float = FLUSH_INTERVAL, max_pending: int = MAX_PENDING,
+                 on_write=None):
         if max_rows < 1:
             raise ValueError("max_rows must be at least 1")
         self.db = settings_db
@@ -213,6 +214,7 @@ class EventLog:
         self.lost = 0  # bus messages dropped before we read them, plus pending overflow
         self.flush_errors = 0
         self.last_flush_error: str | None = None
+        self.on_write = on_write  # (what, error or None) after each write (storage/health.py)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -317,13 +319,22 @@ class EventLog:
             self._rows = None
             log.warning("event log write of %d events failed (kept): %s", len(rows),
                         self.last_flush_error)
+            self._written(self.last_flush_error)
             raise
         for _ in range(len(batch)):
             self._pending.popleft()
         self._rows = count
         self.written += len(rows)
         self.flushes += 1
+        self._written(None)
         return len(rows)
+
+    def _written(self, error: str | None) -> None:
+        if self.on_write is not None:
+            try:
+                self.on_write("the event log", error)
+            except Exception:
+                log.exception("write listener failed")
 
     async def sync(self) -> None:
         """Write what is queued right now (on the bus or pending), so a read sees it."""

@@ -114,7 +114,8 @@ class Recorder:
     ``querylog_db`` is an open QueryLogDB; from ``start()`` on the Recorder owns it and only
     touches it from its single worker thread (use ``query()`` to read it from elsewhere).
     ``stats`` (a StatsBuckets) and ``bus`` (an EventBus) are optional; a StatsBuckets is made if
-    none is given. Counters are plain attributes; ``snapshot()`` returns them all.
+    none is given. Counters are plain attributes; ``snapshot()`` returns them all. ``on_write``
+    hears whether each write to the log worked.
     """
 
     def __init__(self, querylog_db: QueryLogDB, flush_interval: float = 60.0,
@@ -123,8 +124,12 @@ class Recorder:
                  max_pending: int = DEFAULT_MAX_PENDING, *, bus: EventBus | None = None,
                  stats: StatsBuckets | None = None, drain_interval: float = DRAIN_INTERVAL,
                  prune_interval: float = PRUNE_INTERVAL,
-                 persist_interval: float = PERSIST_INTERVAL, id_block: int = ID_BLOCK):
+                 persist_interval: float = PERSIST_INTERVAL, id_block: int = ID_BLOCK,
+                 on_write: Callable[[str, str | None], None] | None = None):
         self.db = querylog_db
+        # Told of each flush and persist: (what, None) when it worked, (what, error) when it
+        # failed (storage/health.py: storage that cannot be written is a fault).
+        self.on_write = on_write
         self.flush_interval = flush_interval
         self.retention_days = retention_days
         self.max_bytes = max_bytes
@@ -427,6 +432,7 @@ class Recorder:
                 self.last_flush_error = f"{type(exc).__name__}: {exc}"
                 log.warning("query log flush of %d rows failed (kept for retry): %s",
                             len(batch), self.last_flush_error)
+                self._written("the query log", self.last_flush_error)
                 # Put the batch back in front of rows drained meanwhile, then re-apply the cap.
                 newer = list(self._pending)
                 self._pending.clear()
@@ -435,6 +441,7 @@ class Recorder:
             finally:
                 self._inflight = []
             self.flushed += written
+            self._written("the query log", None)
             return written
 
     async def persist(self) -> dict | None:
@@ -451,9 +458,18 @@ class Recorder:
                 self.last_persist_error = f"{type(exc).__name__}: {exc}"
                 log.warning("query log persist failed (rows kept in the hot tier): %s",
                             self.last_persist_error)
+                self._written("the query-log archive", self.last_persist_error)
                 return None
         self.persisted += result["archived"]
+        self._written("the query-log archive", None)
         return result
+
+    def _written(self, what: str, error: str | None) -> None:
+        if self.on_write is not None:
+            try:
+                self.on_write(what, error)
+            except Exception:
+                log.exception("write listener failed")
 
     async def prune(self) -> dict | None:
         """Apply retention now (also runs hourly); errors are logged and counted."""
