@@ -1,6 +1,9 @@
-"""Composition root: builds every subsystem from the config, starts and stops them in order.
+"""Composition root: builds every service from the config, starts them in one declared order
+and stops them in the reverse order.
 
-Nothing else wires components together; components never call upward.
+``App.build()`` makes the typed container (burrow/services.py) and hands each consumer only
+the services it uses; ``start()`` runs the :class:`~burrow.lifecycle.Lifecycle` over
+``START_ORDER``; ``stop()`` runs it backwards. Nothing else wires components together.
 """
 
 from __future__ import annotations
@@ -10,230 +13,189 @@ import gc
 import logging
 import os
 import signal
-import time
 from pathlib import Path
 
-from . import __version__, systemd
+from . import __version__, runtime_config, state_check, systemd
+from .api import create_api
+from .api.routes import WebSettings
+from .api.server import WebService
+from .auth import AuthService
+from .backup import FactoryReset
+from .board.appliance import Appliance, ButtonActions
 from .config import Config, data_dir
-from .config.schema import parse_hostport
-from .dns.access import AccessControl, RateLimiter
-from .dns.cache import AnswerCache
-from .dns.chain import Chain
-from .dns.fastpath import FastPath
-from .dns.server import DnsServer
-from .dns.stages.cache import CacheStage
-from .dns.stages.filter import BlockingSettings, FilterStage
-from .dns.stages.forward import AdTrust, CacheLimits, ForwardStage
-from .dns.stages.policy import PolicyStage
-from .dns.stages.guard import GuardStage
-from .dns.upstream import UpstreamPool, UpstreamSettings
-from .lifecycle import Faults, Restart, Supervisor
+from .filtering import download
+from .filtering.groups import Groups
+from .filtering.manager import ListManager
+from .filtering.pause import BlockingPause
+from .filtering.rpz import HandZones
+from .filtering.sources import ListStore
+from .filtering.threats import ThreatReporter
+from .filtering.userlists import UserList
+from .forwarding import ForwardRules
+from .health import Health
+from .lifecycle import Faults, Lifecycle, Supervisor
+from .resolver import Resolver
+from .services import Services
+from .storage.events import EventLog, publish_event
+from .storage.health import StorageHealth
 from .storage.querylog import QueryLogDB
 from .storage.settings import SettingsDB
 from .telemetry.events import EventBus
 from .telemetry.recorder import Recorder
+from .zones.service import ZoneService
+from .zones.store import ZoneStore
 
 log = logging.getLogger(__name__)
 
 GC_GEN0_THRESHOLD = 10_000  # allocations between young collections (CPython's default is 700)
-# The app's own loops (housekeeping, secondary-zone refresh, address following) keep nothing
-# between rounds, so one that dies is started again; five deaths in ten minutes is a fault.
-RESTART = Restart(max_restarts=5, window=600.0, backoff=1.0, max_backoff=60.0)
+
+# The services in the order they start; they stop in the reverse order. Each position, and why.
+START_ORDER = (
+    ("storage", "everything below reads or writes the settings DB; checked first, so a card that "
+                "cannot be written is a fault from the first second; stops last, closing the DB"),
+    ("eventlog", "writes the events of the start itself (a quarantine) and of everything after; "
+                 "stops after the others have published their last"),
+    ("querylog", "row ids reserved and the ring drained before the first answered query; stops "
+                 "after DNS, so the last answers are written"),
+    ("board", "the LEDs say \"booting\" while the rest starts, and the network snapshot is there "
+              "before DNS binds one socket per address"),
+    ("lists", "the last good index answers before any download"),
+    ("zones", "secondary zones refresh on their own schedule (the snapshot DNS answers from was "
+              "built with the service)"),
+    ("dns", "listeners open once everything they answer from is in place"),
+    ("web", "the admin page and API last: they serve what the others built; stop first, so no "
+            "change arrives while the rest stops"),
+)
 
 
 class App:
-    """The running appliance. ``await app.start()``, then ``await app.stop()``."""
+    """The running appliance. ``await app.start()``, then ``await app.stop()``.
+
+    ``build()`` (called by ``start()``) opens storage and makes every service without starting
+    any; tests use it to get a real container without sockets.
+    """
 
     def __init__(self, config: Config):
-        from . import runtime_config
         self.base_config = config  # file + environment, before the API's saved overrides
         # Settings changed through the API were saved as overrides: they win over the file.
         config = runtime_config.load_overrides(config, data_dir(config) / "settings.db")
         if any(config.source(k) == "runtime" for k in ("logging.level", "logging.format", "logging.output")):
             runtime_config.configure_logging(config)
         self.config = config
-        self.started_mono = time.monotonic()
         self.version = __version__
-        self.ready = False
         self.data_dir = data_dir(config)
-        self.storage = None  # storage.health.StorageHealth once the data dir is open
-        self.settings: SettingsDB | None = None
-        self.auth = None  # AuthService once storage is open
-        self.pause = None  # BlockingPause once storage is open
-        self.lists = None  # filtering.manager.ListManager: downloads, compiles, swaps the index
-        self.groups = None  # filtering.groups.Groups: client groups, once storage is open
-        self.zones = None  # zones.store.ZoneStore: local records and zones (/api/localrecords, /api/zones)
-        self._secondaries: dict = {}  # origin → (zones.axfr.SecondaryZone, refresh task) for slave zones
-        self.forwarding = None  # forwarding.ForwardRules: conditional forwarding (/api/conditionalforwarding)
-        self.rpz = None  # filtering.rpz.HandZones: rules of RPZ zones made by hand
-        self.threats = None  # filtering.threats.ThreatReporter: security events for threat-feed hits
-        self.list_store = None
-        self._pause_timer = None
-        self.eventlog = None  # audit and system events, stored in the settings DB
-        self.querylog: QueryLogDB | None = None
-        self.recorder: Recorder | None = None
         self.events = EventBus()
-        self.api_server = None
-        # Nothing in Burrow terminates TLS yet: plain HTTP (no HSTS, no Secure cookies) until a
-        # listener that does sets it (api/routes.py WebSettings).
-        from .api.routes import WebSettings
-        self.web_settings = WebSettings(tls=False)
-        self.exit_code = 0
-        self._wipe_on_stop = False  # set by factory_reset()
-        self.appliance = None
         # What needs a person (status LED, /api/system, /readyz), and the background tasks that
         # report into it when they die.
         self.faults = Faults()
         self.supervisor = Supervisor(self.faults)
-        self._watchdog = None
+        # Nothing in Burrow terminates TLS yet: plain HTTP (no HSTS, no Secure cookies) until a
+        # listener that does sets it (api/routes.py WebSettings).
+        self.web_settings = WebSettings(tls=False)
+        self.services: Services | None = None
+        self.exit_code = 0
+        self._watchdog: systemd.Watchdog | None = None
         self._stopping = asyncio.Event()
-        self._build_dns()
 
     # ---- construction -------------------------------------------------------------------------
 
-    def _build_dns(self) -> None:
-        cfg = self.config
-        self.acl = AccessControl(cfg["access.allowed_networks"])
-        self.limiter = self._make_limiter()
-        self.cache = AnswerCache(cfg["cache.max_bytes"])
-        servers = [parse_hostport(s, 53) for s in cfg["upstream_dns_servers"]]
-        self.upstreams = UpstreamPool(servers, UpstreamSettings(
-            cfg["upstream.timeout"], cfg["upstream.max_attempts"], cfg["upstream.max_inflight"],
-            max_inflight_share=cfg["upstream.max_inflight_share"]))
-        self.limits = CacheLimits(cfg["cache.min_ttl"], cfg["cache.max_ttl"], cfg["cache.negative_ttl"])
-        self.guard = GuardStage(self.acl, self.limiter, cfg["rate_limit.action"])
-        self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],
-                                      cfg["cache.enabled"])
-        self.forward = ForwardStage(self.upstreams, self.limits,
-                                    AdTrust(cfg["upstream.proxy_dnssec"], cfg["upstream.trusted_servers"]))
-        self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
-                                                   cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
-        self.policy = PolicyStage(filter=self.filter, forward=self.forward, group_lookup=self._groups_of)
-        from .dns.stages.private import PrivateSettings, PrivateStage
-        self.private = PrivateStage(PrivateSettings(cfg["local.private_reverse"], cfg["local.special_names"],
-                                                    cfg["local.rebind_protection"],
-                                                    cfg["local.rebind_allowed_domains"]), filter=self.filter)
-        from .dns.stages.conditional import ConditionalStage
-        self.conditional = ConditionalStage(self.forward)  # rules arrive with storage (start)
-        from .dns.stages.local import LocalStage
-        self.local = LocalStage()  # local records and zones: data arrives with storage (start)
-        self.chain = Chain([self.guard, self.local, self.conditional, self.private, self.policy, self.filter,
-                            self.cache_stage, self.forward])
-        self.fastpath = FastPath()
-        self.dns: DnsServer | None = None
-
-    def _make_limiter(self) -> RateLimiter | None:
-        cfg = self.config
-        if not cfg["rate_limit.enabled"]:
-            return None
-        return RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"], cfg["rate_limit.max_tracked_clients"])
-
-    # ---- lifecycle ----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        cfg = self.config
+    def build(self) -> Services:
+        """Open storage and make every service (started by :meth:`start`). Idempotent."""
+        if self.services is not None:
+            return self.services
+        cfg, events, faults, supervisor = self.config, self.events, self.faults, self.supervisor
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = SettingsDB(self.data_dir / "settings.db")
-        from .storage.health import StorageHealth
+        settings = SettingsDB(self.data_dir / "settings.db")
         ram_dir = cfg["storage.query_log_ram_dir"]
-        self.storage = StorageHealth([self.data_dir, *([Path(ram_dir)] if ram_dir else [])], self.faults)
-        self.storage.check()  # a read-only card is a fault from the first second
-        from .storage.events import EventLog
-        self.eventlog = EventLog(self.settings, on_write=self.storage.report)
-        await self.eventlog.start(self.events)
-        self._supervise("eventlog", self.eventlog)
-        self._repair_stored_state()  # before anything below reads a stored row
-        from .filtering.pause import BlockingPause
-        self.pause = BlockingPause(self.settings, on_change=self.answers_changed)
-        self.filter.pause = self.pause
-        from .filtering.userlists import UserList
-        self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
-        self.filter.deny_list = UserList(self.settings, "filtering.denylist")
-        self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
-        from .filtering.groups import Groups
-        self.groups = Groups(self.settings)
-        from .zones.store import ZoneStore
-        self.zones = ZoneStore(self.settings)
-        self._rebuild_local()  # local records and zones answer from the first query
-        from .forwarding import ForwardRules
-        self.forwarding = self.conditional.rules = ForwardRules(self.settings, self.upstreams.settings)
-        from .filtering.threats import ThreatReporter
-        self.threats = ThreatReporter(lambda event: self.events.publish("events", event))
-        self.filter.on_threat = self.threats
-        self._arm_pause_expiry()  # a pause from before a restart still ends on time
-        from .auth import AuthService
-        self.auth = AuthService(self.settings, self.data_dir)
-        self.auth.set_event_sink(lambda event: self.events.publish("events", event))
-        self.querylog = QueryLogDB(self.data_dir / "querylog.db", ram_dir=cfg["storage.query_log_ram_dir"])
-        self.recorder = Recorder(self.querylog, flush_interval=cfg["storage.query_log_flush_interval"],
-                                 retention_days=cfg["storage.query_log_retention_days"],
-                                 max_bytes=cfg["storage.query_log_max_bytes"], bus=self.events,
-                                 persist_interval=cfg["storage.query_log_persist_interval"],
-                                 on_write=self.storage.report)
-        await self.recorder.start()
-        self._supervise("querylog", self.recorder)
-        from .board.appliance import Appliance  # lazily: hardware seams are not needed for DNS
-        self.appliance = Appliance(self)
-        await self.appliance.start()  # LEDs show "booting" while the rest starts
-        self.faults.subscribe(self.appliance.refresh)  # a fault shows at once, not at the next tick
-        self._supervise("board", self.appliance)
-        await self._start_lists()  # the last good index answers before any download
-        self._supervise("lists", self.lists)
-        self.dns = DnsServer(self.chain, self.fastpath, self.acl, self.limiter, self.recorder.ring,
-                             decision_trace=cfg["server.decision_trace"],
-                             tcp_idle_timeout=cfg["server.tcp_idle_timeout"],
-                             max_tcp_connections=cfg["server.max_tcp_connections"],
-                             max_tcp_per_client=cfg["server.max_tcp_per_client"],
-                             tcp_message_timeout=cfg["server.tcp_message_timeout"],
-                             loop_ports=self.upstreams.local_ports, view_of=self._view_of)
-        listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
-        await self.dns.start(listen)
-        self._check_static_loop()
-        if self.dns.wildcard_ports and self.appliance is not None \
-                and self.appliance.local_addresses() is not None:
-            self.dns.set_local_addresses(self.appliance.local_addresses())
-            self.supervisor.spawn("dns-addresses", self._follow_addresses, RESTART)
-        from .api import create_api  # imported late: the web layer is not needed to answer DNS
-        self.api = create_api(self, self.web_settings)
-        self.api.web.limit(cfg["server.http_max_connections"], cfg["server.http_max_connections_per_client"],
-                           cfg["server.http_request_deadline"])
-        host, port = parse_hostport(cfg["server.web_ui_address"], 8080)
-        self.api_server = await self.api.web.start_server(host, port, start_serving=False)
-        await self.api_server.start_serving()
-        self.web_port = self.api_server.sockets[0].getsockname()[1]
-        log.info("admin page and API on http://%s:%d/", host if ":" not in host else f"[{host}]", self.web_port)
-        self.supervisor.spawn("housekeeping", self._housekeeping, RESTART)
-        self.supervisor.spawn("storage-check", self.storage.run, RESTART)
-        self._sync_secondaries()
-        # Start-up objects live forever: keep them out of every future collection. And collect
-        # the young generation less often: each query makes a few short-lived tuples, and at
-        # the default threshold (700) a busy resolver spends a few percent in the collector.
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
-        self.ready = True
-        if self.appliance is not None:
-            self.appliance.refresh()  # leave "booting" on the LEDs and in the API at once
-        log.info("Burrow %s ready", __version__)
-        systemd.ready(f"answering DNS on {len(listen)} address(es)")
-        self._watchdog = systemd.Watchdog()  # pings from the loop: a hung loop gets restarted
-        self._watchdog.start()
-        self._supervise("systemd", self._watchdog)
+        folders = [self.data_dir, *([Path(ram_dir)] if ram_dir else [])]
+        storage = StorageHealth(folders, faults, supervisor=supervisor, closes=(settings,))
+        eventlog = EventLog(settings, on_write=storage.report)
+        eventlog.subscribe(events)  # before anything publishes: the start's own events are kept
+        state = state_check.context(self.base_config, self.data_dir)
+        self._repair_stored_state(settings, state)  # before anything below reads a stored row
 
-    def _supervise(self, owner: str, component) -> None:
-        """Watch the loops ``component`` started itself: each catches its own errors, so one that
-        ends is a bug, shown as a fault (the component cannot be asked to start just one again)."""
-        for task in component.background_tasks():
-            self.supervisor.watch(task.get_name() or owner, task)
+        # Stores on the settings DB.
+        pause = BlockingPause(settings)
+        allow_list = UserList(settings, "filtering.whitelist")
+        deny_list = UserList(settings, "filtering.denylist")
+        groups = Groups(settings)
+        zone_store = ZoneStore(settings)
+        auth = AuthService(settings, self.data_dir)
+        auth.set_event_sink(lambda event: events.publish("events", event))
+        threats = ThreatReporter(lambda event: events.publish("events", event))
 
-    def _repair_stored_state(self) -> None:
+        # The query log and the DNS core.
+        recorder = Recorder(QueryLogDB(self.data_dir / "querylog.db", ram_dir=ram_dir),
+                            flush_interval=cfg["storage.query_log_flush_interval"],
+                            retention_days=cfg["storage.query_log_retention_days"],
+                            max_bytes=cfg["storage.query_log_max_bytes"], bus=events,
+                            persist_interval=cfg["storage.query_log_persist_interval"],
+                            on_write=storage.report)
+        resolver = Resolver(cfg, supervisor, recorder.ring, view_of=groups.view_of, groups_of=groups.groups_of)
+        filt = resolver.filter
+        filt.pause, filt.allow_list, filt.deny_list, filt.on_threat = pause, allow_list, deny_list, threats
+        resolver.policy.load(settings.get("policies", []))  # ordered rule dicts (/api/policies)
+        forwarding = resolver.conditional.rules = ForwardRules(settings, resolver.upstreams.settings)
+        zones = ZoneService(zone_store, resolver.local.set_data, resolver.invalidate, supervisor)
+
+        # Filter lists: the store, the manager that downloads, compiles and swaps the index.
+        lists_dir = self.data_dir / "lists"
+        lists_dir.mkdir(exist_ok=True)
+        local_dirs = [str(lists_dir), *cfg["filtering.local_list_dirs"]]
+        list_store = ListStore(settings, local_dirs)
+
+        def swap_index(index) -> None:  # decisions made under the old index must not be replayed
+            filt.set_index(index)
+            resolver.invalidate()
+
+        lists = ListManager(list_store, self.data_dir / "lists-cache", self.data_dir / "blocklist.index",
+                            resolve=download.upstream_resolver(resolver.upstreams), on_swap=swap_index,
+                            on_event=lambda event: events.publish("lists", event), local_dirs=local_dirs)
+        rpz = HandZones(settings, str(lists_dir))  # RPZ zones made by hand (/api/rpz)
+        rpz.sync(row["id"] for row in list_store.list() if row["format"] == "rpz")
+        filt.list_groups = lambda: {row["id"] - 1: row["groups"] for row in list_store.list()}
+
+        # What the status says, the board that shows it, and what its button does.
+        live = runtime_config.LiveConfig(self.base_config, cfg, settings, resolver)
+        health = Health(faults, storage, resolver, pause)
+
+        def pause_changed() -> None:  # a pause, a resume, a timed pause's end
+            resolver.answers_changed()
+            health.changed()
+
+        pause.on_change = pause_changed
+        pause.arm()  # a pause from before a restart still ends on time
+        reset = FactoryReset(folders, events.publish, self.request_stop)
+        board = Appliance(live, events, health, ButtonActions(
+            toggle_pause=lambda seconds: self._toggle_pause(pause, seconds), factory_reset=reset.reset,
+            restart=lambda: self.request_stop(systemd.RESTART_EXIT_CODE)), data_dir=self.data_dir)
+        recorder.on_blocked = board.activity  # blocked queries flicker the status LED
+        resolver.follow_addresses(board.local_addresses, events)
+        web = WebService(cfg["server.web_ui_address"], (cfg["server.http_max_connections"],
+                         cfg["server.http_max_connections_per_client"], cfg["server.http_request_deadline"]), auth)
+
+        by_name = {s.name: s for s in (storage, eventlog, recorder, board, lists, zones, resolver, web)}
+        lifecycle = Lifecycle([by_name[name] for name, _why in START_ORDER], supervisor)
+        lifecycle.subscribe(health.phase_changed)
+        services = Services(
+            version=self.version, data_dir=self.data_dir, config=live, events=events, faults=faults,
+            supervisor=supervisor, storage=storage, settings=settings, state=state,
+            reload_settings=self.reload_settings, eventlog=eventlog, auth=auth, resolver=resolver, pause=pause,
+            groups=groups, allow_list=allow_list, deny_list=deny_list, policy=resolver.policy,
+            forwarding=forwarding, zones=zones, list_store=list_store, lists=lists, rpz=rpz, threats=threats,
+            recorder=recorder, health=health, board=board, reset=reset, web_settings=self.web_settings,
+            web=web, lifecycle=lifecycle)
+        web.api = create_api(services)  # each API module gets only the services it names
+        self.services = services
+        return services
+
+    def _repair_stored_state(self, settings: SettingsDB, state: state_check.Context) -> None:
         """Burrow never refuses to start over bad stored state: a row (or one entry of a row's
         JSON value) the API would refuse — from a hand edit, an old restore, a bug — is moved to
         the quarantine table, logged as an event and shown as a fault; DNS starts with the rest
         (burrow/state_check.py)."""
-        from . import state_check
-        from .storage.events import publish_event
         try:
-            moved, reported = state_check.repair(self.settings, state_check.context_of(self))
+            moved, reported = state_check.repair(settings, state)
         except Exception as e:  # the check itself must not be what stops the start
             log.exception("checking the stored settings failed")
             self.faults.set("settings", f"the stored settings could not be checked ({type(e).__name__})",
@@ -252,259 +214,57 @@ class App:
             self.faults.set("settings", f"{len(moved)} invalid stored setting(s) moved to quarantine at start "
                                         f"(first: {first[:160]}{'…' if len(first) > 160 else ''})", serving=True)
 
-    def _check_static_loop(self) -> None:
-        """An upstream that is one of our own listeners would forward to ourselves forever."""
-        ours = set(self.dns.addresses)
-        for server in self.upstreams.servers:
-            if (server.host, server.port) in ours or (
-                    server.port in {p for _, p in ours}
-                    and any(h in ("0.0.0.0", "::") for h, _ in ours)):
-                server.loop_detected = True
-                log.error("upstream %s is Burrow itself: not used (forwarding loop)", server.label)
-
-    async def _start_lists(self) -> None:
-        from .filtering import download
-        from .filtering.manager import ListManager
-        from .filtering.sources import ListStore
-        lists_dir = self.data_dir / "lists"
-        lists_dir.mkdir(exist_ok=True)
-        local_dirs = [str(lists_dir), *self.config["filtering.local_list_dirs"]]
-        self.list_store = ListStore(self.settings, local_dirs)
-        self.lists = ListManager(self.list_store, self.data_dir / "lists-cache", self.data_dir / "blocklist.index",
-                                 resolve=download.upstream_resolver(self.upstreams), on_swap=self._swap_index,
-                                 on_event=lambda event: self.events.publish("lists", event), local_dirs=local_dirs)
-        from .filtering.rpz import HandZones
-        self.rpz = HandZones(self.settings, str(lists_dir))  # RPZ zones made by hand (/api/rpz)
-        self.rpz.sync(row["id"] for row in self.list_store.list() if row["format"] == "rpz")
-        self.filter.list_groups = self._list_groups
-        await self.lists.start()
-
-    def _list_groups(self) -> dict[int, list]:
-        """Index list id → the groups the list applies to (empty: every group)."""
-        return {row["id"] - 1: row["groups"] for row in self.list_store.list()}
-
-    def _view_of(self, ip: str) -> str:
-        return self.groups.view_of(ip) if self.groups is not None else "default"
-
-    def _groups_of(self, ip: str):
-        return self.groups.groups_of(ip) if self.groups is not None else frozenset(("default",))
-
-    def _swap_index(self, index) -> None:
-        """A new compiled index is live: decisions made under the old one must not be replayed."""
-        self.filter.set_index(index)
-        if self.dns is not None:
-            self.dns.invalidate()
-
-    # ---- local data and secondary zones -------------------------------------------------------
-
-    def _rebuild_local(self) -> None:
-        from .zones.localdata import LocalData
-        self.zones.take_changes()  # this full build covers whatever the store noted
-        self.local.set_data(LocalData.from_store(self.zones, expired=self._zone_expired))
-
-    def local_edited(self) -> None:
-        """The zone store was just written through its own methods (the API). An edit of local
-        records only updates the snapshot for the owner names it touched (an edit costs the
-        same with 20 records as with 2,000); anything else takes local_changed's full path."""
-        owners = self.zones.take_changes()
-        if owners is None:
-            self.local_changed()
-            return
-        self.local.set_data(self.local.data.with_local(self.zones.local_records(owners)))
-        if self.dns is not None:
-            self.dns.invalidate()
-
-    def local_changed(self) -> None:
-        """Local records or zones changed (API, CLI via SIGHUP, a transfer): new snapshot, secondaries
-        in step with the zones, and no answer decided from the old data replayed."""
-        self._rebuild_local()
-        self._sync_secondaries()
-        if self.dns is not None:
-            self.dns.invalidate()
-
-    def _zone_expired(self, origin: str) -> bool:
-        entry = self._secondaries.get(origin)
-        return entry is None or entry[0].expired()  # no refresher yet: nothing trustworthy to serve
-
-    def _sync_secondaries(self) -> None:
-        """One refresh task per slave zone; zones deleted, changed to master or given other
-        primaries lose theirs (a new one starts for the new primaries)."""
-        if self.zones is None or self.dns is None:
-            return  # start() calls this once the resolver runs
-        from .zones.axfr import SecondaryZone
-        wanted = {z["name"]: z for z in self.zones.zones() if z["type"] == "slave" and z["primaries"]}
-        for origin in list(self._secondaries):
-            _sec, task, primaries = self._secondaries[origin]
-            zone = wanted.get(origin)
-            if zone is None or tuple(zone["primaries"]) != primaries:
-                task.cancel()
-                self.faults.clear(f"task:zone-refresh {origin}")
-                del self._secondaries[origin]
-        stored = {z.origin: z for z in self.zones.snapshot()}
-        for origin, zone in wanted.items():
-            if origin in self._secondaries:
-                continue
-            sec = SecondaryZone(origin, zone["primaries"])
-            have = stored.get(origin)
-            if have is not None and have.records and have.last_transfer:
-                # the copy on disk keeps its age across a restart: expiry counts from the transfer
-                sec.load(have.records, now=time.monotonic() - max(0.0, time.time() - have.last_transfer))
-            task = self.supervisor.spawn(f"zone-refresh {origin}",
-                                         lambda origin=origin, sec=sec: self._refresh_secondary(origin, sec), RESTART)
-            self._secondaries[origin] = (sec, task, tuple(zone["primaries"]))
-
-    async def _refresh_secondary(self, origin: str, sec) -> None:
-        from .zones.axfr import AxfrError
-        was_expired = sec.expired()
-        while True:
-            try:
-                records = await sec.refresh_once()
-            except AxfrError as e:
-                log.warning("zone %s: transfer failed: %s", origin, e)
-                self.zones.transfer_failed(origin, str(e))
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # a bad transfer must not end the schedule
-                log.exception("zone %s: refresh failed", origin)
-                sec.failed(str(e))
-                self.zones.transfer_failed(origin, str(e))
-            else:
-                if records is not None:
-                    self.zones.store_transfer(origin, records)
-                    log.info("zone %s: transferred %d records (serial %s)", origin, len(records), sec.serial)
-                    self._rebuild_local()
-                    if self.dns is not None:
-                        self.dns.invalidate()
-                else:
-                    self.zones.transfer_checked(origin)
-            if sec.expired() != was_expired:  # expiry changes answers (SERVFAIL): drop replays
-                was_expired = sec.expired()
-                self._rebuild_local()
-                if self.dns is not None:
-                    self.dns.invalidate()
-            await asyncio.sleep(max(1.0, min(sec.seconds_until_check(), 3600.0)))
-
-    def answers_changed(self) -> None:
-        """Something that shapes answers changed: drop fast-path answers decided before it."""
-        self.filter.forget_views()
-        if self.dns is not None:
-            self.dns.invalidate()
-        if self.appliance is not None:
-            self.appliance.refresh()
-        self._arm_pause_expiry()
-
-    def _arm_pause_expiry(self) -> None:
-        """A timed pause ends by itself: answers must change at that moment, not at the next edit."""
-        if self._pause_timer is not None:
-            self._pause_timer.cancel()
-            self._pause_timer = None
-        remaining = self.pause.next_expiry() if self.pause is not None else None
-        if remaining is not None:
-            self._pause_timer = asyncio.get_running_loop().call_later(remaining + 0.05, self.answers_changed)
-
-    def reload_settings(self) -> None:
-        """Re-read everything kept in the settings DB (after a backup restore): the API's config
-        overrides, the allow/deny lists and the pause, and apply them live."""
-        from . import runtime_config
-        from .filtering.groups import Groups
-        from .filtering.pause import BlockingPause
-        from .filtering.userlists import UserList
-        runtime_config.apply(self, runtime_config.load_overrides(self.base_config, self.settings))
-        self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
-        self.filter.deny_list = UserList(self.settings, "filtering.denylist")
-        self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self.answers_changed)
-        self.policy.load(self.settings.get("policies", []))
-        self.groups = Groups(self.settings)
-        self.forwarding.reload()
-        if self.rpz is not None:  # hand-made RPZ zones' files follow their restored rules
-            self.rpz.sync(row["id"] for row in self.list_store.list() if row["format"] == "rpz")
-            self.lists.wake()
-        self.local_changed()
-        self.answers_changed()
-
-    # The button and the status lights use these (board/appliance.py).
-    def blocking_paused(self) -> bool:
-        return self.pause is not None and self.pause.paused()
-
-    def pause_remaining(self) -> float | None:
-        return self.pause.remaining() if self.pause is not None else None
-
-    def toggle_pause(self, seconds: float) -> None:
-        now_paused = self.pause.toggle(seconds)
+    def _toggle_pause(self, pause: BlockingPause, seconds: float) -> None:
+        """The button's short press: pause blocking for ``seconds``, or resume."""
+        now_paused = pause.toggle(seconds)
         self.events.publish("events", {"type": "blocking.paused" if now_paused else "blocking.resumed",
                                        "actor": "button", "summary": "button press"})
 
-    async def _follow_addresses(self) -> None:
-        """Keep per-address UDP sockets in step with the network (see DnsServer)."""
-        subscription = self.events.subscribe("network", maxsize=8)
-        try:
-            async for _event in subscription:
-                ips = self.appliance.local_addresses()
-                if ips is not None:
-                    self.dns.set_local_addresses(ips)
-        finally:
-            self.events.unsubscribe(subscription)
+    # ---- lifecycle ----------------------------------------------------------------------------
 
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(self.config["rate_limit.cleanup_interval"])  # may change live
-            if self.limiter is not None:
-                self.limiter.sweep(time.monotonic())
+    async def start(self) -> None:
+        services = self.build()
+        await services.lifecycle.start()
+        # Start-up objects live forever: keep them out of every future collection. And collect
+        # the young generation less often: each query makes a few short-lived tuples, and at
+        # the default threshold (700) a busy resolver spends a few percent in the collector.
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+        log.info("Burrow %s ready", __version__)
+        systemd.ready(f"answering DNS on {len(services.resolver.listen)} address(es)")
+        self._watchdog = systemd.Watchdog()  # pings from the loop: a hung loop gets restarted
+        self._watchdog.start()
+        for task in self._watchdog.background_tasks():
+            self.supervisor.watch(task.get_name(), task)
 
     async def stop(self) -> None:
-        self.ready = False
-        self.supervisor.stopping = True  # tasks ending from here on were stopped, not dead
-        await self.supervisor.stop()  # the app's own loops, secondary refreshes included
-        if self.dns is not None:
-            await self.dns.stop()
-        if self.api_server is not None:
-            self.api_server.close()
-        if self.auth is not None:
-            self.auth.close()  # the password workers: no check starts after the API is closed
-        if self.lists is not None:
-            await self.lists.stop()
-        if self.recorder is not None:
-            await self.recorder.stop()
-        if self.eventlog is not None:
-            await self.eventlog.stop()
-        if self.settings is not None:
-            self.settings.close()
-        if self.appliance is not None:
-            await self.appliance.stop()
         if self._watchdog is not None:
             await self._watchdog.stop()
-        if self._wipe_on_stop:
-            self._wipe_data()
+        if self.services is not None:
+            await self.services.lifecycle.stop()
+            self.services.reset.wipe_if_requested()  # a factory reset, once nothing writes
         log.info("Burrow stopped")
 
-    # Files a factory reset removes: everything Burrow writes, nothing else in the folder.
-    WIPE_PATTERNS = ("settings.db", "settings.db-wal", "settings.db-shm", "settings.db-journal",
-                     "querylog*.db", "querylog*.db-*", "jwt.key", "lists/rpz-*.zone", ".write-check")
+    def reload_settings(self) -> None:
+        """Re-read everything kept in the settings DB (after a backup restore): the API's config
+        overrides, the allow/deny lists, the pause, the policies, the groups, the forwarding
+        rules, the hand-made RPZ zones and the local data, and apply them live."""
+        s = self.build()
+        s.config.reload()
+        s.allow_list.reload()
+        s.deny_list.reload()
+        s.pause.reload()
+        s.policy.load(s.settings.get("policies", []))
+        s.groups.reload()
+        s.forwarding.reload()
+        s.rpz.sync(row["id"] for row in s.list_store.list() if row["format"] == "rpz")
+        s.lists.wake()  # hand-made RPZ zones' files follow their restored rules
+        s.zones.changed()
+        s.resolver.answers_changed()
 
     def factory_reset(self) -> None:
-        """Wipe settings, users, keys and the query log, then restart (exit code 75).
-
-        The first-run setup appears again. Called by the button's confirmed 15-second hold.
-        """
-        log.warning("factory reset: wiping %s and restarting", self.data_dir)
-        self.events.publish("events", {"type": "system.factory_reset", "severity": "warning",
-                                       "summary": "factory reset requested"})
-        self._wipe_on_stop = True
-        self.request_stop(systemd.RESTART_EXIT_CODE)
-
-    def _wipe_data(self) -> None:
-        dirs = {self.data_dir}
-        ram_dir = self.config["storage.query_log_ram_dir"]
-        if ram_dir:
-            dirs.add(Path(ram_dir))
-        for folder in dirs:
-            for pattern in self.WIPE_PATTERNS:
-                for path in folder.glob(pattern):
-                    try:
-                        path.unlink()
-                    except OSError as e:
-                        log.error("factory reset: cannot remove %s: %s", path, e)
-        log.warning("factory reset done")
+        """Wipe settings, users, keys and the query log, then restart (backup.FactoryReset)."""
+        self.build().reset.reset()
 
     def request_stop(self, exit_code: int = 0) -> None:
         """Stop as on SIGTERM, then exit with ``exit_code`` (75: systemd restarts us)."""
@@ -534,34 +294,6 @@ class App:
     def _reload_zones(self) -> None:
         log.info("SIGHUP: reloading local records and zones")
         try:
-            self.local_changed()
+            self.build().zones.changed()
         except Exception:
             log.exception("reloading local data failed; the previous data keeps answering")
-
-    # ---- state for the API --------------------------------------------------------------------
-
-    def uptime_seconds(self) -> float:
-        return time.monotonic() - self.started_mono
-
-    def readiness(self) -> tuple[bool, dict]:
-        """(ready, checks) for /readyz: storage, upstreams, blocklist."""
-        checks = {}
-        storage_ok = self.settings is not None and self.recorder is not None and self.storage.ok
-        checks["storage"] = "ok" if storage_ok else "fault"
-        healthy = self.upstreams.healthy_count
-        checks["upstreams"] = "ok" if healthy == len(self.upstreams.servers) else (
-            "degraded" if healthy else "unavailable")
-        checks["blocklist"] = "ok" if self.filter.index is not None else "not_configured"
-        checks["policy_engine"] = "ok" if self.policy.engine.rules else "not_configured"
-        checks["settings"] = "fault" if self.faults.get("settings") else "ok"  # DNS works: still ready
-        checks["tasks"] = "fault" if any(s.startswith("task:") for s in self._fault_sources()) else "ok"
-        ready = self.ready and storage_ok and healthy > 0 and not self.faults.blocking()
-        return ready, checks
-
-    def _fault_sources(self) -> list[str]:
-        return [f["source"] for f in self.faults.snapshot()]
-
-    def purge_cache(self) -> int:
-        n = self.cache_stage.purge()
-        self.dns.invalidate()
-        return n

@@ -1,4 +1,5 @@
-"""Settings backup and restore: one .tar.gz with a manifest and one JSON file per table.
+"""Settings backup and restore: one .tar.gz with a manifest and one JSON file per table; and the
+factory reset that wipes them (:class:`FactoryReset`).
 
     archive = create_backup(settings_db, version="0.1.0", include_users=False)
     plan = validate_backup(archive, settings_db, include_users=False)   # raises BackupError
@@ -36,6 +37,7 @@ import datetime
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -45,7 +47,10 @@ import time
 import zlib
 from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 FORMAT = "burrow-backup"
 FORMAT_VERSION = 1
@@ -516,3 +521,50 @@ def apply(plan: Plan, settings_db, *, dry_run: bool = False) -> None:
         return
     except sqlite3.IntegrityError as exc:
         raise BackupError(f"the backup's rows break a constraint ({exc}); nothing was restored") from None
+
+
+# ---- factory reset -------------------------------------------------------------------------------
+
+# Files a factory reset removes: everything Burrow writes, nothing else in the folder.
+WIPE_PATTERNS = ("settings.db", "settings.db-wal", "settings.db-shm", "settings.db-journal",
+                 "querylog*.db", "querylog*.db-*", "jwt.key", "lists/rpz-*.zone", ".write-check")
+
+
+class FactoryReset:
+    """Wipe settings, users, keys and the query log, then restart (the first-run setup appears
+    again). Called by the button's confirmed 15-second hold.
+
+    ``reset()`` asks for a clean stop with exit code 75 (systemd starts Burrow again) and marks
+    the wipe; the composition root calls :meth:`wipe_if_requested` once every service has
+    stopped, so nothing writes the files while they are removed.
+
+    :param folders: the data dir, and the query log's RAM dir when there is one.
+    :param publish: publishes an event on the bus (``publish(topic, payload)``).
+    :param request_stop: stops Burrow as on SIGTERM with the exit code it is given.
+    """
+
+    def __init__(self, folders, publish, request_stop):
+        self.folders = list(dict.fromkeys(folders))
+        self._publish = publish
+        self._request_stop = request_stop
+        self.requested = False
+
+    def reset(self) -> None:
+        from .systemd import RESTART_EXIT_CODE
+        log.warning("factory reset: wiping %s and restarting", ", ".join(map(str, self.folders)))
+        self._publish("events", {"type": "system.factory_reset", "severity": "warning",
+                                 "summary": "factory reset requested"})
+        self.requested = True
+        self._request_stop(RESTART_EXIT_CODE)
+
+    def wipe_if_requested(self) -> None:
+        if not self.requested:
+            return
+        for folder in self.folders:
+            for pattern in WIPE_PATTERNS:
+                for path in Path(folder).glob(pattern):
+                    try:
+                        path.unlink()
+                    except OSError as e:
+                        log.error("factory reset: cannot remove %s: %s", path, e)
+        log.warning("factory reset done")

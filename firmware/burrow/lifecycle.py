@@ -232,7 +232,10 @@ class Supervisor:
 
 class Service(Protocol):
     """A subsystem with a lifecycle. ``start`` may wait for what it needs (sockets bound, the
-    last index loaded); ``stop`` must be safe after a failed or partial start."""
+    last index loaded); ``stop`` must be safe after a failed or partial start. ``snapshot``
+    is a small dict for people (``/api/system`` ``services``). ``background_tasks`` are the
+    loops it started itself, for the supervisor to watch (loops it spawns through the
+    supervisor are watched already)."""
 
     name: str
 
@@ -242,12 +245,15 @@ class Service(Protocol):
 
     def snapshot(self) -> dict: ...
 
+    def background_tasks(self) -> list[asyncio.Task]: ...
+
 
 class Lifecycle:
     """Starts ``services`` in the given order and stops them in reverse.
 
     A service that fails to start stops the ones already started (in reverse) and the error
-    propagates: Burrow does not run half-built. A service that fails to stop is logged and
+    propagates: Burrow does not run half-built. Once a service has started, the loops it
+    started itself are watched by the supervisor (their death is a fault). A service that fails to stop is logged and
     the rest still stop. ``phase`` is ``created``, ``starting``, ``running``, ``stopping`` or
     ``stopped``; listeners are told of every change (the status LED leaves "booting").
     """
@@ -291,6 +297,8 @@ class Lifecycle:
                 await self._shutdown()
                 raise
             self.states[service.name] = "running"
+            for task in service.background_tasks():
+                self.supervisor.watch(task.get_name(), task)
         self._phase("running")
 
     async def stop(self) -> None:

@@ -1,14 +1,16 @@
 """Configuration changed at runtime: validated, persisted, and applied live without a restart.
 
-The API's ``PUT /api/config/<section>`` calls :func:`update`::
+The live configuration is a :class:`LiveConfig`: read it like a Config (``config["cache.max_ttl"]``
+is always the value in force). The API's ``PUT /api/config/<section>`` calls::
 
-    new, before, after = runtime_config.update(app, "cache", {"cache.max_ttl": 600})
+    new, before, after = live.update("cache", {"cache.max_ttl": 600})
 
 which validates with the config file's own validators (``Config.with_overrides``, so there is
 no second copy of the rules), stores the override in the settings database (key
-``config.overrides``, a dict of dotted keys) and then :func:`apply` swaps ``app.config`` and
-reconfigures the running components in place. At start the composition root reads the stored
-overrides back with :func:`load_overrides`, so changes survive a restart.
+``config.overrides``, a dict of dotted keys) and then :meth:`LiveConfig.apply` makes it the
+config in force and reconfigures the resolver's components in place. At start the
+composition root reads the stored overrides back with :func:`load_overrides`, so changes
+survive a restart.
 
 Only the sections below can be changed at runtime; listen addresses, storage and the like are
 boot settings (burrow.toml) because changing them means rebinding sockets or moving files.
@@ -140,65 +142,90 @@ class _OneValue:
 
 # ---- changing --------------------------------------------------------------------------------
 
-def update(app, section: str, changes: Mapping[str, Any]) -> tuple[Config, dict, dict]:
-    """Validate ``changes`` (dotted keys of ``section``), persist them, apply them live.
+class LiveConfig:
+    """The configuration in force. Reads like a Config; :meth:`update` changes it at runtime.
 
-    Returns (new config, section before, section after). Raises ConfigError naming the key
-    path of every bad value; nothing is stored or changed then.
+    :param base: the file and the environment, before any runtime override (a restore reapplies
+        the restored overrides over it).
+    :param current: the configuration Burrow started with (``base`` + the stored overrides).
+    :param settings: the settings DB the overrides are kept in.
+    :param resolver: the running DNS core (burrow/resolver.py): what a change reconfigures.
     """
-    allowed = SECTIONS[section]
-    unknown = [k for k in changes if k not in allowed]
-    if unknown:
-        raise ConfigError([(k, f"cannot be changed in section {section}") for k in unknown])
-    old = app.config
-    new = old.with_overrides(dict(changes))  # the config file's validators and cross-checks
-    before, after = section_values(old, section), section_values(new, section)
-    settings = getattr(app, "settings", None)
-    if settings is not None:
-        stored = stored_overrides(settings)
+
+    def __init__(self, base: Config, current: Config, settings, resolver):
+        self.base = base
+        self.current = current
+        self.settings = settings
+        self.resolver = resolver
+
+    def __getitem__(self, key: str) -> Any:
+        return self.current[key]
+
+    def items(self):
+        return self.current.items()
+
+    def source(self, key: str) -> str:
+        return self.current.source(key)
+
+    def update(self, section: str, changes: Mapping[str, Any]) -> tuple[Config, dict, dict]:
+        """Validate ``changes`` (dotted keys of ``section``), persist them, apply them live.
+
+        Returns (new config, section before, section after). Raises ConfigError naming the key
+        path of every bad value; nothing is stored or changed then.
+        """
+        allowed = SECTIONS[section]
+        unknown = [k for k in changes if k not in allowed]
+        if unknown:
+            raise ConfigError([(k, f"cannot be changed in section {section}") for k in unknown])
+        old = self.current
+        new = old.with_overrides(dict(changes))  # the config file's validators and cross-checks
+        before, after = section_values(old, section), section_values(new, section)
+        stored = stored_overrides(self.settings)
         stored.update({k: new[k] for k in changes})
-        settings.set(SETTINGS_KEY, stored)  # durable before anything changes
-    apply(app, new)
-    return new, before, after
+        self.settings.set(SETTINGS_KEY, stored)  # durable before anything changes
+        self.apply(new)
+        return new, before, after
 
+    def reload(self) -> list[str]:
+        """Apply the overrides stored now (after a restore replaced them)."""
+        return self.apply(load_overrides(self.base, self.settings))
 
-def apply(app, new_config: Config) -> list[str]:
-    """Make ``new_config`` the live configuration: swap ``app.config`` and reconfigure, in
-    place, every running component whose options changed. Returns the changed keys.
+    def apply(self, new_config: Config) -> list[str]:
+        """Make ``new_config`` the configuration in force and reconfigure, in place, every
+        running component whose options changed. Returns the changed keys.
 
-    Always ends with ``app.dns.invalidate()`` when something changed, so the fast path cannot
-    replay answers made under the old settings.
-    """
-    old = app.config
-    changed = [k for k, _ in new_config.items() if old[k] != new_config[k]]
-    app.config = new_config
-    if not changed:
+        Always ends with an invalidation of the fast path when something changed, so it
+        cannot replay answers made under the old settings.
+        """
+        old = self.current
+        changed = [k for k, _ in new_config.items() if old[k] != new_config[k]]
+        self.current = new_config
+        if not changed:
+            return changed
+        keys = set(changed)
+        resolver = self.resolver
+        purge = False
+        if "upstream_dns_servers" in keys or any(k.startswith("upstream.") for k in keys):
+            _apply_upstreams(resolver, new_config)
+            purge = True  # answers from the old servers may differ (e.g. a filtering resolver)
+        if any(k.startswith("cache.") for k in keys):
+            purge |= _apply_cache(resolver, new_config, keys)
+        if any(k.startswith("rate_limit.") for k in keys):
+            _apply_rate_limit(resolver, new_config)
+        if any(k in ("logging.level", "logging.format", "logging.output") for k in keys):
+            configure_logging(new_config)
+        if purge:
+            resolver.cache_stage.purge()
+        resolver.invalidate()
+        log.info("configuration changed at runtime: %s", ", ".join(changed))
         return changed
-    keys = set(changed)
-    purge = False
-    if "upstream_dns_servers" in keys or any(k.startswith("upstream.") for k in keys):
-        _apply_upstreams(app, new_config)
-        purge = True  # answers from the old servers may differ (e.g. a filtering resolver)
-    if any(k.startswith("cache.") for k in keys):
-        purge |= _apply_cache(app, new_config, keys)
-    if any(k.startswith("rate_limit.") for k in keys):
-        _apply_rate_limit(app, new_config)
-    if any(k in ("logging.level", "logging.format", "logging.output") for k in keys):
-        configure_logging(new_config)
-    if purge and getattr(app, "cache_stage", None) is not None:
-        app.cache_stage.purge()
-    dns = getattr(app, "dns", None)
-    if dns is not None:
-        dns.invalidate()
-    log.info("configuration changed at runtime: %s", ", ".join(changed))
-    return changed
 
 
-def _apply_upstreams(app, cfg: Config) -> None:
+def _apply_upstreams(resolver, cfg: Config) -> None:
     from .config.schema import parse_hostport
     from .dns.upstream import Upstream
 
-    pool = app.upstreams
+    pool = resolver.upstreams
     current = {(s.host, s.port): s for s in pool.servers}
     servers = []
     for text in cfg["upstream_dns_servers"]:
@@ -210,32 +237,30 @@ def _apply_upstreams(app, cfg: Config) -> None:
     pool.settings.max_attempts = cfg["upstream.max_attempts"]
     pool.settings.max_inflight = cfg["upstream.max_inflight"]
     pool.settings.max_inflight_share = cfg["upstream.max_inflight_share"]
-    check = getattr(app, "_check_static_loop", None)  # an upstream that is ourselves is never used
-    if check is not None and getattr(app, "dns", None) is not None:
-        check()
+    resolver.check_static_loop()  # an upstream that is ourselves is never used
 
 
-def _apply_cache(app, cfg: Config, keys: set) -> bool:
+def _apply_cache(resolver, cfg: Config, keys: set) -> bool:
     """Reconfigure the cache stage, the cache and the TTL limits; True if the cache must be
     emptied (disabled, or TTL clamps changed so stored TTLs are wrong)."""
-    stage = app.cache_stage
+    stage = resolver.cache_stage
     stage.enabled = cfg["cache.enabled"]
     stage.serve_stale = cfg["cache.serve_stale"]
     stage.prefetch = cfg["cache.prefetch"]
     stage.cache.resize(cfg["cache.max_bytes"])
-    limits = app.forward.limits
+    limits = resolver.forward.limits
     limits.min_ttl = cfg["cache.min_ttl"]
     limits.max_ttl = cfg["cache.max_ttl"]
     limits.negative_ttl = cfg["cache.negative_ttl"]
     return bool(keys & {"cache.enabled", "cache.min_ttl", "cache.max_ttl", "cache.negative_ttl"})
 
 
-def _apply_rate_limit(app, cfg: Config) -> None:
+def _apply_rate_limit(resolver, cfg: Config) -> None:
     from .dns.access import RateLimiter
 
     limiter = None
     if cfg["rate_limit.enabled"]:
-        limiter = getattr(app, "limiter", None)
+        limiter = resolver.limiter
         if limiter is None:
             limiter = RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"],
                                   cfg["rate_limit.max_tracked_clients"])
@@ -243,13 +268,8 @@ def _apply_rate_limit(app, cfg: Config) -> None:
             limiter.rps = cfg["rate_limit.rps"]
             limiter.burst = float(cfg["rate_limit.burst"])
             limiter.max_clients = cfg["rate_limit.max_tracked_clients"]
-    # The guard stage and the server's fast path each hold the limiter: change both together.
-    app.limiter = limiter
-    app.guard.limiter = limiter
-    app.guard.limit_action = cfg["rate_limit.action"]
-    dns = getattr(app, "dns", None)
-    if dns is not None:
-        dns.limiter = limiter
+    resolver.set_limiter(limiter, cfg["rate_limit.action"])
+    resolver.cleanup_interval = cfg["rate_limit.cleanup_interval"]
 
 
 def configure_logging(cfg: Config) -> None:

@@ -8,7 +8,7 @@ Burrow from starting (the whole house without DNS). Two callers use this module:
 * a restore (``burrow.backup.verify``) runs :func:`check` and :func:`load` on a scratch copy of
   the database with the archive applied, and refuses the archive (400) if either finds anything;
   a dry run runs the very same calls;
-* the start (``App.start``) runs :func:`repair` on the live database before anything reads it:
+* the start (``App.build``) runs :func:`repair` on the live database before anything reads it:
   every bad row, or bad entry inside a row's JSON value, is moved to the ``quarantine`` table
   (nothing a person saved is deleted), and Burrow starts with the rest.
 
@@ -93,11 +93,9 @@ class Context:
         return None if self.data_dir is None else Path(self.data_dir) / "lists"
 
 
-def context_of(app) -> Context:
-    """The Context of a running App (or of a test double with fewer attributes)."""
-    from .config import load as load_config
-    config = getattr(app, "base_config", None) or load_config(None, environ={})
-    data_dir = getattr(app, "data_dir", None)
+def context(config, data_dir: Path | None) -> Context:
+    """The Context of a Burrow run from ``config`` (file + environment, before runtime
+    overrides) on ``data_dir``."""
     local_dirs = [str(Path(data_dir) / "lists")] if data_dir is not None else []
     local_dirs += list(config["filtering.local_list_dirs"])
     return Context(config, None if data_dir is None else Path(data_dir), local_dirs)
@@ -721,7 +719,7 @@ def check(db, ctx: Context, *, users: bool = False) -> list[Problem]:
 
 def _loaders(ctx: Context) -> list[tuple[str, list[tuple[str, str | None]], Callable]]:
     """(what, the rows it reads as (table, settings key or None for every row), load(db)):
-    the same constructors App.start and App.reload_settings call."""
+    the same constructors App.build calls (and whose reload() App.reload_settings calls)."""
     from . import runtime_config
     from .dns.stages.policy import PolicyStage
     from .filtering.groups import Groups

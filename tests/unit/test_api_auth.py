@@ -15,6 +15,7 @@ from microdot.test_client import TestClient
 
 from burrow.api import auth_api, users_api
 from burrow.api.auth_api import REFRESH_COOKIE, REFRESH_HINT_COOKIE
+from burrow.api.origin import Site
 from burrow.api.routes import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Api, WebSettings
 from burrow.auth import AuthService
 from burrow.dns.access import AccessControl
@@ -72,10 +73,10 @@ class FakeApp:
 
 
 def build_api(app, settings=WebSettings(), **limits):
-    api = Api(app, settings=settings,
+    api = Api(app.auth, Site(app.config), settings=settings,
               **({"auth_burst": 1000, "auth_rps": 1000.0, "burst": 1000, "rps": 1000.0} | limits))
-    auth_api.register(api, app)
-    users_api.register(api, app)
+    auth_api.register(api, auth=app.auth, events=app.events, acl=app.acl)
+    users_api.register(api, auth=app.auth, events=app.events)
     return api
 
 

@@ -1,13 +1,15 @@
-"""Stats, queries, config, cache, system and metrics endpoints against a real App's components.
+"""Stats, queries, config, cache, system and metrics endpoints against a real App's services.
 
-The App is built from a config (no sockets: DnsServer is made but not started), with a real
+The services are built from a config (``App.build``: no sockets, nothing started), with a real
 Recorder over a real query-log file and a real settings DB; only authentication is faked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import sqlite3
 import time
 
 import pytest
@@ -18,11 +20,7 @@ from burrow import runtime_config
 from burrow.api import create_api
 from burrow.app import App
 from burrow.dns.decision import Decision, QueryRecord, TraceEntry
-from burrow.dns.server import DnsServer
-from burrow.storage.health import StorageHealth
-from burrow.storage.querylog import QueryLogDB
 from burrow.storage.settings import SettingsDB
-from burrow.telemetry.recorder import Recorder
 
 from .fakes import FakeAuth, FakePrincipal
 
@@ -35,17 +33,14 @@ def run(coro):
 
 
 def make_app(tmp_path, **overrides):
+    """The built services (burrow/services.py) with authentication faked."""
     cfg = config_mod.load(None, environ={})
     cfg = cfg.with_overrides({"storage.data_dir": str(tmp_path), "upstream_dns_servers": ["192.0.2.1:53"],
                               **overrides})
-    app = App(cfg)
-    app.auth = FakeAuth({"Bearer viewer": FakePrincipal("vera", "viewer"),
-                         "Bearer admin": FakePrincipal("ada", "admin")})
-    app.settings = SettingsDB(tmp_path / "settings.db")
-    app.storage = StorageHealth([tmp_path], app.faults)
-    app.recorder = Recorder(QueryLogDB(tmp_path / "querylog.db"), bus=app.events, on_write=app.storage.report)
-    app.dns = DnsServer(app.chain, app.fastpath, app.acl, app.limiter, app.recorder.ring)
-    return app
+    services = App(cfg).build()
+    services.auth.close()  # its password workers are not used: authentication is faked
+    return dataclasses.replace(services, auth=FakeAuth({"Bearer viewer": FakePrincipal("vera", "viewer"),
+                                                        "Bearer admin": FakePrincipal("ada", "admin")}))
 
 
 @pytest.fixture
@@ -126,10 +121,13 @@ def test_stats_bad_since_is_400_naming_the_field(app, since):
     assert fields_of(res) == {"since"}
 
 
-def test_stats_need_a_login_and_storage(app):
+def test_stats_need_a_login_and_storage(app, monkeypatch):
     assert call(app, "GET", "/api/stats").status_code == 401
-    app.recorder = None
-    res = call(app, "GET", "/api/stats", VIEWER)
+
+    async def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(app.recorder, "query", broken)
+    res = call(app, "GET", "/api/top-domains", VIEWER)
     assert res.status_code == 503 and res.json["error"] == "Service Unavailable"
 
 
@@ -293,19 +291,19 @@ def drain_events(sub):
 
 
 def test_put_cache_applies_live_persists_and_audits(app, events):
-    app.cache.put(("k",), _answer(), 300, time.monotonic())
-    assert len(app.cache) == 1
-    gen = app.fastpath.generation
+    app.resolver.cache.put(("k",), _answer(), 300, time.monotonic())
+    assert len(app.resolver.cache) == 1
+    gen = app.resolver.fastpath.generation
     res = call(app, "PUT", "/api/config/cache", ADMIN,
                {"enabled": False, "max_ttl": 600, "max_bytes": 65536, "serve_stale": False})
     assert res.status_code == 200, res.json
     assert res.json["status"] == "ok" and res.json["section"] == "cache"
     assert res.json["config"]["enabled"] is False and res.json["config"]["max_ttl"] == 600
     assert app.config["cache.enabled"] is False and app.config.source("cache.max_ttl") == "runtime"
-    assert app.cache_stage.enabled is False and app.cache_stage.serve_stale is False
-    assert app.cache.max_bytes == 65536 and app.forward.limits.max_ttl == 600
-    assert len(app.cache) == 0  # disabled: emptied
-    assert app.fastpath.generation > gen  # fast path dropped
+    assert app.resolver.cache_stage.enabled is False and app.resolver.cache_stage.serve_stale is False
+    assert app.resolver.cache.max_bytes == 65536 and app.resolver.forward.limits.max_ttl == 600
+    assert len(app.resolver.cache) == 0  # disabled: emptied
+    assert app.resolver.fastpath.generation > gen  # fast path dropped
     assert app.settings.get("config.overrides") == {"cache.enabled": False, "cache.max_ttl": 600,
                                                     "cache.max_bytes": 65536, "cache.serve_stale": False}
     (event,) = drain_events(events)
@@ -323,7 +321,7 @@ def test_put_cache_partial_update_keeps_other_fields(app):
     res = call(app, "PUT", "/api/config/cache", ADMIN, {"min_ttl": 30})
     assert res.status_code == 200
     assert app.config["cache.min_ttl"] == 30 and app.config["cache.max_ttl"] == 86400
-    assert app.forward.limits.min_ttl == 30 and app.cache_stage.enabled is True
+    assert app.resolver.forward.limits.min_ttl == 30 and app.resolver.cache_stage.enabled is True
 
 
 @pytest.mark.parametrize("body,fields", [
@@ -335,21 +333,21 @@ def test_put_cache_partial_update_keeps_other_fields(app):
     ({}, {""}),
 ])
 def test_put_cache_validation_names_the_field_and_changes_nothing(app, body, fields):
-    before = app.config
+    before = app.config.current
     res = call(app, "PUT", "/api/config/cache", ADMIN, body)
     assert res.status_code == 400, res.json
     assert fields_of(res) == fields
-    assert app.config is before and app.settings.get("config.overrides") is None
+    assert app.config.current is before and app.settings.get("config.overrides") is None
 
 
 def test_put_upstreams_swaps_servers_keeping_known_ones(app):
-    old = app.upstreams.servers[0]
+    old = app.resolver.upstreams.servers[0]
     old.queries = 7
     res = call(app, "PUT", "/api/config/upstreams", ADMIN,
                {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7", "[2001:db8::1]:5353"]})
     assert res.status_code == 200, res.json
-    assert [s.label for s in app.upstreams.servers] == ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]
-    assert app.upstreams.servers[0] is old and old.queries == 7
+    assert [s.label for s in app.resolver.upstreams.servers] == ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]
+    assert app.resolver.upstreams.servers[0] is old and old.queries == 7
     assert res.json["config"] == {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]}
 
 
@@ -362,22 +360,22 @@ def test_put_upstreams_swaps_servers_keeping_known_ones(app):
 def test_put_upstreams_validation(app, body, fields):
     res = call(app, "PUT", "/api/config/upstreams", ADMIN, body)
     assert res.status_code == 400 and fields_of(res) == fields
-    assert [s.label for s in app.upstreams.servers] == ["192.0.2.1:53"]
+    assert [s.label for s in app.resolver.upstreams.servers] == ["192.0.2.1:53"]
 
 
 def test_put_rate_limit_updates_guard_and_server_together(app):
-    assert app.limiter is not None and app.guard.limiter is app.limiter and app.dns.limiter is app.limiter
-    limiter = app.limiter
+    assert app.resolver.limiter is not None and app.resolver.guard.limiter is app.resolver.limiter and app.resolver.server.limiter is app.resolver.limiter
+    limiter = app.resolver.limiter
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"rps": 5, "burst": 10, "action": "refuse"})
     assert res.status_code == 200, res.json
-    assert app.limiter is limiter and limiter.rps == 5.0 and limiter.burst == 10.0
-    assert app.guard.limit_action == "refuse"
+    assert app.resolver.limiter is limiter and limiter.rps == 5.0 and limiter.burst == 10.0
+    assert app.resolver.guard.limit_action == "refuse"
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"enabled": False})
     assert res.status_code == 200
-    assert app.limiter is None and app.guard.limiter is None and app.dns.limiter is None
+    assert app.resolver.limiter is None and app.resolver.guard.limiter is None and app.resolver.server.limiter is None
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"enabled": True, "max_tracked_clients": 100})
-    assert app.limiter is not None and app.guard.limiter is app.limiter and app.dns.limiter is app.limiter
-    assert app.limiter.max_clients == 100 and app.limiter.rps == 5.0
+    assert app.resolver.limiter is not None and app.resolver.guard.limiter is app.resolver.limiter and app.resolver.server.limiter is app.resolver.limiter
+    assert app.resolver.limiter.max_clients == 100 and app.resolver.limiter.rps == 5.0
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"action": "tarpit", "rps": 0})
     assert res.status_code == 400 and fields_of(res) == {"action", "rps"}
 
@@ -441,12 +439,12 @@ def test_bad_stored_overrides_are_skipped_not_fatal(tmp_path):
 # ---- cache purge -----------------------------------------------------------------------------
 
 def test_cache_purge(app, events):
-    app.cache.put(("k1",), _answer(), 300, time.monotonic())
-    app.cache.put(("k2",), _answer(), 300, time.monotonic())
+    app.resolver.cache.put(("k1",), _answer(), 300, time.monotonic())
+    app.resolver.cache.put(("k2",), _answer(), 300, time.monotonic())
     res = call(app, "POST", "/api/cache/purge", ADMIN)
     assert res.status_code == 200
     assert res.json == {"status": "ok", "message": "DNS cache purged successfully", "entries_cleared": 2}
-    assert len(app.cache) == 0
+    assert len(app.resolver.cache) == 0
     assert drain_events(events)[0]["type"] == "cache.purged"
 
 
@@ -454,7 +452,7 @@ def test_cache_purge_errors(app):
     assert call(app, "POST", "/api/cache/purge", VIEWER).status_code == 403
     res = call(app, "GET", "/api/cache/purge", ADMIN)
     assert res.status_code == 405 and res.json["code"] == 405 and res.json["error"] == "Method Not Allowed"
-    app.cache_stage.enabled = False
+    app.resolver.cache_stage.enabled = False
     res = call(app, "POST", "/api/cache/purge", ADMIN)
     assert res.status_code == 503 and "disabled" in res.json["message"]
 
@@ -492,7 +490,7 @@ def test_system_uses_the_appliance_status(app):
                 {"zone": "thermal_zone0", "type": "cpu", "celsius": 51.0},
                 {"zone": "thermal_zone1", "type": "gpu", "celsius": 47.0}], "board": "rpi-4"}
 
-    app.appliance = FakeAppliance()
+    app = dataclasses.replace(app, board=FakeAppliance())
     s = call(app, "GET", "/api/system", VIEWER).json
     assert s["status"]["state"] == "upstream_degraded" and s["network"]["primary_v4"] == "192.168.1.23"
     assert s["temperature"]["celsius"] == 51.0 and s["board"] == "rpi-4"
@@ -510,7 +508,7 @@ def parse_metrics(text):
 
 def test_metrics_exposition(app):
     feed(app, [record("a.example", age=1), record("ads.example", decision=Decision.BLOCKED, trace=BLOCK, age=1)])
-    app.upstreams.servers[0].queries = 3
+    app.resolver.upstreams.servers[0].queries = 3
     res = call(app, "GET", "/metrics", VIEWER)
     assert res.status_code == 200
     assert res.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -521,14 +519,14 @@ def test_metrics_exposition(app):
     assert "burrow_cache_entries" in m and "burrow_cache_hits_total" in m and "burrow_fastpath_entries" in m
     assert m["process_resident_memory_bytes"] > 0 and "process_cpu_seconds_total" in m
     assert m["burrow_querylog_written_total"] == 2
-    assert not any("blocklist" in k for k in m)  # no value exists yet: not exported
+    assert m["burrow_blocklist_entries"] == 0  # no index compiled yet
     assert not any("a.example" in k or "192.168.1.10" in k for k in m)  # low cardinality only
     assert "# TYPE burrow_queries_total counter" in res.text
     assert call(app, "GET", "/metrics").status_code == 401
 
 
 def test_a_background_task_that_dies_is_a_fault_in_readyz_system_and_metrics(app):
-    app.ready = True  # as after start(); the upstream counts as healthy until it fails
+    app.health.phase_changed("running")  # as after start(); the upstream counts as healthy until it fails
 
     async def die():
         async def flush_loop():
@@ -552,7 +550,7 @@ def test_a_background_task_that_dies_is_a_fault_in_readyz_system_and_metrics(app
 
 
 def test_a_quarantine_fault_leaves_burrow_ready(app):
-    app.ready = True
+    app.health.phase_changed("running")
     app.faults.set("settings", "1 invalid stored setting(s) moved to quarantine at start", serving=True)
     ready = call(app, "GET", "/readyz")
     assert ready.status_code == 200 and ready.json["checks"]["settings"] == "fault"

@@ -6,22 +6,16 @@ import re
 import pytest
 from microdot.test_client import TestClient
 
-from burrow.api import create_api
+from burrow.api import offline_api
 
 from .fakes import FakeAuth, FakePrincipal
 
-
-class FakeApp:
-    version = "test"
-    tls = False
-    auth = FakeAuth({
-        "Bearer viewer": FakePrincipal("v", "viewer", "read"),
-        "Bearer admin-read-token": FakePrincipal("a", "admin", "read", via="token"),
-        "Bearer admin": FakePrincipal("a", "admin", "admin"),
-    })
-
-    def __getattr__(self, name):  # handlers must not be reached in these tests
-        raise AssertionError(f"handler ran and touched app.{name}")
+# Only authentication is real: every service is a stand-in that fails if a handler runs.
+AUTH = FakeAuth({
+    "Bearer viewer": FakePrincipal("v", "viewer", "read"),
+    "Bearer admin-read-token": FakePrincipal("a", "admin", "read", via="token"),
+    "Bearer admin": FakePrincipal("a", "admin", "admin"),
+})
 
 
 def concrete(path: str) -> str:
@@ -30,11 +24,11 @@ def concrete(path: str) -> str:
 
 
 def routes():
-    return create_api(FakeApp()).routes
+    return offline_api(auth=AUTH).routes
 
 
 def call(method, path, token=None):
-    api = create_api(FakeApp())
+    api = offline_api(auth=AUTH)
     client = TestClient(api.web)
     headers = {"Authorization": token} if token else {}
     if method in ("POST", "PUT", "PATCH", "DELETE"):

@@ -1,18 +1,23 @@
 """The appliance against a fake app, a fake sysfs tree and gpiozero's MockFactory."""
 
 import asyncio
+import dataclasses
 import logging
+import time
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from burrow.board.appliance import Appliance
+from burrow.board.appliance import Appliance, ButtonActions
 from burrow.board.button import ButtonTimings
 from burrow.board.network import Address, DefaultRoute, Interface, NetworkSnapshot
+from burrow.board.status import AppState
+from burrow.dns.decision import Decision, QueryRecord
 from burrow.lifecycle import Faults
+from burrow.storage.querylog import QueryLogDB
 from burrow.systemd import RESTART_EXIT_CODE
+from burrow.telemetry.recorder import Recorder
 
-TICK = 0.02
 FAST_BUTTON = ButtonTimings(restart_hold=0.1, arm_hold=0.25, confirm_window=0.3, pause_s=300)
 RED, AMBER, GREEN, BUTTON = 17, 27, 22, 3
 
@@ -64,31 +69,60 @@ class FakeBus:
         return [p for t, p in self.published if t == name]
 
 
-class FakePool:
-    def __init__(self, total=2):
+class Published:
+    """Announces every change of its attributes to ``owner`` (as the real sources do)."""
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        owner = self.__dict__.get("owner")
+        if owner is not None:
+            owner.changed()
+
+
+class FakePool(Published):
+    def __init__(self, owner, total=2):
         self.servers = [object() for _ in range(total)]
         self.healthy_count = total
+        self.owner = owner
 
 
-class FakeApp:
-    """The attributes Appliance reads from burrow.app.App, and the optional features."""
+class FakeApp(Published):
+    """What the appliance is given: the status source (burrow.health.Health's part), which
+    announces each change, the button's actions, the bus and the config."""
 
     def __init__(self, config=None):
+        self._listeners = []
         self.config = {"board.name": "auto", **(config or {})}
         self.events = FakeBus()
-        self.upstreams = FakePool()
+        self.upstreams = FakePool(self)
         self.ready = False
-        self.settings = object()
-        self.recorder = object()
         self.faults = Faults()
+        self.faults.subscribe(self.changed)
         self.paused = False
+        self.pause_remaining = None
+        self.data_dir = "/var/lib/burrow"
         self.calls = []
+        self.owner = self
 
-    def readiness(self):
-        return self.ready, {}
+    # ---- the status source ----
 
-    def blocking_paused(self):
-        return self.paused
+    def subscribe(self, listener):
+        self._listeners.append(listener)
+
+    def changed(self):
+        for listener in list(self.__dict__.get("_listeners", ())):
+            listener()
+
+    def state(self):
+        return AppState(booting=not self.ready, faults=tuple(self.faults.reasons()),
+                        upstreams_total=len(self.upstreams.servers), upstreams_healthy=self.upstreams.healthy_count,
+                        blocking_paused=self.paused, pause_remaining_s=self.pause_remaining)
+
+    # ---- the button's actions ----
+
+    def actions(self):
+        return ButtonActions(toggle_pause=self.toggle_pause, factory_reset=self.factory_reset,
+                             restart=lambda: self.request_stop(RESTART_EXIT_CODE))
 
     def toggle_pause(self, seconds):
         self.calls.append(("toggle_pause", seconds))
@@ -190,8 +224,9 @@ def make(app, root, board_dir, factory=None, snap=None, **kw):
         return holder["w"]
 
     kw.setdefault("watcher_factory", watcher_factory)
-    appliance = Appliance(app, root=root, pin_factory=factory, board_dir=board_dir, tick=TICK,
-                          led_time_scale=0.05, button_timings=FAST_BUTTON, **kw)
+    appliance = Appliance(app.config, app.events, app, app.actions(), data_dir=app.data_dir, root=root,
+                          pin_factory=factory, board_dir=board_dir, led_time_scale=0.05,
+                          button_timings=FAST_BUTTON, **kw)
     return appliance, holder
 
 
@@ -269,7 +304,7 @@ def test_network_changes_drive_link_down(root, board_dir, factory):
         assert appliance.network()["primary_v4"] == "192.168.1.23"
         assert appliance.network()["available"] is True
         holder["w"].on_change(snapshot(carrier=False))
-        assert appliance.status().state == "link_down"  # at once, not at the next tick
+        assert appliance.status().state == "link_down"  # at once
         holder["w"].on_change(snapshot(address=None))
         assert appliance.status().reasons == ["no IP address on the network"]
         holder["w"].on_change(snapshot())
@@ -465,12 +500,12 @@ def test_armed_reset_times_out(root, board_dir, factory):
     assert app.calls == []
 
 
-def test_missing_app_features_are_ignored(root, board_dir, factory):
-    class Bare(FakeApp):
-        toggle_pause = None
-        blocking_paused = None
+def test_a_failing_button_action_is_logged_not_raised(root, board_dir, factory, caplog):
+    class Failing(FakeApp):
+        def toggle_pause(self, seconds):
+            raise RuntimeError("settings database is read-only")
 
-    app = Bare()
+    app = Failing()
     app.ready = True
 
     async def main():
@@ -483,6 +518,7 @@ def test_missing_app_features_are_ignored(root, board_dir, factory):
 
     run(main())
     assert [e["action"] for e in buttons(app)] == ["pause_toggle"]
+    assert "button: toggle_pause failed" in caplog.text
 
 
 # ---- system health ----------------------------------------------------------------------------
@@ -522,24 +558,71 @@ def test_activity_flickers_only_with_a_driver(root, board_dir, factory):
     run(main())
 
 
-def test_blocked_queries_since_last_tick_trigger_a_flicker(root, board_dir, factory):
+def test_the_recorder_tells_of_blocked_queries_once_per_drain(tmp_path):
+    """The LED flickers when the recorder's drain saw blocked queries (it calls on_blocked:
+    burrow/app.py wires it to Appliance.activity); nothing polls the counts."""
+    flickers = []
+    recorder = Recorder(QueryLogDB(tmp_path / "q.db"))
+    recorder.on_blocked = lambda: flickers.append(recorder.blocked_total)
+    try:
+        def record(decision):
+            return QueryRecord(time.monotonic(), "10.0.0.1", "x.example", 1, 0, decision, 0.001, "", ())
+        recorder.ring.extend([record(Decision.BLOCKED), record(Decision.BLOCKED), record(Decision.CACHED)])
+        recorder.drain()
+        recorder.ring.append(record(Decision.CACHED))
+        recorder.drain()  # nothing blocked: no flicker
+        recorder.ring.append(record(Decision.BLOCKED))
+        recorder.drain()
+    finally:
+        recorder._executor.shutdown(wait=True)
+    assert flickers == [2, 3]
+
+
+def test_the_status_follows_what_is_published_not_a_clock(root, board_dir, factory):
+    """Each announced change shows at once (no tick to wait for), and the board runs no loop."""
     app = FakeApp()
     app.ready = True
-
-    class Recorder:
-        query_counts = {("blocked", "A", 0): 2, ("cached", "A", 0): 9}
-    app.recorder = Recorder()
 
     async def main():
         appliance, _ = make(app, root, board_dir, factory)
         await appliance.start()
-        flickers = []
-        appliance.activity = lambda: flickers.append(1)
-        appliance._flicker_for_blocked()  # 2 blocked since start
-        appliance._flicker_for_blocked()  # none new
-        Recorder.query_counts[("blocked", "AAAA", 0)] = 1
-        appliance._flicker_for_blocked()  # one more
+        assert appliance.background_tasks() == []
+        assert appliance.status().state == "ready"
+        app.upstreams.healthy_count = 1  # the pool announces it (dns/upstream.py watch)
+        assert appliance.status().state == "upstream_degraded"
+        app.faults.set("task:housekeeping", "background task housekeeping died: KeyError: 'x'")
+        assert appliance.status().reasons[0] == "fault: background task housekeeping died: KeyError: 'x'"
+        app.faults.clear("task:housekeeping")
+        assert appliance.status().state == "upstream_degraded"
         await appliance.stop()
-        return flickers
 
-    assert run(main()) == [1, 1]
+    run(main())
+    assert states(app) == ["ready", "upstream_degraded", "fault", "upstream_degraded"]
+
+
+def test_a_timed_pause_counts_its_minutes_down_by_itself(root, board_dir, factory):
+    """"N min left" changes with time: the one timer the board keeps, for the next change."""
+    clock = {"left": 150.0}  # 2.5 min: shown as "2 min left" until 90 s are left
+
+    class Paused(FakeApp):
+        def state(self):
+            return dataclasses.replace(super().state(), pause_remaining_s=clock["left"])
+
+    app = Paused()
+    app.ready = True
+
+    async def main():
+        appliance, _ = make(app, root, board_dir, factory)
+        await appliance.start()
+        app.paused = True
+        assert appliance.status().reasons == ["blocking paused (2 min left)"]
+        timer = appliance._pause_timer
+        assert timer is not None and 60.0 < timer.when() - asyncio.get_running_loop().time() <= 60.1
+        clock["left"] = 89.9  # the moment the timer fires: what it calls
+        appliance._pause_minute()
+        assert appliance.status().reasons == ["blocking paused (1 min left)"]
+        app.paused = False
+        assert appliance._pause_timer is None
+        await appliance.stop()
+
+    run(main())

@@ -15,10 +15,10 @@ import time
 import pytest
 from microdot.test_client import TestClient
 
-from burrow import backup
+from burrow import backup, state_check
 from burrow.api import backup as backup_api
 from burrow.api.routes import Api
-
+from burrow.config import load as load_config
 from burrow.storage.settings import MIGRATIONS, SettingsDB
 from burrow.telemetry.events import EventBus
 
@@ -248,13 +248,6 @@ def test_oversized_upload_is_413(db):
 
 # ---- the API ----------------------------------------------------------------------------------
 
-class FakeDns:
-    invalidations = 0
-
-    def invalidate(self):
-        self.invalidations += 1
-
-
 class FakeApp:
     version = "9.9"
 
@@ -263,12 +256,16 @@ class FakeApp:
                               "Bearer viewer": FakePrincipal("vera", "viewer")})
         self.settings = settings
         self.events = EventBus()
-        self.dns = FakeDns()
+        self.reloads = 0  # App.reload_settings calls: the restored settings applied live
+
+    def reload_settings(self):
+        self.reloads += 1
 
 
 def client(app):
-    api = Api(app)
-    backup_api.register(api, app)
+    api = Api(app.auth)
+    backup_api.register(api, settings=app.settings, state=state_check.context(load_config(None, environ={}), None),
+                        reload_settings=app.reload_settings, events=app.events, version=app.version)
     return TestClient(api.web)
 
 
@@ -297,13 +294,13 @@ def test_api_download_and_restore_round_trip(db):
     assert res.status_code == 200, res.text
     assert res.json["status"] == "dry_run"
     assert res.json["tables"]["settings"]["changed"] == 1
-    assert dump(db) == changed and app.dns.invalidations == 0
+    assert dump(db) == changed and app.reloads == 0
 
     res = call(app, "POST", "/api/backup/restore", archive)
     assert res.status_code == 200, res.text
     assert res.json["status"] == "ok" and res.json["schema_version"] == len(ALL_MIGRATIONS)
     assert dump(db) == before
-    assert app.dns.invalidations == 1
+    assert app.reloads == 1
     types = []
     while audit.pending():
         types.append(asyncio.run(audit.get()).payload["type"])
@@ -364,7 +361,7 @@ def test_api_refuses_content_the_api_would_refuse_dry_run_alike(db):
             assert {"table": "settings", "row": key, "field": field} == {
                 k: res.json["details"][0][k] for k in ("table", "row", "field")}, res.json
         assert answers[0].json["message"] == answers[1].json["message"]
-        assert dump(db) == before and app.dns.invalidations == 0
+        assert dump(db) == before and app.reloads == 0
 
 
 def test_api_refuses_users_without_an_enabled_admin(db):

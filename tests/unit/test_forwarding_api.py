@@ -37,16 +37,17 @@ class Events:
         return 0
 
 
-class Appliance:
+class Board:
+    """The network snapshot the router preset reads (no netlink until told otherwise)."""
+
+    net = {"available": False, "error": "not started"}
+
     def network(self):
-        return {"available": True, "default_v4": {"family": 4, "gateway": "192.168.178.1", "interface": "eth0"}}
+        return self.net
 
 
 class FakeApp:
-    """What forwarding_api touches: forwarding, answers_changed, events, auth (and appliance)."""
-
-    version = "test"
-    tls = False
+    """What forwarding_api is given: the rules, the resolver (answers_changed), the board, the bus."""
 
     def __init__(self, tmp_path):
         self.settings = SettingsDB(tmp_path / "settings.db")
@@ -54,7 +55,7 @@ class FakeApp:
         self.events = Events()
         self.auth = FakeAuth({"Bearer viewer": FakePrincipal("vera", "viewer", "read"),
                               "Bearer admin": FakePrincipal("ada", "admin")})
-        self.appliance = None
+        self.board = Board()
         self.changes = 0
 
     def answers_changed(self):
@@ -70,8 +71,8 @@ def app(tmp_path):
 
 @pytest.fixture
 def call(app):
-    api = Api(app)
-    forwarding_api.register(api, app)
+    api = Api(app.auth)
+    forwarding_api.register(api, forwarding=app.forwarding, resolver=app, board=app.board, events=app.events)
     client = TestClient(api.web)
 
     def go(method, path, headers=None, body=None):
@@ -243,7 +244,7 @@ def test_router_preset_errors_and_gateway_default(call, app):
     assert fields_of(call("POST", BASE + "/preset/router", ADMIN, {"router": "my-router"})) == {"router"}
     assert fields_of(call("POST", BASE + "/preset/router", ADMIN,
                           {"router": "192.168.1.1", "network": "192.168.1.0/33"})) == {"network"}
-    app.appliance = Appliance()
+    app.board.net = {"available": True, "default_v4": {"family": 4, "gateway": "192.168.178.1", "interface": "eth0"}}
     assert call("GET", BASE + "/preset/router", VIEWER).json["suggested_router"] == "192.168.178.1"
     res = call("POST", BASE + "/preset/router", ADMIN, {"domain": "fritz.box"})
     assert res.status_code == 200
@@ -258,19 +259,11 @@ def test_routes_document_themselves_and_touch_no_app_state_when_registered():
         def __getattr__(self, name):
             raise AssertionError(f"register touched app.{name}")
 
-    api = Api(type("A", (), {"version": "test"})())
-    forwarding_api.register(api, Untouchable())
+    api = Api()
+    forwarding_api.register(api, forwarding=Untouchable(), resolver=Untouchable(), board=Untouchable(),
+                            events=Untouchable())
     doc = openapi.build(api, "test")
     assert "/api/conditionalforwarding/{id}" in doc["paths"] and "/api/forwarders/{id}" in doc["paths"]
     assert set(doc["paths"]["/api/conditionalforwarding"]) == {"get", "post"}
     assert all(r.role == "admin" for r in api.routes if r.mutating)
 
-
-def test_503_when_the_store_is_missing(tmp_path):
-    app = FakeApp(tmp_path)
-    app.forwarding = None
-    api = Api(app)
-    forwarding_api.register(api, app)
-    res = asyncio.run(TestClient(api.web).request("GET", BASE, headers=dict(VIEWER)))
-    assert res.status_code == 503
-    app.settings.close()

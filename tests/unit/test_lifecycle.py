@@ -216,6 +216,9 @@ class Recorded:
     def snapshot(self):
         return {"detail": self.name.upper()}
 
+    def background_tasks(self):
+        return []
+
 
 def test_services_start_in_the_declared_order_and_stop_in_reverse():
     journal = []

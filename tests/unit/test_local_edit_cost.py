@@ -11,9 +11,9 @@ which is deterministic for a given code path. The figures are in docs/benchmarks
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
-from collections import deque
 
 import pytest
 from microdot.test_client import TestClient
@@ -21,8 +21,6 @@ from microdot.test_client import TestClient
 from burrow import config as config_mod
 from burrow.api import create_api
 from burrow.app import App
-from burrow.dns.server import DnsServer
-from burrow.storage.settings import SettingsDB
 from burrow.zones.records import Record
 from burrow.zones.store import ZoneStore
 
@@ -33,21 +31,20 @@ FEW, MANY = 20, 2000
 
 
 def make_app(tmp_path, stored: int):
+    """The built services (nothing started), authentication faked, ``stored`` local records."""
     tmp_path.mkdir()
     cfg = config_mod.load(None, environ={}).with_overrides(
         {"storage.data_dir": str(tmp_path), "upstream_dns_servers": ["192.0.2.1:53"]})
-    app = App(cfg)
-    app.auth = FakeAuth({"Bearer admin": FakePrincipal("ada", "admin")})
-    app.settings = SettingsDB(tmp_path / "settings.db")
-    app.dns = DnsServer(app.chain, app.fastpath, app.acl, app.limiter, deque(maxlen=16))
-    app.zones = ZoneStore(app.settings)
+    app = App(cfg).build()
+    app.auth.close()  # its password workers are not used: authentication is faked
+    store = app.zones.store
     with app.settings.transaction() as conn:  # stored directly: filling is not what is measured
         for i in range(stored):
-            ZoneStore._insert(conn, app.zones.local_id,
+            ZoneStore._insert(conn, store.local_id,
                               Record(f"host-{i}.home.lan", "A", 300, f"10.0.{i >> 8}.{i & 255}"))
-    app.local_changed()
-    assert app.local.data.stats()["records"] == stored
-    return app
+    app.zones.changed()
+    assert app.resolver.local.data.stats()["records"] == stored
+    return dataclasses.replace(app, auth=FakeAuth({"Bearer admin": FakePrincipal("ada", "admin")}))
 
 
 def counted(client, method, path, body=None) -> tuple[int, int]:
@@ -80,12 +77,13 @@ def edit_costs(tmp_path, stored: int) -> dict[str, int]:
         assert status == 200
         status, delete = counted(client, "DELETE", "/api/localrecords/nas.home.lan.:A:0")
         assert status == 200
-        data = app.local.data  # the snapshot DNS answers from followed both edits
+        data = app.resolver.local.data  # the snapshot DNS answers from followed both edits
         assert data.covers("warm.home.lan") and not data.covers("nas.home.lan")
         assert data.covers("2.7.168.192.in-addr.arpa") is False
         assert data.stats()["records"] == stored + 1
         return {"add": add, "delete": delete}
     finally:
+        app.recorder._executor.shutdown(wait=True)
         app.settings.close()
 
 

@@ -37,10 +37,8 @@ def request(host=None, origin=None, path="/api/stats", method="GET", sockname=("
 
 
 def site(addresses=None, **config):
-    app = SimpleNamespace(config={"server.allowed_hosts": config.get("hosts", []),
-                                  "server.allowed_origins": config.get("origins", [])},
-                          appliance=Appliance(addresses) if addresses is not None else None)
-    return Site(app)
+    return Site({"server.allowed_hosts": config.get("hosts", []), "server.allowed_origins": config.get("origins", [])},
+                Appliance(addresses) if addresses is not None else None)
 
 
 @pytest.mark.parametrize("header, expected", [

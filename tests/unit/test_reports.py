@@ -57,8 +57,8 @@ def recorder(tmp_path):
 
 def get(recorder, path, token="Bearer viewer"):
     app = FakeApp(recorder)
-    api = Api(app)
-    reports.register(api, app)
+    api = Api(app.auth)
+    reports.register(api, recorder=app.recorder)
     headers = {"Authorization": token} if token else {}
     return asyncio.run(TestClient(api.web).get(path, headers=headers))
 

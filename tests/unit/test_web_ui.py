@@ -13,7 +13,9 @@ from microdot.test_client import TestClient
 from burrow.api import auth_api, web_ui
 from burrow.api.routes import Api
 from burrow.auth import AuthService
+from burrow.dns.access import AccessControl
 from burrow.storage.settings import SettingsDB
+from burrow.telemetry.events import EventBus
 
 WEB = web_ui.WEB_DIR
 
@@ -24,7 +26,8 @@ class FakeApp:
     def __init__(self, tmp_path):
         self.settings = SettingsDB(tmp_path / "settings.db")
         self.auth = AuthService(self.settings, tmp_path)
-        self.config = {"access.allowed_networks": ["127.0.0.0/8"]}
+        self.events = EventBus()
+        self.acl = AccessControl(["127.0.0.0/8"])
 
 
 @pytest.fixture
@@ -36,9 +39,9 @@ def app(tmp_path):
 
 @pytest.fixture
 def get(app):
-    api = Api(app, burst=1000, rps=1000.0, auth_burst=1000, auth_rps=1000.0)
-    web_ui.register(api, app)
-    auth_api.register(api, app)
+    api = Api(app.auth, burst=1000, rps=1000.0, auth_burst=1000, auth_rps=1000.0)
+    web_ui.register(api)
+    auth_api.register(api, auth=app.auth, events=app.events, acl=app.acl)
     client = TestClient(api.web)
 
     def call(path, headers=None, method="GET", body=None):

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import socket
+from types import SimpleNamespace
 
 import pytest
 import websockets
@@ -34,27 +35,51 @@ class FakeCache:
         return {"entries": 7, "hits": 5}
 
 
-class FakeApp:
-    version = "test"
+class FakeCounters:
+    def as_dict(self):
+        return {"udp": 3, "tcp": 1}
 
+
+class FakeResolver:
+    cache = FakeCache()
+    fastpath = SimpleNamespace(stats=lambda: {"entries": 2})
+    server = SimpleNamespace(counters=FakeCounters())
+
+
+class FakeStatus:
+    def __init__(self, state):
+        self.state = state
+
+    def as_dict(self):
+        return {"state": self.state, "reasons": [], "led": self.state}
+
+
+class FakeBoard:
+    def __init__(self):
+        self.state = "ready"
+
+    def status(self):
+        return FakeStatus(self.state)
+
+    async def system_recent(self):
+        return {"cpu": {"percent": 2.0}}
+
+
+class FakeApp:
     def __init__(self):
         self.auth = FakeAuth({"Bearer good": VIEWER},
                              {"cookie-good": FakePrincipal("vera", "viewer", "read", via="cookie")})
         self.events = EventBus()
         self.recorder = FakeRecorder()
-        self.cache = FakeCache()
-        self.appliance = None
-        self.ready = True
-
-    def readiness(self):
-        return self.ready, {"storage": "ok", "upstreams": "ok" if self.ready else "unavailable"}
+        self.resolver = FakeResolver()
+        self.board = FakeBoard()
 
 
 class Server:
     def __init__(self, app):
         self.app = app
-        self.api = Api(app)
-        ws.register(self.api, app)
+        self.api = Api(app.auth)
+        ws.register(self.api, events=app.events, recorder=app.recorder, resolver=app.resolver, board=app.board)
 
     async def __aenter__(self):
         self.server = await self.api.web.start_server("127.0.0.1", 0, start_serving=False)
@@ -206,7 +231,8 @@ def test_metrics_events_and_health_streams():
                 m = json.loads(await asyncio.wait_for(c.recv(), 10))
                 assert m["type"] == "metrics"
                 assert m["data"]["qps"] == 1.5 and m["data"]["last_minute"]["total"] == 90
-                assert m["data"]["cache"] == {"entries": 7, "hits": 5}
+                assert m["data"]["cache"] == {"entries": 7, "hits": 5} and m["data"]["fast_path"] == {"entries": 2}
+                assert m["data"]["dns"] == {"udp": 3, "tcp": 1} and m["data"]["system"] == {"cpu": {"percent": 2.0}}
             async with connect(srv.url("/ws/events"), additional_headers=GOOD) as c:
                 assert await until(lambda: app.events.has_subscribers("events"))
                 app.events.publish("events", {"type": "auth.login_failed", "username": "bob",
@@ -215,34 +241,13 @@ def test_metrics_events_and_health_streams():
                 assert m["type"] == "event" and m["data"]["type"] == "auth.login_failed"
                 assert m["data"]["actor"] == "bob" and m["data"]["severity"] == "warning"
                 assert "hunter2" not in json.dumps(m)
-            ws_poll = ws.HEALTH_POLL
-            ws.HEALTH_POLL = 0.01
-            try:
-                async with connect(srv.url("/ws/health"), additional_headers=GOOD) as c:
-                    first = json.loads(await asyncio.wait_for(c.recv(), 10))
-                    assert first["data"]["ready"] is True
-                    app.ready = False
-                    second = json.loads(await asyncio.wait_for(c.recv(), 10))
-                    assert second["data"]["ready"] is False
-                    assert second["data"]["checks"]["upstreams"] == "unavailable"
-            finally:
-                ws.HEALTH_POLL = ws_poll
 
     run(main())
 
 
-def test_health_follows_the_appliance_topic():
-    class Status:
-        def as_dict(self):
-            return {"state": "ready", "reasons": [], "led": "on"}
-
-    class Appliance:
-        def status(self):
-            return Status()
-
+def test_health_is_the_board_status_then_each_change_it_publishes():
     async def main():
         app = FakeApp()
-        app.appliance = Appliance()
         async with Server(app) as srv:
             async with connect(srv.url("/ws/health"), additional_headers=GOOD) as c:
                 assert json.loads(await asyncio.wait_for(c.recv(), 10))["data"]["state"] == "ready"

@@ -105,9 +105,6 @@ def splice(markdown: str, reference: str) -> str:
 def reference_for_code() -> str:
     """The reference for the routes this code registers (no running app needed)."""
     from .. import __version__
-    from . import create_api, openapi
+    from . import offline_api, openapi
 
-    class _Offline:
-        version = __version__
-
-    return render(openapi.build(create_api(_Offline()), __version__))
+    return render(openapi.build(offline_api(), __version__))

@@ -1,6 +1,6 @@
 """/api/auth: first-run setup, login, refresh, logout, who am I, own password and own 2FA.
 
-Thin handlers over ``app.auth`` (burrow.auth.AuthService): validate → call → serialize. The
+Thin handlers over ``auth`` (burrow.auth.AuthService): validate → call → serialize. The
 service raises errors carrying ``status``/``error``, which the route wrapper maps to the one
 error shape (401 "totp_required", 429 with Retry-After for a lockout ("locked_out") or a full
 password queue ("busy"), 409, 400 naming a field). Every password check runs through the
@@ -21,12 +21,18 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from ..auth.errors import AuthError, InvalidInputError, WeakPasswordError
 from ..auth.service import USERNAME_PATTERN
 from .errors import ApiError
 from .routes import CSRF_COOKIE, SESSION_COOKIE, Api
 from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..auth import AuthService
+    from ..dns.access import AccessControl
+    from ..telemetry.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +184,7 @@ def user_summary(user: dict | None) -> dict | None:
             "disabled": user["disabled"]}
 
 
-def audit(app, req, type_: str, summary: str, *, actor: str | None = None, **data) -> None:
+def audit(events: EventBus, req, type_: str, summary: str, *, actor: str | None = None, **data) -> None:
     """Publish an audit event on topic "events": who (the principal, else ``actor``), from
     where, what (``summary``) and ``data`` (before/after, never secrets). Never raises:
     auditing must not undo the change it records."""
@@ -187,7 +193,7 @@ def audit(app, req, type_: str, summary: str, *, actor: str | None = None, **dat
                "actor": getattr(principal, "username", None) or actor,
                "client_ip": getattr(req.g, "client_ip", None), "summary": summary, "data": data}
     try:
-        app.events.publish("events", payload)
+        events.publish("events", payload)
     except Exception:
         log.warning("publishing audit event %s failed", type_, exc_info=True)
 
@@ -197,16 +203,6 @@ def require_session(principal) -> None:
     if principal.via == "token":
         raise ApiError(403, "sign in with a password for this; API tokens cannot change the "
                             "account's password or 2FA", error="forbidden")
-
-
-def _allowed_client(app, ip: str) -> bool:
-    acl = getattr(app, "acl", None)
-    if acl is None:
-        acl = getattr(getattr(app, "dns", None), "acl", None)
-    if acl is None:
-        from ..dns.access import AccessControl
-        acl = AccessControl(app.config["access.allowed_networks"])
-    return acl.allowed(ip)
 
 
 def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: bool,
@@ -222,7 +218,7 @@ def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: boo
     return "; ".join(parts)
 
 
-def session_cookies(app, secure: bool, access_token: str, max_age: int, refresh_token: str | None = None) -> dict:
+def session_cookies(auth: AuthService, secure: bool, access_token: str, max_age: int, refresh_token: str | None = None) -> dict:
     """Set-Cookie headers for a browser session: the token (HttpOnly), a fresh CSRF token the
     page reads and echoes in X-CSRF-Token, and the refresh token (HttpOnly, sent only to
     /api/auth/refresh), so a page opened again after the access token ran out can renew the
@@ -234,9 +230,9 @@ def session_cookies(app, secure: bool, access_token: str, max_age: int, refresh_
                 secure=secure),
     ]
     if refresh_token is not None:
-        cookies.append(_cookie(REFRESH_COOKIE, refresh_token, max_age=app.auth.refresh_ttl,
+        cookies.append(_cookie(REFRESH_COOKIE, refresh_token, max_age=auth.refresh_ttl,
                                http_only=True, secure=secure, path=REFRESH_PATH))
-        cookies.append(_cookie(REFRESH_HINT_COOKIE, "1", max_age=app.auth.refresh_ttl,
+        cookies.append(_cookie(REFRESH_HINT_COOKIE, "1", max_age=auth.refresh_ttl,
                                http_only=False, secure=secure))
     return {"Set-Cookie": cookies}
 
@@ -255,21 +251,22 @@ def _had_cookie(req) -> bool:
                                                                  REFRESH_HINT_COOKIE)))
 
 
-def _pair_answer(app, secure: bool, req, pair):
+def _pair_answer(auth: AuthService, secure: bool, req, pair):
     headers = dict(NO_STORE)
     if req.g.query.get("cookie"):
-        headers.update(session_cookies(app, secure, pair.access_token, pair.expires_in, pair.refresh_token))
+        headers.update(session_cookies(auth, secure, pair.access_token, pair.expires_in, pair.refresh_token))
     return pair.as_response(), 200, headers
 
 
 # ---- routes ----------------------------------------------------------------------------------
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessControl) -> None:
+    """``acl``: who may set up the first admin (access.allowed_networks, as for DNS)."""
     secure = api.settings.tls  # cookies over HTTPS only
     @api.route("GET", "/api/auth/setup", role="public", tags=["auth"], responses={200: SetupState},
                summary="Whether first-run setup is still open (the admin page shows setup or sign-in)")
     async def setup_state(req):
-        return {"required": not app.auth.has_users()}
+        return {"required": not auth.has_users()}
 
     @api.route("POST", "/api/auth/setup", role="public", auth_limited=True, status=201,
                summary="Create the first admin (first run only, from the local network)",
@@ -277,12 +274,12 @@ def register(api: Api, app) -> None:
                responses={201: User, 403: "not from the allowed local networks", 409: "setup is already done"})
     async def setup(req):
         ip = req.g.client_ip
-        if not _allowed_client(app, ip):
+        if not acl.allowed(ip):
             raise ApiError(403, "setup is only accepted from the allowed local networks",
                            error="forbidden")
         b = req.g.body
-        user = await app.auth.setup_first_admin_async(b["username"], b["password"], client_ip=ip)
-        audit(app, req, "auth.setup", f"first admin {user['username']!r} created",
+        user = await auth.setup_first_admin_async(b["username"], b["password"], client_ip=ip)
+        audit(events, req, "auth.setup", f"first admin {user['username']!r} created",
               actor=user["username"], user=user_summary(user))
         return user, 201, NO_STORE
 
@@ -292,9 +289,9 @@ def register(api: Api, app) -> None:
                responses={200: TokenPairSchema, 401: "wrong name or password, or totp_required"})
     async def login(req):
         b = req.g.body
-        pair = await app.auth.login_async(b["username"], b["password"], b.get("totp"),
+        pair = await auth.login_async(b["username"], b["password"], b.get("totp"),
                                           req.g.client_ip)
-        return _pair_answer(app, secure, req, pair)
+        return _pair_answer(auth, secure, req, pair)
 
     @api.route("POST", "/api/auth/refresh", role="public", auth_limited=True,
                summary="Swap a refresh token for a new pair (the old one is spent)",
@@ -310,13 +307,13 @@ def register(api: Api, app) -> None:
                                 "may send {} and its burrow_refresh cookie)",
                            [{"field": "refresh_token", "message": "required"}])
         try:
-            pair = app.auth.refresh(token)
+            pair = auth.refresh(token)
         except AuthError as e:
             if not from_cookie:
                 raise
             # A spent, expired or revoked cookie: drop it, so the page stops offering it.
             raise ApiError(e.status, str(e), error=e.error, headers=clear_cookies(secure)) from None
-        return _pair_answer(app, secure, req, pair)
+        return _pair_answer(auth, secure, req, pair)
 
     @api.route("POST", "/api/auth/logout", role="self", summary="Sign out: revoke this session",
                tags=["auth"], responses={200: Status, 400: "an API token has no session"})
@@ -325,7 +322,7 @@ def register(api: Api, app) -> None:
         if principal.session_id is None:
             raise ApiError(400, "an API token has no session; revoke it with "
                                 "DELETE /api/tokens/{id}", error="not_a_session")
-        app.auth.logout(principal.session_id)
+        auth.logout(principal.session_id)
         headers = clear_cookies(secure) if _had_cookie(req) else None
         return {"status": "ok", "message": "signed out"}, 200, headers
 
@@ -333,10 +330,10 @@ def register(api: Api, app) -> None:
                tags=["auth"], responses={200: Me})
     async def me(req):
         principal = req.g.principal
-        user = app.auth.get_user(principal.user_id)
+        user = auth.get_user(principal.user_id)
         if user is None:
             raise ApiError(401, "the user no longer exists", error="unauthorized")
-        left = app.auth.recovery_codes_left(user["id"]) if user["totp_enabled"] else 0
+        left = auth.recovery_codes_left(user["id"]) if user["totp_enabled"] else 0
         return {**user, "via": principal.via, "scope": principal.scope,
                 "can_write": principal.can_write, "token_id": principal.token_id,
                 "recovery_codes_left": left}
@@ -349,12 +346,12 @@ def register(api: Api, app) -> None:
         require_session(principal)
         b = req.g.body
         try:
-            await app.auth.change_password_async(principal.user_id, b["current_password"],
+            await auth.change_password_async(principal.user_id, b["current_password"],
                                                  b["new_password"], req.g.client_ip)
         except WeakPasswordError as e:
             e.field = "new_password"
             raise
-        audit(app, req, "user.password_changed", f"{principal.username} changed their password",
+        audit(events, req, "user.password_changed", f"{principal.username} changed their password",
               user_id=principal.user_id)
         headers = clear_cookies(secure) if _had_cookie(req) else None
         return {"status": "ok", "message": "password changed; sign in again"}, 200, headers
@@ -365,7 +362,7 @@ def register(api: Api, app) -> None:
     async def totp_enrol(req):
         principal = req.g.principal
         require_session(principal)
-        return app.auth.totp_enrol(principal.user_id), 200, NO_STORE
+        return auth.totp_enrol(principal.user_id), 200, NO_STORE
 
     @api.route("POST", "/api/auth/2fa/confirm", role="self",
                summary="Turn 2FA on with a first code; returns recovery codes (shown once)",
@@ -374,7 +371,7 @@ def register(api: Api, app) -> None:
     async def totp_confirm(req):
         principal = req.g.principal
         require_session(principal)
-        codes = app.auth.totp_confirm(principal.user_id, req.g.body["code"])
+        codes = auth.totp_confirm(principal.user_id, req.g.body["code"])
         return {"recovery_codes": codes}, 200, NO_STORE
 
     @api.route("POST", "/api/auth/2fa/disable", role="self",
@@ -384,7 +381,7 @@ def register(api: Api, app) -> None:
         principal = req.g.principal
         require_session(principal)
         try:
-            await app.auth.totp_disable_async(principal.user_id, req.g.body["code_or_password"],
+            await auth.totp_disable_async(principal.user_id, req.g.body["code_or_password"],
                                               req.g.client_ip)
         except InvalidInputError as e:
             e.field = "code_or_password"

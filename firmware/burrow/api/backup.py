@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from microdot import Response
 
 from .. import backup as service
-from .. import state_check
 from ..storage.events import publish_event
 from .errors import ApiError
 from .routes import Api
 from .schema import Bool, Int, List, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..state_check import Context
+    from ..storage.settings import SettingsDB
+    from ..telemetry.events import EventBus
 
 UPLOAD_DEADLINE = 60.0  # seconds for the whole archive to arrive (slow-drip uploads are cut)
 READ_CHUNK = 64 * 1024
@@ -59,7 +65,10 @@ async def read_upload(req, cap: int = service.MAX_ARCHIVE_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, settings: SettingsDB, state: Context, reload_settings: Callable[[], None],
+             events: EventBus, version: str) -> None:
+    """``state``: what the stored-state checks need; ``reload_settings``: applies the restored
+    settings to the running services (the composition root's App.reload_settings)."""
     @api.route("GET", "/api/backup", role="admin", tags=["backup"], raw_response=True,
                summary="Download the settings as one .tar.gz archive",
                query=Query({"include_users": Bool(default=False, description=(
@@ -68,16 +77,16 @@ def register(api: Api, app) -> None:
                responses={200: "application/gzip attachment: manifest.json + tables/<name>.json"})
     async def download(req):
         include_users = req.g.query["include_users"]
-        conn = app.settings.conn
+        conn = settings.conn
         tables = service.dump_tables(conn, include_users)  # loop thread: the connection's home
         try:
             data = await asyncio.to_thread(
-                service.build_archive, tables, version=app.version,
+                service.build_archive, tables, version=version,
                 schema=service.schema_version(conn), include_users=include_users)
         except service.BackupError as exc:
             raise ApiError(exc.status, str(exc)) from None
         principal = req.g.principal
-        publish_event(app.events, "backup.downloaded", actor=getattr(principal, "username", None),
+        publish_event(events, "backup.downloaded", actor=getattr(principal, "username", None),
                       client_ip=req.g.client_ip, include_users=include_users,
                       tables=sorted(tables), bytes=len(data))
         name = f"burrow-backup-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
@@ -101,17 +110,17 @@ def register(api: Api, app) -> None:
         data = await read_upload(req)
         members = await _off_loop(service.read_members, data)  # gunzip + tar checks: pure CPU
         try:
-            plan = service.check_members(members, app.settings.conn, include_users=q["include_users"])
+            plan = service.check_members(members, settings.conn, include_users=q["include_users"])
         except service.BackupError as exc:
             raise ApiError(exc.status, str(exc), error=exc.error) from None
         # Every row's content, on a scratch copy opened as Burrow opens its settings; the dry
         # run stops after the same check.
-        await _off_loop(service.verify, plan, app.settings.path, state_check.context_of(app),
+        await _off_loop(service.verify, plan, settings.path, state,
                         include_users=q["include_users"])
         try:
-            changes = service.diff(plan, app.settings)
+            changes = service.diff(plan, settings)
             if not q["dry_run"]:
-                service.apply(plan, app.settings)
+                service.apply(plan, settings)
         except service.BackupError as exc:
             raise ApiError(exc.status, str(exc), error=exc.error) from None
         manifest = plan.manifest
@@ -121,13 +130,9 @@ def register(api: Api, app) -> None:
                   "backup_created_at": manifest.get("created_at"),
                   "backup_burrow_version": manifest.get("burrow_version")}
         if not q["dry_run"]:
-            reload = getattr(app, "reload_settings", None)
-            if reload is not None:  # the restored settings take effect now, not at the next start
-                reload()
-            elif getattr(app, "dns", None) is not None:
-                app.dns.invalidate()
+            reload_settings()  # the restored settings take effect now, not at the next start
             principal = req.g.principal
-            publish_event(app.events, "backup.restored", severity="warning",
+            publish_event(events, "backup.restored", severity="warning",
                           actor=getattr(principal, "username", None), client_ip=req.g.client_ip,
                           summary=f"settings restored from a backup made {manifest.get('created_at')}",
                           tables=changes["tables"], skipped=changes["skipped"],

@@ -3,9 +3,16 @@ whole network or for one client group."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import ApiError
 from .routes import Api
 from .schema import Bool, Int, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..filtering.groups import Groups
+    from ..filtering.pause import BlockingPause
+    from ..telemetry.events import EventBus
 
 BlockingState = Obj("BlockingState", {
     "enabled": Bool(description="false while blocking is paused (for the group asked about, or for everyone)"),
@@ -27,31 +34,31 @@ BlockingChange = Obj("BlockingChange", {
 }, only_with={"duration": ("enabled", False)}, example={"enabled": False, "duration": 300})
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, pause: BlockingPause, groups: Groups, events: EventBus) -> None:
     @api.route("GET", "/api/blocking", role="viewer", summary="Whether blocking is on, and time left in a pause",
                tags=["blocking"], responses={200: BlockingState, 404: "no such client group"},
                query=Query({"group": Str(required=False, max_len=64, description="one client group's state")}))
     async def get_blocking(req):
         group = req.g.query.get("group")
-        if group is not None and not app.groups.exists(group):
+        if group is not None and not groups.exists(group):
             raise ApiError(404, f"no client group named {group!r}", error="not_found")
-        return app.pause.state(group)
+        return pause.state(group)
 
     @api.route("POST", "/api/blocking", role="admin", summary="Pause blocking (optionally for a time) or resume it",
                tags=["blocking"], body=BlockingChange, responses={200: BlockingState, 404: "no such client group"})
     async def set_blocking(req):
         body = req.g.body
         group = body.get("group")
-        if group is not None and not app.groups.exists(group):
+        if group is not None and not groups.exists(group):
             raise ApiError(404, f"no client group named {group!r}", error="not_found")
-        before = app.pause.state(group)
+        before = pause.state(group)
         if body["enabled"]:
-            app.pause.resume(group)
+            pause.resume(group)
         else:
-            app.pause.pause(body.get("duration"), group)
-        after = app.pause.state(group)
+            pause.pause(body.get("duration"), group)
+        after = pause.state(group)
         who = f" for group {group}" if group is not None else ""
-        app.events.publish("events", {
+        events.publish("events", {
             "type": "blocking.resumed" if body["enabled"] else "blocking.paused",
             "actor": req.g.principal.username, "client_ip": req.g.client_ip,
             "summary": f"blocking resumed{who}" if body["enabled"] else

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 from .. import runtime_config
 from ..config import BY_KEY, ConfigError
 from .errors import ApiError, ValidationError
 from .routes import Api
 from .schema import HOST_PORT, Field, Int, Obj, Str
+
+if TYPE_CHECKING:
+    from ..resolver import Resolver
+    from ..runtime_config import LiveConfig
+    from ..telemetry.events import EventBus
 
 _ITEM = re.compile(r"^item (\d+): (.*)$", re.S)
 
@@ -133,11 +139,11 @@ def _short(section: str, key: str) -> str:
     return key[len(prefix):] if "." in key and key.startswith(prefix) else key
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventBus) -> None:
     @api.route("GET", "/api/config", role="viewer", summary="The live configuration (no secrets)",
                tags=["config"], responses={200: ConfigSnapshot})
     async def get_config(req):
-        return runtime_config.snapshot(app.config)
+        return runtime_config.snapshot(config.current)
 
     def changer(path: str, section: str, body: Obj, what: str):
         @api.route("PUT", path, role="admin", summary=f"Change the {what} settings; applied at once and kept",
@@ -146,11 +152,11 @@ def register(api: Api, app) -> None:
             prefix = "" if section == "upstreams" else section + "."
             changes = {prefix + k: v for k, v in req.g.body.items() if k in body.fields}
             try:
-                _, before, after = runtime_config.update(app, section, changes)
+                _, before, after = config.update(section, changes)
             except ConfigError as e:  # a cross-check (min_ttl > max_ttl): name the body field
                 raise ValidationError([(_short(section, k), m) for k, m in e.errors]) from None
             principal = req.g.principal
-            app.events.publish("events", {
+            events.publish("events", {
                 "type": "config.changed", "section": section, "before": before, "after": after,
                 "actor": getattr(principal, "username", None), "client_ip": req.g.client_ip,
                 "time": time.time()})
@@ -167,11 +173,10 @@ def register(api: Api, app) -> None:
     @api.route("POST", "/api/cache/purge", role="admin", summary="Empty the DNS cache", tags=["cache"],
                responses={200: PurgeResult, 503: "cache not available (caching disabled in config)"})
     async def purge_cache(req):
-        stage = getattr(app, "cache_stage", None)
-        if stage is None or not stage.enabled:
+        if not resolver.cache_stage.enabled:
             raise ApiError(503, "cache not available (caching disabled in config)")
-        cleared = app.purge_cache()
-        app.events.publish("events", {"type": "cache.purged", "entries_cleared": cleared,
+        cleared = resolver.purge_cache()
+        events.publish("events", {"type": "cache.purged", "entries_cleared": cleared,
                                       "actor": getattr(req.g.principal, "username", None),
                                       "client_ip": req.g.client_ip, "time": time.time()})
         return {"status": "ok", "message": "DNS cache purged successfully", "entries_cleared": cleared}

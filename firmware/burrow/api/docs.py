@@ -50,7 +50,7 @@ def assets_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def register(api: Api, app) -> None:
+def register(api: Api) -> None:
     cache: dict = {}
 
     def document() -> dict:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime
 import re
 import time
+from typing import TYPE_CHECKING
 
 from ..storage.events import MAX_FETCH_LIMIT, SEVERITIES
-from .errors import ApiError, ValidationError
+from .errors import ValidationError
 from .routes import Api
 from .schema import DECIMAL, DURATION_UNIT, RFC3339, Int, List, Num, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..storage.events import EventLog
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -82,14 +86,11 @@ EventQuery = Query({
 })
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, eventlog: EventLog) -> None:
     @api.route("GET", "/api/events", role="viewer", summary="Audit log and system events",
                tags=["events"], query=EventQuery, responses={200: EventPage})
     async def list_events(req):
         q = req.g.query
-        eventlog = getattr(app, "eventlog", None)
-        if eventlog is None:
-            raise ApiError(503, "the event log is not running")
         since = parse_time(q.get("since"), "since")
         until = parse_time(q.get("until"), "until")
         await eventlog.sync()  # events published a moment ago are visible at once

@@ -8,12 +8,18 @@ upstream, and reports which stage would decide, what matched, and the answer it 
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from dnslib import QTYPE
 
 from .errors import ApiError
 from .routes import Api
 from .schema import IP, Obj, Query, Str, any_case, domain_name
+
+if TYPE_CHECKING:
+    from ..filtering.groups import Groups
+    from ..filtering.pause import BlockingPause
+    from ..resolver import Resolver
 
 CheckQuery = Query({
     "domain": domain_name(description="the name to explain"),
@@ -28,7 +34,8 @@ Explanation = Obj("Explanation", {}, additional=True, example={
                  "action": "block", "important": False}]})
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, resolver: Resolver, groups: Groups, pause: BlockingPause) -> None:
+    group_store = groups
     @api.route("GET", "/api/blocklists/check", role="viewer", tags=["filtering"], query=CheckQuery,
                summary="Explain how a domain would be answered, and which lists or rules match",
                responses={200: Explanation})
@@ -45,10 +52,10 @@ def register(api: Api, app) -> None:
         if qtype is None:
             raise ApiError(400, f"unknown query type {qtype_name!r}", [{"field": "type", "message": "unknown type"}])
         from ..filtering.groups import view_key
-        groups = sorted(app.groups.groups_of(client)) if app.groups is not None else ["default"]
+        groups = sorted(group_store.groups_of(client))
         view = view_key(groups)
         out = {"domain": domain, "client": client, "type": qtype_name, "groups": groups, "matches": []}
-        filt = app.filter
+        filt = resolver.filter
         index = filt.index
         if index is not None:
             for m in index.lookup(domain, qtype, lists=filt.lists_for(view), complete=True) or ():
@@ -63,8 +70,7 @@ def register(api: Api, app) -> None:
             out["matches"].append({"list": "whitelist", "kind": "allow", "entry": allow})
         if deny:
             out["matches"].append({"list": "denylist", "kind": "block", "entry": deny})
-        policy = getattr(app, "policy", None)
-        engine = getattr(policy, "engine", None)
+        engine = resolver.policy.engine
         decided = None
         if engine is not None:
             hit = engine.evaluate(domain, client, qtype_name)
@@ -72,7 +78,7 @@ def register(api: Api, app) -> None:
                 out["matches"].append({"list": "policy", "kind": hit.action.lower(), "rule": hit.rule.name})
                 decided = ("policy", hit.rule.name, {"BLOCK": "blocked", "ALLOW": "allowed",
                                                      "REDIRECT": "redirected", "FORWARD": "forwarded"}[hit.action])
-        if app.pause is not None and app.pause.paused(groups):
+        if pause.paused(groups):
             out.update(decision="allowed", stage="filter", rule="blocking paused")
             return out
         if decided is None:

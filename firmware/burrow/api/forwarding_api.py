@@ -15,12 +15,13 @@
 ``{id}`` is ``name:priority:index`` (percent-encoded: names have spaces) or the rule's exact
 name; text that is neither names no rule: 404 (seed 003 answered 400 for a malformed id, but
 any text could be a name). 400 names the bad field, 409 is a duplicate name. Every change
-drops fast-path answers (``app.answers_changed``) and is published as an audit event.
+drops fast-path answers (``resolver.answers_changed``) and is published as an audit event.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
 import dnslib
 
@@ -28,6 +29,12 @@ from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MA
                                 ForwardRuleError, RuleNotFound)
 from .errors import ApiError
 from .routes import Api
+
+if TYPE_CHECKING:
+    from ..board.appliance import Appliance
+    from ..forwarding import ForwardRules
+    from ..resolver import Resolver
+    from ..telemetry.events import EventBus
 from .schema import (HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, Bool, Int, List, Obj, Str, any_case,
                      domain_name)
 
@@ -129,12 +136,11 @@ RULE_REF = {"id": Str(min_len=1, max_len=MAX_NAME + 11, strip=False,
                       description="a rule's name, or its id name:priority:index")}
 
 
-def register(api: Api, app) -> None:
-    def rules():
-        store = getattr(app, "forwarding", None)
-        if store is None:
-            raise ApiError(503, "Conditional forwarding not configured", error="Service Unavailable")
-        return store
+def register(api: Api, *, forwarding: ForwardRules, resolver: Resolver, board: Appliance,
+             events: EventBus) -> None:
+    """``board``: where the router preset learns the default gateway."""
+    def rules() -> ForwardRules:
+        return forwarding
 
     def apply(fn, *args, **kwargs):
         """Call a store method; its errors become HTTP errors (400/404/409, 500 on storage)."""
@@ -148,22 +154,13 @@ def register(api: Api, app) -> None:
             raise ApiError(500, f"Failed to save configuration: {e}") from None
 
     def changed(req, kind: str, summary: str) -> None:
-        answers_changed = getattr(app, "answers_changed", None)
-        if answers_changed is not None:
-            answers_changed()  # answers decided under the old rules must not be replayed
-        elif getattr(app, "dns", None) is not None:
-            app.dns.invalidate()
-        events = getattr(app, "events", None)
-        if events is not None:
-            events.publish("events", {"type": f"forwarding.{kind}", "actor": req.g.principal.username,
-                                      "client_ip": req.g.client_ip, "summary": summary})
+        resolver.answers_changed()  # answers decided under the old rules must not be replayed
+        events.publish("events", {"type": f"forwarding.{kind}", "actor": req.g.principal.username,
+                                  "client_ip": req.g.client_ip, "summary": summary})
 
     def gateway() -> str | None:
-        appliance = getattr(app, "appliance", None)
-        if appliance is None:
-            return None
         try:
-            route = appliance.network().get("default_v4") or {}
+            route = board.network().get("default_v4") or {}
         except Exception:  # a missing netlink must not fail the page
             return None
         return route.get("gateway") or None

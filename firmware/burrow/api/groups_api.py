@@ -8,11 +8,21 @@ DNS generation, so no answer decided for a client's old groups is replayed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..filtering.groups import MAX_NAME, NAME_PATTERN
 from .blocking_api import BlockingState
 from .errors import ApiError
 from .routes import Api
 from .schema import IP, IP_OR_CIDR, Bool, Int, List, Num, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..filtering.groups import Groups
+    from ..filtering.pause import BlockingPause
+    from ..filtering.sources import ListStore
+    from ..filtering.userlists import UserList
+    from ..resolver import Resolver
+    from ..telemetry.events import EventBus
 
 GROUP_NAME = NAME_PATTERN.replace("a-z", "A-Za-z")  # names are folded to lower case
 
@@ -61,23 +71,22 @@ ClientUpdate = Obj("ClientUpdate", {
 }, min_fields=1, example={"groups": ["kids", "guests"]})
 
 
-def known_groups(app, groups, field: str = "groups") -> list[str] | None:
+def known_groups(store: Groups, groups, field: str = "groups") -> list[str] | None:
     """``groups`` checked against the existing client groups (normalised), or a 400 naming
     ``field``; None/[] pass through as "every group"."""
     if not groups:
         return groups
     from ..filtering.groups import GroupError
     try:
-        return app.groups.check_groups(groups, field)
+        return store.check_groups(groups, field)
     except GroupError as e:
         raise ApiError(400, e.message, [{"field": field, "message": e.message}]) from None
 
 
-def register(api: Api, app) -> None:
-    def store():
-        if app.groups is None:
-            raise ApiError(503, "groups are not available (storage not open)")
-        return app.groups
+def register(api: Api, *, groups: Groups, pause: BlockingPause, allow_list: UserList, deny_list: UserList,
+             list_store: ListStore, resolver: Resolver, events: EventBus) -> None:
+    def store() -> Groups:
+        return groups
 
     def checked(fn):
         from ..filtering.groups import Duplicate, GroupError
@@ -89,8 +98,8 @@ def register(api: Api, app) -> None:
             raise ApiError(409, f"{e.args[0]} exists already", error="Conflict") from None
 
     def changed(req, kind: str, summary: str, data=None) -> None:
-        app.answers_changed()  # views and list masks are recomputed, fast path emptied
-        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
+        resolver.answers_changed()  # views and list masks are recomputed, fast path emptied
+        events.publish("events", {"type": kind, "actor": req.g.principal.username,
                                       "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 
     @api.route("GET", "/api/groups", role="viewer", summary="Client groups (default first)", tags=["groups"])
@@ -114,7 +123,7 @@ def register(api: Api, app) -> None:
         except KeyError:
             raise ApiError(404, f"no client group named {name!r}") from None
         members = [c for c in store().clients if name in c["groups"]]
-        return {**group, "members": members, "blocking": app.pause.state(name)}
+        return {**group, "members": members, "blocking": pause.state(name)}
 
     @api.route("PUT", "/api/groups/<name>", role="admin", summary="Change a group's description",
                tags=["groups"], body=GroupUpdate, responses={200: GroupOut, 404: "no such client group"})
@@ -132,13 +141,12 @@ def register(api: Api, app) -> None:
             checked(lambda: store().delete_group(name))
         except KeyError:
             raise ApiError(404, f"no client group named {name!r}") from None
-        app.pause.forget_group(name)
-        for user_list in (app.filter.allow_list, app.filter.deny_list):
-            if user_list is not None:
-                user_list.drop_group(name)
-        for row in app.list_store.list() if app.list_store is not None else ():
+        pause.forget_group(name)
+        for user_list in (allow_list, deny_list):
+            user_list.drop_group(name)
+        for row in list_store.list():
             if name in row["groups"]:
-                app.list_store.update(row["id"], {"groups": [g for g in row["groups"] if g != name]})
+                list_store.update(row["id"], {"groups": [g for g in row["groups"] if g != name]})
         changed(req, "group.deleted", f"group {name} deleted")
         return {"message": "Group deleted", "name": name}
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .routes import Api
 from .schema import List, Obj, Str
+
+if TYPE_CHECKING:
+    from ..health import Health as HealthService
 
 
 def format_uptime(seconds: float) -> str:
@@ -33,7 +38,7 @@ Readiness = Obj("Readiness", {"status": Str(enum=["ready", "not_ready"]),
                                      "(6 times in 600 s; not restarted again)"]})
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, health: HealthService, version: str) -> None:
     @api.route("GET", "/healthz", role="public", summary="Liveness probe", tags=["health"],
                responses={200: Alive})
     async def healthz(req):
@@ -42,8 +47,8 @@ def register(api: Api, app) -> None:
     @api.route("GET", "/readyz", role="public", summary="Readiness probe", tags=["health"],
                responses={200: Readiness, 503: Readiness})
     async def readyz(req):
-        ready, checks = app.readiness()
-        reasons = app.faults.reasons()
+        ready, checks = health.readiness()
+        reasons = health.reasons()
         if ready:
             return {"status": "ready", "checks": checks, "reasons": reasons}
         return {"status": "not_ready", "checks": checks, "reasons": reasons}, 503
@@ -51,4 +56,4 @@ def register(api: Api, app) -> None:
     @api.route("GET", "/api/health", role="public", summary="Server health and uptime", tags=["health"],
                responses={200: Health})
     async def api_health(req):
-        return {"status": "ok", "uptime": format_uptime(app.uptime_seconds()), "version": app.version}
+        return {"status": "ok", "uptime": format_uptime(health.uptime_seconds()), "version": version}

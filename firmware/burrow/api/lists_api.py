@@ -5,10 +5,20 @@ security events (filtering/threats.py)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import ApiError
 from .groups_api import group_names, known_groups
 from .routes import Api
 from .schema import NO_CONTROLS, Bool, Int, List, Obj, Str
+
+if TYPE_CHECKING:
+    from ..filtering.groups import Groups
+    from ..filtering.manager import ListManager
+    from ..filtering.sources import ListStore
+    from ..filtering.threats import ThreatReporter
+    from ..resolver import Resolver
+    from ..telemetry.events import EventBus
 
 KINDS = ["block", "allow", "threat"]
 FORMATS = ["auto", "hosts", "domains", "wildcard", "onlydomains", "adblock", "dnsmasq", "rpz", "regex"]
@@ -42,38 +52,39 @@ ReloadResult = Obj("ReloadResult", {"status": Str(), "domains": Int(minimum=0), 
                    example={"status": "ok", "domains": 101348, "message": "Blocklists reloaded successfully"})
 
 
-def register(api: Api, app) -> None:
-    def manager():
-        if getattr(app, "lists", None) is None:
-            raise ApiError(503, "Blocklist manager not available")
-        return app.lists
-
+def register(api: Api, *, lists: ListManager, list_store: ListStore, threats: ThreatReporter, groups: Groups,
+             resolver: Resolver, events: EventBus) -> None:
     def audit(req, kind: str, summary: str, data=None) -> None:
-        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
-                                      "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+        events.publish("events", {"type": kind, "actor": req.g.principal.username,
+                                  "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 
-    _register_face(api, app, manager, audit, "/api/lists", None, "list", ListCreate, ListUpdate)
-    _register_face(api, app, manager, audit, "/api/threat-feeds", "threat", "threat feed",
-                   ThreatFeedCreate, ThreatFeedUpdate)
+    faces = (("/api/lists", None, "list", ListCreate, ListUpdate),
+             ("/api/threat-feeds", "threat", "threat feed", ThreatFeedCreate, ThreatFeedUpdate))
+    for base, kind, label, create_schema, update_schema in faces:
+        _register_face(api, lists, list_store, threats, groups, resolver, audit, base, kind, label,
+                       create_schema, update_schema)
 
     @api.route("POST", "/api/blocklist/reload", role="admin", summary="Reload every list now (seed 003)",
                tags=["lists"], responses={200: ReloadResult})
     async def reload_all(req):
-        result = await manager().refresh(force=True)
-        report = manager().reload_report(result)
+        result = await lists.refresh(force=True)
+        report = lists.reload_report(result)
         audit(req, "blocklist.reloaded", report["message"], {"domains": report["domains"]})
         return report, (500 if report["status"] != "ok" else 200)
 
 
-def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, label: str,
+def _register_face(api: Api, list_manager: ListManager, list_store: ListStore, threats: ThreatReporter, groups: Groups,
+                   resolver: Resolver, audit, base: str, kind: str | None, label: str,
                    create_schema: Obj, update_schema: Obj) -> None:
     """CRUD + update-now on the lists store; ``kind`` fixes the kind this face shows and makes."""
     tag = "lists" if kind is None else "threat-feeds"
     event = "list" if kind is None else "threat_feed"
 
-    def store():
-        manager()
-        return app.list_store
+    def manager() -> ListManager:
+        return list_manager
+
+    def store() -> ListStore:
+        return list_store
 
     def found(list_id: int) -> dict:
         row = store().get(list_id)
@@ -95,8 +106,8 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         lists = store().list(kind=kind)
         key = "lists" if kind is None else "feeds"
         out = {key: lists, "total": len(lists), "index": manager().status()}
-        if kind == "threat" and getattr(app, "threats", None) is not None:
-            out["hits"] = app.threats.status()  # since start; per-minute counts are in /api/stats
+        if kind == "threat":
+            out["hits"] = threats.status()  # since start; per-minute counts are in /api/stats
         return out
 
     @api.route("POST", base, role="admin", summary=f"Add a {label}" if kind else "Add a block, allow or threat list",
@@ -108,9 +119,9 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         if body.get("format") == "auto":
             body["format"] = None
         if body.get("groups"):
-            body["groups"] = known_groups(app, body["groups"])
+            body["groups"] = known_groups(groups, body["groups"])
         created = checked(lambda: store().create(**body))
-        app.answers_changed()  # the lists each view uses
+        resolver.answers_changed()  # the lists each view uses
         manager().wake()  # downloaded and compiled by the scheduler now
         audit(req, f"{event}.created", f"{label} {created['name']} added",
               {"list": created["name"], "source": created["source"]})
@@ -127,12 +138,12 @@ def _register_face(api: Api, app, manager, audit, base: str, kind: str | None, l
         if changes.get("format") == "auto":
             changes["format"] = None
         if changes.get("groups"):
-            changes["groups"] = known_groups(app, changes["groups"])
+            changes["groups"] = known_groups(groups, changes["groups"])
         before = found(list_id)
         updated = checked(lambda: store().update(list_id, changes))
         if updated is None:
             raise ApiError(404, f"no {label} {list_id}")
-        app.answers_changed()  # a list's groups apply at once, without a recompile
+        resolver.answers_changed()  # a list's groups apply at once, without a recompile
         manager().wake()
         audit(req, f"{event}.updated", f"{label} {updated['name']} changed",
               {"before": {k: before.get(k) for k in changes}, "after": changes})

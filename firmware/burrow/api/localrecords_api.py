@@ -1,6 +1,6 @@
 """/api/localrecords (seed 003, exactly): local A, AAAA and CNAME records for home names.
 
-A face of the zone store (``app.zones``): local records are the records of the implicit zone
+A face of the zone store (``zones.store``, burrow/zones/service.py): local records are the records of the implicit zone
 ``local`` and also appear in /api/dns-records. Here they are grouped the seed's way, one entry
 per domain and type with all its addresses (a round-robin set), id ``domain:type:index``
 (``nas.local.:A:0``; the index is 0 since a domain and type form one entry). Adding
@@ -11,10 +11,17 @@ itself nor evilhome.lan.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..zones.store import LOCAL_TYPES
 from .routes import Api
 from .schema import IP, Bool, Int, List, Obj, Str, any_case, domain_name
-from .zones_api import publish_change, store_call, zone_store
+from .zones_api import publish_change, store_call
+
+if TYPE_CHECKING:
+    from ..telemetry.events import EventBus
+    from ..zones.service import ZoneService
+    from ..zones.store import ZoneStore
 
 LocalRecordBody = Obj("LocalRecordBody", {
     "domain": domain_name(wildcard=True, description="domain name (trailing dot optional); *.name for a wildcard"),
@@ -46,9 +53,9 @@ LocalRecordRemoved = Obj("LocalRecordRemoved", {"message": Str(), "total": Int(m
                          example={"message": "Local record removed successfully", "total": 2})
 
 
-def register(api: Api, app) -> None:
-    def store():
-        return zone_store(app)
+def register(api: Api, *, zones: ZoneService, events: EventBus) -> None:
+    def store() -> ZoneStore:
+        return zones.store
 
     @api.route("GET", "/api/localrecords", role="viewer", summary="All local DNS records",
                tags=["local-dns"], responses={200: LocalRecordList})
@@ -64,7 +71,7 @@ def register(api: Api, app) -> None:
         b = req.g.body
         record = store_call(store().add_local, b["domain"], b["type"], b.get("ips"), b.get("target"),
                             b.get("ttl"), bool(b.get("wildcard")))
-        publish_change(app, req, "localrecord.added", f"{record['domain']} {record['type']} added",
+        publish_change(zones, events, req, "localrecord.added", f"{record['domain']} {record['type']} added",
                        {"record": record})
         return {"message": "Local record added successfully", "record": record}
 
@@ -74,6 +81,6 @@ def register(api: Api, app) -> None:
                           500: "Failed to save configuration"})
     async def remove_local(req, record_id):
         record = store_call(store().delete_local, record_id)
-        publish_change(app, req, "localrecord.removed", f"{record['domain']} {record['type']} removed",
+        publish_change(zones, events, req, "localrecord.removed", f"{record['domain']} {record['type']} removed",
                        {"record": record})
         return {"message": "Local record removed successfully", "total": store().local_entry_count()}

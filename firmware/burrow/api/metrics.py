@@ -14,10 +14,20 @@ Prometheus handles as a counter reset. Query types outside a fixed list count as
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from microdot import Response
 
 from .routes import Api
+
+if TYPE_CHECKING:
+    from ..board.appliance import Appliance
+    from ..filtering.manager import ListManager
+    from ..health import Health
+    from ..lifecycle import Supervisor
+    from ..resolver import Resolver
+    from ..telemetry.events import EventBus
+    from ..telemetry.recorder import Recorder
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -113,133 +123,122 @@ def render_system(f, system: dict) -> None:
       writes.get("bytes_per_day_recent") or writes.get("bytes_per_day_since_boot"))
 
 
-def render(app, api: Api | None, system: dict | None = None) -> str:
+def render(api: Api, system: dict | None, *, version: str, health: Health, supervisor: Supervisor,
+           lists: ListManager, recorder: Recorder, resolver: Resolver, events: EventBus) -> str:
     out = Exposition()
     f = out.family
     if system:
         render_system(f, system)
-    f("burrow_build_info", "gauge", "Burrow version (value is always 1).", [({"version": app.version}, 1)])
-    f("burrow_uptime_seconds", "gauge", "Seconds since the process started.", app.uptime_seconds())
+    f("burrow_build_info", "gauge", "Burrow version (value is always 1).", [({"version": version}, 1)])
+    f("burrow_uptime_seconds", "gauge", "Seconds since the process started.", health.uptime_seconds())
 
-    lists = getattr(app, "lists", None)
-    if lists is not None:
-        f("burrow_blocklist_entries", "gauge", "Names in the live compiled blocklist index.", lists.domains())
-    recorder = getattr(app, "recorder", None)
-    if recorder is not None:
-        f("burrow_queries_total", "counter", "DNS queries answered, by decision, query type and rcode.",
-          [({"decision": d, "qtype": q, "rcode": str(r)}, n)
-           for (d, q, r), n in sorted(recorder.query_counts.items())])
-        snap = recorder.snapshot()
-        f("burrow_querylog_received_total", "counter", "Query records taken from the telemetry ring.",
-          snap["received"])
-        f("burrow_querylog_written_total", "counter", "Query-log rows committed to the database.",
-          snap["flushed"])
-        f("burrow_querylog_pending_rows", "gauge", "Query-log rows waiting for the next flush.", snap["pending"])
-        f("burrow_querylog_flush_errors_total", "counter", "Failed query-log flushes.", snap["flush_errors"])
-        f("burrow_querylog_dropped_total", "counter", "Query records lost, by where they were dropped.",
-          [({"where": "ring"}, snap["dropped_ring"]), ({"where": "pending"}, snap["dropped_pending"]),
-           ({"where": "bad_record"}, snap["bad_records"])])
-        f("burrow_querylog_ring_overflows_total", "counter", "Drains that found the telemetry ring full.",
-          snap["ring_overflows"])
+    f("burrow_blocklist_entries", "gauge", "Names in the live compiled blocklist index.", lists.domains())
 
-    dns = getattr(app, "dns", None)
-    if dns is not None:
-        c = dns.counters.as_dict()
-        f("burrow_dns_requests_total", "counter", "DNS messages received, by transport.",
-          [({"transport": "udp"}, c.get("udp")), ({"transport": "tcp"}, c.get("tcp"))])
-        f("burrow_dns_problems_total", "counter",
-          "Messages dropped or answered with an error by the server itself, by kind.",
-          [({"kind": k}, c[k]) for k in ("dropped", "formerr", "errors", "loops", "tcp_refused",
-                                         "tcp_client_cap", "tcp_deadline") if k in c])
-        f("burrow_dns_tcp_connections", "gauge", "Open DNS-over-TCP connections.",
-          getattr(dns, "tcp_connections", None))
+    # The query log.
+    f("burrow_queries_total", "counter", "DNS queries answered, by decision, query type and rcode.",
+      [({"decision": d, "qtype": q, "rcode": str(r)}, n)
+       for (d, q, r), n in sorted(recorder.query_counts.items())])
+    snap = recorder.snapshot()
+    f("burrow_querylog_received_total", "counter", "Query records taken from the telemetry ring.",
+      snap["received"])
+    f("burrow_querylog_written_total", "counter", "Query-log rows committed to the database.",
+      snap["flushed"])
+    f("burrow_querylog_pending_rows", "gauge", "Query-log rows waiting for the next flush.", snap["pending"])
+    f("burrow_querylog_flush_errors_total", "counter", "Failed query-log flushes.", snap["flush_errors"])
+    f("burrow_querylog_dropped_total", "counter", "Query records lost, by where they were dropped.",
+      [({"where": "ring"}, snap["dropped_ring"]), ({"where": "pending"}, snap["dropped_pending"]),
+       ({"where": "bad_record"}, snap["bad_records"])])
+    f("burrow_querylog_ring_overflows_total", "counter", "Drains that found the telemetry ring full.",
+      snap["ring_overflows"])
 
-    cache = getattr(app, "cache", None)
-    if cache is not None:
-        s = cache.stats()
-        stage = getattr(app, "cache_stage", None)
-        if stage is not None:
-            f("burrow_cache_enabled", "gauge", "1 when the answer cache is on.", bool(stage.enabled))
-        f("burrow_cache_hits_total", "counter", "Answer-cache hits (fast-path replays count as cached queries).",
-          s["hits"])
-        f("burrow_cache_misses_total", "counter", "Answer-cache misses.", s["misses"])
-        f("burrow_cache_stale_hits_total", "counter", "Expired answers served (RFC 8767).", s["stale_hits"])
-        f("burrow_cache_evictions_total", "counter", "Entries evicted by the size cap.", s["evictions"])
-        f("burrow_cache_entries", "gauge", "Entries in the answer cache.", s["entries"])
-        f("burrow_cache_bytes", "gauge", "Bytes held by the answer cache.", s["bytes"])
-        f("burrow_cache_max_bytes", "gauge", "Size cap of the answer cache.", s["max_bytes"])
-        if stage is not None:
-            f("burrow_cache_prefetches_total", "counter", "Background refreshes of expiring entries.",
-              getattr(stage, "prefetches", None))
+    # The DNS server.
+    dns = resolver.server
+    c = dns.counters.as_dict()
+    f("burrow_dns_requests_total", "counter", "DNS messages received, by transport.",
+      [({"transport": "udp"}, c.get("udp")), ({"transport": "tcp"}, c.get("tcp"))])
+    f("burrow_dns_problems_total", "counter",
+      "Messages dropped or answered with an error by the server itself, by kind.",
+      [({"kind": k}, c[k]) for k in ("dropped", "formerr", "errors", "loops", "tcp_refused",
+                                     "tcp_client_cap", "tcp_deadline") if k in c])
+    f("burrow_dns_tcp_connections", "gauge", "Open DNS-over-TCP connections.", dns.tcp_connections)
 
-    fastpath = getattr(app, "fastpath", None)
-    if fastpath is not None:
-        s = fastpath.stats()
-        f("burrow_fastpath_entries", "gauge", "Final answers held by the fast path.", s["entries"])
-        f("burrow_fastpath_bytes", "gauge", "Bytes held by the fast path.", s["bytes"])
-        f("burrow_fastpath_invalidations_total", "counter", "Times the fast path was dropped wholesale.",
-          s["generation"])
+    # The answer cache.
+    s = resolver.cache.stats()
+    stage = resolver.cache_stage
+    f("burrow_cache_enabled", "gauge", "1 when the answer cache is on.", bool(stage.enabled))
+    f("burrow_cache_hits_total", "counter", "Answer-cache hits (fast-path replays count as cached queries).",
+      s["hits"])
+    f("burrow_cache_misses_total", "counter", "Answer-cache misses.", s["misses"])
+    f("burrow_cache_stale_hits_total", "counter", "Expired answers served (RFC 8767).", s["stale_hits"])
+    f("burrow_cache_evictions_total", "counter", "Entries evicted by the size cap.", s["evictions"])
+    f("burrow_cache_entries", "gauge", "Entries in the answer cache.", s["entries"])
+    f("burrow_cache_bytes", "gauge", "Bytes held by the answer cache.", s["bytes"])
+    f("burrow_cache_max_bytes", "gauge", "Size cap of the answer cache.", s["max_bytes"])
+    f("burrow_cache_prefetches_total", "counter", "Background refreshes of expiring entries.",
+      stage.prefetches)
 
-    pool = getattr(app, "upstreams", None)
-    if pool is not None:
-        servers = list(pool.servers)
-        per = lambda attr: [({"upstream": s.label}, getattr(s, attr)) for s in servers]  # noqa: E731
-        f("burrow_upstream_queries_total", "counter", "Queries sent to each upstream.", per("queries"))
-        f("burrow_upstream_errors_total", "counter", "Failed attempts per upstream (timeouts included).",
-          per("errors"))
-        f("burrow_upstream_timeouts_total", "counter", "Timed-out attempts per upstream.", per("timeouts"))
-        f("burrow_upstream_srtt_seconds", "gauge", "Smoothed round-trip time per upstream.", per("srtt"))
-        f("burrow_upstream_healthy", "gauge", "1 when the upstream is considered healthy.",
-          [({"upstream": s.label}, bool(s.healthy)) for s in servers])
-        f("burrow_upstream_inflight", "gauge", "Upstream queries in flight.", getattr(pool, "inflight", None))
-        slots = getattr(pool, "slots", None)
-        if slots is not None:
-            f("burrow_upstream_turned_away_total", "counter",
-              "Cache misses not sent upstream: no in-flight slot (the pool's or the client's share), "
-              "or a question that keeps timing out, held back.",
-              [({"reason": "budget"}, slots.refused), ({"reason": "timeout_memo"}, pool.timeout_held)])
-        f("burrow_upstream_wrong_replies_total", "counter", "TCP replies ignored for a wrong ID or question.",
-          getattr(pool, "wrong_replies", None))
+    # The fast path.
+    s = resolver.fastpath.stats()
+    f("burrow_fastpath_entries", "gauge", "Final answers held by the fast path.", s["entries"])
+    f("burrow_fastpath_bytes", "gauge", "Bytes held by the fast path.", s["bytes"])
+    f("burrow_fastpath_invalidations_total", "counter", "Times the fast path was dropped wholesale.",
+      s["generation"])
 
-    limiter = getattr(app, "limiter", None)
+    # The upstreams.
+    pool = resolver.upstreams
+    servers = list(pool.servers)
+    per = lambda attr: [({"upstream": s.label}, getattr(s, attr)) for s in servers]  # noqa: E731
+    f("burrow_upstream_queries_total", "counter", "Queries sent to each upstream.", per("queries"))
+    f("burrow_upstream_errors_total", "counter", "Failed attempts per upstream (timeouts included).",
+      per("errors"))
+    f("burrow_upstream_timeouts_total", "counter", "Timed-out attempts per upstream.", per("timeouts"))
+    f("burrow_upstream_srtt_seconds", "gauge", "Smoothed round-trip time per upstream.", per("srtt"))
+    f("burrow_upstream_healthy", "gauge", "1 when the upstream is considered healthy.",
+      [({"upstream": s.label}, bool(s.healthy)) for s in servers])
+    f("burrow_upstream_inflight", "gauge", "Upstream queries in flight.", pool.inflight)
+    f("burrow_upstream_turned_away_total", "counter",
+      "Cache misses not sent upstream: no in-flight slot (the pool's or the client's share), "
+      "or a question that keeps timing out, held back.",
+      [({"reason": "budget"}, pool.slots.refused), ({"reason": "timeout_memo"}, pool.timeout_held)])
+    f("burrow_upstream_wrong_replies_total", "counter", "TCP replies ignored for a wrong ID or question.",
+      pool.wrong_replies)
+
+    limiter = resolver.limiter
     if limiter is not None:
         f("burrow_rate_limited_total", "counter", "Queries refused or dropped by the rate limiter.",
           limiter.limited)
         f("burrow_rate_limiter_clients", "gauge", "Clients tracked by the rate limiter.", len(limiter))
 
-    supervisor = getattr(app, "supervisor", None)
-    if supervisor is not None:
-        tasks = sorted(set(supervisor.running()) | set(supervisor.deaths))  # a zero for each live one
-        f("burrow_task_deaths_total", "counter",
-          "Background tasks that died (raised, or ended while they should run), by task.",
-          [({"task": name}, supervisor.deaths.get(name, 0)) for name in tasks])
-        f("burrow_task_restarts_total", "counter", "Background tasks started again by their restart policy.",
-          [({"task": name}, n) for name, n in sorted(supervisor.restarts.items())])
-        f("burrow_faults", "gauge", "Reasons Burrow needs a person (the fault status; see /readyz).",
-          len(supervisor.faults))
+    # Supervision and the fault status.
+    tasks = sorted(set(supervisor.running()) | set(supervisor.deaths))  # a zero for each live one
+    f("burrow_task_deaths_total", "counter",
+      "Background tasks that died (raised, or ended while they should run), by task.",
+      [({"task": name}, supervisor.deaths.get(name, 0)) for name in tasks])
+    f("burrow_task_restarts_total", "counter", "Background tasks started again by their restart policy.",
+      [({"task": name}, n) for name, n in sorted(supervisor.restarts.items())])
+    f("burrow_faults", "gauge", "Reasons Burrow needs a person (the fault status; see /readyz).",
+      len(supervisor.faults))
 
-    events = getattr(app, "events", None)
-    if events is not None:
-        f("burrow_events_published_total", "counter", "Messages published on the event bus.", events.published)
-        f("burrow_event_subscribers", "gauge", "Open event-bus subscriptions (websockets).", len(events))
+    # The event bus.
+    f("burrow_events_published_total", "counter", "Messages published on the event bus.", events.published)
+    f("burrow_event_subscribers", "gauge", "Open event-bus subscriptions (websockets).", len(events))
 
-    if api is not None:
-        web = api.web
-        f("burrow_http_connections", "gauge", "Open HTTP connections.", getattr(web, "active_connections", None))
-        f("burrow_http_rejected_connections_total", "counter",
-          "HTTP connections answered 503 at a cap (in all or per client).",
-          getattr(web, "rejected_connections", None))
-        f("burrow_http_deadline_cuts_total", "counter", "HTTP connections cut for being too slow.",
-          getattr(web, "deadline_cuts", None))
-        f("burrow_http_refused_requests_total", "counter",
-          "HTTP requests refused before any route: a malformed, oversized or ambiguous head.",
-          getattr(web, "refused_requests", None))
-        site = getattr(api, "site", None)
-        if site is not None:
-            f("burrow_http_foreign_requests_total", "counter",
-              "HTTP requests refused as another web page's (docs/security.md): a Host that is not "
-              "Burrow's (421), or a write, WebSocket upgrade or preflight from another origin (403).",
-              [({"reason": "host"}, site.misdirected), ({"reason": "origin"}, site.cross_origin)])
+    # The web server.
+    web = api.web
+    f("burrow_http_connections", "gauge", "Open HTTP connections.", web.active_connections)
+    f("burrow_http_rejected_connections_total", "counter",
+      "HTTP connections answered 503 at a cap (in all or per client).",
+      web.rejected_connections)
+    f("burrow_http_deadline_cuts_total", "counter", "HTTP connections cut for being too slow.",
+      web.deadline_cuts)
+    f("burrow_http_refused_requests_total", "counter",
+      "HTTP requests refused before any route: a malformed, oversized or ambiguous head.",
+      web.refused_requests)
+    site = api.site
+    f("burrow_http_foreign_requests_total", "counter",
+      "HTTP requests refused as another web page's (docs/security.md): a Host that is not "
+      "Burrow's (421), or a write, WebSocket upgrade or preflight from another origin (403).",
+      [({"reason": "host"}, site.misdirected), ({"reason": "origin"}, site.cross_origin)])
 
     proc = process_figures()
     f("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", proc.get("rss"))
@@ -250,19 +249,15 @@ def render(app, api: Api | None, system: dict | None = None) -> str:
     return out.text()
 
 
-def _public(app) -> bool:
-    try:
-        return bool(app.config["server.metrics_public"])
-    except Exception:  # an app without a config (tests of the route table): keep it private
-        return False
-
-
-def register(api: Api, app) -> None:
-    @api.route("GET", "/metrics", role="public" if _public(app) else "viewer",
+def register(api: Api, *, public: bool, version: str, health: Health, supervisor: Supervisor, lists: ListManager,
+             recorder: Recorder, resolver: Resolver, events: EventBus, board: Appliance) -> None:
+    """``public``: server.metrics_public (read once: the route's role is fixed when it is made)."""
+    @api.route("GET", "/metrics", role="public" if public else "viewer",
                summary="Prometheus metrics (public when server.metrics_public is true)",
                tags=["metrics"], responses={200: "Prometheus text exposition format 0.0.4"},
                raw_response=True)
     async def metrics(req):
-        appliance = getattr(app, "appliance", None)
-        system = await appliance.system_recent() if appliance is not None else None
-        return Response(render(app, api, system), 200, {"Content-Type": CONTENT_TYPE})
+        system = await board.system_recent()
+        text = render(api, system, version=version, health=health, supervisor=supervisor, lists=lists,
+                      recorder=recorder, resolver=resolver, events=events)
+        return Response(text, 200, {"Content-Type": CONTENT_TYPE})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 
 from ..config.schema import DEFAULT_PORTS, split_authority, web_origin
 from .errors import ApiError
@@ -65,18 +66,23 @@ def _origin(text: str) -> tuple[str, str, int] | None:
 
 
 class Site:
-    """Burrow's own names, addresses and origins, as the request checks need them."""
+    """Burrow's own names, addresses and origins, as the request checks need them.
 
-    def __init__(self, app):
-        self.app = app
+    :param config: the configuration (``server.allowed_hosts``, ``server.allowed_origins``).
+    :param board: what knows the machine's addresses (``local_addresses()``, the board's
+        network watcher); None: only loopback and the address a request came in on.
+    """
+
+    def __init__(self, config: Mapping | None = None, board=None):
+        self.config = config
+        self.board = board
         self.misdirected = 0  # requests refused for their Host
         self.cross_origin = 0  # writes, upgrades and preflights refused for their Origin
 
     def _configured(self, key: str) -> list:
-        config = getattr(self.app, "config", None)
         try:
-            return config[key] if config is not None else []
-        except KeyError:  # an app without that option (unit-test stand-ins)
+            return self.config[key] if self.config is not None else []
+        except KeyError:  # a configuration without that option (unit-test stand-ins)
             return []
 
     # ---- Host -------------------------------------------------------------------------------
@@ -114,8 +120,7 @@ class Site:
         return {full, short, f"{short}.local"}
 
     def _local_addresses(self) -> set[str]:
-        appliance = getattr(self.app, "appliance", None)
-        addresses = appliance.local_addresses() if appliance is not None else None
+        addresses = self.board.local_addresses() if self.board is not None else None
         return {str(_ip(a.split("%")[0]) or a) for a in addresses or ()}
 
     def refuse_host(self) -> ApiError:

@@ -8,11 +8,19 @@ the old rules.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..policy import PolicyError, PolicyRule
 from ..policy.engine import ACTIONS
 from .errors import ApiError
 from .routes import Api
 from .schema import Bool, Int, List, Obj, Str, any_case
+
+if TYPE_CHECKING:
+    from ..dns.stages.policy import PolicyStage
+    from ..resolver import Resolver
+    from ..storage.settings import SettingsDB
+    from ..telemetry.events import EventBus
 
 SETTINGS_KEY = "policies"
 NEXT_ID_KEY = "policies.next_id"
@@ -40,11 +48,8 @@ Deleted = Obj("PolicyDeleted", {"message": Str(), "id": Int(minimum=0), "name": 
               example={"message": "Policy deleted successfully", "id": 0, "name": "Block after hours"})
 
 
-def register(api: Api, app) -> None:
-    def stage():
-        policy = getattr(app, "policy", None)
-        if policy is None or getattr(app, "settings", None) is None:
-            raise ApiError(503, "Policy engine not configured", error="Service Unavailable")
+def register(api: Api, *, policy: PolicyStage, settings: SettingsDB, resolver: Resolver, events: EventBus) -> None:
+    def stage() -> PolicyStage:
         return policy
 
     def policy_id(text: str) -> int:
@@ -64,9 +69,7 @@ def register(api: Api, app) -> None:
 
     def commit(req, rules: list, kind: str, rule: PolicyRule, next_id: int | None = None) -> None:
         """Save, then swap the engine, then drop replayable answers: all or nothing."""
-        policy = stage()
         engine = policy.build(rules)  # cheap: rules are compiled already
-        settings = app.settings
         try:
             with settings.transaction():
                 settings.set(SETTINGS_KEY, [r.to_dict() for r in rules])
@@ -75,11 +78,10 @@ def register(api: Api, app) -> None:
         except Exception as e:
             raise ApiError(500, f"Failed to save policies: {e}") from None
         policy.set_engine(engine)
-        if app.dns is not None:
-            app.dns.invalidate()  # answers decided under the old rules must not be replayed
-        app.events.publish("events", {"type": f"policy.{kind}", "actor": req.g.principal.username,
-                                      "client_ip": req.g.client_ip,
-                                      "summary": f"policy {rule.id} {rule.name!r} {kind}"})
+        resolver.invalidate()  # answers decided under the old rules must not be replayed
+        events.publish("events", {"type": f"policy.{kind}", "actor": req.g.principal.username,
+                                  "client_ip": req.g.client_ip,
+                                  "summary": f"policy {rule.id} {rule.name!r} {kind}"})
 
     @api.route("GET", "/api/policies", role="viewer", summary="All policy rules, in evaluation order",
                tags=["policies"], responses={200: PolicyListing})
@@ -102,7 +104,7 @@ def register(api: Api, app) -> None:
         if len(rules) >= MAX_RULES:
             raise ApiError(400, f"at most {MAX_RULES} policies")
         used = max((r.id for r in rules if isinstance(r.id, int)), default=-1) + 1
-        stored = app.settings.get(NEXT_ID_KEY, 0)
+        stored = settings.get(NEXT_ID_KEY, 0)
         pid = max(used, stored if isinstance(stored, int) else 0)
         rule = build(req.g.body, pid)
         rules.append(rule)

@@ -8,9 +8,14 @@ when it takes the row in), the same before and after the flush.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .routes import Api
 from .schema import Bool, Int, List, Num, Obj, Query, Str
-from .stats import RECENT_SCAN, SINCE_HELP, parse_since, parse_time, read_log, recorder_of, since_param
+from .stats import RECENT_SCAN, SINCE_HELP, parse_since, parse_time, read_log, since_param
+
+if TYPE_CHECKING:
+    from ..telemetry.recorder import Recorder
 
 MAX_LIMIT = 1000
 
@@ -79,7 +84,7 @@ def _matches(row: dict, f: dict) -> bool:
     return True
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, recorder: Recorder) -> None:
     @api.route("GET", "/api/queries", role="viewer", summary="Recent DNS queries, with paging and filters",
                tags=["queries"], query=QueriesQuery, responses={200: Queries, 503: "storage not available"})
     async def list_queries(req):
@@ -90,14 +95,14 @@ def register(api: Api, app) -> None:
         f["until"] = parse_since(q["until"], field="until")[0] if q.get("until") else None
         limit, offset = q["limit"], q["offset"]
 
-        fresh = [row for row in recorder_of(app).recent(RECENT_SCAN) if _matches(row, f)]
+        fresh = [row for row in recorder.recent(RECENT_SCAN) if _matches(row, f)]
         db_filters = dict(domain=f["domain"], client=f["client"], since=f["since"], until=f["until"],
                           stage=f["stage"], action=f["action"], rule=f["rule"], source=f["source"],
                           blocked=f["blocked"])
         # Unflushed rows are the newest: they come first, then the log from its newest row.
         page = fresh[offset:offset + limit]
         db_offset = max(0, offset - len(fresh))
-        rows, total = await read_log(app, "fetch", limit, db_offset, **db_filters)
+        rows, total = await read_log(recorder, "fetch", limit, db_offset, **db_filters)
         ids = {r["id"] for r in fresh}
         duplicates = 0
         for row in rows:

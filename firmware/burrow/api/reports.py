@@ -17,16 +17,20 @@ import csv
 import io
 import json
 import time
+from typing import TYPE_CHECKING
 
 import ujson
 from microdot import Response
 
 from ..storage.querylog import ROW_FIELDS, iso_utc, row_to_dict
 from ..storage.sqlwhere import add_time_window
-from .errors import ApiError, ValidationError
+from .errors import ValidationError
 from .events_api import TIME, TIME_HELP, TIME_HINT, parse_duration, parse_time
 from .routes import Api
 from .schema import DECIMAL, DURATION_UNIT, Int, Query, Str
+
+if TYPE_CHECKING:
+    from ..telemetry.recorder import Recorder
 
 MAX_EXPORT_ROWS = 100_000  # per export; a week of a busy home network is more: narrow the window
 PAGE_ROWS = 1000  # rows read per worker-thread round trip
@@ -128,7 +132,7 @@ async def stream_queries(recorder, since, until, limit: int, fmt: str, total: in
 Format = Str(enum=["csv", "json"], default="csv", description="csv (with a header row) or json")
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, recorder: Recorder) -> None:
     @api.route("GET", "/api/reports/queries", role="viewer", tags=["reports"], raw_response=True,
                summary=f"Export the query log (CSV or JSON, streamed, at most {MAX_EXPORT_ROWS} rows)",
                query=Query({
@@ -147,9 +151,6 @@ def register(api: Api, app) -> None:
         since, until = (None if t is None else min(max(t, 0.0), 1e11) for t in (since, until))  # iso_utc range
         if since is not None and until is not None and until <= since:
             raise ValidationError([("until", "must be after since")])
-        recorder = getattr(app, "recorder", None)
-        if recorder is None:
-            raise ApiError(503, "the query log is not running")
         total = await recorder.query(count_window, recorder.db, since, until)
         rows = min(total, q["limit"])
         headers = _download_headers("queries", q["format"], {
@@ -178,9 +179,6 @@ def register(api: Api, app) -> None:
             raise ValidationError([("step", "must be a duration of at least 1m (1m, 5m, 1h, 1d)")])
         if window / step > MAX_STATS_POINTS:
             raise ValidationError([("step", f"gives more than {MAX_STATS_POINTS} points; use a larger step")])
-        recorder = getattr(app, "recorder", None)
-        if recorder is None:
-            raise ApiError(503, "statistics are not running")
         points = recorder.stats.timeseries(window, step, now=now)
         headers = _download_headers("stats", q["format"])
         if q["format"] == "csv":

@@ -3,7 +3,7 @@
     @api.route("POST", "/api/cache/purge", role="admin", summary="Empty the DNS cache",
                tags=["cache"], responses={200: PurgeResult})
     async def purge(req):
-        return {"status": "ok", "entries_cleared": app.purge_cache()}
+        return {"status": "ok", "entries_cleared": resolver.purge_cache()}
 
 Handlers stay thin: the wrapper authenticates, checks the role, enforces CSRF for cookie
 sessions, parses and validates the JSON body (``req.g.body``) and query (``req.g.query``),
@@ -441,9 +441,10 @@ class WebSettings:
 class Api:
     """Registry of routes on one BurrowWeb app, with auth, limits and headers applied."""
 
-    def __init__(self, app, web: BurrowWeb | None = None, *, settings: WebSettings = WebSettings(),
-                 rps: float = 20.0, burst: int = 60, auth_rps: float = 0.5, auth_burst: int = 10):
-        self.app = app
+    def __init__(self, auth=None, site: Site | None = None, web: BurrowWeb | None = None, *,
+                 settings: WebSettings = WebSettings(), rps: float = 20.0, burst: int = 60,
+                 auth_rps: float = 0.5, auth_burst: int = 10):
+        self.auth = auth  # authenticates requests (burrow.auth.AuthService); None: nobody signs in
         self.settings = settings
         self.web = web or BurrowWeb()
         self.routes: list[Route] = []
@@ -453,7 +454,7 @@ class Api:
         self.undocumented = 0  # answers with a status the route's OpenAPI entry does not list
         self.limiter = RateLimiter(rps, burst, 4096)
         self.auth_limiter = RateLimiter(auth_rps, auth_burst, 4096)  # login, setup, refresh
-        self.site = Site(app)  # Burrow's own names and origins (origin.py)
+        self.site = site or Site()  # Burrow's own names and origins (origin.py)
         self.web.screen = self._screen_host
         self.web.options_handler = self._preflight
         self.web.after_request(self._headers)
@@ -566,7 +567,7 @@ class Api:
         return endpoint
 
     async def _authorize(self, req, route: Route):
-        auth = getattr(self.app, "auth", None)
+        auth = self.auth
         authz = req.headers.get("Authorization")
         cookie = req.cookies.get(SESSION_COOKIE) if req.cookies else None
         principal = None

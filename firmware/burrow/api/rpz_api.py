@@ -7,12 +7,22 @@ same index, honours groups and shows in /api/lists too. See filtering/rpz.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from microdot import Response
 
 from .errors import ApiError
 from .groups_api import group_names, known_groups
 from .routes import Api
 from .schema import NO_CONTROLS, Bool, Int, List, Obj, Str, domain_name
+
+if TYPE_CHECKING:
+    from ..filtering.groups import Groups
+    from ..filtering.manager import ListManager
+    from ..filtering.rpz import HandZones
+    from ..filtering.sources import ListStore
+    from ..resolver import Resolver
+    from ..telemetry.events import EventBus
 
 RuleIn = Obj("RpzRuleIn", {
     "trigger": domain_name(wildcard=True, description="bad.example (that name) or *.bad.example (names below)"),
@@ -38,11 +48,10 @@ ZoneOut = Obj("RpzZone", {}, additional=True, example={
     "rules": 1, "serial": 1795000000, "last_error": None})
 
 
-def register(api: Api, app) -> None:
-    def env():
-        if getattr(app, "lists", None) is None or getattr(app, "rpz", None) is None:
-            raise ApiError(503, "Blocklist manager not available")
-        return app.list_store, app.lists, app.rpz
+def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZones, groups: Groups,
+             resolver: Resolver, events: EventBus) -> None:
+    def env() -> tuple[ListStore, ListManager, HandZones]:
+        return list_store, lists, rpz
 
     def checked(fn):
         from ..filtering.rpz import RpzError
@@ -56,8 +65,8 @@ def register(api: Api, app) -> None:
             raise ApiError(status, str(e), [{"field": field, "message": str(e)}] if field else None) from None
 
     def audit(req, kind: str, summary: str, data=None) -> None:
-        app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
-                                      "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+        events.publish("events", {"type": kind, "actor": req.g.principal.username,
+                                  "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 
     def zone_row(zone_id: int) -> dict:
         store, _, _ = env()
@@ -93,7 +102,7 @@ def register(api: Api, app) -> None:
     async def apply(row: dict) -> dict:
         """Recompile with the zone's new file; the answer comes once the new index is live."""
         _, manager, _ = env()
-        app.answers_changed()
+        resolver.answers_changed()
         result = await manager.refresh(row["id"], force=True)
         return manager.reload_report(result)
 
@@ -111,11 +120,11 @@ def register(api: Api, app) -> None:
         store, manager, hand = env()
         body = dict(req.g.body)
         if body.get("groups"):
-            body["groups"] = known_groups(app, body["groups"])
+            body["groups"] = known_groups(groups, body["groups"])
         common = {k: body[k] for k in ("enabled", "groups", "update_interval") if k in body}
         if "source" in body:  # never with zone or rules (the declaration's not_together)
             row = checked(lambda: store.create(body["name"], body["source"], "block", "rpz", **common))
-            app.answers_changed()
+            resolver.answers_changed()
             manager.wake()
             audit(req, "rpz.created", f"RPZ zone {row['name']} added from {row['source']}")
             return describe(row), 201
@@ -151,7 +160,7 @@ def register(api: Api, app) -> None:
         row = zone_row(zone_id)
         store.delete(zone_id)
         hand.forget(zone_id)
-        app.answers_changed()
+        resolver.answers_changed()
         manager.wake()
         audit(req, "rpz.deleted", f"RPZ zone {row['name']} removed")
         return {"message": "RPZ zone removed", "id": zone_id}

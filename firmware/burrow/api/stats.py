@@ -12,11 +12,18 @@ import datetime
 import math
 import re
 import time
+from typing import TYPE_CHECKING
 
 from .errors import ApiError, ValidationError, now_iso
 from .health import format_uptime
 from .routes import Api
 from .schema import DECIMAL, DURATION_UNIT, POSITIVE_DECIMAL, RFC3339, Bool, Int, List, Num, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..board.appliance import Appliance
+    from ..health import Health
+    from ..resolver import Resolver
+    from ..telemetry.recorder import Recorder
 
 STATS_WINDOW = 7 * 86400  # the live buckets keep 7 days of minutes: the longest stats window
 MAX_POINTS = 1440  # points in one timeseries answer (a day of minutes)
@@ -98,16 +105,8 @@ def iso(ts: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def recorder_of(app):
-    recorder = getattr(app, "recorder", None)
-    if recorder is None:
-        raise ApiError(503, "storage not available")
-    return recorder
-
-
-async def read_log(app, method_name: str, *args, **kwargs):
+async def read_log(recorder: Recorder, method_name: str, *args, **kwargs):
     """Run a QueryLogDB method on the recorder's worker thread; 503 if storage is not there."""
-    recorder = recorder_of(app)
     try:
         return await recorder.query(getattr(recorder.db, method_name), *args, **kwargs)
     except ApiError:
@@ -116,8 +115,8 @@ async def read_log(app, method_name: str, *args, **kwargs):
         raise ApiError(503, f"storage not available: {type(e).__name__}") from None
 
 
-def stats_summary(app, seconds: float) -> dict:
-    summary = recorder_of(app).stats.summary(seconds)
+def stats_summary(recorder: Recorder, seconds: float) -> dict:
+    summary = recorder.stats.summary(seconds)
     summary["period"] = format_uptime(seconds)
     summary["timestamp"] = now_iso()
     return summary
@@ -207,12 +206,12 @@ def _tally(counts: dict, key) -> None:
         counts[key] = counts.get(key, 0) + 1
 
 
-async def trace_stats(app, since: float, until: float) -> dict:
+async def trace_stats(recorder: Recorder, since: float, until: float) -> dict:
     """The seed's /api/traces/stats answer for blocked queries in [since, until)."""
     by = {"stage": {}, "action": {}, "rule": {}, "source": {}}
     # Rows not flushed yet (the newest) count too; a row being flushed right now may also be
     # read from the log, so the log's copy is skipped by its id (rows get theirs when recorded).
-    fresh = [row for row in recorder_of(app).recent(RECENT_SCAN)
+    fresh = [row for row in recorder.recent(RECENT_SCAN)
              if row.get("blocked") and _in_window(row, since, until)]
     fresh_ids = {row["id"] for row in fresh}
     for row in fresh:
@@ -220,7 +219,7 @@ async def trace_stats(app, since: float, until: float) -> dict:
     logged, scanned, duplicates = 0, 0, 0
     ids: set = set()
     for page in range(MAX_TRACE_ROWS // TRACE_PAGE):  # bounded: MAX_TRACE_ROWS rows at most
-        rows, matched = await read_log(app, "fetch", TRACE_PAGE, page * TRACE_PAGE, since=since,
+        rows, matched = await read_log(recorder, "fetch", TRACE_PAGE, page * TRACE_PAGE, since=since,
                                        until=until, blocked=True)
         if page == 0:
             logged = matched
@@ -268,12 +267,13 @@ def _count_trace(by: dict, row: dict) -> None:
 
 # ---- routes ----------------------------------------------------------------------------------
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, recorder: Recorder, resolver: Resolver, board: Appliance, health: Health,
+             version: str) -> None:
     @api.route("GET", "/api/stats", role="viewer", summary="DNS query statistics for a time period",
                tags=["stats"], query=SinceQuery, responses={200: Stats, 503: "storage not available"})
     async def get_stats(req):
         _, seconds = parse_since(req.g.query.get("since"), max_seconds=STATS_WINDOW)
-        return stats_summary(app, seconds)
+        return stats_summary(recorder, seconds)
 
     @api.route("GET", "/api/traces/stats", role="viewer",
                summary="How blocked queries were blocked: counts by stage, action, rule and source",
@@ -281,7 +281,7 @@ def register(api: Api, app) -> None:
     async def get_trace_stats(req):
         now = time.time()
         since, _ = parse_since(req.g.query.get("since"), now=now, max_seconds=now)  # not before 1970
-        return await trace_stats(app, since, now + 1)
+        return await trace_stats(recorder, since, now + 1)
 
     @api.route("GET", "/api/stats/timeseries", role="viewer", summary="Queries over time, for charts",
                tags=["stats"], query=Query({
@@ -306,7 +306,7 @@ def register(api: Api, app) -> None:
         step = min(max(1, round(step / 60)) * 60, STATS_WINDOW)  # a huge step looped for ages
         if seconds / step > MAX_POINTS:
             raise ValidationError([("step", f"too small for since: at most {MAX_POINTS} points")])
-        points = recorder_of(app).stats.timeseries(seconds, step, now=now)
+        points = recorder.stats.timeseries(seconds, step, now=now)
         return {"since": iso(since), "until": iso(now), "step": format_uptime(step), "points": points}
 
     @api.route("GET", "/api/top-domains", role="viewer", summary="Most queried domains", tags=["stats"],
@@ -318,7 +318,7 @@ def register(api: Api, app) -> None:
     async def top_domains(req):
         q = req.g.query
         since = parse_since(q["since"])[0] if q.get("since") else None
-        domains = await read_log(app, "top_domains", q["limit"], q["blocked"], since)
+        domains = await read_log(recorder, "top_domains", q["limit"], q["blocked"], since)
         return {"domains": domains, "limit": q["limit"]}
 
     @api.route("GET", "/api/top-clients", role="viewer", summary="Busiest clients", tags=["stats"],
@@ -329,39 +329,37 @@ def register(api: Api, app) -> None:
     async def top_clients(req):
         q = req.g.query
         since = parse_since(q["since"])[0] if q.get("since") else None
-        clients = await read_log(app, "top_clients", q["limit"], since)
+        clients = await read_log(recorder, "top_clients", q["limit"], since)
         return {"clients": clients, "limit": q["limit"]}
 
     @api.route("GET", "/api/realtime", role="viewer", summary="Current queries per second and last-minute counters",
                tags=["stats"], responses={200: Realtime, 503: "storage not available"})
     async def realtime(req):
-        return realtime_view(app)
+        return realtime_view(recorder)
 
     @api.route("GET", "/api/dashboard", role="viewer", summary="Everything the phone dashboard shows, in one call",
                tags=["stats"], responses={200: Dashboard, 503: "storage not available"})
     async def dashboard(req):
-        from .system import status_of
         since = time.time() - 86400
-        top = await read_log(app, "top_domains", 5, False, since)
-        blocked = await read_log(app, "top_domains", 5, True, since)
-        clients = await read_log(app, "top_clients", 5, since)
-        cache = app.cache.stats() if getattr(app, "cache", None) is not None else {}
-        if getattr(app, "cache_stage", None) is not None:
-            cache["enabled"] = bool(app.cache_stage.enabled)
+        top = await read_log(recorder, "top_domains", 5, False, since)
+        blocked = await read_log(recorder, "top_domains", 5, True, since)
+        clients = await read_log(recorder, "top_clients", 5, since)
+        cache = resolver.cache.stats()
+        cache["enabled"] = bool(resolver.cache_stage.enabled)
         return {
-            "stats": stats_summary(app, 86400),
-            "realtime": realtime_view(app),
+            "stats": stats_summary(recorder, 86400),
+            "realtime": realtime_view(recorder),
             "top_domains": top, "top_blocked_domains": blocked, "top_clients": clients,
-            "status": status_of(app),
-            "upstreams": [s.snapshot() for s in app.upstreams.servers],
+            "status": board.status().as_dict(),
+            "upstreams": [s.snapshot() for s in resolver.upstreams.servers],
             "cache": cache,
-            "version": app.version, "uptime": format_uptime(app.uptime_seconds()),
+            "version": version, "uptime": format_uptime(health.uptime_seconds()),
             "timestamp": now_iso(),
         }
 
 
-def realtime_view(app) -> dict:
-    stats = recorder_of(app).stats
+def realtime_view(recorder: Recorder) -> dict:
+    stats = recorder.stats
     out = stats.realtime()
     out["decisions"] = stats.decision_counts(120)  # this minute and the one before
     out["timestamp"] = now_iso()

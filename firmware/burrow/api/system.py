@@ -1,19 +1,26 @@
 """GET /api/system: version, uptime, CPU, memory, disk, temperature, process, listen addresses,
 network, the appliance status and upstream health.
 
-Hardware and OS figures come from the board seam (``app.appliance.system()``, psutil and sysfs
-read off the loop); without an appliance (tests, a plain PC run) the same SystemMonitor is
-asked directly.
+Hardware and OS figures come from the board seam (``board.system()``, psutil and sysfs read
+off the loop); ``services`` is the lifecycle's snapshot: each service's state in start order.
 """
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
+from ..config.schema import format_hostport
 from .errors import now_iso
 from .health import format_uptime
 from .routes import Api
 from .schema import Int, List, Obj, Str
+
+if TYPE_CHECKING:
+    from ..board.appliance import Appliance
+    from ..health import Health
+    from ..lifecycle import Lifecycle
+    from ..resolver import Resolver
+    from .server import WebService
 
 SystemInfo = Obj("SystemInfo", {
     "version": Str(), "uptime": Str(), "uptime_seconds": Int(),
@@ -30,6 +37,11 @@ SystemInfo = Obj("SystemInfo", {
     "network": Obj("SystemNetwork", {}, additional=True),
     "upstreams": List(Obj("UpstreamSnapshot", {}, additional=True)),
     "board": Str(nullable=True),
+    "services": Obj("ServiceStates", {
+        "phase": Str(enum=["created", "starting", "running", "stopping", "stopped"]),
+        "services": List(Obj("ServiceState", {"name": Str(), "state": Str()}, additional=True)),
+    }, description="each service in start order (the reverse is the stop order), its state "
+                   "and its own figures"),
     "timestamp": Str(),
 }, additional=True, example={
     "version": "0.1.0", "uptime": "2h15m30s", "uptime_seconds": 8130,
@@ -46,56 +58,26 @@ SystemInfo = Obj("SystemInfo", {
     "upstreams": [{"address": "1.1.1.1:53", "healthy": True, "srtt_ms": 12.5, "queries": 1200,
                    "errors": 1, "timeouts": 1, "consecutive_failures": 0, "last_error": "",
                    "loop_detected": False}],
-    "board": "rpi-4", "timestamp": "2025-11-22T10:30:00Z"})
+    "board": "rpi-4",
+    "services": {"phase": "running", "services": [{"name": "storage", "state": "running", "writable": True},
+                                                  {"name": "dns", "state": "running"}]},
+    "timestamp": "2025-11-22T10:30:00Z"})
 
 
-def status_of(app) -> dict:
-    """``{"state", "reasons", "led"}``: the appliance's status, or the same reducer fed from
-    readiness when there is no appliance."""
-    appliance = getattr(app, "appliance", None)
-    if appliance is not None:
-        return appliance.status().as_dict()
-    from ..board.status import AppState, reduce
-    pool = getattr(app, "upstreams", None)
-    return reduce(AppState(
-        booting=not getattr(app, "ready", False),
-        faults=tuple(app.faults.reasons()),
-        upstreams_total=len(pool.servers) if pool is not None else 0,
-        upstreams_healthy=pool.healthy_count if pool is not None else 0,
-    )).as_dict()
-
-
-async def system_snapshot(app) -> dict:
-    appliance = getattr(app, "appliance", None)
-    if appliance is not None:
-        return await appliance.system()
-    from ..board import system as board_system
-    data_dir = getattr(app, "data_dir", None) or "."
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, board_system.snapshot, "/", data_dir)
-
-
-def web_address(app) -> str:
-    from ..config.schema import format_hostport, parse_hostport
-    host, port = parse_hostport(app.config["server.web_ui_address"], 8080)
-    return format_hostport(host, getattr(app, "web_port", None) or port)
-
-
-def register(api: Api, app) -> None:
+def register(api: Api, *, board: Appliance, resolver: Resolver, health: Health, web: WebService,
+             lifecycle: Lifecycle, version: str) -> None:
     @api.route("GET", "/api/system", role="viewer", summary="Version, uptime, CPU, memory, disk, "
                "temperature, process, addresses, network and status", tags=["system"],
                responses={200: SystemInfo})
     async def get_system(req):
-        snap = await system_snapshot(app)
+        snap = await board.system()
         temps = snap.get("temperatures") or []
-        appliance = getattr(app, "appliance", None)
-        dns = getattr(app, "dns", None)
-        uptime = app.uptime_seconds()
+        uptime = health.uptime_seconds()
         return {
-            "version": app.version,
+            "version": version,
             "uptime": format_uptime(uptime),
             "uptime_seconds": int(uptime),
-            "status": status_of(app),
+            "status": board.status().as_dict(),
             "cpu": snap.get("cpu"),
             "memory": snap.get("memory"),
             "disk": snap.get("disk"),
@@ -105,11 +87,12 @@ def register(api: Api, app) -> None:
             "storage_writes": snap.get("storage_writes"),
             "process": snap.get("process"),
             "listen_addresses": {
-                "dns": [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in (dns.addresses if dns else [])],
-                "web": web_address(app),
+                "dns": [format_hostport(h, p) for h, p in resolver.server.addresses],
+                "web": web.address(),
             },
-            "network": appliance.network() if appliance is not None else {"available": False},
-            "upstreams": [s.snapshot() for s in app.upstreams.servers],
+            "network": board.network(),
+            "upstreams": [s.snapshot() for s in resolver.upstreams.servers],
             "board": snap.get("board"),
+            "services": lifecycle.snapshot(),
             "timestamp": now_iso(),
         }

@@ -1,6 +1,6 @@
 """/api/users (admins manage accounts) and /api/tokens (API tokens for automation).
 
-Thin handlers over ``app.auth``; every change publishes an audit event (see auth_api.audit)
+Thin handlers over ``auth`` (burrow.auth.AuthService); every change publishes an audit event (see auth_api.audit)
 with a before/after summary that never holds a password, hash, TOTP secret or token.
 
 Tokens: anyone signed in manages their own, except with a read-scoped token (it only reads,
@@ -11,12 +11,18 @@ its creator holds right now: a viewer gets 403 for scope "admin".
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..auth.errors import NotFoundError
 from ..auth.service import USERNAME_PATTERN
 from .auth_api import NO_STORE, USER_EXAMPLE, User, audit, user_summary
 from .errors import ApiError
 from .routes import Api
 from .schema import NO_CONTROLS, Bool, Int, List, Num, Obj, Query, Str
+
+if TYPE_CHECKING:
+    from ..auth import AuthService
+    from ..telemetry.events import EventBus
 
 UserList = Obj("UserList", {"users": List(User, max_items=1000), "total": Int()},
                example={"users": [USER_EXAMPLE], "total": 1})
@@ -67,13 +73,13 @@ def _token_summary(token: dict) -> dict:
             "user_id": token["user_id"]}
 
 
-def register(api: Api, app) -> None:
+def register(api: Api, *, auth: AuthService, events: EventBus) -> None:
     # ---- users (admin only) ------------------------------------------------------------------
 
     @api.route("GET", "/api/users", role="admin", summary="List users", tags=["users"],
                responses={200: UserList})
     async def list_users(req):
-        users = app.auth.list_users()
+        users = auth.list_users()
         return {"users": users, "total": len(users)}
 
     @api.route("POST", "/api/users", role="admin", status=201, summary="Create a user",
@@ -81,16 +87,16 @@ def register(api: Api, app) -> None:
                responses={201: User, 409: "the name is taken, or the user limit is reached"})
     async def create_user(req):
         b = req.g.body
-        user = await app.auth.create_user_async(b["username"], b["password"], b["role"],
+        user = await auth.create_user_async(b["username"], b["password"], b["role"],
                                                 client_ip=req.g.client_ip)
-        audit(app, req, "user.created", f"user {user['username']!r} created ({user['role']})",
+        audit(events, req, "user.created", f"user {user['username']!r} created ({user['role']})",
               before=None, after=user_summary(user))
         return user, 201
 
     @api.route("GET", "/api/users/<int:user_id>", role="admin", summary="One user",
                tags=["users"], responses={200: User, 404: "no such user"})
     async def get_user(req, user_id):
-        user = app.auth.get_user(user_id)
+        user = auth.get_user(user_id)
         if user is None:
             raise NotFoundError("no such user")
         return user
@@ -101,14 +107,14 @@ def register(api: Api, app) -> None:
                                            409: "the last enabled admin would be lost"})
     async def update_user(req, user_id):
         b = req.g.body
-        before = app.auth.get_user(user_id)
+        before = auth.get_user(user_id)
         if before is None:
             raise NotFoundError("no such user")
-        user = await app.auth.update_user_async(user_id, role=b.get("role"),
+        user = await auth.update_user_async(user_id, role=b.get("role"),
                                                 password=b.get("password"),
                                                 disabled=b.get("disabled"),
                                                 client_ip=req.g.client_ip)
-        audit(app, req, "user.updated", f"user {user['username']!r} updated ({', '.join(b)})",
+        audit(events, req, "user.updated", f"user {user['username']!r} updated ({', '.join(b)})",
               before=user_summary(before), after=user_summary(user), changed=sorted(b))
         return user
 
@@ -116,11 +122,11 @@ def register(api: Api, app) -> None:
                tags=["users"], responses={200: Deleted, 404: "no such user",
                                           409: "the last enabled admin cannot be deleted"})
     async def delete_user(req, user_id):
-        before = app.auth.get_user(user_id)
+        before = auth.get_user(user_id)
         if before is None:
             raise NotFoundError("no such user")
-        app.auth.delete_user(user_id)
-        audit(app, req, "user.deleted", f"user {before['username']!r} deleted",
+        auth.delete_user(user_id)
+        audit(events, req, "user.deleted", f"user {before['username']!r} deleted",
               before=user_summary(before), after=None)
         return {"status": "deleted", "id": user_id}
 
@@ -134,8 +140,8 @@ def register(api: Api, app) -> None:
         if req.g.query.get("all"):
             if not principal.can_write:  # admin reads need admin scope too (not a read token)
                 raise ApiError(403, "only admins may list everyone's tokens", error="forbidden")
-            return {"tokens": app.auth.list_api_tokens()}
-        return {"tokens": app.auth.list_api_tokens(principal.user_id)}
+            return {"tokens": auth.list_api_tokens()}
+        return {"tokens": auth.list_api_tokens(principal.user_id)}
 
     @api.route("POST", "/api/tokens", role="self", status=201,
                summary="Create an API token (the secret is shown once)", tags=["tokens"],
@@ -146,8 +152,8 @@ def register(api: Api, app) -> None:
         if b["scope"] == "admin" and not principal.can_write:
             raise ApiError(403, "an admin-scoped token needs an admin session "
                                 "(or an admin-scoped token)", error="forbidden")
-        plaintext, meta = app.auth.create_api_token(principal.user_id, b["name"], b["scope"])
-        audit(app, req, "token.created", f"API token {meta['name']!r} ({meta['scope']}) created",
+        plaintext, meta = auth.create_api_token(principal.user_id, b["name"], b["scope"])
+        audit(events, req, "token.created", f"API token {meta['name']!r} ({meta['scope']}) created",
               before=None, after=_token_summary(meta))
         return {"token": plaintext, **meta}, 201, NO_STORE
 
@@ -157,14 +163,14 @@ def register(api: Api, app) -> None:
     async def revoke_token(req, token_id):
         principal = req.g.principal
         if principal.can_write:
-            candidates = app.auth.list_api_tokens()
+            candidates = auth.list_api_tokens()
             owner = None
         else:
-            candidates = app.auth.list_api_tokens(principal.user_id)
+            candidates = auth.list_api_tokens(principal.user_id)
             owner = principal.user_id
         before = next((t for t in candidates if t["id"] == token_id), None)
-        app.auth.revoke_api_token(token_id, user_id=owner)  # NotFoundError → 404
-        audit(app, req, "token.revoked",
+        auth.revoke_api_token(token_id, user_id=owner)  # NotFoundError → 404
+        audit(events, req, "token.revoked",
               f"API token {before['name']!r} revoked" if before else "API token revoked",
               before=_token_summary(before) if before else {"id": token_id}, after=None)
         return {"status": "revoked", "id": token_id}

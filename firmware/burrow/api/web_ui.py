@@ -45,7 +45,7 @@ def file_response(req, path: Path) -> Response:
     return Response(data, 200, {"Content-Type": CONTENT_TYPES[path.suffix], **headers})
 
 
-def register(api: Api, app) -> None:
+def register(api: Api) -> None:
     @api.route("GET", "/", role="public", tags=["web"], responses={200: "text/html",
                                                                     304: "not modified (If-None-Match)"},
                summary="The admin page (sign in, status, block lists, blocking pause, router preset)")

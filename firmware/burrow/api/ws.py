@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import ujson
 from microdot import Response
@@ -35,13 +36,18 @@ from .errors import ApiError
 from .routes import Api, error_response
 from .schema import Bool, Query, Str
 
+if TYPE_CHECKING:
+    from ..board.appliance import Appliance
+    from ..resolver import Resolver
+    from ..telemetry.events import EventBus
+    from ..telemetry.recorder import Recorder
+
 log = logging.getLogger(__name__)
 
 MAX_WS_CLIENTS = 16  # concurrent streams (each holds a bus subscription and a connection)
 QUEUE_SIZE = 256  # messages buffered per stream before the oldest are dropped
 SEND_TIMEOUT = 60.0  # seconds one message may wait for a client that does not read
 METRICS_INTERVAL = 1.0  # seconds between /ws/metrics messages
-HEALTH_POLL = 1.0  # seconds between readiness checks when there is no appliance
 MAX_CLIENT_MESSAGE = 4096  # bytes; the client has nothing big to say
 # /ws/events relays the stored topics and, live only (too chatty to keep), the list manager's
 # update progress: lists.refresh_started … lists.compile_progress … lists.refresh_finished.
@@ -82,8 +88,8 @@ class QueryFilter:
 class Streams:
     """The open streams: counts them against MAX_WS_CLIENTS and runs each session."""
 
-    def __init__(self, app, max_clients: int = MAX_WS_CLIENTS):
-        self.app = app
+    def __init__(self, events: EventBus, max_clients: int = MAX_WS_CLIENTS):
+        self.events = events
         self.max_clients = max_clients
         self.open = 0
         self.refused = 0
@@ -104,7 +110,7 @@ class Streams:
     def subscribe(self, topics):
         from ..telemetry.events import TooManySubscribersError
         try:
-            return self.app.events.subscribe(topics, maxsize=QUEUE_SIZE)
+            return self.events.subscribe(topics, maxsize=QUEUE_SIZE)
         except TooManySubscribersError:
             self.refused += 1
             raise ApiError(503, "too many live subscribers; try again later",
@@ -191,38 +197,18 @@ async def _relay(sub, send, transform) -> None:
             await send(message)
 
 
-def metrics_snapshot(app) -> dict:
+def metrics_snapshot(recorder: Recorder, resolver: Resolver) -> dict:
     """What /ws/metrics sends each second: qps and last-minute counts, cache, fast path."""
     out: dict = {"ts": round(time.time(), 3)}
-    recorder = getattr(app, "recorder", None)
-    if recorder is not None:
-        out.update(recorder.stats.realtime())
-    for name, attr in (("cache", "cache"), ("fast_path", "fastpath")):
-        part = getattr(app, attr, None)
-        if part is not None and hasattr(part, "stats"):
-            try:
-                out[name] = part.stats()
-            except Exception:
-                log.debug("%s stats failed", name, exc_info=True)
-    dns = getattr(app, "dns", None)
-    if dns is not None and hasattr(dns, "counters"):
-        out["dns"] = dns.counters.as_dict()
+    out.update(recorder.stats.realtime())
+    out["cache"] = resolver.cache.stats()
+    out["fast_path"] = resolver.fastpath.stats()
+    out["dns"] = resolver.server.counters.as_dict()
     return out
 
 
-def health_snapshot(app) -> dict:
-    appliance = getattr(app, "appliance", None)
-    if appliance is not None:
-        try:
-            return appliance.status().as_dict()
-        except Exception:
-            log.debug("appliance status failed", exc_info=True)
-    ready, checks = app.readiness()
-    return {"state": "ready" if ready else "not_ready", "ready": ready, "checks": checks}
-
-
-def register(api: Api, app) -> None:
-    streams = Streams(app)
+def register(api: Api, *, events: EventBus, recorder: Recorder, resolver: Resolver, board: Appliance) -> None:
+    streams = Streams(events)
     api.streams = streams  # for tests and /metrics
 
     # A browser sends the session cookie with a WebSocket handshake from any page, and CORS does
@@ -280,11 +266,9 @@ def register(api: Api, app) -> None:
         streams.admit(req)
 
         async def produce(ws, send, closed):
-            appliance = getattr(app, "appliance", None)
             while not closed.is_set():
-                data = metrics_snapshot(app)
-                if appliance is not None:  # board health, read at most every 5 s for all streams
-                    data["system"] = await appliance.system_recent()
+                data = metrics_snapshot(recorder, resolver)
+                data["system"] = await board.system_recent()  # read at most every 5 s for all streams
                 await send({"type": "metrics", "data": data})
                 try:
                     await asyncio.wait_for(closed.wait(), METRICS_INTERVAL)
@@ -297,24 +281,12 @@ def register(api: Api, app) -> None:
                tags=["realtime"], raw_response=True, responses=WS_RESPONSES, query=Query({"token": TOKEN}))
     async def ws_health(req):
         streams.admit(req)
-        appliance = getattr(app, "appliance", None)
-        sub = streams.subscribe("health") if appliance is not None else None
+        sub = streams.subscribe("health")
 
         async def produce(ws, send, closed):
-            last = health_snapshot(app)
-            await send({"type": "health", "data": last})
-            if sub is not None:  # the appliance publishes on every status change
-                await _relay(sub, send, lambda e: {"type": "health", "data": e.payload})
-                return
-            while not closed.is_set():  # no appliance: watch readiness ourselves
-                try:
-                    await asyncio.wait_for(closed.wait(), HEALTH_POLL)
-                except asyncio.TimeoutError:
-                    pass
-                now = health_snapshot(app)
-                if now != last:
-                    last = now
-                    await send({"type": "health", "data": now})
+            await send({"type": "health", "data": board.status().as_dict()})
+            # The board publishes on every status change.
+            await _relay(sub, send, lambda e: {"type": "health", "data": e.payload})
 
         return await streams.serve(req, sub, produce)
 

@@ -1,9 +1,9 @@
 """/api/zones and /api/dns-records (seed 000): authoritative zones and their records, CRUD,
 zone-file import and export.
 
-One store underneath (``app.zones``, burrow/zones/store.py): the local records of
+One store underneath (``zones.store``, burrow/zones/store.py): the local records of
 /api/localrecords are the records of the implicit zone ``local`` and show here too. Every
-change is saved in one transaction, then ``app.local_edited()`` updates the resolver's
+change is saved in one transaction, then ``zones.edited()`` (zones/service.py) updates the resolver's
 snapshot (for the owner names a local-records edit touched; in full after any other change)
 and drops fast-path answers decided before it, then an audit event is published.
 
@@ -15,6 +15,7 @@ failures are 400 naming the field (``name``, ``type``, ``value``, ``ttl``, ``pri
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
 from microdot import Response
 
@@ -24,6 +25,11 @@ from ..zones.zonefile import ZoneFileError
 from .errors import ApiError
 from .routes import Api
 from .schema import HOST_PORT, AnyOf, Field, Int, List, Obj, Query, Str, any_case, domain_name
+
+if TYPE_CHECKING:
+    from ..telemetry.events import EventBus
+    from ..zones.service import ZoneService
+    from ..zones.store import ZoneStore
 
 ZONE_TYPES = ["master", "slave"]
 MAX_ZONE_FILE = 60 * 1024  # characters; the JSON body cap (64 KiB) bounds it anyway
@@ -116,24 +122,18 @@ def store_call(fn, *args, **kw):
         raise ApiError(500, f"Failed to save configuration: {e}") from None
 
 
-def zone_store(app):
-    zones = getattr(app, "zones", None)
-    if zones is None:
-        raise ApiError(503, "local DNS data is not available (storage not open)", error="Service Unavailable")
-    return zones
-
-
-def publish_change(app, req, kind: str, summary: str, data: dict | None = None) -> None:
+def publish_change(zones: ZoneService, events: EventBus, req, kind: str, summary: str,
+                   data: dict | None = None) -> None:
     """Local data changed through the zone store: update the resolver's snapshot (for what the
     store says it changed), then tell the audit log."""
-    app.local_edited()
-    app.events.publish("events", {"type": kind, "actor": req.g.principal.username,
-                                  "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
+    zones.edited()
+    events.publish("events", {"type": kind, "actor": req.g.principal.username,
+                              "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 
 
-def register(api: Api, app) -> None:
-    def store():
-        return zone_store(app)
+def register(api: Api, *, zones: ZoneService, events: EventBus) -> None:
+    def store() -> ZoneStore:
+        return zones.store
 
     def zone_or_404(zid: str) -> dict:
         zone = store().zone(zid)
@@ -155,7 +155,7 @@ def register(api: Api, app) -> None:
     async def create_zone(req):
         body = req.g.body
         zone = store_call(store().create_zone, body["name"], body.get("type") or "master", body.get("primaries"))
-        publish_change(app, req, "zone.created", f"zone {zone['name']} ({zone['type']}) created",
+        publish_change(zones, events, req, "zone.created", f"zone {zone['name']} ({zone['type']}) created",
                        {"zone": zone["name"], "type": zone["type"]})
         return zone, 201
 
@@ -170,7 +170,7 @@ def register(api: Api, app) -> None:
     async def update_zone(req, zid):
         before = zone_or_404(zid)
         zone = store_call(store().update_zone, before["id"], dict(req.g.body))
-        publish_change(app, req, "zone.updated", f"zone {zone['name']} changed",
+        publish_change(zones, events, req, "zone.updated", f"zone {zone['name']} changed",
                        {"before": {k: before.get(k) for k in req.g.body}, "after": dict(req.g.body)})
         return zone
 
@@ -178,7 +178,7 @@ def register(api: Api, app) -> None:
                tags=["zones"], responses={200: ZoneDeleted, 400: "the local zone stays", 404: "no such zone"})
     async def delete_zone(req, zid):
         zone = store_call(store().delete_zone, zone_or_404(zid)["id"])
-        publish_change(app, req, "zone.deleted", f"zone {zone['name']} deleted", {"zone": zone["name"]})
+        publish_change(zones, events, req, "zone.deleted", f"zone {zone['name']} deleted", {"zone": zone["name"]})
         return {"message": "Zone deleted", "id": zone["id"], "name": zone["name"]}
 
     @api.route("POST", "/api/zones/<zid>/import", role="admin",
@@ -187,7 +187,7 @@ def register(api: Api, app) -> None:
     async def import_zone(req, zid):
         zone = zone_or_404(zid)
         result = store_call(store().import_zone, zone["id"], req.g.body["zone"])
-        publish_change(app, req, "zone.imported", f"zone {zone['name']} imported ({result['records']} records)",
+        publish_change(zones, events, req, "zone.imported", f"zone {zone['name']} imported ({result['records']} records)",
                        {"zone": zone["name"], "records": result["records"]})
         return {"message": "Zone imported", **result}
 
@@ -219,7 +219,7 @@ def register(api: Api, app) -> None:
         b = req.g.body
         record = store_call(store().add_record, b["zone"], b.get("name"), b["type"], b["value"], b.get("ttl"),
                             b.get("priority"))
-        publish_change(app, req, "dns_record.created",
+        publish_change(zones, events, req, "dns_record.created",
                        f"{record['type']} {record['name']} added to {record['zone']}", {"record": record})
         return record, 201
 
@@ -237,7 +237,7 @@ def register(api: Api, app) -> None:
     async def update_record(req, rid):
         before = store().record(rid)
         record = store_call(store().update_record, rid, dict(req.g.body))
-        publish_change(app, req, "dns_record.updated", f"{record['type']} {record['name']} changed",
+        publish_change(zones, events, req, "dns_record.updated", f"{record['type']} {record['name']} changed",
                        {"before": before, "after": record})
         return record
 
@@ -246,6 +246,6 @@ def register(api: Api, app) -> None:
                           404: "no such record"})
     async def delete_record(req, rid):
         record = store_call(store().delete_record, rid)
-        publish_change(app, req, "dns_record.deleted",
+        publish_change(zones, events, req, "dns_record.deleted",
                        f"{record['type']} {record['name']} removed from {record['zone']}", {"record": record})
         return {"message": "Record deleted", "id": record["id"]}

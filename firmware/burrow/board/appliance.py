@@ -1,10 +1,8 @@
-"""The appliance: board, status LEDs, button, network watcher and system health, wired to the app.
+"""The appliance: board, status LEDs, button, network watcher and system health.
 
-The composition root builds one and starts it inside the running loop::
+The composition root builds one and the lifecycle starts it inside the running loop::
 
-    from burrow.board.appliance import Appliance     # imported lazily by App.start()
-
-    appliance = Appliance(app)                       # root="/", pin_factory=None
+    appliance = Appliance(config, bus, health, actions, data_dir=...)   # root="/", pin_factory=None
     await appliance.start()                          # never raises for missing hardware
     appliance.status().as_dict()                     # {"state", "reasons", "led"}
     appliance.network()                              # snapshot dict for /api/system
@@ -16,14 +14,14 @@ piece degrades on its own and says so once in the log. No GPIO pin factory
 means no external LEDs and no button; onboard sysfs LEDs still work. No
 netlink means no link-down detection (the status then assumes the link is up).
 
-What it reads from ``app`` (all optional beyond the first three):
-``config`` (``board.*`` keys), ``events`` (publish), ``readiness()``,
-``upstreams`` (``servers``, ``healthy_count``), ``ready``, ``faults``
-(burrow.lifecycle.Faults: what needs a person), ``blocking_paused()`` and
-``pause_remaining()``, ``toggle_pause(seconds)``, ``factory_reset()``,
-``request_stop(exit_code)``, ``data_dir``.
+The status is recomputed when something it shows changes, never on a clock:
+``health`` (burrow/health.py) calls back when a fault, the lifecycle, storage,
+the upstreams' healthy count or the pause changes, the network watcher when
+the link or the addresses change, the button when it is pressed; the only
+timer is the next minute of a timed pause's "N min left". :meth:`activity`
+(a blocked query: the recorder calls it) flickers the LED.
 
-What it publishes on ``app.events``:
+What it publishes on ``bus``:
 
 * ``("health", Status.as_dict())`` whenever the status changes;
 * ``("network", snapshot dict)`` whenever the network changes;
@@ -38,27 +36,44 @@ import dataclasses
 import inspect
 import logging
 import os
-import signal
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from burrow.board import boards, leds, status as status_mod
 from burrow.board.status import AppState, Status
-from burrow.systemd import RESTART_EXIT_CODE
 
 log = logging.getLogger(__name__)
 
-TICK_S = 1.0  # status is recomputed this often (and on every network change)
 
+class StatusSource(Protocol):
+    """What the status needs from the app (burrow.health.Health)."""
+
+    def state(self) -> AppState: ...
+
+    def subscribe(self, listener: Callable[[], None]) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ButtonActions:
+    """What the panel button's gestures do (wired by the composition root). Each may return
+    an awaitable; it runs as a task."""
+
+    toggle_pause: Callable[[float], Any]  # seconds
+    factory_reset: Callable[[], Any]
+    restart: Callable[[], Any]  # a clean stop, exit code 75: systemd starts Burrow again
 
 
 class Appliance:
     """The board side of the running app.
 
-    :param app: the :class:`burrow.app.App` (or anything with the attributes
-        listed in the module docstring).
+    :param config: the configuration (``board.*`` keys).
+    :param bus: the event bus (``publish(topic, payload)``).
+    :param health: where the status comes from (:class:`StatusSource`).
+    :param actions: what the button does (:class:`ButtonActions`).
+    :param data_dir: the folder whose disk the system figures describe.
     :param root: prefix for /proc and /sys (tests pass a fake tree).
     :param pin_factory: gpiozero pin factory; None asks gpiozero for its
         default and, if there is none (a PC), runs without GPIO.
@@ -66,7 +81,6 @@ class Appliance:
         config ("auto": detect from the device tree).
     :param board_dir: folder of board files (default: see
         :func:`burrow.board.boards.default_board_dir`).
-    :param tick: seconds between status recomputations.
     :param led_time_scale: multiplies LED pattern timings (tests shrink it).
     :param button_timings: :class:`burrow.board.button.ButtonTimings`.
     :param watcher_factory: ``factory(on_change)`` returning an object like
@@ -74,16 +88,22 @@ class Appliance:
         and ``False`` disables network watching.
     """
 
-    def __init__(self, app, root: str | os.PathLike = "/", pin_factory=None,
-                 board_name: str | None = None, *, board_dir: str | os.PathLike | None = None,
-                 tick: float = TICK_S, led_time_scale: float = 1.0, button_timings=None,
-                 watcher_factory: Callable | None | bool = None):
-        self.app = app
+    name = "board"
+
+    def __init__(self, config: Mapping, bus, health: StatusSource, actions: ButtonActions, *,
+                 data_dir: str | os.PathLike = "/var/lib/burrow", root: str | os.PathLike = "/",
+                 pin_factory=None, board_name: str | None = None,
+                 board_dir: str | os.PathLike | None = None, led_time_scale: float = 1.0,
+                 button_timings=None, watcher_factory: Callable | None | bool = None):
+        self.config = config
+        self.bus = bus
+        self.health = health
+        self.actions = actions
+        self.data_dir = data_dir
         self.root = Path(root)
         self.pin_factory = pin_factory
-        self.board_name = board_name or _cfg(app, "board.name", "auto")
+        self.board_name = board_name or _cfg(config, "board.name", "auto")
         self.board_dir = board_dir
-        self.tick = tick
         self.led_time_scale = led_time_scale
         self.button_timings = button_timings
         self.watcher_factory = watcher_factory
@@ -97,37 +117,36 @@ class Appliance:
         self._snapshot = None
         self._monitor = None
         self._monitor_lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
-        self._blocked_seen = 0  # blocked queries already flickered for
+        self._pause_timer: asyncio.TimerHandle | None = None  # the next "N min left" change
         self._system_cache = None  # (monotonic time, snapshot) for system_recent()
         self._side_tasks: set[asyncio.Task] = set()
-        self._stopped = False
+        self._stopped = True  # until start()
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load the board, take over its LEDs and button, watch the network,
         show the first status. Hardware problems are logged, never raised."""
+        self._stopped = False
         self.board = self._load_board()
         gpio_ok = self._gpio_available()
-        if _cfg(self.app, "board.status_leds", True):
+        if _cfg(self.config, "board.status_leds", True):
             self.driver = leds.LedDriver(self._outputs(gpio_ok), time_scale=self.led_time_scale)
-        if gpio_ok and self.board.button is not None and _cfg(self.app, "board.button", True):
+        if gpio_ok and self.board.button is not None and _cfg(self.config, "board.button", True):
             self._start_button()
         await self._start_watcher()
+        self.health.subscribe(self.refresh)  # a change shows at once; nothing polls
         self.refresh()
-        self._task = asyncio.get_running_loop().create_task(self._ticker(), name="appliance-status")
-
-    def background_tasks(self) -> list[asyncio.Task]:
-        """The status ticker (for the supervisor)."""
-        return [self._task] if self._task is not None else []
 
     async def stop(self) -> None:
         """Stop watching, release the button, give the LEDs back. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        tasks = [t for t in (self._task, *self._side_tasks) if t is not None]
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        tasks = list(self._side_tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -137,6 +156,13 @@ class Appliance:
                     part.close()
                 except Exception:
                     log.warning("closing %r failed", part, exc_info=True)
+
+    def background_tasks(self) -> list[asyncio.Task]:
+        return []  # nothing runs on a clock: see the module docstring
+
+    def snapshot(self) -> dict:
+        return {"board": self.board.name if self.board else None, "status": self.status().as_dict(),
+                "network": self.network_error or "watching", "gpio": self.gpio_error or "ok"}
 
     # ---- state for the API --------------------------------------------------------------------
 
@@ -180,8 +206,7 @@ class Appliance:
             if self._monitor is None:
                 from burrow.board.system import SystemMonitor
 
-                data_dir = getattr(self.app, "data_dir", None) or "/var/lib/burrow"
-                self._monitor = SystemMonitor(self.root, data_dir)
+                self._monitor = SystemMonitor(self.root, self.data_dir)
             loop = asyncio.get_running_loop()
             snap = await loop.run_in_executor(None, self._monitor.snapshot)
         snap["board"] = self.board.name if self.board else None
@@ -194,29 +219,23 @@ class Appliance:
             self.driver.flicker()
 
     def app_state(self) -> AppState:
-        """The reducer's input, read from the app and the network snapshot now."""
-        app = self.app
-        booting = not getattr(app, "ready", False)
-        pool = getattr(app, "upstreams", None)
-        total = len(pool.servers) if pool is not None else 0
-        healthy = pool.healthy_count if pool is not None else 0
+        """The reducer's input: what the app published, with the network and the button."""
         snap = self._snapshot
-        return AppState(
-            booting=booting,
-            faults=tuple(app.faults.reasons()),
+        return dataclasses.replace(
+            self.health.state(),
             # Unknown (no netlink) counts as up: better silent than a false alarm.
             link_up=snap.link_up if snap is not None else True,
             has_address=snap.has_address if snap is not None else True,
-            upstreams_total=total,
-            upstreams_healthy=healthy,
-            blocking_paused=bool(_call(app, "blocking_paused", False)),
-            pause_remaining_s=_call(app, "pause_remaining", None),
             reset_armed=bool(self.button is not None and self.button.armed),
         )
 
     def refresh(self) -> Status:
         """Recompute the status; on a change show its pattern and publish it."""
-        new = status_mod.reduce(self.app_state())
+        if self._stopped:
+            return self.status()
+        state = self.app_state()
+        self._arm_pause_minute(state)
+        new = status_mod.reduce(state)
         if self._status is None or new.as_dict() != self._status.as_dict():
             previous = self._status.state if self._status else None
             self._status = new
@@ -230,25 +249,26 @@ class Appliance:
 
     # ---- internals ----------------------------------------------------------------------------
 
-    async def _ticker(self) -> None:
-        # Runs for the life of the appliance, one cheap recompute per tick.
-        while True:
-            await asyncio.sleep(self.tick)
-            try:
-                self.refresh()
-                self._flicker_for_blocked()
-            except Exception:
-                log.exception("status refresh failed")
-
-    def _flicker_for_blocked(self) -> None:
-        """Blip the LED when queries were blocked since the last tick (the driver rate-limits)."""
-        counts = getattr(getattr(self.app, "recorder", None), "query_counts", None)
-        if not counts:
+    def _arm_pause_minute(self, state: AppState) -> None:
+        """A timed pause says "N min left": recompute when N next changes (the reducer rounds
+        to the nearest minute), and nothing else is on a clock."""
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        remaining = state.pause_remaining_s if state.blocking_paused else None
+        if remaining is None or self._stopped:
             return
-        blocked = sum(n for key, n in counts.items() if key[0] == "blocked")
-        if blocked > self._blocked_seen:
-            self.activity()
-        self._blocked_seen = blocked
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        shown = max(0, round(remaining / 60))
+        next_change = remaining - (shown - 0.5) * 60 if shown > 0 else remaining
+        self._pause_timer = loop.call_later(max(0.05, next_change + 0.05), self._pause_minute)
+
+    def _pause_minute(self) -> None:
+        self._pause_timer = None
+        self.refresh()
 
     def _load_board(self) -> boards.Board:
         try:
@@ -344,18 +364,16 @@ class Appliance:
     def _on_button(self, action: str, detail: dict) -> None:
         self._publish("events", {"type": "button", "action": action, "time": time.time(), **detail})
         if action == "pause_toggle":
-            self._invoke("toggle_pause", detail.get("duration_s", 300))
+            self._invoke("toggle_pause", self.actions.toggle_pause, detail.get("duration_s", 300))
         elif action == "restart":
-            self._restart()
+            # Stop cleanly and exit with 75 so systemd starts us again (Restart=on-failure,
+            # RestartForceExitStatus).
+            self._invoke("restart", self.actions.restart)
         elif action == "factory_reset":
-            self._invoke("factory_reset")
+            self._invoke("factory_reset", self.actions.factory_reset)
         self.refresh()  # reset_armed / reset_disarmed change the LEDs at once
 
-    def _invoke(self, name: str, *args) -> None:
-        fn = getattr(self.app, name, None)
-        if fn is None:
-            log.warning("button: the app has no %s(); ignored", name)
-            return
+    def _invoke(self, name: str, fn: Callable, *args) -> None:
         try:
             result = fn(*args)
         except Exception:
@@ -371,42 +389,15 @@ class Appliance:
         if not task.cancelled() and task.exception() is not None:
             log.error("button action failed", exc_info=task.exception())
 
-    def _restart(self) -> None:
-        """Stop cleanly and exit with :data:`RESTART_EXIT_CODE` so systemd
-        starts us again (``Restart=on-failure``, ``RestartForceExitStatus``)."""
-        request_stop = getattr(self.app, "request_stop", None)
-        if request_stop is not None:
-            request_stop(RESTART_EXIT_CODE)
-            return
-        # An app without request_stop: the SIGTERM path still stops cleanly, and
-        # the CLI returns app.exit_code when it knows to.
-        self.app.exit_code = RESTART_EXIT_CODE
-        os.kill(os.getpid(), signal.SIGTERM)
-
     def _publish(self, topic: str, payload: Any) -> None:
-        bus = getattr(self.app, "events", None)
-        if bus is None:
-            return
         try:
-            bus.publish(topic, payload)
+            self.bus.publish(topic, payload)
         except Exception:
             log.warning("publishing %s failed", topic, exc_info=True)
 
 
-def _cfg(app, key: str, default):
+def _cfg(config: Mapping, key: str, default):
     try:
-        return app.config[key]
-    except (AttributeError, KeyError, TypeError):
-        return default
-
-
-def _call(app, name: str, default):
-    # Features from other issues (pause) may not exist yet: absent means default.
-    attr = getattr(app, name, None)
-    if attr is None:
-        return default
-    try:
-        return attr() if callable(attr) else attr
-    except Exception:
-        log.debug("%s() failed", name, exc_info=True)
+        return config[key]
+    except KeyError:
         return default

@@ -130,7 +130,7 @@ class Upstream:
 
     __slots__ = ("host", "port", "family", "label", "srtt", "failures", "first_failure", "answers",
                  "down", "down_until", "probing", "queries", "errors", "timeouts", "error_answers",
-                 "last_error", "loop_until", "clock")
+                 "last_error", "loop_until", "clock", "on_verdict")
 
     def __init__(self, host: str, port: int, clock=time.monotonic):
         self.host = host
@@ -151,6 +151,7 @@ class Upstream:
         self.error_answers = 0  # SERVFAIL, REFUSED, ... answers: reachable, but no answer
         self.last_error = ""
         self.loop_until = 0.0  # a suspected forwarding loop leaves the server out until then
+        self.on_verdict = None  # () -> None when ``healthy`` may have flipped (set by the pool)
 
     @property
     def healthy(self) -> bool:
@@ -178,10 +179,13 @@ class Upstream:
     def suspect_loop(self) -> None:
         """One of our own queries to this server came back to us: leave it out for a while."""
         now = self.clock()
-        if not self.loop_active(now):
+        started = not self.loop_active(now)
+        if started:
             log.error("forwarding loop: upstream %s sent our own query back to us; not used for %d s",
                       self.label, LOOP_SUSPECT_S)
         self.loop_until = max(self.loop_until, now + LOOP_SUSPECT_S)
+        if started:
+            self._verdict()
 
     def answered(self, rtt: float, now: float) -> None:
         """A reply came back (any rcode): the server is reachable."""
@@ -192,6 +196,7 @@ class Upstream:
         if self.down and self.answers >= UP_AFTER_ANSWERS:
             self.down = False
             log.warning("upstream %s answers again: healthy", self.label)
+            self._verdict()
 
     def failed(self, reason: str, now: float) -> None:
         """A transport failure: timeout, ICMP error, unusable reply."""
@@ -207,6 +212,11 @@ class Upstream:
                 self.down = True
                 log.warning("upstream %s is down: %d failures in a row over %.0f s (last: %s)",
                             self.label, self.failures, now - self.first_failure, reason)
+                self._verdict()
+
+    def _verdict(self) -> None:
+        if self.on_verdict is not None:
+            self.on_verdict()
 
     def snapshot(self) -> dict:
         return {"address": self.label, "healthy": self.healthy, "srtt_ms": round(self.srtt * 1000, 2),
@@ -261,6 +271,9 @@ class UpstreamPool:
 
     def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings, clock=time.monotonic):
         self.clock = clock
+        self._servers: list[Upstream] = []
+        self._on_report = None  # () -> None when healthy_count changed (see watch)
+        self._report_timer = None  # a change held back by REPORT_MIN_DWELL or a loop's hold: look again
         self.servers = [Upstream(h, p, clock) for h, p in servers]
         self.settings = settings
         self.slots = FairShare()
@@ -290,6 +303,19 @@ class UpstreamPool:
         return self.slots.used
 
     @property
+    def servers(self) -> list[Upstream]:
+        return self._servers
+
+    @servers.setter
+    def servers(self, servers: list[Upstream]) -> None:
+        # Each server tells the pool when its verdict flips (see watch).
+        self._servers = list(servers)
+        for server in self._servers:
+            server.on_verdict = self._verdict_changed
+        if self._on_report is not None:
+            self._verdict_changed()
+
+    @property
     def healthy_count(self) -> int:
         """Healthy servers as people see them: the live count, changed at most once per
         REPORT_MIN_DWELL (the first change after a quiet spell shows at once)."""
@@ -299,6 +325,33 @@ class UpstreamPool:
             if now - self._reported_at >= REPORT_MIN_DWELL:
                 self._reported, self._reported_at = live, now
         return self._reported
+
+    def watch(self, on_report) -> None:
+        """Call ``on_report()`` whenever :attr:`healthy_count` changes, as it happens: a verdict
+        flipped, a change held back by REPORT_MIN_DWELL became due, a loop's hold ended. The
+        status LED and /readyz follow it without asking every second. Runs on the loop."""
+        self._on_report = on_report
+
+    def _verdict_changed(self) -> None:
+        if self._on_report is None:
+            return
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        before = self._reported
+        count = self.healthy_count
+        if count != before:
+            self._on_report()
+        now = self.clock()
+        due = [s.loop_until for s in self._servers if now < s.loop_until < math.inf]  # holds that end
+        if sum(1 for s in self._servers if s.healthy) != count:
+            due.append(self._reported_at + REPORT_MIN_DWELL)  # held back by the dwell
+        if due:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._report_timer = loop.call_later(max(0.0, min(due) - now) + 0.01, self._verdict_changed)
 
     async def query(self, question: bytes, qflags: int, do: bool,
                     servers: list[Upstream] | None = None, client: str | None = None) -> tuple[bytes, Upstream]:

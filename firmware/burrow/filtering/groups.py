@@ -78,8 +78,12 @@ class Groups:
     def __init__(self, settings_db, clock=time.time):
         self.settings = settings_db
         self.clock = clock
-        self.groups: list[dict] = list(settings_db.get("groups") or [])
-        self.clients: list[dict] = list(settings_db.get("clients") or [])
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the groups and clients from the settings DB (at start, after a restore)."""
+        self.groups: list[dict] = list(self.settings.get("groups") or [])
+        self.clients: list[dict] = list(self.settings.get("clients") or [])
         self._build()
 
     def _build(self) -> None:

@@ -225,6 +225,11 @@ class ListManager:
         if self._scheduler is None or self._scheduler.done():
             self._scheduler = asyncio.get_running_loop().create_task(self._schedule(), name="lists-scheduler")
 
+    name = "lists"
+
+    def snapshot(self) -> dict:
+        return {"domains": self.domains(), "running": self.running}
+
     def background_tasks(self) -> list[asyncio.Task]:
         """The scheduler (for the supervisor)."""
         return [self._scheduler] if self._scheduler is not None else []

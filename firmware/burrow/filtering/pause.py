@@ -5,17 +5,23 @@ The state lives in the settings DB (key ``blocking.pause``) so a pause set befor
 still ends when it should. Whoever answers queries asks :meth:`BlockingPause.paused` with the
 client's groups: blocking is off for a client when it is paused globally or for any group the
 client is in. Every change calls ``on_change`` so the fast path drops answers decided under
-the old state.
+the old state — the end of a timed pause too: :meth:`BlockingPause.arm` keeps a timer on the
+loop for the next pause to end (answers change at that moment, not at the next edit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import time
 from typing import Callable, Iterable
 
+log = logging.getLogger(__name__)
+
 SETTINGS_KEY = "blocking.pause"
 MAX_PAUSE = 7 * 86400  # seconds; longer means "until resumed"
+EXPIRY_SLACK = 0.05  # seconds after the end a timed pause's timer fires (past it, not at it)
 
 
 class _Pause:
@@ -38,11 +44,54 @@ class BlockingPause:
         self.settings = settings_db
         self.clock = clock
         self.on_change = on_change or (lambda: None)
-        stored = settings_db.get(SETTINGS_KEY) or {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._load()
+
+    def _load(self) -> None:
+        stored = self.settings.get(SETTINGS_KEY) or {}
         self._global = _Pause(stored.get("until"), stored.get("indefinite"))
         self._groups: dict[str, _Pause] = {
             name: _Pause(p.get("until"), p.get("indefinite"))
             for name, p in (stored.get("groups") or {}).items() if isinstance(p, dict)}
+
+    def reload(self) -> None:
+        """Read the stored state again (a restore replaced it) and tell ``on_change``."""
+        self._load()
+        self._changed()
+
+    # ---- the end of a timed pause ---------------------------------------------------------------
+
+    def arm(self) -> None:
+        """Keep one timer on the running loop for the next timed pause to end (a pause from
+        before a restart still ends on time); re-armed after every change. Without a running
+        loop (a command-line tool) there is nothing to arm."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        remaining = self.next_expiry()
+        if remaining is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(remaining + EXPIRY_SLACK, self._expired)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        log.info("a timed pause of blocking ended")
+        self._changed()
+
+    def _changed(self) -> None:
+        try:
+            self.on_change()
+        finally:
+            self.arm()
 
     def _get(self, group: str | None) -> _Pause:
         return self._global if group is None else self._groups.get(group) or _Pause()
@@ -133,4 +182,4 @@ class BlockingPause:
         groups = {g: p.to_dict() for g, p in self._groups.items() if p.active(now)}
         self._groups = {g: self._groups[g] for g in groups}
         self.settings.set(SETTINGS_KEY, {**self._global.to_dict(), "groups": groups})
-        self.on_change()
+        self._changed()

@@ -54,7 +54,11 @@ class UserList:
     def __init__(self, settings_db, settings_key: str):
         self.settings = settings_db
         self.key = settings_key
-        self._entries: list = list(settings_db.get(settings_key) or [])
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the list from the settings DB (at start, after a restore)."""
+        self._entries: list = list(self.settings.get(self.key) or [])
         self._build()
 
     @staticmethod

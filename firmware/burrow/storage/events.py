@@ -189,8 +189,10 @@ def publish_event(bus, type_: str, *, actor: str | None = None, client_ip: str |
 class EventLog:
     """Stores bus events in the settings DB's ``events`` table and answers queries on it.
 
-    ``EventLog(settings_db, max_rows=20000)``; ``await start(bus)`` subscribes to
-    ``EVENT_TOPICS``; ``await stop()`` writes what is pending and unsubscribes. ``record(payload)``
+    ``EventLog(settings_db, max_rows=20000)``; ``subscribe(bus)`` listens to ``EVENT_TOPICS``
+    (the composition root does it before anything publishes); ``await start()`` starts the
+    writer (``start(bus)`` subscribes first); ``await stop()`` writes what is pending and
+    unsubscribes. ``record(payload)``
     queues an event directly (no bus); ``flush()`` writes pending events now. Use from the loop
     thread only (the settings connection is not thread-safe).
     """
@@ -218,10 +220,22 @@ class EventLog:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, bus) -> None:
-        """Subscribe to the bus and start the writer task."""
-        self._sub = bus.subscribe(EVENT_TOPICS, maxsize=QUEUE_SIZE)
+    name = "eventlog"
+
+    def subscribe(self, bus) -> None:
+        """Listen to the bus from now on (events wait in the subscription until start())."""
+        if self._sub is None:
+            self._sub = bus.subscribe(EVENT_TOPICS, maxsize=QUEUE_SIZE)
+
+    async def start(self, bus=None) -> None:
+        """Start the writer task (subscribing to ``bus`` first, if given)."""
+        if bus is not None:
+            self.subscribe(bus)
         self._task = asyncio.create_task(self._run(), name="eventlog-writer")
+
+    def snapshot(self) -> dict:
+        return {"written": self.written, "pending": len(self._pending), "lost": self.lost,
+                "flush_errors": self.flush_errors}
 
     def background_tasks(self) -> list[asyncio.Task]:
         """The writer task (for the supervisor)."""

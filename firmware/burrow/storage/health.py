@@ -14,6 +14,9 @@ Two sources, and neither writes data itself (flash wear is a budget):
 Any problem is the fault ``storage`` (burrow/lifecycle.py Faults): status LED ``fault``,
 ``/api/system``, and ``/readyz`` 503 with the reason; it clears by itself once every source
 is fine again.
+
+As a service (``storage``, the first to start and the last to stop) it checks at once, keeps
+checking under the supervisor, and at stop closes the settings database it was given.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import asyncio
 import os
 from pathlib import Path
 
-from ..lifecycle import Faults
+from ..lifecycle import Faults, Restart, Supervised, Supervisor
 
 CHECK_INTERVAL = 10.0  # seconds between looks at the folders (a few system calls each)
 FAULT_SOURCE = "storage"
 PROBE_NAME = ".write-check"  # opened for writing, never written (empty; made once)
+CHECK_POLICY = Restart()  # the check loop keeps nothing between rounds: start it again
 
 
 def folder_problem(path: Path) -> str | None:
@@ -50,14 +54,38 @@ def folder_problem(path: Path) -> str | None:
 
 class StorageHealth:
     """Storage writability for the fault status. ``report(writer, error)`` from the writers,
-    ``check()`` for the folders (``run()`` repeats it)."""
+    ``check()`` for the folders (``run()`` repeats it).
 
-    def __init__(self, folders: list[Path], faults: Faults, interval: float = CHECK_INTERVAL):
+    :param closes: what to close when the service stops (the settings database).
+    """
+
+    name = "storage"
+
+    def __init__(self, folders: list[Path], faults: Faults, interval: float = CHECK_INTERVAL, *,
+                 supervisor: Supervisor | None = None, closes: tuple = ()):
         self.folders = list(dict.fromkeys(Path(f) for f in folders))
         self.faults = faults
         self.interval = interval
+        self.supervisor = supervisor
+        self.closes = closes
+        self._task: Supervised | None = None
         self._folder_problems: list[str] = []
         self._writer_errors: dict[str, str] = {}  # writer → its last write's error
+
+    async def start(self) -> None:
+        self.check()  # a read-only card is a fault from the first second
+        if self.supervisor is not None:
+            self._task = self.supervisor.spawn("storage-check", self.run, CHECK_POLICY)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await self._task.wait()
+        for thing in self.closes:
+            thing.close()
+
+    def background_tasks(self) -> list:
+        return []
 
     @property
     def ok(self) -> bool:

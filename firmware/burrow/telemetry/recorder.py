@@ -118,6 +118,8 @@ class Recorder:
     hears whether each write to the log worked.
     """
 
+    name = "querylog"
+
     def __init__(self, querylog_db: QueryLogDB, flush_interval: float = 60.0,
                  retention_days: float = DEFAULT_RETENTION_DAYS,
                  max_bytes: int = DEFAULT_MAX_BYTES, ring_size: int = DEFAULT_RING_SIZE,
@@ -130,6 +132,8 @@ class Recorder:
         # Told of each flush and persist: (what, None) when it worked, (what, error) when it
         # failed (storage/health.py: storage that cannot be written is a fault).
         self.on_write = on_write
+        self.on_blocked: Callable[[], None] | None = None  # once per drain that saw a blocked query
+        self.blocked_total = 0  # queries counted with decision "blocked" since start
         self.flush_interval = flush_interval
         self.retention_days = retention_days
         self.max_bytes = max_bytes
@@ -288,6 +292,7 @@ class Recorder:
         second = 0
         second_end = -1.0
         counts = self.query_counts
+        blocked_before = self.blocked_total
         nid = self._next_id  # rows get their ids here: see "Row ids" above
         for record in records:
             try:
@@ -321,6 +326,8 @@ class Recorder:
                 add(wall, record)
                 ckey = count_key(record[5], record[3], record[4])
                 counts[ckey] = counts.get(ckey, 0) + 1
+                if ckey[0] == "blocked":
+                    self.blocked_total += 1
             except Exception:  # one malformed record must not cost the rest of the batch
                 self.bad_records += 1
                 if self.bad_records == 1 or self.bad_records % 1000 == 0:
@@ -337,6 +344,11 @@ class Recorder:
             self._reserve_soon()
         self.received += n
         self._queue_rows(rows)
+        if self.blocked_total != blocked_before and self.on_blocked is not None:
+            try:
+                self.on_blocked()  # the status LED flickers (rate-limited by its driver)
+            except Exception:
+                log.exception("blocked-query listener failed")
         bus = self.bus
         if bus is not None and bus.has_subscribers(QUERIES_TOPIC):
             for row in rows:
@@ -378,6 +390,8 @@ class Recorder:
             decision, ckey = _TALLY_KEYS[slot]
             add_many(second, decision, count, elapsed_sum)
             counts[ckey] = counts.get(ckey, 0) + count
+            if ckey[0] == "blocked":
+                self.blocked_total += count
 
     def _count_ring_overflow(self, ring: collections.deque) -> None:
         # The hot path keeps no counter (that would cost it a Python-level call per query), so

@@ -1,0 +1,63 @@
+"""The web service: the admin page and the API on their listener, as one lifecycle service.
+
+The routes are built by :func:`burrow.api.create_api` when the services are made; ``start()``
+binds the listener (last of all services: it serves what the others built), ``stop()`` closes
+it first and then stops the password workers, so no check starts after the API is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..config.schema import format_hostport, parse_hostport
+from .routes import Api
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8080
+
+
+class WebService:
+    """The API served on ``address`` (``server.web_ui_address``) with the connection caps.
+
+    :param limits: (max connections, max per client, request deadline in seconds).
+    :param auth: the AuthService whose password workers stop with the web.
+
+    ``api`` is set once the services exist (the routes are made from them, and this service
+    is one of them); :meth:`start` serves it.
+    """
+
+    name = "web"
+
+    def __init__(self, address: str, limits: tuple[int, int, float], auth):
+        self.api: Api | None = None
+        self.host, self.configured_port = parse_hostport(address, DEFAULT_PORT)
+        self.limits = limits
+        self.auth = auth
+        self.port: int | None = None  # the bound port (the configured one may be 0)
+        self._server = None
+
+    def address(self) -> str:
+        """host:port as bound (as configured before the start)."""
+        return format_hostport(self.host, self.port or self.configured_port)
+
+    async def start(self) -> None:
+        if self.api is None:
+            raise RuntimeError("the web service has no API to serve (create_api was not called)")
+        self.api.web.limit(*self.limits)
+        self._server = await self.api.web.start_server(self.host, self.configured_port, start_serving=False)
+        await self._server.start_serving()
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("admin page and API on http://%s/", self.address())
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.auth.close()  # the password workers: no check starts after the API is closed
+
+    def snapshot(self) -> dict:
+        return {"address": self.address(),
+                "connections": self.api.web.active_connections if self.api is not None else 0}
+
+    def background_tasks(self) -> list:
+        return []
