@@ -74,13 +74,16 @@ def _opener_from(source: str) -> urllib.request.OpenerDirector:
 
 
 class BurrowProcess:
-    """The real ``burrow run`` in a subprocess. ``config`` tables merge over test defaults."""
+    """The real ``burrow run`` in a subprocess. ``config`` tables merge over test defaults.
+    ``command`` starts another installation (e.g. ``[venv/bin/burrow]``); by default this
+    interpreter's ``python -m burrow``."""
 
     __test__ = False
 
     def __init__(self, workdir: Path, upstreams: list[str] | None = None, config: dict | None = None,
-                 startup_timeout: float = 20.0):
+                 startup_timeout: float = 20.0, command: list[str] | None = None):
         self.workdir = Path(workdir)
+        self.command = list(command or [sys.executable, "-m", "burrow"])
         self.dns_port = free_port()
         self.web_port = free_port()
         while self.web_port == self.dns_port:  # each free_port() releases its socket: may repeat
@@ -113,7 +116,7 @@ class BurrowProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         write_toml(self.config_path, self.config)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "burrow", "run", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([*self.command, "run", "--config", str(self.config_path)],
                                      cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
