@@ -150,7 +150,7 @@ class Recorder:
 
         self.received = 0  # records drained from the ring
         # Monotonic totals by (decision, qtype, rcode) labels since start, for /metrics;
-        # bounded by the label sets (12 decisions × 16 qtypes × 25 rcodes at the very most).
+        # bounded by the label sets (14 decisions × 16 qtypes × 25 rcodes at the very most).
         self.query_counts: dict[tuple, int] = {}
         self.ring_overflows = 0  # drains that found the ring full (records were overwritten)
         self.dropped_ring = 0  # estimate of records overwritten in the ring, see _drain

@@ -23,8 +23,7 @@ from ...filtering.groups import view_groups
 from ...filtering.index import ALL_LISTS, ALLOW_ACTIONS
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query, read_answer_records
-from .guard import DROP
+from ..message import DROP, Answer, Query, read_answer_records
 
 MODES = ("null", "nxdomain", "nodata", "custom")
 
@@ -203,9 +202,10 @@ class FilterStage:
 
     def _block(self, query: Query, match, info: dict, list_name: str, detail: str) -> Answer:
         self.blocked += 1
-        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
-        if match.action == "drop":
+        if match.action == "drop":  # no reply at all, logged as its own decision (DROPPED)
+            query.note("blocklist", "drop", rule=list_name, source="manager", detail=detail)
             return DROP
+        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
         threat = info.get("kind") == "threat"
         ede = (wire.EDE_FILTERED if threat else wire.EDE_BLOCKED, f"{list_name}: {match.name}")
         mode = {"nxdomain": "nxdomain", "nodata": "nodata"}.get(match.action) \

@@ -30,8 +30,7 @@ from ...zones.authority import to_answer
 from ...zones.localdata import LocalData
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query
-from .guard import DROP
+from ..message import Answer, Query, silent
 
 # The target's outcome decides the reply's Decision when it is one of these (a blocked target
 # must be logged as blocked); otherwise the reply is LOCAL.
@@ -84,8 +83,8 @@ class LocalStage:
         self.chased += 1
         found = await next(sub)
         query.trace.extend(sub.trace)
-        if found is DROP:
-            return DROP
+        if silent(found):
+            return found
         return merge(answer, sub, found)
 
 

@@ -30,9 +30,8 @@ from ...storage.querylog import qtype_name
 from ...filtering.groups import view_groups
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import Answer, Query, silent
 from .filter import BlockingSettings, blocked_answer
-from .guard import DROP
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ class PolicyStage:
 
     def _bound(self, engine: PolicyEngine, answer: Answer) -> Answer:
         """Cap how long the fast path may replay an answer decided under these rules."""
-        if answer.ttl is None or answer is DROP:
+        if answer.ttl is None or silent(answer):
             return answer
         if engine.uses_client_ip:  # the fast path keys by group: a per-client decision must not ride it
             return answer.replace(ttl=None)
