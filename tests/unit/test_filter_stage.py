@@ -158,3 +158,11 @@ def test_redirect_and_drop_actions(tmp_path):
         assert [(e.stage, e.action, e.rule) for e in q.trace] == [("blocklist", "drop", "rpz")]
     finally:
         idx.close()
+
+
+def test_the_index_words_the_stage_restates_are_the_index_s():
+    # the DNS core imports nothing from filtering/, so the stage restates these two
+    from burrow.dns.stages import filter as stage_module
+    from burrow.filtering import index as index_module
+    assert stage_module.ALL_LISTS == index_module.ALL_LISTS
+    assert stage_module.ALLOW_ACTIONS == index_module.ALLOW_ACTIONS

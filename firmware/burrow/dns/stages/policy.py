@@ -26,11 +26,10 @@ import time
 from typing import Callable, Iterable
 
 from ...policy import PolicyEngine, PolicyRule
-from ...storage.querylog import qtype_name
-from ...filtering.groups import view_groups
-from .. import wire
+from .. import qtypes, wire
 from ..decision import Decision
 from ..message import Answer, Query, silent
+from ..names import view_groups
 from .filter import BlockingSettings, blocked_answer
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ class PolicyStage:
         if self._idle:
             return await next(query)
         engine = self.engine
-        match = engine.evaluate(query.name, query.client_ip, qtype_name(query.qtype))
+        match = engine.evaluate(query.name, query.client_ip, qtypes.name(query.qtype))
         if match is None:
             answer = await next(query)
         else:
