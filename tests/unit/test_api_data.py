@@ -97,7 +97,8 @@ def test_stats_default_period_and_seed_fields(app):
     assert res.status_code == 200
     body = res.json
     assert set(body) == {"total_queries", "blocked_queries", "cached_queries", "block_rate",
-                         "cache_hit_rate", "avg_response_ms", "period", "timestamp", "threats_blocked"}
+                         "cache_hit_rate", "avg_response_ms", "period", "timestamp", "threats_blocked",
+                         "dropped_queries"}
     assert body["total_queries"] == 4 and body["blocked_queries"] == 2 and body["cached_queries"] == 1
     assert body["threats_blocked"] == 1
     assert body["block_rate"] == pytest.approx(50.0) and body["period"] == "24h0m0s"

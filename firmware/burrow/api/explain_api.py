@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from dnslib import QTYPE
-
+from ..dns import qtypes
+from ..dns.names import view_key
 from .errors import ApiError
 from .routes import Api
 from .schema import IP, Obj, Query, Str, any_case, domain_name
@@ -18,7 +18,7 @@ from .schema import IP, Obj, Query, Str, any_case, domain_name
 CheckQuery = Query({
     "domain": domain_name(description="the name to explain"),
     "client": Str(required=False, max_len=64, pattern=f"^{IP}$", hint="an IP address", description="client address (default: the caller)"),
-    "type": Str(required=False, max_len=10, default="A", pattern=any_case(*sorted(QTYPE.reverse)),
+    "type": Str(required=False, max_len=10, default="A", pattern=any_case(*sorted(qtypes.NAMES)),
                 description="query type, e.g. A or AAAA"),
 })
 Explanation = Obj("Explanation", {}, additional=True, example={
@@ -41,10 +41,10 @@ def register(api: Api, app) -> None:
         except ValueError:
             raise ApiError(400, "client must be an IP address", [{"field": "client", "message": "not an IP"}]) from None
         qtype_name = q.get("type", "A").upper()
-        qtype = QTYPE.reverse.get(qtype_name)
-        if qtype is None:
-            raise ApiError(400, f"unknown query type {qtype_name!r}", [{"field": "type", "message": "unknown type"}])
-        from ..filtering.groups import view_key
+        try:
+            qtype = qtypes.number(qtype_name)
+        except ValueError:
+            raise ApiError(400, f"unknown query type {qtype_name!r}", [{"field": "type", "message": "unknown type"}]) from None
         groups = sorted(app.groups.groups_of(client)) if app.groups is not None else ["default"]
         view = view_key(groups)
         out = {"domain": domain, "client": client, "type": qtype_name, "groups": groups, "matches": []}

@@ -115,6 +115,17 @@ class Answer:
         return self.replace(sections=wire.patch_ttls(self.sections, self.ttl_offsets, self.ttls, age))
 
 
+# Sentinels for "send nothing", compared by identity: a list or rule's drop (RPZ rpz-drop.)
+# and the rate limiter's drop are logged and counted under their own decisions.
+DROP = Answer(0, Decision.DROPPED)
+RATE_LIMIT_DROP = Answer(0, Decision.RATE_LIMITED)
+
+
+def silent(answer: Answer) -> bool:
+    """True for an answer that is no reply at all: the query is dropped."""
+    return answer is DROP or answer is RATE_LIMIT_DROP
+
+
 def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list] | None:
     """The answer section's records as (packet, rrs) for stages that inspect upstream answers;
     ``packet`` is a zeroed header + the question + the sections, which the RRs' offsets (and

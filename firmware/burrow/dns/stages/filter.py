@@ -19,14 +19,16 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 
-from ...filtering.groups import view_groups
-from ...filtering.index import ALL_LISTS, ALLOW_ACTIONS
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query, read_answer_records
-from .guard import DROP
+from ..message import DROP, Answer, Query, read_answer_records
+from ..names import view_groups
 
 MODES = ("null", "nxdomain", "nodata", "custom")
+# The index's own words, restated because the DNS core imports nothing from filtering/ (the
+# index is handed in); tests/unit/test_filter_stage.py checks they equal filtering.index's.
+ALL_LISTS = (1 << 64) - 1  # every list: one bit per list, 64 lists
+ALLOW_ACTIONS = frozenset(("allow", "passthru"))  # the actions that let a name through
 
 
 @dataclass
@@ -203,9 +205,10 @@ class FilterStage:
 
     def _block(self, query: Query, match, info: dict, list_name: str, detail: str) -> Answer:
         self.blocked += 1
-        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
-        if match.action == "drop":
+        if match.action == "drop":  # no reply at all, logged as its own decision (DROPPED)
+            query.note("blocklist", "drop", rule=list_name, source="manager", detail=detail)
             return DROP
+        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
         threat = info.get("kind") == "threat"
         ede = (wire.EDE_FILTERED if threat else wire.EDE_BLOCKED, f"{list_name}: {match.name}")
         mode = {"nxdomain": "nxdomain", "nodata": "nodata"}.get(match.action) \

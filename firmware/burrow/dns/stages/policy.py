@@ -26,13 +26,11 @@ import time
 from typing import Callable, Iterable
 
 from ...policy import PolicyEngine, PolicyRule
-from ...storage.querylog import qtype_name
-from ...filtering.groups import view_groups
-from .. import wire
+from .. import qtypes, wire
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import Answer, Query, silent
+from ..names import view_groups
 from .filter import BlockingSettings, blocked_answer
-from .guard import DROP
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ class PolicyStage:
         if self._idle:
             return await next(query)
         engine = self.engine
-        match = engine.evaluate(query.name, query.client_ip, qtype_name(query.qtype))
+        match = engine.evaluate(query.name, query.client_ip, qtypes.name(query.qtype))
         if match is None:
             answer = await next(query)
         else:
@@ -145,7 +143,7 @@ class PolicyStage:
 
     def _bound(self, engine: PolicyEngine, answer: Answer) -> Answer:
         """Cap how long the fast path may replay an answer decided under these rules."""
-        if answer.ttl is None or answer is DROP:
+        if answer.ttl is None or silent(answer):
             return answer
         if engine.uses_client_ip:  # the fast path keys by group: a per-client decision must not ride it
             return answer.replace(ttl=None)
