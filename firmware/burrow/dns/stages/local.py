@@ -60,10 +60,11 @@ class LocalStage:
         data = self.data
         if data.empty or query.qclass != wire.CLASS_IN:
             return await next(query)
-        result = data.lookup(query.qname, query.qtype, query.client_ip)
+        result = data.lookup(query.qname, query.qtype, query.client_ip, rotate=query.explain is None)
         if result is None:
             return await next(query)
-        self.answered += 1
+        if query.explain is None:  # a dry run (dns/explain.py) counts nothing
+            self.answered += 1
         if result.rcode == wire.SERVFAIL:
             query.note("local", "servfail", rule=result.source, source="zones",
                        detail=f"zone {result.source} has expired or was never transferred")
@@ -81,12 +82,26 @@ class LocalStage:
             return await self._chase(query, answer, result.chase, next)
         return answer
 
+    def matching(self, query: Query) -> list[dict]:
+        """The local record or zone that holds the question (dns/explain.py)."""
+        data = self.data
+        if data.empty or query.qclass != wire.CLASS_IN:
+            return []
+        result = data.lookup(query.qname, query.qtype, query.client_ip, rotate=False)
+        if result is None:
+            return []
+        if result.source in ("local", "auto-ptr"):
+            return [{"list": "local_records" if result.source == "local" else "auto_ptr", "kind": "local",
+                     "entry": query.name}]
+        return [{"list": "zone", "kind": "local", "entry": result.source}]
+
     async def _chase(self, query: Query, answer: Answer, target: str, next) -> Answer:
         try:
             sub = subquery(query, target)
         except wire.WireError:
             return answer  # a target that is no valid name: the CNAME alone, as a resolver would
-        self.chased += 1
+        if query.explain is None:
+            self.chased += 1
         found = await next(sub)
         query.trace.extend(sub.trace)
         if silent(found):
@@ -105,6 +120,7 @@ def subquery(query: Query, target: str) -> Query:
               + struct.pack("!HH", query.qtype, query.qclass) + opt)
     sub = Query(wire.parse_query(packet), packet, query.client_ip, query.client_port, query.transport,
                 query.mono, query.view, admitted=True)
+    sub.explain = query.explain  # a dry run's sub-question is one too
     return sub
 
 
