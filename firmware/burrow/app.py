@@ -183,9 +183,8 @@ class App:
             reload_settings=self.reload_settings, eventlog=eventlog, auth=auth, resolver=resolver, pause=pause,
             groups=groups, allow_list=allow_list, deny_list=deny_list, policy=resolver.policy,
             forwarding=forwarding, zones=zones, list_store=list_store, lists=lists, rpz=rpz, threats=threats,
-            recorder=recorder, health=health, board=board, reset=reset, web_settings=self.web_settings,
-            web=web, lifecycle=lifecycle)
-        web.api = create_api(services)  # each API module gets only the services it names
+            recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle)
+        web.api = create_api(services, web, self.web_settings)  # each API module gets only the services it names
         self.services = services
         return services
 

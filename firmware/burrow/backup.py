@@ -45,10 +45,12 @@ import tarfile
 import tempfile
 import time
 import zlib
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .storage.settings import encode_value
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +123,6 @@ def _quote(name: str) -> str:
 
 
 # ---- values -----------------------------------------------------------------------------------
-
-def encode_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"$b64": b64encode(value).decode()}
-    return value
-
 
 def _decode_value(value: Any, where: str) -> Any:
     if isinstance(value, dict):

@@ -8,16 +8,14 @@ import logging
 import sys
 
 from . import __version__
+from .logfile import formatter
 
 
 def _setup_logging(cfg) -> None:
     level = getattr(logging, cfg["logging.level"].upper())
     stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
     handler = logging.StreamHandler(stream)
-    if cfg["logging.format"] == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(cfg["logging.format"]))
     # pyroute2 logs every netlink message at debug level (and resets its logger's level when
     # imported, which happens later): filter its chatter out at our handler instead.
     handler.addFilter(_quiet_pyroute2)
@@ -34,15 +32,6 @@ def _setup_logging(cfg) -> None:
 
 def _quiet_pyroute2(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.INFO or not record.name.startswith("pyroute2")
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": self.formatTime(record), "level": record.levelname.lower(),
-               "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
 
 
 def _load(path):

@@ -25,12 +25,16 @@ oldest files first, across starts.
 Cost on the logging caller: a write to a RAM file, and on rotation one
 rename. Compression and copying run on one worker thread, so a log call on
 the event loop never waits for gzip or flash.
+
+``formatter(cfg["logging.format"])`` is the one place the two line formats (text, json)
+are made, for the start (cli) and a live change (runtime_config).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import gzip
+import json
 import logging
 import os
 import shutil
@@ -45,6 +49,25 @@ CURRENT_COPY = f"{BASENAME}.current.gz"
 # Bounds the rotated files the worker may lag behind by; past it a rotation
 # waits for the worker (only under a log storm that gzip cannot keep up with).
 MAX_PENDING_JOBS = 8
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ts, level, logger, msg (and exc with a traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": self.formatTime(record), "level": record.levelname.lower(),
+               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter of ``logging.format``: "json" or "text"."""
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
 class RamLogHandler(logging.Handler):

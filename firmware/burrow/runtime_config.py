@@ -91,7 +91,7 @@ def load_overrides(config: Config, settings_db) -> Config:
             return config
         import sqlite3
 
-        from . import state_check
+        from .storage.settings import decode
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
@@ -102,7 +102,7 @@ def load_overrides(config: Config, settings_db) -> Config:
             log.warning("cannot read runtime settings from %s: %s", path, e)
             return config
         try:
-            value = state_check.decode(row[0]) if row else {}
+            value = decode(row[0]) if row else {}
         except ValueError as e:  # the start moves the row aside (state_check.repair)
             log.warning("stored runtime settings ignored: %s", e)
             return config
@@ -275,12 +275,11 @@ def _apply_rate_limit(resolver, cfg: Config) -> None:
 def configure_logging(cfg: Config) -> None:
     """Apply logging.level/format/output to the root logger's handlers, in place (an optional
     file log handler keeps its file; it only gets the new level and format)."""
-    from .cli import _JsonFormatter
+    from .logfile import formatter as make_formatter
 
     root = logging.getLogger()
     root.setLevel(getattr(logging, cfg["logging.level"].upper()))
-    formatter = (_JsonFormatter() if cfg["logging.format"] == "json"
-                 else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = make_formatter(cfg["logging.format"])
     stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
     for handler in root.handlers:
         handler.setFormatter(formatter)

@@ -3,7 +3,8 @@
 Built once by the composition root (burrow/app.py ``App.build``). Nothing receives the whole
 container except the composition root and the web layer's wiring (burrow/api/__init__.py),
 which hands each API module only the services its ``register`` names. A store that announces
-its own changes (issue 14, item 2) attaches here as one more field.
+its own changes (issue 14, item 2) attaches here as one more field. The web service itself is
+not a field: it serves the API made from this container (it would be an upward import).
 
 The service map (who starts in which order, and why) is in docs/architecture.md and in
 ``App.build``; ``lifecycle.snapshot()`` shows it running.
@@ -17,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the container names types; importing them all at run time is app.py's job
-    from .api.routes import WebSettings
-    from .api.server import WebService
     from .auth import AuthService
     from .backup import FactoryReset
     from .board.appliance import Appliance
@@ -76,6 +75,4 @@ class Services:
     health: Health  # readiness and the status, from what the services publish
     board: Appliance
     reset: FactoryReset
-    web_settings: WebSettings
-    web: WebService
-    lifecycle: Lifecycle
+    lifecycle: Lifecycle  # the web service is in it too; it is made from this container (app.py)

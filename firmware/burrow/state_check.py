@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
+from .storage.settings import MAX_DEPTH, decode, depth  # noqa: F401 (stored JSON, read bounded)
+
 log = logging.getLogger(__name__)
 
-MAX_DEPTH = 32  # nesting of a stored JSON value: the API never writes more than a few levels
 MAX_REPORTED = 50  # problems listed in an error or logged one by one; the rest are counted
 REPAIR_PASSES = 4  # check → move aside, again while something moved (bounded)
 
@@ -99,38 +100,6 @@ def context(config, data_dir: Path | None) -> Context:
     local_dirs = [str(Path(data_dir) / "lists")] if data_dir is not None else []
     local_dirs += list(config["filtering.local_list_dirs"])
     return Context(config, None if data_dir is None else Path(data_dir), local_dirs)
-
-
-# ---- JSON values ------------------------------------------------------------------------------
-
-def decode(raw: Any) -> Any:
-    """A stored JSON text decoded, or ValueError saying why not (not text, not JSON, nested
-    deeper than MAX_DEPTH — deep nesting is refused, never a RecursionError)."""
-    if not isinstance(raw, str):
-        raise ValueError(f"must be JSON text, not {type(raw).__name__}")
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as e:
-        raise ValueError(f"not valid JSON ({e})") from None
-    if depth(value) > MAX_DEPTH:
-        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
-    return value
-
-
-def depth(value: Any) -> int:
-    """Nesting depth of a decoded JSON value (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, (list, dict)):
-            d += 1
-            deepest = max(deepest, d)
-            if deepest > MAX_DEPTH:
-                return deepest
-            stack.extend((x, d) for x in (v.values() if isinstance(v, dict) else v))
-    return deepest
 
 
 # ---- settings rows ----------------------------------------------------------------------------
@@ -806,7 +775,7 @@ def _take(value: Any, path: tuple) -> Any:
 
 
 def _row_content(conn, table: str, rowid: int) -> dict | None:
-    from .backup import encode_value  # blobs as {"$b64": ...}
+    from .storage.settings import encode_value  # blobs as {"$b64": ...}
     cur = conn.execute(f'SELECT * FROM "{table}" WHERE rowid = ?', (rowid,))
     row = cur.fetchone()
     if row is None:

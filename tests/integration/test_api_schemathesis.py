@@ -12,12 +12,25 @@ from the schemas, and invalid ones), each answer checked by Schemathesis's confo
 - ``response_schema_conformance``: the body matches the documented schema;
 - ``response_headers_conformance``: documented headers are present and valid;
 - ``negative_data_rejection``: a request the schema forbids is refused (4xx), so the document
-  is never stricter than the server.
+  is never stricter than the server;
+- ``positive_data_acceptance``: a request the schema allows is accepted, so the server is never
+  stricter than the document. Accepted means 2xx, or what Schemathesis's defaults count as an
+  answer to valid data: 401/403 (a role without the right), 404 (an id or name that does not
+  exist), 409 (a duplicate), 429 (the rate limit), a documented 5xx (see above). Addresses,
+  networks, domain names, ids, durations, times, enums and "one of these fields" are declared
+  in the schemas (api/schema.py), and the same declarations validate the requests.
 
-Not on: ``positive_data_acceptance`` (a request the schema allows is accepted). The schemas
-say what JSON Schema can (types, lengths, enums, patterns, minProperties); what it cannot —
-a name that must be a valid domain, an address, a duration, a group that must exist, a
-strong enough password — the handlers check and answer 400 naming the field.
+  A 400 to a valid request fails the test unless each field it names was refused on meaning,
+  which no JSON Schema states: MEANING below lists exactly those (field, message) pairs —
+  groups that must exist, password strength (weak_password), Unicode's printable set (token
+  names), a refresh token that may come as a cookie instead, a calendar date that exists, a
+  time in the past / within the kept window / after ``since``, a magnitude against another
+  field (min_ttl ≤ max_ttl, step against since, a timeout's range), a network's host bits, the
+  languages inside a field (a policy expression, a regular expression, a record's RDATA, zone
+  file text), what a zone's or rule's current state allows (one SOA, CNAME alone, primaries on
+  a slave, a PUT leaving a forwarding rule no condition), and an international name the IDNA
+  codec refuses. A 413/414/431 (body, request line or headers over the size limits) is a limit
+  on size, not on content, and is not counted either way.
 
 The server itself also checks every answer against the document (Api._check_documented logs
 "undocumented status"); the log must have no such line and no unhandled error at the end.
@@ -38,8 +51,10 @@ roles; anonymous callers get every operation.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
+import re
 import time
 
 import pytest
@@ -64,12 +79,66 @@ SOURCES = [f"127.0.0.{i}" for i in range(10, 251)]
 VIEWER_PW = "Viewer-pass-2024"
 CHECKS = [not_a_server_error, openapi_checks.status_code_conformance,
           openapi_checks.content_type_conformance, openapi_checks.response_schema_conformance,
-          openapi_checks.response_headers_conformance, openapi_checks.negative_data_rejection]
+          openapi_checks.response_headers_conformance, openapi_checks.negative_data_rejection,
+          openapi_checks.positive_data_acceptance]
 REFUSED_UNREAD = {413, 414, 431}  # body, request line or headers over the limit (api/routes.py)
 # What a signed-in role must not call on itself here (it would sign itself out or lock itself out).
 SESSION_ENDING = {"POST /api/auth/logout", "POST /api/auth/password", "POST /api/auth/2fa/enrol",
                   "POST /api/auth/2fa/confirm", "POST /api/auth/2fa/disable", "POST /api/backup/restore",
                   "PUT /api/users/{user_id}", "DELETE /api/users/{user_id}"}
+
+
+# A 400 to a request the schema allows fails unless every field it names was refused on its
+# meaning, which no JSON Schema can state: these (field, message) pairs, nothing else.
+MEANING = [
+    (r"groups", r"no group named .*"),  # groups that exist
+    (r"password|new_password", r"(a )?password .*"),  # strength (error weak_password)
+    (r"name", r"must be 1-64 printable characters"),  # API token names: Unicode's printable set
+    (r"refresh_token", r"required"),  # in the body, or else the burrow_refresh cookie
+    (r"since|until", r"must be in the past|at most .* back|'.*' is not an RFC 3339 timestamp"
+                     r"|'.*' is not a date and time that exists"),  # 09-31: no pattern knows the calendar
+    (r"until", r"must be after since"),
+    (r"step", r"at least 1m|too small for since.*|gives more than .* points.*|must be a duration of at least 1m.*"),
+    (r"timeout", r"Timeout must be between 100ms and 30s"),  # a Go duration's magnitude
+    (r"[a-z_]+", r"must not exceed .*"),  # one setting bounded by another (min_ttl ≤ max_ttl)
+    (r"client", r".* has host bits set\)"),  # a network's own address (192.168.1.0/24, not .1/24)
+    (r"logic", r".*"),  # a policy expression, which must compile
+    (r"action_data", r".*"),  # what the policy's action takes (addresses, upstreams)
+    (r"domain", r"not a valid regular expression.*"),  # an allow/deny entry with regex syntax
+    (r"value", r".*"),  # a DNS record's data in zone-file form, per type
+    (r"zone", r"line [0-9]+: .*"),  # a zone file's records
+    (r"ips(\[[0-9]+\])?|target", r"(A|AAAA|CNAME) records require .*|an? (A|AAAA|CNAME) record takes .*"
+                                   r"|.* is not an IPv[46] address .*"),  # what each record type takes
+    (r"type", r"zone .* needs exactly one SOA record at its apex|.* already has a CNAME.*|.* has a CNAME, so .*"),
+    (r"primaries", r"only slave zones have primaries"),  # a PUT on a zone that stays a master
+    # what the record's zone allows: no "@" in the local zone (it has no origin), a slave's records
+    # come from its primaries, a record stays in its zone, the one SOA stays one
+    (r"name", r"label '@' in '@': .*|a domain name is required"),
+    (r"zone", r"a slave zone's records come from its primaries.*|a record cannot move to another zone.*"),
+    (r"type", r"the SOA record stays an SOA record.*|a zone has exactly one SOA.*"),
+    (r"priority", r"priority applies to MX and SRV records"),
+    (r"domains", r"At least one matching condition required.*"),  # a PUT leaving a rule none
+]
+# An international name the IDNA codec refuses, or makes too long (a label over 63, a name over
+# 253): counted only for a request that carries non-ASCII text.
+# IDNA's mapping can also turn a character into ASCII a label may not hold (NFKC makes U+00B4 a
+# space and a combining accent): the encoded label is then refused like any other.
+IDNA = (r".*(idna' codec failed|IDN name cannot be encoded|not a valid international name|bad label '.*'"
+        r"|longer than (63|253) (characters|octets)|name too long).*"
+        r"|label 'xn--[^']*' in '.*': only letters, digits, '-' and '_' are allowed")
+
+
+def refused_on_meaning(response, case) -> bool:
+    try:
+        details = response.json().get("details") or []
+    except ValueError:
+        return False
+    international = not json.dumps([case.body if isinstance(case.body, (dict, list, str)) else None,
+                                    case.query, case.path_parameters], ensure_ascii=False).isascii()
+    meanings = MEANING + [(r".*", IDNA)] * international
+    return bool(details) and all(
+        isinstance(d, dict) and any(re.fullmatch(f, str(d.get("field"))) and re.fullmatch(m, str(d.get("message")))
+                                    for f, m in meanings) for d in details)
 
 
 class FromAddress(HTTPAdapter):
@@ -150,9 +219,13 @@ def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, ro
                     # e.g. 503 from POST /api/cache/purge once a PUT here turned caching off
                     checks = [c for c in CHECKS if c is not not_a_server_error]
                 elif response.status_code in REFUSED_UNREAD:
-                    # refused before the request was read: a rejection, though not one of the
-                    # statuses negative_data_rejection knows (a long generated query string or body)
-                    checks = [c for c in CHECKS if c is not openapi_checks.negative_data_rejection]
+                    # refused before the request was read, for its size: neither an answer to its
+                    # content nor one of the statuses negative_data_rejection knows
+                    checks = [c for c in CHECKS if c not in (openapi_checks.negative_data_rejection,
+                                                             openapi_checks.positive_data_acceptance)]
+                elif (response.status_code == 400 and mode == GenerationMode.POSITIVE
+                      and refused_on_meaning(response, case)):
+                    checks = [c for c in CHECKS if c is not openapi_checks.positive_data_acceptance]
                 case.validate_response(response, checks=checks)
 
             try:

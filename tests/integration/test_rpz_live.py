@@ -11,6 +11,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from tests.integration.test_api_data import wait_for
 from tests.integration.test_lists_live import serve_directory
 from tests.support.api_client import admin_token, authed
 from tests.support.burrow_proc import BurrowProcess, free_port
@@ -175,3 +176,38 @@ remote-control:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_dropped_query_is_its_own_decision_everywhere(tmp_path, upstream):
+    """An RPZ rpz-drop. rule sends no answer, and the query shows as blocked by a drop
+    (decision "dropped"), not as rate-limited: in the query log, the trace breakdown, the
+    statistics and the metrics."""
+    zone = "$TTL 60\n@ SOA l. h. 1 1 1 1 1\n@ NS l.\ngone.rpz.test CNAME rpz-drop.\n"
+    with BurrowProcess(tmp_path, [upstream.address]) as b:
+        token = admin_token(b)
+        status, made = authed(b, token, "POST", "/api/rpz", {"name": "rpz.drop", "zone": zone}, timeout=60)
+        assert status == 201 and made["rules"] == 1, made
+        with pytest.raises(dns.exception.Timeout):
+            b.query("gone.rpz.test", timeout=1.0)
+
+        def logged():
+            rows = authed(b, token, "GET", "/api/queries?domain=gone.rpz.test")[1]["queries"]
+            return rows[0] if rows else None
+
+        row = wait_for(logged, timeout=10.0)
+        assert row is not None, "the dropped query never reached the query log"
+        assert row["decision"] == "dropped" and row["blocked"] is True, row
+        assert row["block_trace"][-1]["action"] == "drop", row
+        assert authed(b, token, "GET", "/api/queries?blocked=true&domain=gone.rpz.test")[1]["total"] == 1
+
+        traces = authed(b, token, "GET", "/api/traces/stats?since=1h")[1]
+        assert traces["total_blocked"] == 1 and traces["by_action"] == {"drop": 1}, traces
+        stats = authed(b, token, "GET", "/api/stats?since=1h")[1]
+        assert stats["blocked_queries"] == 1 and stats["dropped_queries"] == 1, stats
+        realtime = authed(b, token, "GET", "/api/realtime")[1]
+        assert realtime["decisions"].get("dropped") == 1 and "rate_limited" not in realtime["decisions"]
+        status, metrics = b.http("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert status == 200
+        assert 'burrow_queries_total{decision="dropped",qtype="A",rcode="0"} 1' in metrics, metrics
+        assert 'decision="rate_limited"' not in metrics
+

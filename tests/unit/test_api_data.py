@@ -18,6 +18,7 @@ from microdot.test_client import TestClient
 from burrow import config as config_mod
 from burrow import runtime_config
 from burrow.api import create_api
+from burrow.api.routes import WebSettings
 from burrow.app import App
 from burrow.dns.decision import Decision, QueryRecord, TraceEntry
 from burrow.storage.settings import SettingsDB
@@ -30,6 +31,11 @@ ADMIN = {"Authorization": "Bearer admin"}
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def web_service(services):
+    """The web service of the built services (it serves the API made from them)."""
+    return next(s for s in services.lifecycle.services if s.name == "web")
 
 
 def make_app(tmp_path, **overrides):
@@ -71,7 +77,7 @@ def feed(app, records, flush=True):
 
 
 def call(app, method, path, headers=None, body=None):
-    api = create_api(app)
+    api = create_api(app, web_service(app), WebSettings())
     client = TestClient(api.web)
 
     async def go():
@@ -94,7 +100,8 @@ def test_stats_default_period_and_seed_fields(app):
     assert res.status_code == 200
     body = res.json
     assert set(body) == {"total_queries", "blocked_queries", "cached_queries", "block_rate",
-                         "cache_hit_rate", "avg_response_ms", "period", "timestamp", "threats_blocked"}
+                         "cache_hit_rate", "avg_response_ms", "period", "timestamp", "threats_blocked",
+                         "dropped_queries"}
     assert body["total_queries"] == 4 and body["blocked_queries"] == 2 and body["cached_queries"] == 1
     assert body["threats_blocked"] == 1
     assert body["block_rate"] == pytest.approx(50.0) and body["period"] == "24h0m0s"

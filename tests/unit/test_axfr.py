@@ -21,9 +21,10 @@ import dns.rrset
 import pytest
 
 from burrow.dns import wire
+from burrow.dns.serial import serial_add, serial_gt
 from burrow.zones import axfr as axfr_mod
 from burrow.zones.axfr import (AxfrError, SecondaryZone, axfr, parse_primary, query_soa_serial,
-                               rdata_text, serial_add, serial_gt, soa_fields)
+                               rdata_text, soa_fields)
 from burrow.zones.records import Record
 
 ZONE = "lab.test"

@@ -20,7 +20,7 @@ def fake_root(tmp_path: Path, model: bytes | None) -> Path:
 
 def test_default_dir_is_the_repo_board_dir(monkeypatch):
     monkeypatch.delenv("BURROW_BOARD_DIR", raising=False)
-    assert boards.default_board_dir() == REPO_BOARD_DIR
+    assert boards.default_board_dir().resolve() == REPO_BOARD_DIR
 
 
 def test_env_overrides_board_dir(monkeypatch, tmp_path):

@@ -3,18 +3,16 @@
 import asyncio
 
 import dns.message
-import dns.rrset
 import pytest
 
 from burrow.dns import wire
 from burrow.dns.decision import Decision
-from burrow.dns.message import Answer, render, sanitize_upstream
+from burrow.dns.message import DROP, Answer, render
 from burrow.dns.stages.filter import BlockingSettings, FilterStage
-from burrow.dns.stages.guard import DROP
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index
 
-from .dnsq import Next, make_query
+from .dnsq import Next, make_query, upstream_cname_answer
 
 
 @pytest.fixture
@@ -110,15 +108,6 @@ def test_wildcard_is_dot_bounded_and_strictly_below(index):
     assert len(nxt.calls) == 2
 
 
-def upstream_cname_answer(qname, target):
-    q = dns.message.make_query(qname, "A")
-    r = dns.message.make_response(q)
-    r.answer.append(dns.rrset.from_text(qname + ".", 300, "IN", "CNAME", target + "."))
-    r.answer.append(dns.rrset.from_text(target + ".", 300, "IN", "A", "192.0.2.7"))
-    qn = wire.text_to_name(qname)
-    return sanitize_upstream(r.to_wire(), qn, 1, 12 + len(qn) + 4, 0, 86400, 3600)
-
-
 def test_cname_chain_through_a_blocked_name_is_blocked(index):
     q = make_query("www.shop.test")
     ans = run(stage(index).resolve(q, Next(upstream_cname_answer("www.shop.test", "pixel.tracker.example"))))
@@ -152,6 +141,18 @@ def test_redirect_and_drop_actions(tmp_path):
         q = make_query("redir.example", "A")
         ans = run(stage(idx).resolve(q, Next()))
         assert ans.decision is Decision.REDIRECTED and reply(q, ans).answer[0][0].address == "192.0.2.5"
-        assert run(stage(idx).resolve(make_query("dropme"), Next())) is DROP
+        q = make_query("dropme")
+        assert run(stage(idx).resolve(q, Next())) is DROP
+        # a drop is its own decision, blocked but never rate-limited, and its trace says so
+        assert DROP.decision is Decision.DROPPED and Decision.DROPPED.blocked
+        assert [(e.stage, e.action, e.rule) for e in q.trace] == [("blocklist", "drop", "rpz")]
     finally:
         idx.close()
+
+
+def test_the_index_words_the_stage_restates_are_the_index_s():
+    # the DNS core imports nothing from filtering/, so the stage restates these two
+    from burrow.dns.stages import filter as stage_module
+    from burrow.filtering import index as index_module
+    assert stage_module.ALL_LISTS == index_module.ALL_LISTS
+    assert stage_module.ALLOW_ACTIONS == index_module.ALLOW_ACTIONS

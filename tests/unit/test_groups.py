@@ -8,7 +8,8 @@ import pytest
 from burrow.dns.decision import Decision
 from burrow.dns.stages.filter import BlockingSettings, FilterStage
 from burrow.filtering.compiler import Source, compile_index
-from burrow.filtering.groups import DEFAULT, Duplicate, GroupError, Groups, view_groups
+from burrow.dns.names import view_groups
+from burrow.filtering.groups import DEFAULT, Duplicate, GroupError, Groups
 from burrow.filtering.index import Index
 from burrow.filtering.pause import BlockingPause
 from burrow.filtering.userlists import UserList

@@ -8,8 +8,8 @@ from burrow.config.schema import DEFAULT_ALLOWED_NETWORKS
 from burrow.dns import wire
 from burrow.dns.access import AccessControl, RateLimiter
 from burrow.dns.decision import Decision
-from burrow.dns.message import render
-from burrow.dns.stages.guard import DROP, GuardStage
+from burrow.dns.message import RATE_LIMIT_DROP, render
+from burrow.dns.stages.guard import GuardStage
 
 from .dnsq import Next, make_query
 
@@ -50,7 +50,8 @@ def test_rate_limit_drop_and_refuse():
     g = guard(limiter)
     results = [run(g, make_query(), nxt) for _ in range(4)]
     assert results[:2] == [nxt.answer, nxt.answer]
-    assert results[2] is DROP and results[3] is DROP
+    assert results[2] is RATE_LIMIT_DROP and results[3] is RATE_LIMIT_DROP
+    assert RATE_LIMIT_DROP.decision is Decision.RATE_LIMITED  # the limiter's own drops stay rate_limited
     g2 = guard(RateLimiter(rps=1, burst=1, max_clients=100), action="refuse")
     run(g2, make_query(), nxt)
     ans = run(g2, make_query(), nxt)

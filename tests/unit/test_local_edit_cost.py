@@ -20,6 +20,7 @@ from microdot.test_client import TestClient
 
 from burrow import config as config_mod
 from burrow.api import create_api
+from burrow.api.routes import WebSettings
 from burrow.app import App
 from burrow.zones.records import Record
 from burrow.zones.store import ZoneStore
@@ -28,6 +29,11 @@ from .fakes import FakeAuth, FakePrincipal
 
 ADMIN = {"Authorization": "Bearer admin"}
 FEW, MANY = 20, 2000
+
+
+def web_service(services):
+    """The web service of the built services (it serves the API made from them)."""
+    return next(s for s in services.lifecycle.services if s.name == "web")
 
 
 def make_app(tmp_path, stored: int):
@@ -67,7 +73,7 @@ def counted(client, method, path, body=None) -> tuple[int, int]:
 
 def edit_costs(tmp_path, stored: int) -> dict[str, int]:
     app = make_app(tmp_path, stored)
-    client = TestClient(create_api(app).web)
+    client = TestClient(create_api(app, web_service(app), WebSettings()).web)
     try:
         # a first add of each kind warms what is made once (imports, compiled patterns)
         assert counted(client, "POST", "/api/localrecords",

@@ -16,9 +16,8 @@ import dns.rrset
 from burrow.dns import wire
 from burrow.dns.chain import Chain
 from burrow.dns.decision import Decision
-from burrow.dns.message import Answer, render
+from burrow.dns.message import DROP, Answer, render
 from burrow.dns.stages.filter import FilterStage
-from burrow.dns.stages.guard import DROP
 from burrow.dns.stages.local import LocalStage, subquery
 from burrow.zones.localdata import LocalData
 from burrow.zones.records import Record

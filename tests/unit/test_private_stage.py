@@ -10,9 +10,9 @@ import pytest
 from burrow.dns import wire
 from burrow.dns.decision import Decision
 from burrow.dns.message import render, sanitize_upstream
+from burrow.dns.names import reverse_network
 from burrow.dns.stages.filter import FilterStage
-from burrow.dns.stages.private import (PrivateSettings, PrivateStage, is_private_reverse, is_special,
-                                       reverse_network)
+from burrow.dns.stages.private import PrivateSettings, PrivateStage, is_private_reverse, is_special
 from burrow.filtering.userlists import UserList
 from burrow.storage.settings import SettingsDB
 

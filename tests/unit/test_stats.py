@@ -16,7 +16,8 @@ def rec(decision=Decision.RESOLVED, elapsed=0.010):
 def test_empty_summary_is_all_zero():
     assert StatsBuckets().summary(86400, now=T0) == {
         "total_queries": 0, "blocked_queries": 0, "cached_queries": 0,
-        "block_rate": 0.0, "cache_hit_rate": 0.0, "avg_response_ms": 0.0, "threats_blocked": 0}
+        "block_rate": 0.0, "cache_hit_rate": 0.0, "avg_response_ms": 0.0, "threats_blocked": 0,
+        "dropped_queries": 0}
 
 
 def test_summary_math():
@@ -28,13 +29,16 @@ def test_summary_math():
     stats.add(T0 + 3, rec(Decision.STALE, elapsed=0.003))  # stale counts as cached
     stats.add(T0 + 4, rec(Decision.RESOLVED, elapsed=0.050))
     stats.add(T0 + 5, rec(Decision.THREAT, elapsed=0.001))  # a threat block is a block, counted apart too
+    stats.add(T0 + 6, rec(Decision.DROPPED, elapsed=0.001))  # so is a drop (no reply at all)
+    stats.add(T0 + 7, rec(Decision.RATE_LIMITED, elapsed=0.001))  # the rate limiter's is no block
     summary = stats.summary(3600, now=T0 + 30)
     assert summary == {
-        "total_queries": 10, "blocked_queries": 5, "cached_queries": 4,
-        "block_rate": 50.0, "cache_hit_rate": 40.0,
-        "avg_response_ms": round((4 * 1 + 3 * 2 + 3 + 50 + 1) / 10, 2), "threats_blocked": 1}
+        "total_queries": 12, "blocked_queries": 6, "cached_queries": 4,
+        "block_rate": 50.0, "cache_hit_rate": round(100 * 4 / 12, 2),
+        "avg_response_ms": round((4 * 1 + 3 * 2 + 3 + 50 + 1 + 1 + 1) / 12, 2), "threats_blocked": 1,
+        "dropped_queries": 1}
     assert stats.decision_counts(3600, now=T0 + 30) == {
-        "blocked": 4, "cached": 3, "stale": 1, "resolved": 1, "threat": 1}
+        "blocked": 4, "cached": 3, "stale": 1, "resolved": 1, "threat": 1, "dropped": 1, "rate_limited": 1}
 
 
 def test_summary_window_is_whole_minutes_ending_now():

@@ -16,7 +16,9 @@ import pytest
 from burrow.dns import wire
 from burrow.dns.decision import Decision
 from burrow.dns.message import render
-from burrow.zones.authority import Zone, next_serial, ptr_address, ptr_name, rdata, serial_lt, to_answer
+from burrow.dns.names import reverse_address as ptr_address
+from burrow.dns.serial import next_serial, serial_lt
+from burrow.zones.authority import Zone, ptr_name, rdata, to_answer
 from burrow.zones.records import TYPE_CODES, Record
 from burrow.zones.validate import RecordError
 from burrow.zones.zonefile import parse_zone

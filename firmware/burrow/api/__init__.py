@@ -20,21 +20,23 @@ from .routes import Api, WebSettings
 
 if TYPE_CHECKING:
     from ..services import Services
+    from .server import WebService
 
 MODULES = [health, docs, stats, queries, config_api, system, metrics, events_api, reports, backup, ws,
            auth_api, users_api, blocking_api, userlists_api, lists_api, explain_api, policies_api,
            groups_api, rpz_api, forwarding_api, localrecords_api, zones_api, web_ui]
 
 
-def create_api(s: Services) -> Api:
-    """The Api (registry + microdot app) over the running services ``s`` (burrow/services.py)."""
-    api = Api(s.auth, Site(s.config, s.board), settings=s.web_settings)
+def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
+    """The Api (registry + microdot app) over the running services ``s`` (burrow/services.py),
+    served by ``web`` as ``settings`` say."""
+    api = Api(s.auth, Site(s.config, s.board), settings=settings)
     health.register(api, health=s.health, version=s.version)
     docs.register(api)
     stats.register(api, recorder=s.recorder, resolver=s.resolver, board=s.board, health=s.health, version=s.version)
     queries.register(api, recorder=s.recorder)
     config_api.register(api, config=s.config, resolver=s.resolver, events=s.events)
-    system.register(api, board=s.board, resolver=s.resolver, health=s.health, web=s.web, lifecycle=s.lifecycle,
+    system.register(api, board=s.board, resolver=s.resolver, health=s.health, web=web, lifecycle=s.lifecycle,
                     version=s.version)
     metrics.register(api, public=bool(s.config["server.metrics_public"]), version=s.version, health=s.health,
                      supervisor=s.supervisor, lists=s.lists, recorder=s.recorder, resolver=s.resolver,
@@ -51,7 +53,7 @@ def create_api(s: Services) -> Api:
                            resolver=s.resolver, events=s.events)
     lists_api.register(api, lists=s.lists, list_store=s.list_store, threats=s.threats, groups=s.groups,
                        resolver=s.resolver, events=s.events)
-    explain_api.register(api, resolver=s.resolver, groups=s.groups, pause=s.pause)
+    explain_api.register(api, resolver=s.resolver, groups=s.groups)
     policies_api.register(api, policy=s.policy, settings=s.settings, resolver=s.resolver, events=s.events)
     groups_api.register(api, groups=s.groups, pause=s.pause, allow_list=s.allow_list, deny_list=s.deny_list,
                         list_store=s.list_store, resolver=s.resolver, events=s.events)
@@ -84,7 +86,6 @@ class _Offline:
         from ..config import load
         self.version = __version__
         self.config = load(None, environ={})  # the defaults: /metrics stays private
-        self.web_settings = WebSettings()
         self.__dict__.update(given)
 
     def __getattr__(self, name: str) -> _Unavailable:
@@ -94,4 +95,4 @@ class _Offline:
 def offline_api(**services) -> Api:
     """The route table without running services (the API reference, the role tests): each
     service not given is a stand-in that fails if a handler uses it."""
-    return create_api(_Offline(services))  # type: ignore[arg-type]
+    return create_api(_Offline(services), _Unavailable("web"), WebSettings())  # type: ignore[arg-type]

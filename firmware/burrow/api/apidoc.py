@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .schema import NOT_SPACE
+from .schema import NOT_SPACE, SPACE
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: scripts/gen-api-docs -->"
 END = "<!-- END GENERATED REFERENCE -->"
@@ -33,6 +33,9 @@ def _type(schema: dict, components: dict) -> str:
 def _note(key: str, value) -> str:
     if key == "pattern" and value == NOT_SPACE:
         return "not blank"
+    pad = f"^{SPACE}*(?:", f"){SPACE}*$"  # schema._padded: the value is stripped first
+    if key == "pattern" and value.startswith(pad[0]) and value.endswith(pad[1]):
+        value = "^" + value[len(pad[0]):-len(pad[1])] + "$"
     if key == "pattern" and len(value) > 80:  # an address or a domain name: /openapi.json has it
         return "pattern (see /openapi.json)"
     return f"{key} {json.dumps(value)}"

@@ -1,14 +1,13 @@
 """/openapi.json, Swagger UI at /docs and ReDoc at /redoc, all served from local files.
 
-The viewers' files come from the drf-spectacular-sidecar wheel (a package of static builds
-of Swagger UI and ReDoc), installed from PyPI at install time without its Django dependency
-(scripts/run, scripts/test, the image build); nothing is committed and no CDN is used. The
-pages load no inline script, so the strict Content-Security-Policy holds.
+The viewers' files are the release builds of Swagger UI and ReDoc, kept in ``viewers/`` beside
+this module with their licences and shipped as package data (scripts/vendor-api-viewers
+refreshes them from npm; docs/dependencies.md says why they are not a PyPI dependency). No CDN
+is used. The pages load no inline script, so the strict Content-Security-Policy holds.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import mimetypes
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from .errors import ApiError
 from .routes import Api, json_response
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+VIEWERS_DIR = Path(__file__).resolve().parent / "viewers"
 ASSET_TYPES = {".js": "text/javascript; charset=UTF-8", ".css": "text/css; charset=UTF-8",
                ".png": "image/png", ".map": "application/json"}
 
@@ -42,12 +42,8 @@ REDOC_PAGE = """<!doctype html>
 
 
 def assets_dir() -> Path | None:
-    """Where the sidecar wheel keeps its static builds, without importing it (it wants Django)."""
-    spec = importlib.util.find_spec("drf_spectacular_sidecar")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "static" / "drf_spectacular_sidecar"
-    return path if path.is_dir() else None
+    """The viewers' files, or None when a repackaging left them out."""
+    return VIEWERS_DIR if VIEWERS_DIR.is_dir() else None
 
 
 def register(api: Api) -> None:
@@ -67,8 +63,8 @@ def register(api: Api) -> None:
         async def handler(req):
             if assets_dir() is None:
                 return json_response({"error": "Service Unavailable", "code": 503,
-                                      "message": "API viewer files are not installed "
-                                                 "(pip install --no-deps drf-spectacular-sidecar)"}, 503)
+                                      "message": "API viewer files are missing from this "
+                                                 "installation (burrow/api/viewers)"}, 503)
             return Response(html, 200, {"Content-Type": "text/html; charset=UTF-8"})
         return handler
 

@@ -23,8 +23,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-import dnslib
-
+from ..dns import qtypes
 from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS,
                                 ForwardRuleError, RuleNotFound)
 from .errors import ApiError
@@ -44,8 +43,8 @@ UPDATED = "Conditional forwarding rule updated successfully"
 REMOVED = "Conditional forwarding rule removed successfully"
 
 
-# what rules.qtype_number reads: a name dnslib knows, or TYPEn (1-65535), in any case
-QTYPE_NAME = f"^({any_case(*sorted(dnslib.QTYPE.reverse))[1:-1]}|[Tt][Yy][Pp][Ee]0*{PORT})$"
+# what qtypes.number reads: a name it knows, or TYPEn (1-65535), in any case
+QTYPE_NAME = f"^({any_case(*sorted(qtypes.NAMES))[1:-1]}|[Tt][Yy][Pp][Ee]0*{PORT})$"
 
 
 # what rules.parse_duration reads, as Go writes durations (2s, 500ms, 1m30s); "": the default.

@@ -1,6 +1,6 @@
 """GET /metrics: Prometheus text exposition (format 0.0.4).
 
-Labels stay low-cardinality: decision (a dozen values), upstream (the configured servers, at
+Labels stay low-cardinality: decision (fourteen values), upstream (the configured servers, at
 most 16), transport and error kind. Never domains or client addresses.
 
 Public only when ``server.metrics_public`` is true; otherwise a viewer login or an API token

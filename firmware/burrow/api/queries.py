@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..dns.decision import Decision
 from .routes import Api
 from .schema import Bool, Int, List, Num, Obj, Query, Str
 from .stats import RECENT_SCAN, SINCE_HELP, parse_since, parse_time, read_log, since_param
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ..telemetry.recorder import Recorder
 
 MAX_LIMIT = 1000
+# The decision labels (a row written by a newer release with more decisions reads decision_N).
+DECISIONS = ", ".join(d.label for d in Decision)
 
 TraceItem = Obj("TraceEntry", {"stage": Str(), "action": Str(), "rule": Str(required=False),
                                "source": Str(required=False), "detail": Str(required=False)})
@@ -27,7 +30,7 @@ QueryItem = Obj("QueryLogEntry", {
     "timestamp": Str(), "client_ip": Str(max_len=64), "domain": Str(max_len=255),
     "query_type": Str(), "response_code": Int(), "blocked": Bool(), "cached": Bool(),
     "response_time_ms": Num(), "upstream": Str(),
-    "decision": Str(required=False, description="resolved, cached, blocked, rate_limited, ..."),
+    "decision": Str(required=False, description=f"how it was answered: {DECISIONS}"),
     "block_trace": List(TraceItem, required=False, max_items=64),
 })
 Queries = Obj("Queries", {"queries": List(QueryItem, max_items=MAX_LIMIT), "total": Int(),
@@ -44,7 +47,7 @@ QueriesQuery = Query({
     "limit": Int(minimum=1, maximum=MAX_LIMIT, default=100, description="Number of results (1-1000)"),
     "offset": Int(minimum=0, maximum=10_000_000, default=0, description="Pagination offset"),
     "stage": Str(required=False, max_len=64, description="Decision stage (blocklist, policy, cache, rate_limit)"),
-    "action": Str(required=False, max_len=64, description="Action (block, BLOCK, blocked_hit, rate_limited)"),
+    "action": Str(required=False, max_len=64, description="Action (block, drop, BLOCK, blocked_hit, rate_limited)"),
     "rule": Str(required=False, max_len=256, description="Policy rule name"),
     "source": Str(required=False, max_len=64,
                   description="Source (manager, policy_engine, response_cache, rate_limiter)"),

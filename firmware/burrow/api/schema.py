@@ -90,6 +90,16 @@ def any_case(*words: str) -> str:
 # A character str.strip() keeps (Python's whitespace, spelled out: JSON Schema's \s differs).
 NOT_SPACE = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"  # no ASCII control characters
+SPACE = "[" + NOT_SPACE[2:]  # a character str.strip() removes
+
+
+def _padded(pattern: str) -> str:
+    """What the server takes for ``pattern``: it matches the whole stripped value (fullmatch),
+    so whitespace either side and nothing else (a JSON Schema pattern alone is a search)."""
+    inner = pattern[1:] if pattern.startswith("^") else pattern
+    if inner.endswith("$") and not inner.endswith("\\$"):
+        inner = inner[:-1]
+    return f"^{SPACE}*(?:{inner}){SPACE}*$"
 
 # Shapes the declarations share, written as JSON Schema regular expressions (no flags, no \d:
 # a JSON Schema reader takes \d as ASCII, Python as any digit): see SINCE and TIME in stats.py
@@ -177,7 +187,10 @@ class Str(Field):
         if self.min_len:
             s["minLength"] = self.min_len
         if self.pattern:
-            s["pattern"] = self.pattern
+            # the server strips the value before matching it, so what it accepts is the pattern
+            # with whitespace either side (" 24h " is 24h): say so, or a reader would call those
+            # values invalid and the server would be laxer than its document
+            s["pattern"] = _padded(self.pattern) if self.strip else self.pattern
         if self.enum:
             s["enum"] = list(self.enum)
         elif self.strip and self.min_len:

@@ -131,9 +131,12 @@ Stats = Obj("Stats", {
     "timestamp": Str(),
     "threats_blocked": Int(description="blocked by threat feeds (also in blocked_queries); "
                                        "each is a security event"),
+    "dropped_queries": Int(description="blocked by sending no answer at all, an RPZ rpz-drop. rule "
+                                       "(decision dropped; also in blocked_queries)"),
 }, example={"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000,
             "block_rate": 25.0, "cache_hit_rate": 50.0, "avg_response_ms": 5.2,
-            "period": "24h0m0s", "timestamp": "2025-11-22T10:30:00Z", "threats_blocked": 3})
+            "period": "24h0m0s", "timestamp": "2025-11-22T10:30:00Z", "threats_blocked": 3,
+            "dropped_queries": 0})
 
 Counts = Obj("CountsByName", {}, additional=True)
 TraceStats = Obj("TraceStats", {
@@ -185,7 +188,7 @@ Dashboard = Obj("Dashboard", {
 }, example={
     "stats": {"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000, "block_rate": 25.0,
               "cache_hit_rate": 50.0, "avg_response_ms": 5.2, "period": "24h0m0s",
-              "timestamp": "2025-11-22T10:30:00Z", "threats_blocked": 3},
+              "timestamp": "2025-11-22T10:30:00Z", "threats_blocked": 3, "dropped_queries": 0},
     "realtime": {"qps": 4.2, "last_minute": {"total": 250, "blocked": 40, "cached": 120},
                  "decisions": {"cached": 120}, "timestamp": "2025-11-22T10:30:00Z"},
     "top_domains": [{"domain": "google.com", "queries": 1250, "blocked": False}],
@@ -249,13 +252,14 @@ def _in_window(row: dict, since: float, until: float) -> bool:
 
 def _count_trace(by: dict, row: dict) -> None:
     trace = row.get("block_trace") or []
-    # The entry that blocked is the last one that says so; fall back to the last entry.
+    # The entry that blocked (or dropped) is the last one that says so; else the last entry.
     decisive = None
     for entry in trace:
         if isinstance(entry, dict):
             decisive = entry
     for entry in reversed(trace):
-        if isinstance(entry, dict) and "block" in str(entry.get("action", "")).lower():
+        action = str(entry.get("action", "")).lower() if isinstance(entry, dict) else ""
+        if "block" in action or action == "drop":
             decisive = entry
             break
     if decisive is None:

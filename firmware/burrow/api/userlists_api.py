@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
 from urllib.parse import unquote
 
 from .errors import ApiError

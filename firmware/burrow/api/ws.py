@@ -33,6 +33,7 @@ from microdot.websocket import WebSocketError, websocket_upgrade
 from ..storage.events import EVENT_TOPICS, normalize
 from ..storage.querylog import iso_utc
 from .errors import ApiError
+from .queries import DECISIONS
 from .routes import Api, error_response
 from .schema import Bool, Query, Str
 
@@ -233,7 +234,7 @@ def register(api: Api, *, events: EventBus, recorder: Recorder, resolver: Resolv
                    "domain": Str(required=False, max_len=253, description="domain contains this"),
                    "blocked": Bool(required=False, description="only blocked (true) or not (false)"),
                    "decision": Str(required=False, max_len=32,
-                                   description="only this decision: blocked, cached, resolved, ..."),
+                                   description=f"only this decision: {DECISIONS}"),
                    "token": TOKEN}))
     async def ws_queries(req):
         q = req.g.query

@@ -1,9 +1,10 @@
 """Board descriptions: which LEDs, pins and boot config a board has.
 
-Each supported board is one TOML file in the board directory (``board/`` at
-the top of the repository, ``/usr/share/burrow/board`` on an installed
-image). This module loads and validates those files and picks the one that
-matches the running hardware::
+Each supported board is one TOML file in the board directory: ``board/`` at
+the top of the repository, reached as ``burrow/board/files`` (a link to it in
+the checkout, a copy in a built wheel, so every install has them). This
+module loads and validates those files and picks the one that matches the
+running hardware::
 
     from burrow.board import boards
 
@@ -27,7 +28,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 GENERIC = "generic"
-INSTALLED_BOARD_DIR = Path("/usr/share/burrow/board")
+# Package data (pyproject.toml): a link to the repository's board/ in a checkout, the files
+# themselves once built into a wheel. Not resolved, so error messages name the package path.
+BOARD_DIR = Path(__file__).resolve().parent / "files"
 EXTERNAL_KINDS = ("none", "single", "rgy", "rgb")
 # Channel names each external kind needs in its ``pins`` table.
 EXTERNAL_PINS = {
@@ -99,19 +102,10 @@ class Board:
 
 
 def default_board_dir() -> Path:
-    """The board directory: the repository's ``board/`` when running from a
-    checkout, else the installed ``/usr/share/burrow/board``.
-
-    ``BURROW_BOARD_DIR`` in the environment overrides both.
-    """
+    """The board directory: the package's ``files`` (see :data:`BOARD_DIR`);
+    ``BURROW_BOARD_DIR`` in the environment overrides it."""
     env = os.environ.get("BURROW_BOARD_DIR")
-    if env:
-        return Path(env)
-    # firmware/burrow/board/boards.py -> parents[3] is the repository root.
-    repo_dir = Path(__file__).resolve().parents[3] / "board"
-    if repo_dir.is_dir():
-        return repo_dir
-    return INSTALLED_BOARD_DIR
+    return Path(env) if env else BOARD_DIR
 
 
 def read_model(root: str | os.PathLike = "/") -> str | None:

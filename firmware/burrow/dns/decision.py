@@ -26,6 +26,7 @@ class Decision(enum.IntEnum):
     SERVFAIL = 11  # no answer could be had
     INVALID = 12  # malformed or unsupported query (FORMERR, NOTIMP, BADVERS)
     THREAT = 13  # a threat feed blocked it: counted apart and reported as a security event
+    DROPPED = 14  # a list or rule blocked it by sending no answer at all (RPZ rpz-drop.)
 
     @property
     def label(self) -> str:
@@ -33,11 +34,15 @@ class Decision(enum.IntEnum):
 
     @property
     def blocked(self) -> bool:
-        return self is Decision.BLOCKED or self is Decision.THREAT
+        return self in BLOCKED_DECISIONS
 
     @property
     def cached(self) -> bool:
         return self is Decision.CACHED or self is Decision.STALE
+
+
+# The decisions that count as blocked (the query log's ``blocked`` column, the statistics).
+BLOCKED_DECISIONS = frozenset({Decision.BLOCKED, Decision.THREAT, Decision.DROPPED})
 
 
 class TraceEntry(NamedTuple):

@@ -18,7 +18,7 @@ class Query:
 
     __slots__ = ("packet", "id", "flags", "qname", "question", "qtype", "qclass", "edns",
                  "client_ip", "client_port", "transport", "view", "mono", "trace", "admitted",
-                 "route", "policy_allowed", "_text")
+                 "route", "policy_allowed", "explain", "_text")
 
     def __init__(self, parsed: wire.ParsedQuery, packet: bytes, client_ip: str, client_port: int,
                  transport: str, mono: float, view: str = "default", admitted: bool | None = None):
@@ -39,6 +39,9 @@ class Query:
         self.admitted = admitted  # fast path's rate-limit verdict, so the guard counts once
         self.route = ""  # which upstream set answers ("" = the default upstreams); part of cache keys
         self.policy_allowed = False  # a policy ALLOW rule matched: the filter must not block it
+        # Set (a dns.explain.Explain) when the chain runs as a dry run for /api/blocklists/check:
+        # stages then skip what has effects (upstream queries, cache writes, counters, events).
+        self.explain = None
         self._text = None
 
     @property
@@ -113,6 +116,17 @@ class Answer:
         if not self.ttl_offsets or age <= 0:
             return self
         return self.replace(sections=wire.patch_ttls(self.sections, self.ttl_offsets, self.ttls, age))
+
+
+# Sentinels for "send nothing", compared by identity: a list or rule's drop (RPZ rpz-drop.)
+# and the rate limiter's drop are logged and counted under their own decisions.
+DROP = Answer(0, Decision.DROPPED)
+RATE_LIMIT_DROP = Answer(0, Decision.RATE_LIMITED)
+
+
+def silent(answer: Answer) -> bool:
+    """True for an answer that is no reply at all: the query is dropped."""
+    return answer is DROP or answer is RATE_LIMIT_DROP
 
 
 def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list] | None:

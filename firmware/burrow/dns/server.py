@@ -22,8 +22,7 @@ from .chain import Chain
 from .decision import Decision, QueryRecord
 from .fairshare import FairShare
 from .fastpath import FastPath
-from .message import Answer, Query, error_reply, render
-from .stages.guard import DROP
+from .message import DROP, RATE_LIMIT_DROP, Answer, Query, error_reply, render
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +289,7 @@ class DnsServer:
                 answer = Answer(wire.REFUSED, Decision.REFUSED, ede=(wire.EDE_OTHER, "forwarding loop"))
             else:
                 answer = await self.chain.resolve(query)
-            if answer is DROP:
+            if answer is DROP or answer is RATE_LIMIT_DROP:  # message.silent, inline
                 self._record(query, answer, mono)
                 return
             packet = render(query, answer, max_size)

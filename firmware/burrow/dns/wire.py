@@ -22,11 +22,11 @@ CD = 0x0010
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16  # extended rcode: upper 8 bits go in the OPT record
 
-TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_PTR, TYPE_HINFO, TYPE_MX, TYPE_TXT = 1, 2, 5, 6, 12, 13, 15, 16
-TYPE_AAAA, TYPE_SRV, TYPE_DNAME, TYPE_OPT, TYPE_ANY = 28, 33, 39, 41, 255
-TYPE_DS, TYPE_RRSIG, TYPE_NSEC, TYPE_DNSKEY, TYPE_NSEC3 = 43, 46, 47, 48, 50
-TYPE_TKEY, TYPE_TSIG, TYPE_IXFR, TYPE_AXFR, TYPE_MAILB, TYPE_MAILA = 249, 250, 251, 252, 253, 254
-CLASS_IN, CLASS_CH, CLASS_ANY = 1, 3, 255
+# Type and class numbers live in qtypes.py; re-exported so wire.TYPE_A reads as it always has.
+from .qtypes import (CLASS_ANY, CLASS_CH, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR,  # noqa: F401
+                     TYPE_CNAME, TYPE_DNAME, TYPE_DNSKEY, TYPE_DS, TYPE_HINFO, TYPE_IXFR, TYPE_MAILA,
+                     TYPE_MAILB, TYPE_MX, TYPE_NS, TYPE_NSEC, TYPE_NSEC3, TYPE_OPT, TYPE_PTR, TYPE_RRSIG,
+                     TYPE_SOA, TYPE_SRV, TYPE_TKEY, TYPE_TSIG, TYPE_TXT)
 
 EDNS_UDP_MAX = 1232  # DNS flag day 2020: the largest UDP answer we send (avoids fragmentation)
 PLAIN_UDP_MAX = 512  # RFC 1035 limit for clients without EDNS

@@ -51,6 +51,7 @@ from operator import eq
 from zlib import crc32
 from typing import Any, Callable, Iterable
 
+from burrow.dns import qtypes
 from burrow.filtering.index import (
     ACTION_CODES,
     ALLOW_ACTIONS,
@@ -69,9 +70,6 @@ _KIND_MASK = _KIND_LIMIT - 1
 _SHR6 = (6).__rrshift__  # k >> 6: (hash, kind)
 _SHR32 = (32).__rrshift__  # k >> 32: hash
 _LOW32 = (0xFFFFFFFF).__and__  # kind << 6 | list_id
-_QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
-           "AAAA": 28, "SRV": 33, "NAPTR": 35, "DS": 43, "DNSKEY": 48, "SVCB": 64,
-           "HTTPS": 65, "ANY": 255, "CAA": 257}
 
 
 @dataclass(frozen=True)
@@ -142,16 +140,7 @@ ProgressFn = Callable[[dict], Any]
 
 
 def _qtype_code(q: Any) -> int:
-    if isinstance(q, int):
-        return q
-    text = str(q).upper()
-    if text in _QTYPES:
-        return _QTYPES[text]
-    if text.startswith("TYPE") and text[4:].isdigit():
-        return int(text[4:])
-    from dnslib import QTYPE  # rare types only
-
-    return int(getattr(QTYPE, text))
+    return q if isinstance(q, int) else qtypes.number(str(q))
 
 
 def _load_parser(spec: str | Callable | None) -> Callable | None:

@@ -9,7 +9,7 @@ allow/deny entry or a pause names the groups it applies to; an empty group list 
 every group.
 
 The set of groups a client is in is its *view*: the fast path keeps answers per view
-(``",".join(sorted(groups))``), so two clients in the same groups share cached final
+(``dns.names.view_key``), so two clients in the same groups share cached final
 answers and a client in other groups never sees them. Every change to groups or clients
 moves the DNS server's generation (the caller invalidates), which also forgets each
 client's memoised view.
@@ -24,7 +24,9 @@ import ipaddress
 import re
 import time
 
-DEFAULT = "default"
+from ..dns.names import DEFAULT_VIEW, view_key
+
+DEFAULT = DEFAULT_VIEW  # the group of a client in no group (dns/names.py: the view key)
 MAX_GROUPS = 64  # groups a person can create: views are keyed by group sets, keep them few
 MAX_CLIENTS = 1024  # client entries: a home network has tens of devices
 MAX_NAME = 64
@@ -61,14 +63,6 @@ def parse_client(value) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         return ipaddress.ip_network(text, strict=True)
     except ValueError as e:
         raise GroupError("client", f"{text!r} is not an IP address or CIDR ({e})") from None
-
-
-def view_key(groups) -> str:
-    return ",".join(sorted(groups))
-
-
-def view_groups(view: str) -> tuple[str, ...]:
-    return tuple(view.split(",")) if view else (DEFAULT,)
 
 
 class Groups:

@@ -27,6 +27,7 @@ import os
 import re
 from typing import Iterable, Iterator
 
+from burrow.dns import names, qtypes
 from burrow.filtering.rules import ParseResult, Rule
 
 FORMATS = ("hosts", "domains", "wildcard", "onlydomains", "adblock", "dnsmasq", "rpz", "regex")
@@ -61,47 +62,16 @@ NULL_ADDRESSES = frozenset(
 SUPPORTED_MODIFIERS = ("important", "badfilter", "dnstype")
 
 _tuple_new = tuple.__new__
-_NAME_OK = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*").fullmatch
+# Names are normalised by the one rule in dns/names.py (``_`` allowed anywhere in a label);
+# a line whose name breaks it is an error with the reason.
+normalize_name = names.normalize
+_BadName = names.BadName
 _IPV4ISH = re.compile(r"[0-9.]+").fullmatch
-
-
-class _BadName(ValueError):
-    """A name that cannot be a DNS name; the message is the reason."""
 
 
 def _rule(name: str, match: str, action: str = "block", important: bool = False,
           data: tuple = (), qtypes: tuple = ()) -> Rule:
     return _tuple_new(Rule, (name, match, action, important, data, qtypes))
-
-
-def normalize_name(raw: str) -> str:
-    """`raw` as a lower-case ASCII (punycode) name without trailing dot, or _BadName.
-
-    Accepts letters, digits, hyphen and underscore labels (underscores occur in real
-    names: _dmarc, tracking hosts); rejects empty labels, labels over 63 octets, names
-    over 253, labels starting or ending with a hyphen, and non-ASCII names the idna
-    codec cannot encode.
-    """
-    if raw[-1:] == ".":
-        raw = raw[:-1]
-    name = raw.lower()
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise _BadName(f"IDN name cannot be encoded: {exc}") from None
-    if _NAME_OK(name) is None:
-        if not name:
-            raise _BadName("empty name")
-        raise _BadName("invalid character or empty label in name")
-    if name[0] == "-" or name[-1] == "-" or "-." in name or ".-" in name:
-        raise _BadName("label starts or ends with a hyphen")
-    if len(name) > 63:
-        if len(name) > 253:
-            raise _BadName("name longer than 253 octets")
-        if any(len(label) > 63 for label in name.split(".")):
-            raise _BadName("label longer than 63 octets")
-    return name
 
 
 def _is_ip(text: str) -> bool:
@@ -168,7 +138,7 @@ def detect_format(sample_lines: list[str]) -> str:
             continue
         if line.startswith("*."):
             votes["wildcard"] += 1
-        elif _NAME_OK(line.lower().rstrip(".")) is not None or _is_ip(line):
+        elif names.NAME_CHARS(line.lower().rstrip(".")) is not None or _is_ip(line):
             votes["domains"] += 1
         elif line.startswith("/") and line.endswith("/"):
             votes["adblock"] += 1
@@ -369,7 +339,7 @@ def _parse_plain(lines: Iterable[str], res: ParseResult, fmt: str) -> Iterator[R
     """
     plain_match = "subtree" if fmt == "onlydomains" else "exact"
     star_match = "subtree" if fmt == "onlydomains" else "below"
-    name_ok = _NAME_OK
+    is_normal = names.is_normal
     norm = normalize_name
     tnew = _tuple_new
     n = comments = 0
@@ -390,8 +360,7 @@ def _parse_plain(lines: Iterable[str], res: ParseResult, fmt: str) -> Iterator[R
                 comments += 1
                 continue
         # fast path: an already-normal name
-        if name_ok(line) is not None and line[0] != "-" and line[-1] != "-" and len(line) <= 63 \
-                and "-." not in line and ".-" not in line:
+        if len(line) <= 63 and is_normal(line):
             if line[-1].isdigit() and _is_ip(line):
                 res.skip("ip")
                 continue
@@ -496,7 +465,7 @@ _RPZ_TRIGGER_SUFFIXES = (
     (".rpz-nsdname", "rpz-nsdname"),
     (".rpz-nsip", "rpz-nsip"),
 )
-_RPZ_CLASSES = frozenset(("IN", "CH", "HS", "CS"))
+_RPZ_CLASSES = frozenset(qtypes.CLASS_NUMBERS) - {"NONE", "ANY"}
 _RPZ_IGNORED_TYPES = frozenset(("SOA", "NS"))
 _TTL_RE = re.compile(r"[0-9]+[smhdwSMHDW]?(?:[0-9]+[smhdwSMHDW])*").fullmatch
 
@@ -804,7 +773,7 @@ _ADBLOCK_PATTERN_CHARS = re.compile(r"[a-z0-9_.*-]+").fullmatch
 
 def _parse_adblock(lines: Iterable[str], res: ParseResult) -> Iterator[Rule]:
     """AdGuard/uBlock DNS filter syntax (see docs/filtering.md for the full mapping)."""
-    name_ok = _NAME_OK
+    is_normal = names.is_normal
     tnew = _tuple_new
     general = _adblock_general
     n = comments = 0
@@ -821,16 +790,12 @@ def _parse_adblock(lines: Iterable[str], res: ParseResult) -> Iterator[Rule]:
         # fast path: ||name^ with nothing else
         if c == "|" and line[-1] == "^" and line[1:2] == "|":
             name = line[2:-1]
-            if name_ok(name) is not None and len(name) <= 63 and name[0] != "-" \
-                    and name[-1] != "-" and "-." not in name and ".-" not in name \
-                    and not name[-1].isdigit():
+            if len(name) <= 63 and is_normal(name) and not name[-1].isdigit():
                 yield tnew(Rule, (name, "subtree", "block", False, (), ()))
                 continue
         elif c == "0" and line.startswith("0.0.0.0 "):
             name = line[8:].strip()
-            if name_ok(name) is not None and len(name) <= 63 and name[0] != "-" \
-                    and name[-1] != "-" and "-." not in name and ".-" not in name \
-                    and name not in LOCALHOST_NAMES:
+            if len(name) <= 63 and is_normal(name) and name not in LOCALHOST_NAMES:
                 yield tnew(Rule, (name, "exact", "block", False, (), ()))
                 continue
         try:

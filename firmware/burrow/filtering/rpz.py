@@ -24,7 +24,8 @@ import secrets
 import tempfile
 import time
 
-from .parsers import Rule, normalize_name, parse
+from ..dns import names
+from .parsers import Rule, parse
 
 ACTIONS = ("nxdomain", "nodata", "passthru", "drop", "redirect")
 MAX_RULES = 10_000  # per hand-made zone: larger sets belong in a file or URL
@@ -39,7 +40,7 @@ class RpzError(ValueError):
 
 
 def check_name(text: str, field: str) -> str:
-    """A trigger or zone name, normalised as list parsers normalise names (lower case, IDNA,
+    """A trigger or zone name, normalised as every name is (``dns.names``: lower case, IDNA,
     no trailing dot), or RpzError naming ``field``."""
     name = text.strip()
     if not name.rstrip("."):
@@ -47,7 +48,7 @@ def check_name(text: str, field: str) -> str:
     if "*" in name:
         raise RpzError(field, "a wildcard is only allowed as a leading '*.'")
     try:
-        return normalize_name(name)
+        return names.normalize(name)
     except ValueError as e:
         raise RpzError(field, f"{text!r} is not a valid domain name: {e}") from None
 

@@ -19,7 +19,7 @@ order; a rule matches when *every* matcher it gives matches (AND), and it must g
   their punycode (xn--) form.
 - ``client_cidrs`` — the client address is in one of the networks (v4 and v6; an IPv4-mapped
   IPv6 client address counts as its IPv4 address). Host bits may be set (``192.168.1.5/24``).
-- ``query_types`` — by name (``A``, ``AAAA``, ``PTR``, anything dnslib knows, or ``TYPE65280``).
+- ``query_types`` — by name (``A``, ``AAAA``, ``PTR``, any name ``dns.qtypes`` knows, or ``TYPE65280``).
 
 Ids are ``name:priority:index`` where *index* is the rule's position (0-based) in the list as
 GET returns it: sorted by priority, highest first, ties in creation order. The seed's examples
@@ -53,9 +53,9 @@ import ipaddress
 import logging
 import re
 
-import dnslib
-
 from ..config.schema import format_hostport, parse_hostport
+from ..dns import names
+from ..dns.qtypes import number as qtype_number
 from ..dns.upstream import UpstreamSettings
 
 log = logging.getLogger(__name__)
@@ -139,58 +139,12 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-
-
-def normalize_name(text: str) -> str:
-    """Lower-case, no trailing dot, IDN labels in punycode; ValueError when not a domain name."""
-    name = text.strip().lower()
-    if name.endswith("."):
-        name = name[:-1]
-    if not name:
-        raise ValueError("the name is empty")
-    labels = []
-    for label in name.split("."):
-        if not label.isascii():
-            try:
-                label = label.encode("idna").decode("ascii")
-            except UnicodeError:
-                raise ValueError(f"bad label {label!r}") from None
-        if not _LABEL.fullmatch(label):
-            raise ValueError(f"bad label {label!r}" if label else "empty label (two dots, or a leading dot)")
-        labels.append(label)
-    name = ".".join(labels)
-    if len(name) > 253:
-        raise ValueError("name longer than 253 characters")
-    return name
-
-
 def parse_domain_pattern(text: str) -> tuple[bool, str]:
     """(below_only, base name) for a pattern: ``*.corp.example`` → (True, "corp.example"),
     ``example.com`` → (False, "example.com"). ValueError when invalid."""
     if not isinstance(text, str):
         raise ValueError("must be a string")
-    pattern = text.strip().lower()
-    below = pattern.startswith("*.")
-    if below:
-        pattern = pattern[2:]
-    if "*" in pattern:
-        raise ValueError("a wildcard is only allowed as a leading '*.' (e.g. *.corp.example.com)")
-    return below, normalize_name(pattern)
-
-
-@functools.lru_cache(maxsize=128)  # bounded: a few dozen type names exist in practice
-def qtype_number(text: str) -> int:
-    """The number of a query type name (``A`` → 1, ``TYPE65280`` → 65280); ValueError if unknown."""
-    name = text.strip().upper()
-    if name.startswith("TYPE") and name[4:].isdigit():
-        value = int(name[4:])
-        if 0 < value < 65536:
-            return value
-    value = dnslib.QTYPE.reverse.get(name)
-    if value is None:
-        raise ValueError(f"unknown query type {text!r}")
-    return int(value)
+    return names.normalize_pattern(text)
 
 
 @functools.lru_cache(maxsize=4096)  # bounded: a home network has a few hundred client addresses
@@ -675,31 +629,12 @@ ROUTER_RETRIES = 1  # a home router drops the odd UDP packet; one more try is ch
 
 
 def reverse_zones(network: str) -> list[str]:
-    """The reverse-lookup zones (in-addr.arpa / ip6.arpa) that exactly cover ``network``.
-
-    Octet (v4) or nibble (v6) boundaries: 192.168.1.0/24 → ["1.168.192.in-addr.arpa"],
-    192.168.0.0/16 → ["168.192.in-addr.arpa"], 10.1.16.0/22 → the four /24 zones 16..19. At
-    most 16 zones (a v4 prefix of /8 or longer, a v6 prefix of /4 or longer)."""
+    """The reverse-lookup zones that exactly cover ``network`` (``names.reverse_zones``: at
+    most 16), or ForwardRuleError naming the field ``network``."""
     try:
-        net = ipaddress.ip_network(network.strip(), strict=False)
-    except (ValueError, AttributeError):
-        raise ForwardRuleError(f"invalid network {network!r} (write e.g. 192.168.1.0/24)", "network") from None
-    step = 8 if net.version == 4 else 4
-    if net.prefixlen == 0:
-        raise ForwardRuleError("the network is too large (/0)", "network")
-    boundary = -(-net.prefixlen // step) * step  # round up to an octet / nibble
-    if boundary - net.prefixlen > 4:
-        raise ForwardRuleError(f"{net} would need {2 ** (boundary - net.prefixlen)} reverse zones; "
-                               "give a prefix closer to an octet boundary", "network")
-    zones = []
-    for sub in net.subnets(new_prefix=boundary):
-        if net.version == 4:
-            octets = str(sub.network_address).split(".")[: boundary // 8]
-            zones.append(".".join(reversed(octets)) + ".in-addr.arpa")
-        else:
-            nibbles = sub.network_address.exploded.replace(":", "")[: boundary // 4]
-            zones.append(".".join(reversed(nibbles)) + ".ip6.arpa")
-    return zones
+        return names.reverse_zones(network)
+    except ValueError as e:
+        raise ForwardRuleError(str(e), "network") from None
 
 
 def router_preset_rule(router: str, domain: str | None = "lan",

@@ -257,13 +257,9 @@ class EventLog:
         self.flush()
 
     async def _run(self) -> None:
-        from ..telemetry.events import SubscriptionClosed
-        sub = self._sub
-        while True:
-            try:
-                event = await sub.get()
-            except SubscriptionClosed:
-                return
+        # The subscription is iterated, which ends when it is closed: storage stays below
+        # telemetry (no import of the bus's exception).
+        async for event in self._sub:
             self._accept(event)
             # Batch: whatever else arrives before the interval since the last write is over.
             wait = self._last_flush + self.flush_interval - time.monotonic()
@@ -284,12 +280,11 @@ class EventLog:
     async def _take_available(self) -> None:
         """Move messages already queued on the subscription into pending. ``get`` returns at
         once while messages are queued, so this never waits."""
-        from ..telemetry.events import SubscriptionClosed
         sub = self._sub
         while sub is not None and sub.pending():
             try:
-                event = await sub.get()
-            except SubscriptionClosed:
+                event = await anext(sub)
+            except StopAsyncIteration:  # closed
                 return
             self._accept(event)
 

@@ -54,10 +54,10 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import dnslib
 import ujson
 
 from ..dns.decision import Decision, QueryRecord, TraceEntry
+from ..dns.qtypes import name as qtype_name
 from .settings import BUSY_TIMEOUT_MS, apply_migrations, integrity_check
 from .sqlwhere import add_time_window
 from .sqlwhere import where as sql_where
@@ -219,13 +219,6 @@ def row_from_record(record: QueryRecord | tuple, wall_ts: float) -> tuple:
             trace_json = json.dumps([_trace_dict(e) for e in trace], separators=(",", ":"))
     return (wall_ts, client_ip, domain, int(qtype), int(rcode)) + columns + (
         elapsed * 1000.0, upstream or "", trace_json)
-
-
-@functools.lru_cache(maxsize=512)  # bounded: qtypes seen in practice are a few dozen
-def qtype_name(qtype: int) -> str:
-    """"A", "AAAA", … or the RFC 3597 form "TYPE65280" for types dnslib does not know."""
-    name = dnslib.QTYPE.forward.get(qtype)  # .get() would invent a name like "65280"
-    return name if name else f"TYPE{qtype}"
 
 
 def iso_utc(ts: float) -> str:

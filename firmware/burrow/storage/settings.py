@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import time
+from base64 import b64encode
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -200,6 +201,49 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[tuple[int, s
         conn.execute("ROLLBACK")
         raise
     return latest
+
+
+# ---- stored JSON values, read bounded (state_check, runtime_config) ----------------------------
+
+MAX_DEPTH = 32  # nesting of a stored JSON value: the API never writes more than a few levels
+
+
+def encode_value(value: Any) -> Any:
+    """A column value as JSON can hold it: a blob as ``{"$b64": …}`` (a backup's rows, a
+    quarantined row's content), anything else as it is."""
+    if isinstance(value, bytes):
+        return {"$b64": b64encode(value).decode()}
+    return value
+
+
+def decode(raw: Any) -> Any:
+    """A stored JSON text decoded, or ValueError saying why not (not text, not JSON, nested
+    deeper than MAX_DEPTH — deep nesting is refused, never a RecursionError)."""
+    if not isinstance(raw, str):
+        raise ValueError(f"must be JSON text, not {type(raw).__name__}")
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as e:
+        raise ValueError(f"not valid JSON ({e})") from None
+    if depth(value) > MAX_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            d += 1
+            deepest = max(deepest, d)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((x, d) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 class SettingsDB:

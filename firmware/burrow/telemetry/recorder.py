@@ -47,6 +47,7 @@ from typing import Any, Callable
 
 from ..storage.querylog import (DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS, QueryLogDB,
                                 row_from_record, row_to_dict)
+from ..dns import qtypes
 from ..dns.decision import Decision, QueryRecord
 from .events import EventBus
 from .stats import MAX_BUCKETS, StatsBuckets
@@ -98,9 +99,8 @@ _TALLY_KEYS: list[tuple] = []  # slot → (decision, count key)
 
 # Query types counted by name in the metrics; anything else is "other", so a client asking
 # for thousands of odd types cannot blow up the label set.
-METRIC_QTYPES = {1: "A", 28: "AAAA", 5: "CNAME", 15: "MX", 16: "TXT", 12: "PTR", 33: "SRV",
-                 6: "SOA", 2: "NS", 64: "SVCB", 65: "HTTPS", 255: "ANY", 13: "HINFO", 43: "DS",
-                 48: "DNSKEY"}
+METRIC_QTYPES = {qtypes.number(t): t for t in ("A", "AAAA", "CNAME", "MX", "TXT", "PTR", "SRV", "SOA", "NS",
+                                               "SVCB", "HTTPS", "ANY", "HINFO", "DS", "DNSKEY")}
 
 
 def count_key(decision, qtype: int, rcode: int) -> tuple:
@@ -159,7 +159,7 @@ class Recorder:
 
         self.received = 0  # records drained from the ring
         # Monotonic totals by (decision, qtype, rcode) labels since start, for /metrics;
-        # bounded by the label sets (12 decisions × 16 qtypes × 25 rcodes at the very most).
+        # bounded by the label sets (14 decisions × 16 qtypes × 25 rcodes at the very most).
         self.query_counts: dict[tuple, int] = {}
         self.ring_overflows = 0  # drains that found the ring full (records were overwritten)
         self.dropped_ring = 0  # estimate of records overwritten in the ring, see _drain

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Iterable
 
-from ..dns.decision import Decision, QueryRecord
+from ..dns.decision import BLOCKED_DECISIONS, Decision, QueryRecord
 from ..storage.querylog import iso_utc
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class StatsBuckets:
         """Count ``count`` queries with one ``decision`` answered within the second of
         ``wall_ts``, taking ``sum_elapsed`` seconds in all (the drain tallies fast-path hits
         per second and decision, then calls this once per tally)."""
-        blocked = count if (decision == Decision.BLOCKED or decision == Decision.THREAT) else 0
+        blocked = count if decision in BLOCKED_DECISIONS else 0
         cached = count if (decision == Decision.CACHED or decision == Decision.STALE) else 0
         minute = int(wall_ts // 60)
         if minute == self._cur_minute:
@@ -185,6 +185,8 @@ class StatsBuckets:
             "avg_response_ms": round(b[_SUM_MS] / total, 2) if total else 0.0,
             # threat-feed blocks, also counted in blocked_queries (a security event each)
             "threats_blocked": b[_DECISION_BASE + Decision.THREAT],
+            # blocked by sending no answer at all (RPZ rpz-drop.), also in blocked_queries
+            "dropped_queries": b[_DECISION_BASE + Decision.DROPPED],
         }
 
     def decision_counts(self, since_seconds: float, now: float | None = None) -> dict[str, int]:

@@ -19,6 +19,8 @@ from functools import lru_cache
 from ..dns import wire
 from ..dns.decision import Decision
 from ..dns.message import Answer
+from ..dns.names import reverse_name
+from ..dns.serial import next_serial
 from .records import Record, TYPE_CODES, TYPE_NAMES
 from .validate import RecordError, character_strings, in_zone, normalize_origin, split_strings, \
     validate_record
@@ -51,6 +53,11 @@ class ZoneAnswer:
         """NXDOMAIN or NODATA: no record of the asked type at the end of the chain."""
         return self.rcode == wire.NXDOMAIN or (not self.referral and any(
             r.type == "SOA" for r in self.authority))
+
+    def to_answer(self, question_name, decision: Decision = Decision.LOCAL) -> Answer:
+        """This outcome as the DNS path's Answer (:func:`to_answer`): the local stage asks the
+        snapshot's answer for it, so the DNS core needs nothing from this package."""
+        return to_answer(self, question_name, decision)
 
 
 def _parent(name: str) -> str:
@@ -279,61 +286,14 @@ class Zone:
         return int(fields[2])
 
 
-# ---- serials (RFC 1982) -----------------------------------------------------------------------
-
-def serial_lt(a: int, b: int) -> bool:
-    """RFC 1982 §3.2: is serial ``a`` before ``b`` in 32-bit sequence space?"""
-    return a != b and ((a < b and b - a < 2**31) or (a > b and a - b > 2**31))
-
-
-def _date_serial(serial: int) -> bool:
-    """True for serials written YYYYMMDDnn with a real date (the common convention)."""
-    text = str(serial)
-    if len(text) != 10:
-        return False
-    try:
-        datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError:
-        return False
-    return 1970 <= int(text[:4]) <= 2100
-
-
-def next_serial(serial: int, today: datetime.date | None = None) -> int:
-    """The serial after ``serial``: today's YYYYMMDD00 if the serial is date-shaped and older,
-    else one more (mod 2^32, which RFC 1982 makes greater)."""
-    if _date_serial(serial):
-        dated = int((today or datetime.date.today()).strftime("%Y%m%d")) * 100
-        if serial_lt(serial, dated):
-            return dated
-    return (serial + 1) % 2**32
-
-
 # ---- reverse names ----------------------------------------------------------------------------
 
 def ptr_name(ip: str) -> str:
-    """The reverse-lookup owner of an address: ``4.3.2.1.in-addr.arpa`` or the ip6.arpa nibbles."""
+    """The reverse-lookup owner of an address (``names.reverse_name``), or RecordError."""
     try:
-        return ipaddress.ip_address(ip.strip()).reverse_pointer
+        return reverse_name(ip)
     except ValueError:
         raise RecordError(f"{ip!r} is not an IP address", "value") from None
-
-
-def ptr_address(name: str) -> str | None:
-    """The address a reverse-lookup name stands for, or None if it is not a full one."""
-    name = name.lower().rstrip(".")
-    if name.endswith(".in-addr.arpa"):
-        parts = name[:-len(".in-addr.arpa")].split(".")
-        if len(parts) == 4 and all(p.isdigit() and (p == "0" or not p.startswith("0")) for p in parts):
-            try:
-                return str(ipaddress.IPv4Address(".".join(reversed(parts))))
-            except ValueError:
-                return None
-    elif name.endswith(".ip6.arpa"):
-        nibbles = name[:-len(".ip6.arpa")].split(".")
-        if len(nibbles) == 32 and all(len(n) == 1 and n in "0123456789abcdef" for n in nibbles):
-            digits = "".join(reversed(nibbles))
-            return str(ipaddress.IPv6Address(int(digits, 16)))
-    return None
 
 
 # ---- wire form --------------------------------------------------------------------------------

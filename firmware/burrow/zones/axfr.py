@@ -35,7 +35,8 @@ from typing import Callable, Iterable
 import dnslib
 from dnslib.label import DNSBuffer
 
-from ..dns import wire
+from ..dns import qtypes, wire
+from ..dns.serial import serial_gt
 from .records import Record
 
 log = logging.getLogger(__name__)
@@ -96,23 +97,6 @@ def _port(text: str, port_text: str) -> int:
 
 def _label(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-# ---- serial arithmetic (RFC 1982, SERIAL_BITS = 32) -----------------------------------------
-
-def serial_gt(a: int, b: int) -> bool:
-    """True when serial ``a`` is newer than ``b``. Pairs exactly 2**31 apart are undefined
-    by RFC 1982; they compare False both ways, so such a jump never triggers a transfer."""
-    a &= 0xFFFFFFFF
-    b &= 0xFFFFFFFF
-    return (a < b and b - a > 0x80000000) or (a > b and a - b < 0x80000000)
-
-
-def serial_add(serial: int, n: int) -> int:
-    """``serial + n`` modulo 2**32; RFC 1982 only defines 0 ≤ n ≤ 2**31 - 1."""
-    if not 0 <= n <= 0x7FFFFFFF:
-        raise ValueError(f"serial increment {n} outside 0..2**31-1")
-    return (serial + n) & 0xFFFFFFFF
 
 
 def soa_fields(value: str) -> tuple[str, str, int, int, int, int, int]:
@@ -293,11 +277,6 @@ def _via_dnslib(rtype: int, raw: bytes) -> str | None:
         return None
 
 
-def type_name(rtype: int) -> str:
-    """Upper-case mnemonic, or ``TYPEnnn`` (RFC 3597) for types without one."""
-    return dnslib.QTYPE.forward.get(rtype) or f"TYPE{rtype}"
-
-
 def rdata_text(data: bytes, rr: wire.RR) -> str:
     """Zone-file text of one RR's RDATA (``rr`` located in message ``data``).
 
@@ -465,10 +444,10 @@ async def _transfer(reader, writer, zone_wire: bytes, where: str, max_records: i
             try:
                 value = rdata_text(message, rr)
             except wire.WireError as exc:
-                raise AxfrError(f"{where}: bad {type_name(rr.rtype)} RDATA at "
+                raise AxfrError(f"{where}: bad {qtypes.name(rr.rtype)} RDATA at "
                                 f"{_zone_label(rr.owner)}: {exc}") from None
             ttl = rr.ttl if rr.ttl < 0x80000000 else 0  # RFC 2181 §8
-            records.append(Record(wire.name_to_text(rr.owner), type_name(rr.rtype), ttl, value))
+            records.append(Record(wire.name_to_text(rr.owner), qtypes.name(rr.rtype), ttl, value))
         first = False
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..dns import qtypes
+
 
 class Record(NamedTuple):
     name: str
@@ -18,7 +20,6 @@ class Record(NamedTuple):
     value: str
 
 
-# The types local zones hold, with their wire codes (RFC 1035, 3596, 2782, 8659).
-TYPE_CODES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
-              "SRV": 33, "CAA": 257}
+# The types local zones hold (RFC 1035, 3596, 2782, 8659), with their wire codes.
+TYPE_CODES = {t: qtypes.number(t) for t in ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "PTR", "NS", "CAA", "SOA")}
 TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}

@@ -5,7 +5,7 @@ One store, several faces. Three kinds of zone live in the ``zones`` table:
 * ``master`` — an authoritative zone edited here (``/api/zones``, ``/api/dns-records``, zone-file
   import). Every change is validated as a whole zone (one SOA, apex NS, CNAME exclusivity, glue
   for in-zone NS targets, so the export always passes ``named-checkzone``) and bumps the SOA
-  serial (:func:`burrow.zones.authority.next_serial`).
+  serial (:func:`burrow.dns.serial.next_serial`).
 * ``slave`` — a copy of a zone on another server (AXFR, :mod:`burrow.zones.axfr`). Its records
   are written only by :meth:`ZoneStore.store_transfer`; the API cannot edit them.
 * ``local`` — exactly one, implicit, named ``""`` in the table and ``"local"`` in the API: the
@@ -41,7 +41,8 @@ import json
 import time
 from typing import Iterable, NamedTuple
 
-from .authority import Zone, next_serial, serial_lt
+from ..dns.serial import next_serial, serial_add, serial_lt
+from .authority import Zone
 from .axfr import parse_primary
 from .records import Record
 from .validate import MAX_TTL, RecordError, absolute, make_record, normalize_origin, resolve_name, \
@@ -502,7 +503,7 @@ class ZoneStore:
             sets[soa_id] = soa._replace(value=_with_serial(soa.value, serial))
         elif ztype == "local":
             _check_local(records)
-            serial = (serial + 1) % 2**32
+            serial = serial_add(serial, 1)
         else:
             raise StoreError("a slave zone's records come from its primaries; edit them there",
                              field="zone")

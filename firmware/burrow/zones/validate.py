@@ -17,9 +17,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .records import Record
+from .records import TYPE_CODES, Record
 
-TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "PTR", "NS", "CAA", "SOA")
+TYPES = tuple(TYPE_CODES)
 
 MAX_TTL = 2**31 - 1  # RFC 2181 §8: TTLs are 31-bit
 MAX_NAME = 253  # presentation length without the trailing dot (255 octets in wire form)

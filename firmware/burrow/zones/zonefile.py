@@ -15,11 +15,12 @@ canonical order (RFC 4034 §6.1 by name, then type), every value in the canonica
 
 from __future__ import annotations
 
+from ..dns import qtypes
 from .records import Record
 from .validate import RecordError, TYPES, absolute, in_zone, is_ttl, normalize_origin, parse_ttl, \
     resolve_name, validate_value
 
-CLASSES = ("IN", "CH", "HS", "CS", "NONE", "ANY")
+CLASSES = frozenset(qtypes.CLASS_NUMBERS)
 MAX_RECORDS = 100_000  # one imported zone; a home appliance's zone is hundreds at most
 
 

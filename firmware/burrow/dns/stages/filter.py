@@ -19,14 +19,16 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 
-from ...filtering.groups import view_groups
-from ...filtering.index import ALL_LISTS, ALLOW_ACTIONS
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query, read_answer_records
-from .guard import DROP
+from ..message import DROP, Answer, Query, read_answer_records
+from ..names import view_groups
 
 MODES = ("null", "nxdomain", "nodata", "custom")
+# The index's own words, restated because the DNS core imports nothing from filtering/ (the
+# index is handed in); tests/unit/test_filter_stage.py checks they equal filtering.index's.
+ALL_LISTS = (1 << 64) - 1  # every list: one bit per list, 64 lists
+ALLOW_ACTIONS = frozenset(("allow", "passthru"))  # the actions that let a name through
 
 
 @dataclass
@@ -201,11 +203,35 @@ class FilterStage:
         answer = await next(query)
         return self._inspect_cnames(query, answer)
 
+    def matching(self, query: Query) -> list[dict]:
+        """Every list entry (regexes included), allow entry and deny entry that matches the
+        question for the client's groups, whether it decides or not (dns/explain.py)."""
+        name, groups = query.name, view_groups(query.view)
+        out: list[dict] = []
+        if self.index is not None:
+            for m in self.index.lookup(name, query.qtype, lists=self.lists_for(query.view), complete=True) or ():
+                out += self._described(m)
+        allow = self.allow_list.match(name, groups) if self.allow_list is not None else None
+        if allow is not None:
+            out.append({"list": "whitelist", "kind": "allow", "entry": allow})
+        deny = self.deny_list.match(name, groups) if self.deny_list is not None else None
+        if deny is not None:
+            out.append({"list": "denylist", "kind": "block", "entry": deny})
+        return out
+
+    def _described(self, match) -> list[dict]:
+        """An index match as one row per list that holds it."""
+        return [{"list": info.get("name") or f"list {list_id}", "kind": info.get("kind"), "how": match.how,
+                 "entry": match.name, "action": match.action, "important": match.important}
+                for list_id, info in sorted(self.index.lists.items()) if match.mask >> list_id & 1]
+
     def _block(self, query: Query, match, info: dict, list_name: str, detail: str) -> Answer:
-        self.blocked += 1
-        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
-        if match.action == "drop":
+        if query.explain is None:  # a dry run (dns/explain.py) counts nothing and reports no threat
+            self.blocked += 1
+        if match.action == "drop":  # no reply at all, logged as its own decision (DROPPED)
+            query.note("blocklist", "drop", rule=list_name, source="manager", detail=detail)
             return DROP
+        query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
         threat = info.get("kind") == "threat"
         ede = (wire.EDE_FILTERED if threat else wire.EDE_BLOCKED, f"{list_name}: {match.name}")
         mode = {"nxdomain": "nxdomain", "nodata": "nodata"}.get(match.action) \
@@ -213,7 +239,7 @@ class FilterStage:
         answer = blocked_answer(query.qtype, mode, self.settings, ede,
                                 match.data if match.action == "redirect" else ())
         if threat:
-            if self.on_threat is not None:
+            if self.on_threat is not None and query.explain is None:
                 self.on_threat(query, list_name, match.name)
             if answer.decision is Decision.BLOCKED:
                 # Not replayed by the fast path (see fastpath.STORABLE): every hit is seen here.
@@ -221,7 +247,8 @@ class FilterStage:
         return answer
 
     def _deny(self, query: Query, entry: str, detail: str) -> Answer:
-        self.blocked += 1
+        if query.explain is None:
+            self.blocked += 1
         query.note("denylist", "block", rule=entry, source="denylist", detail=detail)
         return blocked_answer(query.qtype, self.settings.mode, self.settings,
                               (wire.EDE_BLOCKED, f"denylist: {entry}"))
@@ -229,6 +256,8 @@ class FilterStage:
     def _inspect_cnames(self, query: Query, answer: Answer) -> Answer:
         """Block an answer whose CNAME chain passes through a blocked name."""
         if not answer.an or answer.decision not in (Decision.RESOLVED, Decision.CACHED, Decision.STALE):
+            if query.explain is not None:
+                query.explain.awaits(answer, "cname_inspection")
             return answer
         groups = view_groups(query.view)
         read = read_answer_records(query, answer)
@@ -244,13 +273,20 @@ class FilterStage:
             if self.deny_list is not None:
                 entry = self.deny_list.match(target, groups)
                 if entry is not None:
-                    self.cname_blocked += 1
+                    if query.explain is None:
+                        self.cname_blocked += 1
+                    else:
+                        query.explain.matches.append({"list": "denylist", "kind": "block", "entry": entry,
+                                                      "cname": target})
                     return self._deny(query, entry, detail=f"cname {target} ({entry})")
             found = self.verdict(target, query.qtype, query.view)
             if found is not None and found[2]:
                 match, list_id, _ = found
                 info = self.index.lists.get(list_id, {})
-                self.cname_blocked += 1
+                if query.explain is None:
+                    self.cname_blocked += 1
+                else:
+                    query.explain.matches += [dict(m, cname=target) for m in self._described(match)]
                 return self._block(query, match, info, info.get("name") or f"list {list_id}",
                                    detail=f"cname {target} ({match.how} {match.name})")
         return answer

@@ -13,9 +13,8 @@ from __future__ import annotations
 from .. import wire
 from ..access import AccessControl, RateLimiter
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import RATE_LIMIT_DROP, Answer, Query
 
-DROP = Answer(0, Decision.RATE_LIMITED)  # sentinel: send nothing
 RFC8482_TTL = 3600
 CHAOS_VERSION_NAMES = {wire.text_to_name("version.bind"), wire.text_to_name("version.server")}
 ZONE_TRANSFERS = frozenset({wire.TYPE_AXFR, wire.TYPE_IXFR})
@@ -41,7 +40,7 @@ class GuardStage:
         if admitted is False:
             query.note("rate_limit", "rate_limited", source="rate_limiter", detail=self.limit_action)
             if self.limit_action == "drop":
-                return DROP
+                return RATE_LIMIT_DROP
             return Answer(wire.REFUSED, Decision.RATE_LIMITED, ede=(wire.EDE_OTHER, "rate limited"))
         if query.qclass == wire.CLASS_CH:
             return self._chaos(query)

@@ -6,13 +6,13 @@ contain it, rewritten by a policy meant for internet names, or forwarded upstrea
 leak it and return the wrong answer). The guard still runs first, so refused and rate-limited
 clients cost nothing and ANY/CHAOS never reach local data.
 
-The data is an immutable :class:`burrow.zones.localdata.LocalData` snapshot in ``self.data``;
-the app builds a new one after every change and assigns it (then bumps the fast-path
-generation). Answers carry ``Decision.LOCAL`` and go through the fast path like any final
-answer, with these lifetimes:
+The data is an immutable :class:`burrow.zones.localdata.LocalData` snapshot in ``self.data``,
+handed in (the DNS core imports nothing from zones/); the app builds a new one after every
+change and assigns it (then bumps the fast-path generation). Answers carry ``Decision.LOCAL``
+and go through the fast path like any final answer, with these lifetimes:
 
-* the smallest TTL in the answer (``to_answer``); a NODATA from local records (no SOA) the
-  smallest TTL at that name;
+* the smallest TTL in the answer (``zones.authority.to_answer``); a NODATA from local records
+  (no SOA) the smallest TTL at that name;
 * none for round-robin answers (several local addresses, rotated per answer): a replayed
   reply would freeze the order;
 * for a CNAME leading out of local data, the smaller of the CNAME's TTL and the target's.
@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import struct
 
-from ...zones.authority import to_answer
-from ...zones.localdata import LocalData
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query
-from .guard import DROP
+from ..message import Answer, Query, silent
 
 # The target's outcome decides the reply's Decision when it is one of these (a blocked target
 # must be logged as blocked); otherwise the reply is LOCAL.
@@ -39,15 +36,23 @@ _TARGET_DECISIONS = frozenset({Decision.BLOCKED, Decision.THREAT, Decision.REDIR
                                Decision.RATE_LIMITED, Decision.SERVFAIL})
 
 
+class _NoData:
+    """What the stage holds until the first snapshot arrives: nothing is local."""
+
+    empty = True
+
+
 class LocalStage:
     name = "local"
 
-    def __init__(self, data: LocalData | None = None):
-        self.data = data if data is not None else LocalData()
+    def __init__(self, data=None):
+        # A zones.localdata.LocalData snapshot, handed in (the DNS core imports nothing from
+        # zones/): lookup() gives a result whose to_answer() builds the Answer.
+        self.data = data if data is not None else _NoData()
         self.answered = 0
         self.chased = 0
 
-    def set_data(self, data: LocalData) -> None:
+    def set_data(self, data) -> None:
         """Swap in a new snapshot (the caller invalidates fast-path answers)."""
         self.data = data
 
@@ -55,10 +60,11 @@ class LocalStage:
         data = self.data
         if data.empty or query.qclass != wire.CLASS_IN:
             return await next(query)
-        result = data.lookup(query.qname, query.qtype, query.client_ip)
+        result = data.lookup(query.qname, query.qtype, query.client_ip, rotate=query.explain is None)
         if result is None:
             return await next(query)
-        self.answered += 1
+        if query.explain is None:  # a dry run (dns/explain.py) counts nothing
+            self.answered += 1
         if result.rcode == wire.SERVFAIL:
             query.note("local", "servfail", rule=result.source, source="zones",
                        detail=f"zone {result.source} has expired or was never transferred")
@@ -67,7 +73,7 @@ class LocalStage:
         source = "local_records" if result.source in ("local", "auto-ptr") else "zone"
         query.note("local", "answer", rule=result.source, source=source,
                    detail="chase " + result.chase if result.chase else "")
-        answer = to_answer(result, query.qname, Decision.LOCAL)
+        answer = result.to_answer(query.qname, Decision.LOCAL)
         if answer.ttl is None and result.lifetime is not None and not answer.an and not answer.ns:
             answer = answer.replace(ttl=result.lifetime)
         if result.rotated:
@@ -76,16 +82,30 @@ class LocalStage:
             return await self._chase(query, answer, result.chase, next)
         return answer
 
+    def matching(self, query: Query) -> list[dict]:
+        """The local record or zone that holds the question (dns/explain.py)."""
+        data = self.data
+        if data.empty or query.qclass != wire.CLASS_IN:
+            return []
+        result = data.lookup(query.qname, query.qtype, query.client_ip, rotate=False)
+        if result is None:
+            return []
+        if result.source in ("local", "auto-ptr"):
+            return [{"list": "local_records" if result.source == "local" else "auto_ptr", "kind": "local",
+                     "entry": query.name}]
+        return [{"list": "zone", "kind": "local", "entry": result.source}]
+
     async def _chase(self, query: Query, answer: Answer, target: str, next) -> Answer:
         try:
             sub = subquery(query, target)
         except wire.WireError:
             return answer  # a target that is no valid name: the CNAME alone, as a resolver would
-        self.chased += 1
+        if query.explain is None:
+            self.chased += 1
         found = await next(sub)
         query.trace.extend(sub.trace)
-        if found is DROP:
-            return DROP
+        if silent(found):
+            return found
         return merge(answer, sub, found)
 
 
@@ -100,6 +120,7 @@ def subquery(query: Query, target: str) -> Query:
               + struct.pack("!HH", query.qtype, query.qclass) + opt)
     sub = Query(wire.parse_query(packet), packet, query.client_ip, query.client_port, query.transport,
                 query.mono, query.view, admitted=True)
+    sub.explain = query.explain  # a dry run's sub-question is one too
     return sub
 
 

@@ -26,13 +26,11 @@ import time
 from typing import Callable, Iterable
 
 from ...policy import PolicyEngine, PolicyRule
-from ...storage.querylog import qtype_name
-from ...filtering.groups import view_groups
-from .. import wire
+from .. import qtypes, wire
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import Answer, Query, silent
+from ..names import view_groups
 from .filter import BlockingSettings, blocked_answer
-from .guard import DROP
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,8 @@ class PolicyStage:
         if self._idle:
             return await next(query)
         engine = self.engine
-        match = engine.evaluate(query.name, query.client_ip, qtype_name(query.qtype))
+        match = engine.evaluate(query.name, query.client_ip, qtypes.name(query.qtype),
+                                count=query.explain is None)  # a dry run (dns/explain.py) counts nothing
         if match is None:
             answer = await next(query)
         else:
@@ -117,7 +116,8 @@ class PolicyStage:
             if f is not None and f.pause is not None and f.pause.paused(view_groups(query.view)):
                 query.note("policy", "paused", rule=rule.name, source=SOURCE, detail="blocking paused")
                 return await next(query)
-            self.blocked += 1
+            if query.explain is None:
+                self.blocked += 1
             query.note("policy", "BLOCK", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
             settings = self.settings
             return blocked_answer(query.qtype, settings.mode, settings,
@@ -135,7 +135,9 @@ class PolicyStage:
         # FORWARD
         query.note("policy", "FORWARD", rule=rule.name, source=SOURCE, detail=match.action_data)
         route = route_key(rule)
-        if self.forward is not None:
+        if query.explain is not None:  # a dry run makes no pool; action_data lists the upstreams
+            query.explain.route = ("policy", rule.name, match.action_data.split(", "))
+        elif self.forward is not None:
             self.forward.add_route(route, match.targets)
         query.route = route
         answer = await next(query)
@@ -143,9 +145,17 @@ class PolicyStage:
             answer = answer.replace(decision=Decision.FORWARDED_CONDITIONAL)
         return answer
 
+    def matching(self, query: Query) -> list[dict]:
+        """Every enabled rule whose logic holds for the question, in order (dns/explain.py)."""
+        if self._idle:
+            return []
+        rows = self.engine.explain(query.name, query.client_ip, qtypes.name(query.qtype))
+        return [{"list": "policy", "kind": row["action"].lower(), "rule": row["name"]}
+                for row in rows if row["result"]]
+
     def _bound(self, engine: PolicyEngine, answer: Answer) -> Answer:
         """Cap how long the fast path may replay an answer decided under these rules."""
-        if answer.ttl is None or answer is DROP:
+        if answer.ttl is None or silent(answer):
             return answer
         if engine.uses_client_ip:  # the fast path keys by group: a per-client decision must not ride it
             return answer.replace(ttl=None)

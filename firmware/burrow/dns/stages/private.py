@@ -27,10 +27,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ...filtering.groups import view_groups
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Query, read_answer_records
+from ..names import reverse_network, view_groups
 
 SPECIAL_SUFFIXES = ("local", "lan", "internal", "home.arpa", "localhost", "invalid", "onion")
 _SPECIAL_TLDS = frozenset(s for s in SPECIAL_SUFFIXES if "." not in s)
@@ -44,24 +44,6 @@ REBIND_NETS = [ipaddress.ip_network(n) for n in (
     "100.64.0.0/10", "::/128", "::1/128", "fe80::/10", "fc00::/7")]
 NEGATIVE_TTL = 60  # how long clients and the fast path keep these NXDOMAINs
 _CHECKED = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.STALE})
-
-
-def reverse_network(name: str):
-    """The network a reverse name stands for (``1.168.192.in-addr.arpa`` → 192.168.1.0/24),
-    or None when the name is not a well-formed reverse name."""
-    if name.endswith(".in-addr.arpa"):
-        labels = name[: -len(".in-addr.arpa")].split(".")
-        if not 1 <= len(labels) <= 4 or not all(l.isdigit() and len(l) <= 3 and int(l) < 256 for l in labels):
-            return None
-        octets = [int(l) for l in reversed(labels)]
-        return ipaddress.ip_network((bytes(octets + [0] * (4 - len(octets))), 8 * len(octets)))
-    if name.endswith(".ip6.arpa"):
-        labels = name[: -len(".ip6.arpa")].split(".")
-        if not 1 <= len(labels) <= 32 or not all(len(l) == 1 and l in "0123456789abcdef" for l in labels):
-            return None
-        nibbles = "".join(reversed(labels)).ljust(32, "0")
-        return ipaddress.ip_network((bytes.fromhex(nibbles), 4 * len(labels)))
-    return None
 
 
 def is_private_reverse(name: str) -> bool:
@@ -110,7 +92,8 @@ class PrivateStage:
         name = query.name
         s = self.settings
         if (s.private_reverse and is_private_reverse(name)) or (s.special_names and is_special(name, query.qtype)):
-            self.refused += 1
+            if query.explain is None:  # a dry run (dns/explain.py) counts nothing
+                self.refused += 1
             why = "private reverse zone" if name.endswith("arpa") else "special-use or single-label name"
             query.note("private", "nxdomain", source="private_names", detail=why)
             return Answer(wire.NXDOMAIN, Decision.LOCAL, ttl=NEGATIVE_TTL)
@@ -120,6 +103,8 @@ class PrivateStage:
             if hit is not None and not self._exempt(query):
                 # the block rests on this upstream answer: replay it no longer than the answer lives
                 return self._block(query, hit).replace(ttl=answer.ttl)
+        elif s.rebind_protection and query.explain is not None and not self._exempt(query):
+            query.explain.awaits(answer, "rebind_protection")
         return answer
 
     def _private_in(self, query: Query, answer: Answer):
@@ -146,7 +131,8 @@ class PrivateStage:
 
     def _block(self, query: Query, ip) -> Answer:
         from .filter import BlockingSettings, blocked_answer
-        self.rebind_blocked += 1
+        if query.explain is None:
+            self.rebind_blocked += 1
         query.note("private", "rebind_blocked", source="rebind_protection",
                    detail=f"public name answered with private address {ip}")
         settings = self.filter.settings if self.filter is not None else BlockingSettings()
