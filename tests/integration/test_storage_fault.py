@@ -7,6 +7,9 @@ process (``emergency_ro``), and every write fails with EROFS, root's included â€
 holds although it runs as root (a chmod would not stop root; a read-only bind mount cannot be
 made over files open for writing).
 
+The second test uses the same failure to kill a supervised background task honestly (a slave
+zone's refresh loop cannot write its failure note) and sees it counted and restarted.
+
 Needs root, loop devices and mkfs.ext4 (e2fsprogs): skipped, with the reason, where the
 machine has none of them (an unprivileged container).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -93,3 +97,40 @@ def test_a_data_dir_that_turns_read_only_is_a_fault_in_readyz_and_system(card, t
         # DNS still answers: the fault is for a person, the home network keeps working.
         assert b.query("www.example.com").rcode() == 0
         assert "storage is not writable" in b.output()
+
+
+def metric(b, token, name):
+    status, text = authed(b, token, "GET", "/metrics")
+    assert status == 200
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_loop_the_read_only_card_kills_is_counted_and_restarted(card, tmp_path):
+    """A supervised task that dies, provoked honestly: a slave zone's refresh loop notes a
+    failed transfer in the settings DB; with the card read-only that note raises out of the
+    loop's own error handling, the task dies, and its policy starts it again."""
+    mountpoint, trigger = card
+    primary = socket.socket()  # a "primary" that takes the connection and never answers
+    primary.bind(("127.0.0.1", 0))
+    primary.listen(4)
+    task = "zone-refresh sec.test"
+    try:
+        with TestUpstream() as up, BurrowProcess(tmp_path / "burrow", [up.address]) as b:
+            token = admin_token(b)
+            status, zone = authed(b, token, "POST", "/api/zones", {
+                "name": "sec.test", "type": "slave", "primaries": [f"127.0.0.1:{primary.getsockname()[1]}"]})
+            assert status == 201, zone
+            # Its first transfer waits on the silent primary; then the card fails under it.
+            trigger.write_text("test\n")
+            primary.close()  # the waiting transfer is reset: the failure note cannot be written
+            deaths = f'burrow_task_deaths_total{{task="{task}"}}'
+            restarts = f'burrow_task_restarts_total{{task="{task}"}}'
+            assert wait_for(lambda: metric(b, token, restarts) >= 1), b.output()[-3000:]
+            assert metric(b, token, deaths) >= 1
+            assert f"background task {task} died" in b.output()
+            assert f"restarting background task {task}" in b.output()
+    finally:
+        primary.close()

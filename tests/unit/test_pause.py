@@ -1,5 +1,8 @@
 """Blocking pause: timed or indefinite, resumes by itself, survives a restart, notifies changes."""
 
+import asyncio
+import time
+
 import pytest
 
 from burrow.filtering.pause import BlockingPause
@@ -87,3 +90,59 @@ def test_group_pause_survives_restart_and_forget(db):
     assert again.paused(("kids",)) and again.remaining("kids") == 500 and not again.paused()
     again.forget_group("kids")
     assert not BlockingPause(db, clock=lambda: t[0]).paused(("kids",))
+
+
+# ---- the end of a timed pause changes answers at that moment (BlockingPause.arm) ------------------
+
+async def until(predicate, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+def test_the_end_of_a_timed_pause_is_announced_by_its_timer(db):
+    seen = []
+
+    async def main():
+        p = BlockingPause(db, on_change=lambda: seen.append(p.paused()))
+        p.pause(0.2)  # announced at once: paused
+        assert seen == [True]
+        await until(lambda: len(seen) == 2)  # nobody edits anything: the timer announces the end
+        assert seen == [True, False] and p._timer is None
+
+    asyncio.run(main())
+
+
+def test_a_pause_from_before_a_restart_still_ends_on_time(db):
+    BlockingPause(db).pause(0.3)  # a previous run (no loop: nothing armed)
+    seen = []
+
+    async def main():
+        p = BlockingPause(db, on_change=lambda: seen.append(p.paused()))
+        assert p.paused() and seen == []
+        p.arm()  # what the composition root does at start
+        await until(lambda: seen == [False])
+
+    asyncio.run(main())
+
+
+def test_a_resume_or_a_restore_re_arms_for_what_is_left(db):
+    seen = []
+
+    async def main():
+        p = BlockingPause(db, on_change=lambda: seen.append(p.paused()))
+        p.pause(600)
+        first = p._timer
+        p.resume()
+        assert first.cancelled() and p._timer is None  # nothing left to end
+        db.set("blocking.pause", {"until": time.time() + 0.2, "indefinite": False, "groups": {}})
+        p.reload()  # a backup restore brought a pause back
+        assert p.paused() and p._timer is not None
+        await until(lambda: seen[-1] is False and len(seen) == 4)
+        p.disarm()
+
+    asyncio.run(main())
+    assert seen == [True, False, True, False]

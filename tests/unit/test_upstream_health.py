@@ -13,6 +13,7 @@ import struct
 
 import pytest
 
+from burrow.dns import upstream as upstream_mod
 from burrow.dns import wire
 from burrow.dns.upstream import (DOWN_AFTER_FAILURES, DOWN_AFTER_SECONDS, LOOP_SUSPECT_S, REPORT_MIN_DWELL,
                                  UP_AFTER_ANSWERS, Upstream, UpstreamError, UpstreamPool, UpstreamSettings)
@@ -295,3 +296,79 @@ def test_the_status_cannot_flap_faster_than_the_dwell():
     changes = [i for i in range(1, len(states)) if states[i] != states[i - 1]]
     assert changes and all(b - a >= REPORT_MIN_DWELL * 10 for a, b in zip(changes, changes[1:]))
     assert set(states) == {"ready", "no_upstream"}
+
+
+# ---- told, not asked: UpstreamPool.watch (the status LED and /readyz follow it) ----------------
+
+def go_down(server, clock):
+    """DOWN_AFTER_FAILURES failures spanning DOWN_AFTER_SECONDS: the verdict flips to down."""
+    for _ in range(DOWN_AFTER_FAILURES - 1):
+        server.failed("timeout", clock())
+    clock.advance(DOWN_AFTER_SECONDS)
+    server.failed("timeout", clock())
+    assert server.down
+
+
+async def until(predicate, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+def test_the_pool_tells_of_each_change_of_the_healthy_count_dwell_included():
+    clock = Clock()
+    pool = UpstreamPool([("192.0.2.1", 53), ("192.0.2.2", 53)], UpstreamSettings(), clock=clock)
+    told = []
+    a, b = pool.servers
+
+    async def main():
+        pool.watch(lambda: told.append(pool.healthy_count))
+        go_down(a, clock)  # the first change after a quiet spell shows at once
+        assert told == [1]
+        clock.advance(REPORT_MIN_DWELL - DOWN_AFTER_SECONDS - 0.05)
+        go_down(b, clock)  # 0.05 s before the dwell is over: held back, looked at again then
+        assert told == [1] and pool.healthy_count == 1
+        clock.advance(0.1)
+        await until(lambda: told == [1, 0])
+        clock.advance(REPORT_MIN_DWELL - 0.05)
+        for _ in range(UP_AFTER_ANSWERS):
+            a.answered(0.01, clock())
+        assert told == [1, 0]  # up again, but the dwell holds it
+        clock.advance(0.1)
+        await until(lambda: told == [1, 0, 1])
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_suspected_loop_is_told_when_it_starts_and_when_it_ends(monkeypatch):
+    # On the loop's own clock (the timer waits in real time), with the hold and dwell shortened.
+    monkeypatch.setattr(upstream_mod, "LOOP_SUSPECT_S", 0.2)
+    monkeypatch.setattr(upstream_mod, "REPORT_MIN_DWELL", 0.1)
+    pool = UpstreamPool([("192.0.2.1", 53)], UpstreamSettings())
+    told = []
+
+    async def main():
+        pool.watch(lambda: told.append(pool.healthy_count))
+        (s,) = pool.servers
+        s.suspect_loop()
+        assert told == [0]
+        await until(lambda: told == [0, 1])  # nobody asked: the end of the hold was told
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_servers_set_at_runtime_are_watched_too():
+    clock = Clock()
+    pool = UpstreamPool([("192.0.2.1", 53)], UpstreamSettings(), clock=clock)
+    told = []
+
+    async def main():
+        pool.watch(lambda: told.append(pool.healthy_count))
+        pool.servers = [Upstream("192.0.2.9", 53, clock)]  # runtime_config swaps them like this
+        go_down(pool.servers[0], clock)
+        assert told == [0]
+
+    asyncio.run(asyncio.wait_for(main(), 20))
