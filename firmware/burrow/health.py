@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .board.status import AppState, reduce
+from .board.status import AppState
 from .filtering.pause import BlockingPause
 from .lifecycle import Faults
 from .resolver import Resolver
@@ -98,7 +98,3 @@ class Health:
             blocking_paused=self.pause.paused(),
             pause_remaining_s=self.pause.remaining(),
         )
-
-    def status(self) -> dict:
-        """``{"state", "reasons", "led"}`` without a board (its link and button unknown)."""
-        return reduce(self.state()).as_dict()

@@ -18,6 +18,8 @@ from burrow.storage.querylog import QueryLogDB
 from burrow.systemd import RESTART_EXIT_CODE
 from burrow.telemetry.recorder import Recorder
 
+from .waiting import until as wait_for
+
 FAST_BUTTON = ButtonTimings(restart_hold=0.1, arm_hold=0.25, confirm_window=0.3, pause_s=300)
 RED, AMBER, GREEN, BUTTON = 17, 27, 22, 3
 
@@ -205,15 +207,6 @@ def states(app):
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 10))
-
-
-async def wait_for(predicate, timeout=2.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def make(app, root, board_dir, factory=None, snap=None, **kw):

@@ -8,19 +8,11 @@ import pytest
 
 from burrow.lifecycle import Faults, Lifecycle, Restart, Supervisor
 
+from .waiting import until
+
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 10))
-
-
-async def until(predicate, timeout=5.0):
-    """Wait for a condition with a deadline (never a count of loop turns)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 class Clock:

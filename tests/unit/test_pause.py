@@ -8,6 +8,8 @@ import pytest
 from burrow.filtering.pause import BlockingPause
 from burrow.storage.settings import SettingsDB
 
+from .waiting import until
+
 
 @pytest.fixture
 def db(tmp_path):
@@ -93,15 +95,6 @@ def test_group_pause_survives_restart_and_forget(db):
 
 
 # ---- the end of a timed pause changes answers at that moment (BlockingPause.arm) ------------------
-
-async def until(predicate, timeout=5.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
 
 def test_the_end_of_a_timed_pause_is_announced_by_its_timer(db):
     seen = []

@@ -19,6 +19,7 @@ from burrow.dns.upstream import (DOWN_AFTER_FAILURES, DOWN_AFTER_SECONDS, LOOP_S
                                  UP_AFTER_ANSWERS, Upstream, UpstreamError, UpstreamPool, UpstreamSettings)
 
 from .responder import Responder
+from .waiting import until
 
 Q = wire.text_to_name("www.example.com") + struct.pack("!HH", 1, 1)
 
@@ -307,15 +308,6 @@ def go_down(server, clock):
     clock.advance(DOWN_AFTER_SECONDS)
     server.failed("timeout", clock())
     assert server.down
-
-
-async def until(predicate, timeout=5.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 def test_the_pool_tells_of_each_change_of_the_healthy_count_dwell_included():

@@ -296,7 +296,7 @@ class UpstreamPool:
                 penalty = 0
             return (penalty, s.srtt * (0.8 + 0.4 * _SYSRAND.random()))
 
-        return sorted(self.servers, key=score)
+        return sorted(self._servers, key=score)
 
     @property
     def inflight(self) -> int:
@@ -319,7 +319,7 @@ class UpstreamPool:
     def healthy_count(self) -> int:
         """Healthy servers as people see them: the live count, changed at most once per
         REPORT_MIN_DWELL (the first change after a quiet spell shows at once)."""
-        live = sum(1 for s in self.servers if s.healthy)
+        live = sum(1 for s in self._servers if s.healthy)
         if live != self._reported:
             now = self.clock()
             if now - self._reported_at >= REPORT_MIN_DWELL:
@@ -389,7 +389,7 @@ class UpstreamPool:
             order = self.order(now)
             self._probe_down(order, question, qflags, do, now)
         else:
-            order = self.servers[:1]  # retries only ever go to the first server
+            order = self._servers[:1]  # retries only ever go to the first server
         if not order:
             raise UpstreamError("no upstream servers configured", wire.EDE_NO_REACHABLE_AUTHORITY)
         said_no: dict[Upstream, bytes] = {}  # server → its error answer; not asked again
