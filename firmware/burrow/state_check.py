@@ -498,7 +498,7 @@ def _lists_problems(conn, ctx: Context, groups: _Groups) -> list[Problem]:
     problems = []
     for row in _rows(conn, "lists"):
         def bad(field, message, movable=True):
-            problems.append(Problem("lists", f"id={row['id']}", field, message, row["_rowid"], (), movable))
+            problems.append(Problem("lists", f"id={row['id']}", field, message, row["_rowid"], (), movable))  # noqa: B023 - called within this iteration
         try:
             s._validate_name(row["name"])
             s._validate_kind(row["kind"])
@@ -545,7 +545,7 @@ def _zones_problems(conn) -> list[Problem]:
     zones = {}
     for row in _rows(conn, "zones"):
         def bad(field, message):
-            problems.append(Problem("zones", f"id={row['id']}", field, message, row["_rowid"]))
+            problems.append(Problem("zones", f"id={row['id']}", field, message, row["_rowid"]))  # noqa: B023 - called within this iteration
         name, ztype = row["name"], row["type"]
         try:
             prims = decode(row["primaries"])
@@ -573,7 +573,7 @@ def _zones_problems(conn) -> list[Problem]:
         zones[row["id"]] = (name, ztype, [])
     for row in _rows(conn, "zone_records"):
         def bad(field, message):
-            problems.append(Problem("zone_records", f"id={row['id']}", field, message, row["_rowid"]))
+            problems.append(Problem("zone_records", f"id={row['id']}", field, message, row["_rowid"]))  # noqa: B023 - called within this iteration
         zone = zones.get(row["zone_id"])
         if zone is None:
             bad("zone_id", "belongs to no valid zone")
@@ -621,7 +621,7 @@ def _users_problems(conn) -> list[Problem]:
     enabled_admins = 0
     for row in _rows(conn, "auth_users"):
         def bad(field, message):
-            problems.append(Problem("auth_users", f"id={row['id']}", field, message, row["_rowid"], (),
+            problems.append(Problem("auth_users", f"id={row['id']}", field, message, row["_rowid"], (),  # noqa: B023 - called within this iteration
                                     False))
         try:
             validate_username(row["username"])

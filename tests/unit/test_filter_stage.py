@@ -8,7 +8,7 @@ import pytest
 
 from burrow.dns import wire
 from burrow.dns.decision import Decision
-from burrow.dns.message import DROP, Answer, render, sanitize_upstream
+from burrow.dns.message import DROP, render, sanitize_upstream
 from burrow.dns.stages.filter import BlockingSettings, FilterStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index

@@ -106,7 +106,8 @@ def reverse_network(name: str):
     None when ``name`` (normalised) is not a well-formed reverse name."""
     if name.endswith("." + V4_REVERSE):
         labels = name[: -len(V4_REVERSE) - 1].split(".")
-        if not 1 <= len(labels) <= 4 or not all(l.isascii() and l.isdigit() and len(l) <= 3 and int(l) < 256 for l in labels):
+        if not 1 <= len(labels) <= 4 or not all(l.isascii() and l.isdigit() and len(l) <= 3 and int(l) < 256
+                                                for l in labels):
             return None
         octets = [int(l) for l in reversed(labels)]
         return ipaddress.ip_network((bytes(octets + [0] * (4 - len(octets))), 8 * len(octets)))

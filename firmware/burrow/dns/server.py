@@ -14,8 +14,6 @@ import struct
 import time
 from collections import deque
 
-_monotonic = time.monotonic
-
 from . import wire
 from .access import AccessControl, RateLimiter
 from .chain import Chain
@@ -23,6 +21,8 @@ from .decision import Decision, QueryRecord
 from .fairshare import FairShare
 from .fastpath import FastPath
 from .message import DROP, RATE_LIMIT_DROP, Answer, Query, error_reply, render
+
+_monotonic = time.monotonic
 
 log = logging.getLogger(__name__)
 

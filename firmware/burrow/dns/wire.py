@@ -23,7 +23,7 @@ NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16  # extended rcode: upper 8 bits go in the OPT record
 
 # Type and class numbers live in qtypes.py; re-exported so wire.TYPE_A reads as it always has.
-from .qtypes import (CLASS_ANY, CLASS_CH, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR,  # noqa: F401
+from .qtypes import (CLASS_ANY, CLASS_CH, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR,  # noqa: E402,F401
                      TYPE_CNAME, TYPE_DNAME, TYPE_DNSKEY, TYPE_DS, TYPE_HINFO, TYPE_IXFR, TYPE_MAILA,
                      TYPE_MAILB, TYPE_MX, TYPE_NS, TYPE_NSEC, TYPE_NSEC3, TYPE_OPT, TYPE_PTR, TYPE_RRSIG,
                      TYPE_SOA, TYPE_SRV, TYPE_TKEY, TYPE_TSIG, TYPE_TXT)

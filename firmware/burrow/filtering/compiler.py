@@ -423,7 +423,7 @@ def compile_index(
                     rules,
                     src.kind == "allow",
                     lr,
-                    lambda: emit({"event": "progress", "list_id": src.list_id,
+                    lambda: emit({"event": "progress", "list_id": src.list_id,  # noqa: B023 - called within this iteration
                                   "rules": builder.rules}),
                 )
             lr.errors += _count(getattr(result, "errors", 0))

@@ -434,7 +434,7 @@ async def fetch(
     current = url
     try:
         async with asyncio.timeout(timeout):
-            for hop in range(max_redirects + 1):
+            for _hop in range(max_redirects + 1):
                 kind, data = await _one_request(current, dest, etag, last_modified, max_bytes,
                                                 ssl_context, resolve, agent)
                 if kind == "redirect":

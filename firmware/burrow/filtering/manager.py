@@ -180,6 +180,7 @@ class ListManager:
         self._scheduler: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._stopped = False
+        self._listener_tasks: set[asyncio.Future[Any]] = set()  # async on_event calls still running
 
     # ------------------------------------------------------------------ events
 
@@ -190,9 +191,17 @@ class ListManager:
         try:
             result = self._on_event(payload)
             if asyncio.iscoroutine(result):
-                asyncio.ensure_future(result)
+                # Held until done: the loop keeps only a weak reference to a task.
+                task = asyncio.ensure_future(result)
+                self._listener_tasks.add(task)
+                task.add_done_callback(self._listener_done)
         except Exception:  # noqa: BLE001 - a listener must not break an update
             log.exception("list event listener failed")
+
+    def _listener_done(self, task: asyncio.Future[Any]) -> None:
+        self._listener_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("list event listener failed", exc_info=task.exception())
 
     async def _swap(self, index: Index) -> None:
         self.index = index

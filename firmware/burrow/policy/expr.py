@@ -606,7 +606,7 @@ def check(node: Node, source: str = "") -> str:
         node.type = "bool"
         return "bool"
     if isinstance(node, BoolOp):
-        for i, operand in enumerate(node.operands):
+        for operand in node.operands:
             t = check(operand, source)
             if t != "bool":
                 raise PolicyTypeError(f"{node.op} needs boolean operands, got {t}",

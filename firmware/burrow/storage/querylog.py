@@ -22,7 +22,8 @@ Row ids are one sequence across both tiers: the Recorder gives a row its id when
 row in (``next_id`` seeds it), so a row has the same id in memory, in the hot tier and in the
 archive; ``write`` also numbers rows handed to it without ids. Ids a run may have shown but not
 written are reserved in the archive (``reserve_ids``), so no later run hands them out again.
-The hot tier always holds a contiguous newest range of them: rows with ``id >= MIN(hot id)`` are read from the hot tier, older ones from the
+The hot tier always holds a contiguous newest range of them: rows with ``id >= MIN(hot id)`` are
+read from the hot tier, older ones from the
 archive. So a crash between the archive commit and the hot trim (both tiers hold a row) never
 shows a row twice, and a crash before the archive commit loses nothing (the next persist
 archives the same rows again). Power cut or reboot: the hot tier is gone, the archive keeps
