@@ -8,6 +8,7 @@ of their TTLs, so the cache can age it and the fast path can splice any client's
 from __future__ import annotations
 
 import struct
+from collections.abc import Awaitable, Callable
 
 from . import wire
 from .decision import Decision, TraceEntry
@@ -39,7 +40,7 @@ class Query:
         self.admitted = admitted  # fast path's rate-limit verdict, so the guard counts once
         self.route = ""  # which upstream set answers ("" = the default upstreams); part of cache keys
         self.policy_allowed = False  # a policy ALLOW rule matched: the filter must not block it
-        self._text = None
+        self._text: str | None = None
 
     @property
     def name(self) -> str:
@@ -85,7 +86,7 @@ class Answer:
                  "decision", "ede", "upstream")
 
     def __init__(self, rcode: int, decision: Decision, sections: bytes = b"", an: int = 0,
-                 ns: int = 0, ar: int = 0, ttl_offsets: tuple = (), ttls: tuple = (),
+                 ns: int = 0, ar: int = 0, ttl_offsets: tuple[int, ...] = (), ttls: tuple[int, ...] = (),
                  ttl: float | None = None, aa: bool = False, ede: tuple[int, str] | None = None,
                  upstream: str = "", ad: bool = False):
         self.rcode = rcode
@@ -102,7 +103,7 @@ class Answer:
         self.ede = ede
         self.upstream = upstream
 
-    def replace(self, **changes) -> "Answer":
+    def replace(self, **changes: object) -> "Answer":
         new = Answer.__new__(Answer)
         for slot in Answer.__slots__:
             setattr(new, slot, changes.get(slot, getattr(self, slot)))
@@ -121,12 +122,16 @@ DROP = Answer(0, Decision.DROPPED)
 RATE_LIMIT_DROP = Answer(0, Decision.RATE_LIMITED)
 
 
+# What a stage hands a query on to: the rest of the chain (chain.Chain links them).
+Next = Callable[[Query], Awaitable[Answer]]
+
+
 def silent(answer: Answer) -> bool:
     """True for an answer that is no reply at all: the query is dropped."""
     return answer is DROP or answer is RATE_LIMIT_DROP
 
 
-def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list] | None:
+def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list[wire.RR]] | None:
     """The answer section's records as (packet, rrs) for stages that inspect upstream answers;
     ``packet`` is a zeroed header + the question + the sections, which the RRs' offsets (and
     ``wire.rdata_name``) refer to. None when the sections cannot be read."""
@@ -145,7 +150,7 @@ def render(query: Query, answer: Answer, max_size: int = 65535) -> bytes:
     set when a trusted upstream set it and the client showed it understands it, with DO=1 or
     AD=1 (RFC 6840 §5.7-5.8); the fast path keys on this (DnsServer.remember).
     """
-    ad = answer.ad and (query.flags & wire.AD or query.edns is not None and query.edns.do)
+    ad = answer.ad and bool(query.flags & wire.AD or query.edns is not None and query.edns.do)
     flags = wire.response_flags(query.flags, answer.rcode, aa=answer.aa, ad=ad)
     opt = b""
     if query.edns is not None:
@@ -192,7 +197,7 @@ _PROOF_TYPES = frozenset({wire.TYPE_NSEC, wire.TYPE_NSEC3})
 _DNSSEC_TYPES = frozenset({wire.TYPE_RRSIG, wire.TYPE_NSEC, wire.TYPE_NSEC3})
 
 
-def follow_chain(packet: bytes, qname: bytes, qtype: int, rrs: list) -> tuple[list, set]:
+def follow_chain(packet: bytes, qname: bytes, qtype: int, rrs: list[wire.RR]) -> tuple[list[bytes], set[bytes]]:
     """The names the answer is about, in chain order, and the owners of the DNAMEs used.
 
     From the question name, each step takes the CNAME owned by the current name, or else a
