@@ -125,7 +125,7 @@ class BlockingPause:
         p = self._get(group)
         remaining = self.remaining(group)
         until = None
-        if remaining is not None:
+        if remaining is not None and p.until is not None:  # (a remaining time has an end)
             until = datetime.datetime.fromtimestamp(p.until, datetime.timezone.utc) \
                 .isoformat(timespec="seconds").replace("+00:00", "Z")
         return {"enabled": not p.active(self.clock()), "paused_until": until,
