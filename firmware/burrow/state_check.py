@@ -388,7 +388,8 @@ def _check_rpz(key: str, value, env) -> Iterator[Bad]:
         yield Bad((), None, "must be an object {origin, serial, rules, next_id, file}")
         return
     try:
-        check_name(value.get("origin") if isinstance(value.get("origin"), str) else "", "origin")
+        origin = value.get("origin")
+        check_name(origin if isinstance(origin, str) else "", "origin")
     except RpzError as e:
         yield Bad((), e.field, e.message)
         return
@@ -542,7 +543,7 @@ def _zones_problems(conn) -> list[Problem]:
     from .zones.validate import RecordError, absolute, in_zone, normalize_origin, resolve_name, \
         validate_record, validate_ttl
     problems = []
-    zones = {}
+    zones: dict[int, tuple[str, str, list[Any]]] = {}
     for row in _rows(conn, "zones"):
         def bad(field, message):
             problems.append(Problem("zones", f"id={row['id']}", field, message, row["_rowid"]))  # noqa: B023 - called within this iteration
@@ -797,7 +798,7 @@ def quarantine(db, problems: list[Problem], now: float | None = None) -> list[tu
     for p in problems:
         if p.movable and p.rowid is not None:
             by_row.setdefault((p.table, p.rowid), []).append(p)
-    moved = []
+    moved: list[tuple[Problem, int]] = []
     if not by_row:
         return moved
     with db.transaction() as conn:
