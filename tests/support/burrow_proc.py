@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,18 +28,41 @@ import dns.query
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+_HANDED_OUT: set[int] = set()
+_PORTS = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP right now (small race: the OS could reuse it)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
+    """A port free for both UDP and TCP right now, for a server the test starts next.
+
+    Taken below the kernel's ephemeral range (10000 up to it), at random, and never twice in
+    one test run: a port the kernel picked (bind to 0) can be handed by the kernel to the next
+    outgoing socket before the server binds it ("address already in use" on a busy machine);
+    one below the range only collides with another process doing the same."""
+    low = 10000
+    high = _EPHEMERAL[0] - 1 if _EPHEMERAL[0] > low + 1000 else 65535
+    for _ in range(200):
+        port = _PORTS.randint(low, high)
+        if port in _HANDED_OUT or _EPHEMERAL[0] <= port <= _EPHEMERAL[1]:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind((host, port))
+                t.bind((host, port))
+        except OSError:
+            continue
+        _HANDED_OUT.add(port)
+        return port
     raise RuntimeError("no free port found")
 
 

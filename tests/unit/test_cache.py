@@ -25,6 +25,22 @@ def answer(ttl=300, size=20):
     return Answer(wire.NOERROR, Decision.RESOLVED, sections, an=1, ttl_offsets=(0,), ttls=(ttl,), ttl=ttl)
 
 
+def test_peek_finds_what_get_finds_and_changes_nothing():
+    clock = Clock()
+    c = AnswerCache(1 << 20, clock)
+    c.put("a", answer(), 300)
+    c.put("b", answer(), 300)
+    assert c.peek("a")[1] and c.peek("nope") == (None, False)
+    c.put("c", answer(), 300)
+    assert list(c._entries) == ["a", "b", "c"]  # no LRU move
+    clock.t += 301
+    entry, fresh = c.peek("a")
+    assert entry is not None and not fresh
+    clock.t += 86400 + 10
+    assert c.peek("a") == (None, False) and len(c) == 3  # past the stale window, yet not dropped
+    assert c.stats()["hits"] == c.stats()["misses"] == 0
+
+
 def test_get_fresh_then_expired_then_gone():
     clock = Clock()
     c = AnswerCache(1 << 20, clock)

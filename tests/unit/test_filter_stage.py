@@ -3,17 +3,15 @@
 import asyncio
 
 import dns.message
-import dns.rrset
 import pytest
 
-from burrow.dns import wire
 from burrow.dns.decision import Decision
-from burrow.dns.message import DROP, render, sanitize_upstream
+from burrow.dns.message import DROP, render
 from burrow.dns.stages.filter import BlockingSettings, FilterStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index
 
-from .dnsq import Next, make_query
+from .dnsq import Next, make_query, upstream_cname_answer
 
 
 @pytest.fixture
@@ -107,15 +105,6 @@ def test_wildcard_is_dot_bounded_and_strictly_below(index):
     run(stage(index).resolve(make_query("evilx.com"), nxt))
     run(stage(index).resolve(make_query("x.com"), nxt))
     assert len(nxt.calls) == 2
-
-
-def upstream_cname_answer(qname, target):
-    q = dns.message.make_query(qname, "A")
-    r = dns.message.make_response(q)
-    r.answer.append(dns.rrset.from_text(qname + ".", 300, "IN", "CNAME", target + "."))
-    r.answer.append(dns.rrset.from_text(target + ".", 300, "IN", "A", "192.0.2.7"))
-    qn = wire.text_to_name(qname)
-    return sanitize_upstream(r.to_wire(), qn, 1, 12 + len(qn) + 4, 0, 86400, 3600)
 
 
 def test_cname_chain_through_a_blocked_name_is_blocked(index):

@@ -85,6 +85,14 @@ def test_round_robin_rotates_per_answer(data):
     assert not data.lookup("web.home.lan", AAAA).rotated  # NODATA: nothing to rotate
 
 
+def test_a_look_without_rotating_keeps_the_turn(data):
+    assert values(data.lookup("web.home.lan", A)) == ["192.168.1.10", "192.168.1.11", "192.168.1.12"]
+    for _ in range(2):
+        look = data.lookup("web.home.lan", A, rotate=False)
+        assert look.rotated and values(look) == ["192.168.1.10", "192.168.1.11", "192.168.1.12"]
+    assert values(data.lookup("web.home.lan", A)) == ["192.168.1.11", "192.168.1.12", "192.168.1.10"]
+
+
 def test_wildcard_matches_one_or_more_labels_below(data):
     for name in ("x.home.lan", "a.b.c.home.lan"):
         ans = data.lookup(name, A)

@@ -235,6 +235,16 @@ def test_explain_does_not_count():
     assert e.evaluations == 0 and e.runtime_errors == 0
 
 
+def test_evaluate_without_counting_decides_the_same():
+    def lookup(ip):
+        raise RuntimeError("x")
+    e = engine(rule(1, "InClientGroup(ClientIP, 'k')"), rule(2, "Domain == 'a.com'"), group_lookup=lookup)
+    assert e.evaluate("a.com", "1.1.1.1", count=False).rule.id == 2
+    assert e.stats()["evaluations"] == 0 and e.runtime_errors == 0 and e.stats()["matches"] == {1: 0, 2: 0}
+    assert e.evaluate("a.com", "1.1.1.1").rule.id == 2
+    assert e.evaluations == 1 and e.runtime_errors == 1 and e.matches[2] == 1
+
+
 def test_engine_flags():
     assert not engine(rule(1, "DomainMatches(Domain, 'x')")).uses_client_ip
     assert engine(rule(1, "IPInCIDR(ClientIP, '10.0.0.0/8')")).uses_client_ip

@@ -63,20 +63,27 @@ class AnswerCache:
         return len(self._entries)
 
     def get(self, key: CacheKey, now: float | None = None) -> tuple[CacheEntry | None, bool]:
+        entry, fresh = self.peek(key, now)
+        if fresh:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+            if entry is None:
+                self._drop(key)  # absent, or expired past the stale window
+        return entry, fresh
+
+    def peek(self, key: CacheKey, now: float | None = None) -> tuple[CacheEntry | None, bool]:
+        """What ``get`` finds, changing nothing: no hit or miss counted, no LRU move, nothing
+        dropped (explaining a decision must leave the cache as it was)."""
         entry = self._entries.get(key)
         if entry is None:
-            self.misses += 1
             return None, False
         now = self.clock() if now is None else now
         if now < entry.expires:
-            self._entries.move_to_end(key)
-            self.hits += 1
             return entry, True
         if now - entry.expires > STALE_WINDOW:
-            self._drop(key)
-            self.misses += 1
             return None, False
-        self.misses += 1
         return entry, False
 
     def put(self, key: CacheKey, answer: Answer, ttl: float, now: float | None = None) -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from . import wire
 from .decision import Decision, TraceEntry
+
+if TYPE_CHECKING:
+    from .explain import Explain
 
 
 class Query:
@@ -19,7 +23,7 @@ class Query:
 
     __slots__ = ("packet", "id", "flags", "qname", "question", "qtype", "qclass", "edns",
                  "client_ip", "client_port", "transport", "view", "mono", "trace", "admitted",
-                 "route", "policy_allowed", "_text")
+                 "route", "policy_allowed", "explain", "_text")
 
     def __init__(self, parsed: wire.ParsedQuery, packet: bytes, client_ip: str, client_port: int,
                  transport: str, mono: float, view: str = "default", admitted: bool | None = None):
@@ -40,6 +44,9 @@ class Query:
         self.admitted = admitted  # fast path's rate-limit verdict, so the guard counts once
         self.route = ""  # which upstream set answers ("" = the default upstreams); part of cache keys
         self.policy_allowed = False  # a policy ALLOW rule matched: the filter must not block it
+        # Set (a dns.explain.Explain) when the chain runs as a dry run for /api/blocklists/check:
+        # stages then skip what has effects (upstream queries, cache writes, counters, events).
+        self.explain: Explain | None = None
         self._text: str | None = None
 
     @property

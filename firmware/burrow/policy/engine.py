@@ -223,10 +223,12 @@ class PolicyEngine:
     # ---------------------------------------------------------------- evaluation
 
     def evaluate(self, domain: str, client_ip: str = "", qtype_name: str = "A", *,
-                 now: float | None = None) -> Match | None:
+                 now: float | None = None, count: bool = True) -> Match | None:
         """First enabled rule (in order) whose logic is true, or None.
-        A rule that raises is skipped and counted in `runtime_errors`."""
-        self.evaluations += 1
+        A rule that raises is skipped and counted in `runtime_errors`. `count=False` leaves
+        every counter alone (a dry run: explaining a decision)."""
+        if count:
+            self.evaluations += 1
         plan = self._plan
         if not plan:
             return None
@@ -238,26 +240,28 @@ class PolicyEngine:
             try:
                 hit = pred(ctx)
             except Exception as exc:  # an injected function (groups, clock) failed
-                self.runtime_errors += 1
-                self.errors[rule.id] = self.errors.get(rule.id, 0) + 1
-                self.last_error[rule.id] = f"{type(exc).__name__}: {exc}"
+                if count:
+                    self.runtime_errors += 1
+                    self.errors[rule.id] = self.errors.get(rule.id, 0) + 1
+                    self.last_error[rule.id] = f"{type(exc).__name__}: {exc}"
                 continue
             if hit:
-                self.matches[rule.id] = self.matches.get(rule.id, 0) + 1
+                if count:
+                    self.matches[rule.id] = self.matches.get(rule.id, 0) + 1
                 return match
         return None
 
     def explain(self, domain: str, client_ip: str = "", qtype_name: str = "A", *,
-                now: float | None = None) -> list[dict[str, object]]:
+                now: float | None = None) -> list[dict[str, Any]]:
         """Every rule's outcome for one query, without touching the counters:
         [{"id", "name", "enabled", "result": true|false|null, "error"?, "decides"}]."""
         domain = domain.lower().rstrip(".")
         ctx = EvalContext(domain, client_ip, qtype_name.upper(), now=now,
                           clock=self.clock, tz=self.tz, group_lookup=self.group_lookup)
-        out: list[dict[str, object]] = []
+        out: list[dict[str, Any]] = []
         decided = False
         for r in self.rules:
-            row: dict[str, object] = {"id": r.id, "name": r.name, "enabled": r.enabled, "action": r.action,
+            row: dict[str, Any] = {"id": r.id, "name": r.name, "enabled": r.enabled, "action": r.action,
                    "result": None, "decides": False}
             if r.enabled:
                 try:

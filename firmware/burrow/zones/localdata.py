@@ -256,11 +256,14 @@ class LocalData:
         return (self._zone_of(name) is not None or name in self._exact or name in self._ptr
                 or self._wildcard(name)[0] is not None)
 
-    def lookup(self, qname, qtype: int, client_ip: str | None = None) -> LocalAnswer | None:
+    def lookup(self, qname, qtype: int, client_ip: str | None = None, *,
+               rotate: bool = True) -> LocalAnswer | None:
         """The local answer for (qname, qtype), or None when local data has nothing to say.
 
         ``qname`` is text or lower-case wire form. ``client_ip`` is reserved for per-client
         views. The answer's ``chase`` names an outside CNAME target still to be resolved.
+        ``rotate=False`` leaves round-robin sets in their stored order and their turn where it
+        was (a look that must change nothing: explaining a decision).
         """
         if self.empty:
             return None
@@ -268,7 +271,7 @@ class LocalData:
         out: LocalAnswer | None = None
         seen = {name}
         for _ in range(MAX_CHAIN):
-            part = self._step(name, qtype)
+            part = self._step(name, qtype, rotate)
             if part is None:
                 if out is not None:
                     out.chase = name  # the chain leaves local data here
@@ -297,7 +300,7 @@ class LocalData:
             out.chase = None
         return out
 
-    def _step(self, name: str, qtype: int) -> LocalAnswer | None:
+    def _step(self, name: str, qtype: int, rotate: bool = True) -> LocalAnswer | None:
         hit = self._zone_of(name)
         if hit is not None:
             zone, ztype = hit
@@ -305,13 +308,13 @@ class LocalData:
                 return LocalAnswer(wire.SERVFAIL, False, source=zone.origin)
             answer = zone.answer(name, qtype)
             if answer.rcode == wire.NXDOMAIN and not answer.answer:
-                other = self._local_step(name, qtype)  # local records and auto-PTR fill the gaps
+                other = self._local_step(name, qtype, rotate)  # local records and auto-PTR fill the gaps
                 if other is not None:
                     return other
             return LocalAnswer.of(answer, zone.origin)
-        return self._local_step(name, qtype)
+        return self._local_step(name, qtype, rotate)
 
-    def _local_step(self, name: str, qtype: int) -> LocalAnswer | None:
+    def _local_step(self, name: str, qtype: int, rotate: bool = True) -> LocalAnswer | None:
         node = self._exact.get(name)
         key = name
         source = "local"
@@ -323,9 +326,10 @@ class LocalData:
                 if ptrs is None:
                     return None
                 node, key, source = {"PTR": ptrs}, name, "auto-ptr"
-        return self._answer_node(name, key, node, qtype, source)
+        return self._answer_node(name, key, node, qtype, source, rotate)
 
-    def _answer_node(self, name: str, key: str, node: dict, qtype: int, source: str) -> LocalAnswer:
+    def _answer_node(self, name: str, key: str, node: dict, qtype: int, source: str,
+                     rotate: bool = True) -> LocalAnswer:
         rtype = TYPE_NAMES.get(qtype)
         if qtype == wire.TYPE_ANY:
             records = [r for t in _ANY_ORDER for r in self._rrset(name, node.get(t, ()))]
@@ -335,6 +339,8 @@ class LocalData:
             records = self._rrset(name, rrset)
             rotated = False
             if len(records) > 1 and rtype in ("A", "AAAA"):
+                if not rotate:
+                    return LocalAnswer(answer=records, source=source, rotated=True)
                 turns = self._turns.get((key, rtype))
                 if turns is None:
                     turns = self._turns[(key, rtype)] = itertools.count()

@@ -57,11 +57,12 @@ class CacheStage:
             return answer
         key = self.key(query)
         now = self.clock()
-        entry, fresh = self.cache.get(key, now)
+        explain = query.explain  # a dry run (dns/explain.py): read the cache, change nothing
+        entry, fresh = self.cache.get(key, now) if explain is None else self.cache.peek(key, now)
         if fresh and entry is not None:  # (fresh: never None)
             age = int(now - entry.stored)
             query.note("cache", "hit", source="response_cache")
-            if self.prefetch and entry.needs_prefetch(now):
+            if self.prefetch and explain is None and entry.needs_prefetch(now):
                 entry.prefetching = True
                 self._spawn(self._refresh(query, next, key))
             return entry.answer.aged(age).replace(decision=Decision.CACHED,
@@ -73,7 +74,7 @@ class CacheStage:
             query.note("cache", "servfail_hit", source="response_cache", detail="recent upstream failure")
             return Answer(wire.SERVFAIL, Decision.SERVFAIL,
                           ede=failed[1] or (wire.EDE_NO_REACHABLE_AUTHORITY, "upstream failed recently"))
-        if entry is not None and self.serve_stale:
+        if entry is not None and self.serve_stale and explain is None:
             # Expired: ask upstream, but do not keep the client waiting past STALE_WAIT.
             task = self._spawn(self._fetch(query, next, key))
             try:
@@ -86,7 +87,8 @@ class CacheStage:
         return await self._fetch(query, next, key)
 
     def _stale(self, query: Query, entry: CacheEntry) -> Answer:
-        self.cache.stale_hits += 1
+        if query.explain is None:
+            self.cache.stale_hits += 1
         query.note("cache", "stale", source="response_cache", detail="upstream unavailable")
         answer = entry.answer
         stale = answer.replace(
@@ -98,6 +100,8 @@ class CacheStage:
 
     async def _fetch(self, query: Query, next: Next, key: CacheKey) -> Answer:
         answer = await next(query)
+        if query.explain is not None:
+            return answer  # a dry run's placeholder: nothing to remember
         now = self.clock()
         if answer.decision is Decision.SERVFAIL:
             if len(self._failures) >= FAILURE_MEMO_MAX:

@@ -13,7 +13,7 @@ group (it keys by group, not by client).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..message import Answer, Next, Query
 from ..upstream import UpstreamSettings
@@ -55,8 +55,11 @@ class ConditionalStage:
         rule, per_client = rules.lookup(query.name, query.client_ip, query.qtype)
         if rule is None:
             return await next(query)
-        self.forwarded += 1
-        self.forward.add_route(rule.route, rule.servers, rule.settings)
+        if query.explain is None:
+            self.forwarded += 1
+            self.forward.add_route(rule.route, rule.servers, rule.settings)
+        else:  # a dry run (dns/explain.py) makes no pool: it says where the question would go
+            query.explain.route = ("conditional", rule.name, list(rule.upstreams))
         query.route = rule.route
         query.note("conditional", "forward", rule=rule.name, source="conditional_forwarding",
                    detail=", ".join(rule.upstreams))
@@ -64,3 +67,9 @@ class ConditionalStage:
         if per_client and answer.ttl is not None:
             answer = answer.replace(ttl=None)
         return answer
+
+    def matching(self, query: Query) -> list[dict[str, Any]]:
+        """The conditional forwarding rule that takes the question (dns/explain.py)."""
+        rules = self.rules
+        rule = rules.lookup(query.name, query.client_ip, query.qtype)[0] if rules is not None else None
+        return [] if rule is None else [{"list": "conditional_forwarding", "kind": "forward", "rule": rule.name}]

@@ -57,7 +57,8 @@ class ListIndex(Protocol):
     @property
     def lists(self) -> Mapping[int, Mapping[str, Any]]: ...  # per-list metadata (JSON)
 
-    def lookup(self, name: str, qtype: int | None = ..., lists: int = ...) -> Sequence[IndexMatch] | None: ...
+    def lookup(self, name: str, qtype: int | None = ..., lists: int = ..., *,
+               complete: bool = ...) -> Sequence[IndexMatch] | None: ...
 
 
 class NameList(Protocol):
@@ -246,9 +247,33 @@ class FilterStage:
         answer = await next(query)
         return self._inspect_cnames(query, answer)
 
+    def matching(self, query: Query) -> list[dict[str, Any]]:
+        """Every list entry (regexes included), allow entry and deny entry that matches the
+        question for the client's groups, whether it decides or not (dns/explain.py)."""
+        name, groups = query.name, view_groups(query.view)
+        out: list[dict[str, Any]] = []
+        if self.index is not None:
+            for m in self.index.lookup(name, query.qtype, lists=self.lists_for(query.view), complete=True) or ():
+                out += self._described(m)
+        allow = self.allow_list.match(name, groups) if self.allow_list is not None else None
+        if allow is not None:
+            out.append({"list": "whitelist", "kind": "allow", "entry": allow})
+        deny = self.deny_list.match(name, groups) if self.deny_list is not None else None
+        if deny is not None:
+            out.append({"list": "denylist", "kind": "block", "entry": deny})
+        return out
+
+    def _described(self, match: IndexMatch) -> list[dict[str, Any]]:
+        """An index match as one row per list that holds it."""
+        assert self.index is not None  # the match came from it
+        return [{"list": info.get("name") or f"list {list_id}", "kind": info.get("kind"), "how": match.how,
+                 "entry": match.name, "action": match.action, "important": match.important}
+                for list_id, info in sorted(self.index.lists.items()) if match.mask >> list_id & 1]
+
     def _block(self, query: Query, match: IndexMatch, info: Mapping[str, Any], list_name: str,
                detail: str) -> Answer:
-        self.blocked += 1
+        if query.explain is None:  # a dry run (dns/explain.py) counts nothing and reports no threat
+            self.blocked += 1
         if match.action == "drop":  # no reply at all, logged as its own decision (DROPPED)
             query.note("blocklist", "drop", rule=list_name, source="manager", detail=detail)
             return DROP
@@ -260,7 +285,7 @@ class FilterStage:
         answer = blocked_answer(query.qtype, mode, self.settings, ede,
                                 match.data if match.action == "redirect" else ())
         if threat:
-            if self.on_threat is not None:
+            if self.on_threat is not None and query.explain is None:
                 self.on_threat(query, list_name, match.name)
             if answer.decision is Decision.BLOCKED:
                 # Not replayed by the fast path (see fastpath.STORABLE): every hit is seen here.
@@ -268,7 +293,8 @@ class FilterStage:
         return answer
 
     def _deny(self, query: Query, entry: str, detail: str) -> Answer:
-        self.blocked += 1
+        if query.explain is None:
+            self.blocked += 1
         query.note("denylist", "block", rule=entry, source="denylist", detail=detail)
         return blocked_answer(query.qtype, self.settings.mode, self.settings,
                               (wire.EDE_BLOCKED, f"denylist: {entry}"))
@@ -276,6 +302,8 @@ class FilterStage:
     def _inspect_cnames(self, query: Query, answer: Answer) -> Answer:
         """Block an answer whose CNAME chain passes through a blocked name."""
         if not answer.an or answer.decision not in (Decision.RESOLVED, Decision.CACHED, Decision.STALE):
+            if query.explain is not None:
+                query.explain.awaits(answer, "cname_inspection")
             return answer
         groups = view_groups(query.view)
         read = read_answer_records(query, answer)
@@ -291,14 +319,21 @@ class FilterStage:
             if self.deny_list is not None:
                 entry = self.deny_list.match(target, groups)
                 if entry is not None:
-                    self.cname_blocked += 1
+                    if query.explain is None:
+                        self.cname_blocked += 1
+                    else:
+                        query.explain.matches.append({"list": "denylist", "kind": "block", "entry": entry,
+                                                      "cname": target})
                     return self._deny(query, entry, detail=f"cname {target} ({entry})")
             found = self.verdict(target, query.qtype, query.view)
             if found is not None and found[2]:
                 match, list_id, _ = found
                 assert self.index is not None  # verdict() found it there
                 info = self.index.lists.get(list_id, {})
-                self.cname_blocked += 1
+                if query.explain is None:
+                    self.cname_blocked += 1
+                else:
+                    query.explain.matches += [dict(m, cname=target) for m in self._described(match)]
                 return self._block(query, match, info, info.get("name") or f"list {list_id}",
                                    detail=f"cname {target} ({match.how} {match.name})")
         return answer

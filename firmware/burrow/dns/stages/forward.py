@@ -112,6 +112,8 @@ class ForwardStage:
         return self.pool
 
     async def resolve(self, query: Query, next: Next) -> Answer:
+        if query.explain is not None:
+            return self._explain(query)
         key = (query.qkey, query.do, query.cd, query.route)  # as the cache's key (stages/cache.py)
         pending = self._inflight.get(key)
         if pending is not None:
@@ -130,6 +132,19 @@ class ForwardStage:
             del self._inflight[key]
         fut.set_result(answer)
         return answer
+
+    def _explain(self, query: Query) -> Answer:
+        """A dry run (dns/explain.py): note where the question would go, send nothing, and
+        answer an empty placeholder carrying the decision of a forwarded name."""
+        explain = query.explain
+        assert explain is not None  # resolve() comes here for a dry run only
+        if query.route and explain.route is not None:
+            kind, rule, servers = explain.route  # the stage that routed it said where
+        else:
+            kind, rule, servers = "default", None, [s.label for s in self.pool.servers]
+        explain.upstream = {"route": kind, "rule": rule, "servers": servers}
+        query.note("forward", "would_forward", source="upstream", detail=", ".join(servers))
+        return Answer(wire.NOERROR, Decision.FORWARDED_CONDITIONAL if query.route else Decision.RESOLVED)
 
     async def _forward(self, query: Query) -> Answer:
         question = query.qkey

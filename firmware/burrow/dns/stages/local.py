@@ -25,7 +25,7 @@ by the target's records, with the target's rcode. A blocked target gives a block
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import wire
 from ..decision import Decision
@@ -54,7 +54,8 @@ class LocalSnapshot(Protocol):
 
     empty: bool
 
-    def lookup(self, qname: bytes, qtype: int, client_ip: str | None = ...) -> LocalResult | None: ...
+    def lookup(self, qname: bytes, qtype: int, client_ip: str | None = ..., *,
+               rotate: bool = ...) -> LocalResult | None: ...
 
 
 class _NoData:
@@ -62,7 +63,8 @@ class _NoData:
 
     empty = True
 
-    def lookup(self, qname: bytes, qtype: int, client_ip: str | None = None) -> LocalResult | None:
+    def lookup(self, qname: bytes, qtype: int, client_ip: str | None = None, *,
+               rotate: bool = True) -> LocalResult | None:
         return None
 
 
@@ -84,10 +86,11 @@ class LocalStage:
         data = self.data
         if data.empty or query.qclass != wire.CLASS_IN:
             return await next(query)
-        result = data.lookup(query.qname, query.qtype, query.client_ip)
+        result = data.lookup(query.qname, query.qtype, query.client_ip, rotate=query.explain is None)
         if result is None:
             return await next(query)
-        self.answered += 1
+        if query.explain is None:  # a dry run (dns/explain.py) counts nothing
+            self.answered += 1
         if result.rcode == wire.SERVFAIL:
             query.note("local", "servfail", rule=result.source, source="zones",
                        detail=f"zone {result.source} has expired or was never transferred")
@@ -105,12 +108,26 @@ class LocalStage:
             return await self._chase(query, answer, result.chase, next)
         return answer
 
+    def matching(self, query: Query) -> list[dict[str, Any]]:
+        """The local record or zone that holds the question (dns/explain.py)."""
+        data = self.data
+        if data.empty or query.qclass != wire.CLASS_IN:
+            return []
+        result = data.lookup(query.qname, query.qtype, query.client_ip, rotate=False)
+        if result is None:
+            return []
+        if result.source in ("local", "auto-ptr"):
+            return [{"list": "local_records" if result.source == "local" else "auto_ptr", "kind": "local",
+                     "entry": query.name}]
+        return [{"list": "zone", "kind": "local", "entry": result.source}]
+
     async def _chase(self, query: Query, answer: Answer, target: str, next: Next) -> Answer:
         try:
             sub = subquery(query, target)
         except wire.WireError:
             return answer  # a target that is no valid name: the CNAME alone, as a resolver would
-        self.chased += 1
+        if query.explain is None:
+            self.chased += 1
         found = await next(sub)
         query.trace.extend(sub.trace)
         if silent(found):
@@ -129,6 +146,7 @@ def subquery(query: Query, target: str) -> Query:
               + struct.pack("!HH", query.qtype, query.qclass) + opt)
     sub = Query(wire.parse_query(packet), packet, query.client_ip, query.client_port, query.transport,
                 query.mono, query.view, admitted=True)
+    sub.explain = query.explain  # a dry run's sub-question is one too
     return sub
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from ...policy import PolicyEngine, PolicyRule
 from ...policy.engine import Match
@@ -106,7 +106,8 @@ class PolicyStage:
         if self._idle:
             return await next(query)
         engine = self.engine
-        match = engine.evaluate(query.name, query.client_ip, qtypes.name(query.qtype))
+        match = engine.evaluate(query.name, query.client_ip, qtypes.name(query.qtype),
+                                count=query.explain is None)  # a dry run (dns/explain.py) counts nothing
         if match is None:
             answer = await next(query)
         else:
@@ -121,7 +122,8 @@ class PolicyStage:
             if f is not None and f.pause is not None and f.pause.paused(view_groups(query.view)):
                 query.note("policy", "paused", rule=rule.name, source=SOURCE, detail="blocking paused")
                 return await next(query)
-            self.blocked += 1
+            if query.explain is None:
+                self.blocked += 1
             query.note("policy", "BLOCK", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
             settings = self.settings
             return blocked_answer(query.qtype, settings.mode, settings,
@@ -139,13 +141,23 @@ class PolicyStage:
         # FORWARD
         query.note("policy", "FORWARD", rule=rule.name, source=SOURCE, detail=match.action_data)
         route = route_key(rule)
-        if self.forward is not None:
+        if query.explain is not None:  # a dry run makes no pool; action_data lists the upstreams
+            query.explain.route = ("policy", rule.name, match.action_data.split(", "))
+        elif self.forward is not None:
             self.forward.add_route(route, cast(tuple[tuple[str, int], ...], match.targets))
         query.route = route
         answer = await next(query)
         if answer.decision is Decision.RESOLVED:
             answer = answer.replace(decision=Decision.FORWARDED_CONDITIONAL)
         return answer
+
+    def matching(self, query: Query) -> list[dict[str, Any]]:
+        """Every enabled rule whose logic holds for the question, in order (dns/explain.py)."""
+        if self._idle:
+            return []
+        rows = self.engine.explain(query.name, query.client_ip, qtypes.name(query.qtype))
+        return [{"list": "policy", "kind": row["action"].lower(), "rule": row["name"]}
+                for row in rows if row["result"]]
 
     def _bound(self, engine: PolicyEngine, answer: Answer) -> Answer:
         """Cap how long the fast path may replay an answer decided under these rules."""

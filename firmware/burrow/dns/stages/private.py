@@ -100,7 +100,8 @@ class PrivateStage:
         name = query.name
         s = self.settings
         if (s.private_reverse and is_private_reverse(name)) or (s.special_names and is_special(name, query.qtype)):
-            self.refused += 1
+            if query.explain is None:  # a dry run (dns/explain.py) counts nothing
+                self.refused += 1
             why = "private reverse zone" if name.endswith("arpa") else "special-use or single-label name"
             query.note("private", "nxdomain", source="private_names", detail=why)
             return Answer(wire.NXDOMAIN, Decision.LOCAL, ttl=NEGATIVE_TTL)
@@ -110,6 +111,8 @@ class PrivateStage:
             if hit is not None and not self._exempt(query):
                 # the block rests on this upstream answer: replay it no longer than the answer lives
                 return self._block(query, hit).replace(ttl=answer.ttl)
+        elif s.rebind_protection and query.explain is not None and not self._exempt(query):
+            query.explain.awaits(answer, "rebind_protection")
         return answer
 
     def _private_in(self, query: Query, answer: Answer) -> IPAddress | None:
@@ -136,7 +139,8 @@ class PrivateStage:
 
     def _block(self, query: Query, ip: IPAddress) -> Answer:
         from .filter import BlockingSettings, blocked_answer
-        self.rebind_blocked += 1
+        if query.explain is None:
+            self.rebind_blocked += 1
         query.note("private", "rebind_blocked", source="rebind_protection",
                    detail=f"public name answered with private address {ip}")
         settings = self.filter.settings if self.filter is not None else BlockingSettings()
