@@ -157,7 +157,7 @@ def render(query: Query, answer: Answer, max_size: int = 65535) -> bytes:
     set when a trusted upstream set it and the client showed it understands it, with DO=1 or
     AD=1 (RFC 6840 §5.7-5.8); the fast path keys on this (DnsServer.remember).
     """
-    ad = answer.ad and bool(query.flags & wire.AD or query.edns is not None and query.edns.do)
+    ad = answer.ad and (query.flags & wire.AD or query.edns is not None and query.edns.do)
     flags = wire.response_flags(query.flags, answer.rcode, aa=answer.aa, ad=ad)
     opt = b""
     if query.edns is not None:

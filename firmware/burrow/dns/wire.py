@@ -367,8 +367,9 @@ def header(qid: int, flags: int, qd: int = 1, an: int = 0, ns: int = 0, ar: int 
 
 
 def response_flags(query_flags: int, rcode: int, aa: bool = False, ra: bool = True,
-                   ad: bool = False) -> int:
-    """Reply flags to a QUERY: QR set, RD and CD copied from the query, RCODE's low 4 bits."""
+                   ad: bool | int = False) -> int:
+    """Reply flags to a QUERY: QR set, RD and CD copied from the query, RCODE's low 4 bits
+    (``ad`` is read for its truth: a flag word's AD bit will do)."""
     flags = QR | (query_flags & (RD | CD)) | (rcode & 0xF)
     if aa:
         flags |= AA

@@ -32,7 +32,6 @@ class Route(Protocol):
     upstreams: tuple[str, ...]
 
 
-
 class Routes(Protocol):
     """The rule set (forwarding.ForwardRules): the rule for a question, and whether it
     depends on the client."""
