@@ -8,7 +8,7 @@ from __future__ import annotations
 from .errors import ApiError
 from .groups_api import group_names, known_groups
 from .routes import Api
-from .schema import NO_CONTROLS, Bool, Int, List, Obj, Str
+from .schema import NO_CONTROLS, Bool, Int, Obj, Str
 
 KINDS = ["block", "allow", "threat"]
 FORMATS = ["auto", "hosts", "domains", "wildcard", "onlydomains", "adblock", "dnsmasq", "rpz", "regex"]

@@ -32,6 +32,7 @@ import secrets
 import socket
 import struct
 import time
+from typing import Callable
 
 from . import wire
 from .fairshare import FairShare, per_client_cap
@@ -132,7 +133,7 @@ class Upstream:
                  "down", "down_until", "probing", "queries", "errors", "timeouts", "error_answers",
                  "last_error", "loop_until", "clock")
 
-    def __init__(self, host: str, port: int, clock=time.monotonic):
+    def __init__(self, host: str, port: int, clock: Callable[[], float] = time.monotonic):
         self.host = host
         self.port = port
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -208,7 +209,7 @@ class Upstream:
                 log.warning("upstream %s is down: %d failures in a row over %.0f s (last: %s)",
                             self.label, self.failures, now - self.first_failure, reason)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, object]:
         return {"address": self.label, "healthy": self.healthy, "srtt_ms": round(self.srtt * 1000, 2),
                 "queries": self.queries, "errors": self.errors, "timeouts": self.timeouts,
                 "error_answers": self.error_answers, "consecutive_failures": self.failures,
@@ -220,13 +221,13 @@ class _Pending:
 
     __slots__ = ("fut", "sock", "qid", "question", "timer", "loop")
 
-    def __init__(self, loop, sock, qid, question):
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, qid: int, question: bytes):
         self.loop = loop
-        self.fut = loop.create_future()
+        self.fut: asyncio.Future[bytes] = loop.create_future()
         self.sock = sock
         self.qid = qid
         self.question = question
-        self.timer = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def on_readable(self) -> None:
         while True:
@@ -236,7 +237,7 @@ class _Pending:
                 return
             except OSError as e:  # ICMP port unreachable arrives here on a connected socket
                 if not self.fut.done():
-                    self.fut.set_exception(UpstreamError(f"{errno.errorcode.get(e.errno, e)}"))
+                    self.fut.set_exception(UpstreamError(f"{errno.errorcode.get(e.errno or 0, e)}"))
                 return
             if self.fut.done():
                 return
@@ -259,7 +260,8 @@ class UpstreamPool:
     every attempt timed out to (strikes, held until, forgotten at).
     """
 
-    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings, clock=time.monotonic):
+    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings,
+                 clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self.servers = [Upstream(h, p, clock) for h, p in servers]
         self.settings = settings
@@ -270,11 +272,11 @@ class UpstreamPool:
         self.wrong_replies = 0
         self._reported = len(self.servers)  # healthy_count as shown (see REPORT_MIN_DWELL)
         self._reported_at = -math.inf
-        self._probes: set = set()
+        self._probes: set[asyncio.Task[None]] = set()
 
     def order(self, now: float) -> list[Upstream]:
         """Servers to try, best first: healthy ones by smoothed RTT (with jitter), then the rest."""
-        def score(s: Upstream):
+        def score(s: Upstream) -> tuple[int, float]:
             if s.loop_active(now):
                 penalty = 2
             elif s.down or now < s.down_until:
@@ -462,8 +464,8 @@ class UpstreamPool:
         flags = wire.RD | wire.AD | (qflags & wire.CD)  # AD=1: we understand AD (RFC 6840 §5.7)
         return qid, (wire.header(qid, flags, 1, 0, 0, 1) + question + wire.opt_record(do))
 
-    async def _udp(self, loop, server: Upstream, question: bytes, qflags: int, do: bool,
-                   timeout: float) -> bytes:
+    async def _udp(self, loop: asyncio.AbstractEventLoop, server: Upstream, question: bytes, qflags: int,
+                   do: bool, timeout: float) -> bytes:
         qid, packet = self._packet(question, qflags, do)
         sock = socket.socket(server.family, socket.SOCK_DGRAM)
         port = 0
