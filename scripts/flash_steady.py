@@ -1,5 +1,5 @@
-"""Steady-state flash cost (run through scripts/flash-steady) of the archive: a week of blocks already there, then a day of
-persists (every 15 min) and hourly prunes. Measures this process's write_bytes."""
+"""Steady-state flash cost (run through scripts/flash-steady) of the archive: a week of blocks already there,
+then a day of persists (every 15 min) and hourly prunes. Measures this process's write_bytes."""
 import os
 import random
 import shutil
@@ -36,25 +36,30 @@ per = QPD // 96
 step = 900 / per
 t = time.time() - 8 * 86400
 # a week+ of history
-for k in range(8 * 96):
-    db.write(rows(t, per, step)); t += 900
+for _ in range(8 * 96):
+    db.write(rows(t, per, step))
+    t += 900
     db.persist(now=t)
 db.prune(now=t, retention_days=7, max_bytes=64 << 20)
 os.sync()
 i0 = io()
 pp = pr = 0
 for k in range(96):
-    db.write(rows(t, per, step)); t += 900
+    db.write(rows(t, per, step))
+    t += 900
     a = io()["write_bytes"]
     db.persist(now=t)
-    b = io()["write_bytes"]; pp += b - a
+    b = io()["write_bytes"]
+    pp += b - a
     if k % 4 == 3:
         db.prune(now=t, retention_days=7, max_bytes=64 << 20)
         pr += io()["write_bytes"] - b
 print("persist", pp/96, "per persist; prune", pr/24, "per prune")
 i1 = io()
 w = i1["write_bytes"] - i0["write_bytes"] - (i1["cancelled_write_bytes"] - i0["cancelled_write_bytes"])
-print(f"{w/1e6:.2f} MB/day", "archive", os.path.getsize(db.archive_path), "blocks", db.archive.execute("select count(*), avg(length(data)) from blocks").fetchone(), "free", db.archive.execute("pragma freelist_count").fetchone())
+print(f"{w/1e6:.2f} MB/day", "archive", os.path.getsize(db.archive_path),
+      "blocks", db.archive.execute("select count(*), avg(length(data)) from blocks").fetchone(),
+      "free", db.archive.execute("pragma freelist_count").fetchone())
 db.close()
 shutil.rmtree(d)
 shutil.rmtree(ram)

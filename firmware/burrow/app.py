@@ -121,8 +121,11 @@ class App:
         groups = Groups(settings)
         zone_store = ZoneStore(settings)
         auth = AuthService(settings, self.data_dir)
-        auth.set_event_sink(lambda event: events.publish("events", event))
-        threats = ThreatReporter(lambda event: events.publish("events", event))
+        def audit(event: dict) -> None:
+            events.publish("events", event)
+
+        auth.set_event_sink(audit)
+        threats = ThreatReporter(audit)
 
         # The query log and the DNS core.
         recorder = Recorder(QueryLogDB(self.data_dir / "querylog.db", ram_dir=ram_dir),

@@ -34,7 +34,7 @@ class Health:
         self.clock = clock
         self.started = clock()
         self.phase = "created"  # the lifecycle's: created, starting, running, stopping, stopped
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[], object]] = []
         faults.subscribe(self.changed)
         resolver.upstreams.watch(self.changed)
 
@@ -53,7 +53,7 @@ class Health:
             except Exception:  # the LEDs must not take a source down with them
                 log.exception("health listener failed")
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
+    def subscribe(self, listener: Callable[[], object]) -> None:
         self._listeners.append(listener)
 
     # ---- what they say --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Used by the composition root (burrow/app.py); the order itself is declared there
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,7 +48,7 @@ class Faults:
 
     def __init__(self) -> None:
         self._faults: dict[str, Fault] = {}
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[], object]] = []
         self.overflow = 0  # faults not listed because MAX_FAULTS were held
 
     def set(self, source: str, reason: str, *, serving: bool = False) -> None:
@@ -81,7 +82,7 @@ class Faults:
         """The reasons that make Burrow not ready (``/readyz`` 503)."""
         return [f.reason for f in self._faults.values() if not f.serving]
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
+    def subscribe(self, listener: Callable[[], object]) -> None:
         self._listeners.append(listener)
 
     def __bool__(self) -> bool:
@@ -180,7 +181,7 @@ class Supervisor:
     def _attach(self, handle: Supervised, task: asyncio.Task) -> None:
         handle.task = task
         self._running[id(handle)] = handle
-        task.add_done_callback(lambda t, h=handle: self._ended(h, t))
+        task.add_done_callback(functools.partial(self._ended, handle))
 
     def _ended(self, handle: Supervised, task: asyncio.Task) -> None:
         if task is not handle.task:

@@ -40,7 +40,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class RamLogHandler(logging.Handler):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.session = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self._serial = self._highest_serial()
-        self._stream = open(self.path, "a", encoding="utf-8")
+        self._stream: TextIO | None = open(self.path, "a", encoding="utf-8")
         self._size = self._stream.tell()
         self._last_persist = clock()
         self._dirty = self._size > 0
@@ -128,7 +128,7 @@ class RamLogHandler(logging.Handler):
 
     def close(self) -> None:
         """Finish pending work, copy the logs to flash one last time, close."""
-        with self.lock:
+        with self.lock:  # type: ignore[union-attr]  # Handler.__init__ made it
             stream, self._stream = self._stream, None
             if stream is not None:
                 stream.close()
@@ -146,7 +146,7 @@ class RamLogHandler(logging.Handler):
 
     def persist_now(self) -> None:
         """Copy the logs to flash now (blocking; for tests and an API action)."""
-        with self.lock:
+        with self.lock:  # type: ignore[union-attr]  # Handler.__init__ made it
             if self._stream is not None:
                 self._stream.flush()
             self._last_persist = self.clock()
@@ -155,7 +155,7 @@ class RamLogHandler(logging.Handler):
 
     def wait(self, timeout: float = 30.0) -> None:
         """Wait until queued compression and copy jobs are done."""
-        with self.lock:
+        with self.lock:  # type: ignore[union-attr]  # Handler.__init__ made it
             pending = list(self._pending)
         concurrent.futures.wait(pending, timeout)
 
@@ -192,6 +192,7 @@ class RamLogHandler(logging.Handler):
     def _rotate(self) -> None:
         # Called with the handler lock held. Only a rename here; gzip happens
         # on the worker.
+        assert self._stream is not None  # emit() rotates only an open file
         self._stream.close()
         self._serial += 1
         raw = self.directory / f"{BASENAME}.{self._serial}"
@@ -210,6 +211,7 @@ class RamLogHandler(logging.Handler):
     def _persist(self) -> None:
         """Copy rotated files not yet copied, and the live file compressed, then
         enforce the size cap. Runs on the worker (or at close)."""
+        assert self.persist_dir is not None  # only scheduled when there is one
         target = self.persist_dir / self.session
         target.mkdir(parents=True, exist_ok=True)
         for src in self.rotated():

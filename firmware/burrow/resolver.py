@@ -36,6 +36,7 @@ from .dns.stages.policy import PolicyStage
 from .dns.stages.private import PrivateSettings, PrivateStage
 from .dns.upstream import UpstreamPool, UpstreamSettings
 from .lifecycle import Restart, Supervised, Supervisor
+from .telemetry.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Resolver:
     name = "dns"
 
     def __init__(self, config: Config, supervisor: Supervisor, ring: deque,
-                 view_of: Callable[[str], str], groups_of: Callable[[str], frozenset]):
+                 view_of: Callable[[str], str], groups_of: Callable[[str], frozenset[str]]):
         cfg = config
         self.supervisor = supervisor
         self.listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
@@ -93,10 +94,10 @@ class Resolver:
                                 tcp_message_timeout=cfg["server.tcp_message_timeout"],
                                 loop_ports=self.upstreams.local_ports, view_of=view_of)
         self._local_addresses: Callable[[], list[str] | None] = lambda: None
-        self._network_changes = None  # an EventBus to follow "network" on (follow_addresses)
+        self._network_changes: EventBus | None = None  # where "network" changes arrive (follow_addresses)
         self._loops: list[Supervised] = []
 
-    def follow_addresses(self, local_addresses: Callable[[], list[str] | None], bus) -> None:
+    def follow_addresses(self, local_addresses: Callable[[], list[str] | None], bus: EventBus) -> None:
         """Where to learn the machine's addresses (the board's network watcher): wildcard
         listeners get one UDP socket per address, kept in step on every "network" event."""
         self._local_addresses = local_addresses
@@ -166,14 +167,16 @@ class Resolver:
 
     async def _follow_addresses(self) -> None:
         """Keep per-address UDP sockets in step with the network (see DnsServer)."""
-        subscription = self._network_changes.subscribe("network", maxsize=8)
+        bus = self._network_changes
+        assert bus is not None  # start() spawns this only with one
+        subscription = bus.subscribe("network", maxsize=8)
         try:
             async for _event in subscription:
                 ips = self._local_addresses()
                 if ips is not None:
                     self.server.set_local_addresses(ips)
         finally:
-            self._network_changes.unsubscribe(subscription)
+            bus.unsubscribe(subscription)
 
     async def _housekeeping(self) -> None:
         while True:

@@ -386,7 +386,8 @@ def _check_rpz(key: str, value, env) -> Iterator[Bad]:
         yield Bad((), None, "must be an object {origin, serial, rules, next_id, file}")
         return
     try:
-        check_name(value.get("origin") if isinstance(value.get("origin"), str) else "", "origin")
+        origin = value.get("origin")
+        check_name(origin if isinstance(origin, str) else "", "origin")
     except RpzError as e:
         yield Bad((), e.field, e.message)
         return
@@ -496,7 +497,7 @@ def _lists_problems(conn, ctx: Context, groups: _Groups) -> list[Problem]:
     problems = []
     for row in _rows(conn, "lists"):
         def bad(field, message, movable=True):
-            problems.append(Problem("lists", f"id={row['id']}", field, message, row["_rowid"], (), movable))
+            problems.append(Problem("lists", f"id={row['id']}", field, message, row["_rowid"], (), movable))  # noqa: B023 - called within this iteration
         try:
             s._validate_name(row["name"])
             s._validate_kind(row["kind"])
@@ -540,10 +541,10 @@ def _zones_problems(conn) -> list[Problem]:
     from .zones.validate import RecordError, absolute, in_zone, normalize_origin, resolve_name, \
         validate_record, validate_ttl
     problems = []
-    zones = {}
+    zones: dict[int, tuple[str, str, list[Any]]] = {}
     for row in _rows(conn, "zones"):
         def bad(field, message):
-            problems.append(Problem("zones", f"id={row['id']}", field, message, row["_rowid"]))
+            problems.append(Problem("zones", f"id={row['id']}", field, message, row["_rowid"]))  # noqa: B023 - called within this iteration
         name, ztype = row["name"], row["type"]
         try:
             prims = decode(row["primaries"])
@@ -571,7 +572,7 @@ def _zones_problems(conn) -> list[Problem]:
         zones[row["id"]] = (name, ztype, [])
     for row in _rows(conn, "zone_records"):
         def bad(field, message):
-            problems.append(Problem("zone_records", f"id={row['id']}", field, message, row["_rowid"]))
+            problems.append(Problem("zone_records", f"id={row['id']}", field, message, row["_rowid"]))  # noqa: B023 - called within this iteration
         zone = zones.get(row["zone_id"])
         if zone is None:
             bad("zone_id", "belongs to no valid zone")
@@ -619,7 +620,7 @@ def _users_problems(conn) -> list[Problem]:
     enabled_admins = 0
     for row in _rows(conn, "auth_users"):
         def bad(field, message):
-            problems.append(Problem("auth_users", f"id={row['id']}", field, message, row["_rowid"], (),
+            problems.append(Problem("auth_users", f"id={row['id']}", field, message, row["_rowid"], (),  # noqa: B023 - called within this iteration
                                     False))
         try:
             validate_username(row["username"])
@@ -795,7 +796,7 @@ def quarantine(db, problems: list[Problem], now: float | None = None) -> list[tu
     for p in problems:
         if p.movable and p.rowid is not None:
             by_row.setdefault((p.table, p.rowid), []).append(p)
-    moved = []
+    moved: list[tuple[Problem, int]] = []
     if not by_row:
         return moved
     with db.transaction() as conn:

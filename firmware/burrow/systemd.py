@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 import os
 import socket
 
@@ -122,7 +123,8 @@ class Watchdog:
     """
 
     def __init__(self, interval: float | None | object = FROM_ENVIRONMENT):
-        self.interval = watchdog_interval() if interval is FROM_ENVIRONMENT else interval
+        self.interval: float | None = (watchdog_interval() if interval is FROM_ENVIRONMENT
+                                       else cast("float | None", interval))
         self.pings = 0
         self._task: asyncio.Task | None = None
 

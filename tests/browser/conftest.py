@@ -26,7 +26,8 @@ def browser(request):
     --host-resolver-rules) in a list named CHROMIUM_EXTRA_FLAGS."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; scripts/test does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[test]')")
     sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         args = CHROMIUM_FLAGS + list(getattr(request.module, "CHROMIUM_EXTRA_FLAGS", ()))

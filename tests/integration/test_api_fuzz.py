@@ -21,8 +21,8 @@ release, fails with this hypothesis version ("'many' object has no attribute 'mo
 
 Bounds: BURROW_FUZZ_EXAMPLES examples per operation (default 25) within BURROW_FUZZ_BUDGET
 seconds overall (default 40), but at least 20 operations, those past the budget with 3
-examples each (so a loaded machine still fuzzes that many); each request has a 10 s socket timeout. The seed is random per
-run and printed on failure; BURROW_FUZZ_SEED=<n> replays a run.
+examples each (so a loaded machine still fuzzes that many); each request has a 10 s socket
+timeout. The seed is random per run and printed on failure; BURROW_FUZZ_SEED=<n> replays a run.
 
 Things the fuzz must not break for itself: the admin account it uses is never the target of
 PUT/DELETE /api/users/{id} (a victim user is substituted), and logins never use its name; the

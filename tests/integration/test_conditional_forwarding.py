@@ -32,7 +32,8 @@ def test_rules_route_by_domain_client_type_and_priority(tmp_path, upstream):
                              {"name": "No matcher", "upstreams": [router.address]})
         assert status == 400
         status, bad = authed(b, token, "POST", "/api/conditionalforwarding",
-                             {"name": "Bad prio", "domains": ["x.test"], "upstreams": [router.address], "priority": 101})
+                             {"name": "Bad prio", "domains": ["x.test"], "upstreams": [router.address],
+                              "priority": 101})
         assert status == 400 and bad["details"][0]["field"] == "priority"
 
         assert b.query("www.corp.test").answer[0][0].address == "192.0.2.10"

@@ -102,7 +102,8 @@ def test_local_records_seed_003(tmp_path, upstream):
         assert b.query("home.lan").rcode() == dns.rcode.NXDOMAIN
 
         # CNAME to an outside name: resolved through the normal path, so filtering applies
-        authed(b, token, "POST", "/api/localrecords", {"domain": "tv.local", "type": "CNAME", "target": "cdn.example.test"})
+        authed(b, token, "POST", "/api/localrecords",
+               {"domain": "tv.local", "type": "CNAME", "target": "cdn.example.test"})
         r = b.query("tv.local")
         assert str(r.answer[0][0].target) == "cdn.example.test." and r.answer[1][0].address.startswith("10.")
         assert authed(b, token, "POST", "/api/denylist", {"domain": "cdn.example.test"})[0] == 200
@@ -121,7 +122,8 @@ def test_authoritative_zone_records_import_export(tmp_path, upstream):
         status, zone = authed(b, token, "POST", "/api/zones", {"name": "lab.test", "type": "master"})
         assert status == 201 and zone["id"] and zone["name"] == "lab.test"
         records = [("www", "A", "192.0.2.10", None), ("www", "AAAA", "2001:db8::10", None),
-                   ("alias", "CNAME", "www", None), ("@", "MX", "mail.lab.test.", 10), ("mail", "A", "192.0.2.25", None),
+                   ("alias", "CNAME", "www", None), ("@", "MX", "mail.lab.test.", 10),
+                   ("mail", "A", "192.0.2.25", None),
                    ("txt", "TXT", '"hello world"', None), ("_http._tcp", "SRV", "0 5 80 www.lab.test.", None),
                    ("10", "PTR", "www.lab.test.", None), ("sub", "NS", "ns.elsewhere.test.", None),
                    ("@", "CAA", '0 issue "letsencrypt.org"', None), ("*.wild", "A", "192.0.2.99", None)]
@@ -161,7 +163,8 @@ def test_authoritative_zone_records_import_export(tmp_path, upstream):
         assert "status: NXDOMAIN" in dig(b, "nope.lab.test", "A") and "flags: qr aa" in dig(b, "www.lab.test")
         assert upstream.queries() == []  # a name inside a local zone never goes upstream
         serial1 = b.query("lab.test", "SOA").answer[0][0].serial
-        authed(b, token, "POST", "/api/dns-records", {"zone": "lab.test", "name": "new", "type": "A", "value": "192.0.2.11"})
+        authed(b, token, "POST", "/api/dns-records",
+               {"zone": "lab.test", "name": "new", "type": "A", "value": "192.0.2.11"})
         assert b.query("lab.test", "SOA").answer[0][0].serial > serial1  # bumped on every change
 
         # import a BIND-style file, export, and let BIND's own checker judge the export
@@ -171,8 +174,10 @@ def test_authoritative_zone_records_import_export(tmp_path, upstream):
         assert b.query("www.home.test").answer[0].ttl == 600
         assert str(b.query("ftp.home.test").answer[0][0].target) == "www.home.test."
         assert b.query("x.dyn.home.test").answer[0][0].address == "192.0.2.99"
-        assert [s.decode() for s in b.query("txt.home.test", "TXT").answer[0][0].strings] == ["v=spf1 -all", "second ; string"]
-        status, bad = authed(b, token, "POST", f"/api/zones/{home['id']}/import", {"zone": "$ORIGIN home.test.\nwww IN A 1.2.3\n"})
+        strings = b.query("txt.home.test", "TXT").answer[0][0].strings
+        assert [s.decode() for s in strings] == ["v=spf1 -all", "second ; string"]
+        status, bad = authed(b, token, "POST", f"/api/zones/{home['id']}/import",
+                             {"zone": "$ORIGIN home.test.\nwww IN A 1.2.3\n"})
         assert status == 400 and "line" in bad["message"].lower()
         assert b.query("www.home.test").answer[0][0].address == "192.0.2.80"  # the bad import changed nothing
         checker = shutil.which("named-checkzone")
@@ -217,7 +222,8 @@ def test_secondary_zone_from_a_real_nsd_primary(tmp_path, upstream, nsd):  # noq
         vtok = b.http("POST", "/api/auth/login", {"username": "v", "password": viewer_pw})[1]["access_token"]
         assert authed(b, vtok, "GET", "/api/zones")[0] == 200
         for method, path, body in (("POST", "/api/zones", {"name": "x.test", "type": "master"}),
-                                   ("POST", "/api/dns-records", {"zone": "lab.test", "name": "a", "type": "A", "value": "1.2.3.4"}),
+                                   ("POST", "/api/dns-records",
+                                    {"zone": "lab.test", "name": "a", "type": "A", "value": "1.2.3.4"}),
                                    ("POST", "/api/localrecords", {"domain": "a.lan", "type": "A", "ips": ["1.2.3.4"]}),
                                    ("DELETE", f"/api/zones/{zone['id']}", None)):
             assert authed(b, vtok, method, path, body)[0] == 403

@@ -160,7 +160,7 @@ def test_close_is_idempotent_and_unknown_netns_fails_cleanly():
     async def main():
         watcher = network.NetworkWatcher(lambda s: None,
                                          netns=f"burrow-missing-{secrets.token_hex(4)}")
-        with pytest.raises(Exception):
+        with pytest.raises(OSError):  # pyroute2: the netns file is missing
             await watcher.start()
         watcher.close()
         watcher.close()

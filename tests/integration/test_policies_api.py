@@ -128,7 +128,8 @@ def test_policies_seed_examples_and_dns_effect(tmp_path, upstream):
         # a time rule whose window includes now blocks
         status, body = authed(b, admin, "POST", "/api/policies",
                               {"name": "Homework time",
-                               "logic": f'InTimeRange(Hour, Minute, {window_around_now()}) && Domain == "game.example.test"',
+                               "logic": f'InTimeRange(Hour, Minute, {window_around_now()})'
+                                        ' && Domain == "game.example.test"',
                                "action": "BLOCK"})
         assert status == 201, body
         assert b.query("game.example.test").answer[0][0].address == "0.0.0.0"

@@ -152,7 +152,8 @@ CASES = {
     "group name": (setting("groups", lambda v: v[0].update(name="Bad Name!")), ("settings", "groups", "[0].name")),
     "allow-list regex": (setting("filtering.whitelist", _add("(unclosed")),
                          ("settings", "filtering.whitelist", "[1].domain")),
-    "deny list not a list": (setting_text("filtering.denylist", '{"a": 1}'), ("settings", "filtering.denylist", "value")),
+    "deny list not a list": (setting_text("filtering.denylist", '{"a": 1}'),
+                             ("settings", "filtering.denylist", "value")),
     "runtime option value": (setting("config.overrides", lambda v: v.update({"cache.max_ttl": "soon"})),
                              ("settings", "config.overrides", "cache.max_ttl")),
     "runtime option not runtime": (setting("config.overrides", lambda v: v.update({"storage.data_dir": "/"})),
@@ -312,7 +313,8 @@ def test_bad_stored_rows_are_quarantined_and_dns_comes_up(tmp_path):
                     break
                 time.sleep(0.2)
             assert found == {("settings", "clients"), ("settings", "filtering.whitelist"),
-                             ("settings", "blocking.pause"), ("settings", "policies"), ("zones", f"id={zone_id}")}, events
+                             ("settings", "blocking.pause"), ("settings", "policies"),
+                             ("zones", f"id={zone_id}")}, events
         finally:
             b.stop()
 

@@ -124,7 +124,8 @@ def test_zone_from_url_is_read_only_and_exports(tmp_path, upstream):
             assert "*.wild.url.test IN CNAME rpz-drop." in text
             status, viewer = authed(b, token, "POST", "/api/users",
                                     {"username": "v", "password": "viewer-pass-123", "role": "viewer"})
-            vtok = b.http("POST", "/api/auth/login", {"username": "v", "password": "viewer-pass-123"})[1]["access_token"]
+            login = b.http("POST", "/api/auth/login", {"username": "v", "password": "viewer-pass-123"})
+            vtok = login[1]["access_token"]
             assert authed(b, vtok, "GET", "/api/rpz")[0] == 200
             assert authed(b, vtok, "POST", "/api/rpz", {"name": "x", "rules": []})[0] == 403
             assert authed(b, vtok, "DELETE", f"/api/rpz/{zone['id']}")[0] == 403
@@ -168,7 +169,8 @@ remote-control:
                 reply = dns.query.udp(dns.message.make_query("nx.rpz.test", "A"), "127.0.0.1", port=port, timeout=0.5)
             except Exception:
                 if proc.poll() is not None:
-                    raise AssertionError("unbound refused the exported zone: " + proc.stderr.read().decode())
+                    raise AssertionError("unbound refused the exported zone: "
+                                         + proc.stderr.read().decode()) from None
                 time.sleep(0.2)
         assert reply is not None and reply.rcode() == dns.rcode.NXDOMAIN
         moved = dns.query.udp(dns.message.make_query("moved.rpz.test", "A"), "127.0.0.1", port=port, timeout=2)

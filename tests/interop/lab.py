@@ -18,7 +18,6 @@ Every process is started by ``Lab`` and stopped by ``Lab.stop`` (terminate, then
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import signal
 import subprocess

@@ -338,7 +338,8 @@ async def ask_pair(name: str, rdtype: str, v: Variant, rng: random.Random, ports
                 size = len(bt.to_wire())
                 for diff, *_ in out:
                     if diff.kind == "flag TC burrow=1 dnsmasq=0":
-                        diff.detail = f"{'needed' if size > limit else 'not needed'}: {size} bytes over TCP, limit {limit}"
+                        needed = "needed" if size > limit else "not needed"
+                        diff.detail = f"{needed}: {size} bytes over TCP, limit {limit}"
             base["transport"] = "tcp"
             if not (isinstance(bt, dns.message.Message) and isinstance(dt_, dns.message.Message)):
                 return out + [(x, bt, dt_) for x in outcome_diffs(bt, dt_, base)]
@@ -438,7 +439,8 @@ def test_burrow_answers_as_dnsmasq_does(lab):
     # thousands of answers, hundreds of them the upstream's own SERVFAILs (the bogus zone), from
     # an upstream that answered every one: Burrow counts it reachable all along (issue 13, defect 2)
     assert watch.polls > 0
-    assert not watch.not_ready, f"/readyz not 200 in {len(watch.not_ready)} of {watch.polls} polls: {watch.not_ready[:3]}"
+    assert not watch.not_ready, \
+        f"/readyz not 200 in {len(watch.not_ready)} of {watch.polls} polls: {watch.not_ready[:3]}"
 
 
 def test_every_allowance_is_documented():

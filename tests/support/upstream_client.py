@@ -19,7 +19,6 @@ import selectors
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any

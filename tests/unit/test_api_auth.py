@@ -72,8 +72,8 @@ class FakeApp:
         self.acl = AccessControl(list(networks))
 
 
-def build_api(app, settings=WebSettings(), **limits):
-    api = Api(app.auth, Site(app.config), settings=settings,
+def build_api(app, settings=None, **limits):
+    api = Api(app.auth, Site(app.config), settings=settings or WebSettings(),
               **({"auth_burst": 1000, "auth_rps": 1000.0, "burst": 1000, "rps": 1000.0} | limits))
     auth_api.register(api, auth=app.auth, events=app.events, acl=app.acl)
     users_api.register(api, auth=app.auth, events=app.events)

@@ -353,7 +353,8 @@ def test_put_upstreams_swaps_servers_keeping_known_ones(app):
     res = call(app, "PUT", "/api/config/upstreams", ADMIN,
                {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7", "[2001:db8::1]:5353"]})
     assert res.status_code == 200, res.json
-    assert [s.label for s in app.resolver.upstreams.servers] == ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]
+    labels = [s.label for s in app.resolver.upstreams.servers]
+    assert labels == ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]
     assert app.resolver.upstreams.servers[0] is old and old.queries == 7
     assert res.json["config"] == {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]}
 
@@ -371,7 +372,8 @@ def test_put_upstreams_validation(app, body, fields):
 
 
 def test_put_rate_limit_updates_guard_and_server_together(app):
-    assert app.resolver.limiter is not None and app.resolver.guard.limiter is app.resolver.limiter and app.resolver.server.limiter is app.resolver.limiter
+    dns = app.resolver
+    assert dns.limiter is not None and dns.guard.limiter is dns.limiter and dns.server.limiter is dns.limiter
     limiter = app.resolver.limiter
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"rps": 5, "burst": 10, "action": "refuse"})
     assert res.status_code == 200, res.json
@@ -381,7 +383,8 @@ def test_put_rate_limit_updates_guard_and_server_together(app):
     assert res.status_code == 200
     assert app.resolver.limiter is None and app.resolver.guard.limiter is None and app.resolver.server.limiter is None
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"enabled": True, "max_tracked_clients": 100})
-    assert app.resolver.limiter is not None and app.resolver.guard.limiter is app.resolver.limiter and app.resolver.server.limiter is app.resolver.limiter
+    dns = app.resolver
+    assert dns.limiter is not None and dns.guard.limiter is dns.limiter and dns.server.limiter is dns.limiter
     assert app.resolver.limiter.max_clients == 100 and app.resolver.limiter.rps == 5.0
     res = call(app, "PUT", "/api/config/rate-limit", ADMIN, {"action": "tarpit", "rps": 0})
     assert res.status_code == 400 and fields_of(res) == {"action", "rps"}

@@ -275,7 +275,7 @@ def test_upstream_and_storage_and_fault_transitions(root, board_dir, factory):
         ]
         for change, expected in steps:
             change()
-            await wait_for(lambda: appliance.status().state == expected)
+            await wait_for(lambda: appliance.status().state == expected)  # noqa: B023 - called within this iteration
         await asyncio.sleep(0.05)
         assert rgy(factory)[1:] == (0, 0)  # fault: red blinks, nothing else lit
         await appliance.stop()

@@ -5,9 +5,8 @@ import asyncio
 import dns.message
 import pytest
 
-from burrow.dns import wire
 from burrow.dns.decision import Decision
-from burrow.dns.message import DROP, Answer, render
+from burrow.dns.message import DROP, render
 from burrow.dns.stages.filter import BlockingSettings, FilterStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index

@@ -2,6 +2,7 @@
 the router preset; and the forward stage honouring a rule's own timeout, retries and failover."""
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from burrow.dns.message import render
 from burrow.dns.stages.cache import CacheStage
 from burrow.dns.decision import Decision
 from burrow.dns.stages.forward import CacheLimits, ForwardStage
-from burrow.dns.upstream import UpstreamPool, UpstreamSettings
+from burrow.dns.upstream import UpstreamError, UpstreamPool, UpstreamSettings
 from burrow.forwarding import (DuplicateRule, ForwardRule, ForwardRuleError, ForwardRules, RuleNotFound,
                                parse_duration, parse_rule_id, reverse_zones, router_preset_rule)
 from burrow.forwarding.rules import ENABLED_KEY, SETTINGS_KEY
@@ -325,7 +326,7 @@ def test_invalid_stored_rules_are_skipped_not_fatal(db):
 def test_a_failed_write_keeps_the_old_rules(store, db):
     store.add(LOCAL_NETWORK)
     db.close()
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.ProgrammingError):  # "Cannot operate on a closed database"
         store.add(REVERSE_DNS)
     assert [r.name for r in store.list()] == ["Local Network"]
 
@@ -493,7 +494,7 @@ def test_pool_without_failover_asks_only_the_first_server():
         try:
             servers = [("127.0.0.1", port) for _, port in endpoints]
             pool = UpstreamPool(servers, UpstreamSettings(timeout=0.1, max_attempts=2, failover=False))
-            with pytest.raises(Exception):
+            with pytest.raises(UpstreamError):
                 await pool.query(make_query("x.lan").qkey, 0, False)
             assert len(first.seen) == 2 and not second.seen
             pool.settings = UpstreamSettings(timeout=0.1, max_attempts=2, failover=True)

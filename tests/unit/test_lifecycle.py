@@ -232,8 +232,9 @@ def test_services_start_in_the_declared_order_and_stop_in_reverse():
     assert journal == ["start storage", "start eventlog", "start querylog", "start dns", "start web",
                        "stop web", "stop dns", "stop querylog", "stop eventlog", "stop storage"]
     assert phases == ["starting", "running", "stopping", "stopped"]
-    assert running == {"phase": "running", "services": [
-        {"name": n, "state": "running", "detail": n.upper()} for n in ("storage", "eventlog", "querylog", "dns", "web")]}
+    names = ("storage", "eventlog", "querylog", "dns", "web")
+    assert running == {"phase": "running",
+                       "services": [{"name": n, "state": "running", "detail": n.upper()} for n in names]}
     assert [s["state"] for s in stopped["services"]] == ["stopped"] * 5
 
 

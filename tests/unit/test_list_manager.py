@@ -433,3 +433,36 @@ def test_jittered_schedule(env):
         env.store.record_result(1, ok=True, at=3000.0 + i)
         factors.add(round(mgr._due_at(env.store.get(1), {1: "c"}) - 3000.0 - i))
     assert len(factors) > 10  # jitter differs per attempt
+
+
+def test_an_async_event_listener_is_held_and_its_failure_logged(env, caplog):
+    """An ``on_event`` that returns a coroutine runs as a task the manager holds (a task nobody
+    references may be collected before it finishes), and its failure is logged like a sync
+    listener's instead of surfacing, if ever, as "Task exception was never retrieved"."""
+    env.server.routes["/hosts.txt"] = etag_route(HOSTS_V1)
+    env.store.create("Hosts", env.server.url("/hosts.txt"))
+    seen: list[str] = []
+
+    async def listener(event):
+        await asyncio.sleep(0)
+        seen.append(event["event"])
+        if event["event"] == "refresh_started":
+            raise RuntimeError("listener broke")
+
+    async def main():
+        mgr = ListManager(env.store, env.cache, env.index_path,
+                          compile=functools.partial(compile_in_child, timeout=60), on_event=listener,
+                          clock=env.clock, rng=random.Random(1))
+        report = await mgr.refresh()
+        assert report["status"] == "ok"  # the listener's failure does not break the update
+        deadline = asyncio.get_running_loop().time() + 5
+        while not any(r.getMessage() == "list event listener failed" for r in caplog.records):
+            assert asyncio.get_running_loop().time() < deadline, "the listener's failure was not logged"
+            await asyncio.sleep(0.01)
+        await mgr.stop()
+
+    with caplog.at_level("ERROR", logger="burrow.filtering.manager"):
+        run(main())
+    assert "refresh_started" in seen and "refresh_finished" in seen
+    failed = [r for r in caplog.records if r.getMessage() == "list event listener failed"]
+    assert len(failed) == 1 and "listener broke" in str(failed[0].exc_info[1])

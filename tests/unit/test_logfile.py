@@ -39,7 +39,7 @@ def read_all_gz(paths):
 
 
 def test_lines_go_to_the_ram_file(tmp_path, logger):
-    h = attach(logger, RamLogHandler(tmp_path / "ram"))
+    attach(logger, RamLogHandler(tmp_path / "ram"))
     logger.info("hello %s", "world")
     assert (tmp_path / "ram" / BASENAME).read_text() == "INFO hello world\n"
 

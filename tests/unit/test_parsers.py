@@ -107,7 +107,8 @@ def test_parse_file_bom_crlf_gzip_and_bytes(tmp_path):
 
 
 def test_idn_names_are_punycoded_and_failures_counted():
-    res = parse(["bücher.example\n", "0.0.0.0 ÄÖÜ.example\n", "xn--bcher-kva.example\n", "a\u200b\u0000b.example\n"], "domains")
+    res = parse(["bücher.example\n", "0.0.0.0 ÄÖÜ.example\n", "xn--bcher-kva.example\n", "a\u200b\u0000b.example\n"],
+                "domains")
     assert res.rules[0].name == "xn--bcher-kva.example"
     assert res.rules[2].name == "xn--bcher-kva.example"
     assert res.errors == 1

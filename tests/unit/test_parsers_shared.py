@@ -51,7 +51,8 @@ EXACT = {
     "hagezi/pro.mini.dnsmasq.txt": ("dnsmasq", PRO_MINI_BASE, {"subtree": PRO_MINI_BASE}, PRO_MINI_BASE),
     "hagezi/pro.mini.wildcard.txt": ("wildcard", PRO_MINI_BASE, {"below": PRO_MINI_BASE}, PRO_MINI_BASE),
     # 135,774 records = 2 × 67,887, as for light.rpz.
-    "hagezi/pro.mini.rpz.txt": ("rpz", 2 * PRO_MINI_BASE, {"exact": PRO_MINI_BASE, "below": PRO_MINI_BASE}, PRO_MINI_BASE),
+    "hagezi/pro.mini.rpz.txt": ("rpz", 2 * PRO_MINI_BASE, {"exact": PRO_MINI_BASE, "below": PRO_MINI_BASE},
+                                PRO_MINI_BASE),
     "hagezi/tif.mini.wildcard-onlydomains.txt": ("onlydomains", TIF_MINI, {"subtree": TIF_MINI}, TIF_MINI),
     # IP triggers only: non-standard `1.0.218.230.rpz-ip` owners (forward order, no
     # prefix-length label). All 40,224 are counted as skipped "rpz-ip" (checked below).

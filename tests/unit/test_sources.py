@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 
 import pytest
 
@@ -195,7 +196,7 @@ def test_at_most_64_lists(store):
     row = store.create("again", "https://x.example/again.txt")
     assert row["id"] == 10 and row["list_id"] == 9
     # The database refuses ids outside 1..64 even if code tried.
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):  # the table's CHECK
         store.db.conn.execute("INSERT INTO lists (id, name, source) VALUES (65, 'z', 'https://z/')")
 
 

@@ -125,7 +125,8 @@ CASES = [
     ("record outside its zone", lambda db: db.conn.execute("UPDATE zone_records SET name = 'www.other.test' "
                                                            "WHERE name = 'www.zone.test'"),
      ("zone_records", None, "name")),
-    ("zone primaries not JSON", lambda db: db.conn.execute("UPDATE zones SET primaries = '{x' WHERE name = 'zone.test'"),
+    ("zone primaries not JSON",
+     lambda db: db.conn.execute("UPDATE zones SET primaries = '{x' WHERE name = 'zone.test'"),
      ("zones", None, "primaries")),
     ("master zone without SOA", lambda db: db.conn.execute("DELETE FROM zone_records WHERE type = 'SOA'"),
      ("zones", None, "type")),
@@ -252,7 +253,8 @@ def test_a_transferred_zone_keeps_every_type_its_primary_serves(db, ctx):
     zones.store_transfer("sec.test", [
         Record("sec.test", "SOA", 3600, "ns.sec.test. host.sec.test. 7 3600 600 86400 300"),
         Record("sec.test", "NS", 3600, "ns.sec.test."),
-        Record("sec.test", "DNSKEY", 3600, "257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ=="),
+        Record("sec.test", "DNSKEY", 3600,
+               "257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ=="),
         Record("x.sec.test", "TYPE65534", 60, "\\# 2 ABCD"),
     ])
     assert state_check.check(db, ctx) == [] and state_check.load(db, ctx) == []

@@ -7,7 +7,7 @@ container. The registry (``api.routes``) is what OpenAPI, docs and the role test
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import config_api, docs, health, metrics, queries, stats, system
 from . import backup, events_api, reports, ws
@@ -95,4 +95,4 @@ class _Offline:
 def offline_api(**services) -> Api:
     """The route table without running services (the API reference, the role tests): each
     service not given is a stand-in that fails if a handler uses it."""
-    return create_api(_Offline(services), _Unavailable("web"), WebSettings())  # type: ignore[arg-type]
+    return create_api(cast("Services", _Offline(services)), cast("WebService", _Unavailable("web")), WebSettings())

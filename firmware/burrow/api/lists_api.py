@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .errors import ApiError
 from .groups_api import group_names, known_groups
 from .routes import Api
-from .schema import NO_CONTROLS, Bool, Int, List, Obj, Str
+from .schema import NO_CONTROLS, Bool, Int, Obj, Str
 
 if TYPE_CHECKING:
     from ..filtering.groups import Groups

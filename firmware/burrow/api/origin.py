@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
 
+from ..config import ConfigView
 from ..config.schema import DEFAULT_PORTS, split_authority, web_origin
 from .errors import ApiError
 
@@ -73,7 +73,7 @@ class Site:
         network watcher); None: only loopback and the address a request came in on.
     """
 
-    def __init__(self, config: Mapping | None = None, board=None):
+    def __init__(self, config: ConfigView | None = None, board=None):
         self.config = config
         self.board = board
         self.misdirected = 0  # requests refused for their Host

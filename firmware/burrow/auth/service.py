@@ -245,6 +245,12 @@ class AuthService:
         """True once any user exists (first-run setup is closed from then on)."""
         return self.db.conn.execute("SELECT 1 FROM auth_users LIMIT 1").fetchone() is not None
 
+    def _user_now(self, user_id: int | None) -> dict:
+        """The public dict of a user this service has just written or read: it exists."""
+        user = None if user_id is None else self.get_user(user_id)
+        assert user is not None
+        return user
+
     def get_user(self, id_or_name: int | str) -> dict | None:
         """The public dict of a user by id (int) or name (str, case-insensitive), or None."""
         if isinstance(id_or_name, int) and not isinstance(id_or_name, bool):
@@ -328,7 +334,7 @@ class AuthService:
         except sqlite3.IntegrityError as e:
             raise ConflictError(f"user {username!r} already exists") from e
         log.info("created user %r (%s)", username, role)
-        return self.get_user(cursor.lastrowid)
+        return self._user_now(cursor.lastrowid)
 
     def update_user(self, user_id: int, *, role: str | None = None, password: str | None = None,
                     disabled: bool | None = None) -> dict:
@@ -385,7 +391,7 @@ class AuthService:
                              "WHERE id = ?", (password_hash, now, user_id))
             if password_hash is not None or disabled:
                 self._revoke_user_sessions(conn, user_id, now)
-        return self.get_user(user_id)
+        return self._user_now(user_id)
 
     def change_password(self, user_id: int, current_password: str, new_password: str,
                         client_ip: str | None = None) -> dict:
@@ -610,7 +616,7 @@ class AuthService:
               now: float) -> TokenPair:
         access_token = access.encode_access(self._key, user_id=row["id"], role=row["role"],
                                             session_id=session_id, now=now, ttl=self.access_ttl)
-        user = self.get_user(row["id"])
+        user = self._user_now(row["id"])
         return TokenPair(access_token=access_token, refresh_token=refresh_token,
                          expires_in=self.access_ttl, session_id=session_id, user=user)
 
@@ -638,8 +644,8 @@ class AuthService:
             raise AuthError("refresh token was already used; session revoked")
         if row["revoked_at"] is not None or row["expires_at"] <= now:
             raise AuthError("refresh token expired or revoked")
-        user = self._row("SELECT * FROM auth_users WHERE id = ?", (row["user_id"],))
-        if user is None or user["disabled"]:
+        user_row = self._row("SELECT * FROM auth_users WHERE id = ?", (row["user_id"],))
+        if user_row is None or user_row["disabled"]:
             raise AuthError("invalid refresh token")
         with self.db.transaction() as conn:
             spent = conn.execute("UPDATE auth_refresh_tokens SET used_at = ? "
@@ -651,7 +657,7 @@ class AuthService:
                                                 row["user_id"], now)
             conn.execute("UPDATE auth_sessions SET expires_at = ? WHERE id = ?",
                          (now + self.refresh_ttl, row["session_id"]))
-        return self._pair(user, row["session_id"], new_token, now)
+        return self._pair(user_row, row["session_id"], new_token, now)
 
     def _revoke_family(self, family_id: str, now: float) -> None:
         with self.db.transaction() as conn:
@@ -781,6 +787,7 @@ class AuthService:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (user_id, name, scope, _sha256(plaintext), plaintext[:8], now))
         row = self._row("SELECT * FROM auth_api_tokens WHERE id = ?", (cursor.lastrowid,))
+        assert row is not None  # just written
         return plaintext, _public_token(row)
 
     def list_api_tokens(self, user_id: int | None = None) -> list[dict]:
@@ -907,7 +914,7 @@ class AuthService:
             self._clear_totp(conn, user["id"])
         self._emit("auth.2fa_disabled", username=user["username"], user_id=user["id"],
                    reason="reset")
-        return self.get_user(user["id"])
+        return self._user_now(user["id"])
 
     def recovery_codes_left(self, user_id: int) -> int:
         """How many unused recovery codes the user has (for the 2FA settings page)."""

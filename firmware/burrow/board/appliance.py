@@ -38,12 +38,12 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from burrow.board import boards, leds, status as status_mod
 from burrow.board.status import AppState, Status
+from burrow.config import ConfigView
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class StatusSource(Protocol):
 
     def state(self) -> AppState: ...
 
-    def subscribe(self, listener: Callable[[], None]) -> None: ...
+    def subscribe(self, listener: Callable[[], object]) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Appliance:
 
     name = "board"
 
-    def __init__(self, config: Mapping, bus, health: StatusSource, actions: ButtonActions, *,
+    def __init__(self, config: ConfigView, bus, health: StatusSource, actions: ButtonActions, *,
                  data_dir: str | os.PathLike = "/var/lib/burrow", root: str | os.PathLike = "/",
                  pin_factory=None, board_name: str | None = None,
                  board_dir: str | os.PathLike | None = None, led_time_scale: float = 1.0,
@@ -396,7 +396,7 @@ class Appliance:
             log.warning("publishing %s failed", topic, exc_info=True)
 
 
-def _cfg(config: Mapping, key: str, default):
+def _cfg(config: ConfigView, key: str, default):
     try:
         return config[key]
     except KeyError:

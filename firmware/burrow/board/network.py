@@ -368,6 +368,7 @@ class NetworkWatcher:
     # -- internals --
 
     def _on_readable(self) -> None:
+        assert self._sock is not None  # a reader only while the socket is open
         changed = False
         for _ in range(MAX_READS_PER_WAKEUP):
             try:
@@ -391,11 +392,13 @@ class NetworkWatcher:
     def _schedule(self) -> None:
         self._dirty = True
         if self._timer is None and self._task is None and not self._closed:
+            assert self._loop is not None  # set by start(), before any event
             self._timer = self._loop.call_later(self.debounce, self._start_refresh)
 
     def _start_refresh(self) -> None:
         self._timer = None
         if not self._closed:
+            assert self._loop is not None
             self._task = self._loop.create_task(self._refresh_while_dirty())
 
     async def _refresh_while_dirty(self) -> None:
@@ -418,4 +421,5 @@ class NetworkWatcher:
 
     def _schedule_after_task(self) -> None:
         if self._timer is None:
+            assert self._loop is not None
             self._timer = self._loop.call_later(self.debounce, self._start_refresh)

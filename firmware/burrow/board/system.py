@@ -30,7 +30,10 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ class SystemMonitor:
         self.use_vcgencmd = (str(root) == "/") if use_vcgencmd is None else use_vcgencmd
         self.block_device = block_device or self._find_block_device()
         self._first_write_sample: tuple[float, int] | None = None
-        self._process = None
+        self._process: psutil.Process | None = None
 
     # -- public --
 
@@ -211,7 +214,7 @@ class SystemMonitor:
 
         proc = self._process or psutil.Process()
         with proc.oneshot():
-            info = {
+            info: dict[str, Any] = {
                 "pid": proc.pid,
                 "rss": proc.memory_info().rss,
                 "cpu_percent": proc.cpu_percent(None),

@@ -9,13 +9,20 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 
 from .schema import BY_KEY, OPTIONS, SECTIONS, ConfigError, Option
 
-__all__ = ["Config", "ConfigError", "load", "OPTIONS", "BY_KEY"]
+__all__ = ["Config", "ConfigError", "ConfigView", "load", "OPTIONS", "BY_KEY"]
 
 ENV_PREFIX = "BURROW__"  # BURROW__CACHE__MAX_BYTES=... sets cache.max_bytes
+
+
+class ConfigView(Protocol):
+    """What reads options: a Config, the live configuration (runtime_config.LiveConfig), or a
+    plain dict of dotted keys in a test."""
+
+    def __getitem__(self, key: str) -> Any: ...
 
 
 class Config:

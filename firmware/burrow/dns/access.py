@@ -45,7 +45,7 @@ class RateLimiter:
         self.rps = rps
         self.burst = float(burst)
         self.max_clients = max_clients
-        self._buckets: dict[str, list] = {}
+        self._buckets: dict[str, list[float]] = {}  # ip → [tokens, last refill]
         self.limited = 0
 
     def admit(self, ip: str, now: float) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Callable
 
 from .message import Answer
 
@@ -41,13 +42,17 @@ class CacheEntry:
                 and self.expires - now <= ttl * PREFETCH_FRACTION)
 
 
+# (question, DO, CD, route): what an answer depends on besides the question (stages/cache.py).
+CacheKey = tuple[bytes, bool, bool, str]
+
+
 class AnswerCache:
     """``get`` returns (entry, fresh) or (None, False); ``put`` stores with the answer's TTL."""
 
-    def __init__(self, max_bytes: int, clock=time.monotonic):
+    def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic):
         self.max_bytes = max_bytes
         self.clock = clock
-        self._entries: OrderedDict = OrderedDict()
+        self._entries: OrderedDict[CacheKey, CacheEntry] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -57,7 +62,7 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key, now: float | None = None) -> tuple[CacheEntry | None, bool]:
+    def get(self, key: CacheKey, now: float | None = None) -> tuple[CacheEntry | None, bool]:
         entry, fresh = self.peek(key, now)
         if fresh:
             self._entries.move_to_end(key)
@@ -68,7 +73,7 @@ class AnswerCache:
                 self._drop(key)  # absent, or expired past the stale window
         return entry, fresh
 
-    def peek(self, key, now: float | None = None) -> tuple[CacheEntry | None, bool]:
+    def peek(self, key: CacheKey, now: float | None = None) -> tuple[CacheEntry | None, bool]:
         """What ``get`` finds, changing nothing: no hit or miss counted, no LRU move, nothing
         dropped (explaining a decision must leave the cache as it was)."""
         entry = self._entries.get(key)
@@ -81,7 +86,7 @@ class AnswerCache:
             return None, False
         return entry, False
 
-    def put(self, key, answer: Answer, ttl: float, now: float | None = None) -> None:
+    def put(self, key: CacheKey, answer: Answer, ttl: float, now: float | None = None) -> None:
         if self.max_bytes <= 0 or ttl <= 0:
             return
         now = self.clock() if now is None else now
@@ -98,7 +103,7 @@ class AnswerCache:
             self.bytes -= victim.size
             self.evictions += 1
 
-    def _drop(self, key) -> None:
+    def _drop(self, key: CacheKey) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.bytes -= entry.size
@@ -117,7 +122,7 @@ class AnswerCache:
             self.bytes -= victim.size
             self.evictions += 1
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
         return {"entries": len(self._entries), "bytes": self.bytes, "max_bytes": self.max_bytes,
                 "hits": self.hits, "misses": self.misses, "stale_hits": self.stale_hits,
                 "evictions": self.evictions}

@@ -48,17 +48,17 @@ class Chain:
             nxt = _link(stage, nxt)
         self.resolve = nxt
 
-    def stage(self, name: str):
+    def stage(self, name: str) -> Stage:
         for s in self.stages:
             if s.name == name:
                 return s
         raise KeyError(name)
 
 
-def _link(stage: Stage, nxt):
+def _link(stage: Stage, nxt: Callable[[Query], Awaitable[Answer]]) -> Callable[[Query], Awaitable[Answer]]:
     resolve = stage.resolve
 
-    def call(query: Query):
+    def call(query: Query) -> Awaitable[Answer]:
         return resolve(query, nxt)
 
     return call

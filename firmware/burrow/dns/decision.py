@@ -54,7 +54,7 @@ class TraceEntry(NamedTuple):
     source: str = ""
     detail: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in self._asdict().items() if v or k in ("stage", "action")}
 
 
@@ -73,4 +73,4 @@ class QueryRecord(NamedTuple):
     decision: Decision
     elapsed: float  # seconds from receipt to reply sent
     upstream: str  # "ip:port" when forwarded, else ""
-    trace: tuple  # tuple[TraceEntry, ...], may be empty
+    trace: tuple[TraceEntry, ...]  # may be empty

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import wire
 from .chain import Chain
@@ -47,11 +47,11 @@ class Explain:
 
     __slots__ = ("route", "upstream", "pending", "matches")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.route: tuple[str, str, list[str]] | None = None  # (kind, rule, servers) a stage routed to
-        self.upstream: dict | None = None  # where the question would be sent (the forward stage)
+        self.upstream: dict[str, Any] | None = None  # where the question would be sent (the forward stage)
         self.pending: list[str] = []  # checks that would run on the upstream's answer
-        self.matches: list[dict] = []  # found during the run (a CNAME target's list entry)
+        self.matches: list[dict[str, Any]] = []  # found during the run (a CNAME target's list entry)
 
     def awaits(self, answer: Answer, check: str) -> None:
         """Note ``check`` as pending when ``answer`` is the forward stage's placeholder."""
@@ -63,7 +63,7 @@ class DryRun(NamedTuple):
     query: Query  # its trace is the decision's story
     answer: Answer  # what would be sent (a silent one: nothing); with ``explain.upstream``: a placeholder
     explain: Explain
-    matches: list[dict]
+    matches: list[dict[str, Any]]
 
     @property
     def dropped(self) -> bool:
@@ -99,10 +99,12 @@ async def dry_run(chain: Chain, query: Query) -> DryRun:
         log.exception("explaining %s failed", query.name)
         query.note("chain", "error", detail=type(e).__name__)
         answer = Answer(wire.SERVFAIL, Decision.SERVFAIL)
-    matches: list[dict] = []
+    explain = query.explain
+    assert explain is not None  # question() made it a dry run
+    matches: list[dict[str, Any]] = []
     for stage in chain.stages:
         matching = getattr(stage, "matching", None)
         if matching is not None:
             matches += matching(query)
-    matches += [m for m in query.explain.matches if m not in matches]
-    return DryRun(query, answer, query.explain, matches)
+    matches += [m for m in explain.matches if m not in matches]
+    return DryRun(query, answer, explain, matches)

@@ -23,7 +23,7 @@ from __future__ import annotations
 class FairShare:
     __slots__ = ("used", "held", "refused")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.used = 0
         self.held: dict[str, int] = {}  # client → slots it holds (only clients holding some)
         self.refused = 0

@@ -35,9 +35,9 @@ class FastEntry:
                  "offsets", "ttls", "flags", "mask", "qtail", "domain", "qtype", "rcode", "decision",
                  "upstream", "trace", "row_parts")
 
-    def __init__(self, packet: bytes, qname_end: int, offsets: tuple, ttls: tuple, stored: float,
-                 expires: float, domain: str, qtype: int, decision: Decision, upstream: str, trace: tuple,
-                 ad_sensitive: bool = False):
+    def __init__(self, packet: bytes, qname_end: int, offsets: tuple[int, ...], ttls: tuple[int, ...],
+                 stored: float, expires: float, domain: str, qtype: int, decision: Decision, upstream: str,
+                 trace: tuple[TraceEntry, ...], ad_sensitive: bool = False) -> None:
         # The question name is stored lower-case, so a hit whose name is lower-case (most stub
         # resolvers) matches ``question`` byte for byte and the reply is the client's ID plus
         # ``body``; only a mixed-case (0x20) name is spliced in.
@@ -71,7 +71,7 @@ class FastEntry:
         # The next moment anything changes: the TTLs tick down a second, or the entry ends.
         # A hit before it does no clock arithmetic beyond one comparison.
         self.deadline = min(expires, stored + 1)
-        self.row_parts = None  # telemetry caches this entry's query-log row pieces here
+        self.row_parts: tuple[object, ...] | None = None  # telemetry caches the query-log row pieces here
 
     def age_to(self, age: int) -> None:
         """Re-render with TTLs lowered by ``age`` seconds (done once per second of age)."""
@@ -86,11 +86,11 @@ class FastPath:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.generation = 0
-        self.views: dict[str, list[OrderedDict]] = {}
+        self.views: dict[str, list[OrderedDict[bytes, FastEntry]]] = {}
         self.bytes = 0
         self.entries = 0
 
-    def stores(self, view: str) -> list[OrderedDict]:
+    def stores(self, view: str) -> list[OrderedDict[bytes, FastEntry]]:
         """The three stores (no EDNS, EDNS, EDNS+DO) of a view, created on first use."""
         s = self.views.get(view)
         if s is None:
@@ -106,9 +106,9 @@ class FastPath:
         self.bytes = 0
         self.entries = 0
 
-    def store(self, view: str, shape: int, key: bytes, packet: bytes, qname_end: int, offsets: tuple,
-              ttls: tuple, ttl: float, now: float, domain: str, qtype: int, decision: Decision,
-              upstream: str, trace: tuple, ad_sensitive: bool = False) -> None:
+    def store(self, view: str, shape: int, key: bytes, packet: bytes, qname_end: int, offsets: tuple[int, ...],
+              ttls: tuple[int, ...], ttl: float | None, now: float, domain: str, qtype: int, decision: Decision,
+              upstream: str, trace: tuple[TraceEntry, ...], ad_sensitive: bool = False) -> None:
         if ttl is None or ttl < 1 or decision not in STORABLE:
             return
         life = ttl * PREFETCH_HEADROOM if ttl >= 10 else ttl
@@ -138,5 +138,5 @@ class FastPath:
                     return True
         return False
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
         return {"entries": self.entries, "bytes": self.bytes, "generation": self.generation}

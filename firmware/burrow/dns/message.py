@@ -8,9 +8,14 @@ of their TTLs, so the cache can age it and the fast path can splice any client's
 from __future__ import annotations
 
 import struct
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from . import wire
 from .decision import Decision, TraceEntry
+
+if TYPE_CHECKING:
+    from .explain import Explain
 
 
 class Query:
@@ -41,8 +46,8 @@ class Query:
         self.policy_allowed = False  # a policy ALLOW rule matched: the filter must not block it
         # Set (a dns.explain.Explain) when the chain runs as a dry run for /api/blocklists/check:
         # stages then skip what has effects (upstream queries, cache writes, counters, events).
-        self.explain = None
-        self._text = None
+        self.explain: Explain | None = None
+        self._text: str | None = None
 
     @property
     def name(self) -> str:
@@ -88,7 +93,7 @@ class Answer:
                  "decision", "ede", "upstream")
 
     def __init__(self, rcode: int, decision: Decision, sections: bytes = b"", an: int = 0,
-                 ns: int = 0, ar: int = 0, ttl_offsets: tuple = (), ttls: tuple = (),
+                 ns: int = 0, ar: int = 0, ttl_offsets: tuple[int, ...] = (), ttls: tuple[int, ...] = (),
                  ttl: float | None = None, aa: bool = False, ede: tuple[int, str] | None = None,
                  upstream: str = "", ad: bool = False):
         self.rcode = rcode
@@ -105,7 +110,7 @@ class Answer:
         self.ede = ede
         self.upstream = upstream
 
-    def replace(self, **changes) -> "Answer":
+    def replace(self, **changes: object) -> "Answer":
         new = Answer.__new__(Answer)
         for slot in Answer.__slots__:
             setattr(new, slot, changes.get(slot, getattr(self, slot)))
@@ -124,12 +129,16 @@ DROP = Answer(0, Decision.DROPPED)
 RATE_LIMIT_DROP = Answer(0, Decision.RATE_LIMITED)
 
 
+# What a stage hands a query on to: the rest of the chain (chain.Chain links them).
+Next = Callable[[Query], Awaitable[Answer]]
+
+
 def silent(answer: Answer) -> bool:
     """True for an answer that is no reply at all: the query is dropped."""
     return answer is DROP or answer is RATE_LIMIT_DROP
 
 
-def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list] | None:
+def read_answer_records(query: Query, answer: Answer) -> tuple[bytes, list[wire.RR]] | None:
     """The answer section's records as (packet, rrs) for stages that inspect upstream answers;
     ``packet`` is a zeroed header + the question + the sections, which the RRs' offsets (and
     ``wire.rdata_name``) refer to. None when the sections cannot be read."""
@@ -195,7 +204,7 @@ _PROOF_TYPES = frozenset({wire.TYPE_NSEC, wire.TYPE_NSEC3})
 _DNSSEC_TYPES = frozenset({wire.TYPE_RRSIG, wire.TYPE_NSEC, wire.TYPE_NSEC3})
 
 
-def follow_chain(packet: bytes, qname: bytes, qtype: int, rrs: list) -> tuple[list, set]:
+def follow_chain(packet: bytes, qname: bytes, qtype: int, rrs: list[wire.RR]) -> tuple[list[bytes], set[bytes]]:
     """The names the answer is about, in chain order, and the owners of the DNAMEs used.
 
     From the question name, each step takes the CNAME owned by the current name, or else a

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 MAX_NAME = 253  # presentation length without the trailing dot (255 octets in wire form)
 MAX_LABEL = 63
@@ -101,12 +102,13 @@ def reverse_name(ip: str) -> str:
     return ipaddress.ip_address(ip.strip()).reverse_pointer
 
 
-def reverse_network(name: str):
+def reverse_network(name: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     """The network a reverse name stands for (``1.168.192.in-addr.arpa`` → 192.168.1.0/24), or
     None when ``name`` (normalised) is not a well-formed reverse name."""
     if name.endswith("." + V4_REVERSE):
         labels = name[: -len(V4_REVERSE) - 1].split(".")
-        if not 1 <= len(labels) <= 4 or not all(l.isascii() and l.isdigit() and len(l) <= 3 and int(l) < 256 for l in labels):
+        if not 1 <= len(labels) <= 4 or not all(l.isascii() and l.isdigit() and len(l) <= 3 and int(l) < 256
+                                                for l in labels):
             return None
         octets = [int(l) for l in reversed(labels)]
         return ipaddress.ip_network((bytes(octets + [0] * (4 - len(octets))), 8 * len(octets)))
@@ -159,7 +161,7 @@ def reverse_zones(network: str) -> list[str]:
 
 # ---- the view key -------------------------------------------------------------------------------
 
-def view_key(groups) -> str:
+def view_key(groups: Iterable[str]) -> str:
     """The view of a client in ``groups``: their names sorted and joined by ``,``."""
     return ",".join(sorted(groups))
 

@@ -12,17 +12,24 @@ import logging
 import socket
 import struct
 import time
-from collections import deque
-
-_monotonic = time.monotonic
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from . import wire
 from .access import AccessControl, RateLimiter
 from .chain import Chain
 from .decision import Decision, QueryRecord
 from .fairshare import FairShare
-from .fastpath import FastPath
+from .fastpath import FastEntry, FastPath
 from .message import DROP, RATE_LIMIT_DROP, Answer, Query, error_reply, render
+from .upstream import Upstream
+
+_monotonic = time.monotonic
+
+# What the ring hands telemetry: a record per slow-path answer, (receipt, client, entry,
+# elapsed) per fast-path hit (DnsServer.fast).
+RingItem = QueryRecord | tuple[float, str, FastEntry, float]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,21 @@ class Counters:
     # tcp_deadline: closed because a message did not arrive whole in time
     __slots__ = ("udp", "tcp", "dropped", "formerr", "errors", "loops", "tcp_refused", "tcp_client_cap",
                  "tcp_deadline")
+    udp: int
+    tcp: int
+    dropped: int
+    formerr: int
+    errors: int
+    loops: int
+    tcp_refused: int
+    tcp_client_cap: int
+    tcp_deadline: int
 
-    def __init__(self):
+    def __init__(self) -> None:
         for s in self.__slots__:
             setattr(self, s, 0)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return {s: getattr(self, s) for s in self.__slots__}
 
 
@@ -54,10 +70,12 @@ class DnsServer:
     """Owns the listeners. ``ring`` receives one QueryRecord per answered query."""
 
     def __init__(self, chain: Chain, fastpath: FastPath, acl: AccessControl,
-                 limiter: RateLimiter | None, ring: deque, *, decision_trace: bool = True,
+                 limiter: RateLimiter | None, ring: deque[RingItem], *, decision_trace: bool = True,
                  tcp_idle_timeout: float = 10.0, max_tcp_connections: int = 128,
                  max_tcp_per_client: int = TCP_MAX_PER_CLIENT,
-                 tcp_message_timeout: float = TCP_MESSAGE_TIMEOUT, loop_ports=None, view_of=None):
+                 tcp_message_timeout: float = TCP_MESSAGE_TIMEOUT,
+                 loop_ports: dict[int, tuple[int, bytes, Upstream]] | None = None,
+                 view_of: Callable[[str], str] | None = None):
         self.chain = chain
         self.fastpath = fastpath
         self.acl = acl
@@ -73,13 +91,13 @@ class DnsServer:
         self.view_of = view_of or (lambda ip: "default")
         self.counters = Counters()
         self.clients: dict[str, tuple[bool, str]] = {}
-        self.transports: list = []
-        self.servers: list = []
-        self._tasks: set = set()
+        self.transports: list[UdpListener] = []
+        self.servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Future[None]] = set()
         self.addresses: list[tuple[str, int]] = []
         # Allowed client IP → its view's fast-path stores (FastPath empties them in place on
         # invalidation, so holding them here is safe); capped like ``clients``.
-        self.fast_clients: dict[str, list] = {}
+        self.fast_clients: dict[str, list[OrderedDict[bytes, FastEntry]]] = {}
         self.wildcard_ports: list[tuple[int, int]] = []  # (family, port) bound to 0.0.0.0 / ::
         self._per_address: dict[tuple[str, int], UdpListener] = {}  # see set_local_addresses
 
@@ -225,12 +243,12 @@ class DnsServer:
 
     # ---- the slow path ------------------------------------------------------------------------
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def run_eagerly(self, coro) -> None:
+    def run_eagerly(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` at once, up to its first real wait; only then give it a Task.
 
         Most slow-path answers (blocked, local, cached, refused) never wait on anything, and a
@@ -250,7 +268,8 @@ class DnsServer:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(functools.partial(_unwind_if_cancelled, coro, waiting))
 
-    async def handle(self, data: bytes, addr: tuple, transport: str, send) -> None:
+    async def handle(self, data: bytes, addr: tuple[Any, ...], transport: str,
+                     send: Callable[[bytes], None]) -> None:
         """Answer one packet through the chain. Never raises."""
         mono = time.monotonic()
         ip, port = addr[0], addr[1]
@@ -334,7 +353,7 @@ class DnsServer:
                                      time.monotonic() - mono, "", ()))
 
 
-async def _finish(coro, waiting) -> None:
+async def _finish(coro: Coroutine[Any, Any, None], waiting: asyncio.Future[Any] | None) -> None:
     """Drive ``coro`` (started by DnsServer.run_eagerly) from its first wait to its end.
 
     What a coroutine yields to the loop is None (a bare yield, as in ``asyncio.sleep(0)``) or
@@ -366,10 +385,11 @@ async def _finish(coro, waiting) -> None:
             return
 
 
-def _unwind_if_cancelled(coro, waiting, task) -> None:
+def _unwind_if_cancelled(coro: Coroutine[Any, Any, None], waiting: asyncio.Future[Any] | None,
+                         task: asyncio.Future[None]) -> None:
     """A _finish task cancelled before its first step never resumed ``coro``: cancel what it
     waits on and the coroutine itself now, as a Task would, so its cleanup runs."""
-    if not task.cancelled() or coro.cr_frame is None:
+    if not task.cancelled() or coro.cr_frame is None:  # type: ignore[attr-defined]  # a native coroutine
         return
     if waiting is not None:
         waiting.cancel()
@@ -448,7 +468,7 @@ class UdpListener:
         finally:
             server.counters.udp += received
 
-    def send(self, packet: bytes, addr) -> None:
+    def send(self, packet: bytes, addr: tuple[Any, ...]) -> None:
         try:
             self.sock.sendto(packet, addr)
         except OSError:  # full buffer or the client's address vanished: UDP may lose it
@@ -473,16 +493,17 @@ class TcpProtocol(asyncio.Protocol):
     def __init__(self, server: DnsServer):
         self.server = server
         self.buffer = bytearray()
-        self.transport = None
+        self.transport: asyncio.Transport | None = None
         self.pending = 0
-        self.idle_timer = None
-        self.message_timer = None  # armed while a message has begun but not ended
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.message_timer: asyncio.TimerHandle | None = None  # armed while a message has begun but not ended
         self.counted = False
-        self.peer = None
+        self.peer: tuple[Any, ...] = ("", 0)  # the client's address, from connection_made on
         self.eof = False
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream server's transport (uvloop's is not an asyncio.Transport subclass, so no isinstance).
+        self.transport = cast(asyncio.Transport, transport)
         server = self.server
         self.peer = transport.get_extra_info("peername")
         if not server.tcp_slots.acquire(self.peer[0], server.max_tcp_connections, server.max_tcp_per_client):
@@ -490,7 +511,7 @@ class TcpProtocol(asyncio.Protocol):
                 server.counters.tcp_refused += 1
             else:
                 server.counters.tcp_client_cap += 1
-            transport.write_eof()  # the FIN leaves first, even if a query is already waiting
+            self.transport.write_eof()  # the FIN leaves first, even if a query is already waiting
             transport.close()
             return
         self.counted = True
@@ -510,6 +531,7 @@ class TcpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if len(self.buffer) > TCP_MAX_BUFFER and self.pending >= TCP_MAX_PENDING:
+            assert self.transport is not None  # data arrives only while connected
             self.transport.pause_reading()
         self._arm_idle()
         self._dispatch()
@@ -537,6 +559,7 @@ class TcpProtocol(asyncio.Protocol):
             self.pending += 1
             server.spawn(self._slow(msg))
         if self.pending >= TCP_MAX_PENDING:
+            assert self.transport is not None  # dispatched only while connected
             self.transport.pause_reading()
             if self.message_timer is not None:  # we stopped reading: the wait is ours, not theirs
                 self.message_timer.cancel()
@@ -569,14 +592,14 @@ class TcpProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(struct.pack("!H", len(packet)) + packet)
 
-    def eof_received(self):
+    def eof_received(self) -> bool | None:
         # The client is done sending; finish the answers still in progress, then close.
         self.eof = True
         if self.pending == 0:
             return None
         return True
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         if self.idle_timer is not None:
             self.idle_timer.cancel()
         if self.message_timer is not None:

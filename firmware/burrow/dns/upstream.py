@@ -32,6 +32,7 @@ import secrets
 import socket
 import struct
 import time
+from typing import Callable
 
 from . import wire
 from .fairshare import FairShare, per_client_cap
@@ -132,7 +133,7 @@ class Upstream:
                  "down", "down_until", "probing", "queries", "errors", "timeouts", "error_answers",
                  "last_error", "loop_until", "clock", "on_verdict")
 
-    def __init__(self, host: str, port: int, clock=time.monotonic):
+    def __init__(self, host: str, port: int, clock: Callable[[], float] = time.monotonic):
         self.host = host
         self.port = port
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -151,7 +152,7 @@ class Upstream:
         self.error_answers = 0  # SERVFAIL, REFUSED, ... answers: reachable, but no answer
         self.last_error = ""
         self.loop_until = 0.0  # a suspected forwarding loop leaves the server out until then
-        self.on_verdict = None  # () -> None when ``healthy`` may have flipped (set by the pool)
+        self.on_verdict: Callable[[], None] | None = None  # ``healthy`` may have flipped (set by the pool)
 
     @property
     def healthy(self) -> bool:
@@ -218,7 +219,7 @@ class Upstream:
         if self.on_verdict is not None:
             self.on_verdict()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, object]:
         return {"address": self.label, "healthy": self.healthy, "srtt_ms": round(self.srtt * 1000, 2),
                 "queries": self.queries, "errors": self.errors, "timeouts": self.timeouts,
                 "error_answers": self.error_answers, "consecutive_failures": self.failures,
@@ -230,13 +231,13 @@ class _Pending:
 
     __slots__ = ("fut", "sock", "qid", "question", "timer", "loop")
 
-    def __init__(self, loop, sock, qid, question):
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, qid: int, question: bytes):
         self.loop = loop
-        self.fut = loop.create_future()
+        self.fut: asyncio.Future[bytes] = loop.create_future()
         self.sock = sock
         self.qid = qid
         self.question = question
-        self.timer = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def on_readable(self) -> None:
         while True:
@@ -246,7 +247,7 @@ class _Pending:
                 return
             except OSError as e:  # ICMP port unreachable arrives here on a connected socket
                 if not self.fut.done():
-                    self.fut.set_exception(UpstreamError(f"{errno.errorcode.get(e.errno, e)}"))
+                    self.fut.set_exception(UpstreamError(f"{errno.errorcode.get(e.errno or 0, e)}"))
                 return
             if self.fut.done():
                 return
@@ -269,11 +270,12 @@ class UpstreamPool:
     every attempt timed out to (strikes, held until, forgotten at).
     """
 
-    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings, clock=time.monotonic):
+    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings,
+                 clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._servers: list[Upstream] = []
-        self._on_report = None  # () -> None when healthy_count changed (see watch)
-        self._report_timer = None  # a change held back by REPORT_MIN_DWELL or a loop's hold: look again
+        self._on_report: Callable[[], None] | None = None  # healthy_count changed (see watch)
+        self._report_timer: asyncio.TimerHandle | None = None  # a held-back change: look again then
         self.servers = [Upstream(h, p, clock) for h, p in servers]
         self.settings = settings
         self.slots = FairShare()
@@ -283,11 +285,11 @@ class UpstreamPool:
         self.wrong_replies = 0
         self._reported = len(self.servers)  # healthy_count as shown (see REPORT_MIN_DWELL)
         self._reported_at = -math.inf
-        self._probes: set = set()
+        self._probes: set[asyncio.Task[None]] = set()
 
     def order(self, now: float) -> list[Upstream]:
         """Servers to try, best first: healthy ones by smoothed RTT (with jitter), then the rest."""
-        def score(s: Upstream):
+        def score(s: Upstream) -> tuple[int, float]:
             if s.loop_active(now):
                 penalty = 2
             elif s.down or now < s.down_until:
@@ -326,7 +328,7 @@ class UpstreamPool:
                 self._reported, self._reported_at = live, now
         return self._reported
 
-    def watch(self, on_report) -> None:
+    def watch(self, on_report: Callable[[], None]) -> None:
         """Call ``on_report()`` whenever :attr:`healthy_count` changes, as it happens: a verdict
         flipped, a change held back by REPORT_MIN_DWELL became due, a loop's hold ended. The
         status LED and /readyz follow it without asking every second. Runs on the loop."""
@@ -515,8 +517,8 @@ class UpstreamPool:
         flags = wire.RD | wire.AD | (qflags & wire.CD)  # AD=1: we understand AD (RFC 6840 §5.7)
         return qid, (wire.header(qid, flags, 1, 0, 0, 1) + question + wire.opt_record(do))
 
-    async def _udp(self, loop, server: Upstream, question: bytes, qflags: int, do: bool,
-                   timeout: float) -> bytes:
+    async def _udp(self, loop: asyncio.AbstractEventLoop, server: Upstream, question: bytes, qflags: int,
+                   do: bool, timeout: float) -> bytes:
         qid, packet = self._packet(question, qflags, do)
         sock = socket.socket(server.family, socket.SOCK_DGRAM)
         port = 0

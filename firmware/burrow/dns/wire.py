@@ -23,10 +23,15 @@ NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16  # extended rcode: upper 8 bits go in the OPT record
 
 # Type and class numbers live in qtypes.py; re-exported so wire.TYPE_A reads as it always has.
-from .qtypes import (CLASS_ANY, CLASS_CH, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR,  # noqa: F401
-                     TYPE_CNAME, TYPE_DNAME, TYPE_DNSKEY, TYPE_DS, TYPE_HINFO, TYPE_IXFR, TYPE_MAILA,
-                     TYPE_MAILB, TYPE_MX, TYPE_NS, TYPE_NSEC, TYPE_NSEC3, TYPE_OPT, TYPE_PTR, TYPE_RRSIG,
-                     TYPE_SOA, TYPE_SRV, TYPE_TKEY, TYPE_TSIG, TYPE_TXT)
+# (``X as X``: an explicit re-export, for type checkers.)
+from .qtypes import (CLASS_ANY as CLASS_ANY, CLASS_CH as CLASS_CH, CLASS_IN as CLASS_IN,  # noqa: E402
+                     TYPE_A as TYPE_A, TYPE_AAAA as TYPE_AAAA, TYPE_ANY as TYPE_ANY, TYPE_AXFR as TYPE_AXFR,
+                     TYPE_CNAME as TYPE_CNAME, TYPE_DNAME as TYPE_DNAME, TYPE_DNSKEY as TYPE_DNSKEY,
+                     TYPE_DS as TYPE_DS, TYPE_HINFO as TYPE_HINFO, TYPE_IXFR as TYPE_IXFR,
+                     TYPE_MAILA as TYPE_MAILA, TYPE_MAILB as TYPE_MAILB, TYPE_MX as TYPE_MX, TYPE_NS as TYPE_NS,
+                     TYPE_NSEC as TYPE_NSEC, TYPE_NSEC3 as TYPE_NSEC3, TYPE_OPT as TYPE_OPT,
+                     TYPE_PTR as TYPE_PTR, TYPE_RRSIG as TYPE_RRSIG, TYPE_SOA as TYPE_SOA, TYPE_SRV as TYPE_SRV,
+                     TYPE_TKEY as TYPE_TKEY, TYPE_TSIG as TYPE_TSIG, TYPE_TXT as TYPE_TXT)
 
 EDNS_UDP_MAX = 1232  # DNS flag day 2020: the largest UDP answer we send (avoids fragmentation)
 PLAIN_UDP_MAX = 512  # RFC 1035 limit for clients without EDNS
@@ -202,7 +207,8 @@ class RR:
 
     __slots__ = ("owner", "rtype", "rclass", "ttl", "ttl_offset", "rdata_offset", "rdlen", "start", "end")
 
-    def __init__(self, owner, rtype, rclass, ttl, ttl_offset, rdata_offset, rdlen, start, end):
+    def __init__(self, owner: bytes, rtype: int, rclass: int, ttl: int, ttl_offset: int, rdata_offset: int,
+                 rdlen: int, start: int, end: int) -> None:
         self.owner = owner
         self.rtype = rtype
         self.rclass = rclass
@@ -275,7 +281,8 @@ class ParsedQuery:
 
     __slots__ = ("id", "flags", "qname", "question", "qtype", "qclass", "qend", "edns")
 
-    def __init__(self, id, flags, qname, question, qtype, qclass, qend, edns):
+    def __init__(self, id: int, flags: int, qname: bytes, question: bytes, qtype: int, qclass: int, qend: int,
+                 edns: Edns | None) -> None:
         self.id = id
         self.flags = flags
         self.qname = qname  # lower-case wire form
@@ -360,8 +367,9 @@ def header(qid: int, flags: int, qd: int = 1, an: int = 0, ns: int = 0, ar: int 
 
 
 def response_flags(query_flags: int, rcode: int, aa: bool = False, ra: bool = True,
-                   ad: bool = False) -> int:
-    """Reply flags to a QUERY: QR set, RD and CD copied from the query, RCODE's low 4 bits."""
+                   ad: bool | int = False) -> int:
+    """Reply flags to a QUERY: QR set, RD and CD copied from the query, RCODE's low 4 bits
+    (``ad`` is read for its truth: a flag word's AD bit will do)."""
     flags = QR | (query_flags & (RD | CD)) | (rcode & 0xF)
     if aa:
         flags |= AA
@@ -389,7 +397,7 @@ def with_counts(packet: bytes, an: int, ns: int, ar: int) -> bytes:
     return packet[:6] + struct.pack("!HHH", an, ns, ar) + packet[12:]
 
 
-def patch_ttls(body: bytes, offsets: tuple, ttls: tuple, age: int) -> bytes:
+def patch_ttls(body: bytes, offsets: tuple[int, ...], ttls: tuple[int, ...], age: int) -> bytes:
     """Copy of ``body`` with each TTL at ``offsets`` set to its original minus ``age`` (≥ 0)."""
     buf = bytearray(body)
     for off, ttl in zip(offsets, ttls):

@@ -49,7 +49,7 @@ from hashlib import blake2b
 from itertools import compress, islice
 from operator import eq
 from zlib import crc32
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Sequence, cast
 
 from burrow.dns import qtypes
 from burrow.filtering.index import (
@@ -84,7 +84,7 @@ class Source:
     name: str = ""
 
     @classmethod
-    def coerce(cls, value: "Source | dict") -> "Source":
+    def coerce(cls, value: "Source | dict[str, Any]") -> "Source":
         if isinstance(value, Source):
             src = value
         elif isinstance(value, dict):
@@ -124,33 +124,36 @@ class CompileReport:
     seconds: float = 0.0
     peak_rss_bytes: int = 0  # of the process that compiled (the child)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lists"] = {str(k): v for k, v in d["lists"].items()}
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CompileReport":
+    def from_dict(cls, d: dict[str, Any]) -> "CompileReport":
         d = dict(d)
         d["lists"] = {int(k): ListReport(**v) for k, v in d.get("lists", {}).items()}
         return cls(**d)
 
 
-ProgressFn = Callable[[dict], Any]
+ProgressFn = Callable[[dict[str, Any]], Any]  # an event (JSON); a coroutine result is awaited
+# A list parser: (path, format) -> its rules, or a result with .rules and counters.
+Parser = Callable[..., Any]
 
 
 def _qtype_code(q: Any) -> int:
     return q if isinstance(q, int) else qtypes.number(str(q))
 
 
-def _load_parser(spec: str | Callable | None) -> Callable | None:
+def _load_parser(spec: str | Parser | None) -> Parser | None:
     """None = the streaming default (see _open_rules)."""
     if spec is None:
         return None
     if callable(spec):
         return spec
     module, _, func = spec.partition(":")
-    return getattr(importlib.import_module(module), func or "parse_file")
+    found: Parser = getattr(importlib.import_module(module), func or "parse_file")
+    return found
 
 
 def _count(value: Any) -> int:
@@ -165,11 +168,11 @@ def _count(value: Any) -> int:
 
 
 @contextlib.contextmanager
-def _open_rules(parse: Callable | None, path: str, fmt: str | None):
+def _open_rules(parse: Parser | None, path: str, fmt: str | None) -> Iterator[tuple[Iterable[Any], Any]]:
     """Yield (rules iterator, result with counters filled once the rules are consumed)."""
     if parse is not None:
         result = parse(path, fmt)
-        yield getattr(result, "rules", result), result
+        yield cast(Iterable[Any], getattr(result, "rules", result)), result
         return
     from burrow.filtering import parsers
     from burrow.filtering.rules import ParseResult
@@ -195,7 +198,7 @@ class _Builder:
         self.rules = 0
         self.dropped: set[int] = set()  # sort keys that $badfilter disabled
 
-    def _extra(self, data: tuple, qtypes: tuple) -> int:
+    def _extra(self, data: tuple[tuple[str, str], ...], qtypes: tuple[int, ...]) -> int:
         if not data and not qtypes:
             return 0
         raw = encode_extra(tuple(data), tuple(sorted({_qtype_code(q) for q in qtypes})))
@@ -217,11 +220,11 @@ class _Builder:
             self.kind_list.append((flags, extra))
         return kid
 
-    def add(self, list_id: int, rules: Iterable, allow_list: bool, report: ListReport,
+    def add(self, list_id: int, rules: Iterable[Sequence[Any]], allow_list: bool, report: ListReport,
             progress: Callable[[], None]) -> None:
         keys_append = self.keys.append
         crcs_append = self.crcs.append
-        local: dict[tuple, int] = {}  # (match, action, important) → kind id, for this list
+        local: dict[tuple[Any, ...], int] = {}  # (match, action, important) → kind id, for this list
         last = (None, None, None)  # the previous rule's (match, action, important)...
         kid = 0  # ...and its kind id: consecutive rules nearly always share both
         it = iter(rules)
@@ -239,14 +242,15 @@ class _Builder:
                     continue
                 if match is not last[0] or action is not last[1] or important is not last[2]:
                     last = (match, action, important)
-                    kid = local.get(last)
-                    if kid is None:
+                    known = local.get(last)
+                    if known is None:
                         try:
-                            kid = local[last] = self._kind(match, action, important, 0, allow_list)
+                            known = local[last] = self._kind(match, action, important, 0, allow_list)
                         except KeyError:
                             report.errors += 1
                             last = (None, None, None)
                             continue
+                    kid = known
                 raw = name.encode()
                 crcs_append(crc32(raw))
                 keys_append(
@@ -258,7 +262,8 @@ class _Builder:
             self.rules += len(chunk)
             progress()
 
-    def _add_special(self, list_id, rule, allow_list, report, keys_append) -> None:
+    def _add_special(self, list_id: int, rule: Sequence[Any], allow_list: bool, report: ListReport,
+                     keys_append: Callable[[int], None]) -> None:
         name, match, action, important, data, qtypes = rule
         try:
             extra = self._extra(data, qtypes)
@@ -284,7 +289,7 @@ class _Builder:
         h = int.from_bytes(blake2b(raw, digest_size=8).digest(), "little")
         keys_append(h << 32 | kid << 6 | list_id)
 
-    def drop(self, list_id: int, rules: Iterable, allow_list: bool) -> None:
+    def drop(self, list_id: int, rules: Iterable[Sequence[Any]], allow_list: bool) -> None:
         """Remove `rules` (adblock $badfilter targets) from list `list_id`."""
         for rule in rules:
             name, match, action, important, data, qtypes = tuple(rule)[:6]
@@ -304,7 +309,7 @@ class _Builder:
             h = int.from_bytes(blake2b(name.encode(), digest_size=8).digest(), "little")
             self.dropped.add(h << 32 | kid << 6 | list_id)
 
-    def finish(self, path: str, meta: dict) -> tuple[int, int]:
+    def finish(self, path: str, meta: dict[str, Any]) -> tuple[int, int]:
         """Sort, merge, write `path`. Returns (entries, file bytes)."""
         keys = self.keys
         if self.dropped:
@@ -350,7 +355,8 @@ class _Builder:
         size = write_index(path, hashes, cids, class_list, extras, meta, self.crcs)
         return len(hashes), size
 
-    def _class(self, classes, class_list, mask, kid) -> int:
+    def _class(self, classes: dict[tuple[int, int], int], class_list: list[tuple[int, int, int]], mask: int,
+               kid: int) -> int:
         cid = classes.get((mask, kid))
         if cid is None:
             flags, extra = self.kind_list[kid]
@@ -373,11 +379,11 @@ def _fsync_dir(path: str) -> None:
 
 
 def compile_index(
-    sources: Iterable[Source | dict],
-    out_path: str | os.PathLike,
+    sources: Iterable[Source | dict[str, Any]],
+    out_path: str | os.PathLike[str],
     progress: ProgressFn | None = None,
     *,
-    parser: str | Callable | None = None,
+    parser: str | Parser | None = None,
 ) -> CompileReport:
     """Parse `sources` and write one index at `out_path`, atomically. Never raises for a
     bad list: the report says what failed (and then `out_path` is left as it was).
@@ -409,7 +415,7 @@ def compile_index(
         report.error = f"{type(exc).__name__}: {exc}"
         return _finish_report(report, started)
     builder = _Builder()
-    meta: dict = {"created": time.time(), "lists": {}}
+    meta: dict[str, Any] = {"created": time.time(), "lists": {}}
     failed = []
     for src in srcs:
         lr = ListReport(list_id=src.list_id, name=src.name, kind=src.kind)
@@ -423,7 +429,7 @@ def compile_index(
                     rules,
                     src.kind == "allow",
                     lr,
-                    lambda: emit({"event": "progress", "list_id": src.list_id,
+                    lambda: emit({"event": "progress", "list_id": src.list_id,  # noqa: B023 - called within this iteration
                                   "rules": builder.rules}),
                 )
             lr.errors += _count(getattr(result, "errors", 0))
@@ -487,7 +493,7 @@ def _child_main() -> int:
         except OSError:
             pass
 
-    def progress(event: dict) -> None:
+    def progress(event: dict[str, Any]) -> None:
         events.write(json.dumps(event) + "\n")
 
     report = compile_index(job["sources"], job["out"], progress, parser=job.get("parser"))
@@ -497,8 +503,8 @@ def _child_main() -> int:
 
 
 async def compile_in_child(
-    sources: Iterable[Source | dict],
-    out_path: str | os.PathLike,
+    sources: Iterable[Source | dict[str, Any]],
+    out_path: str | os.PathLike[str],
     on_progress: ProgressFn | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     *,
@@ -532,7 +538,7 @@ async def compile_in_child(
         limit=1 << 20,
     )
     stderr_tail: deque[bytes] = deque(maxlen=40)
-    result: dict = {}
+    result: dict[str, Any] = {}
 
     async def drain_stderr() -> None:
         assert proc.stderr is not None

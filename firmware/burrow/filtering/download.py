@@ -40,10 +40,13 @@ import ssl
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, BinaryIO, Callable, Iterable, cast
 from urllib.parse import urljoin, urlsplit
 
 from burrow.dns import wire
+
+if TYPE_CHECKING:
+    from burrow.dns.upstream import UpstreamPool
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
@@ -119,20 +122,20 @@ async def _resolve(host: str, port: int, resolve: Resolver | None) -> list[str]:
         result = resolve(host)
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
             result = await result
-        addrs = [str(a) for a in result or ()]
+        addrs = [str(a) for a in cast("list[str]", result) or ()]
     else:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addrs = []
         for info in infos:
             if info[4][0] not in addrs:
-                addrs.append(info[4][0])
+                addrs.append(str(info[4][0]))
     if not addrs:
         raise FetchError(f"cannot resolve {host}: no addresses")
     return addrs
 
 
 async def _connect(host: str, port: int, https: bool, ctx: ssl.SSLContext | None,
-                   resolve: Resolver | None):
+                   resolve: Resolver | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
         addrs = await _resolve(host, port, resolve)
     except FetchError:
@@ -160,13 +163,14 @@ async def _connect(host: str, port: int, https: bool, ctx: ssl.SSLContext | None
 class _Body:
     """Writes decoded body bytes to a file, enforcing the size cap."""
 
-    def __init__(self, fh, encoding: str, max_bytes: int):
+    def __init__(self, fh: BinaryIO, encoding: str, max_bytes: int) -> None:
         self.fh = fh
         self.max_bytes = max_bytes
         self.written = 0
         self.raw = 0
         self.encoding = encoding
         self._first = True
+        self.dec: Any  # a zlib decompressor (zlib's type for it is private), or None
         if encoding == "gzip" or encoding == "x-gzip":
             self.dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
@@ -319,9 +323,9 @@ def _unlink(path: str) -> None:
 
 async def _one_request(url: str, dest: str, etag: str | None, last_modified: str | None,
                        max_bytes: int, ctx: ssl.SSLContext | None, resolve: Resolver | None,
-                       user_agent: str):
-    """One request. Returns ("redirect", location) | ("not_modified", headers) |
-    ("updated", (bytes, headers))."""
+                       user_agent: str) -> tuple[str, tuple[Any, ...]]:
+    """One request. Returns ("redirect", (status, location)) | ("not_modified", (status,
+    headers)) | ("updated", (status, bytes, headers))."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -415,7 +419,7 @@ async def _one_request(url: str, dest: str, etag: str | None, last_modified: str
 
 async def fetch(
     url: str,
-    dest_path: str | os.PathLike,
+    dest_path: str | os.PathLike[str],
     *,
     etag: str | None = None,
     last_modified: str | None = None,
@@ -434,7 +438,7 @@ async def fetch(
     current = url
     try:
         async with asyncio.timeout(timeout):
-            for hop in range(max_redirects + 1):
+            for _hop in range(max_redirects + 1):
                 kind, data = await _one_request(current, dest, etag, last_modified, max_bytes,
                                                 ssl_context, resolve, agent)
                 if kind == "redirect":
@@ -502,7 +506,8 @@ def _addresses(reply: bytes, qname: bytes, qtype: int) -> list[str]:
     return out
 
 
-def upstream_resolver(pool, *, families: Iterable[int] = (wire.TYPE_A, wire.TYPE_AAAA)):
+def upstream_resolver(pool: UpstreamPool, *, families: Iterable[int] = (wire.TYPE_A, wire.TYPE_AAAA)
+                      ) -> Callable[[str], Awaitable[list[str]]]:
     """A ``resolve(host)`` for ``fetch`` that asks Burrow's upstream servers directly.
 
     ``pool`` is a ``burrow.dns.upstream.UpstreamPool``. A and AAAA are asked at the same

@@ -23,8 +23,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..dns.names import DEFAULT_VIEW, view_key
+
+if TYPE_CHECKING:
+    from ..storage.settings import SettingsDB
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT = DEFAULT_VIEW  # the group of a client in no group (dns/names.py: the view key)
 MAX_GROUPS = 64  # groups a person can create: views are keyed by group sets, keep them few
@@ -47,14 +53,14 @@ class GroupError(ValueError):
         self.message = message
 
 
-def check_group_name(value) -> str:
+def check_group_name(value: object) -> str:
     if not isinstance(value, str) or not _NAME_RE.match(value.strip().lower()):
         raise GroupError("name", "a group name is 1-64 characters: lower-case letters, digits, '-' "
                                  "and '_', starting with a letter or digit")
     return value.strip().lower()
 
 
-def parse_client(value) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def parse_client(value: object) -> Network:
     """An IP address (a /32 or /128) or a CIDR; host bits in a CIDR are an error."""
     if not isinstance(value, str) or not value.strip():
         raise GroupError("client", "must be an IP address or a CIDR such as 192.168.1.0/24")
@@ -69,15 +75,17 @@ class Groups:
     """Groups and client entries, persisted in the settings DB; ``view_of(ip)`` is the hot call
     (the DNS server memoises it per address until the next change)."""
 
-    def __init__(self, settings_db, clock=time.time):
+    def __init__(self, settings_db: SettingsDB, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings_db
         self.clock = clock
+        self.groups: list[dict[str, Any]] = []
+        self.clients: list[dict[str, Any]] = []
         self.reload()
 
     def reload(self) -> None:
         """Read the groups and clients from the settings DB (at start, after a restore)."""
-        self.groups: list[dict] = list(self.settings.get("groups") or [])
-        self.clients: list[dict] = list(self.settings.get("clients") or [])
+        self.groups = list(self.settings.get("groups") or [])
+        self.clients = list(self.settings.get("clients") or [])
         self._build()
 
     def _build(self) -> None:
@@ -100,7 +108,7 @@ class Groups:
             return frozenset((DEFAULT,))
         if addr.version == 6 and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
-        found = set()
+        found: set[str] = set()
         for net, groups in self._nets:
             if addr.version == net.version and addr in net:
                 found.update(groups)
@@ -111,7 +119,7 @@ class Groups:
 
     # ---- groups -------------------------------------------------------------------------------
 
-    def group(self, name: str) -> dict:
+    def group(self, name: str) -> dict[str, Any]:
         if name == DEFAULT:
             return {"name": DEFAULT, "description": "every client not in another group", "builtin": True,
                     "clients": 0, "created_at": None}
@@ -121,10 +129,10 @@ class Groups:
                         "clients": sum(1 for c in self.clients if name in c["groups"])}
         raise KeyError(name)
 
-    def all_groups(self) -> list[dict]:
+    def all_groups(self) -> list[dict[str, Any]]:
         return [self.group(n) for n in self.names()]
 
-    def add_group(self, name, description: str = "") -> dict:
+    def add_group(self, name: object, description: object = "") -> dict[str, Any]:
         name = check_group_name(name)
         if self.exists(name):
             raise Duplicate(name)
@@ -135,7 +143,7 @@ class Groups:
         self._save()
         return self.group(name)
 
-    def update_group(self, name: str, description) -> dict:
+    def update_group(self, name: str, description: object) -> dict[str, Any]:
         if name == DEFAULT:
             raise GroupError("name", "the default group cannot be changed")
         for g in self.groups:
@@ -163,7 +171,7 @@ class Groups:
 
     # ---- clients ------------------------------------------------------------------------------
 
-    def check_groups(self, value, field: str = "groups", allow_empty: bool = False) -> list[str]:
+    def check_groups(self, value: object, field: str = "groups", allow_empty: bool = False) -> list[str]:
         if not isinstance(value, (list, tuple)) or (not value and not allow_empty):
             raise GroupError(field, "must be a list of group names" + ("" if allow_empty else " (at least one)"))
         out: list[str] = []
@@ -175,13 +183,13 @@ class Groups:
                 out.append(g)
         return out
 
-    def client(self, client_id: int) -> dict:
+    def client(self, client_id: int) -> dict[str, Any]:
         for c in self.clients:
             if c["id"] == client_id:
                 return dict(c)
         raise KeyError(client_id)
 
-    def add_client(self, client, groups, name: str = "") -> dict:
+    def add_client(self, client: object, groups: object, name: object = "") -> dict[str, Any]:
         net = parse_client(client)
         groups = self.check_groups(groups)
         if any(parse_client(c["client"]) == net for c in self.clients):
@@ -194,7 +202,7 @@ class Groups:
         self._save()
         return dict(entry)
 
-    def update_client(self, client_id: int, changes: dict) -> dict:
+    def update_client(self, client_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         for c in self.clients:
             if c["id"] == client_id:
                 new = dict(c)
@@ -212,7 +220,7 @@ class Groups:
                 return dict(c)
         raise KeyError(client_id)
 
-    def delete_client(self, client_id: int) -> dict:
+    def delete_client(self, client_id: int) -> dict[str, Any]:
         for c in self.clients:
             if c["id"] == client_id:
                 self.clients.remove(c)
@@ -227,11 +235,11 @@ class Groups:
         self._build()
 
 
-def _client_text(net) -> str:
+def _client_text(net: Network) -> str:
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
-def _description(value, field: str = "description") -> str:
+def _description(value: object, field: str = "description") -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > 200:

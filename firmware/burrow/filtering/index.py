@@ -94,7 +94,10 @@ from zlib import crc32
 from array import array
 from bisect import bisect_left
 from hashlib import blake2b
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from burrow.filtering.regexset import RegexSet
 
 MAGIC = b"BURRIDX\n"
 VERSION = 1
@@ -141,8 +144,8 @@ class Match(NamedTuple):
     action: str  # one of ACTIONS
     mask: int  # lists (bit i = list i) with this entry, narrowed to lookup(lists=)
     important: bool
-    data: tuple = ()  # redirect targets, e.g. (("A", "1.2.3.4"),)
-    qtypes: tuple = ()  # query types (ints) the rule is limited to; () = all
+    data: tuple[tuple[str, str], ...] = ()  # redirect targets, e.g. (("A", "1.2.3.4"),)
+    qtypes: tuple[int, ...] = ()  # query types (ints) the rule is limited to; () = all
 
     @property
     def allows(self) -> bool:
@@ -183,12 +186,16 @@ def filter_bits_for(entries: int) -> int:
     return max(10, min(32, (8 * entries - 1).bit_length()))
 
 
-def _decode_extra(raw: bytes) -> tuple[tuple, tuple]:
+# An entry's extra data: (redirect targets, query types), as Match.data and Match.qtypes.
+Extra = tuple[tuple[tuple[str, str], ...], tuple[int, ...]]
+
+
+def _decode_extra(raw: bytes) -> Extra:
     data, qtypes = json.loads(raw)
     return tuple(tuple(d) if isinstance(d, list) else d for d in data), tuple(qtypes)
 
 
-def encode_extra(data: tuple, qtypes: tuple) -> bytes:
+def encode_extra(data: tuple[tuple[str, str], ...], qtypes: tuple[int, ...]) -> bytes:
     return json.dumps([list(data), list(qtypes)], separators=(",", ":")).encode()
 
 
@@ -202,24 +209,24 @@ class Index:
 
     def __init__(self) -> None:  # use Index.open
         self.path = ""
-        self._mm = None
+        self._mm: mmap.mmap | None = None
         self._views: list[memoryview] = []
-        self.meta: dict = {}
-        self._lists: dict[int, dict] = {}
+        self.meta: dict[str, Any] = {}  # JSON
+        self._lists: dict[int, dict[str, Any]] = {}
         self.created = 0.0
         self.entries = 0
         self.classes = 0
         self.file_bytes = 0
         self._shift = 64
-        self._extra_cache: dict[int, tuple[tuple, tuple]] = {}
-        self._deny_regex = None
-        self._allow_regex = None
+        self._extra_cache: dict[int, Extra] = {}
+        self._deny_regex: RegexSet | None = None
+        self._allow_regex: RegexSet | None = None
         self._deny_regex_important = False
 
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> "Index":
+    def open(cls, path: str | os.PathLike[str], *, verify: bool = True) -> "Index":
         """Map the index at `path`. Raises IndexFormatError (or OSError) if unusable.
 
         verify=True checks the CRC of the whole file first (ordinary reads, ~10 ms for a
@@ -253,7 +260,7 @@ class Index:
             raise
         return self
 
-    def _check_header(self, head: bytes, size: int) -> dict:
+    def _check_header(self, head: bytes, size: int) -> dict[str, Any]:
         if len(head) < _HEADER.size:
             raise IndexFormatError(f"{self.path}: truncated header ({size} bytes)")
         values = _HEADER.unpack_from(head)
@@ -319,11 +326,12 @@ class Index:
         if crc != expected:
             raise IndexFormatError(f"{self.path}: checksum mismatch (corrupted file)")
 
-    def _map(self, f: dict) -> None:
+    def _map(self, f: dict[str, Any]) -> None:
+        assert self._mm is not None  # open() mapped it
         mv = memoryview(self._mm)
         self._views.append(mv)
 
-        def view(name: str, fmt: str) -> memoryview:
+        def view(name: str, fmt: Literal["B", "H", "I", "Q"]) -> memoryview:
             off, length = f["sections"][name]
             v = mv[off : off + length]
             self._views.append(v)
@@ -358,10 +366,11 @@ class Index:
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise IndexFormatError(f"{self.path}: bad metadata: {exc}") from exc
 
-    def _load_regex(self, rules: list) -> None:
+    def _load_regex(self, rules: list[list[Any]]) -> None:  # JSON: [pattern, mask, flags, extra]
         from burrow.filtering.regexset import RegexSet
 
-        deny, allow = [], []
+        deny: list[tuple[str, int, int, int]] = []
+        allow: list[tuple[str, int, int, int]] = []
         for pattern, mask, flags, extra in rules:
             (allow if ACTIONS[(flags >> 2) & 7] in ALLOW_ACTIONS else deny).append(
                 (str(pattern), int(mask), int(flags), int(extra))
@@ -405,7 +414,7 @@ class Index:
         shift = self._shift
         filt = self._filter
         fmask = self._filter_mask
-        found = None
+        found: list[Match] | None = None
         pos = 0
         while True:
             part = key[pos:] if pos else key
@@ -424,7 +433,8 @@ class Index:
             found = self._check_regex(found, key, qtype, lists, complete)
         return tuple(found) if found else None
 
-    def _collect(self, found, key, pos, i, h, qtype, lists):
+    def _collect(self, found: list[Match] | None, key: bytes, pos: int, i: int, h: int, qtype: int | None,
+                 lists: int) -> list[Match] | None:
         hashes = self._hashes
         n = self.entries
         while i < n and hashes[i] == h:
@@ -437,7 +447,8 @@ class Index:
             mask = self._class_masks[cid] & lists
             if not mask:
                 continue
-            data = qtypes = ()
+            data: tuple[tuple[str, str], ...] = ()
+            qtypes: tuple[int, ...] = ()
             extra = self._class_extras[cid]
             if extra:
                 data, qtypes = self._extra(extra - 1)
@@ -458,9 +469,10 @@ class Index:
             )
         return found
 
-    def _check_regex(self, found, key, qtype, lists, complete):
+    def _check_regex(self, found: list[Match] | None, key: bytes, qtype: int | None, lists: int,
+                     complete: bool) -> list[Match] | None:
         deny, allow, important = masks(found)
-        text = None
+        text: str | None = None
         if self._deny_regex is not None and (
             complete or not deny or (allow and not important and self._deny_regex_important)
         ):
@@ -477,14 +489,16 @@ class Index:
                 found = (found or []) + hits
         return found
 
-    def _regex_matches(self, regex_set, rules, text, qtype, lists):
-        out = []
+    def _regex_matches(self, regex_set: RegexSet, rules: list[tuple[str, int, int, int]], text: str,
+                       qtype: int | None, lists: int) -> list[Match]:
+        out: list[Match] = []
         for i in regex_set.search_all(text):
             pattern, mask, flags, extra = rules[i]
             mask &= lists
             if not mask:
                 continue
-            data = qtypes = ()
+            data: tuple[tuple[str, str], ...] = ()
+            qtypes: tuple[int, ...] = ()
             if extra:
                 data, qtypes = self._extra(extra - 1)
                 if qtype is not None and qtypes and qtype not in qtypes:
@@ -502,7 +516,7 @@ class Index:
             )
         return out
 
-    def _extra(self, i: int) -> tuple[tuple, tuple]:
+    def _extra(self, i: int) -> Extra:
         hit = self._extra_cache.get(i)
         if hit is None:
             if not 0 <= i < self._n_extras:
@@ -520,7 +534,7 @@ class Index:
     # ------------------------------------------------------------------- other
 
     @property
-    def lists(self) -> dict[int, dict]:
+    def lists(self) -> dict[int, dict[str, Any]]:
         """Per-list metadata recorded at compile time (kind, mode, name, entries...).
 
         Read once when the index opens (a blocked query reads it): do not modify."""
@@ -530,7 +544,7 @@ class Index:
     def closed(self) -> bool:
         return self._mm is None
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "entries": self.entries,
@@ -554,7 +568,7 @@ class Index:
     def __enter__(self) -> "Index":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -566,12 +580,12 @@ class Index:
 
 
 def write_index(
-    path: str | os.PathLike,
-    hashes: array,
-    class_ids: array,
+    path: str | os.PathLike[str],
+    hashes: array[int],
+    class_ids: array[int],
     classes: list[tuple[int, int, int]],
     extras: list[bytes],
-    meta: dict,
+    meta: dict[str, Any],
     crcs: Iterable[int] = (),
 ) -> int:
     """Write a complete index file at `path` (not atomically: the compiler writes a
@@ -607,8 +621,9 @@ def write_index(
     if len(blob) >= 1 << 32:
         raise ValueError("extras too large")
     meta_bytes = json.dumps(meta, separators=(",", ":")).encode()
-    bodies = [filt, buckets, hashes, class_ids, masks_a, flags_a, extras_a, offsets,
-              bytes(blob), meta_bytes]  # in SECTIONS order
+    bodies: list[bytes | bytearray | array[int]] = [
+        filt, buckets, hashes, class_ids, masks_a, flags_a, extras_a, offsets,
+        bytes(blob), meta_bytes]  # in SECTIONS order
     layout = []
     pos = HEADER_SIZE
     for body in bodies:

@@ -70,10 +70,10 @@ import random
 import re
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from burrow.filtering import download
-from burrow.filtering.compiler import compile_in_child
+from burrow.filtering.compiler import CompileReport, compile_in_child
 from burrow.filtering.index import Index
 from burrow.filtering.sources import ListStore, ListValidationError, is_url, resolve_local_source
 
@@ -86,7 +86,7 @@ MAX_PARALLEL_DOWNLOADS = 4
 _CACHE_RE = re.compile(r"^list-(\d+)-([0-9a-f]{12})-([0-9a-f]{8})\.txt$")
 
 
-def _token(row: dict) -> str:
+def _token(row: dict[str, Any]) -> str:
     raw = f"{row['id']}|{row.get('created_at')!r}|{row['source']}".encode()
     return hashlib.sha256(raw).hexdigest()[:12]
 
@@ -133,24 +133,24 @@ class ListManager:
     def __init__(
         self,
         store: ListStore,
-        cache_dir: str | os.PathLike,
-        index_path: str | os.PathLike,
+        cache_dir: str | os.PathLike[str],
+        index_path: str | os.PathLike[str],
         *,
-        compile: Callable = compile_in_child,
-        fetch: Callable = download.fetch,
-        resolve: Callable | None = None,
+        compile: Callable[..., Awaitable[CompileReport]] = compile_in_child,
+        fetch: Callable[..., Awaitable[download.FetchResult]] = download.fetch,
+        resolve: download.Resolver | None = None,
         on_swap: Callable[[Index], Any] | None = None,
-        on_event: Callable[[dict], Any] | None = None,
+        on_event: Callable[[dict[str, Any]], Any] | None = None,
         clock: Callable[[], float] = time.time,
-        local_dirs=None,
-        fetch_options: dict | None = None,
+        local_dirs: Iterable[str] | None = None,
+        fetch_options: dict[str, Any] | None = None,
         max_bytes: int = download.DEFAULT_MAX_BYTES,
         poll_interval: float = POLL_INTERVAL,
         retry_interval: float = RETRY_INTERVAL,
         jitter: float = JITTER,
         max_parallel_downloads: int = MAX_PARALLEL_DOWNLOADS,
         rng: random.Random | None = None,
-    ):
+    ) -> None:
         self.store = store
         self.cache_dir = os.path.realpath(os.fspath(cache_dir))
         self.index_path = os.path.abspath(os.fspath(index_path))
@@ -169,30 +169,40 @@ class ListManager:
         self.max_parallel = max(1, max_parallel_downloads)
         self._rng = rng or random.SystemRandom()
         self.index: Index | None = None  # the live index
-        self.last_report: dict | None = None
+        self.last_report: dict[str, Any] | None = None
         self._jitters: dict[int, tuple[float | None, float]] = {}  # id → (last_attempt, factor)
-        self._failed_sig: tuple | None = None  # inputs of the last failed compile...
+        self._failed_sig: tuple[Any, ...] | None = None  # inputs of the last failed compile...
         self._failed_at = 0.0  # ...and when: not retried unforced before retry_interval
-        self._current: asyncio.Future | None = None
-        self._current_spec: tuple | None = None  # (ids or None, force, config snapshot)
-        self._follow: asyncio.Future | None = None
-        self._follow_spec: tuple | None = None  # (ids or None, force)
-        self._scheduler: asyncio.Task | None = None
+        self._current: asyncio.Future[dict[str, Any]] | None = None
+        # (ids or None, force, config snapshot)
+        self._current_spec: tuple[frozenset[int] | None, bool, tuple[Any, ...]] | None = None
+        self._follow: asyncio.Future[dict[str, Any]] | None = None
+        self._follow_spec: tuple[frozenset[int] | None, bool] | None = None  # (ids or None, force)
+        self._scheduler: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._stopped = False
+        self._listener_tasks: set[asyncio.Future[Any]] = set()  # async on_event calls still running
 
     # ------------------------------------------------------------------ events
 
-    def _emit(self, event: str, **fields) -> None:
+    def _emit(self, event: str, **fields: Any) -> None:
         if self._on_event is None:
             return
         payload = {"topic": "lists", "event": event, "time": self.clock(), **fields}
         try:
             result = self._on_event(payload)
             if asyncio.iscoroutine(result):
-                asyncio.ensure_future(result)
+                # Held until done: the loop keeps only a weak reference to a task.
+                task = asyncio.ensure_future(result)
+                self._listener_tasks.add(task)
+                task.add_done_callback(self._listener_done)
         except Exception:  # noqa: BLE001 - a listener must not break an update
             log.exception("list event listener failed")
+
+    def _listener_done(self, task: asyncio.Future[Any]) -> None:
+        self._listener_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("list event listener failed", exc_info=task.exception())
 
     async def _swap(self, index: Index) -> None:
         self.index = index
@@ -227,10 +237,10 @@ class ListManager:
 
     name = "lists"
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {"domains": self.domains(), "running": self.running}
 
-    def background_tasks(self) -> list[asyncio.Task]:
+    def background_tasks(self) -> list[asyncio.Task[None]]:
         """The scheduler (for the supervisor)."""
         return [self._scheduler] if self._scheduler is not None else []
 
@@ -262,7 +272,7 @@ class ListManager:
         index = self.index
         return 0 if index is None or index.closed else int(index.entries)
 
-    def reload_report(self, result: dict | None = None) -> dict:
+    def reload_report(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
         """The body for ``POST /api/blocklist/reload`` (seed shape), from a refresh result."""
         if result is not None and result.get("status") == "failed":
             return {"status": "error", "domains": self.domains(),
@@ -270,7 +280,7 @@ class ListManager:
         return {"status": "ok", "domains": self.domains(),
                 "message": "Blocklists reloaded successfully"}
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         index = self.index
         return {
             "running": self.running,
@@ -282,11 +292,11 @@ class ListManager:
 
     # ------------------------------------------------------------------ refresh
 
-    def _config(self) -> tuple:
+    def _config(self) -> tuple[Any, ...]:
         return tuple((r["id"], r["name"], r["source"], r["kind"], r["format"], r["mode"],
                       r["enabled"], r["created_at"]) for r in self.store.list())
 
-    async def refresh(self, list_id: int | None = None, force: bool = False) -> dict:
+    async def refresh(self, list_id: int | None = None, force: bool = False) -> dict[str, Any]:
         """Update (see the module doc); returns the report of the refresh that served it.
 
         ``list_id`` is the list's database ``id``. An unknown id returns a report with
@@ -317,9 +327,10 @@ class ListManager:
         self._current = asyncio.ensure_future(self._refresh_once(ids, force))
         return await asyncio.shield(self._current)
 
-    async def _run_after(self, previous: asyncio.Future) -> dict:
+    async def _run_after(self, previous: asyncio.Future[dict[str, Any]] | None) -> dict[str, Any]:
         with contextlib.suppress(BaseException):
-            await asyncio.shield(previous)
+            if previous is not None:
+                await asyncio.shield(previous)
         ids, force = self._follow_spec  # type: ignore[misc]
         self._follow = None
         self._follow_spec = None
@@ -327,7 +338,7 @@ class ListManager:
         self._current_spec = (ids, force, self._config())
         return await self._refresh_once(ids, force)
 
-    def _factor(self, row: dict) -> float:
+    def _factor(self, row: dict[str, Any]) -> float:
         la = row["last_attempt"]
         cached = self._jitters.get(row["id"])
         if cached is None or cached[0] != la:
@@ -335,7 +346,7 @@ class ListManager:
             self._jitters[row["id"]] = cached
         return cached[1]
 
-    def _due_at(self, row: dict, live: dict[int, str]) -> float:
+    def _due_at(self, row: dict[str, Any], live: dict[int, str]) -> float:
         """When list ``row`` is next due (clock time; -inf = now)."""
         la = row["last_attempt"]
         has_copy = row["id"] in live
@@ -344,13 +355,13 @@ class ListManager:
         interval = float(row["update_interval"])
         if row["last_error"]:
             interval = min(interval, self.retry_interval)
-        return la + interval * self._factor(row)
+        return float(la + interval * self._factor(row))
 
-    def live_file(self, row: dict) -> str | None:
+    def live_file(self, row: dict[str, Any]) -> str | None:
         """The copy of list ``row`` the live index was compiled from, or None."""
         return self._live_files([row]).get(row["id"])
 
-    def _live_files(self, rows: list[dict]) -> dict[int, str]:
+    def _live_files(self, rows: list[dict[str, Any]]) -> dict[int, str]:
         """id → cached copy the live index was compiled from (existing, still this list's)."""
         index = self.index
         if index is None:
@@ -368,25 +379,25 @@ class ListManager:
                 out[row["id"]] = path
         return out
 
-    def _new_copy_path(self, row: dict) -> str:
+    def _new_copy_path(self, row: dict[str, Any]) -> str:
         return os.path.join(self.cache_dir,
                             f"list-{row['id']}-{_token(row)}-{secrets.token_hex(4)}.txt")
 
     @staticmethod
-    def _sig(entries) -> tuple:
+    def _sig(entries: Iterable[tuple[Any, ...]]) -> tuple[Any, ...]:
         return tuple(sorted(entries))
 
-    def _live_sig(self) -> tuple | None:
+    def _live_sig(self) -> tuple[Any, ...] | None:
         if self.index is None:
             return None
         return self._sig((lid, m.get("name"), m.get("kind"), m.get("mode"), m.get("format"),
                           m.get("path")) for lid, m in self.index.lists.items())
 
-    async def _download(self, row: dict, live_path: str | None, sem: asyncio.Semaphore) -> dict:
+    async def _download(self, row: dict[str, Any], live_path: str | None, sem: asyncio.Semaphore) -> dict[str, Any]:
         async with sem:
             self._emit("download_started", id=row["id"], list_id=row["list_id"], name=row["name"])
             dest = self._new_copy_path(row)
-            out: dict = {"status": "failed", "path": None, "error": None, "bytes": 0,
+            out: dict[str, Any] = {"status": "failed", "path": None, "error": None, "bytes": 0,
                          "etag": None, "last_modified": None}
             try:
                 if is_url(row["source"]):
@@ -416,7 +427,7 @@ class ListManager:
                         raise download.FetchError("not modified, but there is no cached copy")
                     out["path"] = live_path
                     with contextlib.suppress(OSError):
-                        out["bytes"] = os.path.getsize(live_path)  # type: ignore[arg-type]
+                        out["bytes"] = os.path.getsize(live_path)
                 else:
                     raise download.FetchError(f"unexpected fetch status {out['status']!r}")
             except asyncio.CancelledError:
@@ -437,7 +448,7 @@ class ListManager:
                        error=out["error"])
             return out
 
-    async def _refresh_once(self, ids: frozenset | None, force: bool) -> dict:
+    async def _refresh_once(self, ids: frozenset[int] | None, force: bool) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             report = await self._refresh_inner(ids, force, started)
@@ -452,7 +463,7 @@ class ListManager:
         self.last_report = report
         return report
 
-    async def _refresh_inner(self, ids, force, started) -> dict:
+    async def _refresh_inner(self, ids: frozenset[int] | None, force: bool, started: float) -> dict[str, Any]:
         os.makedirs(self.cache_dir, exist_ok=True)
         os.makedirs(os.path.dirname(self.index_path) or ".", exist_ok=True)
         now = self.clock()
@@ -513,14 +524,14 @@ class ListManager:
         self._emit("compile_started", lists=len(sources))
         next_path = self.index_path + ".next"
 
-        def progress(event: dict) -> None:
+        def progress(event: dict[str, Any]) -> None:
             event = dict(event)
             phase = event.pop("event", "progress")
             event.pop("path", None)
             self._emit("compile_progress", phase=phase, **event)
 
         new_index: Index | None = None
-        error: str | None = None
+        error = None
         creport = None
         try:
             creport = await self._compile(sources, next_path, on_progress=progress)
@@ -573,7 +584,7 @@ class ListManager:
             if row["id"] not in paths:
                 continue
             lr = per_list.get(row["list_id"])
-            counters: dict = {}
+            counters: dict[str, Any] = {}
             if lr is not None:
                 counters = {"entries": lr.entries, "errors": lr.errors, "skipped": lr.skipped}
             d = downloads.get(row["id"])

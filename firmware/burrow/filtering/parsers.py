@@ -25,10 +25,12 @@ import ipaddress
 import itertools
 import os
 import re
-from typing import Iterable, Iterator
+from typing import Any, Generator, Iterable, Iterator
 
 from burrow.dns import names, qtypes
 from burrow.filtering.rules import ParseResult, Rule
+
+Redirects = tuple[tuple[str, str], ...]  # ("A", "192.0.2.1"), ("CNAME", "x.example"), ...
 
 FORMATS = ("hosts", "domains", "wildcard", "onlydomains", "adblock", "dnsmasq", "rpz", "regex")
 
@@ -70,7 +72,7 @@ _IPV4ISH = re.compile(r"[0-9.]+").fullmatch
 
 
 def _rule(name: str, match: str, action: str = "block", important: bool = False,
-          data: tuple = (), qtypes: tuple = ()) -> Rule:
+          data: Redirects = (), qtypes: tuple[str, ...] = ()) -> Rule:
     return _tuple_new(Rule, (name, match, action, important, data, qtypes))
 
 
@@ -202,7 +204,7 @@ def parse(lines: Iterable[str], format: str | None = None) -> ParseResult:
     return result
 
 
-def parse_file(path: str | os.PathLike, format: str | None = None) -> ParseResult:
+def parse_file(path: str | os.PathLike[str], format: str | None = None) -> ParseResult:
     """Parse a list file (gzip is recognised by its magic bytes), streaming.
 
     Without an explicit format, a file name containing "onlydomains" (hagezi's
@@ -216,8 +218,8 @@ def parse_file(path: str | os.PathLike, format: str | None = None) -> ParseResul
     return result
 
 
-def iter_parse_file(path: str | os.PathLike, format: str | None = None,
-                    result: ParseResult | None = None) -> Iterator[Rule]:
+def iter_parse_file(path: str | os.PathLike[str], format: str | None = None,
+                    result: ParseResult | None = None) -> Generator[Rule, None, None]:
     """`iter_parse` over a file (plain or gzip): constant memory whatever the list size.
 
     The file is closed when the iterator is exhausted or closed. Counters land in
@@ -315,7 +317,7 @@ def _hosts_line(line: str, n: int, res: ParseResult) -> list[Rule]:
     return rules
 
 
-def _hosts_redirect(addr: str) -> tuple | None:
+def _hosts_redirect(addr: str) -> Redirects | None:
     """(("A", addr),) for a non-null address, () for a null one, None if not an IP."""
     try:
         ip = ipaddress.ip_address(addr)
@@ -426,6 +428,7 @@ def _parse_dnsmasq(lines: Iterable[str], res: ParseResult) -> Iterator[Rule]:
             continue
         target = segs[-1].strip()
         domains = segs[:-1]
+        data: Redirects
         action, data = "block", ()
         if target and target != "#":
             if key == "local":
@@ -475,7 +478,7 @@ def _parse_rpz(lines: Iterable[str], res: ParseResult) -> Iterator[Rule]:
     origin = ""  # absolute zone origin without trailing dot ("" = unknown)
     owner = None  # previous owner (for lines that start with blank space)
     redirects: dict[tuple[str, str], int] = {}  # (name, match) → index in `pending`
-    pending: list[list] = []  # [name, match, [data...]] for local-data redirects
+    pending: list[list[Any]] = []  # [name, match, [data...]] for local-data redirects
     norm = normalize_name
     tnew = _tuple_new
     n = comments = 0
@@ -603,7 +606,8 @@ def _rpz_owner(owner: str, origin: str) -> str:
     return owner
 
 
-def _rpz_add_data(redirects: dict, pending: list, name: str, match: str, record: tuple) -> None:
+def _rpz_add_data(redirects: dict[tuple[str, str], int], pending: list[list[Any]], name: str, match: str,
+                  record: tuple[str, str]) -> None:
     key = (name, match)
     i = redirects.get(key)
     if i is None:
@@ -722,7 +726,7 @@ def _parse_regex(lines: Iterable[str], res: ParseResult) -> Iterator[Rule]:
             h = line.find("\t#")
         if h >= 0:
             line = line[:h].rstrip()
-        qtypes: tuple = ()
+        qtypes: tuple[str, ...] = ()
         if ";" in line:
             pat, _, opts = line.partition(";")
             skip_reason = None
@@ -846,7 +850,7 @@ def _adblock_general(line: str, res: ParseResult) -> list[Rule]:
         else:
             pattern = body
     important = badfilter = False
-    qtypes: tuple = ()
+    qtypes: tuple[str, ...] = ()
     if mods:
         for mod in mods.split(","):
             key, _, value = mod.strip().partition("=")
@@ -873,7 +877,7 @@ def _adblock_general(line: str, res: ParseResult) -> list[Rule]:
     return rules
 
 
-def _adblock_pattern(pattern: str, action: str, important: bool, qtypes: tuple,
+def _adblock_pattern(pattern: str, action: str, important: bool, qtypes: tuple[str, ...],
                      res: ParseResult) -> list[Rule]:
     if not pattern:
         raise _BadName("empty pattern")

@@ -15,7 +15,10 @@ import asyncio
 import datetime
 import logging
 import time
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+if TYPE_CHECKING:
+    from ..storage.settings import SettingsDB
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +30,19 @@ EXPIRY_SLACK = 0.05  # seconds after the end a timed pause's timer fires (past i
 class _Pause:
     __slots__ = ("until", "indefinite")
 
-    def __init__(self, until=None, indefinite=False):
+    def __init__(self, until: float | None = None, indefinite: object = False) -> None:
         self.until = until  # unix time, or None
         self.indefinite = bool(indefinite)
 
     def active(self, now: float) -> bool:
         return self.indefinite or (self.until is not None and now < self.until)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"until": self.until, "indefinite": self.indefinite}
 
 
 class BlockingPause:
-    def __init__(self, settings_db, clock: Callable[[], float] = time.time,
+    def __init__(self, settings_db: SettingsDB, clock: Callable[[], float] = time.time,
                  on_change: Callable[[], None] | None = None):
         self.settings = settings_db
         self.clock = clock
@@ -155,7 +158,7 @@ class BlockingPause:
             self.pause(duration)
         return self.group_paused(None)
 
-    def state(self, group: str | None = None) -> dict:
+    def state(self, group: str | None = None) -> dict[str, Any]:
         """``{enabled, paused_until, remaining_seconds}`` for the whole appliance (and, for the
         global state, ``groups``: each paused group's own state), or for one group."""
         out = self._state_of(group)
@@ -167,11 +170,11 @@ class BlockingPause:
             out["group"] = group
         return out
 
-    def _state_of(self, group: str | None) -> dict:
+    def _state_of(self, group: str | None) -> dict[str, Any]:
         p = self._get(group)
         remaining = self.remaining(group)
         until = None
-        if remaining is not None:
+        if remaining is not None and p.until is not None:  # (a remaining time has an end)
             until = datetime.datetime.fromtimestamp(p.until, datetime.timezone.utc) \
                 .isoformat(timespec="seconds").replace("+00:00", "Z")
         return {"enabled": not p.active(self.clock()), "paused_until": until,

@@ -42,13 +42,18 @@ from __future__ import annotations
 import re
 import warnings
 from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
-try:  # CPython 3.11+; 3.10 and earlier called these sre_parse / sre_constants
-    import re._constants as _c
-    import re._parser as _parser
-except ImportError:  # pragma: no cover
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _parser  # type: ignore[no-redef]
+if TYPE_CHECKING:  # typeshed describes re's private parser under its old names
+    import sre_constants as _c
+    import sre_parse as _parser
+else:
+    try:  # CPython 3.11+; 3.10 and earlier called these sre_parse / sre_constants
+        import re._constants as _c
+        import re._parser as _parser
+    except ImportError:  # pragma: no cover
+        import sre_constants as _c
+        import sre_parse as _parser
 
 CHUNK = 256  # patterns per alternation in the "always" group
 KEY_LEN = 3  # label prefix/suffix key length
@@ -72,7 +77,7 @@ def scope_flags(pattern: str) -> str:
     return pattern
 
 
-def _compile(pattern: str) -> re.Pattern:
+def _compile(pattern: str) -> re.Pattern[str]:
     with warnings.catch_warnings():  # "possible nested set" and friends: not errors
         warnings.simplefilter("ignore")
         return re.compile(pattern)
@@ -87,12 +92,12 @@ def check_pattern(pattern: str) -> str | None:
     return None
 
 
-def _is_boundary(op, av) -> bool:
+def _is_boundary(op: Any, av: Any) -> bool:  # one (opcode, argument) of re's parse tree
     """^, $, \\A, \\Z, or a group/branch of only those and a literal dot: `(?:^|\\.)`."""
     if op is _c.AT:
         return av in _ANCHORS
     if op is _c.LITERAL:
-        return av == 46  # "."
+        return bool(av == 46)  # "."
     if op is _c.SUBPATTERN:
         inner = av[-1].data
         return len(inner) == 1 and _is_boundary(*inner[0])
@@ -106,7 +111,7 @@ class Needs:
 
     __slots__ = ("key", "labels", "substrings")
 
-    def __init__(self, key, labels, substrings):
+    def __init__(self, key: tuple[str, str] | None, labels: frozenset[str], substrings: tuple[str, ...]) -> None:
         self.key: tuple[str, str] | None = key  # ("label"|"prefix"|"suffix", text) index key
         self.labels: frozenset[str] = labels  # complete labels the name must have
         self.substrings: tuple[str, ...] = substrings  # text the name must contain
@@ -132,7 +137,9 @@ def analyse(pattern: str) -> Needs:
     lower = bool(parsed.state.flags & _c.SRE_FLAG_IGNORECASE)
     if lower and not pattern.isascii():
         return _NOTHING  # Unicode case folding ("ſ" matches "s"): no literal is safe
-    seq = []
+    seq: list[str] = []
+    op: Any  # the argument's shape depends on the opcode, which typeshed cannot tell
+    av: Any
     for op, av in parsed.data:
         if op is _c.LITERAL and av > 1 and av != 46:  # (chr 0 and 1 are our markers)
             seq.append(chr(av))
@@ -145,7 +152,9 @@ def analyse(pattern: str) -> Needs:
     text = "".join(seq)
     if lower:
         text = text.lower()
-    labels, prefixes, suffixes = [], [], []
+    labels: list[str] = []
+    prefixes: list[str] = []
+    suffixes: list[str] = []
     for run in text.split("\1"):
         pieces = _SPLIT(run)
         if len(pieces) < 2:
@@ -161,7 +170,7 @@ def analyse(pattern: str) -> Needs:
     )
     good = [p for p in labels if p not in _COMMON]
     if good:
-        key = ("label", max(good, key=len))
+        key: tuple[str, str] | None = ("label", max(good, key=len))
     elif prefixes:
         key = ("prefix", max(prefixes, key=len)[:KEY_LEN])
     elif suffixes:
@@ -179,11 +188,11 @@ class RegexSet:
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = list(patterns)
         self.errors: dict[int, str] = {}
-        self._single: dict[int, re.Pattern] = {}
+        self._single: dict[int, re.Pattern[str]] = {}
         self._needs: dict[int, Needs] = {}
         self._by: dict[str, dict[str, list[int]]] = {"label": {}, "prefix": {}, "suffix": {}}
         self._filtered: list[tuple[tuple[str, ...], int]] = []  # no key, but a literal
-        self._always: list[tuple[re.Pattern, list[int]]] = []  # nothing known: alternations
+        self._always: list[tuple[re.Pattern[str], list[int]]] = []  # nothing known: alternations
         combinable: list[int] = []
         for i, p in enumerate(self.patterns):
             err = check_pattern(p)
@@ -213,7 +222,7 @@ class RegexSet:
         firsts = sorted({subs[0] for subs, _ in self._filtered}, key=len, reverse=True)
         self._filter_literals = _compile("|".join(map(re.escape, firsts))) if firsts else None
 
-    def _compiled(self, i: int) -> re.Pattern:
+    def _compiled(self, i: int) -> re.Pattern[str]:
         pat = self._single.get(i)
         if pat is None:
             pat = self._single[i] = _compile(self.patterns[i])

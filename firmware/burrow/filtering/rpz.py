@@ -23,9 +23,15 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..dns import names
-from .parsers import Rule, parse
+from .parsers import parse
+from .rules import Rule
+
+if TYPE_CHECKING:
+    from ..storage.settings import SettingsDB
 
 ACTIONS = ("nxdomain", "nodata", "passthru", "drop", "redirect")
 MAX_RULES = 10_000  # per hand-made zone: larger sets belong in a file or URL
@@ -53,7 +59,7 @@ def check_name(text: str, field: str) -> str:
         raise RpzError(field, f"{text!r} is not a valid domain name: {e}") from None
 
 
-def check_rule(trigger, action, data="") -> dict:
+def check_rule(trigger: object, action: object, data: object = "") -> dict[str, str]:
     """The normalised ``{"trigger", "action", "data"}``, or RpzError naming the field."""
     if not isinstance(trigger, str) or not trigger.strip():
         raise RpzError("trigger", "must be a name such as bad.example or *.bad.example")
@@ -72,7 +78,8 @@ def check_rule(trigger, action, data="") -> dict:
     parts = [p.strip() for p in data.split(",") if p.strip()]
     if not parts:
         raise RpzError("data", "a redirect needs IP addresses or a CNAME target")
-    out, cname = [], None
+    out: list[str] = []
+    cname: str | None = None
     for p in parts:
         try:
             out.append(str(ipaddress.ip_address(p)))
@@ -85,9 +92,9 @@ def check_rule(trigger, action, data="") -> dict:
     return {"trigger": t, "action": action, "data": cname if cname is not None else ",".join(out)}
 
 
-def rules_from_list(rules: list[Rule]) -> list[dict]:
+def rules_from_list(rules: list[Rule]) -> list[dict[str, Any]]:
     """Parsed RPZ rules (parsers.Rule) → rule dicts (no ids)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for r in rules:
         trigger = ("*." if r.match == "below" else "") + r.name
         action = r.action if r.action in ACTIONS else "nxdomain"
@@ -96,7 +103,7 @@ def rules_from_list(rules: list[Rule]) -> list[dict]:
     return out
 
 
-def render_zone(origin: str, rules: list[dict], serial: int, ttl: int = 300) -> str:
+def render_zone(origin: str, rules: list[dict[str, Any]], serial: int, ttl: int = 300) -> str:
     """An RPZ zone file: SOA and NS at the apex, then one policy record set per trigger,
     owners written relative to the origin (``bad.example.rpz.home.`` is trigger bad.example)."""
     lines = [f"; RPZ zone {origin}, written by Burrow", f"$ORIGIN {origin}.", f"$TTL {ttl}",
@@ -117,7 +124,7 @@ def render_zone(origin: str, rules: list[dict], serial: int, ttl: int = 300) -> 
     return "\n".join(lines) + "\n"
 
 
-def parse_zone_text(text: str) -> list[dict]:
+def parse_zone_text(text: str) -> list[dict[str, Any]]:
     """Rules from RPZ zone text (what a person uploads), or RpzError when it has none usable."""
     res = parse(text.splitlines(), "rpz")
     if res.errors and not res.rules:
@@ -152,7 +159,7 @@ def write_atomic(path: str, text: str) -> None:
 class HandZones:
     """Rules of the zones made by hand, in the settings DB; files regenerated from them."""
 
-    def __init__(self, settings_db, lists_dir: str, clock=time.time):
+    def __init__(self, settings_db: SettingsDB, lists_dir: str, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings_db
         self.lists_dir = lists_dir
         self.clock = clock
@@ -160,7 +167,7 @@ class HandZones:
     def path(self, zone_id: int) -> str:
         """The zone's file: the one it was created with, else ``rpz-<id>.zone``."""
         state = self.settings.get(self.key(zone_id)) or {}
-        return state.get("file") or os.path.join(self.lists_dir, f"rpz-{zone_id}.zone")
+        return str(state.get("file") or os.path.join(self.lists_dir, f"rpz-{zone_id}.zone"))
 
     def new_file(self) -> str:
         """A file name for a zone about to be created (its list id is not known yet)."""
@@ -172,14 +179,14 @@ class HandZones:
     def is_hand(self, zone_id: int) -> bool:
         return self.settings.get(self.key(zone_id)) is not None
 
-    def rules(self, zone_id: int) -> list[dict]:
+    def rules(self, zone_id: int) -> list[dict[str, Any]]:
         return list((self.settings.get(self.key(zone_id)) or {}).get("rules", []))
 
-    def state(self, zone_id: int) -> dict:
+    def state(self, zone_id: int) -> dict[str, Any]:
         return self.settings.get(self.key(zone_id)) or {"origin": "", "serial": 0, "rules": [], "next_id": 1}
 
-    def save(self, zone_id: int, origin: str, rules: list[dict], next_id: int | None = None,
-             file: str | None = None) -> dict:
+    def save(self, zone_id: int, origin: str, rules: list[dict[str, Any]], next_id: int | None = None,
+             file: str | None = None) -> dict[str, Any]:
         """Store the rules and write the zone file (``file``, or the zone's own); returns the
         new state."""
         if len(rules) > MAX_RULES:
@@ -193,7 +200,7 @@ class HandZones:
         write_atomic(self.path(zone_id), render_zone(origin, rules, serial))
         return state
 
-    def sync(self, zone_ids) -> None:
+    def sync(self, zone_ids: Iterable[int]) -> None:
         """At start: rewrite any hand zone file that is missing or differs from its stored rules
         (a power cut between the settings write and the file write)."""
         for zone_id in zone_ids:

@@ -51,8 +51,8 @@ class Rule(NamedTuple):
     match: str
     action: str
     important: bool = False
-    data: tuple = ()
-    qtypes: tuple = ()
+    data: tuple[tuple[str, str], ...] = ()
+    qtypes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -75,14 +75,14 @@ class ParseResult:
     """
 
     format: str
-    rules: list = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
     lines: int = 0
     comments: int = 0
     errors: int = 0
-    error_samples: list = field(default_factory=list)
-    skipped: dict = field(default_factory=dict)
+    error_samples: list[tuple[int, str, str]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
     badfilter: int = 0
-    badfilter_rules: set = field(default_factory=set, repr=False)
+    badfilter_rules: set[Rule] = field(default_factory=set, repr=False)
 
     def error(self, line_no: int, line: str, reason: str) -> None:
         """Count one bad line (or name) and keep a sample while there is room."""

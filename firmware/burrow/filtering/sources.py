@@ -33,15 +33,19 @@ Groups: a JSON list of group names; ``[]`` (the default) means the list applies 
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import os
 import sqlite3
 import time
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from burrow.filtering.index import MAX_LISTS
+
+if TYPE_CHECKING:
+    from burrow.storage.settings import SettingsDB
 
 KINDS = ("block", "allow", "threat")
 # The parser's formats (burrow.filtering.parsers.FORMATS); None / "auto" = detect.
@@ -89,7 +93,7 @@ def _real(path: str) -> str:
     return os.path.realpath(os.path.abspath(path))
 
 
-def resolve_local_source(source: str, local_dirs: Iterable[str | os.PathLike]) -> str:
+def resolve_local_source(source: str, local_dirs: Iterable[str | os.PathLike[str]]) -> str:
     """The resolved real path of local list ``source``, or ListValidationError("source").
 
     ``source`` may be absolute or relative to the first allowed directory. Symlinks and ``..``
@@ -119,7 +123,7 @@ def is_url(source: str) -> bool:
     return source[:8].lower().startswith(("http://", "https://"))
 
 
-def validate_source(source: Any, local_dirs: Iterable[str | os.PathLike]) -> str:
+def validate_source(source: object, local_dirs: Iterable[str | os.PathLike[str]]) -> str:
     """The source, checked (see the module doc); raises ListValidationError("source")."""
     if not isinstance(source, str) or not source.strip():
         raise ListValidationError("source", "is required (an http(s) URL or a local file path)")
@@ -150,7 +154,7 @@ def validate_source(source: Any, local_dirs: Iterable[str | os.PathLike]) -> str
     return source
 
 
-def _validate_name(value: Any) -> str:
+def _validate_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ListValidationError("name", "is required")
     value = value.strip()
@@ -161,13 +165,13 @@ def _validate_name(value: Any) -> str:
     return value
 
 
-def _validate_kind(value: Any) -> str:
+def _validate_kind(value: object) -> str:
     if value not in KINDS:
         raise ListValidationError("kind", f"must be one of {', '.join(KINDS)}")
     return value
 
 
-def _validate_format(value: Any) -> str | None:
+def _validate_format(value: object) -> str | None:
     if value is None or value == "" or value == "auto":
         return None
     if value not in FORMATS:
@@ -175,7 +179,7 @@ def _validate_format(value: Any) -> str | None:
     return value
 
 
-def _validate_groups(value: Any) -> list[str]:
+def _validate_groups(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
@@ -192,13 +196,13 @@ def _validate_groups(value: Any) -> list[str]:
     return out
 
 
-def _validate_enabled(value: Any) -> bool:
+def _validate_enabled(value: object) -> bool:
     if not isinstance(value, bool):
         raise ListValidationError("enabled", "must be true or false")
     return value
 
 
-def _validate_interval(value: Any) -> int:
+def _validate_interval(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ListValidationError("update_interval", "must be a number of seconds")
     value = int(value)
@@ -208,7 +212,7 @@ def _validate_interval(value: Any) -> int:
     return value
 
 
-def _validate_mode(value: Any) -> str | None:
+def _validate_mode(value: object) -> str | None:
     if value is None or value == "":
         return None
     if value not in MODES:
@@ -224,36 +228,37 @@ class ListStore:
     thread, like the SettingsDB itself.
     """
 
-    def __init__(self, settings_db, local_dirs: Iterable[str | os.PathLike] = (), *,
-                 clock=time.time):
+    def __init__(self, settings_db: SettingsDB, local_dirs: Iterable[str | os.PathLike[str]] = (), *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.db = settings_db
         self.local_dirs = [os.fspath(d) for d in local_dirs]
         self.clock = clock
 
     # ---- reading -------------------------------------------------------------------------
 
-    def _row(self, id: int) -> dict | None:
+    def _row(self, id: int) -> dict[str, Any] | None:
         cur = self.db.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM lists WHERE id = ?",
                                    (int(id),))
         row = cur.fetchone()
         return None if row is None else _public(row)
 
-    def get(self, id: int) -> dict | None:
+    def get(self, id: int) -> dict[str, Any] | None:
         """The list with id ``id`` as a public dict, or None."""
         try:
             return self._row(int(id))
         except (TypeError, ValueError):
             return None
 
-    def get_by_name(self, name: str) -> dict | None:
+    def get_by_name(self, name: str) -> dict[str, Any] | None:
         row = self.db.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM lists WHERE name = ?",
                                    (name,)).fetchone()
         return None if row is None else _public(row)
 
-    def list(self, *, enabled: bool | None = None, kind: str | None = None) -> list[dict]:
+    def list(self, *, enabled: bool | None = None, kind: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every list (optionally only enabled/disabled ones, or one kind), by id."""
         sql = f"SELECT {', '.join(_COLUMNS)} FROM lists"
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
         if enabled is not None:
             where.append("enabled = ?")
             args.append(1 if enabled else 0)
@@ -265,7 +270,7 @@ class ListStore:
         return [_public(r) for r in self.db.conn.execute(sql + " ORDER BY id", args)]
 
     def count(self) -> int:
-        return self.db.conn.execute("SELECT COUNT(*) FROM lists").fetchone()[0]
+        return int(self.db.conn.execute("SELECT COUNT(*) FROM lists").fetchone()[0])
 
     def local_path(self, source: str) -> str:
         """Re-check a local source now and return its real path (ListValidationError if not)."""
@@ -274,8 +279,8 @@ class ListStore:
     # ---- writing -------------------------------------------------------------------------
 
     def create(self, name: str, source: str, kind: str = "block", format: str | None = None,
-               groups: list[str] | None = None, enabled: bool = True,
-               update_interval: int = DEFAULT_UPDATE_INTERVAL, mode: str | None = None) -> dict:
+               groups: builtins.list[str] | None = None, enabled: bool = True,
+               update_interval: int = DEFAULT_UPDATE_INTERVAL, mode: str | None = None) -> dict[str, Any]:
         """Add a list; returns it. Raises ListValidationError / ListConflictError /
         ListLimitError (all ValueErrors) without writing anything."""
         values = {
@@ -308,7 +313,7 @@ class ListStore:
                                         "exists") from exc
         return self._row(free)  # type: ignore[return-value]
 
-    def update(self, id: int, changes: dict) -> dict | None:
+    def update(self, id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply a partial update (only the keys given; unknown keys are a
         ListValidationError). Returns the list, or None if there is no such list.
 
@@ -363,13 +368,13 @@ class ListStore:
     def delete(self, id: int) -> bool:
         """Remove a list; True if it existed. Its bit leaves the index at the next compile."""
         with self.db.transaction() as conn:
-            return conn.execute("DELETE FROM lists WHERE id = ?", (int(id),)).rowcount > 0
+            return bool(conn.execute("DELETE FROM lists WHERE id = ?", (int(id),)).rowcount > 0)
 
     def record_result(self, id: int, *, ok: bool | None, at: float | None = None,
                       error: str | None = None, attempted: bool = True,
                       entries: int | None = _UNSET, errors: int | None = _UNSET,
                       skipped: Any = _UNSET, bytes: int | None = _UNSET,
-                      etag: str | None = _UNSET, last_modified: str | None = _UNSET) -> dict | None:
+                      etag: str | None = _UNSET, last_modified: str | None = _UNSET) -> dict[str, Any] | None:
         """Record the outcome of an update of list ``id``.
 
         ok=True: ``last_success`` = at and ``last_error`` cleared; ok=False: ``last_error`` =
@@ -402,7 +407,7 @@ class ListStore:
         return self._row(id) if n else None
 
 
-def _public(row: tuple) -> dict:
+def _public(row: tuple[Any, ...]) -> dict[str, Any]:
     d = dict(zip(_COLUMNS, row))
     d["list_id"] = list_id_of(d["id"])
     d["groups"] = json.loads(d["groups"]) if d["groups"] else []

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
+
+from ..dns.message import Query
 
 REPEAT_AFTER = 600.0  # seconds before the same client + name makes another event
 MAX_TRACKED = 4096  # (client, name) pairs remembered; the oldest are forgotten first
@@ -23,7 +25,7 @@ MAX_PER_MINUTE = 30  # events a minute, all clients together
 
 
 class ThreatReporter:
-    def __init__(self, publish: Callable[[dict], None], clock: Callable[[], float] = time.monotonic,
+    def __init__(self, publish: Callable[[dict[str, Any]], None], clock: Callable[[], float] = time.monotonic,
                  repeat_after: float = REPEAT_AFTER, max_per_minute: int = MAX_PER_MINUTE):
         self.publish = publish
         self.clock = clock
@@ -33,11 +35,11 @@ class ThreatReporter:
         self.events = 0
         self.suppressed = 0  # hits the per-minute cap kept out of the event log
         self.by_list: dict[str, int] = {}
-        self._seen: OrderedDict[tuple[str, str], list] = OrderedDict()  # → [last event time, hits since]
+        self._seen: OrderedDict[tuple[str, str], list[float]] = OrderedDict()  # → [last event time, hits since]
         self._minute = -1
         self._minute_events = 0
 
-    def __call__(self, query, list_name: str, entry: str) -> None:
+    def __call__(self, query: Query, list_name: str, entry: str) -> None:
         self.hits += 1
         self.by_list[list_name] = self.by_list.get(list_name, 0) + 1
         now = self.clock()
@@ -70,5 +72,5 @@ class ThreatReporter:
                                "qtype": query.qtype, "queries": repeats,
                                "suppressed_events": suppressed}})
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         return {"hits": self.hits, "events": self.events, "by_feed": dict(self.by_list)}

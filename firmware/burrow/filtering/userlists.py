@@ -9,8 +9,16 @@ in the settings store as one JSON list each and are matched in memory.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..dns import wire
+
+if TYPE_CHECKING:
+    from ..storage.settings import SettingsDB
+
+# A stored entry: its text (every client group), or {"domain": text, "groups": [...]}.
+Entry = str | dict[str, Any]
 
 MAX_ENTRIES = 10000  # per list: far beyond what a person types; lists belong in /api/lists
 _REGEX_CHARS = set("^$\\([+?|{")
@@ -51,29 +59,30 @@ class UserList:
     ``{"domain": text, "groups": [...]}`` (only clients in one of those groups).
     """
 
-    def __init__(self, settings_db, settings_key: str):
+    def __init__(self, settings_db: SettingsDB, settings_key: str) -> None:
         self.settings = settings_db
         self.key = settings_key
+        self._entries: list[Entry] = []
         self.reload()
 
     def reload(self) -> None:
         """Read the list from the settings DB (at start, after a restore)."""
-        self._entries: list = list(self.settings.get(self.key) or [])
+        self._entries = list(self.settings.get(self.key) or [])
         self._build()
 
     @staticmethod
-    def _text(entry) -> str:
-        return entry["domain"] if isinstance(entry, dict) else entry
+    def _text(entry: Entry) -> str:
+        return str(entry["domain"]) if isinstance(entry, dict) else entry
 
     @staticmethod
-    def _groups(entry) -> frozenset | None:
+    def _groups(entry: Entry) -> frozenset[str] | None:
         return frozenset(entry["groups"]) if isinstance(entry, dict) and entry.get("groups") else None
 
     def _build(self) -> None:
         # name → the groups it is limited to (None: every group)
-        self.exact: dict[str, frozenset | None] = {}
-        self.below: dict[str, frozenset | None] = {}
-        self.regex: list[tuple[str, re.Pattern, frozenset | None]] = []
+        self.exact: dict[str, frozenset[str] | None] = {}
+        self.below: dict[str, frozenset[str] | None] = {}
+        self.regex: list[tuple[str, re.Pattern[str], frozenset[str] | None]] = []
         for entry in self._entries:
             kind, norm = classify(self._text(entry))
             groups = self._groups(entry)
@@ -84,17 +93,17 @@ class UserList:
             else:
                 self.regex.append((norm, re.compile(norm), groups))
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The seed's shape: total, exact, wildcard, regex (lists of entries); plus ``groups``
         for entries limited to some client groups."""
-        out = {"total": len(self._entries), "exact": sorted(self.exact),
+        out: dict[str, Any] = {"total": len(self._entries), "exact": sorted(self.exact),
                "wildcard": sorted("*." + b for b in self.below), "regex": [p for p, _, _ in self.regex]}
-        limited = {classify(self._text(e))[1]: sorted(self._groups(e)) for e in self._entries if self._groups(e)}
+        limited = {classify(self._text(e))[1]: sorted(self._groups(e) or ()) for e in self._entries if self._groups(e)}
         if limited:
             out["groups"] = limited
         return out
 
-    def counts(self) -> dict:
+    def counts(self) -> dict[str, int]:
         return {"total": len(self._entries), "exact": len(self.exact), "wildcard": len(self.below),
                 "regex": len(self.regex)}
 
@@ -121,7 +130,8 @@ class UserList:
 
     def drop_group(self, group: str) -> None:
         """A deleted group leaves the entries limited to it; an entry left with no group goes."""
-        kept, changed = [], False
+        kept: list[Entry] = []
+        changed = False
         for e in self._entries:
             if isinstance(e, dict) and group in (e.get("groups") or ()):
                 changed = True
@@ -141,7 +151,7 @@ class UserList:
         self.settings.set(self.key, self._entries)
         self._build()
 
-    def match(self, name: str, groups=None) -> str | None:
+    def match(self, name: str, groups: Iterable[str] | None = None) -> str | None:
         """The entry matching ``name`` (lower case, no trailing dot) for a client in ``groups``
         (None: ignore group limits), or None."""
         if not self._entries:
@@ -160,5 +170,5 @@ class UserList:
         return None
 
 
-def _applies(limit, groups) -> bool:
+def _applies(limit: frozenset[str] | None, groups: Iterable[str] | None) -> bool:
     return limit is None or groups is None or not limit.isdisjoint(groups)

@@ -48,6 +48,7 @@ ones, never a mix).
 
 from __future__ import annotations
 
+import builtins
 import functools
 import ipaddress
 import logging
@@ -220,7 +221,9 @@ class ForwardRule:
             raise ForwardRuleError("name must not contain control characters", "name")
         self.name = name
 
-        domains, at_or_below, below = [], set(), set()
+        domains: list[str] = []
+        at_or_below: set[str] = set()
+        below: set[str] = set()
         for i, text in enumerate(_as_list(data, "domains", MAX_DOMAINS)):
             try:
                 is_below, base = parse_domain_pattern(text)
@@ -296,7 +299,7 @@ class ForwardRule:
                 raise ForwardRuleError(f"Timeout must be a valid duration: {e}", "timeout") from None
             if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
                 raise ForwardRuleError("Timeout must be between 100ms and 30s", "timeout")
-            self.timeout_seconds = seconds
+            self.timeout_seconds: float | None = seconds
         else:
             self.timeout_seconds = None
         self.max_retries = _as_int(data, "max_retries", 0, 0, MAX_RETRIES, "max_retries")
@@ -452,7 +455,7 @@ class ForwardRules:
     def __len__(self) -> int:
         return len(self._rules)
 
-    def to_dicts(self) -> list[dict]:
+    def to_dicts(self) -> builtins.list[dict]:  # (builtins: list is a method here)
         return [r.to_dict(i) for i, r in enumerate(self._sorted)]
 
     def snapshot(self) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from datetime import tzinfo
-from typing import Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from burrow.config.schema import format_hostport, parse_hostport
 
@@ -41,7 +41,11 @@ class PolicyValueError(PolicyError):
         return f"{self.field}: {self.message}"
 
 
-def parse_redirect(text: str) -> tuple:
+# REDIRECT: (("A", ip), ("AAAA", ip)); FORWARD: ((ip, port), ...); other actions: ().
+Targets = tuple[tuple[str, str], ...] | tuple[tuple[str, int], ...]
+
+
+def parse_redirect(text: str) -> tuple[tuple[str, str], ...]:
     """"1.2.3.4" | "::1" | "1.2.3.4, ::1" → (("A", "1.2.3.4"), ("AAAA", "::1"))."""
     if not isinstance(text, str) or not text.strip():
         raise PolicyValueError("action_data", "REDIRECT needs an IP address "
@@ -61,7 +65,7 @@ def parse_redirect(text: str) -> tuple:
     return tuple((t, out[t]) for t in ("A", "AAAA") if t in out)
 
 
-def parse_forward(text: str) -> tuple:
+def parse_forward(text: str) -> tuple[tuple[str, int], ...]:
     """"9.9.9.9:53, [2620:fe::fe]:53" → (("9.9.9.9", 53), ("2620:fe::fe", 53)).
     A bare IP means port 53; duplicates are dropped, order kept."""
     if not isinstance(text, str) or not text.strip():
@@ -91,7 +95,7 @@ class PolicyRule:
     __slots__ = ("id", "name", "logic", "action", "action_data", "enabled", "compiled",
                  "predicate", "targets")
 
-    def __init__(self, id, name: str, logic: str, action: str, action_data: str = "",
+    def __init__(self, id: object, name: str, logic: str, action: str, action_data: str = "",
                  enabled: bool = True):
         if not isinstance(name, str) or not name.strip():
             raise PolicyValueError("name", "name is required")
@@ -109,12 +113,13 @@ class PolicyRule:
             raise PolicyValueError("action_data", "action_data must be a string")
         action = action.strip().upper()
         self.compiled: CompiledExpression = compile_expression(logic)
+        self.targets: Targets
         if action == "REDIRECT":
-            self.targets = parse_redirect(action_data)
-            action_data = ", ".join(ip for _, ip in self.targets)
+            self.targets = redirects = parse_redirect(action_data)
+            action_data = ", ".join(ip for _, ip in redirects)
         elif action == "FORWARD":
-            self.targets = parse_forward(action_data)
-            action_data = ", ".join(format_hostport(h, p) for h, p in self.targets)
+            self.targets = servers = parse_forward(action_data)
+            action_data = ", ".join(format_hostport(h, p) for h, p in servers)
         else:
             if action_data.strip():
                 raise PolicyValueError("action_data", f"{action} takes no action_data")
@@ -129,7 +134,7 @@ class PolicyRule:
         self.predicate = self.compiled.predicate
 
     @classmethod
-    def from_dict(cls, data: dict, id=None) -> "PolicyRule":
+    def from_dict(cls, data: dict[str, Any], id: object = None) -> "PolicyRule":
         """A seed-shaped body {name, logic, action, action_data?, enabled?}."""
         if not isinstance(data, dict):
             raise PolicyValueError("body", "expected a JSON object")
@@ -139,12 +144,12 @@ class PolicyRule:
         return cls(data.get("id", id) if id is None else id, data["name"], data["logic"],
                    data["action"], data.get("action_data", ""), data.get("enabled", True))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "name": self.name, "logic": self.logic, "action": self.action,
                 "action_data": self.action_data, "enabled": self.enabled}
 
     @property
-    def uses(self) -> frozenset:
+    def uses(self) -> frozenset[str]:
         return self.compiled.uses
 
     @property
@@ -163,7 +168,7 @@ class Match(NamedTuple):
     rule: PolicyRule
     action: str          # BLOCK | ALLOW | REDIRECT | FORWARD
     action_data: str     # normalised text ("1.2.3.4, ::1" / "9.9.9.9:53, [::1]:5353" / "")
-    targets: tuple       # REDIRECT: (("A", ip), ("AAAA", ip)); FORWARD: ((ip, port), ...)
+    targets: Targets     # REDIRECT: (("A", ip), ("AAAA", ip)); FORWARD: ((ip, port), ...)
 
 
 _GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -172,7 +177,7 @@ _CLIENT_NAMES = frozenset({"ClientIP"})
 
 class PolicyEngine:
     def __init__(self, rules: Iterable[PolicyRule] = (), *,
-                 group_lookup: Callable[[str], set] | None = None,
+                 group_lookup: Callable[[str], Iterable[str]] | None = None,
                  clock: Callable[[], float] = time.time, tz: tzinfo | None = None):
         self.rules = tuple(rules)
         self.group_lookup = group_lookup
@@ -182,12 +187,12 @@ class PolicyEngine:
         self._plan = tuple((r, r.predicate, Match(r, r.action, r.action_data, r.targets))
                            for r in self._active)
         grains = [r.time_grain for r in self._active if r.time_grain]
-        self.time_grain = min(grains, key=_GRAIN_SECONDS.get) if grains else None
+        self.time_grain = min(grains, key=_GRAIN_SECONDS.__getitem__) if grains else None
         self.evaluations = 0
         self.runtime_errors = 0
-        self.matches: dict = {r.id: 0 for r in self.rules}
-        self.errors: dict = {r.id: 0 for r in self.rules}
-        self.last_error: dict = {}
+        self.matches: dict[object, int] = {r.id: 0 for r in self.rules}  # rule id → times it decided
+        self.errors: dict[object, int] = {r.id: 0 for r in self.rules}
+        self.last_error: dict[object, str] = {}
 
     # ---------------------------------------------------------------- properties
 
@@ -209,7 +214,7 @@ class PolicyEngine:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def get(self, rule_id):
+    def get(self, rule_id: object) -> PolicyRule | None:
         for r in self.rules:
             if r.id == rule_id:
                 return r
@@ -247,15 +252,16 @@ class PolicyEngine:
         return None
 
     def explain(self, domain: str, client_ip: str = "", qtype_name: str = "A", *,
-                now: float | None = None) -> list[dict]:
+                now: float | None = None) -> list[dict[str, Any]]:
         """Every rule's outcome for one query, without touching the counters:
         [{"id", "name", "enabled", "result": true|false|null, "error"?, "decides"}]."""
         domain = domain.lower().rstrip(".")
         ctx = EvalContext(domain, client_ip, qtype_name.upper(), now=now,
                           clock=self.clock, tz=self.tz, group_lookup=self.group_lookup)
-        out, decided = [], False
+        out: list[dict[str, Any]] = []
+        decided = False
         for r in self.rules:
-            row = {"id": r.id, "name": r.name, "enabled": r.enabled, "action": r.action,
+            row: dict[str, Any] = {"id": r.id, "name": r.name, "enabled": r.enabled, "action": r.action,
                    "result": None, "decides": False}
             if r.enabled:
                 try:
@@ -267,7 +273,7 @@ class PolicyEngine:
             out.append(row)
         return out
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, object]:
         return {
             "rules": len(self.rules),
             "enabled": len(self._active),

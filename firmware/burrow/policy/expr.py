@@ -33,7 +33,8 @@ import time
 import warnings
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from typing import Callable
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable, NoReturn
 
 __all__ = [
     "PolicyError", "PolicySyntaxError", "PolicyTypeError",
@@ -74,8 +75,8 @@ class PolicyError(ValueError):
         shown = "".join(ch if ch.isprintable() else " " for ch in self.source)
         return f"{shown}\n{' ' * self.position}^"
 
-    def to_dict(self) -> dict:
-        out = {"error": str(self), "message": self.message, "field": self.field}
+    def to_dict(self) -> dict[str, str | int]:
+        out: dict[str, str | int] = {"error": str(self), "message": self.message, "field": self.field}
         if self.position is not None:
             out["position"] = self.position
             if self.source is not None:
@@ -96,7 +97,7 @@ class PolicyTypeError(PolicyError):
 class Token:
     __slots__ = ("kind", "value", "pos")
 
-    def __init__(self, kind: str, value, pos: int):
+    def __init__(self, kind: str, value: int | str | None, pos: int):
         self.kind = kind    # "int" "str" "name" "op" "(" ")" "," "eof"
         self.value = value
         self.pos = pos
@@ -183,15 +184,17 @@ def tokenize(source: str) -> list[Token]:
 
 class Node:
     __slots__ = ("pos", "type")
+    pos: int
+    type: str | None  # "int" | "str" | "bool", set by check()
 
-    def children(self) -> tuple:
+    def children(self) -> tuple[Node, ...]:
         return ()
 
 
 class Literal(Node):
     __slots__ = ("value",)
 
-    def __init__(self, value, pos: int):
+    def __init__(self, value: int | str, pos: int):
         self.value, self.pos = value, pos
         self.type = "int" if isinstance(value, int) else "str"
 
@@ -206,11 +209,11 @@ class Var(Node):
 class Call(Node):
     __slots__ = ("name", "args", "data")
 
-    def __init__(self, name: str, args: list, pos: int):
+    def __init__(self, name: str, args: list[Node], pos: int):
         self.name, self.args, self.pos, self.type = name, args, pos, None
-        self.data = None   # checked literal arguments, prepared by check()
+        self.data: CallData = None   # checked literal arguments, prepared by check()
 
-    def children(self):
+    def children(self) -> tuple[Node, ...]:
         return tuple(self.args)
 
 
@@ -220,7 +223,7 @@ class Not(Node):
     def __init__(self, operand: Node, pos: int):
         self.operand, self.pos, self.type = operand, pos, None
 
-    def children(self):
+    def children(self) -> tuple[Node, ...]:
         return (self.operand,)
 
 
@@ -230,7 +233,7 @@ class Compare(Node):
     def __init__(self, op: str, left: Node, right: Node, pos: int):
         self.op, self.left, self.right, self.pos, self.type = op, left, right, pos, None
 
-    def children(self):
+    def children(self) -> tuple[Node, ...]:
         return (self.left, self.right)
 
 
@@ -238,12 +241,18 @@ class BoolOp(Node):
     """n-ary `&&` or `||` (chains are flattened so evaluation depth stays small)."""
     __slots__ = ("op", "operands", "op_positions")
 
-    def __init__(self, op: str, operands: list, op_positions: list, pos: int):
+    def __init__(self, op: str, operands: list[Node], op_positions: list[int], pos: int):
         self.op, self.operands, self.op_positions = op, operands, op_positions
         self.pos, self.type = pos, None
 
-    def children(self):
+    def children(self) -> tuple[Node, ...]:
         return tuple(self.operands)
+
+
+# What check() prepares for a call from its literal arguments (_prepare_call): a domain
+# pattern or group name (str), a compiled regex, (version, prefix, shift) of a network,
+# (version, int) of an address, (start, end) minutes, a set of query type names.
+CallData = str | re.Pattern[str] | tuple[int, ...] | frozenset[str] | None
 
 
 _CMP = {"==", "!=", "<", "<=", ">", ">="}
@@ -264,7 +273,7 @@ class _Parser:
         self.i += 1
         return tok
 
-    def error(self, msg: str, pos: int):
+    def error(self, msg: str, pos: int) -> NoReturn:
         raise PolicySyntaxError(msg, pos, self.source)
 
     def describe(self, tok: Token) -> str:
@@ -276,7 +285,7 @@ class _Parser:
             return f"number {tok.value}"
         return repr(tok.value)
 
-    def enter(self, pos: int):
+    def enter(self, pos: int) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             self.error(f"expression nested more than {MAX_DEPTH} deep", pos)
@@ -295,7 +304,7 @@ class _Parser:
                        tok.pos)
         return node
 
-    def _chain(self, op: str, sub) -> Node:
+    def _chain(self, op: str, sub: Callable[[], Node]) -> Node:
         first = sub()
         tok = self.peek()
         if not (tok.kind == "op" and tok.value == op):
@@ -336,6 +345,7 @@ class _Parser:
     def primary(self) -> Node:
         tok = self.take()
         if tok.kind in ("int", "str"):
+            assert tok.value is not None  # an int or str token has its value
             return Literal(tok.value, tok.pos)
         if tok.kind == "(":
             self.enter(tok.pos)
@@ -371,8 +381,8 @@ class _Parser:
                     self.error(f"expected ',' or ')' in the arguments of {tok.value}, "
                                f"found {self.describe(close)}", close.pos)
                 self.depth -= 1
-                return Call(tok.value, args, tok.pos)
-            return Var(tok.value, tok.pos)
+                return Call(str(tok.value), args, tok.pos)
+            return Var(str(tok.value), tok.pos)
         if tok.kind == ")":
             self.error("unbalanced ')': expected a value", tok.pos)
         if tok.kind == ",":
@@ -436,16 +446,29 @@ _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?|[a-z0-9_]")
 _QTYPE = re.compile(r"[A-Z][A-Z0-9]{0,15}|TYPE[0-9]{1,5}")
 
 
-def _did_you_mean(name: str, options) -> str:
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
     for o in options:
         if o.lower() == name.lower():
             return f"; did you mean {o!r}?"
     return ""
 
 
+def _text(node: Node) -> str:
+    """A string literal argument (check() has made sure it is one)."""
+    assert isinstance(node, Literal) and isinstance(node.value, str)
+    return node.value
+
+
+def _int(node: Node) -> int:
+    """An integer literal argument (check() has made sure it is one)."""
+    assert isinstance(node, Literal) and isinstance(node.value, int)
+    return node.value
+
+
 def _domain_pattern(node: Node, source: str, fn: str) -> str:
     """Normalise a domain literal: lower case, IDNA, and check its labels."""
-    text = node.value.strip()
+    value = _text(node)
+    text = value.strip()
     lead = fn in ("DomainMatches", "DomainEndsWith") and text.startswith(".")
     trail = fn == "DomainStartsWith" and text.endswith(".") and len(text) > 1
     core = text[1:] if lead else text
@@ -454,33 +477,36 @@ def _domain_pattern(node: Node, source: str, fn: str) -> str:
         try:
             core = core.encode("idna").decode("ascii")
         except UnicodeError:
-            raise PolicyTypeError(f"{fn}: {node.value!r} is not a valid domain name",
+            raise PolicyTypeError(f"{fn}: {value!r} is not a valid domain name",
                                   node.pos, source) from None
     core = core.lower()
     labels = core.split(".")
     if not core or len(core) > 253 or not all(_LABEL.fullmatch(lb) for lb in labels):
-        raise PolicyTypeError(f"{fn}: {node.value!r} is not a valid domain name pattern",
+        raise PolicyTypeError(f"{fn}: {value!r} is not a valid domain name pattern",
                               node.pos, source)
     return ("." if lead else "") + core + ("." if trail else "")
 
 
-def _ip_literal(node: Node, source: str, fn: str):
+def _ip_literal(node: Node, source: str, fn: str) -> tuple[int, int]:
+    value = _text(node)
     try:
-        ip = ipaddress.ip_address(node.value.strip())
+        ip = ipaddress.ip_address(value.strip())
     except ValueError:
-        raise PolicyTypeError(f"{fn}: {node.value!r} is not an IP address",
+        raise PolicyTypeError(f"{fn}: {value!r} is not an IP address",
                               node.pos, source) from None
     return _ipkey_of(ip)
 
 
-def _cidr_literal(node: Node, source: str, fn: str):
+def _cidr_literal(node: Node, source: str, fn: str) -> tuple[int, int, int]:
+    value = _text(node)
     try:
-        net = ipaddress.ip_network(node.value.strip(), strict=False)
+        net: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError as exc:
-        raise PolicyTypeError(f"{fn}: {node.value!r} is not a CIDR network ({exc})",
+        raise PolicyTypeError(f"{fn}: {value!r} is not a CIDR network ({exc})",
                               node.pos, source) from None
     version = net.version
-    if version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
+    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 \
+            and net.network_address.ipv4_mapped is not None:
         # ::ffff:a.b.c.d/n is an IPv4 network: clients are normalised the same way
         version = 4
         net = ipaddress.ip_network(
@@ -495,7 +521,7 @@ def _prepare_call(node: Call, source: str) -> None:
     if fn in ("DomainMatches", "DomainEndsWith", "DomainStartsWith"):
         node.data = _domain_pattern(args[1], source, fn)
     elif fn == "DomainRegex":
-        pattern = args[1].value
+        pattern = _text(args[1])
         if len(pattern) > MAX_REGEX:
             raise PolicyTypeError(f"DomainRegex: pattern longer than {MAX_REGEX} characters",
                                   args[1].pos, source)
@@ -511,21 +537,21 @@ def _prepare_call(node: Call, source: str) -> None:
     elif fn == "IPEquals":
         node.data = _ip_literal(args[1], source, fn)
     elif fn == "InClientGroup":
-        name = args[1].value.strip()
+        name = _text(args[1]).strip()
         if not name:
             raise PolicyTypeError("InClientGroup: empty group name", args[1].pos, source)
         node.data = name
     elif fn == "QueryTypeIn":
         names = []
         for a in args[1:]:
-            q = a.value.strip().upper()
+            q = _text(a).strip().upper()
             if not _QTYPE.fullmatch(q):
-                raise PolicyTypeError(f"QueryTypeIn: {a.value!r} is not a query type name",
+                raise PolicyTypeError(f"QueryTypeIn: {_text(a)!r} is not a query type name",
                                       a.pos, source)
             names.append(q)
         node.data = frozenset(names)
     elif fn == "InTimeRange":
-        sh, sm, eh, em = (a.value for a in args[2:])
+        sh, sm, eh, em = (_int(a) for a in args[2:])
         for a, v, hi in ((args[2], sh, 23), (args[3], sm, 59), (args[4], eh, 24), (args[5], em, 59)):
             if not 0 <= v <= hi:
                 raise PolicyTypeError(f"InTimeRange: {v} is out of range 0..{hi}", a.pos, source)
@@ -546,6 +572,7 @@ def _prepare_call(node: Call, source: str) -> None:
 def check(node: Node, source: str = "") -> str:
     """Type-check the tree in place (sets `.type`, prepares call data); returns its type."""
     if isinstance(node, Literal):
+        assert node.type is not None  # a literal is typed when made
         return node.type
     if isinstance(node, Var):
         if node.name not in VARIABLES:
@@ -606,7 +633,7 @@ def check(node: Node, source: str = "") -> str:
         node.type = "bool"
         return "bool"
     if isinstance(node, BoolOp):
-        for i, operand in enumerate(node.operands):
+        for operand in node.operands:
             t = check(operand, source)
             if t != "bool":
                 raise PolicyTypeError(f"{node.op} needs boolean operands, got {t}",
@@ -618,7 +645,7 @@ def check(node: Node, source: str = "") -> str:
 
 # --------------------------------------------------------------------------- runtime
 
-def local_fields(ts: float, tz: tzinfo | None = None) -> tuple:
+def local_fields(ts: float, tz: tzinfo | None = None) -> tuple[int, int, int, int, int, int, int, int]:
     """(year, month, day, hour, minute, second, weekday Sunday=0, utc offset seconds)."""
     if tz is None:
         t = time.localtime(ts)
@@ -630,14 +657,14 @@ def local_fields(ts: float, tz: tzinfo | None = None) -> tuple:
             (d.weekday() + 1) % 7, int(off.total_seconds()) if off is not None else 0)
 
 
-def _ipkey_of(ip) -> tuple:
-    if ip.version == 6 and ip.ipv4_mapped is not None:
+def _ipkey_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[int, int]:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return 4, int(ip.ipv4_mapped)
     return ip.version, int(ip)
 
 
 @lru_cache(maxsize=4096)
-def _ipkey(text: str):
+def _ipkey(text: str) -> tuple[int, int] | None:
     """"10.0.0.1" → (4, int); None when not an IP. Cached: clients repeat."""
     try:
         ip = ipaddress.ip_address(text.split("%", 1)[0])
@@ -654,28 +681,29 @@ class EvalContext:
     def __init__(self, domain: str, client_ip: str = "", qtype: str = "A", *,
                  now: float | None = None, clock: Callable[[], float] = time.time,
                  tz: tzinfo | None = None,
-                 group_lookup: Callable[[str], set] | None = None):
+                 group_lookup: Callable[[str], Iterable[str] | None] | None = None):
         self.domain = domain
         self.client_ip = client_ip
         self.qtype = qtype
         self._now = now
         self._clock = clock
         self._tz = tz
-        self._t = None
+        self._t: tuple[int, ...] | None = None
         self._group_lookup = group_lookup
-        self._groups = None
+        self._groups: dict[str, Iterable[str]] | None = None
 
-    def t(self) -> tuple:
+    def t(self) -> tuple[int, ...]:
         t = self._t
         if t is None:
             now = self._now if self._now is not None else self._clock()
             t = self._t = local_fields(now, self._tz)
         return t
 
-    def groups(self, ip: str):
+    def groups(self, ip: str) -> Iterable[str]:
         g = self._groups
         if g is not None and ip in g:
             return g[ip]
+        found: Iterable[str]
         if self._group_lookup is None:
             found = frozenset()
         else:
@@ -688,7 +716,11 @@ class EvalContext:
 
 # --------------------------------------------------------------------------- compiler
 
-def _c_var(name: str):
+# A compiled node: reads the context, gives the value check() typed it with (int, str or bool).
+Evaluator = Callable[[EvalContext], Any]
+
+
+def _c_var(name: str) -> Evaluator:
     if name == "Domain":
         return lambda c: c.domain
     if name == "ClientIP":
@@ -697,7 +729,7 @@ def _c_var(name: str):
         return lambda c: c.qtype
     idx = {"Month": 1, "Day": 2, "Hour": 3, "Minute": 4, "Weekday": 6}[name]
 
-    def read(c, _i=idx):
+    def read(c: EvalContext, _i: int = idx) -> int:
         t = c._t
         if t is None:
             t = c.t()
@@ -705,14 +737,14 @@ def _c_var(name: str):
     return read
 
 
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
 
 
-def _c_compare(node: Compare):
+def _c_compare(node: Compare) -> Evaluator:
     op, left, right = node.op, node.left, node.right
     # the common shape `Var op literal`: one closure, the literal bound as a default
     if isinstance(right, Literal) and not isinstance(left, Literal):
@@ -735,10 +767,10 @@ def _c_compare(node: Compare):
     return lambda c: fn(f(c), g(c))
 
 
-def _c_call(node: Call):
+def _c_call(node: Call) -> Evaluator:
     name, data = node.name, node.data
     if name == "IsWeekend":
-        def weekend(c):
+        def weekend(c: EvalContext) -> bool:
             t = c._t
             if t is None:
                 t = c.t()
@@ -746,68 +778,76 @@ def _c_call(node: Call):
         return weekend
     if name == "InTimeRange":
         h, m = _compile(node.args[0]), _compile(node.args[1])
+        assert isinstance(data, tuple)
         start, end = data
         if start < end:
             return lambda c: start <= h(c) * 60 + m(c) < end
 
-        def crossing(c):
-            v = h(c) * 60 + m(c)
+        def crossing(c: EvalContext) -> bool:
+            v: int = h(c) * 60 + m(c)
             return v >= start or v < end
         return crossing
     subject = _compile(node.args[0])
     if name == "DomainMatches":
+        assert isinstance(data, str)
         if data[0] == ".":
             bare = data[1:]
 
-            def subtree(c):
-                d = subject(c)
+            def subtree(c: EvalContext) -> bool:
+                d: str = subject(c)
                 return d == bare or d.endswith(data)
             return subtree
         needle = "." + data + "."
         return lambda c: needle in "." + subject(c) + "."
     if name == "DomainEndsWith":
+        assert isinstance(data, str)
         if data[0] == ".":
             return lambda c: subject(c).endswith(data)
         dotted = "." + data
 
-        def ends(c):
-            d = subject(c)
+        def ends(c: EvalContext) -> bool:
+            d: str = subject(c)
             return d == data or d.endswith(dotted)
         return ends
     if name == "DomainStartsWith":
+        assert isinstance(data, str)
         if data[-1] == ".":
             return lambda c: subject(c).startswith(data)
         dotted = data + "."
 
-        def starts(c):
-            d = subject(c)
+        def starts(c: EvalContext) -> bool:
+            d: str = subject(c)
             return d == data or d.startswith(dotted)
         return starts
     if name == "DomainRegex":
+        assert isinstance(data, re.Pattern)
         search = data.search
         return lambda c: search(subject(c)) is not None
     if name == "DomainLevelCount":
-        def levels(c):
-            d = subject(c)
+        def levels(c: EvalContext) -> int:
+            d: str = subject(c)
             return d.count(".") + 1 if d else 0
         return levels
     if name == "IPEquals":
         return lambda c: _ipkey(subject(c)) == data
     if name == "IPInCIDR":
+        assert isinstance(data, tuple)
         version, prefix, shift = data
 
-        def in_cidr(c):
+        def in_cidr(c: EvalContext) -> bool:
             k = _ipkey(subject(c))
             return k is not None and k[0] == version and k[1] >> shift == prefix
         return in_cidr
     if name == "InClientGroup":
+        assert isinstance(data, str)
         return lambda c: data in c.groups(subject(c))
     if name == "QueryTypeIn":
+        assert isinstance(data, frozenset)
         return lambda c: subject(c).upper() in data
     raise AssertionError(name)
 
 
-def _compile(node: Node):
+def _compile(node: Node) -> Evaluator:
     if isinstance(node, Literal):
         v = node.value
         return lambda c: v
@@ -833,7 +873,7 @@ def _compile(node: Node):
                 a, b, d, e = fs
                 return lambda c: a(c) and b(c) and d(c) and e(c)
 
-            def all_(c, fs=tuple(fs)):
+            def all_(c: EvalContext, fs: tuple[Evaluator, ...] = tuple(fs)) -> bool:
                 for f in fs:
                     if not f(c):
                         return False
@@ -846,7 +886,7 @@ def _compile(node: Node):
             a, b, d = fs
             return lambda c: a(c) or b(c) or d(c)
 
-        def any_(c, fs=tuple(fs)):
+        def any_(c: EvalContext, fs: tuple[Evaluator, ...] = tuple(fs)) -> bool:
             for f in fs:
                 if f(c):
                     return True
@@ -855,7 +895,7 @@ def _compile(node: Node):
     raise TypeError(node)
 
 
-def _walk(node: Node):
+def _walk(node: Node) -> Iterator[Node]:
     yield node
     for ch in node.children():
         yield from _walk(ch)
@@ -867,7 +907,8 @@ class CompiledExpression:
 
     __slots__ = ("source", "ast", "predicate", "uses", "time_grain")
 
-    def __init__(self, source: str, ast: Node, predicate, uses: frozenset, time_grain):
+    def __init__(self, source: str, ast: Node, predicate: Evaluator, uses: frozenset[str],
+                 time_grain: str | None):
         self.source = source
         self.ast = ast
         self.predicate = predicate
@@ -880,7 +921,8 @@ class CompiledExpression:
 
     def evaluate(self, domain: str, client_ip: str = "", qtype: str = "A", *,
                  now: float | None = None, tz: tzinfo | None = None,
-                 group_lookup=None, clock=time.time) -> bool:
+                 group_lookup: Callable[[str], Iterable[str] | None] | None = None,
+                 clock: Callable[[], float] = time.time) -> bool:
         ctx = EvalContext(domain.lower().rstrip("."), client_ip, qtype.upper(), now=now,
                           clock=clock, tz=tz, group_lookup=group_lookup)
         return bool(self.predicate(ctx))
@@ -896,10 +938,9 @@ def compile_expression(source: str) -> CompiledExpression:
     if t != "bool":
         raise PolicyTypeError(f"the expression must be a condition (true/false), not {t}",
                               ast.pos, source)
-    uses = set()
-    grain = None
+    uses: set[str] = set()
+    grain: str | None = None
     for n in _walk(ast):
-        name = None
         if isinstance(n, Var):
             name = n.name
             g = _VAR_GRAIN.get(name)

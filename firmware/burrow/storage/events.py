@@ -112,7 +112,7 @@ def normalize(payload: Any, topic: str = "events", now: float | None = None) -> 
              "client_ip", "summary", "message", "data"}
     kind = payload.get("event")  # the list manager's payloads name their kind "event"
     type_ = _text(payload.get("type") or (f"{topic}.{kind}" if isinstance(kind, str) and kind
-                                          else f"{topic}.unknown"), MAX_TYPE_LEN)
+                                          else f"{topic}.unknown"), MAX_TYPE_LEN) or f"{topic}.unknown"
     ts = payload.get("ts", payload.get("time"))
     if not isinstance(ts, (int, float)) or isinstance(ts, bool) or ts != ts:
         ts = time.time() if now is None else now
@@ -206,7 +206,8 @@ class EventLog:
         self.max_rows = int(max_rows)
         self.flush_interval = float(flush_interval)
         self._pending: collections.deque = collections.deque(maxlen=max_pending)
-        self._sub = None
+        # The bus subscription (telemetry's; storage imports nothing from telemetry).
+        self._sub: Any = None
         self._task: asyncio.Task | None = None
         self._last_flush = float("-inf")  # the first batch waits for nothing (monotonic time may be
         # smaller than the interval just after boot)
@@ -232,10 +233,6 @@ class EventLog:
         if bus is not None:
             self.subscribe(bus)
         self._task = asyncio.create_task(self._run(), name="eventlog-writer")
-
-    def snapshot(self) -> dict:
-        return {"written": self.written, "pending": len(self._pending), "lost": self.lost,
-                "flush_errors": self.flush_errors}
 
     def background_tasks(self) -> list[asyncio.Task]:
         """The writer task (for the supervisor)."""

@@ -22,7 +22,8 @@ Row ids are one sequence across both tiers: the Recorder gives a row its id when
 row in (``next_id`` seeds it), so a row has the same id in memory, in the hot tier and in the
 archive; ``write`` also numbers rows handed to it without ids. Ids a run may have shown but not
 written are reserved in the archive (``reserve_ids``), so no later run hands them out again.
-The hot tier always holds a contiguous newest range of them: rows with ``id >= MIN(hot id)`` are read from the hot tier, older ones from the
+The hot tier always holds a contiguous newest range of them: rows with ``id >= MIN(hot id)`` are
+read from the hot tier, older ones from the
 archive. So a crash between the archive commit and the hot trim (both tiers hold a row) never
 shows a row twice, and a crash before the archive commit loses nothing (the next persist
 archives the same rows again). Power cut or reboot: the hot tier is gone, the archive keeps
@@ -95,7 +96,7 @@ ARCHIVE_SCAN_MAX_ROWS = 400_000
 # rollback journal needs it to survive a power cut; no auto_vacuum (no pointer-map pages to
 # update: freed pages are simply reused by the next blocks); 1 KiB pages, because a persist
 # rewrites a few b-tree pages (header, leaf, freelist) besides the blob.
-ARCHIVE_PRAGMAS = {"journal_mode": "TRUNCATE", "synchronous": "FULL", "auto_vacuum": "NONE",
+ARCHIVE_PRAGMAS: dict[str, Any] = {"journal_mode": "TRUNCATE", "synchronous": "FULL", "auto_vacuum": "NONE",
                    "page_size": 1024}
 # Age retention drops archive blocks in batches: only once the oldest block has been expired
 # for this long, so a day costs 4 small delete transactions, not 24. Archived rows may outlive
@@ -411,9 +412,9 @@ class QueryLogDB:
         self.last_scan_capped = False
         self._scratch: sqlite3.Connection | None = None
         self._decoded: dict[int, list[tuple]] = {}  # a few decoded blocks, for paging
-        self.archive: sqlite3.Connection | None = None
         self.conn, self.version = _open(self.hot_path, migrations)
         try:
+            self.archive: sqlite3.Connection
             self.archive, self.archive_version = _open(self.archive_path, ARCHIVE_MIGRATIONS,
                                                        **ARCHIVE_PRAGMAS)
             self._archived_max = self.archive.execute(
@@ -467,6 +468,7 @@ class QueryLogDB:
         if not rows:
             return 0
         first = self._next_id
+        params: list[Sequence[Any]]
         if len(rows[0]) == len(ROW_FIELDS):
             params = [(first + i, *row) for i, row in enumerate(rows)]
         else:
@@ -852,7 +854,8 @@ class QueryLogDB:
         """
         limit = max(1, min(int(limit), MAX_FETCH_LIMIT))
         self.last_scan_capped = False
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[float] = []
         if blocked is not None:
             clauses.append("blocked = ?")
             params.append(int(bool(blocked)))
@@ -930,6 +933,7 @@ class QueryLogDB:
     def close(self) -> None:
         """Close the connections (on the worker thread). Safe to call twice. Does not persist:
         the Recorder persists before closing at shutdown."""
-        for conn in (self._scratch, self.archive, self.conn):
+        # (archive is absent when opening it failed)
+        for conn in (self._scratch, getattr(self, "archive", None), self.conn):
             if conn is not None:
                 conn.close()

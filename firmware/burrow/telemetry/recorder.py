@@ -274,7 +274,7 @@ class Recorder:
         n = len(ring)
         if not n:
             return 0
-        if n >= ring.maxlen:
+        if ring.maxlen is not None and n >= ring.maxlen:
             self._count_ring_overflow(ring)
         records = list(ring)
         ring.clear()
@@ -282,7 +282,7 @@ class Recorder:
         # view, and the hot path only ever reads the monotonic clock.
         offset = time.time() - time.monotonic()
         add = self.stats.add
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         append = rows.append
         # Fast-path hits are tallied per second and (decision, count key) slot, then counted
         # once per tally: hits are most queries, so they cost a fraction of a full record.
@@ -418,7 +418,7 @@ class Recorder:
 
     def _queue_rows(self, rows: list) -> None:
         pending = self._pending
-        overflow = len(pending) + len(rows) - pending.maxlen
+        overflow = len(pending) + len(rows) - (pending.maxlen or 0)
         pending.extend(rows)
         if overflow > 0:
             self.dropped_pending += overflow
@@ -508,7 +508,7 @@ class Recorder:
         """The newest rows not yet in the database, newest first, shaped like
         ``QueryLogDB.fetch`` items, with the ids they keep once written. Covers the seconds
         before the next flush; records still in the ring (under a second old) are not included."""
-        out = []
+        out: list[dict[str, Any]] = []
         for source in (self._pending, self._inflight):
             for row in reversed(source):
                 if len(out) >= limit:

@@ -35,8 +35,8 @@ _DECISION_SLOTS = max(Decision) + 1
 _BUCKET_LEN = _DECISION_BASE + _DECISION_SLOTS
 
 
-def _new_bucket() -> list:
-    bucket = [0] * _BUCKET_LEN
+def _new_bucket() -> list[float]:
+    bucket: list[float] = [0] * _BUCKET_LEN
     bucket[_SUM_MS] = 0.0
     return bucket
 
@@ -51,7 +51,7 @@ class StatsBuckets:
         self._buckets: dict[int, list] = {}  # minute (unix seconds // 60) → bucket
         self._newest = -1  # highest minute seen
         self._cur_minute = -1  # memo of the last bucket touched: most adds hit the same minute
-        self._cur: list | None = None
+        self._cur: list[float] | None = None
         self._reset_seconds(-1)
 
     def _reset_seconds(self, newest: int) -> None:
@@ -74,9 +74,8 @@ class StatsBuckets:
         blocked = count if decision in BLOCKED_DECISIONS else 0
         cached = count if (decision == Decision.CACHED or decision == Decision.STALE) else 0
         minute = int(wall_ts // 60)
-        if minute == self._cur_minute:
-            bucket = self._cur
-        else:
+        bucket = self._cur if minute == self._cur_minute else None  # (None: no current minute)
+        if bucket is None:
             bucket = self._bucket(minute)
             if bucket is None:
                 return

@@ -152,7 +152,7 @@ class Zone:
             self._check_glue()
 
     def _check_glue(self) -> None:
-        for (name, rtype), rrset in self.rrsets.items():
+        for (_name, rtype), rrset in self.rrsets.items():
             if rtype != "NS":
                 continue
             for record in rrset:

@@ -292,9 +292,9 @@ def rdata_text(data: bytes, rr: wire.RR) -> str:
         return text
     raw = bytes(data[rr.rdata_offset:rr.end])
     if rr.rtype in _DNSLIB_TYPES:
-        text = _via_dnslib(rr.rtype, raw)
-        if text is not None:
-            return text
+        parsed = _via_dnslib(rr.rtype, raw)
+        if parsed is not None:
+            return parsed
     return _generic(raw)
 
 

@@ -171,7 +171,7 @@ class LocalData:
         targets = {owner + "." for owner in changed}
         for owner in changed:  # take out what the owners had, and their PTRs
             table, key = new._slot(owner)
-            node = table.pop(key, None) or {}
+            node: dict[str, tuple[Record, ...]] = table.pop(key, None) or {}
             for rtype, rrset in node.items():
                 records -= len(rrset)
                 new._turns.pop((owner, rtype), None)
@@ -191,7 +191,7 @@ class LocalData:
             if not recs:
                 continue
             table, key = new._slot(owner)
-            node: dict[str, tuple[Record, ...]] = {}
+            node = {}
             for r in recs:
                 node[r.type] = node.get(r.type, ()) + (r,)
             table[key] = node
@@ -296,7 +296,8 @@ class LocalData:
                 return out
             seen.add(target)
             name = target
-        out.chase = None
+        if out is not None:  # (set on the first step)
+            out.chase = None
         return out
 
     def _step(self, name: str, qtype: int, rotate: bool = True) -> LocalAnswer | None:

@@ -21,6 +21,7 @@ first query is answered from it; ``start()`` begins the refresh schedule.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -143,7 +144,7 @@ class ZoneService:
             if have is not None and have.records and have.last_transfer:
                 # the copy on disk keeps its age across a restart: expiry counts from the transfer
                 sec.load(have.records, now=time.monotonic() - max(0.0, time.time() - have.last_transfer))
-            task = self.supervisor.spawn(_task_name(origin), lambda origin=origin, sec=sec: self._refresh(origin, sec),
+            task = self.supervisor.spawn(_task_name(origin), functools.partial(self._refresh, origin, sec),
                                          REFRESH_POLICY)
             self._secondaries[origin] = (sec, task, tuple(zone["primaries"]))
 

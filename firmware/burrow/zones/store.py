@@ -39,7 +39,7 @@ import datetime
 import ipaddress
 import json
 import time
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, TypeVar
 
 from ..dns.serial import next_serial, serial_add, serial_lt
 from .authority import Zone
@@ -113,6 +113,15 @@ def check_primaries(primaries, field: str = "primaries") -> list[str]:
         if label not in out:
             out.append(label)
     return out
+
+
+T = TypeVar("T")
+
+
+def _present(value: T | None) -> T:
+    """``value``, which the caller has just written or checked: None here would be a bug."""
+    assert value is not None
+    return value
 
 
 def _soa_serial(value: str) -> int:
@@ -324,7 +333,7 @@ class ZoneStore:
             for r in records:
                 self._insert(conn, zid, r)
         self._zones_changed()
-        return self.zone(zid)
+        return _present(self.zone(zid))
 
     def update_zone(self, ref, changes: dict) -> dict:
         """Change a zone's type (master ↔ slave) or primaries. A zone keeps its name: renaming
@@ -362,14 +371,14 @@ class ZoneStore:
                 for r in zone.records():
                     self._insert(conn, row["id"], r)
                 conn.execute("UPDATE zones SET type = 'master', primaries = '[]', serial = ?, updated_at = ? "
-                             "WHERE id = ?", (_soa_serial(zone.soa.value), now, row["id"]))
+                             "WHERE id = ?", (_soa_serial(_present(zone.soa).value), now, row["id"]))
             self._bump(row["id"])
         else:
             with self.db.transaction() as conn:
                 conn.execute("UPDATE zones SET type = ?, primaries = ?, updated_at = ? WHERE id = ?",
                              (new_type, json.dumps(prims), now, row["id"]))
         self._zones_changed()
-        return self.zone(row["id"])
+        return _present(self.zone(row["id"]))
 
     def delete_zone(self, ref) -> dict:
         """Delete a zone and its records; returns what it was."""
@@ -440,7 +449,7 @@ class ZoneStore:
                                  (rid,)).fetchone()
         if got is None:
             return None
-        zone = self._zone_row(got[1])
+        zone = _present(self._zone_row(got[1]))  # (a record's zone exists: foreign key)
         return got[0], zone, Record(got[2], got[3], got[4], got[5])
 
     def record(self, rid) -> dict | None:
@@ -497,8 +506,9 @@ class ZoneStore:
         if ztype == "master":
             z = Zone(zone["name"], records)
             z.validate(require_glue=True)
-            serial = self._next_serial(zone, z.soa.value)
-            soa_id = next((rid for rid, r in after.items() if r.type == "SOA"), None)
+            serial = self._next_serial(zone, _present(z.soa).value)
+            # (validate() found the SOA, and no change adds one: it is among the kept records)
+            soa_id = _present(next((rid for rid, r in after.items() if r.type == "SOA"), None))
             soa = after[soa_id]
             sets[soa_id] = soa._replace(value=_with_serial(soa.value, serial))
         elif ztype == "local":
@@ -533,7 +543,7 @@ class ZoneStore:
         return next_serial(old, self._today())
 
     def _bump(self, zone_id: int) -> None:
-        zone = self._zone_row(zone_id)
+        zone = _present(self._zone_row(zone_id))
         self._apply(zone)
 
     def _make(self, zone: dict, name, rtype, value, ttl=None, priority=None) -> Record:
@@ -552,7 +562,7 @@ class ZoneStore:
         if record.type == "SOA":
             raise StoreError("a zone has exactly one SOA: change it (PUT) instead of adding one", field="type")
         rid = self._apply(zone, adds=[record])[0]
-        return self.record(rid)
+        return _present(self.record(rid))
 
     def update_record(self, rid, changes: dict) -> dict:
         """Replace fields of a record (name, type, value, ttl, priority); the rest stay."""
@@ -587,7 +597,7 @@ class ZoneStore:
             raise StoreError("the SOA record stays an SOA record (and no other record can become one)",
                              field="type")
         self._apply(zone, sets=[(rid, record)])
-        return self.record(rid)
+        return _present(self.record(rid))
 
     def delete_record(self, rid) -> dict:
         """Delete one record; returns what it was."""
@@ -627,8 +637,9 @@ class ZoneStore:
             records += [r for r in current if r.type == "NS" and r.name == origin]
         z = Zone(origin, records)
         z.validate(require_glue=True)
-        serial = self._next_serial(zone, z.soa.value)
-        z.rrsets[(origin, "SOA")] = [z.soa._replace(value=_with_serial(z.soa.value, serial))]
+        soa = _present(z.soa)  # validate() made sure
+        serial = self._next_serial(zone, soa.value)
+        z.rrsets[(origin, "SOA")] = [soa._replace(value=_with_serial(soa.value, serial))]
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM zone_records WHERE zone_id = ?", (zone["id"],))
             for r in sorted(z.records(), key=lambda r: r.type != "SOA"):
@@ -764,7 +775,7 @@ class ZoneStore:
                 record = local_record(owner, rtype, str(address), seconds, {"value": field})
                 if record not in new:
                     new.append(record)
-        zone = self._zone_row(self.local_id)
+        zone = _present(self._zone_row(self.local_id))
         existing = [(rid, r) for rid, r in self._owner_rows(self.local_id, [owner]) if r.type == rtype]
         if rtype == "CNAME" and existing and existing[0][1].value != new[0].value:
             raise RecordError(f"{absolute(owner)} already has a CNAME (to {existing[0][1].value});"
@@ -773,12 +784,12 @@ class ZoneStore:
         sets = [(rid, r._replace(ttl=seconds)) for rid, r in existing if r.ttl != seconds]
         adds = [r for r in new if r.value not in have]
         if not adds and not sets:
-            return self.local_entry(owner, rtype)
+            return _present(self.local_entry(owner, rtype))
         try:
             self._apply(zone, adds=adds, sets=sets)
         except RecordError as exc:
             raise RecordError(exc.message, "type" if exc.field == "type" else "domain") from None
-        return self.local_entry(owner, rtype)
+        return _present(self.local_entry(owner, rtype))
 
     def delete_local(self, entry_id: str) -> dict:
         """Remove the local record ``domain:type:index`` (all its addresses); returns the removed
@@ -793,7 +804,7 @@ class ZoneStore:
         if not rows or index != 0:
             raise StoreError("Record not found", 404, "id")
         entry = self._local_entry(name, rtype, [r for _, r in rows])
-        self._apply(self._zone_row(self.local_id), deletes=[rid for rid, _ in rows])
+        self._apply(_present(self._zone_row(self.local_id)), deletes=[rid for rid, _ in rows])
         return entry
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from .. import wire
-from ..cache import SERVFAIL_TTL, AnswerCache
+from ..cache import SERVFAIL_TTL, AnswerCache, CacheEntry, CacheKey
 from ..decision import Decision
-from ..message import Answer, Query
+from ..message import Answer, Next, Query
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +34,22 @@ class CacheStage:
     name = "cache"
 
     def __init__(self, cache: AnswerCache, serve_stale: bool = True, prefetch: bool = True,
-                 enabled: bool = True, clock=time.monotonic):
+                 enabled: bool = True, clock: Callable[[], float] = time.monotonic):
         self.cache = cache
         self.clock = clock
         self.serve_stale = serve_stale
         self.prefetch = prefetch
         self.enabled = enabled
-        self._failures: dict = {}
-        self._background: set = set()
+        # key → (until, the failure's EDE)
+        self._failures: dict[CacheKey, tuple[float, tuple[int, str] | None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         self.prefetches = 0
 
     @staticmethod
-    def key(query: Query):
+    def key(query: Query) -> CacheKey:
         return (query.qkey, query.do, query.cd, query.route)
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         if not self.enabled:
             answer = await next(query)
             if answer.ttl is not None and answer.decision in _CACHEABLE:
@@ -54,7 +59,7 @@ class CacheStage:
         now = self.clock()
         explain = query.explain  # a dry run (dns/explain.py): read the cache, change nothing
         entry, fresh = self.cache.get(key, now) if explain is None else self.cache.peek(key, now)
-        if fresh:
+        if fresh and entry is not None:  # (fresh: never None)
             age = int(now - entry.stored)
             query.note("cache", "hit", source="response_cache")
             if self.prefetch and explain is None and entry.needs_prefetch(now):
@@ -81,7 +86,7 @@ class CacheStage:
             return answer
         return await self._fetch(query, next, key)
 
-    def _stale(self, query: Query, entry) -> Answer:
+    def _stale(self, query: Query, entry: CacheEntry) -> Answer:
         if query.explain is None:
             self.cache.stale_hits += 1
         query.note("cache", "stale", source="response_cache", detail="upstream unavailable")
@@ -93,7 +98,7 @@ class CacheStage:
             ede=(wire.EDE_STALE_ANSWER, ""), ttl=None, ad=False)  # nobody vouches for old data
         return stale
 
-    async def _fetch(self, query: Query, next, key) -> Answer:
+    async def _fetch(self, query: Query, next: Next, key: CacheKey) -> Answer:
         answer = await next(query)
         if query.explain is not None:
             return answer  # a dry run's placeholder: nothing to remember
@@ -108,7 +113,7 @@ class CacheStage:
             self.cache.put(key, answer, answer.ttl, now)
         return answer
 
-    async def _refresh(self, query: Query, next, key) -> None:
+    async def _refresh(self, query: Query, next: Next, key: CacheKey) -> None:
         self.prefetches += 1
         query.note("cache", "prefetch", source="response_cache")
         clone = Query.__new__(Query)
@@ -122,7 +127,7 @@ class CacheStage:
             if entry is not None:
                 entry.prefetching = False
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -13,18 +13,41 @@ group (it keys by group, not by client).
 
 from __future__ import annotations
 
-from ..message import Answer, Query
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..message import Answer, Next, Query
+from ..upstream import UpstreamSettings
+
+if TYPE_CHECKING:
+    from .forward import ForwardStage
+
+
+class Route(Protocol):
+    """A conditional-forwarding rule as the stage reads it (forwarding.ForwardRule)."""
+
+    name: str
+    route: str
+    servers: tuple[tuple[str, int], ...]
+    settings: UpstreamSettings
+    upstreams: tuple[str, ...]
+
+
+class Routes(Protocol):
+    """The rule set (forwarding.ForwardRules): the rule for a question, and whether it
+    depends on the client."""
+
+    def lookup(self, name: str, client_ip: str, qtype: int) -> tuple[Route | None, bool]: ...
 
 
 class ConditionalStage:
     name = "conditional"
 
-    def __init__(self, forward, rules=None):
+    def __init__(self, forward: ForwardStage, rules: Routes | None = None) -> None:
         self.forward = forward  # ForwardStage: owns the per-route upstream pools
         self.rules = rules  # burrow.forwarding.ForwardRules, set once storage is open
         self.forwarded = 0
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         rules = self.rules
         if rules is None:
             return await next(query)
@@ -44,7 +67,7 @@ class ConditionalStage:
             answer = answer.replace(ttl=None)
         return answer
 
-    def matching(self, query: Query) -> list[dict]:
+    def matching(self, query: Query) -> list[dict[str, Any]]:
         """The conditional forwarding rule that takes the question (dns/explain.py)."""
         rules = self.rules
         rule = rules.lookup(query.name, query.client_ip, query.qtype)[0] if rules is not None else None

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .. import wire
 from ..decision import Decision
-from ..message import DROP, Answer, Query, read_answer_records
+from ..message import DROP, Answer, Next, Query, read_answer_records
 from ..names import view_groups
 
 MODES = ("null", "nxdomain", "nodata", "custom")
@@ -29,6 +31,42 @@ MODES = ("null", "nxdomain", "nodata", "custom")
 # index is handed in); tests/unit/test_filter_stage.py checks they equal filtering.index's.
 ALL_LISTS = (1 << 64) - 1  # every list: one bit per list, 64 lists
 ALLOW_ACTIONS = frozenset(("allow", "passthru"))  # the actions that let a name through
+
+Redirects = tuple[tuple[str, str], ...]  # (("A", "192.0.2.1"), ("CNAME", "x.example"), ...)
+EDE = tuple[int, str]  # an Extended DNS Error: (info code, extra text)
+
+
+# What the stage reads from the objects handed in (filtering.index.Index and its Match,
+# filtering.userlists.UserList, filtering.pause.BlockingPause).
+class IndexMatch(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def how(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def mask(self) -> int: ...
+    @property
+    def important(self) -> bool: ...
+    @property
+    def data(self) -> Redirects: ...
+
+
+class ListIndex(Protocol):
+    @property
+    def lists(self) -> Mapping[int, Mapping[str, Any]]: ...  # per-list metadata (JSON)
+
+    def lookup(self, name: str, qtype: int | None = ..., lists: int = ..., *,
+               complete: bool = ...) -> Sequence[IndexMatch] | None: ...
+
+
+class NameList(Protocol):
+    def match(self, name: str, groups: Iterable[str] | None = ...) -> str | None: ...
+
+
+class Pause(Protocol):
+    def paused(self, groups: Iterable[str] = ...) -> bool: ...
 
 
 @dataclass
@@ -62,13 +100,14 @@ def _address(rtype: int, text: str) -> bytes:
     return ipaddress.IPv6Address(text).packed
 
 
-def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede) -> Answer:
+def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede: EDE | None) -> Answer:
     parts = [_rr(rtype, ttl, rdata) for rtype, rdata in records]
     return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttls=(ttl,) * len(records),
                   ttl=UNTIL_CHANGED, ede=ede)
 
 
-def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede, redirect: tuple = ()) -> Answer:
+def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede: EDE | None,
+                   redirect: Redirects = ()) -> Answer:
     """The reply for a blocked question under ``mode`` (or the redirect targets given)."""
     ttl = settings.ttl
     if mode == "nxdomain":
@@ -98,19 +137,21 @@ def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede, redir
 class FilterStage:
     name = "filter"
 
-    def __init__(self, settings: BlockingSettings | None = None, pause=None):
+    def __init__(self, settings: BlockingSettings | None = None, pause: Pause | None = None) -> None:
         self.settings = settings or BlockingSettings()
         self.pause = pause  # BlockingPause or None
-        self.index = None  # burrow.filtering.index.Index, swapped in by the list manager
-        self.allow_list = None  # burrow.filtering.userlists.UserList: never blocked (seed 003)
-        self.deny_list = None  # the owner's own blocks
-        self.list_groups = None  # () -> {index list id: [group names]} (empty: every group)
-        self.on_threat = None  # (query, list name, entry) -> None: a threat feed blocked a query
+        self.index: ListIndex | None = None  # burrow.filtering.index.Index, swapped in by the list manager
+        self.allow_list: NameList | None = None  # burrow.filtering.userlists.UserList: never blocked (seed 003)
+        self.deny_list: NameList | None = None  # the owner's own blocks
+        # () -> {index list id: [group names]} (empty: every group)
+        self.list_groups: Callable[[], Mapping[int, Collection[str]]] | None = None
+        # (query, list name, entry) -> None: a threat feed blocked a query
+        self.on_threat: Callable[[Query, str, str], None] | None = None
         self._view_masks: dict[str, int] = {}  # view → lists that apply to it; see forget_views
         self.blocked = 0
         self.cname_blocked = 0
 
-    def set_index(self, index) -> None:
+    def set_index(self, index: ListIndex | None) -> None:
         """Swap in a new compiled index (the caller invalidates fast-path answers)."""
         self.index = index
         self._view_masks.clear()
@@ -136,7 +177,7 @@ class FilterStage:
             self._view_masks[view] = mask
         return mask
 
-    def verdict(self, name: str, qtype: int | None, view: str | None = None):
+    def verdict(self, name: str, qtype: int | None, view: str | None = None) -> tuple[IndexMatch, int, bool] | None:
         """(match, list id, blocked?) for a name, or None when no list mentions it."""
         index = self.index
         if index is None:
@@ -148,7 +189,9 @@ class FilterStage:
         if not matches:
             return None
         # The first (most specific) match of each kind decides; one pass, no per-kind search.
-        first_allow = first_deny = first_important = None
+        first_allow: IndexMatch | None = None
+        first_deny: IndexMatch | None = None
+        first_important: IndexMatch | None = None
         important = 0
         for m in matches:
             if m.action in ALLOW_ACTIONS:
@@ -166,9 +209,10 @@ class FilterStage:
             return first_important, (mask & -mask).bit_length() - 1, True
         if first_allow is not None:
             return first_allow, (first_allow.mask & -first_allow.mask).bit_length() - 1, False
+        assert first_deny is not None  # a match that is neither allow nor deny does not exist
         return first_deny, (first_deny.mask & -first_deny.mask).bit_length() - 1, True
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         if query.policy_allowed:  # a policy ALLOW rule decided already (stages/policy.py)
             return await next(query)
         groups = view_groups(query.view)
@@ -203,11 +247,11 @@ class FilterStage:
         answer = await next(query)
         return self._inspect_cnames(query, answer)
 
-    def matching(self, query: Query) -> list[dict]:
+    def matching(self, query: Query) -> list[dict[str, Any]]:
         """Every list entry (regexes included), allow entry and deny entry that matches the
         question for the client's groups, whether it decides or not (dns/explain.py)."""
         name, groups = query.name, view_groups(query.view)
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         if self.index is not None:
             for m in self.index.lookup(name, query.qtype, lists=self.lists_for(query.view), complete=True) or ():
                 out += self._described(m)
@@ -219,13 +263,15 @@ class FilterStage:
             out.append({"list": "denylist", "kind": "block", "entry": deny})
         return out
 
-    def _described(self, match) -> list[dict]:
+    def _described(self, match: IndexMatch) -> list[dict[str, Any]]:
         """An index match as one row per list that holds it."""
+        assert self.index is not None  # the match came from it
         return [{"list": info.get("name") or f"list {list_id}", "kind": info.get("kind"), "how": match.how,
                  "entry": match.name, "action": match.action, "important": match.important}
                 for list_id, info in sorted(self.index.lists.items()) if match.mask >> list_id & 1]
 
-    def _block(self, query: Query, match, info: dict, list_name: str, detail: str) -> Answer:
+    def _block(self, query: Query, match: IndexMatch, info: Mapping[str, Any], list_name: str,
+               detail: str) -> Answer:
         if query.explain is None:  # a dry run (dns/explain.py) counts nothing and reports no threat
             self.blocked += 1
         if match.action == "drop":  # no reply at all, logged as its own decision (DROPPED)
@@ -282,6 +328,7 @@ class FilterStage:
             found = self.verdict(target, query.qtype, query.view)
             if found is not None and found[2]:
                 match, list_id, _ = found
+                assert self.index is not None  # verdict() found it there
                 info = self.index.lists.get(list_id, {})
                 if query.explain is None:
                     self.cname_blocked += 1

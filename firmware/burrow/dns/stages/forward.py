@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Iterable, Sequence
 
 from .. import wire
+from ..cache import CacheKey
+
 from ..decision import Decision
-from ..message import Answer, Query, sanitize_upstream
+from ..message import Answer, Next, Query, sanitize_upstream
+
 from ..upstream import UpstreamError, UpstreamPool, UpstreamSettings
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ class AdTrust:
     answering server, so conditional forwarding to a router never vouches for anything.
     """
 
-    def __init__(self, mode: str = "auto", trusted=()):
+    def __init__(self, mode: str = "auto", trusted: Iterable[str] = ()) -> None:
         self.mode = mode
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in trusted]
         self._memo: dict[str, bool] = {}
@@ -70,13 +74,14 @@ class ForwardStage:
         self.pool = pool
         self.limits = limits
         self.ad_trust = ad_trust or AdTrust()
-        self._inflight: dict = {}
+        self._inflight: dict[CacheKey, asyncio.Future[Answer]] = {}
         self.coalesced = 0
         self._routes: dict[str, UpstreamPool] = {}  # route → pool for that upstream set (policy FORWARD,
         # conditional forwarding rules)
-        self._servers: dict[str, object] = {}  # route → the servers its pool was made from
+        self._servers: dict[str, Sequence[tuple[str, int]]] = {}  # route → the servers its pool was made from
 
-    def add_route(self, route: str, servers, settings: UpstreamSettings | None = None) -> UpstreamPool:
+    def add_route(self, route: str, servers: Sequence[tuple[str, int]],
+                  settings: UpstreamSettings | None = None) -> UpstreamPool:
         """The pool for ``route`` (made once from ``servers``: ((host, port), ...)), cached.
 
         ``settings`` (timeout, attempts, failover) are the route's own; None shares the default
@@ -106,7 +111,7 @@ class ForwardStage:
             return self._routes.get(query.route, self.pool)
         return self.pool
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         if query.explain is not None:
             return self._explain(query)
         key = (query.qkey, query.do, query.cd, query.route)  # as the cache's key (stages/cache.py)
@@ -132,6 +137,7 @@ class ForwardStage:
         """A dry run (dns/explain.py): note where the question would go, send nothing, and
         answer an empty placeholder carrying the decision of a forwarded name."""
         explain = query.explain
+        assert explain is not None  # resolve() comes here for a dry run only
         if query.route and explain.route is not None:
             kind, rule, servers = explain.route  # the stage that routed it said where
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import wire
 from ..access import AccessControl, RateLimiter
 from ..decision import Decision
-from ..message import RATE_LIMIT_DROP, Answer, Query
+from ..message import RATE_LIMIT_DROP, Answer, Next, Query
 
 RFC8482_TTL = 3600
 CHAOS_VERSION_NAMES = {wire.text_to_name("version.bind"), wire.text_to_name("version.server")}
@@ -30,7 +30,7 @@ class GuardStage:
         self.limiter = limiter
         self.limit_action = limit_action
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         if not self.acl.allowed(query.client_ip):
             query.note("guard", "refused", source="access", detail="client not in allowed_networks")
             return Answer(wire.REFUSED, Decision.REFUSED, ede=(wire.EDE_PROHIBITED, "client not allowed"))

@@ -25,10 +25,11 @@ by the target's records, with the target's rcode. A blocked target gives a block
 from __future__ import annotations
 
 import struct
+from typing import Any, Protocol
 
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query, silent
+from ..message import Answer, Next, Query, silent
 
 # The target's outcome decides the reply's Decision when it is one of these (a blocked target
 # must be logged as blocked); otherwise the reply is LOCAL.
@@ -36,27 +37,52 @@ _TARGET_DECISIONS = frozenset({Decision.BLOCKED, Decision.THREAT, Decision.REDIR
                                Decision.RATE_LIMITED, Decision.SERVFAIL})
 
 
+class LocalResult(Protocol):
+    """What a snapshot's lookup() gives (zones.localdata.LocalAnswer)."""
+
+    rcode: int
+    source: str
+    chase: str | None
+    lifetime: int | None
+    rotated: bool
+
+    def to_answer(self, question_name: bytes, decision: Decision = ...) -> Answer: ...
+
+
+class LocalSnapshot(Protocol):
+    """The local data the stage reads (zones.localdata.LocalData)."""
+
+    empty: bool
+
+    def lookup(self, qname: bytes, qtype: int, client_ip: str | None = ..., *,
+               rotate: bool = ...) -> LocalResult | None: ...
+
+
 class _NoData:
     """What the stage holds until the first snapshot arrives: nothing is local."""
 
     empty = True
 
+    def lookup(self, qname: bytes, qtype: int, client_ip: str | None = None, *,
+               rotate: bool = True) -> LocalResult | None:
+        return None
+
 
 class LocalStage:
     name = "local"
 
-    def __init__(self, data=None):
+    def __init__(self, data: LocalSnapshot | None = None) -> None:
         # A zones.localdata.LocalData snapshot, handed in (the DNS core imports nothing from
         # zones/): lookup() gives a result whose to_answer() builds the Answer.
-        self.data = data if data is not None else _NoData()
+        self.data: LocalSnapshot = data if data is not None else _NoData()
         self.answered = 0
         self.chased = 0
 
-    def set_data(self, data) -> None:
+    def set_data(self, data: LocalSnapshot) -> None:
         """Swap in a new snapshot (the caller invalidates fast-path answers)."""
         self.data = data
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         data = self.data
         if data.empty or query.qclass != wire.CLASS_IN:
             return await next(query)
@@ -82,7 +108,7 @@ class LocalStage:
             return await self._chase(query, answer, result.chase, next)
         return answer
 
-    def matching(self, query: Query) -> list[dict]:
+    def matching(self, query: Query) -> list[dict[str, Any]]:
         """The local record or zone that holds the question (dns/explain.py)."""
         data = self.data
         if data.empty or query.qclass != wire.CLASS_IN:
@@ -95,7 +121,7 @@ class LocalStage:
                      "entry": query.name}]
         return [{"list": "zone", "kind": "local", "entry": result.source}]
 
-    async def _chase(self, query: Query, answer: Answer, target: str, next) -> Answer:
+    async def _chase(self, query: Query, answer: Answer, target: str, next: Next) -> Answer:
         try:
             sub = subquery(query, target)
         except wire.WireError:

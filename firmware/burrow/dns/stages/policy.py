@@ -23,21 +23,27 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterable
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from ...policy import PolicyEngine, PolicyRule
+from ...policy.engine import Match
 from .. import qtypes, wire
 from ..decision import Decision
-from ..message import Answer, Query, silent
+from ..message import Answer, Next, Query, silent
 from ..names import view_groups
-from .filter import BlockingSettings, blocked_answer
+from .filter import BlockingSettings, Redirects, blocked_answer
+
+if TYPE_CHECKING:
+    from .filter import FilterStage
+    from .forward import ForwardStage
 
 log = logging.getLogger(__name__)
 
 SOURCE = "policy_engine"
 
 
-def _no_groups(ip: str) -> set:
+def _no_groups(ip: str) -> set[str]:
     return set()
 
 
@@ -49,9 +55,9 @@ def route_key(rule: PolicyRule) -> str:
 class PolicyStage:
     name = "policy"
 
-    def __init__(self, settings: BlockingSettings | None = None, *, filter=None, forward=None,
-                 group_lookup: Callable[[str], set] | None = None,
-                 clock: Callable[[], float] = time.time, tz=None):
+    def __init__(self, settings: BlockingSettings | None = None, *, filter: FilterStage | None = None,
+                 forward: ForwardStage | None = None, group_lookup: Callable[[str], Iterable[str]] | None = None,
+                 clock: Callable[[], float] = time.time, tz: tzinfo | None = None) -> None:
         self._settings = settings or BlockingSettings()
         self.filter = filter  # FilterStage: its blocking settings and pause apply to BLOCK rules
         self.forward = forward  # ForwardStage: pools for FORWARD rules' upstreams
@@ -82,7 +88,7 @@ class PolicyStage:
         self.set_engine(engine)
         return engine
 
-    def load(self, stored) -> int:
+    def load(self, stored: object) -> int:
         """Rules from the settings DB (a JSON list of rule dicts, in order). A stored rule that
         no longer validates is skipped and logged, never fatal. Returns how many loaded."""
         rules = []
@@ -96,7 +102,7 @@ class PolicyStage:
 
     # ---- the stage --------------------------------------------------------------------------------
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         if self._idle:
             return await next(query)
         engine = self.engine
@@ -108,7 +114,7 @@ class PolicyStage:
             answer = await self._act(query, match, next)
         return self._bound(engine, answer)
 
-    async def _act(self, query: Query, match, next) -> Answer:
+    async def _act(self, query: Query, match: Match, next: Next) -> Answer:
         rule = match.rule
         action = match.action
         if action == "BLOCK":
@@ -124,7 +130,7 @@ class PolicyStage:
                                   (wire.EDE_BLOCKED, f"policy: {rule.name}"))
         if action == "REDIRECT":
             query.note("policy", "REDIRECT", rule=rule.name, source=SOURCE, detail=match.action_data)
-            return blocked_answer(query.qtype, "null", self.settings, None, match.targets)
+            return blocked_answer(query.qtype, "null", self.settings, None, cast(Redirects, match.targets))
         if action == "ALLOW":
             query.note("policy", "ALLOW", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
             query.policy_allowed = True
@@ -138,14 +144,14 @@ class PolicyStage:
         if query.explain is not None:  # a dry run makes no pool; action_data lists the upstreams
             query.explain.route = ("policy", rule.name, match.action_data.split(", "))
         elif self.forward is not None:
-            self.forward.add_route(route, match.targets)
+            self.forward.add_route(route, cast(tuple[tuple[str, int], ...], match.targets))
         query.route = route
         answer = await next(query)
         if answer.decision is Decision.RESOLVED:
             answer = answer.replace(decision=Decision.FORWARDED_CONDITIONAL)
         return answer
 
-    def matching(self, query: Query) -> list[dict]:
+    def matching(self, query: Query) -> list[dict[str, Any]]:
         """Every enabled rule whose logic holds for the question, in order (dns/explain.py)."""
         if self._idle:
             return []

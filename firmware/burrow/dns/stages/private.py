@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import wire
 from ..decision import Decision
-from ..message import Answer, Query, read_answer_records
+from ..message import Answer, Next, Query, read_answer_records
 from ..names import reverse_network, view_groups
+
+if TYPE_CHECKING:
+    from .filter import FilterStage
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 SPECIAL_SUFFIXES = ("local", "lan", "internal", "home.arpa", "localhost", "invalid", "onion")
 _SPECIAL_TLDS = frozenset(s for s in SPECIAL_SUFFIXES if "." not in s)
@@ -48,7 +54,9 @@ _CHECKED = frozenset({Decision.RESOLVED, Decision.CACHED, Decision.STALE})
 
 def is_private_reverse(name: str) -> bool:
     net = reverse_network(name)
-    return net is not None and any(net.version == p.version and net.subnet_of(p) for p in PRIVATE_REVERSE)
+    return net is not None and any(net.version == p.version
+                                   and net.subnet_of(p)  # type: ignore[arg-type]  # same version
+                                   for p in PRIVATE_REVERSE)
 
 
 def is_special(name: str, qtype: int = wire.TYPE_A) -> bool:
@@ -63,7 +71,7 @@ def is_special(name: str, qtype: int = wire.TYPE_A) -> bool:
     return tld == "arpa" and (head == "home" or head.endswith(".home"))
 
 
-def private_address(ip) -> bool:
+def private_address(ip: IPAddress) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip.version == n.version and ip in n for n in REBIND_NETS)
@@ -74,19 +82,19 @@ class PrivateSettings:
     private_reverse: bool = True
     special_names: bool = True
     rebind_protection: bool = True
-    rebind_allowed_domains: list = field(default_factory=list)
+    rebind_allowed_domains: list[str] = field(default_factory=list)
 
 
 class PrivateStage:
     name = "private"
 
-    def __init__(self, settings: PrivateSettings | None = None, filter=None):
+    def __init__(self, settings: PrivateSettings | None = None, filter: FilterStage | None = None) -> None:
         self.settings = settings or PrivateSettings()
         self.filter = filter  # FilterStage: its allow list exempts names, its settings shape blocks
         self.refused = 0
         self.rebind_blocked = 0
 
-    async def resolve(self, query: Query, next) -> Answer:
+    async def resolve(self, query: Query, next: Next) -> Answer:
         if query.route:  # a conditional forwarding rule covers it: the owner said where it lives
             return await next(query)
         name = query.name
@@ -107,7 +115,7 @@ class PrivateStage:
             query.explain.awaits(answer, "rebind_protection")
         return answer
 
-    def _private_in(self, query: Query, answer: Answer):
+    def _private_in(self, query: Query, answer: Answer) -> IPAddress | None:
         read = read_answer_records(query, answer)
         if read is None:
             return None
@@ -129,7 +137,7 @@ class PrivateStage:
             return f.allow_list.match(name, view_groups(query.view)) is not None
         return False
 
-    def _block(self, query: Query, ip) -> Answer:
+    def _block(self, query: Query, ip: IPAddress) -> Answer:
         from .filter import BlockingSettings, blocked_answer
         if query.explain is None:
             self.rebind_blocked += 1
