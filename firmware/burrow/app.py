@@ -1,6 +1,6 @@
 """Composition root: builds every subsystem from the config, starts and stops them in order.
 
-Nothing else wires components together; components never call upward.
+The DNS chain is built as dns/chain.py declares it, from the state its stages share.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ from pathlib import Path
 from . import __version__, systemd
 from .config import Config, data_dir
 from .config.schema import parse_hostport
-from .dns.access import AccessControl, RateLimiter
-from .dns.cache import AnswerCache
-from .dns.chain import Chain
+from .dns import chain
 from .dns.fastpath import FastPath
 from .dns.server import DnsServer
+from .dns.shared import Shared
 from .dns.stages.cache import CacheStage
-from .dns.stages.filter import BlockingSettings, FilterStage
-from .dns.stages.forward import AdTrust, CacheLimits, ForwardStage
-from .dns.stages.policy import PolicyStage
+from .dns.stages.conditional import ConditionalStage
+from .dns.stages.filter import FilterStage
+from .dns.stages.forward import ForwardStage
 from .dns.stages.guard import GuardStage
-from .dns.upstream import UpstreamPool, UpstreamSettings
+from .dns.stages.local import LocalStage
+from .dns.stages.policy import PolicyStage
+from .dns.stages.private import PrivateStage
 from .storage.querylog import QueryLogDB
 from .storage.settings import SettingsDB
 from .telemetry.events import EventBus
@@ -80,41 +81,26 @@ class App:
     # ---- construction -------------------------------------------------------------------------
 
     def _build_dns(self) -> None:
-        cfg = self.config
-        self.acl = AccessControl(cfg["access.allowed_networks"])
-        self.limiter = self._make_limiter()
-        self.cache = AnswerCache(cfg["cache.max_bytes"])
-        servers = [parse_hostport(s, 53) for s in cfg["upstream_dns_servers"]]
-        self.upstreams = UpstreamPool(servers, UpstreamSettings(
-            cfg["upstream.timeout"], cfg["upstream.max_attempts"], cfg["upstream.max_inflight"],
-            max_inflight_share=cfg["upstream.max_inflight_share"]))
-        self.limits = CacheLimits(cfg["cache.min_ttl"], cfg["cache.max_ttl"], cfg["cache.negative_ttl"])
-        self.guard = GuardStage(self.acl, self.limiter, cfg["rate_limit.action"])
-        self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],
-                                      cfg["cache.enabled"])
-        self.forward = ForwardStage(self.upstreams, self.limits,
-                                    AdTrust(cfg["upstream.proxy_dnssec"], cfg["upstream.trusted_servers"]))
-        self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
-                                                   cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
-        self.policy = PolicyStage(filter=self.filter, forward=self.forward, group_lookup=self._groups_of)
-        from .dns.stages.private import PrivateSettings, PrivateStage
-        self.private = PrivateStage(PrivateSettings(cfg["local.private_reverse"], cfg["local.special_names"],
-                                                    cfg["local.rebind_protection"],
-                                                    cfg["local.rebind_allowed_domains"]), filter=self.filter)
-        from .dns.stages.conditional import ConditionalStage
-        self.conditional = ConditionalStage(self.forward)  # rules arrive with storage (start)
-        from .dns.stages.local import LocalStage
-        self.local = LocalStage()  # local records and zones: data arrives with storage (start)
-        self.chain = Chain([self.guard, self.local, self.conditional, self.private, self.policy, self.filter,
-                            self.cache_stage, self.forward])
+        # The state several stages share first (blocking settings, upstream routes; the stores
+        # join in start), then the chain as dns/chain.py declares it, each stage from its options.
+        self.shared = Shared.from_config(self.config)
+        self.chain = chain.build(self.config, self.shared)
+        of = self.chain.of
+        self.guard, self.local, self.conditional, self.private = (
+            of(GuardStage), of(LocalStage), of(ConditionalStage), of(PrivateStage))
+        self.policy, self.filter, self.cache_stage, self.forward = (
+            of(PolicyStage), of(FilterStage), of(CacheStage), of(ForwardStage))
+        self.acl = self.guard.acl  # the server's fast path checks the same access list
+        self.cache = self.cache_stage.cache
+        self.upstreams = self.shared.routes.default
         self.fastpath = FastPath()
         self.dns: DnsServer | None = None
 
-    def _make_limiter(self) -> RateLimiter | None:
-        cfg = self.config
-        if not cfg["rate_limit.enabled"]:
-            return None
-        return RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"], cfg["rate_limit.max_tracked_clients"])
+    @property
+    def limiter(self):
+        """The guard's rate limiter (None while rate limiting is off); the server's fast path
+        consults the same one (runtime_config hands it over after a change)."""
+        return self.guard.limiter
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -127,14 +113,13 @@ class App:
         await self.eventlog.start(self.events)
         self._repair_stored_state()  # before anything below reads a stored row
         from .filtering.pause import BlockingPause
-        self.pause = BlockingPause(self.settings, on_change=self.answers_changed)
-        self.filter.pause = self.pause
+        self.pause = self.shared.pause = BlockingPause(self.settings, on_change=self.answers_changed)
         from .filtering.userlists import UserList
-        self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
-        self.filter.deny_list = UserList(self.settings, "filtering.denylist")
+        self.shared.allow_list = UserList(self.settings, "filtering.whitelist")
+        self.shared.deny_list = UserList(self.settings, "filtering.denylist")
         self.policy.load(self.settings.get("policies", []))  # ordered rule dicts (/api/policies)
         from .filtering.groups import Groups
-        self.groups = Groups(self.settings)
+        self.groups = self.shared.groups = Groups(self.settings)
         from .zones.store import ZoneStore
         self.zones = ZoneStore(self.settings)
         self._rebuild_local()  # local records and zones answer from the first query
@@ -255,9 +240,6 @@ class App:
     def _view_of(self, ip: str) -> str:
         return self.groups.view_of(ip) if self.groups is not None else "default"
 
-    def _groups_of(self, ip: str):
-        return self.groups.groups_of(ip) if self.groups is not None else frozenset(("default",))
-
     def _swap_index(self, index) -> None:
         """A new compiled index is live: decisions made under the old one must not be replayed."""
         self.filter.set_index(index)
@@ -377,11 +359,11 @@ class App:
         from .filtering.pause import BlockingPause
         from .filtering.userlists import UserList
         runtime_config.apply(self, runtime_config.load_overrides(self.base_config, self.settings))
-        self.filter.allow_list = UserList(self.settings, "filtering.whitelist")
-        self.filter.deny_list = UserList(self.settings, "filtering.denylist")
-        self.pause = self.filter.pause = BlockingPause(self.settings, on_change=self.answers_changed)
+        self.shared.allow_list = UserList(self.settings, "filtering.whitelist")
+        self.shared.deny_list = UserList(self.settings, "filtering.denylist")
+        self.pause = self.shared.pause = BlockingPause(self.settings, on_change=self.answers_changed)
         self.policy.load(self.settings.get("policies", []))
-        self.groups = Groups(self.settings)
+        self.groups = self.shared.groups = Groups(self.settings)
         self.forwarding.reload()
         if self.rpz is not None:  # hand-made RPZ zones' files follow their restored rules
             self.rpz.sync(row["id"] for row in self.list_store.list() if row["format"] == "rpz")

@@ -7,8 +7,9 @@ The API's ``PUT /api/config/<section>`` calls :func:`update`::
 which validates with the config file's own validators (``Config.with_overrides``, so there is
 no second copy of the rules), stores the override in the settings database (key
 ``config.overrides``, a dict of dotted keys) and then :func:`apply` swaps ``app.config`` and
-reconfigures the running components in place. At start the composition root reads the stored
-overrides back with :func:`load_overrides`, so changes survive a restart.
+reconfigures the running components in place (the DNS chain's shared state and stages each
+read their own options: ``Chain.configure``, dns/chain.py). At start the composition root reads
+the stored overrides back with :func:`load_overrides`, so changes survive a restart.
 
 Only the sections below can be changed at runtime; listen addresses, storage and the like are
 boot settings (burrow.toml) because changing them means rebinding sockets or moving files.
@@ -40,6 +41,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                    "rate_limit.cleanup_interval", "rate_limit.max_tracked_clients"),
 }
 RUNTIME_KEYS = frozenset(k for keys in SECTIONS.values() for k in keys)
+# Besides the upstreams' own (upstream_dns_servers, [upstream]: other servers may answer otherwise,
+# e.g. a filtering resolver), a change of these makes cached answers wrong: a disabled cache must
+# not answer, stored TTLs were clamped by the old limits.
+_PURGE_KEYS = frozenset(("cache.enabled", "cache.min_ttl", "cache.max_ttl", "cache.negative_ttl"))
 
 # Option names that would hold secrets (TLS keys, tokens, passwords): never shown or audited.
 _SECRET = re.compile(r"(password|secret|token|private_key|api_key|credential)", re.I)
@@ -175,81 +180,21 @@ def apply(app, new_config: Config) -> list[str]:
     if not changed:
         return changed
     keys = set(changed)
-    purge = False
-    if "upstream_dns_servers" in keys or any(k.startswith("upstream.") for k in keys):
-        _apply_upstreams(app, new_config)
-        purge = True  # answers from the old servers may differ (e.g. a filtering resolver)
-    if any(k.startswith("cache.") for k in keys):
-        purge |= _apply_cache(app, new_config, keys)
-    if any(k.startswith("rate_limit.") for k in keys):
-        _apply_rate_limit(app, new_config)
+    upstreams = any(k.startswith("upstream") for k in keys)
+    app.chain.configure(new_config)  # the shared state and every stage, from their own options
+    dns = app.dns
+    if dns is not None:
+        dns.limiter = app.guard.limiter  # the fast path limits with the guard's limiter
+        if upstreams:
+            app._check_static_loop()  # an upstream that is ourselves is never used
     if any(k in ("logging.level", "logging.format", "logging.output") for k in keys):
         configure_logging(new_config)
-    if purge and getattr(app, "cache_stage", None) is not None:
+    if upstreams or keys & _PURGE_KEYS:
         app.cache_stage.purge()
-    dns = getattr(app, "dns", None)
     if dns is not None:
         dns.invalidate()
     log.info("configuration changed at runtime: %s", ", ".join(changed))
     return changed
-
-
-def _apply_upstreams(app, cfg: Config) -> None:
-    from .config.schema import parse_hostport
-    from .dns.upstream import Upstream
-
-    pool = app.upstreams
-    current = {(s.host, s.port): s for s in pool.servers}
-    servers = []
-    for text in cfg["upstream_dns_servers"]:
-        host, port = parse_hostport(text, 53)
-        # An unchanged server keeps its health and counters.
-        servers.append(current.get((host, port)) or Upstream(host, port))
-    pool.servers = servers
-    pool.settings.timeout = cfg["upstream.timeout"]
-    pool.settings.max_attempts = cfg["upstream.max_attempts"]
-    pool.settings.max_inflight = cfg["upstream.max_inflight"]
-    pool.settings.max_inflight_share = cfg["upstream.max_inflight_share"]
-    check = getattr(app, "_check_static_loop", None)  # an upstream that is ourselves is never used
-    if check is not None and getattr(app, "dns", None) is not None:
-        check()
-
-
-def _apply_cache(app, cfg: Config, keys: set) -> bool:
-    """Reconfigure the cache stage, the cache and the TTL limits; True if the cache must be
-    emptied (disabled, or TTL clamps changed so stored TTLs are wrong)."""
-    stage = app.cache_stage
-    stage.enabled = cfg["cache.enabled"]
-    stage.serve_stale = cfg["cache.serve_stale"]
-    stage.prefetch = cfg["cache.prefetch"]
-    stage.cache.resize(cfg["cache.max_bytes"])
-    limits = app.forward.limits
-    limits.min_ttl = cfg["cache.min_ttl"]
-    limits.max_ttl = cfg["cache.max_ttl"]
-    limits.negative_ttl = cfg["cache.negative_ttl"]
-    return bool(keys & {"cache.enabled", "cache.min_ttl", "cache.max_ttl", "cache.negative_ttl"})
-
-
-def _apply_rate_limit(app, cfg: Config) -> None:
-    from .dns.access import RateLimiter
-
-    limiter = None
-    if cfg["rate_limit.enabled"]:
-        limiter = getattr(app, "limiter", None)
-        if limiter is None:
-            limiter = RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"],
-                                  cfg["rate_limit.max_tracked_clients"])
-        else:  # in place: clients keep their buckets (tokens above a new burst are clamped)
-            limiter.rps = cfg["rate_limit.rps"]
-            limiter.burst = float(cfg["rate_limit.burst"])
-            limiter.max_clients = cfg["rate_limit.max_tracked_clients"]
-    # The guard stage and the server's fast path each hold the limiter: change both together.
-    app.limiter = limiter
-    app.guard.limiter = limiter
-    app.guard.limit_action = cfg["rate_limit.action"]
-    dns = getattr(app, "dns", None)
-    if dns is not None:
-        dns.limiter = limiter
 
 
 def configure_logging(cfg: Config) -> None:

@@ -133,7 +133,7 @@ def register(api: Api, app) -> None:
         except KeyError:
             raise ApiError(404, f"no client group named {name!r}") from None
         app.pause.forget_group(name)
-        for user_list in (app.filter.allow_list, app.filter.deny_list):
+        for user_list in (app.shared.allow_list, app.shared.deny_list):
             if user_list is not None:
                 user_list.drop_group(name)
         for row in app.list_store.list() if app.list_store is not None else ():

@@ -37,7 +37,7 @@ def register(api: Api, app) -> None:
 
 def _register_one(api: Api, app, path: str, attr: str, label: str) -> None:
     def user_list():
-        lst = getattr(app.filter, attr, None)
+        lst = getattr(app.shared, attr, None)  # the allow and deny lists the stages share
         if lst is None:
             raise ApiError(503, f"the {label} is not available (storage not open)")
         return lst
