@@ -15,6 +15,7 @@ from burrow.dns.message import render
 from burrow.dns.stages.cache import CacheStage
 from burrow.dns.decision import Decision
 from burrow.dns.shared import Routes
+from burrow.dns.stages.conditional import ConditionalStage
 from burrow.dns.stages.forward import CacheLimits, ForwardStage
 from burrow.dns.upstream import UpstreamError, UpstreamPool, UpstreamSettings
 from burrow.forwarding import (DuplicateRule, ForwardRule, ForwardRuleError, ForwardRules, RuleNotFound,
@@ -510,25 +511,6 @@ def test_pool_without_failover_asks_only_the_first_server():
     run(scenario())
 
 
-class RouteByRule:
-    """The wiring the conditional stage is meant to do (see the report to the lead): look the
-    rule up, give the forward stage the rule's pool, mark the route, keep per-client answers off
-    the fast path."""
-
-    name = "conditional"
-
-    def __init__(self, rules, routes):
-        self.rules, self.routes = rules, routes
-
-    async def resolve(self, query, next):
-        rule, per_client = self.rules.lookup(query.name, query.client_ip, query.qtype)
-        if rule is not None:
-            self.routes.add(rule.route, rule.servers, rule.settings)
-            query.route = rule.route
-        answer = await next(query)
-        return answer.replace(ttl=None) if per_client else answer
-
-
 def test_rule_answers_stay_with_the_clients_the_rule_covers(store):
     import dns.message
 
@@ -540,7 +522,7 @@ def test_rule_answers_stay_with_the_clients_the_rule_covers(store):
                        "upstreams": [f"127.0.0.1:{lab_port}"], "timeout": "500ms"})
             routes = Routes(UpstreamPool([("127.0.0.1", public_port)], UpstreamSettings(timeout=1)))
             fwd = ForwardStage(routes, CacheLimits())
-            chain = Chain([RouteByRule(store, routes), CacheStage(AnswerCache(1 << 20), prefetch=False), fwd])
+            chain = Chain([ConditionalStage(routes, store), CacheStage(AnswerCache(1 << 20), prefetch=False), fwd])
             out = []
             for client in ("10.1.2.3", "192.168.1.5", "10.1.2.4", "192.168.1.6"):
                 q = make_query("app.lab.test", client=client)

@@ -10,7 +10,8 @@ the rule's timeout/retries/failover, and the cache keys answers by route, so the
 clients the rule does not cover. The rules (forwarding.ForwardRules) are the stage's own data,
 handed in once storage is open; until then it passes every query on. A rule
 that matches on client addresses makes answers the fast path must not replay to the whole
-group (it keys by group, not by client).
+group (it keys by group, not by client), whether the rule took the question or, because of the
+client, did not.
 """
 
 from __future__ import annotations
@@ -57,18 +58,22 @@ class ConditionalStage:
         if rules is None:
             return await next(query)
         rule, per_client = rules.lookup(query.name, query.client_ip, query.qtype)
-        if rule is None:
+        if rule is not None:
+            if query.explain is None:
+                self.forwarded += 1
+                self.routes.add(rule.route, rule.servers, rule.settings)
+            else:  # a dry run (dns/explain.py) makes no pool: it says where the question would go
+                query.explain.route = ("conditional", rule.name, list(rule.upstreams))
+            query.route = rule.route
+            query.note("conditional", "forward", rule=rule.name, source="conditional_forwarding",
+                       detail=", ".join(rule.upstreams))
+        elif not per_client:
             return await next(query)
-        if query.explain is None:
-            self.forwarded += 1
-            self.routes.add(rule.route, rule.servers, rule.settings)
-        else:  # a dry run (dns/explain.py) makes no pool: it says where the question would go
-            query.explain.route = ("conditional", rule.name, list(rule.upstreams))
-        query.route = rule.route
-        query.note("conditional", "forward", rule=rule.name, source="conditional_forwarding",
-                   detail=", ".join(rule.upstreams))
         answer = await next(query)
         if per_client and answer.ttl is not None:
+            # Routed or not because of who asked: another client of the same group could get
+            # another route, so the answer is not for the per-group fast path (the cache below
+            # keys by route and still serves it).
             answer = answer.replace(ttl=None)
         return answer
 
