@@ -43,11 +43,12 @@ class App:
 
     def __init__(self, config: Config):
         from . import runtime_config
+        from .logfile import LOGGING_KEYS, apply_logging
         self.base_config = config  # file + environment, before the API's saved overrides
         # Settings changed through the API were saved as overrides: they win over the file.
         config = runtime_config.load_overrides(config, data_dir(config) / "settings.db")
-        if any(config.source(k) == "runtime" for k in ("logging.level", "logging.format", "logging.output")):
-            runtime_config.configure_logging(config)
+        if any(config.source(k) == "runtime" for k in LOGGING_KEYS):
+            apply_logging(config)
         self.config = config
         self.started_mono = time.monotonic()
         self.version = __version__

@@ -7,9 +7,10 @@ The API's ``PUT /api/config/<section>`` calls :func:`update`::
 which validates with the config file's own validators (``Config.with_overrides``, so there is
 no second copy of the rules), stores the override in the settings database (key
 ``config.overrides``, a dict of dotted keys) and then :func:`apply` swaps ``app.config`` and
-reconfigures the running components in place (the DNS chain's shared state and stages each
-read their own options: ``Chain.configure``, dns/chain.py). At start the composition root reads
-the stored overrides back with :func:`load_overrides`, so changes survive a restart.
+reconfigures the running components in place: the DNS chain's shared state and stages each
+read their own options (``Chain.configure``, dns/chain.py), logging its own
+(``logfile.apply_logging``). At start the composition root reads the stored overrides back
+with :func:`load_overrides`, so changes survive a restart.
 
 Only the sections below can be changed at runtime; listen addresses, storage and the like are
 boot settings (burrow.toml) because changing them means rebinding sockets or moving files.
@@ -20,12 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError, nest
+from .logfile import LOGGING_KEYS, apply_logging
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "upstreams": ("upstream_dns_servers",),
     "cache": ("cache.enabled", "cache.max_bytes", "cache.min_ttl", "cache.max_ttl",
               "cache.negative_ttl", "cache.serve_stale", "cache.prefetch"),
-    "logging": ("logging.level", "logging.format", "logging.output"),
+    "logging": LOGGING_KEYS,
     "rate_limit": ("rate_limit.enabled", "rate_limit.rps", "rate_limit.burst", "rate_limit.action",
                    "rate_limit.cleanup_interval", "rate_limit.max_tracked_clients"),
 }
@@ -187,26 +188,11 @@ def apply(app, new_config: Config) -> list[str]:
         dns.limiter = app.guard.limiter  # the fast path limits with the guard's limiter
         if upstreams:
             app._check_static_loop()  # an upstream that is ourselves is never used
-    if any(k in ("logging.level", "logging.format", "logging.output") for k in keys):
-        configure_logging(new_config)
+    if keys & set(LOGGING_KEYS):
+        apply_logging(new_config)
     if upstreams or keys & _PURGE_KEYS:
         app.cache_stage.purge()
     if dns is not None:
         dns.invalidate()
     log.info("configuration changed at runtime: %s", ", ".join(changed))
     return changed
-
-
-def configure_logging(cfg: Config) -> None:
-    """Apply logging.level/format/output to the root logger's handlers, in place (an optional
-    file log handler keeps its file; it only gets the new level and format)."""
-    from .logfile import formatter as make_formatter
-
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, cfg["logging.level"].upper()))
-    formatter = make_formatter(cfg["logging.format"])
-    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
-    for handler in root.handlers:
-        handler.setFormatter(formatter)
-        if type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (sys.stdout, sys.stderr):
-            handler.setStream(stream)
