@@ -35,7 +35,7 @@ from burrow.dns.access import AccessControl  # noqa: E402
 from burrow.dns.fastpath import FastPath  # noqa: E402
 from burrow.dns.message import Query, render  # noqa: E402
 from burrow.dns.server import DnsServer  # noqa: E402
-from burrow.dns.stages.filter import BlockingSettings, blocked_answer  # noqa: E402
+from burrow.dns.blocking import BlockingSettings, blocked_answer  # noqa: E402
 from burrow.storage.querylog import QueryLogDB  # noqa: E402
 from burrow.telemetry.recorder import Recorder  # noqa: E402
 

@@ -34,6 +34,7 @@ from .filtering.userlists import UserList
 from .forwarding import ForwardRules
 from .health import Health
 from .lifecycle import Faults, Lifecycle, Supervisor
+from .logfile import LOGGING_KEYS, apply_logging
 from .resolver import Resolver
 from .services import Services
 from .storage.events import EventLog, publish_event
@@ -79,8 +80,8 @@ class App:
         self.base_config = config  # file + environment, before the API's saved overrides
         # Settings changed through the API were saved as overrides: they win over the file.
         config = runtime_config.load_overrides(config, data_dir(config) / "settings.db")
-        if any(config.source(k) == "runtime" for k in ("logging.level", "logging.format", "logging.output")):
-            runtime_config.configure_logging(config)
+        if any(config.source(k) == "runtime" for k in LOGGING_KEYS):
+            apply_logging(config)
         self.config = config
         self.version = __version__
         self.data_dir = data_dir(config)
@@ -134,9 +135,11 @@ class App:
                             max_bytes=cfg["storage.query_log_max_bytes"], bus=events,
                             persist_interval=cfg["storage.query_log_persist_interval"],
                             on_write=storage.report)
-        resolver = Resolver(cfg, supervisor, recorder.ring, view_of=groups.view_of, groups_of=groups.groups_of)
+        resolver = Resolver(cfg, supervisor, recorder.ring, view_of=groups.view_of)
+        shared = resolver.shared  # what several stages read: the stores join it here
+        shared.pause, shared.allow_list, shared.deny_list, shared.groups = pause, allow_list, deny_list, groups
         filt = resolver.filter
-        filt.pause, filt.allow_list, filt.deny_list, filt.on_threat = pause, allow_list, deny_list, threats
+        filt.on_threat = threats
         resolver.policy.load(settings.get("policies", []))  # ordered rule dicts (/api/policies)
         forwarding = resolver.conditional.rules = ForwardRules(settings, resolver.upstreams.settings)
         zones = ZoneService(zone_store, resolver.local.set_data, resolver.invalidate, supervisor)

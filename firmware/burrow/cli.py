@@ -8,30 +8,7 @@ import logging
 import sys
 
 from . import __version__
-from .logfile import formatter
-
-
-def _setup_logging(cfg) -> None:
-    level = getattr(logging, cfg["logging.level"].upper())
-    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter(cfg["logging.format"]))
-    # pyroute2 logs every netlink message at debug level (and resets its logger's level when
-    # imported, which happens later): filter its chatter out at our handler instead.
-    handler.addFilter(_quiet_pyroute2)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    from .logfile import handler_from_config
-    file_handler = handler_from_config(cfg)
-    if file_handler is not None:  # optional RAM file log, persisted to flash now and then
-        file_handler.setFormatter(handler.formatter)
-        file_handler.addFilter(_quiet_pyroute2)
-        root.addHandler(file_handler)
-
-
-def _quiet_pyroute2(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.INFO or not record.name.startswith("pyroute2")
+from .logfile import setup_logging
 
 
 def _load(path):
@@ -49,7 +26,7 @@ def cmd_run(args) -> int:
         for key, msg in err.errors:
             print(f"  {key}: {msg}", file=sys.stderr)
         return 2
-    _setup_logging(cfg)
+    setup_logging(cfg)
     import uvloop
 
     from .app import App

@@ -1,6 +1,11 @@
-"""An optional log file in RAM, rotated and gzipped, copied to flash now and then.
+"""Burrow's logging: its setup from ``[logging]`` and live changes to it, the two line formats,
+and an optional log file in RAM, rotated and gzipped, copied to flash now and then.
 
-On the image the journal is volatile, so logs vanish on reboot. This handler
+The one home of the logging setup: the start calls :func:`setup_logging` (cli), a runtime
+change of ``logging.level``, ``format`` or ``output`` calls :func:`apply_logging`
+(runtime_config, and the start when such a change was stored).
+
+The file log. On the image the journal is volatile, so logs vanish on reboot. This handler
 keeps a file log in a RAM folder (tmpfs) and copies its compressed form to a
 flash folder at most every ``persist_interval`` seconds and once at close, so
 a post-mortem is possible without writing every line to the SD card::
@@ -27,7 +32,7 @@ rename. Compression and copying run on one worker thread, so a log call on
 the event loop never waits for gzip or flash.
 
 ``formatter(cfg["logging.format"])`` is the one place the two line formats (text, json)
-are made, for the start (cli) and a live change (runtime_config).
+are made.
 """
 
 from __future__ import annotations
@@ -38,9 +43,10 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,43 @@ MAX_PENDING_JOBS = 8
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOGGING_KEYS = ("logging.level", "logging.format", "logging.output")  # what apply_logging changes live
+
+
+def setup_logging(cfg: Any) -> None:
+    """Burrow's handlers on the root logger, replacing any there: one stream handler (stdout
+    or stderr, as ``logging.output`` says) and, when ``[logging] file_dir`` is set, the file log."""
+    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(cfg["logging.format"]))
+    # pyroute2 logs every netlink message at debug level (and resets its logger's level when
+    # imported, which happens later): filter its chatter out at our handler instead.
+    handler.addFilter(_quiet_pyroute2)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, cfg["logging.level"].upper()))
+    file_handler = handler_from_config(cfg)
+    if file_handler is not None:  # optional RAM file log, persisted to flash now and then
+        file_handler.setFormatter(handler.formatter)
+        file_handler.addFilter(_quiet_pyroute2)
+        root.addHandler(file_handler)
+
+
+def apply_logging(cfg: Any) -> None:
+    """Apply logging.level/format/output to the root logger's handlers, in place (the file
+    log keeps its file; it only gets the new level and format)."""
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, cfg["logging.level"].upper()))
+    line_format = formatter(cfg["logging.format"])
+    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
+    for handler in root.handlers:
+        handler.setFormatter(line_format)
+        if type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (sys.stdout, sys.stderr):
+            handler.setStream(stream)
+
+
+def _quiet_pyroute2(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.INFO or not record.name.startswith("pyroute2")
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,11 +1,11 @@
-"""The DNS core as one service: access control, the stages and their chain, the answer cache,
-the fast path, the upstream pool, and the server that listens.
+"""The DNS core as one service: the stages and their chain (built as dns/chain.py declares
+it, from the state they share, dns/shared.py), the fast path, and the server that listens.
 
 Built from the configuration by the composition root (burrow/app.py), which then hands the
-stages the stores they answer from (pause, allow/deny lists, groups, forwarding rules, local
-data, the list index). ``start()`` binds the listeners; ``stop()`` closes them. Its loops —
-the rate limiter's sweep and, for wildcard listeners, following the machine's addresses — run
-under the supervisor.
+shared state the stores the stages read (pause, allow/deny lists, groups) and the stages the
+data they answer from (forwarding rules, local data, the list index). ``start()`` binds the
+listeners; ``stop()`` closes them. Its loops — the rate limiter's sweep and, for wildcard
+listeners, following the machine's addresses — run under the supervisor.
 
 Whatever changes answers calls :meth:`invalidate` (nothing decided before is replayed) or,
 when the lists each client group uses may differ too, :meth:`answers_changed`.
@@ -19,22 +19,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .config import Config
+from .config import Config, ConfigView
 from .config.schema import parse_hostport
-from .dns.access import AccessControl, RateLimiter
-from .dns.cache import AnswerCache
-from .dns.chain import Chain
+from .dns import chain
+from .dns.access import RateLimiter
 from .dns.fastpath import FastPath
 from .dns.server import DnsServer
+from .dns.shared import Shared
 from .dns.stages.cache import CacheStage
 from .dns.stages.conditional import ConditionalStage
-from .dns.stages.filter import BlockingSettings, FilterStage
-from .dns.stages.forward import AdTrust, CacheLimits, ForwardStage
+from .dns.stages.filter import FilterStage
+from .dns.stages.forward import ForwardStage
 from .dns.stages.guard import GuardStage
 from .dns.stages.local import LocalStage
 from .dns.stages.policy import PolicyStage
-from .dns.stages.private import PrivateSettings, PrivateStage
-from .dns.upstream import UpstreamPool, UpstreamSettings
+from .dns.stages.private import PrivateStage
 from .lifecycle import Restart, Supervised, Supervisor
 from .telemetry.events import EventBus
 
@@ -50,41 +49,28 @@ class Resolver:
 
     :param ring: where the server hands each answered query (the Recorder's ring).
     :param view_of: client address → its view (the groups it is in), for the fast path.
-    :param groups_of: client address → its groups, for the policy stage.
     :param supervisor: runs the sweep and the address follower.
     """
 
     name = "dns"
 
-    def __init__(self, config: Config, supervisor: Supervisor, ring: deque,
-                 view_of: Callable[[str], str], groups_of: Callable[[str], frozenset[str]]):
+    def __init__(self, config: Config, supervisor: Supervisor, ring: deque, view_of: Callable[[str], str]):
         cfg = config
         self.supervisor = supervisor
         self.listen = [parse_hostport(a, 53) for a in cfg["server.listen_address"]]
-        self.cleanup_interval = cfg["rate_limit.cleanup_interval"]  # may change live (runtime_config)
-        self.acl = AccessControl(cfg["access.allowed_networks"])
-        self.limiter = make_limiter(cfg)
-        self.cache = AnswerCache(cfg["cache.max_bytes"])
-        servers = [parse_hostport(s, 53) for s in cfg["upstream_dns_servers"]]
-        self.upstreams = UpstreamPool(servers, UpstreamSettings(
-            cfg["upstream.timeout"], cfg["upstream.max_attempts"], cfg["upstream.max_inflight"],
-            max_inflight_share=cfg["upstream.max_inflight_share"]))
-        self.limits = CacheLimits(cfg["cache.min_ttl"], cfg["cache.max_ttl"], cfg["cache.negative_ttl"])
-        self.guard = GuardStage(self.acl, self.limiter, cfg["rate_limit.action"])
-        self.cache_stage = CacheStage(self.cache, cfg["cache.serve_stale"], cfg["cache.prefetch"],
-                                      cfg["cache.enabled"])
-        self.forward = ForwardStage(self.upstreams, self.limits,
-                                    AdTrust(cfg["upstream.proxy_dnssec"], cfg["upstream.trusted_servers"]))
-        self.filter = FilterStage(BlockingSettings(cfg["filtering.blocking_mode"], cfg["filtering.custom_ipv4"],
-                                                   cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"]))
-        self.policy = PolicyStage(filter=self.filter, forward=self.forward, group_lookup=groups_of)
-        self.private = PrivateStage(PrivateSettings(cfg["local.private_reverse"], cfg["local.special_names"],
-                                                    cfg["local.rebind_protection"],
-                                                    cfg["local.rebind_allowed_domains"]), filter=self.filter)
-        self.conditional = ConditionalStage(self.forward)  # rules arrive with storage
-        self.local = LocalStage()  # local records and zones: the zone service hands them over
-        self.chain = Chain([self.guard, self.local, self.conditional, self.private, self.policy, self.filter,
-                            self.cache_stage, self.forward])
+        self.cleanup_interval = cfg["rate_limit.cleanup_interval"]  # may change live (configure)
+        # The state several stages share first (blocking settings, upstream routes; the stores
+        # join once storage is open), then the chain as dns/chain.py declares it.
+        self.shared = Shared.from_config(cfg)
+        self.chain = chain.build(cfg, self.shared)
+        of = self.chain.of
+        self.guard, self.local, self.conditional, self.private = (
+            of(GuardStage), of(LocalStage), of(ConditionalStage), of(PrivateStage))
+        self.policy, self.filter, self.cache_stage, self.forward = (
+            of(PolicyStage), of(FilterStage), of(CacheStage), of(ForwardStage))
+        self.acl = self.guard.acl  # the server's fast path checks the same access list
+        self.cache = self.cache_stage.cache
+        self.upstreams = self.shared.routes.default
         self.fastpath = FastPath()
         self.server = DnsServer(self.chain, self.fastpath, self.acl, self.limiter, ring,
                                 decision_trace=cfg["server.decision_trace"],
@@ -96,6 +82,12 @@ class Resolver:
         self._local_addresses: Callable[[], list[str] | None] = lambda: None
         self._network_changes: EventBus | None = None  # where "network" changes arrive (follow_addresses)
         self._loops: list[Supervised] = []
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The guard's rate limiter (None while rate limiting is off); the server's fast path
+        consults the same one (``configure`` hands it over after a change)."""
+        return self.guard.limiter
 
     def follow_addresses(self, local_addresses: Callable[[], list[str] | None], bus: EventBus) -> None:
         """Where to learn the machine's addresses (the board's network watcher): wildcard
@@ -144,12 +136,15 @@ class Resolver:
         self.server.invalidate()
         return n
 
-    def set_limiter(self, limiter: RateLimiter | None, action: str) -> None:
-        """The guard stage and the server's fast path each hold the limiter: change both together."""
-        self.limiter = limiter
-        self.guard.limiter = limiter
-        self.guard.limit_action = action
-        self.server.limiter = limiter
+    def configure(self, cfg: ConfigView, upstreams_changed: bool = False) -> None:
+        """Apply a changed configuration live: the shared state and every stage read their own
+        options (``Chain.configure``); the server's fast path takes the guard's limiter; an
+        upstream that is ourselves is never used."""
+        self.chain.configure(cfg)
+        self.server.limiter = self.guard.limiter
+        self.cleanup_interval = cfg["rate_limit.cleanup_interval"]
+        if upstreams_changed:
+            self.check_static_loop()
 
     def check_static_loop(self) -> None:
         """An upstream that is one of our own listeners would forward to ourselves forever."""
@@ -183,10 +178,3 @@ class Resolver:
             await asyncio.sleep(self.cleanup_interval)
             if self.limiter is not None:
                 self.limiter.sweep(time.monotonic())
-
-
-def make_limiter(cfg) -> RateLimiter | None:
-    """The rate limiter ``cfg`` asks for, or None when rate limiting is off."""
-    if not cfg["rate_limit.enabled"]:
-        return None
-    return RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"], cfg["rate_limit.max_tracked_clients"])

@@ -8,7 +8,9 @@ is always the value in force). The API's ``PUT /api/config/<section>`` calls::
 which validates with the config file's own validators (``Config.with_overrides``, so there is
 no second copy of the rules), stores the override in the settings database (key
 ``config.overrides``, a dict of dotted keys) and then :meth:`LiveConfig.apply` makes it the
-config in force and reconfigures the resolver's components in place. At start the
+configuration in force and reconfigures the running components in place: the resolver
+(``Resolver.configure``: the DNS chain's shared state and stages each read their own options,
+``Chain.configure``, dns/chain.py), logging its own (``logfile.apply_logging``). At start the
 composition root reads the stored overrides back with :func:`load_overrides`, so changes
 survive a restart.
 
@@ -21,12 +23,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, ConfigError, nest
+from .logfile import LOGGING_KEYS, apply_logging
+
+if TYPE_CHECKING:
+    from .resolver import Resolver
+    from .storage.settings import SettingsDB
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,15 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "upstreams": ("upstream_dns_servers",),
     "cache": ("cache.enabled", "cache.max_bytes", "cache.min_ttl", "cache.max_ttl",
               "cache.negative_ttl", "cache.serve_stale", "cache.prefetch"),
-    "logging": ("logging.level", "logging.format", "logging.output"),
+    "logging": LOGGING_KEYS,
     "rate_limit": ("rate_limit.enabled", "rate_limit.rps", "rate_limit.burst", "rate_limit.action",
                    "rate_limit.cleanup_interval", "rate_limit.max_tracked_clients"),
 }
 RUNTIME_KEYS = frozenset(k for keys in SECTIONS.values() for k in keys)
+# Besides the upstreams' own (upstream_dns_servers, [upstream]: other servers may answer otherwise,
+# e.g. a filtering resolver), a change of these makes cached answers wrong: a disabled cache must
+# not answer, stored TTLs were clamped by the old limits.
+_PURGE_KEYS = frozenset(("cache.enabled", "cache.min_ttl", "cache.max_ttl", "cache.negative_ttl"))
 
 # Option names that would hold secrets (TLS keys, tokens, passwords): never shown or audited.
 _SECRET = re.compile(r"(password|secret|token|private_key|api_key|credential)", re.I)
@@ -152,7 +162,7 @@ class LiveConfig:
     :param resolver: the running DNS core (burrow/resolver.py): what a change reconfigures.
     """
 
-    def __init__(self, base: Config, current: Config, settings, resolver):
+    def __init__(self, base: Config, current: Config, settings: SettingsDB, resolver: Resolver):
         self.base = base
         self.current = current
         self.settings = settings
@@ -161,7 +171,7 @@ class LiveConfig:
     def __getitem__(self, key: str) -> Any:
         return self.current[key]
 
-    def items(self):
+    def items(self) -> Iterable[tuple[str, Any]]:
         return self.current.items()
 
     def source(self, key: str) -> str:
@@ -203,85 +213,13 @@ class LiveConfig:
         if not changed:
             return changed
         keys = set(changed)
+        upstreams = any(k.startswith("upstream") for k in keys)
         resolver = self.resolver
-        purge = False
-        if "upstream_dns_servers" in keys or any(k.startswith("upstream.") for k in keys):
-            _apply_upstreams(resolver, new_config)
-            purge = True  # answers from the old servers may differ (e.g. a filtering resolver)
-        if any(k.startswith("cache.") for k in keys):
-            purge |= _apply_cache(resolver, new_config, keys)
-        if any(k.startswith("rate_limit.") for k in keys):
-            _apply_rate_limit(resolver, new_config)
-        if any(k in ("logging.level", "logging.format", "logging.output") for k in keys):
-            configure_logging(new_config)
-        if purge:
+        resolver.configure(new_config, upstreams_changed=upstreams)
+        if keys & set(LOGGING_KEYS):
+            apply_logging(new_config)
+        if upstreams or keys & _PURGE_KEYS:
             resolver.cache_stage.purge()
         resolver.invalidate()
         log.info("configuration changed at runtime: %s", ", ".join(changed))
         return changed
-
-
-def _apply_upstreams(resolver, cfg: Config) -> None:
-    from .config.schema import parse_hostport
-    from .dns.upstream import Upstream
-
-    pool = resolver.upstreams
-    current = {(s.host, s.port): s for s in pool.servers}
-    servers = []
-    for text in cfg["upstream_dns_servers"]:
-        host, port = parse_hostport(text, 53)
-        # An unchanged server keeps its health and counters.
-        servers.append(current.get((host, port)) or Upstream(host, port))
-    pool.servers = servers
-    pool.settings.timeout = cfg["upstream.timeout"]
-    pool.settings.max_attempts = cfg["upstream.max_attempts"]
-    pool.settings.max_inflight = cfg["upstream.max_inflight"]
-    pool.settings.max_inflight_share = cfg["upstream.max_inflight_share"]
-    resolver.check_static_loop()  # an upstream that is ourselves is never used
-
-
-def _apply_cache(resolver, cfg: Config, keys: set) -> bool:
-    """Reconfigure the cache stage, the cache and the TTL limits; True if the cache must be
-    emptied (disabled, or TTL clamps changed so stored TTLs are wrong)."""
-    stage = resolver.cache_stage
-    stage.enabled = cfg["cache.enabled"]
-    stage.serve_stale = cfg["cache.serve_stale"]
-    stage.prefetch = cfg["cache.prefetch"]
-    stage.cache.resize(cfg["cache.max_bytes"])
-    limits = resolver.forward.limits
-    limits.min_ttl = cfg["cache.min_ttl"]
-    limits.max_ttl = cfg["cache.max_ttl"]
-    limits.negative_ttl = cfg["cache.negative_ttl"]
-    return bool(keys & {"cache.enabled", "cache.min_ttl", "cache.max_ttl", "cache.negative_ttl"})
-
-
-def _apply_rate_limit(resolver, cfg: Config) -> None:
-    from .dns.access import RateLimiter
-
-    limiter = None
-    if cfg["rate_limit.enabled"]:
-        limiter = resolver.limiter
-        if limiter is None:
-            limiter = RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"],
-                                  cfg["rate_limit.max_tracked_clients"])
-        else:  # in place: clients keep their buckets (tokens above a new burst are clamped)
-            limiter.rps = cfg["rate_limit.rps"]
-            limiter.burst = float(cfg["rate_limit.burst"])
-            limiter.max_clients = cfg["rate_limit.max_tracked_clients"]
-    resolver.set_limiter(limiter, cfg["rate_limit.action"])
-    resolver.cleanup_interval = cfg["rate_limit.cleanup_interval"]
-
-
-def configure_logging(cfg: Config) -> None:
-    """Apply logging.level/format/output to the root logger's handlers, in place (an optional
-    file log handler keeps its file; it only gets the new level and format)."""
-    from .logfile import formatter as make_formatter
-
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, cfg["logging.level"].upper()))
-    formatter = make_formatter(cfg["logging.format"])
-    stream = sys.stdout if cfg["logging.output"] == "stdout" else sys.stderr
-    for handler in root.handlers:
-        handler.setFormatter(formatter)
-        if type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (sys.stdout, sys.stderr):
-            handler.setStream(stream)

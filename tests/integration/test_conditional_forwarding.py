@@ -76,6 +76,23 @@ def test_rules_route_by_domain_client_type_and_priority(tmp_path, upstream):
         assert status == 200 and {r["name"] for r in fwd["forwarders"]} == {"Local Network", "Reverse"}
 
 
+def test_an_answer_for_a_client_a_rule_leaves_out_is_not_replayed_to_one_it_covers(tmp_path, upstream):
+    """127.0.0.3 and 127.0.0.2 are in one client group; only .2 is sent to the lab's server.
+    The public answer .3 gets must not be replayed by the (per-group) fast path to .2."""
+    with TestUpstream() as lab, BurrowProcess(tmp_path, [upstream.address]) as b:
+        token = admin_token(b)
+        upstream.set_rule("app.lab.test", records={"A": ["192.0.2.80"]})
+        lab.set_rule("app.lab.test", records={"A": ["10.9.9.9"]})
+        status, _ = authed(b, token, "POST", "/api/conditionalforwarding",
+                           {"name": "Lab", "domains": ["lab.test"], "client_cidrs": ["127.0.0.2/32"],
+                            "upstreams": [lab.address]})
+        assert status == 200
+        for _ in range(2):  # the second round would come from the fast path if it kept them
+            assert b.query("app.lab.test", source="127.0.0.3").answer[0][0].address == "192.0.2.80"
+            assert b.query("app.lab.test", source="127.0.0.2").answer[0][0].address == "10.9.9.9"
+        assert names_seen(lab) == ["app.lab.test"]  # the second from the cache, by route
+
+
 def test_failover_past_a_dead_upstream_and_router_preset(tmp_path, upstream):
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     with TestUpstream() as router, BurrowProcess(tmp_path, [upstream.address]) as b:

@@ -103,8 +103,8 @@ def test_readme_documents_every_option():
 def test_debug_logging_keeps_pyroute2_chatter_out(capsys):
     import logging
 
-    from burrow.cli import _setup_logging
-    _setup_logging(config.load(None, environ={"BURROW__LOGGING__LEVEL": "debug"}))
+    from burrow.logfile import setup_logging
+    setup_logging(config.load(None, environ={"BURROW__LOGGING__LEVEL": "debug"}))
     try:
         logging.getLogger("pyroute2").setLevel(logging.NOTSET)  # what importing pyroute2 does
         logging.getLogger("pyroute2.netlink.core").debug("message {'attrs': ...}")

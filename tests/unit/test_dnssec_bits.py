@@ -18,6 +18,7 @@ from burrow.dns.fastpath import FastPath
 from burrow.dns.message import Answer, Query, render, sanitize_upstream
 from burrow.dns.server import DnsServer
 from burrow.dns.stages.cache import CacheStage
+from burrow.dns.shared import Routes
 from burrow.dns.stages.forward import AdTrust, CacheLimits, ForwardStage
 
 from .dnsq import Next, make_query
@@ -88,7 +89,7 @@ class FakePool:
 @pytest.mark.parametrize("host, mode, kept", [("127.0.0.1", "auto", True), ("9.9.9.9", "auto", False),
                                               ("9.9.9.9", "on", True), ("127.0.0.1", "off", False)])
 def test_forward_keeps_ad_only_from_a_trusted_server(host, mode, kept):
-    stage = ForwardStage(FakePool(reply_wire(), host), CacheLimits(), AdTrust(mode))
+    stage = ForwardStage(Routes(FakePool(reply_wire(), host)), CacheLimits(), AdTrust(mode))
     answer = asyncio.run(stage.resolve(make_query(NAME, "A", want_dnssec=True), Next()))
     assert answer.ad is kept
 
@@ -170,7 +171,7 @@ def test_cache_and_servfail_memo_separate_cd():
 
 def test_coalescing_separates_cd():
     pool = FakePool(reply_wire(), "127.0.0.1")
-    stage = ForwardStage(pool, CacheLimits())
+    stage = ForwardStage(Routes(pool), CacheLimits())
 
     async def both():
         return await asyncio.gather(stage.resolve(make_query(NAME, "A"), Next()),

@@ -9,21 +9,19 @@ import asyncio
 
 import pytest
 
-from burrow.dns import wire
-from burrow.dns.access import AccessControl, RateLimiter
-from burrow.dns.cache import AnswerCache
-from burrow.dns.chain import Chain
+from burrow import config
+from burrow.dns import chain, wire
 from burrow.dns.decision import Decision
 from burrow.dns.explain import dry_run, question
+from burrow.dns.shared import Shared
 from burrow.dns.stages.cache import CacheStage
 from burrow.dns.stages.conditional import ConditionalStage
-from burrow.dns.stages.filter import BlockingSettings, FilterStage
-from burrow.dns.stages.forward import CacheLimits, ForwardStage
+from burrow.dns.stages.filter import FilterStage
+from burrow.dns.stages.forward import ForwardStage
 from burrow.dns.stages.guard import GuardStage
 from burrow.dns.stages.local import LocalStage
 from burrow.dns.stages.policy import PolicyStage
-from burrow.dns.stages.private import PrivateSettings, PrivateStage
-from burrow.dns.upstream import UpstreamPool, UpstreamSettings
+from burrow.dns.stages.private import PrivateStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index
 from burrow.filtering.userlists import UserList
@@ -39,7 +37,8 @@ A = wire.TYPE_A
 
 
 class Stages:
-    """The chain as app.py builds it, with real stores under a temporary directory."""
+    """The chain as declared (dns/chain.py: what app.py builds), with real stores under a
+    temporary directory."""
 
     def __init__(self, tmp_path):
         (tmp_path / "ads.txt").write_text("||ads.test^\n")
@@ -53,29 +52,29 @@ class Stages:
         assert report.ok, report.error
         self.index = Index.open(tmp_path / "index.bin")
         self.db = SettingsDB(tmp_path / "settings.db")
-        self.limiter = RateLimiter(1, 1, 16)
-        self.guard = GuardStage(AccessControl(["0.0.0.0/0", "::/0"]), self.limiter)
-        self.pool = UpstreamPool([("127.0.0.1", 9)], UpstreamSettings(timeout=0.2, max_attempts=1))
-        self.forward = ForwardStage(self.pool, CacheLimits())
-        self.cache = AnswerCache(1 << 20)
-        self.cache_stage = CacheStage(self.cache)
-        self.filter = FilterStage(BlockingSettings())
+        cfg = config.load(None, environ={}).with_overrides({
+            "upstream_dns_servers": ["127.0.0.1:9"], "upstream.timeout": 0.2, "upstream.max_attempts": 1,
+            "rate_limit.rps": 1, "rate_limit.burst": 1, "rate_limit.max_tracked_clients": 16})
+        self.shared = Shared.from_config(cfg)
+        self.shared.allow_list = UserList(self.db, "filtering.whitelist")
+        self.shared.deny_list = UserList(self.db, "filtering.denylist")
+        self.chain = chain.build(cfg, self.shared)
+        of = self.chain.of
+        self.guard, self.local, self.conditional, self.private = (
+            of(GuardStage), of(LocalStage), of(ConditionalStage), of(PrivateStage))
+        self.policy, self.filter, self.cache_stage, self.forward = (
+            of(PolicyStage), of(FilterStage), of(CacheStage), of(ForwardStage))
+        self.limiter, self.pool, self.cache = self.guard.limiter, self.shared.routes.default, self.cache_stage.cache
         self.filter.set_index(self.index)
-        self.filter.allow_list = UserList(self.db, "filtering.whitelist")
-        self.filter.deny_list = UserList(self.db, "filtering.denylist")
         self.threats = []
         self.filter.on_threat = lambda query, name, entry: self.threats.append(name)
-        self.policy = PolicyStage(filter=self.filter, forward=self.forward)
         self.policy.set_rules([PolicyRule(1, "vpn", 'Domain == "via.vpn.test"', "FORWARD", "192.0.2.53:53"),
                                PolicyRule(2, "portal", 'Domain == "portal.test"', "REDIRECT", "192.0.2.80")])
-        self.private = PrivateStage(PrivateSettings(), filter=self.filter)
         self.rules = ForwardRules(self.db)
         self.rules.add({"name": "Router", "domains": ["*.corp.test"], "upstreams": ["192.0.2.1:53"]})
-        self.conditional = ConditionalStage(self.forward, self.rules)
-        self.local = LocalStage(LocalData((), [Record("rr.lan", "A", 300, "192.168.1.1"),
-                                               Record("rr.lan", "A", 300, "192.168.1.2")]))
-        self.chain = Chain([self.guard, self.local, self.conditional, self.private, self.policy, self.filter,
-                            self.cache_stage, self.forward])
+        self.conditional.rules = self.rules
+        self.local.set_data(LocalData((), [Record("rr.lan", "A", 300, "192.168.1.1"),
+                                           Record("rr.lan", "A", 300, "192.168.1.2")]))
 
     def explain(self, name, qtype=A, client="192.168.1.20"):
         return asyncio.run(dry_run(self.chain, question(name, qtype, client, "default")))
@@ -83,7 +82,7 @@ class Stages:
     def counters(self):
         """Everything a query can move, as one comparable value."""
         return (self.cache.stats(), self.cache_stage.prefetches, len(self.limiter), self.limiter.limited,
-                self.pool.servers[0].queries, dict(self.forward._routes), self.forward.coalesced,
+                self.pool.servers[0].queries, list(self.shared.routes), self.forward.coalesced,
                 self.local.answered, self.local.chased, self.local.data._turns.copy(),
                 self.conditional.forwarded, self.private.refused, self.private.rebind_blocked,
                 self.policy.blocked, self.policy.engine.stats(), self.filter.blocked,
@@ -143,7 +142,7 @@ def test_blocks_and_threats_decide_as_for_a_client_without_counting_or_reporting
 
 
 def test_every_matching_list_and_rule_is_listed_beside_the_one_that_decides(stages):
-    stages.filter.allow_list.add("x.ads.test")
+    stages.shared.allow_list.add("x.ads.test")
     run = stages.explain("x.ads.test")
     assert run.answer.decision is Decision.ALLOWED and run.deciding.stage == "whitelist"
     assert [m["list"] for m in run.matches] == ["ads", "whitelist"]

@@ -144,7 +144,7 @@ def test_blocked_answer_replays_until_the_generation_moves_with_its_ttl_unaged()
     """A block depends only on lists/rules/pause (whose changes invalidate): the answer the
     filter stage makes is replayed long after its record TTL, which stays as made."""
     from burrow.dns.message import Query, render
-    from burrow.dns.stages.filter import BlockingSettings, blocked_answer
+    from burrow.dns.blocking import BlockingSettings, blocked_answer
 
     s = server()
     qw = dns.message.make_query(NAME, "A").to_wire()

@@ -7,7 +7,9 @@ import pytest
 
 from burrow.dns.decision import Decision
 from burrow.dns.message import DROP, render
-from burrow.dns.stages.filter import BlockingSettings, FilterStage
+from burrow.dns.blocking import BlockingSettings
+from burrow.dns.shared import Shared
+from burrow.dns.stages.filter import FilterStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index
 
@@ -36,7 +38,7 @@ def index(tmp_path):
 
 
 def stage(index, **kw):
-    s = FilterStage(BlockingSettings(**kw))
+    s = FilterStage(Shared(BlockingSettings(**kw)))
     s.set_index(index)
     return s
 
@@ -121,7 +123,7 @@ def test_paused_blocking_passes_everything(index):
         def paused(self, groups=()):
             return True
     s = stage(index)
-    s.pause = Paused()
+    s.shared.pause = Paused()
     nxt = Next()
     run(s.resolve(make_query("ads.example"), nxt))
     assert len(nxt.calls) == 1

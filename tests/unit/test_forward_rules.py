@@ -14,6 +14,8 @@ from burrow.dns.chain import Chain
 from burrow.dns.message import render
 from burrow.dns.stages.cache import CacheStage
 from burrow.dns.decision import Decision
+from burrow.dns.shared import Routes
+from burrow.dns.stages.conditional import ConditionalStage
 from burrow.dns.stages.forward import CacheLimits, ForwardStage
 from burrow.dns.upstream import UpstreamError, UpstreamPool, UpstreamSettings
 from burrow.forwarding import (DuplicateRule, ForwardRule, ForwardRuleError, ForwardRules, RuleNotFound,
@@ -435,10 +437,10 @@ def forward_with(rule_body, protocols, query_name="nas.lan"):
         try:
             body = {**rule_body, "upstreams": [f"127.0.0.1:{port}" for _, port in endpoints]}
             rule = ForwardRule(body)
-            fwd = ForwardStage(UpstreamPool([("192.0.2.1", 53)], UpstreamSettings(timeout=5, max_attempts=5)),
-                               CacheLimits())
-            pool = fwd.add_route(rule.route, rule.servers, rule.settings)
-            assert fwd.add_route(rule.route, rule.servers, rule.settings) is pool  # made once
+            routes = Routes(UpstreamPool([("192.0.2.1", 53)], UpstreamSettings(timeout=5, max_attempts=5)))
+            fwd = ForwardStage(routes, CacheLimits())
+            pool = routes.add(rule.route, rule.servers, rule.settings)
+            assert routes.add(rule.route, rule.servers, rule.settings) is pool  # made once
             q = make_query(query_name)
             q.route = rule.route
             t0 = time.monotonic()
@@ -471,20 +473,20 @@ def test_rule_failover_reaches_the_second_server():
     assert len(first.seen) <= 1 and elapsed < 1.0
 
 
-def test_add_route_swaps_settings_and_replaces_pools_for_new_servers():
-    fwd = ForwardStage(UpstreamPool([("192.0.2.1", 53)], UpstreamSettings()), CacheLimits())
+def test_a_route_swaps_settings_and_replaces_pools_for_new_servers():
+    routes = Routes(UpstreamPool([("192.0.2.1", 53)], UpstreamSettings()))
     a = ForwardRule({"name": "r", "domains": ["lan"], "upstreams": ["10.0.0.1"], "timeout": "1s"})
-    pool = fwd.add_route(a.route, a.servers, a.settings)
-    assert pool.settings.timeout == 1.0 and pool.settings is not fwd.pool.settings
+    pool = routes.add(a.route, a.servers, a.settings)
+    assert pool.settings.timeout == 1.0 and pool.settings is not routes.default.settings
     b = ForwardRule({"name": "r", "domains": ["lan"], "upstreams": ["10.0.0.1"], "timeout": "3s",
                      "max_retries": 1})
     assert a.route == b.route
-    assert fwd.add_route(b.route, b.servers, b.settings) is pool and pool.settings.timeout == 3.0
+    assert routes.add(b.route, b.servers, b.settings) is pool and pool.settings.timeout == 3.0
     assert pool.settings.max_attempts == 2
-    other = fwd.add_route(b.route, (("10.0.0.2", 53),), b.settings)
+    other = routes.add(b.route, (("10.0.0.2", 53),), b.settings)
     assert other is not pool and [(u.host, u.port) for u in other.servers] == [("10.0.0.2", 53)]
-    shared = fwd.add_route("policy:10.0.0.3:53", (("10.0.0.3", 53),))  # the policy stage's call
-    assert shared.settings is fwd.pool.settings
+    shared = routes.add("policy:10.0.0.3:53", (("10.0.0.3", 53),))  # the policy stage's call
+    assert shared.settings is routes.default.settings
 
 
 def test_pool_without_failover_asks_only_the_first_server():
@@ -509,25 +511,6 @@ def test_pool_without_failover_asks_only_the_first_server():
     run(scenario())
 
 
-class RouteByRule:
-    """The wiring the conditional stage is meant to do (see the report to the lead): look the
-    rule up, give the forward stage the rule's pool, mark the route, keep per-client answers off
-    the fast path."""
-
-    name = "conditional"
-
-    def __init__(self, rules, forward):
-        self.rules, self.forward = rules, forward
-
-    async def resolve(self, query, next):
-        rule, per_client = self.rules.lookup(query.name, query.client_ip, query.qtype)
-        if rule is not None:
-            self.forward.add_route(rule.route, rule.servers, rule.settings)
-            query.route = rule.route
-        answer = await next(query)
-        return answer.replace(ttl=None) if per_client else answer
-
-
 def test_rule_answers_stay_with_the_clients_the_rule_covers(store):
     import dns.message
 
@@ -537,9 +520,9 @@ def test_rule_answers_stay_with_the_clients_the_rule_covers(store):
         try:
             store.add({"name": "lab", "domains": ["*.lab.test"], "client_cidrs": ["10.1.0.0/16"],
                        "upstreams": [f"127.0.0.1:{lab_port}"], "timeout": "500ms"})
-            fwd = ForwardStage(UpstreamPool([("127.0.0.1", public_port)], UpstreamSettings(timeout=1)),
-                               CacheLimits())
-            chain = Chain([RouteByRule(store, fwd), CacheStage(AnswerCache(1 << 20), prefetch=False), fwd])
+            routes = Routes(UpstreamPool([("127.0.0.1", public_port)], UpstreamSettings(timeout=1)))
+            fwd = ForwardStage(routes, CacheLimits())
+            chain = Chain([ConditionalStage(routes, store), CacheStage(AnswerCache(1 << 20), prefetch=False), fwd])
             out = []
             for client in ("10.1.2.3", "192.168.1.5", "10.1.2.4", "192.168.1.6"):
                 q = make_query("app.lab.test", client=client)

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from burrow.dns.decision import Decision
-from burrow.dns.stages.filter import BlockingSettings, FilterStage
+from burrow.dns.stages.filter import FilterStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.dns.names import view_groups
 from burrow.filtering.groups import DEFAULT, Duplicate, GroupError, Groups
@@ -136,7 +136,7 @@ def resolve(stage, name, view):
 
 
 def test_filter_applies_lists_of_the_clients_groups(index, db):
-    s = FilterStage(BlockingSettings())
+    s = FilterStage()
     s.set_index(index)
     limits = {0: [], 1: ["kids"]}
     s.list_groups = lambda: limits
@@ -148,7 +148,7 @@ def test_filter_applies_lists_of_the_clients_groups(index, db):
     assert resolve(s, "games.example", "kids").decision is Decision.BLOCKED  # remembered per view
     s.forget_views()
     assert resolve(s, "games.example", "kids").decision is Decision.RESOLVED
-    s.pause = BlockingPause(db)
-    s.pause.pause(60, group="guests")
+    s.shared.pause = BlockingPause(db)
+    s.shared.pause.pause(60, group="guests")
     assert resolve(s, "ads.example", "guests").decision is Decision.RESOLVED  # paused for guests
     assert resolve(s, "ads.example", "kids").decision is Decision.BLOCKED

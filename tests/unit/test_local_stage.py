@@ -284,7 +284,7 @@ def test_filtering_applies_to_the_target():
             return await Upstream([(query.name + ".", "A", 300, "203.0.113.9")])(query)
 
     filt = FilterStage()
-    filt.deny_list = Deny()
+    filt.shared.deny_list = Deny()
     chain = Chain([stage(), filt, End()])
     q = make_query("ads.home.lan", "A")
     answer = run(chain.resolve(q))

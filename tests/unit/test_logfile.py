@@ -1,7 +1,9 @@
-"""The RAM log file: rotation with gzip, bounded copies to flash, the size cap."""
+"""Logging: its setup and live changes, and the RAM log file: rotation with gzip, bounded copies to
+flash, the size cap."""
 
 import gzip
 import logging
+import sys
 
 import pytest
 
@@ -197,3 +199,23 @@ def test_unwritable_dir_disables_the_file_log(tmp_path):
     blocker.write_text("")
     cfg = config.load(environ={"BURROW__LOGGING__FILE_DIR": str(blocker / "sub")})
     assert logfile.handler_from_config(cfg) is None
+
+
+def test_setup_then_a_live_change_keeps_the_handlers_and_changes_level_format_and_stream(tmp_path):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logfile.setup_logging(config.load(environ={"BURROW__LOGGING__FILE_DIR": str(tmp_path / "ram")}))
+        stream, ram = root.handlers
+        assert type(stream) is logging.StreamHandler and isinstance(ram, RamLogHandler)
+        assert root.level == logging.INFO and not isinstance(stream.formatter, logfile.JsonFormatter)
+        logfile.apply_logging(config.load(environ={"BURROW__LOGGING__LEVEL": "warning",
+                                                   "BURROW__LOGGING__FORMAT": "json",
+                                                   "BURROW__LOGGING__OUTPUT": "stdout"}))
+        assert root.handlers == [stream, ram] and root.level == logging.WARNING  # the file log keeps its file
+        assert all(isinstance(h.formatter, logfile.JsonFormatter) for h in (stream, ram))
+        assert stream.stream is sys.stdout
+        ram.close()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

@@ -12,8 +12,9 @@ from burrow.dns.chain import Chain
 from burrow.dns.decision import Decision
 from burrow.dns.message import Answer, render
 from burrow.dns.stages.cache import CacheStage
-from burrow.dns.stages.filter import UNTIL_CHANGED, BlockingSettings, FilterStage
-from burrow.dns.stages.forward import CacheLimits, ForwardStage
+from burrow.dns.blocking import UNTIL_CHANGED, BlockingSettings
+from burrow.dns.shared import Routes, Shared
+from burrow.dns.stages.filter import FilterStage
 from burrow.dns.stages.policy import PolicyStage, route_key
 from burrow.dns.upstream import UpstreamPool, UpstreamSettings
 from burrow.policy import PolicyRule
@@ -87,9 +88,9 @@ def test_block_answers_with_ede_and_seed_trace():
     assert reply(q6, run(s.resolve(q6, nxt))).answer[0][0].address == "::"
 
 
-def test_block_follows_the_filters_blocking_mode_and_pause():
-    f = FilterStage(BlockingSettings(mode="nxdomain"))
-    s = policy(rule(0, 'Domain == "x.test"', "BLOCK"), filter=f)
+def test_block_follows_the_shared_blocking_mode_and_pause():
+    shared = Shared(BlockingSettings(mode="nxdomain"))  # what the filter blocks with too
+    s = policy(rule(0, 'Domain == "x.test"', "BLOCK"), shared=shared)
     nxt = Next()
     assert run(s.resolve(make_query("x.test"), nxt)).rcode == wire.NXDOMAIN
 
@@ -97,16 +98,16 @@ def test_block_follows_the_filters_blocking_mode_and_pause():
         def paused(self, groups=()):
             return True
 
-    f.pause = Paused()
+    shared.pause = Paused()
     assert run(s.resolve(make_query("x.test"), nxt)) is nxt.answer
 
 
 def test_allow_beats_a_blocklist_entry_and_still_uses_the_cache():
-    f = FilterStage()
-    f.deny_list = DenyAll()  # the filter would block every name
+    shared = Shared(deny_list=DenyAll())  # the filter would block every name
+    f = FilterStage(shared)
     end = Terminal()
     cache = CacheStage(AnswerCache(1 << 20), prefetch=False)
-    s = policy(rule(0, 'DomainMatches(Domain, "ok.test")', "ALLOW"), filter=f)
+    s = policy(rule(0, 'DomainMatches(Domain, "ok.test")', "ALLOW"), shared=shared)
     chain = Chain([s, f, cache, end])
     a1 = run(chain.resolve(make_query("ok.test")))
     assert a1.decision is Decision.ALLOWED and len(end.calls) == 1
@@ -138,10 +139,10 @@ def test_redirect_by_family():
 
 def test_forward_routes_separate_cache_entries_and_pick_the_pool():
     pool = UpstreamPool([("192.0.2.1", 53)], UpstreamSettings())
-    fwd = ForwardStage(pool, CacheLimits())
+    routes = Routes(pool)
     r = rule(0, 'DomainMatches(Domain, ".corp.test") && IPEquals(ClientIP, "192.168.1.50")', "FORWARD",
              "10.1.1.1:5353, 10.1.1.2")
-    s = policy(r, forward=fwd)
+    s = policy(r, shared=Shared(routes=routes))
     end = Terminal()
     cache = CacheStage(AnswerCache(1 << 20), prefetch=False)
     chain = Chain([s, FilterStage(), cache, end])
@@ -150,13 +151,13 @@ def test_forward_routes_separate_cache_entries_and_pick_the_pool():
     assert a.decision is Decision.FORWARDED_CONDITIONAL and a.upstream == route_key(r)
     assert q.route == route_key(r) == "policy:10.1.1.1:5353, 10.1.1.2:53"
     assert q.trace[0].action == "FORWARD"
-    chosen = fwd.pools(q)
+    chosen = routes.pool(q.route)
     assert chosen is not pool and [(u.host, u.port) for u in chosen.servers] == [("10.1.1.1", 5353),
                                                                                   ("10.1.1.2", 53)]
-    assert fwd.add_route(route_key(r), r.targets) is chosen  # made once
+    assert routes.add(route_key(r), r.targets) is chosen  # made once
     other = make_query("intranet.corp.test", client="192.168.1.10")
     b = run(chain.resolve(other))
-    assert b.upstream == "default" and fwd.pools(other) is pool
+    assert b.upstream == "default" and routes.pool(other.route) is pool
     assert end.calls == [route_key(r), ""]  # two questions, two cache entries
     again = run(chain.resolve(make_query("intranet.corp.test", client="192.168.1.50")))
     assert again.decision is Decision.CACHED and again.upstream == route_key(r) and len(end.calls) == 2
@@ -165,8 +166,7 @@ def test_forward_routes_separate_cache_entries_and_pick_the_pool():
 
 
 def test_forward_answers_use_cache_ttl_without_client_rules():
-    fwd = ForwardStage(UpstreamPool([("192.0.2.1", 53)], UpstreamSettings()), CacheLimits())
-    s = policy(rule(0, 'DomainMatches(Domain, ".corp.test")', "FORWARD", "10.1.1.1"), forward=fwd)
+    s = policy(rule(0, 'DomainMatches(Domain, ".corp.test")', "FORWARD", "10.1.1.1"))
     ans = run(Chain([s, Terminal()]).resolve(make_query("a.corp.test")))
     assert ans.ttl == 300 and ans.decision is Decision.FORWARDED_CONDITIONAL
 

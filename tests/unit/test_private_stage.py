@@ -11,7 +11,7 @@ from burrow.dns import wire
 from burrow.dns.decision import Decision
 from burrow.dns.message import render, sanitize_upstream
 from burrow.dns.names import reverse_network
-from burrow.dns.stages.filter import FilterStage
+from burrow.dns.shared import Shared
 from burrow.dns.stages.private import PrivateSettings, PrivateStage, is_private_reverse, is_special
 from burrow.filtering.userlists import UserList
 from burrow.storage.settings import SettingsDB
@@ -80,8 +80,7 @@ def db(tmp_path):
     ("100.64.0.1", True), ("fd00::1", True), ("::1", True), ("::ffff:192.168.1.1", True),
     ("93.184.216.34", False), ("2606:2800::1", False)])
 def test_rebinding_protection(address, blocked, db):
-    f = FilterStage()
-    stage = PrivateStage(filter=f)
+    stage = PrivateStage()
     q = make_query("evil.example", "AAAA" if ":" in address else "A", use_edns=0)
     nxt = Next(upstream_answer(q, address))
     ans = run(stage, q, nxt)
@@ -93,10 +92,9 @@ def test_rebinding_protection(address, blocked, db):
 
 
 def test_rebinding_exemptions(db):
-    f = FilterStage()
-    f.allow_list = UserList(db, "filtering.whitelist")
-    f.allow_list.add("nas.example")
-    stage = PrivateStage(PrivateSettings(rebind_allowed_domains=["plex.direct"]), filter=f)
+    shared = Shared(allow_list=UserList(db, "filtering.whitelist"))  # the filter's allow list
+    shared.allow_list.add("nas.example")
+    stage = PrivateStage(PrivateSettings(rebind_allowed_domains=["plex.direct"]), shared)
     for name in ("nas.example", "x.plex.direct"):
         q = make_query(name)
         assert run(stage, q, Next(upstream_answer(q, "192.168.1.9"))).decision is Decision.RESOLVED

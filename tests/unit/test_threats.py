@@ -5,7 +5,7 @@ import asyncio
 
 from burrow.dns import wire
 from burrow.dns.decision import Decision
-from burrow.dns.stages.filter import BlockingSettings, FilterStage
+from burrow.dns.stages.filter import FilterStage
 from burrow.filtering.compiler import Source, compile_index
 from burrow.filtering.index import Index
 from burrow.filtering.threats import ThreatReporter
@@ -52,7 +52,7 @@ def test_filter_marks_threat_blocks(tmp_path):
     assert report.ok
     idx = Index.open(tmp_path / "i.bin")
     try:
-        s = FilterStage(BlockingSettings())
+        s = FilterStage()
         s.set_index(idx)
         hits = []
         s.on_threat = lambda query, feed, entry: hits.append((query.name, feed, entry))

@@ -16,6 +16,7 @@ from burrow.dns import wire
 from burrow.dns.cache import AnswerCache
 from burrow.dns.decision import Decision
 from burrow.dns.stages.cache import CacheStage
+from burrow.dns.shared import Routes
 from burrow.dns.stages.forward import CacheLimits, ForwardStage
 from burrow.dns.upstream import (SHORT_TIMEOUT_MIN, TIMEOUT_HOLD_BASE, TIMEOUT_MEMO_TTL, UpstreamError,
                                  UpstreamPool, UpstreamSettings)
@@ -92,7 +93,7 @@ def test_a_turned_away_query_does_not_fail_the_question_for_other_clients():
     """The SERVFAIL memo is per question: a client over its share must not put a question in
     it, or it would fail that question for everyone (e.g. asking a popular name while over)."""
     pool = BusyPool()
-    forward = ForwardStage(pool, CacheLimits())
+    forward = ForwardStage(Routes(pool), CacheLimits())
     cache = CacheStage(AnswerCache(1 << 20))
     answer = asyncio.run(cache.resolve(make_query("popular.example", client="192.168.1.66"),
                                        lambda query: forward.resolve(query, None)))

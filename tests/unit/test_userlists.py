@@ -48,11 +48,12 @@ def test_matching_and_persistence(db):
 
 def test_filter_uses_deny_and_allow_lists_without_an_index(db):
     stage = FilterStage()
-    stage.allow_list = UserList(db, "a")
-    stage.deny_list = UserList(db, "d")
-    stage.deny_list.add("*.ads.example")
-    stage.deny_list.add("both.example")
-    stage.allow_list.add("both.example")
+    shared = stage.shared
+    shared.allow_list = UserList(db, "a")
+    shared.deny_list = UserList(db, "d")
+    shared.deny_list.add("*.ads.example")
+    shared.deny_list.add("both.example")
+    shared.allow_list.add("both.example")
     q = make_query("x.ads.example")
     ans = asyncio.run(stage.resolve(q, Next()))
     assert ans.decision is Decision.BLOCKED and q.trace[-1].stage == "denylist"

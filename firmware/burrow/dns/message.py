@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 
 
 class Query:
-    """One client question, parsed once. ``trace`` collects breadcrumbs as stages act."""
+    """One client question, parsed once. ``trace`` collects breadcrumbs as stages act.
+
+    Besides the question it carries facts about this query alone, set by one part and read by
+    a later one: ``admitted`` (the fast path's rate-limit verdict), ``route`` (conditional or a
+    policy FORWARD rule chose the upstreams), ``policy_allowed`` (a policy ALLOW rule matched)
+    and ``explain`` (a dry run). State that outlives a query and that several stages read is
+    the shared state (dns/shared.py), never a flag here.
+    """
 
     __slots__ = ("packet", "id", "flags", "qname", "question", "qtype", "qclass", "edns",
                  "client_ip", "client_port", "transport", "view", "mono", "trace", "admitted",

@@ -7,6 +7,7 @@ Every packet is handled in isolation: whatever goes wrong answers SERVFAIL for t
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import socket
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # Header bytes 4-11 (QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT 0 or 1) → the EDNS shape before the DO bit.
 _SHAPES = {b"\x00\x01\x00\x00\x00\x00\x00\x00": 0, b"\x00\x01\x00\x00\x00\x00\x00\x01": 1}
 WILDCARDS = ("0.0.0.0", "::")
+PICK_PORT_ATTEMPTS = 20  # port 0: tries for a number free for both UDP and TCP
 CLIENT_MEMO_MAX = 4096  # client IP → (allowed, view) remembered for the fast path
 TCP_MAX_PENDING = 16  # queries in progress per TCP connection before we stop reading it
 TCP_MAX_BUFFER = 2 * 65537  # bytes buffered per TCP connection (two maximal messages)
@@ -112,14 +114,19 @@ class DnsServer:
         for host, port in addresses:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             # One port for both: bind UDP first (port 0 picks one), then TCP on the same number.
-            transport = UdpListener(self, family, host, port, shared=host in WILDCARDS)
-            bound = transport.port
-            try:
-                server = await loop.create_server(lambda: TcpProtocol(self), host, bound,
-                                                  family=family, reuse_address=True, backlog=128)
-            except OSError:
-                transport.close()
-                raise
+            # The number the kernel picked for UDP may be a TCP connection's local port: with
+            # port 0, pick again (a busy machine has thousands of those).
+            for attempt in range(PICK_PORT_ATTEMPTS if port == 0 else 1):
+                transport = UdpListener(self, family, host, port, shared=host in WILDCARDS)
+                bound = transport.port
+                try:
+                    server = await loop.create_server(lambda: TcpProtocol(self), host, bound,
+                                                      family=family, reuse_address=True, backlog=128)
+                    break
+                except OSError as e:
+                    transport.close()
+                    if port != 0 or e.errno != errno.EADDRINUSE or attempt == PICK_PORT_ATTEMPTS - 1:
+                        raise
             self.transports.append(transport)
             self.servers.append(server)
             self.addresses.append((host, bound))

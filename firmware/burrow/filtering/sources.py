@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 KINDS = ("block", "allow", "threat")
 # The parser's formats (burrow.filtering.parsers.FORMATS); None / "auto" = detect.
 FORMATS = ("hosts", "domains", "wildcard", "onlydomains", "adblock", "dnsmasq", "rpz", "regex")
-# Blocking modes a list may override (burrow.dns.stages.filter.MODES).
+# Blocking modes a list may override (burrow.dns.blocking.MODES).
 MODES = ("null", "nxdomain", "nodata", "custom")
 DEFAULT_UPDATE_INTERVAL = 86400
 MIN_UPDATE_INTERVAL = 300  # five minutes: list hosts rate-limit harder than that

@@ -177,7 +177,7 @@ _CLIENT_NAMES = frozenset({"ClientIP"})
 
 class PolicyEngine:
     def __init__(self, rules: Iterable[PolicyRule] = (), *,
-                 group_lookup: Callable[[str], Iterable[str]] | None = None,
+                 group_lookup: Callable[[str], Iterable[str] | None] | None = None,
                  clock: Callable[[], float] = time.time, tz: tzinfo | None = None):
         self.rules = tuple(rules)
         self.group_lookup = group_lookup

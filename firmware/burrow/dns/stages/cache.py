@@ -19,6 +19,7 @@ from .. import wire
 from ..cache import SERVFAIL_TTL, AnswerCache, CacheEntry, CacheKey
 from ..decision import Decision
 from ..message import Answer, Next, Query
+from ..shared import Options, Shared
 
 T = TypeVar("T")
 
@@ -44,6 +45,20 @@ class CacheStage:
         self._failures: dict[CacheKey, tuple[float, tuple[int, str] | None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.prefetches = 0
+
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> CacheStage:
+        stage = cls(AnswerCache(cfg["cache.max_bytes"]))
+        stage.configure(cfg)
+        return stage
+
+    def configure(self, cfg: Options) -> None:
+        """Apply ``[cache]`` live: on or off, serve-stale, prefetch, the cache's size (a smaller
+        one drops the least recently used entries). Emptying it is the caller's choice."""
+        self.enabled = cfg["cache.enabled"]
+        self.serve_stale = cfg["cache.serve_stale"]
+        self.prefetch = cfg["cache.prefetch"]
+        self.cache.resize(cfg["cache.max_bytes"])
 
     @staticmethod
     def key(query: Query) -> CacheKey:

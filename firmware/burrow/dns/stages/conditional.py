@@ -4,22 +4,23 @@
 Chain position: after ``local`` (the owner's own records and zones answer first), before
 ``private`` (a rule is the owner saying where a private name lives, so it must be routed
 before the private-names stage would refuse it) and before policy/filter (filtering still
-applies to forwarded names, as in Pi-hole). The stage only marks the query's route; the
-forward stage asks the rule's upstreams with the rule's timeout/retries/failover, and the
-cache keys answers by route, so they never reach clients the rule does not cover. A rule
+applies to forwarded names, as in Pi-hole). The stage only marks the query's route and adds
+the rule's pool to the shared routes (dns/shared.py); the forward stage asks that pool, with
+the rule's timeout/retries/failover, and the cache keys answers by route, so they never reach
+clients the rule does not cover. The rules (forwarding.ForwardRules) are the stage's own data,
+handed in once storage is open; until then it passes every query on. A rule
 that matches on client addresses makes answers the fast path must not replay to the whole
-group (it keys by group, not by client).
+group (it keys by group, not by client), whether the rule took the question or, because of the
+client, did not.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..message import Answer, Next, Query
+from ..shared import Options, Routes, Shared
 from ..upstream import UpstreamSettings
-
-if TYPE_CHECKING:
-    from .forward import ForwardStage
 
 
 class Route(Protocol):
@@ -32,7 +33,7 @@ class Route(Protocol):
     upstreams: tuple[str, ...]
 
 
-class Routes(Protocol):
+class Rules(Protocol):
     """The rule set (forwarding.ForwardRules): the rule for a question, and whether it
     depends on the client."""
 
@@ -42,28 +43,37 @@ class Routes(Protocol):
 class ConditionalStage:
     name = "conditional"
 
-    def __init__(self, forward: ForwardStage, rules: Routes | None = None) -> None:
-        self.forward = forward  # ForwardStage: owns the per-route upstream pools
+    def __init__(self, routes: Routes, rules: Rules | None = None) -> None:
+        self.routes = routes  # the shared upstream pools by route (dns/shared.py)
         self.rules = rules  # burrow.forwarding.ForwardRules, set once storage is open
         self.forwarded = 0
+
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> ConditionalStage:
+        """No options of its own: the rules are data, the pools shared."""
+        return cls(shared.routes)
 
     async def resolve(self, query: Query, next: Next) -> Answer:
         rules = self.rules
         if rules is None:
             return await next(query)
         rule, per_client = rules.lookup(query.name, query.client_ip, query.qtype)
-        if rule is None:
+        if rule is not None:
+            if query.explain is None:
+                self.forwarded += 1
+                self.routes.add(rule.route, rule.servers, rule.settings)
+            else:  # a dry run (dns/explain.py) makes no pool: it says where the question would go
+                query.explain.route = ("conditional", rule.name, list(rule.upstreams))
+            query.route = rule.route
+            query.note("conditional", "forward", rule=rule.name, source="conditional_forwarding",
+                       detail=", ".join(rule.upstreams))
+        elif not per_client:
             return await next(query)
-        if query.explain is None:
-            self.forwarded += 1
-            self.forward.add_route(rule.route, rule.servers, rule.settings)
-        else:  # a dry run (dns/explain.py) makes no pool: it says where the question would go
-            query.explain.route = ("conditional", rule.name, list(rule.upstreams))
-        query.route = rule.route
-        query.note("conditional", "forward", rule=rule.name, source="conditional_forwarding",
-                   detail=", ".join(rule.upstreams))
         answer = await next(query)
         if per_client and answer.ttl is not None:
+            # Routed or not because of who asked: another client of the same group could get
+            # another route, so the answer is not for the per-group fast path (the cache below
+            # keys by route and still serves it).
             answer = answer.replace(ttl=None)
         return answer
 

@@ -11,33 +11,32 @@ so the index lookup is narrowed to the lists of the client's groups.
 
 While blocking is paused (BlockingPause), globally or for one of the client's groups, the
 stage only passes queries on.
+
+The blocking settings, the pause and the owner's allow and deny lists are shared state
+(dns/shared.py): the policy and private stages read them too. The compiled index, which lists
+apply to which groups and where threat-feed hits are reported are the filter's own, handed in
+by the composition root (the list manager swaps in each new index).
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from .. import wire
+from ..blocking import Redirects, blocked_answer
 from ..decision import Decision
 from ..message import DROP, Answer, Next, Query, read_answer_records
 from ..names import view_groups
+from ..shared import Options, Shared
 
-MODES = ("null", "nxdomain", "nodata", "custom")
 # The index's own words, restated because the DNS core imports nothing from filtering/ (the
 # index is handed in); tests/unit/test_filter_stage.py checks they equal filtering.index's.
 ALL_LISTS = (1 << 64) - 1  # every list: one bit per list, 64 lists
 ALLOW_ACTIONS = frozenset(("allow", "passthru"))  # the actions that let a name through
 
-Redirects = tuple[tuple[str, str], ...]  # (("A", "192.0.2.1"), ("CNAME", "x.example"), ...)
-EDE = tuple[int, str]  # an Extended DNS Error: (info code, extra text)
 
-
-# What the stage reads from the objects handed in (filtering.index.Index and its Match,
-# filtering.userlists.UserList, filtering.pause.BlockingPause).
+# What the stage reads from the index handed in (filtering.index.Index and its Match).
 class IndexMatch(Protocol):
     @property
     def name(self) -> str: ...
@@ -61,88 +60,13 @@ class ListIndex(Protocol):
                complete: bool = ...) -> Sequence[IndexMatch] | None: ...
 
 
-class NameList(Protocol):
-    def match(self, name: str, groups: Iterable[str] | None = ...) -> str | None: ...
-
-
-class Pause(Protocol):
-    def paused(self, groups: Iterable[str] = ...) -> bool: ...
-
-
-@dataclass
-class BlockingSettings:
-    """How a block is answered (``[filtering]`` options); lists may override the mode."""
-
-    mode: str = "null"  # null: 0.0.0.0 / ::, nxdomain, nodata, custom: the IPs below
-    custom_ipv4: str = "0.0.0.0"
-    custom_ipv6: str = "::"
-    ttl: int = 10  # seconds: short, so unblocking takes effect quickly on clients
-
-
-def _rr(rtype: int, ttl: int, rdata: bytes) -> bytes:
-    return wire.build_rr(b"\xc0\x0c", rtype, wire.CLASS_IN, ttl, rdata)  # owner: the question name
-
-
-# A block depends only on the lists, rules and pause, and any change to those moves the fast
-# path's generation: so the fast path may replay a blocked answer until then (bounded only by
-# its LRU caps), with the record TTLs as they are (no aging: asked again, the chain would give
-# the same TTL). Replaying instead of re-deciding every blocked_ttl seconds is what keeps
-# repeated blocked queries as cheap as cache hits. Callers whose block depends on something
-# else (a time rule, an upstream answer) cap ``Answer.ttl`` themselves.
-UNTIL_CHANGED = 7 * 86400.0
-
-
-@functools.lru_cache(maxsize=256)  # bounded: the block modes' and redirects' addresses in use
-def _address(rtype: int, text: str) -> bytes:
-    """The rdata of an A or AAAA record for ``text`` (parsed once, not per blocked query)."""
-    if rtype == wire.TYPE_A:
-        return ipaddress.IPv4Address(text).packed
-    return ipaddress.IPv6Address(text).packed
-
-
-def _answer_records(records: list[tuple[int, bytes]], ttl: int, decision: Decision, ede: EDE | None) -> Answer:
-    parts = [_rr(rtype, ttl, rdata) for rtype, rdata in records]
-    return Answer(wire.NOERROR, decision, b"".join(parts), an=len(records), ttls=(ttl,) * len(records),
-                  ttl=UNTIL_CHANGED, ede=ede)
-
-
-def blocked_answer(qtype: int, mode: str, settings: BlockingSettings, ede: EDE | None,
-                   redirect: Redirects = ()) -> Answer:
-    """The reply for a blocked question under ``mode`` (or the redirect targets given)."""
-    ttl = settings.ttl
-    if mode == "nxdomain":
-        return Answer(wire.NXDOMAIN, Decision.BLOCKED, ttl=UNTIL_CHANGED, ede=ede)
-    records: list[tuple[int, bytes]] = []
-    if redirect:
-        for kind, value in redirect:
-            if kind == "A" and qtype == wire.TYPE_A:
-                records.append((wire.TYPE_A, _address(wire.TYPE_A, value)))
-            elif kind == "AAAA" and qtype == wire.TYPE_AAAA:
-                records.append((wire.TYPE_AAAA, _address(wire.TYPE_AAAA, value)))
-        if not records:
-            cname = [v for k, v in redirect if k == "CNAME"]
-            if cname:
-                records.append((wire.TYPE_CNAME, wire.text_to_name(cname[0])))
-        return _answer_records(records, ttl, Decision.REDIRECTED, ede)
-    if mode in ("null", "custom"):
-        v4 = "0.0.0.0" if mode == "null" else settings.custom_ipv4
-        v6 = "::" if mode == "null" else settings.custom_ipv6
-        if qtype == wire.TYPE_A:
-            records.append((wire.TYPE_A, _address(wire.TYPE_A, v4)))
-        elif qtype == wire.TYPE_AAAA:
-            records.append((wire.TYPE_AAAA, _address(wire.TYPE_AAAA, v6)))
-    return _answer_records(records, ttl, Decision.BLOCKED, ede)  # other types: NODATA
-
-
 class FilterStage:
     name = "filter"
 
-    def __init__(self, settings: BlockingSettings | None = None, pause: Pause | None = None) -> None:
-        self.settings = settings or BlockingSettings()
-        self.pause = pause  # BlockingPause or None
+    def __init__(self, shared: Shared | None = None) -> None:
+        # blocking settings, pause, allow list (never blocked, seed 003), deny list (the owner's own blocks)
+        self.shared = shared if shared is not None else Shared()
         self.index: ListIndex | None = None  # burrow.filtering.index.Index, swapped in by the list manager
-        self.allow_list: NameList | None = None  # burrow.filtering.userlists.UserList: never blocked (seed 003)
-        self.deny_list: NameList | None = None  # the owner's own blocks
         # () -> {index list id: [group names]} (empty: every group)
         self.list_groups: Callable[[], Mapping[int, Collection[str]]] | None = None
         # (query, list name, entry) -> None: a threat feed blocked a query
@@ -150,6 +74,11 @@ class FilterStage:
         self._view_masks: dict[str, int] = {}  # view → lists that apply to it; see forget_views
         self.blocked = 0
         self.cname_blocked = 0
+
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> FilterStage:
+        """No options of its own: how a block is answered is shared (``[filtering]``)."""
+        return cls(shared)
 
     def set_index(self, index: ListIndex | None) -> None:
         """Swap in a new compiled index (the caller invalidates fast-path answers)."""
@@ -216,22 +145,25 @@ class FilterStage:
         if query.policy_allowed:  # a policy ALLOW rule decided already (stages/policy.py)
             return await next(query)
         groups = view_groups(query.view)
-        if self.pause is not None and self.pause.paused(groups):
+        shared = self.shared
+        pause = shared.pause
+        if pause is not None and pause.paused(groups):
             query.note("filter", "paused", source="manager", detail="blocking paused")
             return await next(query)
         name = query.name
-        if self.allow_list is not None:
-            entry = self.allow_list.match(name, groups)
+        allow_list, deny_list = shared.allow_list, shared.deny_list
+        if allow_list is not None:
+            entry = allow_list.match(name, groups)
             if entry is not None:  # the owner's allow list beats every list, $important too
                 query.note("whitelist", "allow", rule=entry, source="whitelist")
                 answer = await next(query)
                 return answer.replace(decision=Decision.ALLOWED) if answer.decision is Decision.RESOLVED else answer
-        if self.deny_list is not None:
-            entry = self.deny_list.match(name, groups)
+        if deny_list is not None:
+            entry = deny_list.match(name, groups)
             if entry is not None:
                 return self._deny(query, entry, detail=entry)
         if self.index is None:
-            return self._inspect_cnames(query, await next(query)) if self.deny_list else await next(query)
+            return self._inspect_cnames(query, await next(query)) if deny_list else await next(query)
         found = self.verdict(name, query.qtype, query.view)
         if found is not None:
             match, list_id, blocked = found
@@ -255,10 +187,11 @@ class FilterStage:
         if self.index is not None:
             for m in self.index.lookup(name, query.qtype, lists=self.lists_for(query.view), complete=True) or ():
                 out += self._described(m)
-        allow = self.allow_list.match(name, groups) if self.allow_list is not None else None
+        allow_list, deny_list = self.shared.allow_list, self.shared.deny_list
+        allow = allow_list.match(name, groups) if allow_list is not None else None
         if allow is not None:
             out.append({"list": "whitelist", "kind": "allow", "entry": allow})
-        deny = self.deny_list.match(name, groups) if self.deny_list is not None else None
+        deny = deny_list.match(name, groups) if deny_list is not None else None
         if deny is not None:
             out.append({"list": "denylist", "kind": "block", "entry": deny})
         return out
@@ -280,9 +213,10 @@ class FilterStage:
         query.note("blocklist", "block", rule=list_name, source="manager", detail=detail)
         threat = info.get("kind") == "threat"
         ede = (wire.EDE_FILTERED if threat else wire.EDE_BLOCKED, f"{list_name}: {match.name}")
+        settings = self.shared.blocking
         mode = {"nxdomain": "nxdomain", "nodata": "nodata"}.get(match.action) \
-            or info.get("mode") or self.settings.mode
-        answer = blocked_answer(query.qtype, mode, self.settings, ede,
+            or info.get("mode") or settings.mode
+        answer = blocked_answer(query.qtype, mode, settings, ede,
                                 match.data if match.action == "redirect" else ())
         if threat:
             if self.on_threat is not None and query.explain is None:
@@ -296,8 +230,8 @@ class FilterStage:
         if query.explain is None:
             self.blocked += 1
         query.note("denylist", "block", rule=entry, source="denylist", detail=detail)
-        return blocked_answer(query.qtype, self.settings.mode, self.settings,
-                              (wire.EDE_BLOCKED, f"denylist: {entry}"))
+        settings = self.shared.blocking
+        return blocked_answer(query.qtype, settings.mode, settings, (wire.EDE_BLOCKED, f"denylist: {entry}"))
 
     def _inspect_cnames(self, query: Query, answer: Answer) -> Answer:
         """Block an answer whose CNAME chain passes through a blocked name."""
@@ -310,14 +244,15 @@ class FilterStage:
         if read is None:
             return answer
         packet, rrs = read
+        allow_list, deny_list = self.shared.allow_list, self.shared.deny_list
         for rr in rrs:
             if rr.rtype != wire.TYPE_CNAME:
                 continue
             target = wire.name_to_text(wire.rdata_name(packet, rr))
-            if self.allow_list is not None and self.allow_list.match(target, groups) is not None:
+            if allow_list is not None and allow_list.match(target, groups) is not None:
                 continue
-            if self.deny_list is not None:
-                entry = self.deny_list.match(target, groups)
+            if deny_list is not None:
+                entry = deny_list.match(target, groups)
                 if entry is not None:
                     if query.explain is None:
                         self.cname_blocked += 1

@@ -2,6 +2,11 @@
 
 The upstream reply is sanitized before anyone sees it: only records that belong to the
 question survive (see message.sanitize_upstream).
+
+The pools are shared state (dns/shared.py ``Routes``): the query's route picks one, "" the
+default upstreams; conditional forwarding and policy FORWARD rules add theirs. The stage's own
+options are the TTL clamps (``cache.min_ttl``, ``max_ttl``, ``negative_ttl``) and whose AD bit
+it believes (``upstream.proxy_dnssec``, ``trusted_servers``).
 """
 
 from __future__ import annotations
@@ -9,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from .. import wire
 from ..cache import CacheKey
-
 from ..decision import Decision
 from ..message import Answer, Next, Query, sanitize_upstream
-
-from ..upstream import UpstreamError, UpstreamPool, UpstreamSettings
+from ..shared import Options, Routes, Shared
+from ..upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 
-MAX_ROUTES = 64  # distinct upstream sets kept (each FORWARD rule's list is one)
 TRUST_MEMO_MAX = 256  # upstream addresses whose AD verdict is remembered
 
 
@@ -70,46 +73,25 @@ class AdTrust:
 class ForwardStage:
     name = "forward"
 
-    def __init__(self, pool: UpstreamPool, limits: CacheLimits, ad_trust: AdTrust | None = None):
-        self.pool = pool
-        self.limits = limits
+    def __init__(self, routes: Routes, limits: CacheLimits | None = None, ad_trust: AdTrust | None = None):
+        self.routes = routes  # the shared upstream pools by route (dns/shared.py)
+        self.limits = limits or CacheLimits()
         self.ad_trust = ad_trust or AdTrust()
         self._inflight: dict[CacheKey, asyncio.Future[Answer]] = {}
         self.coalesced = 0
-        self._routes: dict[str, UpstreamPool] = {}  # route → pool for that upstream set (policy FORWARD,
-        # conditional forwarding rules)
-        self._servers: dict[str, Sequence[tuple[str, int]]] = {}  # route → the servers its pool was made from
 
-    def add_route(self, route: str, servers: Sequence[tuple[str, int]],
-                  settings: UpstreamSettings | None = None) -> UpstreamPool:
-        """The pool for ``route`` (made once from ``servers``: ((host, port), ...)), cached.
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> ForwardStage:
+        stage = cls(shared.routes)
+        stage.configure(cfg)
+        return stage
 
-        ``settings`` (timeout, attempts, failover) are the route's own; None shares the default
-        pool's. Called per query, so the unchanged case is two identity checks: new ``servers``
-        make a new pool, new ``settings`` are swapped into the pool (servers keep their health).
-        """
-        pool = self._routes.get(route)
-        if pool is not None:
-            known = self._servers[route]
-            if known is not servers and tuple(known) != tuple(servers):
-                pool = None  # same route, other servers: start afresh
-            elif settings is not None and pool.settings is not settings:
-                pool.settings = settings
-        if pool is None:
-            self._routes.pop(route, None)
-            if len(self._routes) >= MAX_ROUTES:
-                oldest = next(iter(self._routes))  # queries in flight keep theirs
-                del self._routes[oldest], self._servers[oldest]
-            pool = self._routes[route] = UpstreamPool(list(servers), settings or self.pool.settings)
-            pool.local_ports = self.pool.local_ports  # one loop check for every socket we own
-            self._servers[route] = servers
-        return pool
-
-    def pools(self, query: Query) -> UpstreamPool:
-        """The upstream pool for the query's route ("" or unknown: the default upstreams)."""
-        if query.route:
-            return self._routes.get(query.route, self.pool)
-        return self.pool
+    def configure(self, cfg: Options) -> None:
+        """Apply the TTL clamps (in place: they are read per answer) and the AD trust live."""
+        lim = self.limits
+        lim.min_ttl, lim.max_ttl = cfg["cache.min_ttl"], cfg["cache.max_ttl"]
+        lim.negative_ttl = cfg["cache.negative_ttl"]
+        self.ad_trust = AdTrust(cfg["upstream.proxy_dnssec"], cfg["upstream.trusted_servers"])
 
     async def resolve(self, query: Query, next: Next) -> Answer:
         if query.explain is not None:
@@ -141,14 +123,14 @@ class ForwardStage:
         if query.route and explain.route is not None:
             kind, rule, servers = explain.route  # the stage that routed it said where
         else:
-            kind, rule, servers = "default", None, [s.label for s in self.pool.servers]
+            kind, rule, servers = "default", None, [s.label for s in self.routes.default.servers]
         explain.upstream = {"route": kind, "rule": rule, "servers": servers}
         query.note("forward", "would_forward", source="upstream", detail=", ".join(servers))
         return Answer(wire.NOERROR, Decision.FORWARDED_CONDITIONAL if query.route else Decision.RESOLVED)
 
     async def _forward(self, query: Query) -> Answer:
         question = query.qkey
-        pool = self.pools(query)
+        pool = self.routes.pool(query.route)
         try:
             reply, server = await pool.query(question, query.flags, query.do, client=query.client_ip)
         except UpstreamError as e:

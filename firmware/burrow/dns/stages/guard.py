@@ -6,6 +6,10 @@ no data anyone could look up (RFC 6895 §3.1): zone transfers (AXFR, IXFR) are r
 Burrow serves none (RFC 5936 §4.2 allows REFUSED; EDE 21 "Not Supported"), and OPT, TSIG,
 TKEY, MAILA, MAILB and the unassigned meta range 128-248 get FORMERR with EDE 30 "Invalid
 Query Type" (RFC 9824 §3.5; what Unbound and BIND answer).
+
+It owns the access list (``access.allowed_networks``) and the rate limiter (``[rate_limit]``);
+the server's fast path consults the same two objects, so after :meth:`GuardStage.configure`
+the server takes the guard's limiter (None while rate limiting is off).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from .. import wire
 from ..access import AccessControl, RateLimiter
 from ..decision import Decision
 from ..message import RATE_LIMIT_DROP, Answer, Next, Query
+from ..shared import Options, Shared
 
 RFC8482_TTL = 3600
 CHAOS_VERSION_NAMES = {wire.text_to_name("version.bind"), wire.text_to_name("version.server")}
@@ -29,6 +34,28 @@ class GuardStage:
         self.acl = acl
         self.limiter = limiter
         self.limit_action = limit_action
+
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> GuardStage:
+        stage = cls(AccessControl(cfg["access.allowed_networks"]), None)
+        stage.configure(cfg)
+        return stage
+
+    def configure(self, cfg: Options) -> None:
+        """Apply ``[rate_limit]`` live. The limiter is changed in place, so clients keep their
+        buckets (tokens above a new burst are clamped); turned off it is None, turned on a new one."""
+        limiter = None
+        if cfg["rate_limit.enabled"]:
+            limiter = self.limiter
+            if limiter is None:
+                limiter = RateLimiter(cfg["rate_limit.rps"], cfg["rate_limit.burst"],
+                                      cfg["rate_limit.max_tracked_clients"])
+            else:
+                limiter.rps = cfg["rate_limit.rps"]
+                limiter.burst = float(cfg["rate_limit.burst"])
+                limiter.max_clients = cfg["rate_limit.max_tracked_clients"]
+        self.limiter = limiter
+        self.limit_action = cfg["rate_limit.action"]
 
     async def resolve(self, query: Query, next: Next) -> Answer:
         if not self.acl.allowed(query.client_ip):

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Next, Query, silent
+from ..shared import Options, Shared
 
 # The target's outcome decides the reply's Decision when it is one of these (a blocked target
 # must be logged as blocked); otherwise the reply is LOCAL.
@@ -77,6 +78,11 @@ class LocalStage:
         self.data: LocalSnapshot = data if data is not None else _NoData()
         self.answered = 0
         self.chased = 0
+
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> LocalStage:
+        """No options of its own: the data arrives with storage (``set_data``)."""
+        return cls()
 
     def set_data(self, data: LocalSnapshot) -> None:
         """Swap in a new snapshot (the caller invalidates fast-path answers)."""

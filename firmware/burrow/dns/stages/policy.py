@@ -17,6 +17,11 @@ cache below still serves them.
 
 The engine is immutable: a change builds a new one and swaps it in with ``set_rules`` (one
 attribute assignment, so a query sees the old rules or the new ones, never a mix).
+
+What it shares with other stages comes from the shared state (dns/shared.py): the blocking
+settings and the pause (BLOCK answers as the filter would, and not while blocking is paused),
+the upstream routes (a FORWARD rule adds a pool for its servers; the forward stage asks it) and
+the client groups (rules' group conditions).
 """
 
 from __future__ import annotations
@@ -24,27 +29,24 @@ from __future__ import annotations
 import logging
 import time
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
+from typing import Any, Callable, Iterable, cast
 
 from ...policy import PolicyEngine, PolicyRule
 from ...policy.engine import Match
 from .. import qtypes, wire
+from ..blocking import Redirects, blocked_answer
 from ..decision import Decision
 from ..message import Answer, Next, Query, silent
 from ..names import view_groups
-from .filter import BlockingSettings, Redirects, blocked_answer
-
-if TYPE_CHECKING:
-    from .filter import FilterStage
-    from .forward import ForwardStage
+from ..shared import Options, Shared
 
 log = logging.getLogger(__name__)
 
 SOURCE = "policy_engine"
 
 
-def _no_groups(ip: str) -> set[str]:
-    return set()
+def _no_groups(ip: str) -> frozenset[str]:
+    return frozenset()
 
 
 def route_key(rule: PolicyRule) -> str:
@@ -55,12 +57,9 @@ def route_key(rule: PolicyRule) -> str:
 class PolicyStage:
     name = "policy"
 
-    def __init__(self, settings: BlockingSettings | None = None, *, filter: FilterStage | None = None,
-                 forward: ForwardStage | None = None, group_lookup: Callable[[str], Iterable[str]] | None = None,
+    def __init__(self, shared: Shared | None = None, *, group_lookup: Callable[[str], Iterable[str]] | None = None,
                  clock: Callable[[], float] = time.time, tz: tzinfo | None = None) -> None:
-        self._settings = settings or BlockingSettings()
-        self.filter = filter  # FilterStage: its blocking settings and pause apply to BLOCK rules
-        self.forward = forward  # ForwardStage: pools for FORWARD rules' upstreams
+        self.shared = shared if shared is not None else Shared()  # blocking settings, pause, routes
         self.group_lookup = group_lookup or _no_groups
         self.clock = clock
         self.tz = tz
@@ -68,10 +67,10 @@ class PolicyStage:
         self._idle = True
         self.blocked = 0
 
-    @property
-    def settings(self) -> BlockingSettings:
-        f = self.filter
-        return f.settings if f is not None else self._settings
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> PolicyStage:
+        """No options of its own: the rules are data (``load``), the rest is shared."""
+        return cls(shared, group_lookup=shared.groups_of)
 
     # ---- rules ------------------------------------------------------------------------------------
 
@@ -118,19 +117,19 @@ class PolicyStage:
         rule = match.rule
         action = match.action
         if action == "BLOCK":
-            f = self.filter
-            if f is not None and f.pause is not None and f.pause.paused(view_groups(query.view)):
+            pause = self.shared.pause
+            if pause is not None and pause.paused(view_groups(query.view)):
                 query.note("policy", "paused", rule=rule.name, source=SOURCE, detail="blocking paused")
                 return await next(query)
             if query.explain is None:
                 self.blocked += 1
             query.note("policy", "BLOCK", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
-            settings = self.settings
+            settings = self.shared.blocking
             return blocked_answer(query.qtype, settings.mode, settings,
                                   (wire.EDE_BLOCKED, f"policy: {rule.name}"))
         if action == "REDIRECT":
             query.note("policy", "REDIRECT", rule=rule.name, source=SOURCE, detail=match.action_data)
-            return blocked_answer(query.qtype, "null", self.settings, None, cast(Redirects, match.targets))
+            return blocked_answer(query.qtype, "null", self.shared.blocking, None, cast(Redirects, match.targets))
         if action == "ALLOW":
             query.note("policy", "ALLOW", rule=rule.name, source=SOURCE, detail=f"policy {rule.id}")
             query.policy_allowed = True
@@ -143,8 +142,8 @@ class PolicyStage:
         route = route_key(rule)
         if query.explain is not None:  # a dry run makes no pool; action_data lists the upstreams
             query.explain.route = ("policy", rule.name, match.action_data.split(", "))
-        elif self.forward is not None:
-            self.forward.add_route(route, cast(tuple[tuple[str, int], ...], match.targets))
+        else:
+            self.shared.routes.add(route, cast(tuple[tuple[str, int], ...], match.targets))
         query.route = route
         answer = await next(query)
         if answer.decision is Decision.RESOLVED:

@@ -20,21 +20,23 @@ cached or fresh, before the fast path keeps it.
   allow-listed and not under ``rebind_allowed_domains`` whose A/AAAA records point into
   private space (RFC 1918, loopback, link-local, 0/8, 100.64/10, ULA, v4-mapped ones) is
   answered as blocked (the blocking mode; EDE 15 "DNS rebinding protection").
+
+Its options are ``[local]`` private_reverse, special_names, rebind_protection and
+rebind_allowed_domains; the blocking settings and the allow list are shared state
+(dns/shared.py), read as the filter reads them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .. import wire
+from ..blocking import blocked_answer
 from ..decision import Decision
 from ..message import Answer, Next, Query, read_answer_records
 from ..names import reverse_network, view_groups
-
-if TYPE_CHECKING:
-    from .filter import FilterStage
+from ..shared import Options, Shared
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -84,15 +86,28 @@ class PrivateSettings:
     rebind_protection: bool = True
     rebind_allowed_domains: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_config(cls, cfg: Options) -> PrivateSettings:
+        return cls(cfg["local.private_reverse"], cfg["local.special_names"], cfg["local.rebind_protection"],
+                   list(cfg["local.rebind_allowed_domains"]))
+
 
 class PrivateStage:
     name = "private"
 
-    def __init__(self, settings: PrivateSettings | None = None, filter: FilterStage | None = None) -> None:
+    def __init__(self, settings: PrivateSettings | None = None, shared: Shared | None = None) -> None:
         self.settings = settings or PrivateSettings()
-        self.filter = filter  # FilterStage: its allow list exempts names, its settings shape blocks
+        self.shared = shared if shared is not None else Shared()  # the allow list exempts names; blocking settings
         self.refused = 0
         self.rebind_blocked = 0
+
+    @classmethod
+    def from_config(cls, cfg: Options, shared: Shared) -> PrivateStage:
+        return cls(PrivateSettings.from_config(cfg), shared)
+
+    def configure(self, cfg: Options) -> None:
+        """Apply ``[local]``'s options live (one assignment: a query sees old or new, never a mix)."""
+        self.settings = PrivateSettings.from_config(cfg)
 
     async def resolve(self, query: Query, next: Next) -> Answer:
         if query.route:  # a conditional forwarding rule covers it: the owner said where it lives
@@ -132,17 +147,16 @@ class PrivateStage:
         for d in self.settings.rebind_allowed_domains:
             if name == d or name.endswith("." + d):
                 return True
-        f = self.filter
-        if f is not None and f.allow_list is not None:
-            return f.allow_list.match(name, view_groups(query.view)) is not None
+        allow_list = self.shared.allow_list
+        if allow_list is not None:
+            return allow_list.match(name, view_groups(query.view)) is not None
         return False
 
     def _block(self, query: Query, ip: IPAddress) -> Answer:
-        from .filter import BlockingSettings, blocked_answer
         if query.explain is None:
             self.rebind_blocked += 1
         query.note("private", "rebind_blocked", source="rebind_protection",
                    detail=f"public name answered with private address {ip}")
-        settings = self.filter.settings if self.filter is not None else BlockingSettings()
+        settings = self.shared.blocking
         return blocked_answer(query.qtype, settings.mode, settings,
                               (wire.EDE_BLOCKED, f"DNS rebinding protection: {ip}"))
