@@ -16,8 +16,8 @@ which the composition root builds first (``Shared.from_config``) and the chain d
     groups      the client groups (filtering.groups.Groups): policy rules' group conditions
 
 The stores (pause, lists, groups) live in the settings database, so the composition root sets
-them here once storage is open, and sets new ones after a restore; until then they are None and
-the stages act as if they were empty. The DNS core imports nothing from filtering/: what it
+them here once storage is open (after a restore they re-read themselves in place); until then
+they are None and the stages act as if they were empty. The DNS core imports nothing from filtering/: what it
 reads of them is the protocols below.
 
 What is a fact about one query, not shared state, travels on the Query instead (its route,
