@@ -122,10 +122,11 @@ MEANING = [
 # An international name the IDNA codec refuses, or makes too long (a label over 63, a name over
 # 253): counted only for a request that carries non-ASCII text.
 # IDNA's mapping can also turn a character into ASCII a label may not hold (NFKC makes U+00B4 a
-# space and a combining accent): the encoded label is then refused like any other.
+# space and a combining accent, U+2488 "1."): the encoded name is then refused like any other.
 IDNA = (r".*(idna' codec failed|IDN name cannot be encoded|not a valid international name|bad label '.*'"
         r"|longer than (63|253) (characters|octets)|name too long).*"
-        r"|label 'xn--[^']*' in '.*': only letters, digits, '-' and '_' are allowed")
+        r"|label 'xn--[^']*' in '.*': only letters, digits, '-' and '_' are allowed"
+        r"|empty label in '.*'")  # NFKC makes U+2488 "1.": the mapped dot ends a label early
 
 
 def refused_on_meaning(response, case) -> bool:
