@@ -457,9 +457,11 @@ def test_rule_timeout_and_retries_without_failover_stay_on_the_first_server():
                                        "failover": False}, [first, second])
     assert answer.rcode == wire.SERVFAIL
     assert len(first.seen) == 3 and not second.seen  # 1 + 2 retries, never the second server
-    assert 0.55 < elapsed < 2.0  # three 200 ms timeouts, not the default pool's 5 s
+    # Three 200 ms timeouts, not the default pool's 5 s. The upper bounds only tell the two
+    # apart: a busy machine may stretch a 200 ms wait by seconds, never shorten it.
+    assert 0.55 < elapsed < 4.5
     gaps = [b - a for a, b in zip(first.seen, first.seen[1:])]
-    assert all(0.15 < g < 0.6 for g in gaps)
+    assert all(0.15 < g < 4.5 for g in gaps)
 
 
 def test_rule_failover_reaches_the_second_server():
@@ -468,7 +470,7 @@ def test_rule_failover_reaches_the_second_server():
                                       [first, second])
     assert answer.rcode == wire.NOERROR and answer.decision is Decision.FORWARDED_CONDITIONAL
     assert answer.upstream.startswith("127.0.0.1:") and len(second.seen) == 1
-    assert len(first.seen) <= 1 and elapsed < 1.0
+    assert len(first.seen) <= 1 and elapsed < 4.5  # one 200 ms timeout, not the pool's 5 s
 
 
 def test_add_route_swaps_settings_and_replaces_pools_for_new_servers():
