@@ -574,7 +574,7 @@ def test_soa_serial_retransmits_over_udp():
         calls.append(query.id)
         return [] if len(calls) == 1 else [soa_answer(query, 8)]
 
-    serial, queries = run(serial_from(udp=udp, timeout=1.5))
+    serial, queries = run(serial_from(udp=udp, timeout=3.0))  # re-sent after 1 s; 2 s to answer
     assert serial == 8
     assert queries == [("udp", "SOA"), ("udp", "SOA")]
     assert calls[0] == calls[1]
