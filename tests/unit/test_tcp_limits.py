@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import struct
 import time
 
@@ -42,7 +43,15 @@ def make_server(**kw) -> DnsServer:
 async def serving(**kw):
     """A server on a free loopback port, and a connection to it: (server, reader, writer)."""
     server = make_server(**kw)
-    await server.start([("127.0.0.1", 0)])
+    for attempt in range(20):
+        try:
+            await server.start([("127.0.0.1", 0)])
+            break
+        except OSError as e:
+            # Port 0 picks a free UDP port; its TCP twin may be some client's ephemeral port
+            # (a busy machine has many): pick again.
+            if e.errno != errno.EADDRINUSE or attempt == 19:
+                raise
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.addresses[0][1])
         yield server, reader, writer
