@@ -15,7 +15,7 @@ from tests.support.burrow_proc import BurrowProcess
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
     with BurrowProcess(tmp_path_factory.mktemp("page")) as b, \
-            httpx.Client(base_url=f"http://127.0.0.1:{b.web_port}", timeout=5.0) as client:
+            httpx.Client(base_url=f"http://127.0.0.1:{b.web_port}", timeout=30.0) as client:
         yield b, client
 
 

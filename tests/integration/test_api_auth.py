@@ -37,7 +37,7 @@ def admin(srv):
 
 def request(srv, method, path, body=None, headers=None, source="127.0.0.1"):
     """(status, headers, parsed body) — for when a test needs the response headers."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.web_port, timeout=5, source_address=(source, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", srv.web_port, timeout=30, source_address=(source, 0))
     try:
         data = None if body is None else json.dumps(body).encode()
         hdrs = dict(headers or {})

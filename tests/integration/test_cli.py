@@ -3,10 +3,10 @@
 import socket
 import subprocess
 import sys
-import time
 
 from burrow import __version__
 from tests.support.burrow_proc import BurrowProcess
+from tests.support.timing import wait_for
 
 
 def burrow(*args, cwd=None, timeout=20):
@@ -60,5 +60,11 @@ def test_tcp_idle_connections_are_closed_and_capped(tmp_path, upstream):
             extra.close()
             for s in held:
                 s.close()
-        time.sleep(0.2)
-        assert b.query("after.example.test", tcp=True).answer
+
+        def answered_over_tcp():  # once the server has seen the held connections close
+            try:
+                return b.query("after.example.test", tcp=True).answer
+            except (EOFError, OSError):
+                return None
+
+        assert wait_for(answered_over_tcp, what="a TCP slot to come free")

@@ -7,27 +7,15 @@ row, no stats, no cache or fast-path entry, no rate-limit token."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from tests.support.api_client import admin_token, authed
 from tests.support.burrow_proc import BurrowProcess
+from tests.support.timing import wait_for
 from tests.support.upstream_client import TestUpstream
 
 KID, ADULT = "127.0.0.2", "127.0.0.3"
-
-
-def wait_until(check, what: str, timeout: float = 10.0):
-    """``check()``'s first truthy result, polled until ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +172,8 @@ def test_explaining_leaves_no_trace(env):
     b, token, up, router = env
     # everything before this test is logged and counted: a marker query shows up last
     b.query("before.quiet.test")
-    wait_until(lambda: authed(b, token, "GET", "/api/queries?domain=before.quiet.test")[1]["total"],
-               "the marker query in the log")
+    wait_for(lambda: authed(b, token, "GET", "/api/queries?domain=before.quiet.test")[1]["total"],
+             what="the marker query in the log")
     stats = authed(b, token, "GET", "/api/stats")[1]["total_queries"]
     metrics = authed(b, token, "GET", "/metrics")[1]
     up.clear_log()
@@ -201,10 +189,10 @@ def test_explaining_leaves_no_trace(env):
         assert metric(after, name) == metric(metrics, name), name
     # a query after the explanations is logged and counted; none of the explained names is
     b.query("after.quiet.test")
-    wait_until(lambda: authed(b, token, "GET", "/api/queries?domain=after.quiet.test")[1]["total"],
-               "the control query in the log")
+    wait_for(lambda: authed(b, token, "GET", "/api/queries?domain=after.quiet.test")[1]["total"],
+             what="the control query in the log")
     logged = authed(b, token, "GET", "/api/queries?limit=1000")[1]["queries"]
     assert not {q["domain"] for q in logged} & {name for name, _ in names}
-    assert wait_until(lambda: authed(b, token, "GET", "/api/stats")[1]["total_queries"] >= stats + 1,
-                      "the control query counted")
+    assert wait_for(lambda: authed(b, token, "GET", "/api/stats")[1]["total_queries"] >= stats + 1,
+                    what="the control query counted")
     assert authed(b, token, "GET", "/api/stats")[1]["total_queries"] == stats + 1

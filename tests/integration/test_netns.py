@@ -41,7 +41,7 @@ def netns():
         subprocess.run([IP, "netns", "del", name], capture_output=True, timeout=10)
 
 
-async def wait_for(published, predicate, since=0, timeout=5.0):
+async def wait_for(published, predicate, since=0, timeout=30.0):  # bounds a failure only
     """The first snapshot published at index ``since`` or later that
     satisfies predicate (bounded wait)."""
     loop = asyncio.get_running_loop()

@@ -80,7 +80,7 @@ def ask(cli: str, target: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ask_until(cli: str, target: str, want_src: str, timeout: float = 8.0) -> dict:
+def ask_until(cli: str, target: str, want_src: str, timeout: float = 60.0) -> dict:  # covers the start
     deadline = time.monotonic() + timeout
     reply = {}
     while time.monotonic() < deadline:

@@ -103,7 +103,7 @@ def test_policies_seed_examples_and_dns_effect(tmp_path, upstream):
         assert ede(r) == [(15, "policy: No blocked.example")]
         assert b.query("www.blocked.example.test").answer[0][0].address == "0.0.0.0"
         assert b.query("unblocked.example.test").answer[0][0].address != "0.0.0.0"
-        deadline = time.monotonic() + 10  # the query log's trace, as the seed's block_trace shows it
+        deadline = time.monotonic() + 30  # the query log's trace, as the seed's block_trace shows it
         while True:
             status, body = authed(b, admin, "GET", "/api/queries?stage=policy&source=policy_engine"
                                                    "&rule=No+blocked.example")

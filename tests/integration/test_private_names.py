@@ -2,12 +2,11 @@
 names are answered NXDOMAIN without reaching the (public) test upstream; rebinding protection
 blocks public names answered with private addresses, except allow-listed ones."""
 
-import time
-
 import dns.rcode
 
 from tests.support.api_client import admin_token, authed
 from tests.support.burrow_proc import BurrowProcess
+from tests.support.timing import wait_for
 
 PRIVATE = [("5.1.168.192.in-addr.arpa", "PTR"), ("1.0.0.10.in-addr.arpa", "PTR"),
            ("9.0.16.172.in-addr.arpa", "PTR"), ("1.0.0.127.in-addr.arpa", "PTR"),
@@ -35,11 +34,9 @@ def test_private_names_never_reach_the_public_upstream(tmp_path, upstream):
         token = admin_token(b)
         assert authed(b, token, "POST", "/api/whitelist", {"domain": "nas.example.test"})[0] == 200
         assert b.query("nas.example.test").answer[0][0].address.startswith("10.")  # allow-listed
-        for _ in range(40):  # the query log is flushed every second in tests: poll, bounded
-            logged = authed(b, token, "GET", "/api/queries?domain=rebind.example.test")[1]["queries"]
-            if logged:
-                break
-            time.sleep(0.25)
+        logged = wait_for(  # the query log is flushed every second in tests
+            lambda: authed(b, token, "GET", "/api/queries?domain=rebind.example.test")[1]["queries"],
+            what="the rebind query in the log", interval=0.25)
         traces = [t for q in logged for t in q.get("block_trace") or []]
         assert any(t.get("source") == "rebind_protection" for t in traces), logged
 

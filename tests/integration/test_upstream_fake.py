@@ -23,7 +23,7 @@ except ModuleNotFoundError:  # run without the repo root on sys.path
     from tests.support.upstream import address6_for, address_for
     from tests.support.upstream_client import TestUpstream, UpstreamError
 
-TIMEOUT = 2.0
+TIMEOUT = 10.0  # for questions that are answered; silence is waited for with 0.5 s
 
 
 @pytest.fixture(scope="module")

@@ -97,15 +97,23 @@ def _opener_from(source: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(SourceHandler)
 
 
+class _PortTaken(RuntimeError):
+    """burrow exited at start: one of its ports was in use."""
+
+
 class BurrowProcess:
     """The real ``burrow run`` in a subprocess. ``config`` tables merge over test defaults.
     ``command`` starts another installation (e.g. ``[venv/bin/burrow]``); by default this
-    interpreter's ``python -m burrow``."""
+    interpreter's ``python -m burrow``.
+
+    The clients' default timeouts (start-up, ``query``, ``http``) bound calls that must succeed,
+    so they are generous: a busy machine makes an answer late, not wrong. A test that expects
+    silence passes its own short timeout."""
 
     __test__ = False
 
     def __init__(self, workdir: Path, upstreams: list[str] | None = None, config: dict | None = None,
-                 startup_timeout: float = 20.0, command: list[str] | None = None):
+                 startup_timeout: float = 60.0, command: list[str] | None = None):
         self.workdir = Path(workdir)
         self.command = list(command or [sys.executable, "-m", "burrow"])
         self.dns_port = free_port()
@@ -137,6 +145,33 @@ class BurrowProcess:
         self.log = tempfile.NamedTemporaryFile(prefix="burrow-log-", suffix=".txt", delete=False)
 
     def start(self) -> "BurrowProcess":
+        """Start and wait until /healthz answers. If a port was taken meanwhile (by another
+        test run on the machine: free_port's range is shared) and the ports are the ones we
+        chose and nothing else in the config refers to them, start again on fresh ones."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except _PortTaken:
+                if attempt == 2 or not self._may_move_ports():
+                    raise
+                self._move_ports()
+        raise AssertionError("unreachable")
+
+    def _addresses(self) -> tuple[str, str]:
+        return f"127.0.0.1:{self.dns_port}", f"127.0.0.1:{self.web_port}"
+
+    def _may_move_ports(self) -> bool:
+        dns_address, web_address = self._addresses()
+        text = json.dumps(self.config)
+        server = self.config.get("server", {})
+        return (server.get("listen_address") == dns_address and server.get("web_ui_address") == web_address
+                and text.count(dns_address) == 1 and text.count(web_address) == 1)
+
+    def _move_ports(self) -> None:
+        self.dns_port, self.web_port = free_port(), free_port()
+        self.config["server"]["listen_address"], self.config["server"]["web_ui_address"] = self._addresses()
+
+    def _start_once(self) -> "BurrowProcess":
         self.workdir.mkdir(parents=True, exist_ok=True)
         write_toml(self.config_path, self.config)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -145,12 +180,14 @@ class BurrowProcess:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"burrow exited with {self.proc.returncode}:\n{self.output()}")
+                output = self.output()
+                kind = _PortTaken if "address already in use" in output else RuntimeError
+                raise kind(f"burrow exited with {self.proc.returncode}:\n{output}")
             try:
                 status, _ = self.http("GET", "/healthz", timeout=0.5)
-                if status == 200:
+                if status == 200 and self.proc.poll() is None:
                     return self
-            except OSError:
+            except (OSError, http.client.HTTPException):  # not up yet, or someone else's port
                 pass
             time.sleep(0.05)
         self.stop()
@@ -191,7 +228,7 @@ class BurrowProcess:
     def dns_address(self) -> str:
         return f"127.0.0.1:{self.dns_port}"
 
-    def query(self, name: str, rdtype: str = "A", tcp: bool = False, timeout: float = 3.0,
+    def query(self, name: str, rdtype: str = "A", tcp: bool = False, timeout: float = 10.0,
               source: str | None = None, **make_kw) -> dns.message.Message:
         q = dns.message.make_query(name, rdtype, **make_kw)
         if tcp:
@@ -209,7 +246,7 @@ class BurrowProcess:
             except socket.timeout:
                 return None
 
-    def http(self, method: str, path: str, body: Any = None, timeout: float = 5.0,
+    def http(self, method: str, path: str, body: Any = None, timeout: float = 30.0,
              headers: dict | None = None, source: str | None = None) -> tuple[int, Any]:
         """(status, parsed JSON or text). ``source`` binds the client socket to that local
         address (e.g. "127.0.0.2") so a test can call from another loopback address."""

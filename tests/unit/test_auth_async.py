@@ -192,7 +192,10 @@ def test_the_loop_keeps_running_while_scrypt_works(auth):
             await t
         return ticks
 
-    assert run(scenario()) > 1
+    # Only the first tick is certain: the ticker runs while setup awaits its worker thread, and
+    # a busy machine may finish the hash before the loop comes round again. Had the hash run
+    # on the loop, setup would not have yielded and the ticker would not have ticked at all.
+    assert run(scenario()) >= 1
 
 
 # ---- hostile input the API fuzz (tests/integration/test_api_fuzz.py) found or suggested ---------

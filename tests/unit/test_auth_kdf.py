@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -14,10 +13,12 @@ from burrow.auth import PasswordBusyError
 from burrow.auth import service as service_mod
 from burrow.auth.kdf import PasswordPool
 
+from tests.support.timing import DEADLINE_S, until
+
 from .test_api_auth import FakeApp, Http, build_api, setup_admin
 from .test_auth_support import admin, auth  # noqa: F401  (fixtures)
 
-DEADLINE = 10.0
+DEADLINE = DEADLINE_S
 
 
 class Gate:
@@ -34,14 +35,6 @@ class Gate:
         return value
 
 
-async def until(condition, what):
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
@@ -52,7 +45,7 @@ def test_jobs_run_off_the_loop_and_excess_is_refused_at_once():
 
     async def scenario():
         jobs = [asyncio.ensure_future(pool.run(gate, n, client=f"10.0.0.{n}")) for n in range(3)]
-        await until(lambda: pool.pending == 3, "three jobs admitted")
+        await until(lambda: pool.pending == 3, what="three jobs admitted")
         with pytest.raises(PasswordBusyError) as caught:
             await pool.run(gate, 99, client="10.0.0.99")
         assert caught.value.status == 429 and caught.value.error == "busy"
@@ -74,11 +67,11 @@ def test_one_client_holds_at_most_its_share():
 
     async def scenario():
         mine = [asyncio.ensure_future(pool.run(gate, n, client="2001:db8::1")) for n in range(2)]
-        await until(lambda: pool.pending == 2, "two jobs admitted")
+        await until(lambda: pool.pending == 2, what="two jobs admitted")
         with pytest.raises(PasswordBusyError):  # the same /64 is the same client
             await pool.run(gate, 3, client="2001:db8::2")
         other = asyncio.ensure_future(pool.run(gate, 4, client="192.168.1.9"))
-        await until(lambda: pool.pending == 3, "another client admitted")
+        await until(lambda: pool.pending == 3, what="another client admitted")
         gate.opened.set()
         return await asyncio.gather(*mine, other)
 
@@ -94,7 +87,7 @@ def test_a_job_keeps_its_slot_until_it_really_ends_even_if_its_caller_leaves():
 
     async def scenario():
         job = asyncio.ensure_future(pool.run(gate, 1, client="10.0.0.1"))
-        await until(lambda: gate.threads, "the job started")
+        await until(lambda: gate.threads, what="the job started")
         job.cancel()  # the client hung up; scrypt in the thread cannot be stopped
         with pytest.raises(asyncio.CancelledError):
             await job
@@ -102,7 +95,7 @@ def test_a_job_keeps_its_slot_until_it_really_ends_even_if_its_caller_leaves():
         with pytest.raises(PasswordBusyError):
             await pool.run(gate, 2, client="10.0.0.2")
         gate.opened.set()
-        await until(lambda: pool.pending == 0, "the slot freed")
+        await until(lambda: pool.pending == 0, what="the slot freed")
         return await pool.run(gate, 3, client="10.0.0.2")
 
     try:
@@ -130,7 +123,7 @@ def test_a_busy_refusal_is_not_counted_as_a_failed_login(auth, admin, monkeypatc
 
     async def scenario():
         blocker = asyncio.ensure_future(pool.run(gate, client="10.0.0.7"))
-        await until(lambda: pool.pending == 1, "the pool is full")
+        await until(lambda: pool.pending == 1, what="the pool is full")
         for _ in range(10):
             with pytest.raises(PasswordBusyError):
                 await auth.service.login_async("alice", "wrong password!", None, "10.0.0.1")
@@ -160,7 +153,7 @@ def test_the_api_answers_busy_with_429_retry_after_and_the_error_shape(tmp_path,
         body = {"username": "admin", "password": "wrong password 1"}
         slow = [asyncio.ensure_future(http.client.request("POST", "/api/auth/login", body=body))
                 for _ in range(2)]
-        await until(lambda: pool.pending == 2, "two logins waiting on the hasher")
+        await until(lambda: pool.pending == 2, what="two logins waiting on the hasher")
         refused = await http.client.request("POST", "/api/auth/login", body=body)
         gate.opened.set()
         return refused, await asyncio.gather(*slow)

@@ -574,7 +574,7 @@ def test_soa_serial_retransmits_over_udp():
         calls.append(query.id)
         return [] if len(calls) == 1 else [soa_answer(query, 8)]
 
-    serial, queries = run(serial_from(udp=udp, timeout=1.5))
+    serial, queries = run(serial_from(udp=udp, timeout=3.0))  # re-sent after 1 s; 2 s to answer
     assert serial == 8
     assert queries == [("udp", "SOA"), ("udp", "SOA")]
     assert calls[0] == calls[1]
@@ -763,7 +763,7 @@ def test_refresh_once_tries_primaries_in_order():
                                udp=lambda q: [soa_answer(q, 0, rcode=dns.rcode.REFUSED)]) as refusing, \
                 FakePrimary(tcp=zone.tcp, udp=zone.udp) as good:
             z = SecondaryZone(ZONE, [f"127.0.0.1:{closed_port()}", f"127.0.0.1:{refusing.port}",
-                                     f"127.0.0.1:{good.port}"], clock=Clock(0), timeout=2)
+                                     f"127.0.0.1:{good.port}"], clock=Clock(0), timeout=10)
             records = await z.refresh_once()
             assert z.serial == 3 and records[0].type == "SOA"
             assert refusing.queries == [("tcp", "AXFR")] and good.queries == [("tcp", "AXFR")]
@@ -791,7 +791,7 @@ def test_refresh_once_after_expiry_transfers_without_asking_the_serial():
 
     async def go():
         async with FakePrimary(tcp=zone.tcp, udp=zone.udp) as primary:
-            z = SecondaryZone(ZONE, [f"127.0.0.1:{primary.port}"], clock=clock, timeout=2, min_interval=1)
+            z = SecondaryZone(ZONE, [f"127.0.0.1:{primary.port}"], clock=clock, timeout=10, min_interval=1)
             await z.refresh_once()
             clock.t = 86400  # expired
             assert z.expired()

@@ -14,6 +14,7 @@ from burrow.api.routes import Api
 from burrow.storage.events import EventLog, normalize, publish_event
 from burrow.storage.settings import MIGRATIONS, SettingsDB
 from burrow.telemetry.events import EventBus
+from tests.support.timing import until
 
 from .fakes import VIEWER, FakeAuth
 
@@ -117,13 +118,6 @@ def test_filters_and_paging(db):
     assert total == 5 and [e["ts"] for e in page] == [40.0, 30.0]
 
 
-async def _until(condition, deadline: float = 15.0) -> None:
-    """Wait until ``condition()`` holds, by the clock (a loaded machine needs more loop turns)."""
-    end = asyncio.get_running_loop().time() + deadline
-    while not condition() and asyncio.get_running_loop().time() < end:
-        await asyncio.sleep(0.01)
-
-
 def test_bus_events_are_written_in_one_batch_then_at_most_once_per_interval(db):
     async def main():
         bus = EventBus()
@@ -131,12 +125,13 @@ def test_bus_events_are_written_in_one_batch_then_at_most_once_per_interval(db):
         await log.start(bus)
         for i in range(50):
             publish_event(bus, "config.changed", actor="ann", n=i)
-        await _until(lambda: log.written == 50)  # the writer's batch runs off the loop
+        await until(lambda: log.written == 50, what="the first batch")
         assert log.written == 50 and log.flushes == 1
         bus.publish("security", {"type": "threat.blocked", "domain": "evil.example"})
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert log.written == 50  # within the interval: not written yet
+        # The writer has taken the event and holds it: within the interval, not written yet.
+        await until(lambda: log.snapshot()["pending"] == 1 or log.written > 50,
+                    what="the writer to take the event")
+        assert log.written == 50
         await log.stop()
         assert log.written == 51 and log.flushes == 2
         assert len(bus) == 0  # unsubscribed
@@ -153,7 +148,7 @@ def test_sync_makes_just_published_events_visible(db):
         log = EventLog(db, flush_interval=3600)
         await log.start(bus)
         publish_event(bus, "a.first")
-        await _until(lambda: log.written == 1)
+        await until(lambda: log.written == 1, what="the first event")
         publish_event(bus, "a.second")
         await log.sync()
         assert [e["type"] for e in log.query()[0]] == ["a.second", "a.first"]

@@ -459,9 +459,11 @@ def test_rule_timeout_and_retries_without_failover_stay_on_the_first_server():
                                        "failover": False}, [first, second])
     assert answer.rcode == wire.SERVFAIL
     assert len(first.seen) == 3 and not second.seen  # 1 + 2 retries, never the second server
-    assert 0.55 < elapsed < 2.0  # three 200 ms timeouts, not the default pool's 5 s
+    # Three 200 ms timeouts, not the default pool's 5 s. The upper bounds only tell the two
+    # apart: a busy machine may stretch a 200 ms wait by seconds, never shorten it.
+    assert 0.55 < elapsed < 4.5
     gaps = [b - a for a, b in zip(first.seen, first.seen[1:])]
-    assert all(0.15 < g < 0.6 for g in gaps)
+    assert all(0.15 < g < 4.5 for g in gaps)
 
 
 def test_rule_failover_reaches_the_second_server():
@@ -470,7 +472,7 @@ def test_rule_failover_reaches_the_second_server():
                                       [first, second])
     assert answer.rcode == wire.NOERROR and answer.decision is Decision.FORWARDED_CONDITIONAL
     assert answer.upstream.startswith("127.0.0.1:") and len(second.seen) == 1
-    assert len(first.seen) <= 1 and elapsed < 1.0
+    assert len(first.seen) <= 1 and elapsed < 4.5  # one 200 ms timeout, not the pool's 5 s
 
 
 def test_a_route_swaps_settings_and_replaces_pools_for_new_servers():
@@ -496,13 +498,16 @@ def test_pool_without_failover_asks_only_the_first_server():
         try:
             servers = [("127.0.0.1", port) for _, port in endpoints]
             pool = UpstreamPool(servers, UpstreamSettings(timeout=0.1, max_attempts=2, failover=False))
-            with pytest.raises(UpstreamError):
+            with pytest.raises(UpstreamError):  # silence: the short timeout costs nothing here
                 await pool.query(make_query("x.lan").qkey, 0, False)
             assert len(first.seen) == 2 and not second.seen
-            pool.settings = UpstreamSettings(timeout=0.1, max_attempts=2, failover=True)
+            # The second server's answer must arrive within the timeout: a generous one (the
+            # first server's silence costs it once), and a question without x.lan's strike,
+            # which would shorten it.
+            pool.settings = UpstreamSettings(timeout=1.0, max_attempts=2, failover=True)
             for s in pool.servers:  # let the first server look best, then fail over from it
                 s.srtt, s.failures = (0.001 if s.port == servers[0][1] else 0.5), 0
-            reply, server = await pool.query(make_query("x.lan").qkey, 0, False)
+            reply, server = await pool.query(make_query("y.lan").qkey, 0, False)
             assert server.port == servers[1][1] and second.seen
         finally:
             for transport, _ in endpoints:
@@ -519,8 +524,8 @@ def test_rule_answers_stay_with_the_clients_the_rule_covers(store):
         (t1, public_port), (t2, lab_port) = await start(public, lab)
         try:
             store.add({"name": "lab", "domains": ["*.lab.test"], "client_cidrs": ["10.1.0.0/16"],
-                       "upstreams": [f"127.0.0.1:{lab_port}"], "timeout": "500ms"})
-            routes = Routes(UpstreamPool([("127.0.0.1", public_port)], UpstreamSettings(timeout=1)))
+                       "upstreams": [f"127.0.0.1:{lab_port}"], "timeout": "5s"})  # both answer:
+            routes = Routes(UpstreamPool([("127.0.0.1", public_port)], UpstreamSettings(timeout=5)))
             fwd = ForwardStage(routes, CacheLimits())
             chain = Chain([ConditionalStage(routes, store), CacheStage(AnswerCache(1 << 20), prefetch=False), fwd])
             out = []

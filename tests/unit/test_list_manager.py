@@ -17,6 +17,7 @@ from burrow.filtering.index import Index
 from burrow.filtering.manager import ListManager
 from burrow.filtering.sources import ListStore
 from burrow.storage.settings import SettingsDB
+from tests.support.timing import until
 from tests.unit.test_download import ListServer, etag_route, send_body
 
 HOSTS_V1 = b"# v1\n127.0.0.1 localhost\n0.0.0.0 ads.example tracker.example # inline\n"
@@ -199,29 +200,21 @@ def test_boot_without_index_then_scheduler_downloads(env):
         mgr = env.manager()
         await mgr.start()
         assert env.swaps == []  # nothing on disk: nothing to load
-        for _ in range(200):  # bounded wait for the scheduler's first refresh
-            if env.swaps:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: env.swaps, what="the scheduler's first refresh")
         assert env.swaps and blocked(mgr.index, "ads.example")
         swaps = len(env.swaps)
         # Due again a day later (jitter ±10 %): the scheduler asks conditionally, no recompile.
         n = len(env.server.requests)
         env.clock.t += 86400 * 1.2
         mgr.wake()
-        for _ in range(200):
-            if len(env.server.requests) > n and not mgr.running:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(env.server.requests) > n and not mgr.running,
+                    what="the conditional refresh")
         assert env.server.requests[-1][1].get("if-none-match") == '"v1"'
         assert len(env.swaps) == swaps
         # Deleting the list: the scheduler notices the index is stale and recompiles.
         env.store.delete(1)
         mgr.wake()
-        for _ in range(200):
-            if len(env.swaps) > swaps and not mgr.running:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(env.swaps) > swaps and not mgr.running, what="the recompile")
         assert len(env.swaps) == swaps + 1 and not blocked(mgr.index, "ads.example")
         assert mgr.index.lists == {}
         await mgr.stop()
@@ -341,13 +334,14 @@ def test_concurrent_refresh_calls_join(env):
 
         mgr = env.manager(fetch=gated_fetch)
         t1 = asyncio.ensure_future(mgr.refresh())
-        await asyncio.sleep(0.05)
+        # Both downloads reach the gate (a timer could wake this test before on a busy machine).
+        await until(lambda: len(calls) == 2, what="both downloads to start")
         assert mgr.running
         t2 = asyncio.ensure_future(mgr.refresh())  # covered: joins
         t3 = asyncio.ensure_future(mgr.refresh(list_id=2))  # covered too
         t4 = asyncio.ensure_future(mgr.refresh(list_id=1, force=True))  # stronger: follow-up
         t5 = asyncio.ensure_future(mgr.refresh(list_id=2, force=True))  # joins the follow-up
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a silence check: a busy machine can only make it weaker
         assert len(calls) == 2  # only the first refresh is downloading
         opened.set()
         r1, r2, r3, r4, r5 = await asyncio.wait_for(asyncio.gather(t1, t2, t3, t4, t5), 60)
@@ -373,11 +367,7 @@ def test_refresh_unknown_list_and_stop_cancels(env):
         mgr = env.manager(fetch=hanging_fetch)
         assert (await mgr.refresh(list_id=9))["status"] == "error"
         await mgr.start()
-        for _ in range(100):
-            if mgr.running:
-                break
-            await asyncio.sleep(0.02)
-        assert mgr.running
+        await until(lambda: mgr.running, what="the scheduler's refresh")
         await asyncio.wait_for(mgr.stop(), 10)
         assert not mgr.running
 

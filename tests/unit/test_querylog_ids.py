@@ -15,7 +15,8 @@ from burrow.dns.fastpath import FastEntry
 from burrow.storage.querylog import QueryLogDB, row_from_record
 from burrow.telemetry.events import EventBus
 from burrow.telemetry.recorder import Recorder
-from tests.unit.test_recorder import run, wait_until
+from tests.support.timing import until
+from tests.unit.test_recorder import run
 
 
 def rec(domain, decision=Decision.RESOLVED):
@@ -177,7 +178,7 @@ def test_the_reservation_is_renewed_before_it_runs_out(tmp_path):
             assert await recorder.flush() == 12
             last = max(i["id"] for i in (await recorder.query(db.fetch, limit=1))[0])
             # Every id handed out is below what a crash-restart would start from.
-            await wait_until(lambda: recorder.snapshot()["ids_reserved_to"] > last + 1)  # noqa: B023 - called within this iteration
+            await until(lambda: recorder.snapshot()["ids_reserved_to"] > last + 1)  # noqa: B023 - called within this iteration
             assert await recorder.query(db.reserved_ids) > last
         await recorder.stop()
         assert recorder.snapshot()["id_reserve_errors"] == 0

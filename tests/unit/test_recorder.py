@@ -13,6 +13,7 @@ from burrow.dns.decision import Decision, QueryRecord, TraceEntry
 from burrow.storage.querylog import QueryLogDB, iso_utc, row_from_record
 from burrow.telemetry.events import EventBus
 from burrow.telemetry.recorder import Recorder
+from tests.support.timing import until
 
 
 def rec(domain="example.com", decision=Decision.RESOLVED, mono=None, trace=()):
@@ -29,12 +30,6 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
-async def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
 
 def test_end_to_end_drain_flush_and_read_back(db_path):
     async def main():
@@ -45,7 +40,7 @@ def test_end_to_end_drain_flush_and_read_back(db_path):
         for i in range(50):
             recorder.ring.append(rec(f"d{i}.example", Decision.BLOCKED if i % 5 == 0
                                      else Decision.RESOLVED, trace=block if i % 5 == 0 else ()))
-        await wait_until(lambda: recorder.flushed == 50)
+        await until(lambda: recorder.flushed == 50)
         assert recorder.received == 50 and len(recorder.ring) == 0
         items, total = await recorder.query(recorder.db.fetch, limit=5)
         assert total == 50
@@ -174,10 +169,10 @@ def test_flush_errors_in_the_periodic_task_do_not_kill_it(db_path):
         blocker.execute("BEGIN IMMEDIATE")
         await recorder.start()
         recorder.ring.append(rec())
-        await wait_until(lambda: recorder.flush_errors >= 2)
+        await until(lambda: recorder.flush_errors >= 2)
         blocker.execute("ROLLBACK")
         blocker.close()
-        await wait_until(lambda: recorder.flushed == 1)
+        await until(lambda: recorder.flushed == 1)
         assert recorder.last_flush_error  # kept for the health endpoint
         await recorder.stop()
 
@@ -243,7 +238,7 @@ def test_start_seeds_stats_from_the_log_and_query_runs_on_the_worker(db_path):
         assert summary["total_queries"] == 4 and summary["blocked_queries"] == 4
         names = await recorder.query(lambda: threading.current_thread().name)
         assert names.startswith("burrow-querylog")
-        await wait_until(lambda: recorder.last_prune is not None)  # first prune runs at start
+        await until(lambda: recorder.last_prune is not None)  # first prune runs at start
         assert recorder.last_prune["deleted_age"] == 0
         await recorder.stop()
 
@@ -310,7 +305,7 @@ def test_persist_runs_periodically(tmp_path):
         await recorder.start()
         for i in range(20):
             recorder.ring.append(rec(f"p{i}.example"))
-        await wait_until(lambda: recorder.persisted == 20)
+        await until(lambda: recorder.persisted == 20)
         assert await recorder.query(archived_rows, db) == 20
         await recorder.stop()
 
@@ -353,7 +348,7 @@ def test_start_archives_what_a_crashed_run_left_in_the_hot_tier(tmp_path):
     async def main():
         recorder = Recorder(db, flush_interval=3600, drain_interval=3600)
         await recorder.start()
-        await wait_until(lambda: recorder.persisted == 3)  # the first persist runs at start
+        await until(lambda: recorder.persisted == 3)  # the first persist runs at start
         await recorder.stop()
 
     run(main())

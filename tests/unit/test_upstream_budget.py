@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 
 import pytest
 
@@ -21,6 +20,8 @@ from burrow.dns.stages.forward import CacheLimits, ForwardStage
 from burrow.dns.upstream import (SHORT_TIMEOUT_MIN, TIMEOUT_HOLD_BASE, TIMEOUT_MEMO_TTL, UpstreamError,
                                  UpstreamPool, UpstreamSettings)
 
+from tests.support.timing import until
+
 from .dnsq import make_query
 from .responder import Responder
 from .test_upstream_health import Clock
@@ -28,13 +29,6 @@ from .test_upstream_health import Clock
 
 def q(name: str) -> bytes:
     return wire.text_to_name(name) + struct.pack("!HH", 1, 1)
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 # ---- the per-client share -------------------------------------------------------------------

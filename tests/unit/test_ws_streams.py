@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import socket
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,7 @@ from websockets.asyncio.client import connect
 from burrow.api import routes, ws
 from burrow.api.routes import Api
 from burrow.telemetry.events import EventBus
+from tests.support.timing import until
 
 from .fakes import VIEWER, FakeAuth, FakePrincipal
 
@@ -99,14 +101,6 @@ GOOD = {"Authorization": "Bearer good"}
 
 def run(coro):
     asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def until(predicate, rounds=500):
-    for _ in range(rounds):  # bounded
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return predicate()
 
 
 async def raw_upgrade(port, path, headers=""):
@@ -292,11 +286,10 @@ def test_client_that_never_reads_is_disconnected_and_frees_its_slot(monkeypatch)
             try:
                 assert await until(lambda: len(app.events) == 1)
                 big = query_row("x" * 60_000)
-                for _ in range(2000):  # bounded: until the server gives up on this reader
+                deadline = time.monotonic() + 30  # bounded: until the server gives up on this reader
+                while not srv.api.streams.send_timeouts and time.monotonic() < deadline:
                     app.events.publish("queries", big)
                     await asyncio.sleep(0.001)
-                    if srv.api.streams.send_timeouts:
-                        break
                 assert srv.api.streams.send_timeouts == 1
                 assert await until(lambda: srv.api.streams.open == 0 and len(app.events) == 0)
             finally:
