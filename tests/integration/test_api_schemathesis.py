@@ -36,7 +36,8 @@ The server itself also checks every answer against the document (Api._check_docu
 "undocumented status"); the log must have no such line and no unhandled error at the end.
 
 Bounds: EXAMPLES generated requests per operation and mode (default 2) and a budget of
-BURROW_SCHEMATHESIS_BUDGET seconds per role (default 18, so ≤ 60 s for the three); operations
+BURROW_SCHEMATHESIS_BUDGET seconds per role (default 18, so ≤ 60 s for the three), but at least
+MIN_OPS operations per role however slow the machine (their number is not asserted); operations
 run in a random order per run (the seed is printed on failure; BURROW_SCHEMATHESIS_SEED=<n>
 replays it), so when a slow machine runs out of budget, other runs cover the rest. Requests
 rotate over loopback source addresses, so the per-address API rate limit does not answer
@@ -75,6 +76,7 @@ SEED = int(os.environ.get("BURROW_SCHEMATHESIS_SEED") or random.SystemRandom().r
 EXAMPLES = int(os.environ.get("BURROW_SCHEMATHESIS_EXAMPLES", "2"))
 BUDGET = float(os.environ.get("BURROW_SCHEMATHESIS_BUDGET", "18"))
 REQUEST_TIMEOUT = 10.0
+MIN_OPS = 20  # operations tested per role even past the budget
 SOURCES = [f"127.0.0.{i}" for i in range(10, 251)]
 VIEWER_PW = "Viewer-pass-2024"
 CHECKS = [not_a_server_error, openapi_checks.status_code_conformance,
@@ -187,6 +189,7 @@ def failure_text(exc: BaseException) -> str:
     return " | ".join(lines[:8])[:600]
 
 
+@pytest.mark.timeout(600)  # the budget, then MIN_OPS on a loaded machine
 @pytest.mark.parametrize("role", ["admin", "viewer", "anonymous"])
 def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, role):
     headers = {"Authorization": f"Bearer {tokens[role]}"} if tokens[role] else {}
@@ -201,8 +204,8 @@ def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, ro
         label = f"{operation.method.upper()} {operation.path}"
         if operation.path.startswith("/ws/") or (tokens[role] and label in SESSION_ENDING):
             continue  # WebSocket upgrades: test_api_realtime.py
-        if time.monotonic() > deadline:
-            break
+        if time.monotonic() > deadline and tested >= MIN_OPS:
+            break  # a slow machine still tests MIN_OPS operations: how many fit is not asserted
         tested += 1
         documented = set(operation.responses.status_codes)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -245,7 +248,7 @@ def test_the_server_answers_as_its_openapi_document_says(srv, tokens, schema, ro
         + "\n".join(f"{k}: {v}" for k, v in sorted(failures.items()))
         + "\nthe server logged: " + "; ".join(undocumented))
     assert "unhandled error" not in log
-    assert tested >= min(20, len(operations) // 4), (tested, sent)  # the budget let enough run
+    assert tested >= min(MIN_OPS, len(operations)), (tested, sent)
 
 
 def test_a_method_a_path_does_not_take_gets_405_with_allow(srv, schema):
