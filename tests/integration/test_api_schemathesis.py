@@ -128,7 +128,8 @@ MEANING = [
 IDNA = (r".*(idna' codec failed|IDN name cannot be encoded|not a valid international name|bad label '.*'"
         r"|longer than (63|253) (characters|octets)|name too long).*"
         r"|label 'xn--[^']*' in '.*': only letters, digits, '-' and '_' are allowed"
-        r"|empty label in '.*'")  # NFKC makes U+2488 "1.": the mapped dot ends a label early
+        # NFKC makes U+2488 "1.": the mapped dot ends a label early
+        r"|empty label in '.*'|not a valid name \(labels of 1-63 bytes, IDNA\)")
 
 
 def refused_on_meaning(response, case) -> bool:
