@@ -22,6 +22,8 @@ from .api.server import WebService
 from .auth import AuthService
 from .backup import FactoryReset
 from .board.appliance import Appliance, ButtonActions
+from .changes import Change, Changes
+from .clock import ClockGate
 from .config import Config, data_dir
 from .filtering import download
 from .filtering.groups import Groups
@@ -34,6 +36,7 @@ from .filtering.userlists import UserList
 from .forwarding import ForwardRules
 from .health import Health
 from .lifecycle import Faults, Lifecycle, Supervisor
+from .policy.store import PolicyStore
 from .logfile import LOGGING_KEYS, apply_logging
 from .resolver import Resolver
 from .services import Services
@@ -60,6 +63,8 @@ START_ORDER = (
                  "after DNS, so the last answers are written"),
     ("board", "the LEDs say \"booting\" while the rest starts, and the network snapshot is there "
               "before DNS binds one socket per address"),
+    ("clock", "watches for network time before the lists' first download (burrow/clock.py); nothing "
+              "else waits for it: DNS answers from the last good index meanwhile"),
     ("lists", "the last good index answers before any download"),
     ("zones", "secondary zones refresh on their own schedule (the snapshot DNS answers from was "
               "built with the service)"),
@@ -67,6 +72,22 @@ START_ORDER = (
     ("web", "the admin page and API last: they serve what the others built; stop first, so no "
             "change arrives while the rest stops"),
 )
+
+# Changes after which the lists each client group uses may differ: each view's list mask is
+# recomputed (groups and clients, a list added, removed or given other groups). A new index
+# recomputes them itself (FilterStage.set_index). The pause is here as it always was.
+VIEWS_CHANGE = frozenset({Change.GROUPS, Change.LISTS, Change.PAUSE})
+
+
+def answers_changed(change: Change, resolver: Resolver, health: Health) -> None:
+    """The one subscriber to what the stores announce (burrow/changes.py), and the one place
+    that decides what each change needs. Every change can alter an answer: none decided before
+    it is replayed (the fast path's generation moves)."""
+    if change in VIEWS_CHANGE:
+        resolver.filter.forget_views()
+    resolver.invalidate()
+    if change is Change.PAUSE:  # a pause, a resume, a timed pause's end: the status shows it
+        health.changed()
 
 
 class App:
@@ -115,11 +136,14 @@ class App:
         state = state_check.context(self.base_config, self.data_dir)
         self._repair_stored_state(settings, state)  # before anything below reads a stored row
 
-        # Stores on the settings DB.
-        pause = BlockingPause(settings)
-        allow_list = UserList(settings, "filtering.whitelist")
-        deny_list = UserList(settings, "filtering.denylist")
-        groups = Groups(settings)
+        # Stores on the settings DB. Each announces its own changes to ``changes``; the one
+        # subscriber (below, once the DNS core exists) decides what each change needs.
+        changes = Changes()
+        announce = changes.announce
+        pause = BlockingPause(settings, on_change=announce)
+        allow_list = UserList(settings, "filtering.whitelist", on_change=announce)
+        deny_list = UserList(settings, "filtering.denylist", on_change=announce)
+        groups = Groups(settings, on_change=announce)
         zone_store = ZoneStore(settings)
         auth = AuthService(settings, self.data_dir)
         def audit(event: dict) -> None:
@@ -128,6 +152,11 @@ class App:
         auth.set_event_sink(audit)
         threats = ThreatReporter(audit)
 
+        # Whether the wall clock is right yet: list downloads and the query log's age pruning
+        # wait for it when clock.wait_for_sync is on (the image).
+        clock = ClockGate(wait=cfg["clock.wait_for_sync"], sync_file=cfg["clock.sync_file"],
+                          sources=cfg["clock.sync_sources"], max_wait=cfg["clock.max_wait_minutes"] * 60.0)
+
         # The query log and the DNS core.
         recorder = Recorder(QueryLogDB(self.data_dir / "querylog.db", ram_dir=ram_dir),
                             flush_interval=cfg["storage.query_log_flush_interval"],
@@ -135,41 +164,38 @@ class App:
                             max_bytes=cfg["storage.query_log_max_bytes"], bus=events,
                             persist_interval=cfg["storage.query_log_persist_interval"],
                             on_write=storage.report)
+        recorder.clock_ready = clock.is_open
         resolver = Resolver(cfg, supervisor, recorder.ring, view_of=groups.view_of)
         shared = resolver.shared  # what several stages read: the stores join it here
         shared.pause, shared.allow_list, shared.deny_list, shared.groups = pause, allow_list, deny_list, groups
         filt = resolver.filter
         filt.on_threat = threats
-        resolver.policy.load(settings.get("policies", []))  # ordered rule dicts (/api/policies)
-        forwarding = resolver.conditional.rules = ForwardRules(settings, resolver.upstreams.settings)
-        zones = ZoneService(zone_store, resolver.local.set_data, resolver.invalidate, supervisor)
+        policies = PolicyStore(settings, resolver.policy, on_change=announce, audit=audit)
+        policies.reload()  # ordered rule dicts (/api/policies)
+        forwarding = resolver.conditional.rules = ForwardRules(settings, resolver.upstreams.settings,
+                                                               on_change=announce)
+        zones = ZoneService(zone_store, resolver.local.set_data, announce, supervisor)
 
         # Filter lists: the store, the manager that downloads, compiles and swaps the index.
         lists_dir = self.data_dir / "lists"
         lists_dir.mkdir(exist_ok=True)
         local_dirs = [str(lists_dir), *cfg["filtering.local_list_dirs"]]
-        list_store = ListStore(settings, local_dirs)
-
-        def swap_index(index) -> None:  # decisions made under the old index must not be replayed
-            filt.set_index(index)
-            resolver.invalidate()
-
+        list_store = ListStore(settings, local_dirs, on_change=announce)
         lists = ListManager(list_store, self.data_dir / "lists-cache", self.data_dir / "blocklist.index",
-                            resolve=download.upstream_resolver(resolver.upstreams), on_swap=swap_index,
-                            on_event=lambda event: events.publish("lists", event), local_dirs=local_dirs)
-        rpz = HandZones(settings, str(lists_dir))  # RPZ zones made by hand (/api/rpz)
+                            resolve=download.upstream_resolver(resolver.upstreams), on_swap=filt.set_index,
+                            on_change=announce, on_event=lambda event: events.publish("lists", event),
+                            local_dirs=local_dirs, clock_gate=clock)
+        clock.subscribe(lists.wake)  # the deferred downloads start the moment the clock is set
+        rpz = HandZones(settings, str(lists_dir), on_change=announce)  # RPZ zones made by hand (/api/rpz)
         rpz.sync(row["id"] for row in list_store.list() if row["format"] == "rpz")
         filt.list_groups = lambda: {row["id"] - 1: row["groups"] for row in list_store.list()}
 
         # What the status says, the board that shows it, and what its button does.
-        live = runtime_config.LiveConfig(self.base_config, cfg, settings, resolver)
-        health = Health(faults, storage, resolver, pause)
-
-        def pause_changed() -> None:  # a pause, a resume, a timed pause's end
-            resolver.answers_changed()
-            health.changed()
-
-        pause.on_change = pause_changed
+        live = runtime_config.LiveConfig(self.base_config, cfg, settings, resolver, on_change=announce,
+                                         recorder=recorder)
+        health = Health(faults, storage, resolver, pause, clock=clock)
+        clock.subscribe(health.changed)  # the status (LEDs, the page) stops saying it waits
+        changes.subscribe(lambda change: answers_changed(change, resolver, health))
         pause.arm()  # a pause from before a restart still ends on time
         reset = FactoryReset(folders, events.publish, self.request_stop)
         board = Appliance(live, events, health, ButtonActions(
@@ -178,17 +204,19 @@ class App:
         recorder.on_blocked = board.activity  # blocked queries flicker the status LED
         resolver.follow_addresses(board.local_addresses, events)
         web = WebService(cfg["server.web_ui_address"], (cfg["server.http_max_connections"],
-                         cfg["server.http_max_connections_per_client"], cfg["server.http_request_deadline"]), auth)
+                         cfg["server.http_max_connections_per_client"], cfg["server.http_request_deadline"],
+                         cfg["server.http_keepalive_timeout"]), auth)
 
-        by_name = {s.name: s for s in (storage, eventlog, recorder, board, lists, zones, resolver, web)}
+        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web)}
         lifecycle = Lifecycle([by_name[name] for name, _why in START_ORDER], supervisor)
         lifecycle.subscribe(health.phase_changed)
         services = Services(
             version=self.version, data_dir=self.data_dir, config=live, events=events, faults=faults,
             supervisor=supervisor, storage=storage, settings=settings, state=state,
             reload_settings=self.reload_settings, eventlog=eventlog, auth=auth, resolver=resolver, pause=pause,
-            groups=groups, allow_list=allow_list, deny_list=deny_list, policy=resolver.policy,
+            groups=groups, allow_list=allow_list, deny_list=deny_list, policies=policies,
             forwarding=forwarding, zones=zones, list_store=list_store, lists=lists, rpz=rpz, threats=threats,
+            clock=clock,
             recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle)
         web.api = create_api(services, web, self.web_settings)  # each API module gets only the services it names
         self.services = services
@@ -259,13 +287,13 @@ class App:
         s.allow_list.reload()
         s.deny_list.reload()
         s.pause.reload()
-        s.policy.load(s.settings.get("policies", []))
+        s.policies.reload()
         s.groups.reload()
         s.forwarding.reload()
+        s.list_store.reload()
         s.rpz.sync(row["id"] for row in s.list_store.list() if row["format"] == "rpz")
         s.lists.wake()  # hand-made RPZ zones' files follow their restored rules
-        s.zones.changed()
-        s.resolver.answers_changed()
+        s.zones.changed()  # each store announced its reload: no answer from before is replayed
 
     def factory_reset(self) -> None:
         """Wipe settings, users, keys and the query log, then restart (backup.FactoryReset)."""

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import errors as domain
 from .storage.settings import encode_value
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,19 @@ NEVER_BACKED_UP = frozenset({"events", "quarantine"})  # the audit log and what 
 # aside (burrow/state_check.py): records of what happened, see the module docstring
 
 
-class BackupError(Exception):
-    """The archive cannot be restored; ``status`` is the HTTP status (400 or 413); ``details``
-    lists what is wrong where ([{"table", "row", "field", "message"}]) when the rows are at fault."""
+class BackupError(domain.DomainError):
+    """The archive cannot be restored; ``status`` is the HTTP status (400, 413, or 507 for settings
+    too large to back up); ``details`` lists what is wrong where ([{"table", "row", "field",
+    "message"}]) when the rows are at fault."""
 
     def __init__(self, message: str, status: int = 400, details: list | None = None):
         super().__init__(message)
         self.status = status
         self.error = "invalid_backup" if status == 400 else None
         self.details = details
+
+    def problems(self) -> list | None:
+        return self.details
 
 
 def is_user_table(name: str) -> bool:
@@ -466,11 +471,31 @@ def _key_columns(conn, table: str, cols: list[str]) -> list[str]:
     return names if names and all(n in cols for n in names) else list(cols)
 
 
+MAX_DIFF_ITEMS = 20  # row labels listed per table and kind of change (the counts are complete)
+_LABEL_COLUMNS = ("name", "username", "domain", "pattern")  # a row's readable name besides its key
+
+
+def _row_label(key: tuple, row, cols: list[str], keys: list[str]) -> str:
+    """``config.overrides``, ``3 (kids)``: the row's key, and its name when the key is a number."""
+    label = "/".join(str(k) for k in key)
+    if keys == cols and len(label) > 80:  # no primary key: the whole row is the key
+        label = label[:77] + "..."
+    for name in _LABEL_COLUMNS:
+        if name in cols and name not in keys:
+            value = row[cols.index(name)]
+            if isinstance(value, str) and value:
+                return f"{label} ({value[:80]})"
+    return label
+
+
 def diff(plan: Plan, settings_db) -> dict:
     """Per table ``{"rows", "added", "removed", "changed", "unchanged"}`` (rows matched by
-    primary key; by whole row when the table has none), plus ``skipped`` tables."""
+    primary key; by whole row when the table has none), plus ``skipped`` tables, and ``items``:
+    per table with a change, the labels of the rows added, removed and changed (at most
+    MAX_DIFF_ITEMS of each, in key order), so a dry run can say WHAT would change."""
     conn = settings_db.conn
     out: dict = {}
+    items: dict = {}
     for name, content in plan.tables.items():
         cols = content["columns"]
         keys = _key_columns(conn, name, cols)
@@ -479,12 +504,17 @@ def diff(plan: Plan, settings_db) -> dict:
         for row in conn.execute(f"SELECT {', '.join(map(_quote, cols))} FROM {_quote(name)}"):
             current[tuple(row[i] for i in kidx)] = tuple(row)
         incoming = {tuple(row[i] for i in kidx): row for row in content["rows"]}
-        added = sum(1 for k in incoming if k not in current)
-        removed = sum(1 for k in current if k not in incoming)
-        changed = sum(1 for k, row in incoming.items() if k in current and current[k] != row)
-        out[name] = {"rows": len(content["rows"]), "added": added, "removed": removed,
-                     "changed": changed, "unchanged": len(incoming) - added - changed}
-    return {"tables": out, "skipped": list(plan.skipped)}
+        added = [k for k in incoming if k not in current]
+        removed = [k for k in current if k not in incoming]
+        changed = [k for k, row in incoming.items() if k in current and current[k] != tuple(row)]
+        out[name] = {"rows": len(content["rows"]), "added": len(added), "removed": len(removed),
+                     "changed": len(changed), "unchanged": len(incoming) - len(added) - len(changed)}
+        if added or removed or changed:
+            items[name] = {kind: [_row_label(k, source[k], cols, keys)
+                                  for k in sorted(which, key=repr)[:MAX_DIFF_ITEMS]]
+                           for kind, which, source in (("added", added, incoming), ("removed", removed, current),
+                                                       ("changed", changed, incoming))}
+    return {"tables": out, "skipped": list(plan.skipped), "items": items}
 
 
 class _DryRunRollback(Exception):

@@ -11,16 +11,16 @@ from . import __version__
 from .logfile import setup_logging
 
 
-def _load(path):
+def _load(args):
     from .config import ConfigError, load
     try:
-        return load(path), None
+        return load(args.config, config_dir=args.config_dir), None
     except ConfigError as e:
         return None, e
 
 
 def cmd_run(args) -> int:
-    cfg, err = _load(args.config)
+    cfg, err = _load(args)
     if err is not None:
         print("burrow: configuration errors, not starting:", file=sys.stderr)
         for key, msg in err.errors:
@@ -40,7 +40,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    cfg, err = _load(args.config)
+    cfg, err = _load(args)
     if err is not None:
         print("configuration errors:")
         for key, msg in err.errors:
@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="burrow", description="Burrow DNS sinkhole")
     parser.add_argument("--version", action="version", version=f"burrow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    from .config import add_cli_arguments
     p = sub.add_parser("run", help="run the DNS server and admin page")
-    p.add_argument("--config", "-c", help="path to burrow.toml (defaults apply without it)")
+    add_cli_arguments(p, "path to burrow.toml (defaults apply without it)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check-config", help="print the effective config and every error")
-    p.add_argument("--config", "-c", help="path to burrow.toml")
+    add_cli_arguments(p)
     p.set_defaults(func=cmd_check_config)
     from .auth.cli import add_parser as add_user_parser
     add_user_parser(sub)  # burrow user add|passwd|reset-2fa

@@ -2,8 +2,9 @@
 
 Nothing here asks every second. Each source tells :class:`Health` when it changes: the
 lifecycle (starting → running → stopping), the faults (burrow/lifecycle.py), storage
-(storage/health.py), the upstream pool's reported healthy count (dns/upstream.py ``watch``)
-and the blocking pause (its ``on_change``, the end of a timed pause included). Listeners —
+(storage/health.py), the upstream pool's reported healthy count (dns/upstream.py ``watch``),
+the blocking pause (its ``Change.PAUSE``, through the app's one subscriber; the end of a
+timed pause included) and the clock gate (burrow/clock.py: it opens once). Listeners —
 the board's status LED — are called on every change and read :meth:`Health.state`.
 """
 
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from .board.status import AppState
+from .clock import ClockGate
 from .filtering.pause import BlockingPause
 from .lifecycle import Faults
 from .resolver import Resolver
@@ -26,13 +28,14 @@ class Health:
     """Readiness and the status inputs, kept by the sources' own announcements."""
 
     def __init__(self, faults: Faults, storage: StorageHealth, resolver: Resolver, pause: BlockingPause,
-                 clock: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, *, clock: ClockGate | None = None):
         self.faults = faults
         self.storage = storage
         self.resolver = resolver
         self.pause = pause
-        self.clock = clock
-        self.started = clock()
+        self.monotonic = monotonic
+        self.wall_clock = clock  # list downloads wait for it; DNS, so readiness, does not
+        self.started = monotonic()
         self.phase = "created"  # the lifecycle's: created, starting, running, stopping, stopped
         self._listeners: list[Callable[[], object]] = []
         faults.subscribe(self.changed)
@@ -64,7 +67,7 @@ class Health:
         return self.phase == "running"
 
     def uptime_seconds(self) -> float:
-        return self.clock() - self.started
+        return self.monotonic() - self.started
 
     def reasons(self) -> list[str]:
         """What needs a person (the fault status), oldest first."""
@@ -97,4 +100,5 @@ class Health:
             upstreams_healthy=pool.healthy_count,
             blocking_paused=self.pause.paused(),
             pause_remaining_s=self.pause.remaining(),
+            clock_waiting=self.wall_clock is not None and self.wall_clock.waiting,
         )

@@ -7,8 +7,9 @@ data they answer from (forwarding rules, local data, the list index). ``start()`
 listeners; ``stop()`` closes them. Its loops — the rate limiter's sweep and, for wildcard
 listeners, following the machine's addresses — run under the supervisor.
 
-Whatever changes answers calls :meth:`invalidate` (nothing decided before is replayed) or,
-when the lists each client group uses may differ too, :meth:`answers_changed`.
+A change that can alter answers is announced by the store that made it (burrow/changes.py);
+the composition root's one subscriber then calls :meth:`invalidate` (nothing decided before is
+replayed) and, when the lists each client group uses may differ too, ``filter.forget_views``.
 """
 
 from __future__ import annotations
@@ -125,12 +126,6 @@ class Resolver:
         """Something that shapes answers changed: no answer decided before it is replayed."""
         self.server.invalidate()
 
-    def answers_changed(self) -> None:
-        """Answers changed, and perhaps which lists each client group uses (groups, a list's
-        groups, the pause): recompute the views' list masks too."""
-        self.filter.forget_views()
-        self.server.invalidate()
-
     def purge_cache(self) -> int:
         n = self.cache_stage.purge()
         self.server.invalidate()
@@ -142,6 +137,7 @@ class Resolver:
         upstream that is ourselves is never used."""
         self.chain.configure(cfg)
         self.server.limiter = self.guard.limiter
+        self.server.decision_trace = cfg["server.decision_trace"]
         self.cleanup_interval = cfg["rate_limit.cleanup_interval"]
         if upstreams_changed:
             self.check_static_loop()

@@ -10,7 +10,8 @@ no second copy of the rules), stores the override in the settings database (key
 ``config.overrides``, a dict of dotted keys) and then :meth:`LiveConfig.apply` makes it the
 configuration in force and reconfigures the running components in place: the resolver
 (``Resolver.configure``: the DNS chain's shared state and stages each read their own options,
-``Chain.configure``, dns/chain.py), logging its own (``logfile.apply_logging``). At start the
+``Chain.configure``, dns/chain.py), logging its own (``logfile.apply_logging``), and announces
+``Change.CONFIG`` (burrow/changes.py) so no answer made under the old settings is replayed. At start the
 composition root reads the stored overrides back with :func:`load_overrides`, so changes
 survive a restart.
 
@@ -27,12 +28,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .changes import Announce, Change, ignore
 from .config import Config, ConfigError, nest
 from .logfile import LOGGING_KEYS, apply_logging
 
 if TYPE_CHECKING:
     from .resolver import Resolver
     from .storage.settings import SettingsDB
+    from .telemetry.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "logging": LOGGING_KEYS,
     "rate_limit": ("rate_limit.enabled", "rate_limit.rps", "rate_limit.burst", "rate_limit.action",
                    "rate_limit.cleanup_interval", "rate_limit.max_tracked_clients"),
+    # How a block is answered (dns/shared.py's BlockingSettings, re-read by Shared.configure).
+    "blocking": ("filtering.blocking_mode", "filtering.custom_ipv4", "filtering.custom_ipv6",
+                 "filtering.blocked_ttl"),
+    # What the query log keeps: each answer's decision trace (the DNS server, from the next
+    # query), and how long and how much (the recorder's next prune).
+    "privacy": ("server.decision_trace", "storage.query_log_retention_days", "storage.query_log_max_bytes"),
 }
+_QUERY_LOG_KEYS = frozenset(("storage.query_log_retention_days", "storage.query_log_max_bytes"))
 RUNTIME_KEYS = frozenset(k for keys in SECTIONS.values() for k in keys)
 # Besides the upstreams' own (upstream_dns_servers, [upstream]: other servers may answer otherwise,
 # e.g. a filtering resolver), a change of these makes cached answers wrong: a disabled cache must
@@ -160,13 +170,19 @@ class LiveConfig:
     :param current: the configuration Burrow started with (``base`` + the stored overrides).
     :param settings: the settings DB the overrides are kept in.
     :param resolver: the running DNS core (burrow/resolver.py): what a change reconfigures.
+    :param on_change: told ``Change.CONFIG`` after every change that took effect.
+    :param recorder: the query-log recorder (telemetry/recorder.py): its retention and size
+        limits follow the ``privacy`` section.
     """
 
-    def __init__(self, base: Config, current: Config, settings: SettingsDB, resolver: Resolver):
+    def __init__(self, base: Config, current: Config, settings: SettingsDB, resolver: Resolver,
+                 on_change: Announce = ignore, recorder: Recorder | None = None):
         self.base = base
         self.current = current
         self.settings = settings
         self.resolver = resolver
+        self.on_change = on_change
+        self.recorder = recorder
 
     def __getitem__(self, key: str) -> Any:
         return self.current[key]
@@ -204,8 +220,8 @@ class LiveConfig:
         """Make ``new_config`` the configuration in force and reconfigure, in place, every
         running component whose options changed. Returns the changed keys.
 
-        Always ends with an invalidation of the fast path when something changed, so it
-        cannot replay answers made under the old settings.
+        Always ends, when something changed, with ``Change.CONFIG`` announced: the fast path
+        must not replay answers made under the old settings.
         """
         old = self.current
         changed = [k for k, _ in new_config.items() if old[k] != new_config[k]]
@@ -218,8 +234,11 @@ class LiveConfig:
         resolver.configure(new_config, upstreams_changed=upstreams)
         if keys & set(LOGGING_KEYS):
             apply_logging(new_config)
+        if keys & _QUERY_LOG_KEYS and self.recorder is not None:
+            self.recorder.retention_days = new_config["storage.query_log_retention_days"]
+            self.recorder.max_bytes = new_config["storage.query_log_max_bytes"]
         if upstreams or keys & _PURGE_KEYS:
             resolver.cache_stage.purge()
-        resolver.invalidate()
+        self.on_change(Change.CONFIG)
         log.info("configuration changed at runtime: %s", ", ".join(changed))
         return changed

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the container names types; importing them all at run time is app.py's job
     from .auth import AuthService
+    from .clock import ClockGate
     from .backup import FactoryReset
     from .board.appliance import Appliance
-    from .dns.stages.policy import PolicyStage
     from .filtering.groups import Groups
     from .filtering.manager import ListManager
     from .filtering.pause import BlockingPause
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the container names types; importing them all at run time i
     from .forwarding import ForwardRules
     from .health import Health
     from .lifecycle import Faults, Lifecycle, Supervisor
+    from .policy.store import PolicyStore
     from .resolver import Resolver
     from .runtime_config import LiveConfig
     from .state_check import Context
@@ -64,13 +65,14 @@ class Services:
     groups: Groups
     allow_list: UserList
     deny_list: UserList
-    policy: PolicyStage  # the policy rules live in their stage (a store of their own: item 2)
+    policies: PolicyStore  # the ordered rules; the policy stage's engine answers from them
     forwarding: ForwardRules
     zones: ZoneService  # local records and zones: the store, the snapshot, secondary refresh
     list_store: ListStore
     lists: ListManager
     rpz: HandZones
     threats: ThreatReporter
+    clock: ClockGate  # whether the wall clock is right yet (list downloads wait for it)
     recorder: Recorder  # the query log
     health: Health  # readiness and the status, from what the services publish
     board: Appliance

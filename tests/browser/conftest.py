@@ -17,7 +17,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-proxy-server"]
-EXPECT_TIMEOUT_MS = 10_000  # every wait on the page is bounded by this
+EXPECT_TIMEOUT_MS = 30_000  # every wait on the page is bounded by this: room for a loaded machine
+# (creating the first account hashes a password; under stress-ng --cpu 2 that took over 10 s)
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +37,41 @@ def browser(request):
             yield chromium
         finally:
             chromium.close()
+
+
+# ---- a signed-in admin on the module's Burrow (each module defines its own `srv`) ---------------
+
+@pytest.fixture(scope="module")
+def api(srv):
+    """httpx with the admin's bearer token, to check what the page did in the API's own answer."""
+    import httpx
+
+    from tests.support.api_client import admin_token
+    from tests.support.page import base_url
+
+    with httpx.Client(base_url=base_url(srv), timeout=60.0,
+                      headers={"Authorization": f"Bearer {admin_token(srv)}"}) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(browser, srv, api):
+    """One page signed in as the admin at phone size for the module (downloads allowed)."""
+    from playwright.sync_api import expect
+
+    from tests.support.api_client import ADMIN_PASSWORD
+    from tests.support.page import PHONE, Watched, sign_in
+
+    context = browser.new_context(viewport=PHONE, accept_downloads=True)
+    w = Watched(context)
+    sign_in(w, srv, "admin", ADMIN_PASSWORD)
+    expect(w.page.locator("#who-name")).to_have_text("admin (admin)")
+    yield w
+    context.close()
+
+
+@pytest.fixture
+def page(admin):
+    """The module's admin page; each test ends with no unexpected error, CSP violation or dialog."""
+    yield admin.page
+    admin.assert_clean()

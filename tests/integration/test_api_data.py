@@ -107,6 +107,25 @@ def test_a_query_shows_up_within_a_second(env):
     assert rows and rows[0]["domain"] == "fresh-one.example.com"
 
 
+def test_the_export_holds_queries_not_flushed_yet(tmp_path):
+    # A flush an hour away: the rows exist only in the recorder's memory, and the export reads
+    # the whole log (like /api/queries), so it holds them within a second all the same.
+    config = {"storage": {"query_log_flush_interval": 3600}}
+    with TestUpstream() as up, BurrowProcess(tmp_path, [up.address], config) as b:
+        h = admin_headers(b)
+        names = [f"export{i}.example.com" for i in range(3)]
+        for name in names:
+            assert b.query(name).rcode() == 0
+
+        def exported():
+            status, body = b.http("GET", "/api/reports/queries?format=json&since=1h", headers=h)
+            assert status == 200, body
+            return body if {q["domain"] for q in body["queries"]} >= set(names) else None
+
+        body = wait_for(exported, what="the queries in /api/reports/queries")
+        assert body["total"] == len(body["queries"]) >= 3 and body["truncated"] is False
+
+
 def test_top_domains_examples(env):
     b, _, h = env
 

@@ -18,7 +18,7 @@ def test_factory_reset_wipes_and_first_run_setup_returns(tmp_path, upstream):
         assert b.http("POST", "/api/auth/setup", {"username": "x", "password": "Another-Pass-2024!"})[0] == 409
         b.query("before-reset.example.test")
     # The button's confirmed 15-second hold calls App.factory_reset() (the button and its
-    # mapping are tested with mock pins in tests/unit/test_appliance.py); call it in-process
+    # mapping are tested with mock pins in tests/unit/board/test_appliance.py); call it in-process
     # on the same data dir.
     cfg = config_mod.load(b.config_path, environ={})
 

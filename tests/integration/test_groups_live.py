@@ -30,6 +30,8 @@ def test_groups_decide_per_client(tmp_path, upstream):
         status, bad = authed(b, token, "POST", "/api/groups", {"name": "No Spaces"})
         assert status == 400 and bad["details"][0]["field"] == "name"
         assert authed(b, token, "DELETE", "/api/groups/default")[0] == 400
+        status, kids = authed(b, token, "PUT", "/api/groups/kids", {"description": "tablets and the console"})
+        assert status == 200 and kids["description"] == "tablets and the console"
 
         # the same names, asked first by both clients: cached in both views before any change
         for ip in (KID, ADULT):
@@ -104,7 +106,7 @@ def test_groups_decide_per_client(tmp_path, upstream):
         assert authed(b, token, "GET", "/api/clients")[1]["clients"] == []
         events = authed(b, token, "GET", "/api/events?limit=100")[1]
         kinds = {e["type"] for e in events["events"]}
-        assert {"group.created", "client.created", "group.deleted", "client.deleted"} <= kinds
+        assert {"group.created", "group.updated", "client.created", "group.deleted", "client.deleted"} <= kinds
 
 
 def test_viewer_reads_groups_but_cannot_change(tmp_path, upstream):

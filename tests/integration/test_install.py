@@ -6,7 +6,8 @@ carries and what it declares. This builds the sdist and, from it, the wheel (``p
 each step in its own isolated build environment, as any installer does), installs the wheel with
 its declared dependencies into a new virtualenv, and starts that virtualenv's ``burrow`` on
 loopback against a test upstream: /docs and /redoc with their viewer files, the admin page with
-its script and style, and the board files must all be found.
+its script and style, the vendored uPlot and the .gz files the wheel build makes
+(scripts/build_web.py, run by setup.py), and the board files must all be found.
 
 Bounded: each step has its own time limit. About 30 s for the module on a 2-core machine with
 other work running (build ~10 s, venv ~6 s, install ~3 s from pip's cache, then Burrow's start
@@ -15,12 +16,15 @@ and the checks); a first run that downloads the dependencies takes longer.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -86,7 +90,18 @@ def installed(tmp_path_factory) -> Installed:
 
 def test_the_wheel_carries_the_board_files_the_api_viewers_and_the_admin_page(installed):
     names = set(zipfile.ZipFile(installed.wheel).namelist())
-    assert {"burrow/web/index.html", "burrow/web/app.js", "burrow/web/app.css"} <= names
+    assert {"burrow/web/index.html", "burrow/web/js/main.js", "burrow/web/js/screens/dashboard.js",
+            "burrow/web/app.css"} <= names
+    # The wheel build ran scripts/build_web.py (setup.py): vendored uPlot with its licence, and
+    # a .gz beside every text file of the page, never in the sdist.
+    assert {"burrow/web/vendor/uplot/uPlot.esm.min.js", "burrow/web/vendor/uplot/uPlot.min.css",
+            "burrow/web/vendor/uplot/LICENSE"} <= names, sorted(n for n in names if "/web/" in n)
+    texts = [n for n in names if n.startswith("burrow/web/") and n.endswith((".html", ".js", ".css"))]
+    assert [n for n in texts if n + ".gz" not in names] == []
+    with tarfile.open(next(installed.wheel.parent.glob("burrow-*.tar.gz"))) as sdist:
+        shipped = sdist.getnames()
+    assert any(n.endswith("/package-lock.json") for n in shipped), shipped
+    assert not [n for n in shipped if n.endswith(".gz") or "/web/vendor/" in n]
     assert not [n for n in BOARD_FILES if f"burrow/board/files/{n}.toml" not in names], sorted(names)
     viewers = [n for n in names if n.startswith("burrow/api/viewers/")]
     assert any(n.endswith("/swagger-ui-bundle.js") for n in viewers), viewers
@@ -104,6 +119,13 @@ def test_the_installed_package_finds_every_board_file(installed, tmp_path):
     assert Path(package_file).is_relative_to(installed.venv), package_file  # not the checkout
     assert Path(board_dir).is_relative_to(installed.venv), board_dir
     assert names == BOARD_FILES
+
+
+def installed_web_dir(installed: Installed, cwd: Path) -> Path:
+    web = Path(installed.python_json(
+        "import json; from burrow.api import web_ui; print(json.dumps(str(web_ui.WEB_DIR)))", cwd))
+    assert web.is_relative_to(installed.venv), web  # not the checkout
+    return web
 
 
 def test_the_installed_burrow_serves_docs_redoc_the_admin_page_and_its_board(installed, up, tmp_path,
@@ -126,11 +148,19 @@ def test_the_installed_burrow_serves_docs_redoc_the_admin_page_and_its_board(ins
 
         status, html = b.http("GET", "/")
         assert status == 200, html
-        for name in ("app.js", "app.css"):
-            assert f"/ui/{name}" in html
-            status, body = b.http("GET", f"/ui/{name}")
-            assert status == 200
-            assert body == (REPO_ROOT / "firmware/burrow/web" / name).read_text()
+        web = installed_web_dir(installed, tmp_path)
+        assets = re.findall(r'(?:src|href)="/ui/v/[0-9a-f]{16}/([^"]+)"', html)
+        assert "js/main.js" in assets and "app.css" in assets, html
+        for rel in assets + ["vendor/uplot/uPlot.esm.min.js", "vendor/uplot/uPlot.min.css"]:
+            bundled = re.search(r'"(/ui/v/[0-9a-f]{16}/)', html).group(1) + rel
+            status, body = b.http("GET", bundled)
+            assert status == 200, (bundled, body)
+            assert body == (web / rel).read_text()
+            gz = urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{b.web_port}{bundled}", headers={"Accept-Encoding": "gzip"}), timeout=30)
+            assert gz.headers["Content-Encoding"] == "gzip", bundled
+            assert gz.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert gzip.decompress(gz.read()) == (web / rel).read_bytes()
 
         token = admin_token(b)
         status, system = authed(b, token, "GET", "/api/system")

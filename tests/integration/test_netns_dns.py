@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.burrow_proc import write_toml
+from tests.support.timing import wait_for
 
 pytestmark = pytest.mark.netns
 IP = shutil.which("ip")
@@ -118,7 +119,8 @@ def test_replies_leave_from_the_address_the_query_came_to(two_namespaces, tmp_pa
         assert ask_until(cli, "198.51.100.3", "198.51.100.3")["src"] == "198.51.100.3"
         # and one removed stops being served from its own socket (no error, no crash)
         ip("-n", srv, "addr", "del", "198.51.100.2/24", "dev", "s0")
-        time.sleep(1.0)
+        wait_for(lambda: "address 198.51.100.2 gone" in (tmp_path / "burrow.log").read_text(),
+                 what="burrow to close the removed address's socket")
         assert ask(cli, "198.51.100.1")["src"] == "198.51.100.1"
         assert burrow.poll() is None
     finally:

@@ -163,6 +163,14 @@ def test_policies_seed_examples_and_dns_effect(tmp_path, upstream):
         assert authed(b, viewer, "POST", "/api/policies", SEED_FIRST)[0] == 403
         assert authed(b, viewer, "PUT", "/api/policies/3", SEED_PUT)[0] == 403
         assert authed(b, viewer, "DELETE", "/api/policies/3")[0] == 403
+        # the editor's check is a writer's; the sentences are everyone's
+        assert authed(b, viewer, "POST", "/api/policies/validate", SEED_FIRST)[0] == 403
+        status, checked = authed(b, admin, "POST", "/api/policies/validate", {**SEED_FIRST, "logic": "Hour >= "})
+        assert status == 200 and checked["valid"] is False and checked["errors"][0]["position"] == 8
+        status, said = authed(b, viewer, "GET", "/api/policies/summaries")
+        rules = authed(b, admin, "GET", "/api/policies")[1]["policies"]
+        assert status == 200 and [s["id"] for s in said["summaries"]] == [r["id"] for r in rules]
+        assert said["summaries"][0]["summary"].startswith("Blocks ")
 
         status, events = authed(b, admin, "GET", "/api/events?type=policy.created&limit=50")
         if status != 503:

@@ -11,6 +11,7 @@ import dns.message
 import dns.query
 
 from burrow.storage.querylog import MAX_FETCH_LIMIT, QueryLogDB
+from tests.support.api_client import admin_token, metric
 from tests.support.burrow_proc import BurrowProcess
 from tests.support.timing import wait_for
 
@@ -58,9 +59,11 @@ def test_every_answer_is_logged_including_fast_path_hits(tmp_path, upstream):
 def test_clean_shutdown_flushes_what_is_pending(tmp_path, upstream):
     b = BurrowProcess(tmp_path, [upstream.address], {"storage": {"query_log_flush_interval": 3600}})
     with b:
+        token = admin_token(b)
         for i in range(7):
             b.query(f"shutdown-{i}.example.test")
-        time.sleep(1.2)  # one drain into the pending buffer
+        wait_for(lambda: metric(b, token, "burrow_querylog_pending_rows") >= 7,
+                 what="the rows drained into the pending buffer")
         assert b.stop() == 0
     assert len([r for r in rows(b.data_dir) if r[0].startswith("shutdown-")]) == 7
 

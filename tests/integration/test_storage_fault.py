@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.api_client import admin_token, authed
+from tests.support.api_client import admin_token, authed, metric
 from tests.support.burrow_proc import BurrowProcess
 from tests.support.upstream_client import TestUpstream
 
@@ -97,15 +97,6 @@ def test_a_data_dir_that_turns_read_only_is_a_fault_in_readyz_and_system(card, t
         # DNS still answers: the fault is for a person, the home network keeps working.
         assert b.query("www.example.com").rcode() == 0
         assert "storage is not writable" in b.output()
-
-
-def metric(b, token, name):
-    status, text = authed(b, token, "GET", "/metrics")
-    assert status == 200
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_a_loop_the_read_only_card_kills_is_counted_and_restarted(card, tmp_path):

@@ -22,6 +22,7 @@ from tests.support.timing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM = REPO / "overlays/rootfs/etc/systemd/system"
+FIRSTBOOT = REPO / "overlays/rootfs/usr/lib/burrow/firstboot"  # the first-boot unit's program
 UNIT = SYSTEM / "burrow.service"
 EXEC_PATH = "/opt/burrow/bin/burrow"
 
@@ -61,7 +62,8 @@ def unit_copy(tmp_path):
     exe.chmod(0o755)
     for src in SYSTEM.iterdir():
         if src.is_file():
-            text = src.read_text().replace(EXEC_PATH, str(exe))
+            text = src.read_text().replace(EXEC_PATH, str(exe)).replace(
+                "/usr/lib/burrow/firstboot", str(FIRSTBOOT))
             (tmp_path / src.name).write_text(text)
     return tmp_path
 
@@ -111,7 +113,7 @@ def test_unit_declares_what_the_appliance_relies_on():
     }
     for key, value in expect.items():
         assert value in s.get(key, []), f"{key}={value} missing"
-    assert s["ExecStart"] == [f"{EXEC_PATH} run --config /etc/burrow/burrow.toml"]
+    assert s["ExecStart"] == [f"{EXEC_PATH} run --config /etc/burrow/burrow.toml --config-dir /etc/burrow/burrow.d"]
     assert "/var/lib/burrow" in s["ReadWritePaths"]
     from burrow.systemd import RESTART_EXIT_CODE
 

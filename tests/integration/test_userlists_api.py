@@ -31,3 +31,27 @@ def test_whitelist_seed_examples_and_denylist_effect(tmp_path, upstream):
         authed(b, token, "POST", "/api/whitelist", {"domain": "tracker.example.test"})
         assert b.query("tracker.example.test").answer[0][0].address != "0.0.0.0"  # allow beats deny
         assert b.query("x.y.example.test").rcode() == dns.rcode.NOERROR
+
+
+def test_the_entry_tester_says_what_the_deny_list_then_does(tmp_path, upstream):
+    """GET /api/userlists/test through the running process: its verdict for each entry and name
+    is what adding the entry to the deny list then does to the answers."""
+    from urllib.parse import quote, urlencode
+
+    cases = [(r"^tester\d+\.", "tester12.example.test"), (r"^tester\d+\.", "mytester12.example.test"),
+             ("*.wild.example.test", "a.wild.example.test"), ("*.wild.example.test", "wild.example.test"),
+             (r"(?P<x>dup)\.(?P=x)\.", "dup.dup.example.test"), ("Exact.Example.Test", "exact.example.test")]
+    with BurrowProcess(tmp_path, [upstream.address]) as b:
+        token = admin_token(b)
+        for entry, name in cases:
+            status, verdict = authed(b, token, "GET", "/api/userlists/test?" + urlencode({"pattern": entry,
+                                                                                        "domain": name}))
+            assert status == 200 and verdict["valid"], verdict
+            assert b.query(name).answer[0][0].address != "0.0.0.0"
+            assert authed(b, token, "POST", "/api/denylist", {"domain": entry})[0] == 200
+            denied = b.query(name).answer[0][0].address == "0.0.0.0"
+            assert denied == verdict["matches"], (entry, name, verdict)
+            assert authed(b, token, "DELETE", "/api/denylist/" + quote(verdict["entry"], safe=""))[0] == 200
+        status, bad = authed(b, token, "GET", "/api/userlists/test?" + urlencode({"pattern": "ok|(bad"}))
+        assert status == 200 and bad["valid"] is False and bad["position"] == 3
+        assert authed(b, token, "POST", "/api/denylist", {"domain": "ok|(bad"})[0] == 400

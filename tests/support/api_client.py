@@ -3,6 +3,7 @@
     token = admin_token(burrow)                      # setup (first run) + login
     status, body = authed(burrow, token, "GET", "/api/stats")
     status, body = authed(burrow, token, "PUT", "/api/config/cache", {"max_ttl": 3600})
+    value = metric(burrow, token, "burrow_querylog_pending_rows")   # one unlabelled series
 
 The token is remembered per process and user, and reused while it still works, so many tests
 sharing one process do not spend the stricter rate limit on the auth endpoints.
@@ -50,3 +51,13 @@ def user_token(burrow_process, admin: str, username: str, password: str, role: s
                                        {"username": username, "password": password})
     assert status == 200, (status, body)
     return body["access_token"]
+
+
+def metric(burrow_process, token: str, name: str) -> float:
+    """The value of the unlabelled series ``name`` in ``/metrics`` (0.0 while it is absent)."""
+    status, text = authed(burrow_process, token, "GET", "/metrics")
+    assert status == 200, (status, text)
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -22,7 +22,7 @@ from burrow.config import load as load_config
 from burrow.storage.settings import MIGRATIONS, SettingsDB
 from burrow.telemetry.events import EventBus
 
-from .fakes import FakeAuth, FakePrincipal
+from tests.support.fakes import FakeAuth, FakePrincipal
 
 ALL_MIGRATIONS = MIGRATIONS  # includes the events table (migration 3)
 HASH = "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5"  # the stored shape (no real password behind it)
@@ -125,6 +125,27 @@ def test_round_trip_restores_changed_rows(db):
     assert db.get("cache.max_ttl") == 60  # dry run changed nothing
     restore_bytes(db, archive)
     assert dump(db) == before
+
+
+def test_diff_names_the_rows_that_would_change(db):
+    archive = backup.create_backup(db, version="9.9")
+    db.set("cache.max_ttl", 60)
+    db.set("new.key", True)
+    db.delete("upstreams")
+    changes = restore_bytes(db, archive, dry_run=True)
+    assert changes["items"] == {"settings": {"added": ["upstreams"], "removed": ["new.key"],
+                                             "changed": ["cache.max_ttl"]}}
+    restore_bytes(db, archive)
+    assert restore_bytes(db, archive, dry_run=True)["items"] == {}  # nothing left to change
+
+
+def test_diff_lists_at_most_max_items_per_kind(db):
+    archive = backup.create_backup(db, version="9.9")
+    for i in range(backup.MAX_DIFF_ITEMS + 5):
+        db.set(f"extra.{i:03d}", i)
+    changes = restore_bytes(db, archive, dry_run=True)
+    assert changes["tables"]["settings"]["removed"] == backup.MAX_DIFF_ITEMS + 5  # the count is whole
+    assert changes["items"]["settings"]["removed"] == [f"extra.{i:03d}" for i in range(backup.MAX_DIFF_ITEMS)]
 
 
 def test_users_restored_only_when_asked(db):

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from burrow.lifecycle import Faults, Lifecycle, Restart, Supervisor
-
-from .waiting import until
+from tests.support.timing import until
 
 
 def run(coro):

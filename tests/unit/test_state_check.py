@@ -102,6 +102,8 @@ CASES = [
      ("settings", "config.overrides", "storage.data_dir")),
     ("policy logic", lambda db: change(db, "policies", lambda v: v[0].update(logic="Hour >>> (")),
      ("settings", "policies", "[0].logic")),
+    ("policy name too long", lambda db: change(db, "policies", lambda v: v[0].update(name="n" * 201)),
+     ("settings", "policies", "[0].name")),
     ("policy next id", lambda db: db.set("policies.next_id", "x"), ("settings", "policies.next_id", "value")),
     ("forward upstream", lambda db: change(db, "forwarding.rules", lambda v: v[0].update(upstreams=["nope"])),
      ("settings", "forwarding.rules", "[0].upstreams[0]")),

@@ -14,7 +14,8 @@ from . import backup, events_api, reports, ws
 from . import auth_api, users_api
 from . import blocking_api, explain_api, forwarding_api, groups_api, lists_api, policies_api, rpz_api, userlists_api
 from . import localrecords_api, zones_api
-from . import web_ui
+from . import setup_api
+from . import ui_partials, web_ui
 from .origin import Site
 from .routes import Api, WebSettings
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 MODULES = [health, docs, stats, queries, config_api, system, metrics, events_api, reports, backup, ws,
            auth_api, users_api, blocking_api, userlists_api, lists_api, explain_api, policies_api,
-           groups_api, rpz_api, forwarding_api, localrecords_api, zones_api, web_ui]
+           groups_api, rpz_api, forwarding_api, localrecords_api, zones_api, setup_api, ui_partials, web_ui]
 
 
 def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
@@ -33,11 +34,12 @@ def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
     api = Api(s.auth, Site(s.config, s.board), settings=settings)
     health.register(api, health=s.health, version=s.version)
     docs.register(api)
-    stats.register(api, recorder=s.recorder, resolver=s.resolver, board=s.board, health=s.health, version=s.version)
+    stats.register(api, recorder=s.recorder, resolver=s.resolver, board=s.board, health=s.health, version=s.version,
+                   pause=s.pause, groups=s.groups, lists=s.lists, list_store=s.list_store, forwarding=s.forwarding)
     queries.register(api, recorder=s.recorder)
     config_api.register(api, config=s.config, resolver=s.resolver, events=s.events)
     system.register(api, board=s.board, resolver=s.resolver, health=s.health, web=web, lifecycle=s.lifecycle,
-                    version=s.version)
+                    clock=s.clock, version=s.version)
     metrics.register(api, public=bool(s.config["server.metrics_public"]), version=s.version, health=s.health,
                      supervisor=s.supervisor, lists=s.lists, recorder=s.recorder, resolver=s.resolver,
                      events=s.events, board=s.board)
@@ -49,19 +51,19 @@ def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
     auth_api.register(api, auth=s.auth, events=s.events, acl=s.resolver.acl)
     users_api.register(api, auth=s.auth, events=s.events)
     blocking_api.register(api, pause=s.pause, groups=s.groups, events=s.events)
-    userlists_api.register(api, allow_list=s.allow_list, deny_list=s.deny_list, groups=s.groups,
-                           resolver=s.resolver, events=s.events)
+    userlists_api.register(api, allow_list=s.allow_list, deny_list=s.deny_list, groups=s.groups, events=s.events)
     lists_api.register(api, lists=s.lists, list_store=s.list_store, threats=s.threats, groups=s.groups,
-                       resolver=s.resolver, events=s.events)
+                       events=s.events)
     explain_api.register(api, resolver=s.resolver, groups=s.groups)
-    policies_api.register(api, policy=s.policy, settings=s.settings, resolver=s.resolver, events=s.events)
+    policies_api.register(api, policies=s.policies)
     groups_api.register(api, groups=s.groups, pause=s.pause, allow_list=s.allow_list, deny_list=s.deny_list,
-                        list_store=s.list_store, resolver=s.resolver, events=s.events)
-    rpz_api.register(api, list_store=s.list_store, lists=s.lists, rpz=s.rpz, groups=s.groups, resolver=s.resolver,
-                     events=s.events)
-    forwarding_api.register(api, forwarding=s.forwarding, resolver=s.resolver, board=s.board, events=s.events)
+                        list_store=s.list_store, events=s.events)
+    rpz_api.register(api, list_store=s.list_store, lists=s.lists, rpz=s.rpz, groups=s.groups, events=s.events)
+    forwarding_api.register(api, forwarding=s.forwarding, board=s.board, events=s.events)
     localrecords_api.register(api, zones=s.zones, events=s.events)
     zones_api.register(api, zones=s.zones, events=s.events)
+    setup_api.register(api, probes=s.resolver.local.probes, list_store=s.list_store)
+    ui_partials.register(api, recorder=s.recorder)
     web_ui.register(api)
     return api
 

@@ -88,8 +88,12 @@ def render(doc: dict) -> str:
                     out += rows + [""]
             statuses = []
             for status, resp in sorted(op.get("responses", {}).items()):
-                schema = resp.get("content", {}).get("application/json", {}).get("schema")
-                statuses.append(f"`{status}`" + (f" {_type(schema, components)}" if schema else ""))
+                content = resp.get("content", {})
+                schema = content.get("application/json", {}).get("schema")
+                if schema:
+                    statuses.append(f"`{status}` {_type(schema, components)}")
+                else:  # another media type (openapi.Media), or none
+                    statuses.append(" ".join([f"`{status}`", *sorted(content)]))
             out.append("Responses: " + ", ".join(statuses))
             out.append("")
     out.append(END)

@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING
 
 from ..auth.errors import AuthError, InvalidInputError, WeakPasswordError
 from ..auth.service import USERNAME_PATTERN
+from microdot import Response
+
 from .errors import ApiError
+from .openapi import Media
 from .routes import CSRF_COOKIE, SESSION_COOKIE, Api
 from .schema import Bool, Field, Int, List, Num, Obj, Query, Str
 
@@ -105,6 +108,11 @@ LoginRequest = Obj("LoginRequest", {
     "password": Str(min_len=1, max_len=1024, strip=False),
     "totp": Code(required=False, description="the 6-digit code, or a recovery code, when the "
                                              "account has 2FA"),
+    "remember": Bool(required=False, description="\"stay signed in on this device\": true (or left out) "
+                                                 "keeps the session for the server's maximum (remember_seconds "
+                                                 "in GET /api/auth/setup) of non-use; false ends it after "
+                                                 "session_seconds of non-use, and with ?cookie=true its "
+                                                 "cookies end when the browser closes"),
 }, example={"username": "admin", "password": "correct horse battery", "totp": "123456"})
 
 LoginQuery = Query({
@@ -141,7 +149,10 @@ Me = Obj("Me", {
 
 SetupState = Obj("SetupState", {
     "required": Bool(description="true while no user exists: POST /api/auth/setup creates the first admin"),
-}, example={"required": False})
+    "remember_seconds": Int(description="how long a session signed in with remember (the default) lives "
+                                        "without use: the server's maximum"),
+    "session_seconds": Int(description="how long one signed in with remember=false lives without use"),
+}, example={"required": False, "remember_seconds": 2592000, "session_seconds": 43200})
 
 Status = Obj("AuthStatus", {"status": Str(), "message": Str(required=False)},
              example={"status": "ok", "message": "signed out"})
@@ -205,10 +216,14 @@ def require_session(principal) -> None:
                             "account's password or 2FA", error="forbidden")
 
 
-def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: bool,
+def _cookie(name: str, value: str, *, max_age: int | None, http_only: bool, secure: bool,
             path: str = "/") -> str:
-    parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}"]
-    if max_age <= 0:
+    """One Set-Cookie value; ``max_age`` None makes a browser-session cookie (gone when the
+    browser closes)."""
+    parts = [f"{name}={value}", f"Path={path}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if max_age is not None and max_age <= 0:
         parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
     if http_only:
         parts.append("HttpOnly")
@@ -218,21 +233,27 @@ def _cookie(name: str, value: str, *, max_age: int, http_only: bool, secure: boo
     return "; ".join(parts)
 
 
-def session_cookies(auth: AuthService, secure: bool, access_token: str, max_age: int, refresh_token: str | None = None) -> dict:
+def session_cookies(auth: AuthService, secure: bool, access_token: str, max_age: int,
+                    refresh_token: str | None = None, *, refresh_max_age: int | None = None,
+                    persistent: bool = True) -> dict:
     """Set-Cookie headers for a browser session: the token (HttpOnly), a fresh CSRF token the
     page reads and echoes in X-CSRF-Token, and the refresh token (HttpOnly, sent only to
     /api/auth/refresh), so a page opened again after the access token ran out can renew the
     session without the password, for as long as the refresh token lives. ``secure``: over
-    HTTPS only (WebSettings.tls)."""
+    HTTPS only (WebSettings.tls). ``refresh_max_age``: the session's lifetime (default the
+    server's maximum, auth.refresh_ttl); ``persistent`` False (signed in without "stay signed in
+    on this device") makes every cookie a browser-session cookie, gone when the browser closes."""
+    keep = max_age if persistent else None
+    refresh_keep = (auth.refresh_ttl if refresh_max_age is None else refresh_max_age) if persistent else None
     cookies = [
-        _cookie(SESSION_COOKIE, access_token, max_age=max_age, http_only=True, secure=secure),
-        _cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=max_age, http_only=False,
+        _cookie(SESSION_COOKIE, access_token, max_age=keep, http_only=True, secure=secure),
+        _cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=keep, http_only=False,
                 secure=secure),
     ]
     if refresh_token is not None:
-        cookies.append(_cookie(REFRESH_COOKIE, refresh_token, max_age=auth.refresh_ttl,
+        cookies.append(_cookie(REFRESH_COOKIE, refresh_token, max_age=refresh_keep,
                                http_only=True, secure=secure, path=REFRESH_PATH))
-        cookies.append(_cookie(REFRESH_HINT_COOKIE, "1", max_age=auth.refresh_ttl,
+        cookies.append(_cookie(REFRESH_HINT_COOKIE, "1", max_age=refresh_keep,
                                http_only=False, secure=secure))
     return {"Set-Cookie": cookies}
 
@@ -254,7 +275,8 @@ def _had_cookie(req) -> bool:
 def _pair_answer(auth: AuthService, secure: bool, req, pair):
     headers = dict(NO_STORE)
     if req.g.query.get("cookie"):
-        headers.update(session_cookies(auth, secure, pair.access_token, pair.expires_in, pair.refresh_token))
+        headers.update(session_cookies(auth, secure, pair.access_token, pair.expires_in, pair.refresh_token,
+                                       refresh_max_age=pair.session_ttl or None, persistent=pair.persistent))
     return pair.as_response(), 200, headers
 
 
@@ -266,7 +288,8 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
     @api.route("GET", "/api/auth/setup", role="public", tags=["auth"], responses={200: SetupState},
                summary="Whether first-run setup is still open (the admin page shows setup or sign-in)")
     async def setup_state(req):
-        return {"required": not auth.has_users()}
+        return {"required": not auth.has_users(), "remember_seconds": auth.session_ttl(True),
+                "session_seconds": auth.session_ttl(False)}
 
     @api.route("POST", "/api/auth/setup", role="public", auth_limited=True, status=201,
                summary="Create the first admin (first run only, from the local network)",
@@ -290,7 +313,7 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
     async def login(req):
         b = req.g.body
         pair = await auth.login_async(b["username"], b["password"], b.get("totp"),
-                                          req.g.client_ip)
+                                      req.g.client_ip, remember=b.get("remember"))
         return _pair_answer(auth, secure, req, pair)
 
     @api.route("POST", "/api/auth/refresh", role="public", auth_limited=True,
@@ -363,6 +386,16 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
         principal = req.g.principal
         require_session(principal)
         return auth.totp_enrol(principal.user_id), 200, NO_STORE
+
+    @api.route("GET", "/api/auth/2fa/qr.svg", role="self", raw_response=True,
+               summary="The pending 2FA enrolment's QR code as an SVG image (for an <img> on the page)",
+               tags=["auth"], responses={200: Media("image/svg+xml", "the otpauth URI as a QR code"),
+                                         409: "2FA is on already, or no enrolment was started"})
+    async def totp_qr(req):
+        principal = req.g.principal
+        require_session(principal)
+        svg = auth.totp_pending_qr(principal.user_id)
+        return Response(svg, 200, {"Content-Type": "image/svg+xml; charset=UTF-8", **NO_STORE})
 
     @api.route("POST", "/api/auth/2fa/confirm", role="self",
                summary="Turn 2FA on with a first code; returns recovery codes (shown once)",

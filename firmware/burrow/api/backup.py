@@ -30,11 +30,16 @@ RestoreResult = Obj("RestoreResult", {
     "dry_run": Bool(),
     "tables": Obj("RestoreTables", {}, additional=True, description="table → TableChange"),
     "skipped": List(Str(), description="user tables in the archive left alone (include_users=false)"),
+    "items": Obj("RestoreItems", {}, additional=True, description=(
+        "table → {added, removed, changed}: labels of the rows (key, and name when it has one), "
+        f"at most {service.MAX_DIFF_ITEMS} of each; only tables with a change")),
     "schema_version": Int(), "backup_created_at": Str(nullable=True),
     "backup_burrow_version": Str(nullable=True),
 }, example={"status": "dry_run", "dry_run": True,
             "tables": {"settings": {"rows": 12, "added": 1, "removed": 0, "changed": 2, "unchanged": 9}},
-            "skipped": [], "schema_version": 3, "backup_created_at": "2025-11-22T10:30:00Z",
+            "skipped": [], "items": {"settings": {"added": ["filtering.denylist"], "removed": [],
+                                                  "changed": ["config.overrides"]}},
+            "schema_version": 3, "backup_created_at": "2025-11-22T10:30:00Z",
             "backup_burrow_version": "0.1.0"})
 
 
@@ -79,12 +84,9 @@ def register(api: Api, *, settings: SettingsDB, state: Context, reload_settings:
         include_users = req.g.query["include_users"]
         conn = settings.conn
         tables = service.dump_tables(conn, include_users)  # loop thread: the connection's home
-        try:
-            data = await asyncio.to_thread(
-                service.build_archive, tables, version=version,
-                schema=service.schema_version(conn), include_users=include_users)
-        except service.BackupError as exc:
-            raise ApiError(exc.status, str(exc)) from None
+        data = await asyncio.to_thread(
+            service.build_archive, tables, version=version,
+            schema=service.schema_version(conn), include_users=include_users)
         principal = req.g.principal
         publish_event(events, "backup.downloaded", actor=getattr(principal, "username", None),
                       client_ip=req.g.client_ip, include_users=include_users,
@@ -108,25 +110,19 @@ def register(api: Api, *, settings: SettingsDB, state: Context, reload_settings:
     async def restore(req):
         q = req.g.query
         data = await read_upload(req)
-        members = await _off_loop(service.read_members, data)  # gunzip + tar checks: pure CPU
-        try:
-            plan = service.check_members(members, settings.conn, include_users=q["include_users"])
-        except service.BackupError as exc:
-            raise ApiError(exc.status, str(exc), error=exc.error) from None
+        members = await asyncio.to_thread(service.read_members, data)  # gunzip + tar checks: pure CPU
+        plan = service.check_members(members, settings.conn, include_users=q["include_users"])
         # Every row's content, on a scratch copy opened as Burrow opens its settings; the dry
         # run stops after the same check.
-        await _off_loop(service.verify, plan, settings.path, state,
-                        include_users=q["include_users"])
-        try:
-            changes = service.diff(plan, settings)
-            if not q["dry_run"]:
-                service.apply(plan, settings)
-        except service.BackupError as exc:
-            raise ApiError(exc.status, str(exc), error=exc.error) from None
+        await asyncio.to_thread(service.verify, plan, settings.path, state,
+                                include_users=q["include_users"])
+        changes = service.diff(plan, settings)
+        if not q["dry_run"]:
+            service.apply(plan, settings)
         manifest = plan.manifest
         result = {"status": "dry_run" if q["dry_run"] else "ok", "dry_run": q["dry_run"],
                   "tables": changes["tables"], "skipped": changes["skipped"],
-                  "schema_version": manifest["schema_version"],
+                  "items": changes["items"], "schema_version": manifest["schema_version"],
                   "backup_created_at": manifest.get("created_at"),
                   "backup_burrow_version": manifest.get("burrow_version")}
         if not q["dry_run"]:
@@ -138,10 +134,3 @@ def register(api: Api, *, settings: SettingsDB, state: Context, reload_settings:
                           tables=changes["tables"], skipped=changes["skipped"],
                           backup_burrow_version=manifest.get("burrow_version"))
         return result
-
-
-async def _off_loop(fn, *args, **kwargs):
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except service.BackupError as exc:
-        raise ApiError(exc.status, str(exc), exc.details, error=exc.error) from None

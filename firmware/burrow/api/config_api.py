@@ -1,5 +1,5 @@
 """Configuration and cache management: GET /api/config, PUT /api/config/{upstreams,cache,
-logging,rate-limit}, POST /api/cache/purge (seed 003).
+logging,rate-limit} (seed 003) and /api/config/{blocking,privacy}, POST /api/cache/purge (seed 003).
 
 Request bodies are validated field by field with the config file's own validators (the
 ``Option`` records of burrow.config.schema), and the cross-checks with
@@ -18,7 +18,7 @@ from .. import runtime_config
 from ..config import BY_KEY, ConfigError
 from .errors import ApiError, ValidationError
 from .routes import Api
-from .schema import HOST_PORT, Field, Int, Obj, Str
+from .schema import HOST_PORT, IPV4, IPV6, Field, Int, Obj, Str, _padded
 
 if TYPE_CHECKING:
     from ..resolver import Resolver
@@ -85,6 +85,8 @@ def _schema_of(option) -> dict:
         s = {"type": "string"}
         if isinstance(bounds.get("allowed"), tuple):
             s["enum"] = list(bounds["allowed"])
+        if getattr(fn, "__qualname__", "").startswith("ip_of.") and bounds.get("version") in (4, 6):
+            s["pattern"] = _padded(f"^{IPV4 if bounds['version'] == 4 else IPV6}$")  # custom_ipv4/6
         return s
     if isinstance(bounds.get("lo"), (int, float)):
         s["minimum"] = bounds["lo"]
@@ -114,6 +116,11 @@ RateLimitBody = section_body("RateLimitUpdate", "rate_limit", False,
                              {"enabled": True, "rps": 100.0, "burst": 400, "action": "drop",
                               "cleanup_interval": 60.0, "max_tracked_clients": 10000})
 
+BlockingBody = section_body("BlockingUpdate", "blocking", False,
+                            {"blocking_mode": "nxdomain", "blocked_ttl": 10})
+PrivacyBody = section_body("PrivacyUpdate", "privacy", False,
+                           {"decision_trace": False, "query_log_retention_days": 2})
+
 ConfigSnapshot = Obj("ConfigSnapshot", {}, additional=True, example={
     "upstream_dns_servers": ["9.9.9.9:53", "1.1.1.1:53"],
     "server": {"listen_address": ["0.0.0.0:53"], "web_ui_address": "0.0.0.0:8080", "decision_trace": True},
@@ -135,8 +142,7 @@ PurgeResult = Obj("CachePurged", {"status": Str(enum=["ok"]), "message": Str(), 
 
 
 def _short(section: str, key: str) -> str:
-    prefix = runtime_config.SECTIONS[section][0].rsplit(".", 1)[0] + "."
-    return key[len(prefix):] if "." in key and key.startswith(prefix) else key
+    return key.rsplit(".", 1)[-1] if key in runtime_config.SECTIONS[section] else key
 
 
 def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventBus) -> None:
@@ -149,8 +155,8 @@ def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventB
         @api.route("PUT", path, role="admin", summary=f"Change the {what} settings; applied at once and kept",
                    tags=["config"], body=body, responses={200: ConfigChanged})
         async def put_section(req):
-            prefix = "" if section == "upstreams" else section + "."
-            changes = {prefix + k: v for k, v in req.g.body.items() if k in body.fields}
+            full = {key.rsplit(".", 1)[-1]: key for key in runtime_config.SECTIONS[section]}
+            changes = {full[k]: v for k, v in req.g.body.items() if k in body.fields}
             try:
                 _, before, after = config.update(section, changes)
             except ConfigError as e:  # a cross-check (min_ttl > max_ttl): name the body field
@@ -169,6 +175,8 @@ def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventB
     changer("/api/config/cache", "cache", CacheBody, "cache")
     changer("/api/config/logging", "logging", LoggingBody, "logging")
     changer("/api/config/rate-limit", "rate_limit", RateLimitBody, "rate limit")
+    changer("/api/config/blocking", "blocking", BlockingBody, "blocking")
+    changer("/api/config/privacy", "privacy", PrivacyBody, "privacy")
 
     @api.route("POST", "/api/cache/purge", role="admin", summary="Empty the DNS cache", tags=["cache"],
                responses={200: PurgeResult, 503: "cache not available (caching disabled in config)"})

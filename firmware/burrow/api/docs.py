@@ -76,7 +76,7 @@ def register(api: Api) -> None:
         return Response((WEB_DIR / "docs-init.js").read_bytes(), 200,
                         {"Content-Type": ASSET_TYPES[".js"], "Cache-Control": "max-age=3600"})
 
-    @api.route("GET", "/docs/assets/<path:asset>", role="public", summary="API viewer files", tags=["docs"])
+    @api.route("GET", "/docs/assets/<path:asset>", role="public", static=True, summary="API viewer files", tags=["docs"])
     async def asset(req, asset):
         base = assets_dir()
         if base is None:

@@ -1,8 +1,10 @@
 """One error shape for the whole API, and one map from exceptions to it.
 
 Every error body is ``{"error", "code", "message", "details"?, "timestamp"}`` — the union of
-the two seeds' formats. Services raise ApiError (or any exception carrying ``status`` and
-``error`` attributes, such as the auth errors); nothing else needs to know about HTTP.
+the two seeds' formats. Stores and services raise domain errors (``burrow.errors.DomainError``
+subclasses: status, short code, field path, Retry-After); handlers raise ApiError, itself a
+DomainError, for what only HTTP knows. ``from_exception`` maps by class: a DomainError answers
+its own status and fields, anything else is a 500.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import datetime
 import http
 import logging
+
+from ..errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class ApiError(Exception):
+class ApiError(DomainError):
     """An error answered as JSON. ``error`` defaults to the status's reason phrase."""
 
     def __init__(self, status: int, message: str, details=None, error: str | None = None,
@@ -36,6 +40,12 @@ class ApiError(Exception):
         self.details = details
         self.error = error or reason(status)
         self.headers = headers or {}
+
+    def summary(self) -> str:
+        return self.message
+
+    def problems(self):
+        return self.details
 
 
 class ValidationError(ApiError):
@@ -57,23 +67,10 @@ def error_body(status: int, message: str, details=None, error: str | None = None
 
 def from_exception(exc: BaseException) -> tuple[int, dict, dict]:
     """(status, body, extra headers) for any exception raised by a handler."""
-    if isinstance(exc, ApiError):
-        return exc.status, error_body(exc.status, exc.message, exc.details, exc.error), exc.headers
-    status = getattr(exc, "status", None)
-    if isinstance(status, int) and 400 <= status < 600:
-        # Service-layer errors (auth, config) carry their own status and short code.
-        headers = {}
-        retry = getattr(exc, "retry_after", None)
-        if retry is not None:
-            headers["Retry-After"] = str(int(retry) + 1)
-        details = getattr(exc, "details", None)
-        field = getattr(exc, "field", None)
-        if details is None and field:
-            details = [{"field": field, "message": str(exc)}]
-        return status, error_body(status, str(exc), details, getattr(exc, "error", None)), headers
-    from ..config import ConfigError
-    if isinstance(exc, ConfigError):
-        return 400, error_body(400, f"invalid configuration: {exc}",
-                               [{"field": k, "message": m} for k, m in exc.errors]), {}
+    if isinstance(exc, DomainError):
+        headers = dict(exc.headers) if isinstance(exc, ApiError) else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return exc.status, error_body(exc.status, exc.summary(), exc.problems(), exc.error), headers
     log.exception("unhandled error in an API handler", exc_info=exc)
     return 500, error_body(500, "internal error; see the log"), {}

@@ -14,8 +14,8 @@
 
 ``{id}`` is ``name:priority:index`` (percent-encoded: names have spaces) or the rule's exact
 name; text that is neither names no rule: 404 (seed 003 answered 400 for a malformed id, but
-any text could be a name). 400 names the bad field, 409 is a duplicate name. Every change
-drops fast-path answers (``resolver.answers_changed``) and is published as an audit event.
+any text could be a name). 400 names the bad field, 409 is a duplicate name. Every change is
+published as an audit event; the rules announce it to the DNS core themselves (burrow/changes.py).
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from ..dns import qtypes
-from ..forwarding.rules import (MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS,
-                                ForwardRuleError, RuleNotFound)
+from ..forwarding.rules import MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS
 from .errors import ApiError
 from .routes import Api
 
 if TYPE_CHECKING:
     from ..board.appliance import Appliance
     from ..forwarding import ForwardRules
-    from ..resolver import Resolver
     from ..telemetry.events import EventBus
 from .schema import (HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, Bool, Int, List, Obj, Str, any_case,
                      domain_name)
@@ -135,34 +133,39 @@ RULE_REF = {"id": Str(min_len=1, max_len=MAX_NAME + 11, strip=False,
                       description="a rule's name, or its id name:priority:index")}
 
 
-def register(api: Api, *, forwarding: ForwardRules, resolver: Resolver, board: Appliance,
-             events: EventBus) -> None:
+def gateway(board: Appliance) -> str | None:
+    """The default IPv4 gateway (the router, most likely), or None."""
+    try:
+        route = board.network().get("default_v4") or {}
+    except Exception:  # a missing netlink must not fail the page
+        return None
+    return route.get("gateway") or None
+
+
+def router_preset_state(forwarding: ForwardRules, board: Appliance) -> dict:
+    """GET /api/conditionalforwarding/preset/router's answer (also in GET /api/dashboard)."""
+    state = forwarding.router_preset()
+    state["suggested_router"] = gateway(board)
+    return state
+
+
+def register(api: Api, *, forwarding: ForwardRules, board: Appliance, events: EventBus) -> None:
     """``board``: where the router preset learns the default gateway."""
     def rules() -> ForwardRules:
         return forwarding
 
     def apply(fn, *args, **kwargs):
-        """Call a store method; its errors become HTTP errors (400/404/409, 500 on storage)."""
+        """Call a store method; a storage failure becomes a 500 naming it (the store's domain
+        errors answer 400/404/409 by their class)."""
         try:
             return fn(*args, **kwargs)
-        except ForwardRuleError as e:
-            raise ApiError(e.status, e.message, [e.to_dict()], error=e.error) from None
-        except RuleNotFound as e:
-            raise ApiError(404, str(e), error="Not Found") from None
         except sqlite3.Error as e:
             raise ApiError(500, f"Failed to save configuration: {e}") from None
 
-    def changed(req, kind: str, summary: str) -> None:
-        resolver.answers_changed()  # answers decided under the old rules must not be replayed
+    def changed(req, kind: str, summary: str) -> None:  # the rules announced the change themselves
         events.publish("events", {"type": f"forwarding.{kind}", "actor": req.g.principal.username,
                                   "client_ip": req.g.client_ip, "summary": summary})
 
-    def gateway() -> str | None:
-        try:
-            route = board.network().get("default_v4") or {}
-        except Exception:  # a missing netlink must not fail the page
-            return None
-        return route.get("gateway") or None
 
     # ---- shared handlers (both faces) -----------------------------------------------------------
 
@@ -206,9 +209,7 @@ def register(api: Api, *, forwarding: ForwardRules, resolver: Resolver, board: A
         return {"message": f"Conditional forwarding {state}", "enabled": on}
 
     def preset_state() -> dict:
-        state = rules().router_preset()
-        state["suggested_router"] = gateway()
-        return state
+        return router_preset_state(rules(), board)
 
     @api.route("GET", "/api/conditionalforwarding/preset/router", role="viewer", tags=TAGS,
                summary="Whether local names and reverse lookups are asked of the router",
@@ -222,7 +223,7 @@ def register(api: Api, *, forwarding: ForwardRules, resolver: Resolver, board: A
                           500: "Failed to save configuration"})
     async def set_preset(req):
         body = req.g.body
-        router = body.get("router") or gateway()
+        router = body.get("router") or gateway(board)
         if not router:
             raise ApiError(400, "router is required (the default gateway is not known)",
                            [{"field": "router", "message": "is required"}])

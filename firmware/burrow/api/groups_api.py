@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ..filtering.pause import BlockingPause
     from ..filtering.sources import ListStore
     from ..filtering.userlists import UserList
-    from ..resolver import Resolver
     from ..telemetry.events import EventBus
 
 GROUP_NAME = NAME_PATTERN.replace("a-z", "A-Za-z")  # names are folded to lower case
@@ -76,71 +75,55 @@ def known_groups(store: Groups, groups, field: str = "groups") -> list[str] | No
     ``field``; None/[] pass through as "every group"."""
     if not groups:
         return groups
-    from ..filtering.groups import GroupError
-    try:
-        return store.check_groups(groups, field)
-    except GroupError as e:
-        raise ApiError(400, e.message, [{"field": field, "message": e.message}]) from None
+    return store.check_groups(groups, field)
+
+
+def groups_answer(groups: Groups) -> dict:
+    """GET /api/groups's answer (also in GET /api/dashboard)."""
+    rows = groups.all_groups()
+    return {"groups": rows, "total": len(rows)}
 
 
 def register(api: Api, *, groups: Groups, pause: BlockingPause, allow_list: UserList, deny_list: UserList,
-             list_store: ListStore, resolver: Resolver, events: EventBus) -> None:
+             list_store: ListStore, events: EventBus) -> None:
     def store() -> Groups:
         return groups
 
-    def checked(fn):
-        from ..filtering.groups import Duplicate, GroupError
-        try:
-            return fn()
-        except GroupError as e:
-            raise ApiError(400, e.message, [{"field": e.field, "message": e.message}]) from None
-        except Duplicate as e:
-            raise ApiError(409, f"{e.args[0]} exists already", error="Conflict") from None
-
-    def changed(req, kind: str, summary: str, data=None) -> None:
-        resolver.answers_changed()  # views and list masks are recomputed, fast path emptied
+    def changed(req, kind: str, summary: str, data=None) -> None:  # the stores announced the change themselves
         events.publish("events", {"type": kind, "actor": req.g.principal.username,
                                       "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
 
     @api.route("GET", "/api/groups", role="viewer", summary="Client groups (default first)", tags=["groups"])
     async def list_groups(req):
-        groups = store().all_groups()
-        return {"groups": groups, "total": len(groups)}
+        return groups_answer(store())
 
     @api.route("POST", "/api/groups", role="admin", summary="Create a client group", tags=["groups"],
                body=GroupCreate, status=201, responses={201: GroupOut, 409: "a group or client entry with that name or address exists"})
     async def create_group(req):
         body = req.g.body
-        created = checked(lambda: store().add_group(body["name"], body.get("description", "")))
+        created = store().add_group(body["name"], body.get("description", ""))
         changed(req, "group.created", f"group {created['name']} created")
         return created, 201
 
     @api.route("GET", "/api/groups/<name>", role="viewer", summary="One group, its clients and pause state",
                tags=["groups"], responses={200: GroupDetail, 404: "no such client group"})
     async def get_group(req, name):
-        try:
-            group = store().group(name)
-        except KeyError:
-            raise ApiError(404, f"no client group named {name!r}") from None
+        group = store().group(name)
         members = [c for c in store().clients if name in c["groups"]]
         return {**group, "members": members, "blocking": pause.state(name)}
 
     @api.route("PUT", "/api/groups/<name>", role="admin", summary="Change a group's description",
                tags=["groups"], body=GroupUpdate, responses={200: GroupOut, 404: "no such client group"})
     async def update_group(req, name):
-        try:
-            return checked(lambda: store().update_group(name, req.g.body["description"]))
-        except KeyError:
-            raise ApiError(404, f"no client group named {name!r}") from None
+        updated = store().update_group(name, req.g.body["description"])
+        changed(req, "group.updated", f"group {updated['name']} described anew")
+        return updated
 
     @api.route("DELETE", "/api/groups/<name>", role="admin", summary="Delete a group (its clients fall back "
                "to the groups left, or default)", tags=["groups"],
                responses={200: None, 400: "the built-in default group stays", 404: "no such client group"})
     async def delete_group(req, name):
-        try:
-            checked(lambda: store().delete_group(name))
-        except KeyError:
-            raise ApiError(404, f"no client group named {name!r}") from None
+        store().delete_group(name)
         pause.forget_group(name)
         for user_list in (allow_list, deny_list):
             user_list.drop_group(name)
@@ -171,35 +154,26 @@ def register(api: Api, *, groups: Groups, pause: BlockingPause, allow_list: User
                body=ClientCreate, status=201, responses={201: ClientOut, 409: "a group or client entry with that name or address exists"})
     async def create_client(req):
         body = req.g.body
-        created = checked(lambda: store().add_client(body["client"], body["groups"], body.get("name", "")))
+        created = store().add_client(body["client"], body["groups"], body.get("name", ""))
         changed(req, "client.created", f"client {created['client']} in {', '.join(created['groups'])}", created)
         return created, 201
 
     @api.route("GET", "/api/clients/<int:client_id>", role="viewer", summary="One client entry",
                tags=["groups"], responses={200: ClientOut})
     async def get_client(req, client_id):
-        try:
-            return store().client(client_id)
-        except KeyError:
-            raise ApiError(404, f"no client entry {client_id}") from None
+        return store().client(client_id)
 
     @api.route("PUT", "/api/clients/<int:client_id>", role="admin", summary="Change a client entry",
                tags=["groups"], body=ClientUpdate, responses={200: ClientOut, 409: "a group or client entry with that name or address exists"})
     async def update_client(req, client_id):
-        try:
-            before = store().client(client_id)
-            updated = checked(lambda: store().update_client(client_id, req.g.body))
-        except KeyError:
-            raise ApiError(404, f"no client entry {client_id}") from None
+        before = store().client(client_id)
+        updated = store().update_client(client_id, req.g.body)
         changed(req, "client.updated", f"client {updated['client']} changed", {"before": before, "after": updated})
         return updated
 
     @api.route("DELETE", "/api/clients/<int:client_id>", role="admin", summary="Remove a client entry",
                tags=["groups"])
     async def delete_client(req, client_id):
-        try:
-            removed = store().delete_client(client_id)
-        except KeyError:
-            raise ApiError(404, f"no client entry {client_id}") from None
+        removed = store().delete_client(client_id)
         changed(req, "client.deleted", f"client {removed['client']} removed")
         return {"message": "Client removed", "id": client_id}

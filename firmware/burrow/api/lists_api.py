@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ..filtering.manager import ListManager
     from ..filtering.sources import ListStore
     from ..filtering.threats import ThreatReporter
-    from ..resolver import Resolver
     from ..telemetry.events import EventBus
 
 KINDS = ["block", "allow", "threat"]
@@ -48,12 +47,22 @@ ThreatFeedCreate = Obj("ThreatFeedCreate", {k: f for k, f in ListCreate.fields.i
                        example={"name": "URLhaus", "source": "https://urlhaus.abuse.ch/downloads/hostfile/"})
 ThreatFeedUpdate = Obj("ThreatFeedUpdate", {k: f for k, f in ListUpdate.fields.items() if k != "kind"},
                        min_fields=1, example={"update_interval": 3600})
+# A person's "update now" while the clock is not set (burrow/clock.py ClockNotSet): the download
+# would fail on TLS; the lists are downloaded by themselves once the clock is set.
+CLOCK_NOT_SET = ("the clock is not set yet (no network time since start): nothing downloaded; "
+                 "error \"clock_not_set\"")
 ReloadResult = Obj("ReloadResult", {"status": Str(), "domains": Int(minimum=0), "message": Str()},
                    example={"status": "ok", "domains": 101348, "message": "Blocklists reloaded successfully"})
 
 
+def lists_answer(list_store: ListStore, lists: ListManager, kind: str | None = None) -> dict:
+    """GET /api/lists's answer (kind None; also in GET /api/dashboard), or the threat feeds'."""
+    rows = list_store.list(kind=kind)
+    return {"lists" if kind is None else "feeds": rows, "total": len(rows), "index": lists.status()}
+
+
 def register(api: Api, *, lists: ListManager, list_store: ListStore, threats: ThreatReporter, groups: Groups,
-             resolver: Resolver, events: EventBus) -> None:
+             events: EventBus) -> None:
     def audit(req, kind: str, summary: str, data=None) -> None:
         events.publish("events", {"type": kind, "actor": req.g.principal.username,
                                   "client_ip": req.g.client_ip, "summary": summary, "data": data or {}})
@@ -61,11 +70,11 @@ def register(api: Api, *, lists: ListManager, list_store: ListStore, threats: Th
     faces = (("/api/lists", None, "list", ListCreate, ListUpdate),
              ("/api/threat-feeds", "threat", "threat feed", ThreatFeedCreate, ThreatFeedUpdate))
     for base, kind, label, create_schema, update_schema in faces:
-        _register_face(api, lists, list_store, threats, groups, resolver, audit, base, kind, label,
+        _register_face(api, lists, list_store, threats, groups, audit, base, kind, label,
                        create_schema, update_schema)
 
     @api.route("POST", "/api/blocklist/reload", role="admin", summary="Reload every list now (seed 003)",
-               tags=["lists"], responses={200: ReloadResult})
+               tags=["lists"], responses={200: ReloadResult, 409: CLOCK_NOT_SET})
     async def reload_all(req):
         result = await lists.refresh(force=True)
         report = lists.reload_report(result)
@@ -74,7 +83,7 @@ def register(api: Api, *, lists: ListManager, list_store: ListStore, threats: Th
 
 
 def _register_face(api: Api, list_manager: ListManager, list_store: ListStore, threats: ThreatReporter, groups: Groups,
-                   resolver: Resolver, audit, base: str, kind: str | None, label: str,
+                   audit, base: str, kind: str | None, label: str,
                    create_schema: Obj, update_schema: Obj) -> None:
     """CRUD + update-now on the lists store; ``kind`` fixes the kind this face shows and makes."""
     tag = "lists" if kind is None else "threat-feeds"
@@ -92,20 +101,9 @@ def _register_face(api: Api, list_manager: ListManager, list_store: ListStore, t
             raise ApiError(404, f"no {label} {list_id}")
         return row
 
-    def checked(fn, *args):
-        """Run a store call; its ValueErrors carry the field they are about."""
-        try:
-            return fn(*args)
-        except ValueError as e:
-            field = getattr(e, "field", None)
-            status = 409 if type(e).__name__ == "ListConflictError" else 400
-            raise ApiError(status, str(e), [{"field": field, "message": str(e)}] if field else None) from None
-
     @api.route("GET", base, role="viewer", summary=f"All {label}s with their status", tags=[tag])
     async def get_lists(req):
-        lists = store().list(kind=kind)
-        key = "lists" if kind is None else "feeds"
-        out = {key: lists, "total": len(lists), "index": manager().status()}
+        out = lists_answer(store(), manager(), kind)
         if kind == "threat":
             out["hits"] = threats.status()  # since start; per-minute counts are in /api/stats
         return out
@@ -120,9 +118,8 @@ def _register_face(api: Api, list_manager: ListManager, list_store: ListStore, t
             body["format"] = None
         if body.get("groups"):
             body["groups"] = known_groups(groups, body["groups"])
-        created = checked(lambda: store().create(**body))
-        resolver.answers_changed()  # the lists each view uses
-        manager().wake()  # downloaded and compiled by the scheduler now
+        created = store().create(**body)
+        manager().wake()  # the store announced the new list itself (the lists each view uses)  # downloaded and compiled by the scheduler now
         audit(req, f"{event}.created", f"{label} {created['name']} added",
               {"list": created["name"], "source": created["source"]})
         return created, 201
@@ -140,11 +137,10 @@ def _register_face(api: Api, list_manager: ListManager, list_store: ListStore, t
         if changes.get("groups"):
             changes["groups"] = known_groups(groups, changes["groups"])
         before = found(list_id)
-        updated = checked(lambda: store().update(list_id, changes))
+        updated = store().update(list_id, changes)
         if updated is None:
             raise ApiError(404, f"no {label} {list_id}")
-        resolver.answers_changed()  # a list's groups apply at once, without a recompile
-        manager().wake()
+        manager().wake()  # a list's groups apply at once (the store announced them), without a recompile
         audit(req, f"{event}.updated", f"{label} {updated['name']} changed",
               {"before": {k: before.get(k) for k in changes}, "after": changes})
         return updated
@@ -159,7 +155,7 @@ def _register_face(api: Api, list_manager: ListManager, list_store: ListStore, t
         return {"message": "List removed" if kind is None else "Threat feed removed", "id": list_id}
 
     @api.route("POST", base + "/<int:list_id>/update", role="admin", summary=f"Download this {label} now",
-               tags=[tag], responses={200: ReloadResult})
+               tags=[tag], responses={200: ReloadResult, 409: CLOCK_NOT_SET})
     async def update_now(req, list_id):
         found(list_id)
         result = await manager().refresh(list_id, force=True)

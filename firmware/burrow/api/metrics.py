@@ -226,6 +226,15 @@ def render(api: Api, system: dict | None, *, version: str, health: Health, super
     # The web server.
     web = api.web
     f("burrow_http_connections", "gauge", "Open HTTP connections.", web.active_connections)
+    f("burrow_http_connections_total", "counter",
+      "HTTP connections admitted (a kept-alive one serves many requests).", web.connections_total)
+    f("burrow_http_requests_total", "counter", "HTTP requests routed.", web.requests_total)
+    f("burrow_http_reused_requests_total", "counter",
+      "HTTP requests on a kept-alive connection that had served one before.", web.reused_requests)
+    f("burrow_http_idle_closes_total", "counter",
+      "Kept-alive HTTP connections closed while idle (timeout, a full connection cap, stop).",
+      web.idle_closes)
+    f("burrow_http_gzipped_total", "counter", "JSON answers sent gzip-compressed.", api.gzipped)
     f("burrow_http_rejected_connections_total", "counter",
       "HTTP connections answered 503 at a cap (in all or per client).",
       web.rejected_connections)

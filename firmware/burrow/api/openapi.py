@@ -9,8 +9,21 @@ so the document and the server cannot drift apart unnoticed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import reason
 from .schema import Field, Obj
+
+
+@dataclass(frozen=True)
+class Media:
+    """A response that is not JSON, for a route's ``responses``: its media type (documented as
+    the response's content, a string) and what it holds, e.g.
+    ``Media("text/html", "an HTML fragment")``."""
+
+    media_type: str
+    description: str
+
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -62,6 +75,10 @@ def build(api, version: str) -> dict:
                 "application/json": {"schema": _schema_ref(route.body, components)}}}
         responses = {}
         for status, schema in sorted(api.responses_of(route).items()):
+            if isinstance(schema, Media):
+                responses[str(status)] = {"description": schema.description, "content": {
+                    schema.media_type: {"schema": {"type": "string"}}}}
+                continue
             entry = {"description": schema if isinstance(schema, str) else reason(status)}
             if schema is not None and not isinstance(schema, str):
                 entry["content"] = {"application/json": {"schema": _schema_ref(schema, components)}}

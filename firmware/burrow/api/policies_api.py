@@ -1,36 +1,30 @@
 """/api/policies (seed 003, exactly): the ordered policy rules, CRUD.
 
-Rules are kept, in order, in the settings DB under "policies" (a JSON list of rule dicts).
-Every change validates the whole rule (a bad expression is a 400 naming the position), saves,
-then swaps a new engine into the DNS chain at once and drops fast-path answers decided under
-the old rules.
+The rules, their ids, the engine swap and the announcement of the change are the policy
+store's (policy/store.py); a handler parses, calls the store and shapes the answer. A bad
+expression is a 400 naming the position.
+
+Beside seed 003's routes, two for editors (policy/describe.py): ``POST /api/policies/validate``
+checks a rule as saving would, reporting every field's problem with the position in the
+expression, and says in one sentence what the rule does; it changes nothing.
+``GET /api/policies/summaries`` gives that sentence for every stored rule.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..policy import PolicyError, PolicyRule
-from ..policy.engine import ACTIONS
+from ..policy.describe import describe, validate
+from ..policy.engine import ACTIONS, MAX_ACTION_DATA, MAX_NAME
+from ..policy.expr import MAX_SOURCE
+from ..policy.store import PolicySaveError, PolicyStore
 from .errors import ApiError
 from .routes import Api
 from .schema import Bool, Int, List, Obj, Str, any_case
 
-if TYPE_CHECKING:
-    from ..dns.stages.policy import PolicyStage
-    from ..resolver import Resolver
-    from ..storage.settings import SettingsDB
-    from ..telemetry.events import EventBus
-
-SETTINGS_KEY = "policies"
-NEXT_ID_KEY = "policies.next_id"
-MAX_RULES = 1000
-
 PolicyBody = Obj("PolicyBody", {
-    "name": Str(min_len=1, max_len=200, description="rule name"),
-    "logic": Str(min_len=1, max_len=4096, description="expression, e.g. Hour >= 22 && DomainMatches(Domain, \"x\")"),
+    "name": Str(min_len=1, max_len=MAX_NAME, description="rule name"),
+    "logic": Str(min_len=1, max_len=MAX_SOURCE, description="expression, e.g. Hour >= 22 && DomainMatches(Domain, \"x\")"),
     "action": Str(min_len=1, max_len=16, pattern=any_case(*ACTIONS), description=" | ".join(ACTIONS)),
-    "action_data": Str(required=False, default="", max_len=1024,
+    "action_data": Str(required=False, default="", max_len=MAX_ACTION_DATA,
                        description="REDIRECT: IPv4 and/or IPv6; FORWARD: ip:port upstreams, comma-separated"),
     "enabled": Bool(required=False, default=True),
 }, example={"name": "Block after hours", "logic": "Hour >= 22 || Hour < 6", "action": "BLOCK",
@@ -44,92 +38,90 @@ Policy = Obj("Policy", {
 PolicyListing = Obj("PolicyList", {"policies": List(Policy), "total": Int(minimum=0)},
                     example={"policies": [Policy.example], "total": 1})
 PID = {"pid": Str(min_len=1, max_len=18, pattern=r"^[0-9]+$", description="the policy's id")}
+# What the editor sends as the owner types: every field optional and not yet judged (an
+# unknown action is a problem in the answer, not a 400), the expression kept as typed so the
+# positions count from its first character.
+PolicyDraft = Obj("PolicyDraft", {
+    "name": Str(required=False, max_len=MAX_NAME, strip=False),
+    "logic": Str(required=False, max_len=MAX_SOURCE, strip=False, description="the expression as typed"),
+    "action": Str(required=False, max_len=16),
+    "action_data": Str(required=False, max_len=MAX_ACTION_DATA),
+    "enabled": Bool(required=False),
+}, example={"name": "Kids' bedtime", "logic": "InClientGroup(ClientIP, \"kids\") && Hour >= 21",
+            "action": "BLOCK"})
+Problem = Obj("PolicyProblem", {
+    "field": Str(description="name | logic | action | action_data"),
+    "message": Str(),
+    "position": Int(minimum=0, required=False, description="0-based character offset into logic"),
+}, example={"field": "logic", "message": "expected a value, found operator '&&'", "position": 8})
+Validation = Obj("PolicyValidation", {
+    "valid": Bool(),
+    "errors": List(Problem, description="every problem, in field order"),
+    "summary": Str(nullable=True, description="what the rule does, in words (null while invalid)"),
+}, example={"valid": True, "errors": [],
+            "summary": "Blocks every name for group kids every day from 21:00 to midnight"})
+Summary = Obj("PolicySummary", {"id": Int(minimum=0), "summary": Str()},
+              example={"id": 0, "summary": "Blocks every name for every client every day 22:00–06:00"})
+Summaries = Obj("PolicySummaries", {"summaries": List(Summary), "total": Int(minimum=0)},
+                example={"summaries": [Summary.example], "total": 1})
 Deleted = Obj("PolicyDeleted", {"message": Str(), "id": Int(minimum=0), "name": Str()},
               example={"message": "Policy deleted successfully", "id": 0, "name": "Block after hours"})
 
 
-def register(api: Api, *, policy: PolicyStage, settings: SettingsDB, resolver: Resolver, events: EventBus) -> None:
-    def stage() -> PolicyStage:
-        return policy
-
+def register(api: Api, *, policies: PolicyStore) -> None:
     def policy_id(text: str) -> int:
         return int(text, 10)  # the route's PID declaration let only digits through
 
-    def find(rules, pid: int) -> int:
-        for i, r in enumerate(rules):
-            if r.id == pid:
-                return i
-        raise ApiError(404, "Policy not found", error="Not Found")
-
-    def build(body: dict, pid: int) -> PolicyRule:
+    def stored(fn):
+        """Call the store; a failed save becomes a 500 naming it (its domain errors, PolicyError,
+        PolicyNotFound and PolicyLimitError, answer 400/404 by their class)."""
         try:
-            return PolicyRule.from_dict(body, id=pid)
-        except PolicyError as e:
-            raise ApiError(400, f"invalid policy: {e}", [e.to_dict()]) from None
-
-    def commit(req, rules: list, kind: str, rule: PolicyRule, next_id: int | None = None) -> None:
-        """Save, then swap the engine, then drop replayable answers: all or nothing."""
-        engine = policy.build(rules)  # cheap: rules are compiled already
-        try:
-            with settings.transaction():
-                settings.set(SETTINGS_KEY, [r.to_dict() for r in rules])
-                if next_id is not None:
-                    settings.set(NEXT_ID_KEY, next_id)
-        except Exception as e:
+            return fn()
+        except PolicySaveError as e:
             raise ApiError(500, f"Failed to save policies: {e}") from None
-        policy.set_engine(engine)
-        resolver.invalidate()  # answers decided under the old rules must not be replayed
-        events.publish("events", {"type": f"policy.{kind}", "actor": req.g.principal.username,
-                                  "client_ip": req.g.client_ip,
-                                  "summary": f"policy {rule.id} {rule.name!r} {kind}"})
+
+    def by(req) -> dict:
+        return {"actor": req.g.principal.username, "client_ip": req.g.client_ip}
 
     @api.route("GET", "/api/policies", role="viewer", summary="All policy rules, in evaluation order",
                tags=["policies"], responses={200: PolicyListing})
     async def list_policies(req):
-        rules = stage().engine.rules
+        rules = policies.list()
         return {"policies": [r.to_dict() for r in rules], "total": len(rules)}
+
+    # The fixed paths first: /api/policies/<pid> would take them otherwise.
+    @api.route("GET", "/api/policies/summaries", role="viewer", summary="Each rule in plain words",
+               tags=["policies"], responses={200: Summaries})
+    async def summaries(req):
+        rules = policies.list()
+        return {"summaries": [{"id": r.id, "summary": describe(r)} for r in rules], "total": len(rules)}
+
+    @api.route("POST", "/api/policies/validate", role="admin", summary="Check a rule as saving would, "
+               "and say what it does (changes nothing)", tags=["policies"], body=PolicyDraft,
+               responses={200: Validation})
+    async def validate_policy(req):
+        return validate(req.g.body)
 
     @api.route("GET", "/api/policies/<pid>", params=PID, role="viewer", summary="One policy rule",
                tags=["policies"], responses={200: Policy, 400: "Invalid policy ID", 404: "Policy not found"})
     async def get_policy(req, pid):
-        rules = stage().engine.rules
-        n = policy_id(pid)
-        return rules[find(rules, n)].to_dict()
+        return stored(lambda: policies.get(policy_id(pid))).to_dict()
 
     @api.route("POST", "/api/policies", role="admin", summary="Create a policy rule (evaluated after the others)",
                tags=["policies"], body=PolicyBody, status=201,
                responses={201: Policy, 400: "Invalid request (missing fields, invalid action, bad logic)"})
     async def create_policy(req):
-        rules = list(stage().engine.rules)
-        if len(rules) >= MAX_RULES:
-            raise ApiError(400, f"at most {MAX_RULES} policies")
-        used = max((r.id for r in rules if isinstance(r.id, int)), default=-1) + 1
-        stored = settings.get(NEXT_ID_KEY, 0)
-        pid = max(used, stored if isinstance(stored, int) else 0)
-        rule = build(req.g.body, pid)
-        rules.append(rule)
-        commit(req, rules, "created", rule, next_id=pid + 1)
-        return rule.to_dict()
+        return stored(lambda: policies.create(req.g.body, **by(req))).to_dict()
 
     @api.route("PUT", "/api/policies/<pid>", params=PID, role="admin", summary="Replace a policy rule (keeps its place)",
                tags=["policies"], body=PolicyBody,
                responses={200: Policy, 400: "Invalid policy ID or request body", 404: "Policy not found"})
     async def update_policy(req, pid):
-        rules = list(stage().engine.rules)
-        n = policy_id(pid)
-        i = find(rules, n)
-        rule = build(req.g.body, n)
-        rules[i] = rule
-        commit(req, rules, "updated", rule)
-        return rule.to_dict()
+        return stored(lambda: policies.update(policy_id(pid), req.g.body, **by(req))).to_dict()
 
     @api.route("DELETE", "/api/policies/<pid>", params=PID, role="admin", summary="Delete a policy rule",
                tags=["policies"],
                responses={200: Deleted, 400: "Invalid policy ID", 404: "Policy not found"})
     async def delete_policy(req, pid):
-        rules = list(stage().engine.rules)
-        n = policy_id(pid)
-        i = find(rules, n)
-        rule = rules.pop(i)
-        commit(req, rules, "deleted", rule)
+        rule = stored(lambda: policies.delete(policy_id(pid), **by(req)))
         return {"message": "Policy deleted successfully", "id": rule.id, "name": rule.name}

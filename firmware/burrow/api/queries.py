@@ -1,19 +1,28 @@
 """The query log: GET /api/queries (seed 003), newest first, with paging and filters.
 
-Rows reach the database once per flush interval (60 s by default, to spare the flash), so the
-rows the Recorder holds but has not written yet are merged in front: a query shows up here
-within a second of being answered. Every row has its id from then on (the Recorder gives it
-when it takes the row in), the same before and after the flush.
+Rows reach the database once per flush interval (60 s by default, to spare the flash); the
+Recorder's ``search`` merges the rows it holds but has not written yet in front of them, with
+the filter applied by one definition (storage/queryfilter.py), so a query shows up here within a
+second of being answered. Every row has its id from then on (the Recorder gives it when it takes
+the row in), the same before and after the flush. This module only reads the request, calls
+``search`` and shapes the answer.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..dns import qtypes
 from ..dns.decision import Decision
+from ..storage.queryfilter import TRACE_KEYS, QueryFilter
+from .errors import ValidationError
 from .routes import Api
-from .schema import Bool, Int, List, Num, Obj, Query, Str
-from .stats import RECENT_SCAN, SINCE_HELP, parse_since, parse_time, read_log, since_param
+from .schema import PORT, Bool, Int, List, Num, Obj, Query, Str, any_case
+from .stats import SINCE_HELP, from_log, parse_since, since_param
+
+# A type's name in any case, or TYPE1 … TYPE65535 (RFC 3597): what qtypes.number reads. The range
+# is the port pattern's (1-65535).
+QTYPE_PATTERN = "^(?:" + any_case(*sorted(qtypes.NAMES))[4:-2] + "|[Tt][Yy][Pp][Ee]" + PORT + ")$"
 
 if TYPE_CHECKING:
     from ..telemetry.recorder import Recorder
@@ -56,64 +65,36 @@ QueriesQuery = Query({
     "since": since_param(SINCE_HELP),
     "until": since_param("End of the range (exclusive): RFC 3339 or a duration ago"),
     "blocked": Bool(required=False, description="Only blocked (true) or only not blocked (false)"),
+    "type": Str(required=False, max_len=16, pattern=QTYPE_PATTERN, hint="a query type",
+                description="Query type, any case: A, AAAA, HTTPS, TYPE65280"),
 })
-
-_TRACE_FILTERS = ("stage", "action", "rule", "source")
-
-
-def _matches(row: dict, f: dict) -> bool:
-    """The same filters QueryLogDB.fetch applies, for rows not written yet."""
-    if f["domain"]:
-        d = row.get("domain", "")
-        if d != f["domain"] and not d.endswith("." + f["domain"]):
-            return False
-    if f["client"] and row.get("client_ip") != f["client"]:
-        return False
-    if f["blocked"] is not None and bool(row.get("blocked")) != f["blocked"]:
-        return False
-    if f["since"] is not None or f["until"] is not None:
-        try:
-            ts = parse_time(row["timestamp"])
-        except (KeyError, ValueError, TypeError):
-            return False
-        if f["since"] is not None and ts < f["since"]:
-            return False
-        if f["until"] is not None and ts >= f["until"]:
-            return False
-    terms = [(k, f[k]) for k in _TRACE_FILTERS if f[k]]
-    if terms:  # all given terms on ONE trace entry, as in the database
-        return any(isinstance(e, dict) and all(e.get(k) == v for k, v in terms)
-                   for e in row.get("block_trace") or ())
-    return True
 
 
 def register(api: Api, *, recorder: Recorder) -> None:
     @api.route("GET", "/api/queries", role="viewer", summary="Recent DNS queries, with paging and filters",
                tags=["queries"], query=QueriesQuery, responses={200: Queries, 503: "storage not available"})
     async def list_queries(req):
-        q = req.g.query
-        f = {k: q.get(k) for k in (*_TRACE_FILTERS, "client", "blocked")}
-        f["domain"] = q["domain"].lower().rstrip(".") if q.get("domain") else None
-        f["since"] = parse_since(q["since"], field="since")[0] if q.get("since") else None
-        f["until"] = parse_since(q["until"], field="until")[0] if q.get("until") else None
-        limit, offset = q["limit"], q["offset"]
+        return await queries_answer(recorder, req.g.query)
 
-        fresh = [row for row in recorder.recent(RECENT_SCAN) if _matches(row, f)]
-        db_filters = dict(domain=f["domain"], client=f["client"], since=f["since"], until=f["until"],
-                          stage=f["stage"], action=f["action"], rule=f["rule"], source=f["source"],
-                          blocked=f["blocked"])
-        # Unflushed rows are the newest: they come first, then the log from its newest row.
-        page = fresh[offset:offset + limit]
-        db_offset = max(0, offset - len(fresh))
-        rows, total = await read_log(recorder, "fetch", limit, db_offset, **db_filters)
-        ids = {r["id"] for r in fresh}
-        duplicates = 0
-        for row in rows:
-            if row["id"] in ids:
-                duplicates += 1  # being flushed right now: already listed from memory
-                continue
-            if len(page) >= limit:
-                continue
-            page.append(row)
-        page.sort(key=lambda r: r["id"], reverse=True)  # the log's order: newest row first
-        return {"queries": page, "total": total + len(fresh) - duplicates, "limit": limit, "offset": offset}
+
+async def queries_answer(recorder: Recorder, q: dict) -> dict:
+    """The /api/queries answer for a query validated by ``QueriesQuery`` (the HTML partial of
+    ui_partials.py renders the same answer)."""
+    match = QueryFilter(
+        domain=q.get("domain") or None, client=q.get("client"), blocked=q.get("blocked"),
+        since=parse_since(q["since"], field="since")[0] if q.get("since") else None,
+        until=parse_since(q["until"], field="until")[0] if q.get("until") else None,
+        qtype=query_type(q.get("type")), **{k: q.get(k) for k in TRACE_KEYS})
+    limit, offset = q["limit"], q["offset"]
+    page, total = await from_log(recorder.search(match, limit, offset))
+    return {"queries": page, "total": total, "limit": limit, "offset": offset}
+
+
+def query_type(text: str | None) -> int | None:
+    """The number of the ``type`` parameter (None when not given); a 400 naming ``type``."""
+    if not text:
+        return None
+    try:
+        return qtypes.number(text)
+    except ValueError:
+        raise ValidationError([("type", f"{text!r} is not a query type (A, AAAA, MX, TYPE65280 …)")]) from None

@@ -1,8 +1,10 @@
 """/api/reports: query-log and statistics exports as CSV or JSON downloads.
 
-The query export is streamed: pages of ``PAGE_ROWS`` rows are read on the query-log worker
-thread (keyset paging on the row id, so rows flushed meanwhile neither repeat nor shift pages)
-and written as they come, so memory stays at one page whatever the window. It is bounded:
+The query export is streamed: pages of ``PAGE_ROWS`` rows of the whole query log — rows the
+recorder holds in memory, the hot tier and the archive, read through ``Recorder.search`` with
+one ``QueryFilter`` of the window — are written as they come (keyset paging on the row id, so
+rows taken in, flushed or archived meanwhile neither repeat nor shift pages), so memory stays at
+one page whatever the window. It is bounded:
 at most ``MAX_EXPORT_ROWS`` rows, newest first; the response says how many matched
 (``X-Total-Count``), how many it carries (``X-Export-Rows``) and whether it was cut
 (``X-Export-Truncated``), and the JSON body repeats that up front.
@@ -14,6 +16,7 @@ prefixed with a quote: domain names come from the network, so they are attacker-
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -22,8 +25,8 @@ from typing import TYPE_CHECKING
 import ujson
 from microdot import Response
 
-from ..storage.querylog import ROW_FIELDS, iso_utc, row_to_dict
-from ..storage.sqlwhere import add_time_window
+from ..storage.queryfilter import QueryFilter
+from ..storage.querylog import iso_utc
 from .errors import ValidationError
 from .events_api import TIME, TIME_HELP, TIME_HINT, parse_duration, parse_time
 from .routes import Api
@@ -39,32 +42,6 @@ QUERY_COLUMNS = ("id", "timestamp", "client_ip", "domain", "query_type", "respon
                  "decision", "blocked", "cached", "response_time_ms", "upstream", "block_trace")
 STATS_COLUMNS = ("timestamp", "total", "blocked", "cached")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _window_sql(since: float | None, until: float | None) -> tuple[str, list]:
-    clauses, params = [], []
-    add_time_window(clauses, params, since, until)
-    return " AND ".join(clauses), params
-
-
-def count_window(db, since: float | None, until: float | None) -> int:
-    """Rows of the query log in the window (runs on the worker thread)."""
-    where, params = _window_sql(since, until)
-    sql = "SELECT COUNT(*) FROM queries" + (f" WHERE {where}" if where else "")
-    return db.conn.execute(sql, params).fetchone()[0]
-
-
-def export_page(db, since: float | None, until: float | None, before_id: int | None,
-                limit: int) -> list[dict]:
-    """Up to ``limit`` rows in the window with id < ``before_id``, newest first (worker thread)."""
-    where, params = _window_sql(since, until)
-    if before_id is not None:
-        where = f"{where} AND id < ?" if where else "id < ?"
-        params.append(int(before_id))
-    sql = (f"SELECT id, {', '.join(ROW_FIELDS)} FROM queries"
-           + (f" WHERE {where}" if where else "") + " ORDER BY id DESC LIMIT ?")
-    rows = db.conn.execute(sql, [*params, int(limit)]).fetchall()
-    return [row_to_dict(r[1:], r[0]) for r in rows]
 
 
 def csv_safe(value) -> str:
@@ -97,22 +74,21 @@ def _download_headers(kind: str, fmt: str, extra: dict | None = None) -> dict:
             "Cache-Control": "no-store", **(extra or {})}
 
 
-async def stream_queries(recorder, since, until, limit: int, fmt: str, total: int):
-    """Async generator of the export body (str chunks), at most ``limit`` rows."""
-    db = recorder.db
+async def stream_queries(recorder: Recorder, match: QueryFilter, first: list[dict], limit: int,
+                         fmt: str, total: int):
+    """Async generator of the export body (str chunks): ``first`` (the first page, read with
+    the total), then pages below its last id, at most ``limit`` rows in all."""
     sent = 0
-    before = None
+    page = first
+    want = min(PAGE_ROWS, limit)  # what each page was asked for
     if fmt == "csv":
         yield csv_line(QUERY_COLUMNS)
     else:
-        head = {"since": iso_utc(since) if since is not None else None,
-                "until": iso_utc(until) if until is not None else None,
+        head = {"since": iso_utc(match.since) if match.since is not None else None,
+                "until": iso_utc(match.until) if match.until is not None else None,
                 "total": total, "limit": limit, "truncated": total > limit}
         yield ujson.dumps(head, escape_forward_slashes=False)[:-1] + ',"queries":['
-    while sent < limit:
-        page = await recorder.query(export_page, db, since, until, before, min(PAGE_ROWS, limit - sent))
-        if not page:
-            break
+    while page:
         if fmt == "csv":
             chunk = "".join(csv_line([row.get(c) for c in QUERY_COLUMNS]) for row in page)
         else:
@@ -121,10 +97,13 @@ async def stream_queries(recorder, since, until, limit: int, fmt: str, total: in
             if sent:
                 chunk = "," + chunk
         sent += len(page)
-        before = page[-1]["id"]
         yield chunk
-        if len(page) < PAGE_ROWS:
+        if sent >= limit or len(page) < want:
             break
+        # Keyset paging below the last id sent: rows taken in meanwhile (higher ids), and rows
+        # moving from memory to the hot tier to the archive, neither repeat nor shift pages.
+        want = min(PAGE_ROWS, limit - sent)
+        page, _ = await recorder.search(dataclasses.replace(match, below_id=page[-1]["id"]), want)
     if fmt == "json":
         yield "]}"
 
@@ -151,12 +130,15 @@ def register(api: Api, *, recorder: Recorder) -> None:
         since, until = (None if t is None else min(max(t, 0.0), 1e11) for t in (since, until))  # iso_utc range
         if since is not None and until is not None and until <= since:
             raise ValidationError([("until", "must be after since")])
-        total = await recorder.query(count_window, recorder.db, since, until)
+        # The first page and the total in one read of the whole log (rows in memory, the hot
+        # tier and the archive: Recorder.search), so the headers and the body agree.
+        match = QueryFilter(since=since, until=until)
+        first, total = await recorder.search(match, min(PAGE_ROWS, q["limit"]))
         rows = min(total, q["limit"])
         headers = _download_headers("queries", q["format"], {
             "X-Total-Count": str(total), "X-Export-Rows": str(rows),
             "X-Export-Truncated": "true" if total > rows else "false"})
-        body = stream_queries(recorder, since, until, q["limit"], q["format"], total)
+        body = stream_queries(recorder, match, first, q["limit"], q["format"], total)
         return Response(body, 200, headers)
 
     @api.route("GET", "/api/reports/stats", role="viewer", tags=["reports"], raw_response=True,

@@ -32,7 +32,7 @@ from microdot.microdot import URLPattern
 from microdot.microdot import NoCaseDict
 
 from ..dns.access import RateLimiter
-from . import errors
+from . import encoding, errors
 from .errors import ApiError
 from .origin import READ_METHODS, Site
 from .schema import Field, Obj, Query
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_JSON_BODY = 64 * 1024  # bytes; larger JSON bodies get 413 (uploads use streaming routes)
 MAX_STREAM_BODY = 16 * 1024 * 1024  # hard cap on any request body (backup archives)
 REQUEST_DEADLINE = 10.0  # seconds for the whole request line, headers and a JSON body to arrive
+KEEPALIVE_TIMEOUT = 15.0  # seconds an idle kept-alive connection waits for its next request
 WRITE_DEADLINE = 30.0  # seconds to deliver a (non-streaming) response to a slow reader
 MAX_CONNECTIONS = 64  # concurrent HTTP connections (websockets included)
 MAX_CONNECTIONS_PER_CLIENT = 16  # of those, one client's (address; IPv6 by /64)
@@ -65,9 +66,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    # No inline script anywhere; styles may be inline (the docs viewers need it).
+    # No inline script anywhere; styles may be inline (the docs viewers need it). Images also from
+    # the setup check's probe names (dns/probes.py): loading one is how the page makes the phone's
+    # own resolver look the name up; nothing answers there (Burrow answers NXDOMAIN).
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+                                "img-src 'self' data: http://*.check.burrow.test; connect-src 'self'; worker-src 'self' blob:; "
                                 "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
 }
 # Preflights (docs/security.md): reads from anywhere, writes only from server.allowed_origins.
@@ -97,6 +100,7 @@ class Route:
     stream_body: bool = False  # the handler reads req.stream itself (large uploads)
     raw_response: bool = False  # the handler returns a microdot Response as is
     params: dict = field(default_factory=dict)  # path parameter name → Field (validates, documents)
+    static: bool = False  # a file of the page: no request limiter (Api.route)
 
     @property
     def openapi_path(self) -> str:
@@ -139,7 +143,9 @@ class Route:
         query, path parameters — by the same rules _wrap and _authorize apply. The OpenAPI
         document lists these beside the route's own ``responses`` (what its handler raises);
         _wrap logs any answer outside both (docs/api.md, "Errors")."""
-        out = {421: "the Host is not a name of this Burrow", 429: "too many requests from this address"}
+        out = {421: "the Host is not a name of this Burrow"}
+        if not self.static:
+            out[429] = "too many requests from this address"
         refused = []  # the reasons for a 403
         if self.role != "public":
             out[401] = "no or invalid credentials"
@@ -175,31 +181,84 @@ class BurrowWeb(Microdot):
 
     Whatever is refused before a route runs is answered in the API's error shape with
     ``Connection: close``, and the connection lingers a little, reading and dropping what the
-    client still sends, so that the client reads the answer rather than a TCP reset."""
+    client still sends, so that the client reads the answer rather than a TCP reset.
+
+    HTTP/1.1 with persistent connections (RFC 9112 §9): a connection serves requests one after
+    the other (pipelined ones in order) until the client says ``Connection: close`` (an HTTP/1.0
+    client keeps it only with ``Connection: keep-alive``), an answer must close it (a request
+    body the route did not read, a refusal, an answer of unknown length to HTTP/1.0), or it
+    stays idle for ``keepalive_timeout`` seconds. Each request on it has the whole-request
+    deadline of the first, counted from its first byte. An idle connection holds its slot under
+    the caps, and is the first to go when a new connection finds a cap full. Every answer
+    carries its status's reason phrase; one of unknown length (an export streamed from the
+    query log) goes chunked to an HTTP/1.1 client, and closes the connection for HTTP/1.0."""
 
     def __init__(self):
         super().__init__()
         self.max_connections = MAX_CONNECTIONS
         self.max_per_client = MAX_CONNECTIONS_PER_CLIENT
         self.request_deadline = REQUEST_DEADLINE
+        self.keepalive_timeout = KEEPALIVE_TIMEOUT
         self.active_connections = 0
         self.per_client: dict[str, int] = {}  # client → open connections; at most max_connections keys
+        self.idle: dict[object, str] = {}  # idle kept-alive connection (its writer) → its client, oldest first
+        self._evicted: set = set()  # writers closed by _evict, their slots released already
         self.lingering = 0
         self.rejected_connections = 0
         self.deadline_cuts = 0
         self.refused_requests = 0  # request heads answered 4xx before any route
+        self.connections_total = 0  # connections admitted (under the caps)
+        self.requests_total = 0  # requests routed (refused heads not included)
+        self.reused_requests = 0  # of those, the ones on a connection that had served one already
+        self.idle_closes = 0  # kept-alive connections closed idle: timeout, a full cap, or the stop
+        self.closing = False  # set by close_idle(): answers from then on close their connection
         # (req) -> ApiError | None, run on every request from the network before routing: the
         # Api's Host check (origin.py). In-process test clients call dispatch_request directly.
         self.screen = None
 
-    def limit(self, max_connections: int, max_per_client: int, request_deadline: float) -> None:
+    def limit(self, max_connections: int, max_per_client: int, request_deadline: float,
+              keepalive_timeout: float = KEEPALIVE_TIMEOUT) -> None:
         self.max_connections = max_connections
         self.max_per_client = max_per_client
         self.request_deadline = request_deadline
+        self.keepalive_timeout = keepalive_timeout
+
+    def close_idle(self) -> None:
+        """Stopping: close the idle connections, and every connection after its current answer."""
+        self.closing = True
+        for writer in list(self.idle):
+            self._evict(writer)
+
+    def _evict(self, writer) -> None:
+        """Close an idle connection now, its slot freed at once (its handler will not count it)."""
+        client = self.idle.pop(writer)
+        self.idle_closes += 1
+        self._release(client)
+        self._evicted.add(writer)  # its handler must not release the slot again
+        writer.close()
+
+    def _make_room(self, client: str) -> None:
+        """At a full cap, close the oldest idle connection that frees a slot for ``client``."""
+        if self.per_client.get(client, 0) >= self.max_per_client:
+            mine = next((w for w, c in self.idle.items() if c == client), None)
+            if mine is None:
+                return  # its own busy connections fill its share: refused, and nobody else's closed
+            self._evict(mine)
+        if self.active_connections >= self.max_connections and self.idle:
+            self._evict(next(iter(self.idle)))
+
+    def _release(self, client: str) -> None:
+        self.active_connections -= 1
+        left = self.per_client[client] - 1
+        if left:
+            self.per_client[client] = left
+        else:
+            del self.per_client[client]
 
     async def handle_request(self, reader, writer):
         peer = writer.get_extra_info("peername")
         client = client_key(peer[0] if peer else "")
+        self._make_room(client)
         held = self.per_client.get(client, 0)
         if held >= self.max_per_client or self.active_connections >= self.max_connections:
             self.rejected_connections += 1
@@ -215,55 +274,89 @@ class BurrowWeb(Microdot):
                 self.lingering -= linger
             return
         self.active_connections += 1
+        self.connections_total += 1
         self.per_client[client] = held + 1
         try:
-            await self._handle(reader, writer, peer)
+            await self._handle(reader, writer, peer, client)
         finally:
-            self.active_connections -= 1
-            left = self.per_client[client] - 1
-            if left:
-                self.per_client[client] = left
+            self.idle.pop(writer, None)
+            if writer in self._evicted:
+                self._evicted.discard(writer)
             else:
-                del self.per_client[client]
+                self._release(client)
 
-    async def _handle(self, reader, writer, peer):
+    async def _handle(self, reader, writer, peer, client: str):
+        served = 0
+        while True:
+            first = b""
+            if served:  # kept alive: wait for the next request's first byte, at most keepalive_timeout
+                self.idle[writer] = client
+                try:
+                    async with asyncio.timeout(self.keepalive_timeout):
+                        first = await reader.readexactly(1)
+                except (TimeoutError, asyncio.TimeoutError):
+                    self.idle_closes += 1
+                    writer.close()
+                    return
+                except (OSError, asyncio.IncompleteReadError):  # the client (or close_idle) closed it
+                    writer.close()
+                    return
+                finally:
+                    self.idle.pop(writer, None)
+            if not await self._serve_one(reader, writer, peer, first, served):
+                return
+            served += 1
+
+    async def _serve_one(self, reader, writer, peer, first: bytes, served: int) -> bool:
+        """Read, route and answer one request (``first``: its first byte, read already); whether
+        the connection stays open for another."""
         try:
-            # One deadline for the whole request: bytes trickling in do not extend it.
+            # One deadline for the whole request: bytes trickling in do not extend it. On a new
+            # connection it runs from the start; on a kept-alive one from the request's first byte.
             async with asyncio.timeout(self.request_deadline):
-                req = await self._read_request(reader, writer, peer)
+                req = await self._read_request(reader, writer, peer, first)
         except (TimeoutError, asyncio.TimeoutError):
             self.deadline_cuts += 1
             await self._refuse(reader, writer, ApiError(
                 408, f"the request did not arrive within {self.request_deadline:g} s"))
-            return
+            return False
         except ApiError as exc:
             self.refused_requests += 1
             await self._refuse(reader, writer, exc)
-            return
+            return False
         except (OSError, asyncio.IncompleteReadError):  # the client left mid-request
             writer.close()
-            return
+            return False
         if req is None:
             writer.close()
-            return
+            return False
         refusal = self.screen(req) if self.screen is not None else None
         if refusal is not None:
             await self._refuse(reader, writer, refusal)
-            return
+            return False
+        self.requests_total += 1
+        self.reused_requests += served > 0
         res = await self.dispatch_request(req)
+        unread = req.content_length > len(req.body)  # a streamed body the route may have left unread
         try:
-            if res is not Response.already_handled:
-                async with asyncio.timeout(WRITE_DEADLINE):
-                    await res.write(writer)
-                if req.content_length > len(req.body):  # a body the route may have left unread
-                    await self._linger(reader, writer)
+            if res is Response.already_handled:  # a WebSocket session, over now
+                await writer.aclose()
+                return False
+            keep = wants_keep_alive(req) and not unread and not self.closing
+            async with asyncio.timeout(WRITE_DEADLINE):
+                keep = await write_response(writer, req, res, keep)
+            if keep:
+                return True
+            if unread:
+                await self._linger(reader, writer)
             await writer.aclose()
         except (TimeoutError, asyncio.TimeoutError, OSError):
             self.deadline_cuts += 1
             writer.close()
+        return False
 
-    async def _read_request(self, reader, writer, peer) -> Request | None:
-        line = await _read_line(reader, MAX_REQUEST_LINE, 414, "the request line")
+    async def _read_request(self, reader, writer, peer, first: bytes = b"") -> Request | None:
+        line = await _read_line(reader, MAX_REQUEST_LINE, 414, "the request line", first)
         if line in (b"\r\n", b"\n"):  # one empty line before a request is allowed (RFC 9112 2.2)
             line = await _read_line(reader, MAX_REQUEST_LINE, 414, "the request line")
         if not line:
@@ -302,8 +395,7 @@ class BurrowWeb(Microdot):
         body = ujson.dumps(errors.error_body(exc.status, exc.message, exc.details, exc.error)).encode()
         headers = {**SECURITY_HEADERS, **exc.headers, "Content-Type": "application/json; charset=UTF-8",
                    "Content-Length": str(len(body)), "Connection": "close"}
-        head = f"HTTP/1.1 {exc.status} {errors.reason(exc.status)}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        head = status_line(exc.status) + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         try:
             writer.write(head.encode() + body)
             if linger:
@@ -331,6 +423,103 @@ class BurrowWeb(Microdot):
             pass
 
 
+# ---- the answer (RFC 9112) ---------------------------------------------------------------------
+
+BODILESS = frozenset({204, 304})  # and 1xx: never a body, nor Content-Length (RFC 9110 8.6)
+
+
+def status_line(status: int) -> str:
+    """``HTTP/1.1 <code> <reason phrase>``: the version Burrow speaks, to 1.0 clients too (RFC
+    9110 6.2), and the status's registered phrase (errors.reason)."""
+    return f"HTTP/1.1 {status} {errors.reason(status)}\r\n"
+
+
+def connection_tokens(req) -> set[str]:
+    return {t.strip().lower() for t in req.headers.get("Connection", "").split(",") if t.strip()}
+
+
+def wants_keep_alive(req) -> bool:
+    """Whether the client lets the connection persist (RFC 9112 9.3): HTTP/1.1 unless it says
+    ``Connection: close``; HTTP/1.0 only when it says ``Connection: keep-alive``."""
+    tokens = connection_tokens(req)
+    if "close" in tokens:
+        return False
+    return req.http_version == "1.1" or "keep-alive" in tokens
+
+
+async def write_response(writer, req, res: Response, keep: bool) -> bool:
+    """Send ``res`` for ``req`` (microdot's own writer says HTTP/1.0 and "N/A"); whether the
+    connection may stay open. A body of unknown length (a generator or a file) goes chunked to
+    HTTP/1.1 and close-delimited to HTTP/1.0; a handler's ``Connection: close`` is kept."""
+    headers = res.headers
+    status = res.status_code
+    body = res.body
+    if "close" in {t.strip().lower() for t in str(headers.get("Connection", "")).split(",")}:
+        keep = False
+    send_body = req.method != "HEAD"
+    chunked = False
+    if status < 200 or status in BODILESS:  # no body, so no Content-Type or length to add
+        for name in ("Content-Length", "Transfer-Encoding"):
+            if name in headers:
+                del headers[name]
+        send_body = False
+    else:
+        res.complete()  # Content-Length of a bytes body, a default Content-Type
+        if "Content-Length" not in headers:  # a generator or a file: length unknown
+            if req.http_version == "1.1":
+                headers["Transfer-Encoding"] = "chunked"
+                chunked = send_body
+            else:
+                keep = False  # the end of the body is the end of the connection
+    if not keep:
+        headers["Connection"] = "close"
+    elif req.http_version == "1.0":
+        headers["Connection"] = "keep-alive"
+    elif "Connection" in headers:
+        del headers["Connection"]
+    head = status_line(status) + "".join(
+        f"{name}: {value}\r\n" for name, values in headers.items()
+        for value in (values if isinstance(values, list) else [values])) + "\r\n"
+    if isinstance(body, bytes) or not send_body:
+        writer.write(head.encode() + body if send_body else head.encode())
+        await writer.drain()
+        if not isinstance(body, bytes):
+            await _close_body(res)
+        return keep
+    writer.write(head.encode())
+    chunks = res.body_iter()
+    try:
+        async for chunk in chunks:
+            if isinstance(chunk, str):
+                chunk = chunk.encode()
+            if not chunk:
+                continue  # an empty chunk would end a chunked body
+            writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await writer.drain()
+    except (OSError, TimeoutError):  # the client's side: the caller closes the connection
+        raise
+    except Exception:
+        # The body failed half-way: the connection closes without the last chunk, so the
+        # client sees a cut answer rather than a complete-looking one.
+        log.exception("the body of %s %s failed while it was sent", req.method, req.path)
+        return False
+    finally:
+        if hasattr(chunks, "aclose"):
+            await chunks.aclose()
+    if chunked:
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    return keep
+
+
+async def _close_body(res: Response) -> None:
+    close = getattr(res.body, "aclose", None) or getattr(res.body, "close", None)
+    if close is not None:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
+
+
 # ---- the request head (RFC 9112) ---------------------------------------------------------------
 
 SINGLE_FIELDS = frozenset({"content-length", "transfer-encoding", "host"})  # never more than one
@@ -351,10 +540,13 @@ def client_key(host: str) -> str:
     return str(ip)
 
 
-async def _read_line(reader, cap: int, status: int, what: str) -> bytes:
-    """One line with its end; b"" at end of input. Past ``cap`` bytes, ApiError(status)."""
+async def _read_line(reader, cap: int, status: int, what: str, first: bytes = b"") -> bytes:
+    """One line with its end (``first``: its first byte, read already); b"" at end of input.
+    Past ``cap`` bytes, ApiError(status)."""
+    if first == b"\n":
+        return first
     try:
-        line = await reader.readuntil(b"\n")
+        line = first + await reader.readuntil(b"\n")
     except asyncio.LimitOverrunError:  # past the stream's own limit, which is above our caps
         raise ApiError(status, f"{what} is over {cap} bytes") from None
     except asyncio.IncompleteReadError:
@@ -459,6 +651,9 @@ class Api:
         self.web.options_handler = self._preflight
         self.web.after_request(self._headers)
         self.web.after_error_request(self._headers)
+        self.web.after_request(self._compress)
+        self.web.after_error_request(self._compress)
+        self.gzipped = 0  # JSON answers sent gzipped
         for status in (400, 404, 405, 413, 500):
             self.web.errorhandler(status)(self._microdot_error(status))
         self.web.errorhandler(403)(self._preflight_refused)
@@ -468,13 +663,17 @@ class Api:
     def route(self, method: str, path: str, *, role: str, summary: str, tags=None, body: Obj | None = None,
               query: Query | None = None, responses: dict | None = None, status: int = 200,
               stream_body: bool = False, raw_response: bool = False, auth_limited: bool = False,
-              params: dict[str, Field] | None = None):
+              static: bool = False, params: dict[str, Field] | None = None):
+        """Declare a route. ``auth_limited``: the sign-in limiter (login, setup, refresh) instead
+        of the per-address API limiter; ``static``: no limiter at all — the page's own files, which
+        cost a file read and which a phone fetches by the dozen on its first visit (a budget of
+        ``burst`` requests is for API calls, not for the modules of one page)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
 
         def decorate(handler):
             route = Route(method, path, handler, role, summary, list(tags or []), body, query,
-                          dict(responses or {}), status, stream_body, raw_response, dict(params or {}))
+                          dict(responses or {}), status, stream_body, raw_response, dict(params or {}), static)
             unknown = set(route.params) - {name for _, name in route.path_params}
             if unknown:
                 raise ValueError(f"{method} {path}: params {sorted(unknown)} are not in the path")
@@ -529,8 +728,8 @@ class Api:
                 if route.mutating:  # a write from another web page: refused before anything runs
                     self.site.check_origin(req)
                 ip = client_ip(req)
-                limiter = self.auth_limiter if auth_limited else self.limiter
-                if not limiter.admit(ip, time.monotonic()):
+                limiter = None if route.static else self.auth_limiter if auth_limited else self.limiter
+                if limiter is not None and not limiter.admit(ip, time.monotonic()):
                     raise ApiError(429, "too many requests; slow down", headers={"Retry-After": "2"})
                 req.g.client_ip = ip
                 req.g.principal = await self._authorize(req, route)
@@ -664,6 +863,26 @@ class Api:
         elif origin and req.headers.get("Authorization") and self.site.allowed_origin(origin):
             res.headers.setdefault("Access-Control-Allow-Origin", origin)
             res.headers.setdefault("Vary", "Origin")
+        return res
+
+    async def _compress(self, req, res):
+        """JSON of GZIP_MIN_BYTES or more: gzip when the client takes it (encoding.py), and in
+        any case ``Vary: Accept-Encoding``, since the same URL answers either way. Streamed
+        bodies (the exports) stay as they are: their length is not known up front."""
+        body = res.body
+        if (req is None or not isinstance(body, bytes) or len(body) < encoding.GZIP_MIN_BYTES
+                or res.status_code in BODILESS or "Content-Encoding" in res.headers
+                or not str(res.headers.get("Content-Type", "")).startswith("application/json")):
+            return res
+        vary = [v.strip() for v in str(res.headers.get("Vary", "")).split(",") if v.strip()]
+        if "accept-encoding" not in (v.lower() for v in vary):
+            res.headers["Vary"] = ", ".join([*vary, "Accept-Encoding"])
+        if encoding.accepts_gzip(req.headers.get("Accept-Encoding")):
+            res.body = await encoding.gzip_body(body)
+            res.headers["Content-Encoding"] = "gzip"
+            if "Content-Length" in res.headers:  # set by a handler: now the gzip's
+                res.headers["Content-Length"] = str(len(res.body))
+            self.gzipped += 1
         return res
 
     def _microdot_error(self, status: int):

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ..filtering.manager import ListManager
     from ..filtering.rpz import HandZones
     from ..filtering.sources import ListStore
-    from ..resolver import Resolver
     from ..telemetry.events import EventBus
 
 RuleIn = Obj("RpzRuleIn", {
@@ -49,20 +48,9 @@ ZoneOut = Obj("RpzZone", {}, additional=True, example={
 
 
 def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZones, groups: Groups,
-             resolver: Resolver, events: EventBus) -> None:
+             events: EventBus) -> None:
     def env() -> tuple[ListStore, ListManager, HandZones]:
         return list_store, lists, rpz
-
-    def checked(fn):
-        from ..filtering.rpz import RpzError
-        try:
-            return fn()
-        except RpzError as e:
-            raise ApiError(400, e.message, [{"field": e.field, "message": e.message}]) from None
-        except ValueError as e:
-            field = getattr(e, "field", None)
-            status = 409 if type(e).__name__ == "ListConflictError" else 400
-            raise ApiError(status, str(e), [{"field": field, "message": str(e)}] if field else None) from None
 
     def audit(req, kind: str, summary: str, data=None) -> None:
         events.publish("events", {"type": kind, "actor": req.g.principal.username,
@@ -100,9 +88,9 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
         return [{"id": i, **r} for i, r in enumerate(rules_from_list(parse_file(path, "rpz").rules), 1)]
 
     async def apply(row: dict) -> dict:
-        """Recompile with the zone's new file; the answer comes once the new index is live."""
+        """Recompile with the zone's new file; the answer comes once the new index is live
+        (the stores announced the change of rules, the manager the new index)."""
         _, manager, _ = env()
-        resolver.answers_changed()
         result = await manager.refresh(row["id"], force=True)
         return manager.reload_report(result)
 
@@ -123,24 +111,24 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
             body["groups"] = known_groups(groups, body["groups"])
         common = {k: body[k] for k in ("enabled", "groups", "update_interval") if k in body}
         if "source" in body:  # never with zone or rules (the declaration's not_together)
-            row = checked(lambda: store.create(body["name"], body["source"], "block", "rpz", **common))
-            resolver.answers_changed()
+            row = store.create(body["name"], body["source"], "block", "rpz", **common)
             manager.wake()
             audit(req, "rpz.created", f"RPZ zone {row['name']} added from {row['source']}")
             return describe(row), 201
         from ..filtering.rpz import check_name
-        origin = checked(lambda: check_name(body["name"], "name"))
-        rules = checked(lambda: parse_zone_text(body["zone"])) if "zone" in body else []
+        origin = check_name(body["name"], "name")
+        rules = parse_zone_text(body["zone"]) if "zone" in body else []
         try:
             for i, r in enumerate(body.get("rules") or ()):
                 rules.append(check_rule(r["trigger"], r["action"], r.get("data", "")))
         except RpzError as e:
-            raise ApiError(400, e.message, [{"field": f"rules[{i}].{e.field}", "message": e.message}]) from None
+            e.field = f"rules[{i}].{e.field}"  # which rule of the body
+            raise
         rules = [{"id": i, **r} for i, r in enumerate(rules, 1)]
         file = hand.new_file()  # the list points at it; written just below, before any compile
-        row = checked(lambda: store.create(body["name"], file, "block", "rpz", **common))
+        row = store.create(body["name"], file, "block", "rpz", **common)
         try:
-            checked(lambda: hand.save(row["id"], origin, rules, file=file))
+            hand.save(row["id"], origin, rules, file=file)
         except BaseException:
             store.delete(row["id"])
             hand.forget(row["id"])
@@ -160,7 +148,6 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
         row = zone_row(zone_id)
         store.delete(zone_id)
         hand.forget(zone_id)
-        resolver.answers_changed()
         manager.wake()
         audit(req, "rpz.deleted", f"RPZ zone {row['name']} removed")
         return {"message": "RPZ zone removed", "id": zone_id}
@@ -198,12 +185,12 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
         row = hand_zone(zone_id)
         hand = env()[2]
         b = req.g.body
-        rule = checked(lambda: check_rule(b["trigger"], b["action"], b.get("data", "")))
+        rule = check_rule(b["trigger"], b["action"], b.get("data", ""))
         state = hand.state(zone_id)
         if any(r["trigger"] == rule["trigger"] for r in state["rules"]):
             raise ApiError(409, f"{rule['trigger']} already has a rule in this zone", error="Conflict")
         rule = {"id": state["next_id"], **rule}
-        checked(lambda: hand.save(zone_id, state["origin"], state["rules"] + [rule], state["next_id"] + 1))
+        hand.save(zone_id, state["origin"], state["rules"] + [rule], state["next_id"] + 1)
         await apply(row)
         audit(req, "rpz.rule_added", f"{rule['trigger']} → {rule['action']} in RPZ zone {row['name']}", rule)
         return rule, 201
@@ -215,7 +202,7 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
         row = hand_zone(zone_id)
         hand = env()[2]
         b = req.g.body
-        rule = checked(lambda: check_rule(b["trigger"], b["action"], b.get("data", "")))
+        rule = check_rule(b["trigger"], b["action"], b.get("data", ""))
         state = hand.state(zone_id)
         if not any(r["id"] == rule_id for r in state["rules"]):
             raise ApiError(404, f"no rule {rule_id} in RPZ zone {zone_id}")
@@ -223,7 +210,7 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
             raise ApiError(409, f"{rule['trigger']} already has a rule in this zone", error="Conflict")
         rule = {"id": rule_id, **rule}
         rules = [rule if r["id"] == rule_id else r for r in state["rules"]]
-        checked(lambda: hand.save(zone_id, state["origin"], rules, state["next_id"]))
+        hand.save(zone_id, state["origin"], rules, state["next_id"])
         await apply(row)
         audit(req, "rpz.rule_updated", f"rule {rule_id} of RPZ zone {row['name']} changed", rule)
         return rule
@@ -237,7 +224,7 @@ def register(api: Api, *, list_store: ListStore, lists: ListManager, rpz: HandZo
         if not any(r["id"] == rule_id for r in state["rules"]):
             raise ApiError(404, f"no rule {rule_id} in RPZ zone {zone_id}")
         rules = [r for r in state["rules"] if r["id"] != rule_id]
-        checked(lambda: hand.save(zone_id, state["origin"], rules, state["next_id"]))
+        hand.save(zone_id, state["origin"], rules, state["next_id"])
         await apply(row)
         audit(req, "rpz.rule_deleted", f"rule {rule_id} of RPZ zone {row['name']} removed")
         return {"message": "Rule removed", "id": rule_id}

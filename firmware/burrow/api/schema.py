@@ -170,12 +170,14 @@ class Str(Field):
     def convert(self, value):
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        # maxLength counts the value as sent (the document says so, and a client checks it so):
+        # spaces around a value do not buy it room past the limit
+        if len(value) > self.max_len:
+            raise ValueError(f"at most {self.max_len} characters")
         if self.strip:
             value = value.strip()
         if len(value) < self.min_len:
             raise ValueError("must not be empty" if self.min_len == 1 else f"at least {self.min_len} characters")
-        if len(value) > self.max_len:
-            raise ValueError(f"at most {self.max_len} characters")
         if self.enum is not None and value not in self.enum:
             raise ValueError(f"must be one of {', '.join(self.enum)}")
         if self._re is not None and not self._re.fullmatch(value):

@@ -20,7 +20,8 @@ DEFAULT_PORT = 8080
 class WebService:
     """The API served on ``address`` (``server.web_ui_address``) with the connection caps.
 
-    :param limits: (max connections, max per client, request deadline in seconds).
+    :param limits: (max connections, max per client, request deadline, keep-alive idle timeout;
+        the last two in seconds).
     :param auth: the AuthService whose password workers stop with the web.
 
     ``api`` is set once the services exist (the routes are made from them, and this service
@@ -29,7 +30,7 @@ class WebService:
 
     name = "web"
 
-    def __init__(self, address: str, limits: tuple[int, int, float], auth):
+    def __init__(self, address: str, limits: tuple[int, int, float, float], auth):
         self.api: Api | None = None
         self.host, self.configured_port = parse_hostport(address, DEFAULT_PORT)
         self.limits = limits
@@ -53,6 +54,8 @@ class WebService:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self.api is not None:
+            self.api.web.close_idle()  # kept-alive connections do not outlive the listener
         self.auth.close()  # the password workers: no check starts after the API is closed
 
     def snapshot(self) -> dict:

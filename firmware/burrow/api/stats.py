@@ -8,19 +8,31 @@ per-domain and per-client tops and the trace breakdown read the query log on its
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
+from ..storage.queryfilter import QueryFilter
 from .errors import ApiError, ValidationError, now_iso
 from .health import format_uptime
+from .blocking_api import BlockingState
+from .forwarding_api import Preset, router_preset_state
+from .groups_api import groups_answer
+from .lists_api import lists_answer
 from .routes import Api
 from .schema import DECIMAL, DURATION_UNIT, POSITIVE_DECIMAL, RFC3339, Bool, Int, List, Num, Obj, Query, Str
 
 if TYPE_CHECKING:
     from ..board.appliance import Appliance
+    from ..filtering.groups import Groups
+    from ..filtering.manager import ListManager
+    from ..filtering.pause import BlockingPause
+    from ..filtering.sources import ListStore
+    from ..forwarding import ForwardRules
     from ..health import Health
     from ..resolver import Resolver
     from ..telemetry.recorder import Recorder
@@ -32,7 +44,6 @@ TARGET_POINTS = 288  # default step aims at about this many points (5 minutes ov
 # one answer (a few MB of dicts at most) so a huge log cannot stall the worker thread for long.
 TRACE_PAGE = 1000
 MAX_TRACE_ROWS = 50_000
-RECENT_SCAN = 2000  # unflushed rows looked at to make new queries visible before the flush
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -40,6 +51,7 @@ SINCE_HELP = "Time period: a duration (1h, 24h, 7d, 90m) or an RFC 3339 timestam
 # What parse_duration reads: terms like 1h30m, one of them not zero
 DURATION = f"({DECIMAL}{DURATION_UNIT})*{POSITIVE_DECIMAL}{DURATION_UNIT}({DECIMAL}{DURATION_UNIT})*"
 SINCE = f"^(|{DURATION}|{RFC3339})$"  # what parse_since reads ("": the default)
+T = TypeVar("T")
 
 
 def since_param(description: str = SINCE_HELP, **kw) -> Str:
@@ -105,14 +117,19 @@ def iso(ts: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def read_log(recorder: Recorder, method_name: str, *args, **kwargs):
-    """Run a QueryLogDB method on the recorder's worker thread; 503 if storage is not there."""
+async def from_log(read: Awaitable[T]) -> T:
+    """Await a read of the query log; 503 if storage is not there."""
     try:
-        return await recorder.query(getattr(recorder.db, method_name), *args, **kwargs)
+        return await read
     except ApiError:
         raise
     except Exception as e:  # a closed or broken database: the seed answers 503
         raise ApiError(503, f"storage not available: {type(e).__name__}") from None
+
+
+async def read_log(recorder: Recorder, method_name: str, *args, **kwargs):
+    """Run a QueryLogDB method on the recorder's worker thread; 503 if storage is not there."""
+    return await from_log(recorder.query(getattr(recorder.db, method_name), *args, **kwargs))
 
 
 def stats_summary(recorder: Recorder, seconds: float) -> dict:
@@ -178,13 +195,29 @@ Realtime = Obj("Realtime", {
             "decisions": {"cached": 120, "resolved": 90, "blocked": 40},
             "timestamp": "2025-11-22T10:30:00Z"})
 StatusShape = Obj("ApplianceStatus", {"state": Str(), "reasons": List(Str()), "led": Str()})
+QueryType = Obj("QueryTypeCount", {"type": Str(description="record type: A, AAAA, HTTPS, ... or TYPEn"),
+                                   "queries": Int()})
 Dashboard = Obj("Dashboard", {
     "stats": Stats, "realtime": Realtime,
     "top_domains": List(TopDomain), "top_blocked_domains": List(TopDomain),
-    "top_clients": List(TopClient), "status": StatusShape,
+    "top_clients": List(TopClient),
+    "query_types": List(QueryType, description="queries by record type in the last 24 h, most first"),
+    "status": StatusShape,
     "upstreams": List(Obj("UpstreamHealth", {}, additional=True)),
     "cache": Obj("CacheStats", {}, additional=True),
+    "system": Obj("DashboardSystem", {
+        "temperature": Obj("HottestZone", {}, additional=True, nullable=True,
+                           description="hottest thermal zone {zone, type, celsius}; null when none"),
+        "memory": Obj("DashboardMemory", {}, additional=True, nullable=True),
+        "disk": Obj("DashboardDisk", {}, additional=True, nullable=True),
+        "storage_writes": Obj("StorageWrites", {}, additional=True, nullable=True,
+                              description="as /api/system storage_writes (bytes_today, today_since, ...)"),
+    }, description="the board's figures, as in /api/system (read at most every 5 s)"),
     "version": Str(), "uptime": Str(), "timestamp": Str(),
+    # What the dashboard's other cards show, so that a phone opening it asks once, not five times:
+    "blocking": BlockingState, "router_preset": Preset,
+    "groups": Obj("DashboardGroups", {}, additional=True, description="as GET /api/groups"),
+    "lists": Obj("DashboardLists", {}, additional=True, description="as GET /api/lists"),
 }, example={
     "stats": {"total_queries": 10000, "blocked_queries": 2500, "cached_queries": 5000, "block_rate": 25.0,
               "cache_hit_rate": 50.0, "avg_response_ms": 5.2, "period": "24h0m0s",
@@ -194,12 +227,44 @@ Dashboard = Obj("Dashboard", {
     "top_domains": [{"domain": "google.com", "queries": 1250, "blocked": False}],
     "top_blocked_domains": [{"domain": "ads.example.net", "queries": 300, "blocked": True}],
     "top_clients": [{"client_ip": "192.168.1.100", "queries": 5230, "blocked": 812}],
+    "query_types": [{"type": "A", "queries": 6100}, {"type": "AAAA", "queries": 3000},
+                    {"type": "HTTPS", "queries": 900}],
     "status": {"state": "ready", "reasons": [], "led": "ready"},
     "upstreams": [{"address": "1.1.1.1:53", "healthy": True, "srtt_ms": 12.5}],
     "cache": {"entries": 1523, "bytes": 1048576, "max_bytes": 16777216, "hits": 5000, "misses": 2000},
-    "version": "0.1.0", "uptime": "2h15m30s", "timestamp": "2025-11-22T10:30:00Z"})
+    "system": {"temperature": {"zone": "thermal_zone0", "type": "cpu-thermal", "celsius": 48.2},
+               "memory": {"total": 1984425984, "available": 1524416512, "used": 300000000, "percent": 23.2},
+               "disk": {"path": "/var/lib/burrow", "total": 31000000000, "used": 2100000000,
+                        "free": 28900000000, "percent": 6.8},
+               "storage_writes": {"device": "mmcblk0", "bytes_since_boot": 1200000000,
+                                  "bytes_per_day_since_boot": 90000000, "bytes_per_day_recent": 40000000,
+                                  "bytes_today": 18000000, "today_since": 1763769600.0}},
+    "version": "0.1.0", "uptime": "2h15m30s", "timestamp": "2025-11-22T10:30:00Z",
+    "blocking": BlockingState.example, "router_preset": Preset.example,
+    "groups": {"groups": [{"name": "default", "clients": []}], "total": 1},
+    "lists": {"lists": [], "total": 0, "index": {"domains": 0}}})
 
 SinceQuery = Query({"since": since_param(SINCE_HELP + " (default 24h)")})
+TopDomainsQuery = Query({
+    "limit": Int(minimum=1, maximum=100, default=10, description="Number of results (1-100)"),
+    "blocked": Bool(default=False, description="true: blocked domains; false: allowed ones"),
+    "since": since_param(SINCE_HELP + " (default: whole log)"),
+})
+
+
+# ---- answers (the JSON routes and the HTML partials of ui_partials.py both call these) --------
+
+def stats_answer(recorder: Recorder, query: dict) -> dict:
+    """The /api/stats answer for a query validated by ``SinceQuery``."""
+    _, seconds = parse_since(query.get("since"), max_seconds=STATS_WINDOW)
+    return stats_summary(recorder, seconds)
+
+
+async def top_domains_answer(recorder: Recorder, query: dict) -> dict:
+    """The /api/top-domains answer for a query validated by ``TopDomainsQuery``."""
+    since = parse_since(query["since"])[0] if query.get("since") else None
+    domains = await read_log(recorder, "top_domains", query["limit"], query["blocked"], since)
+    return {"domains": domains, "limit": query["limit"]}
 
 
 # ---- the trace breakdown ---------------------------------------------------------------------
@@ -211,57 +276,44 @@ def _tally(counts: dict, key) -> None:
 
 async def trace_stats(recorder: Recorder, since: float, until: float) -> dict:
     """The seed's /api/traces/stats answer for blocked queries in [since, until)."""
-    by = {"stage": {}, "action": {}, "rule": {}, "source": {}}
-    # Rows not flushed yet (the newest) count too; a row being flushed right now may also be
-    # read from the log, so the log's copy is skipped by its id (rows get theirs when recorded).
-    fresh = [row for row in recorder.recent(RECENT_SCAN)
-             if row.get("blocked") and _in_window(row, since, until)]
-    fresh_ids = {row["id"] for row in fresh}
-    for row in fresh:
-        _count_trace(by, row)
-    logged, scanned, duplicates = 0, 0, 0
-    ids: set = set()
-    for page in range(MAX_TRACE_ROWS // TRACE_PAGE):  # bounded: MAX_TRACE_ROWS rows at most
-        rows, matched = await read_log(recorder, "fetch", TRACE_PAGE, page * TRACE_PAGE, since=since,
-                                       until=until, blocked=True)
-        if page == 0:
-            logged = matched
+    by: dict[str, dict] = {"stage": {}, "action": {}, "rule": {}, "source": {}}
+    # The whole log (rows not flushed yet included: the Recorder merges them), newest first,
+    # page by page below the last id read, so rows written or flushed meanwhile shift nothing.
+    match = QueryFilter(since=since, until=until, blocked=True)
+    total: int | None = None
+    scanned = 0
+    while scanned < MAX_TRACE_ROWS:  # bounded: MAX_TRACE_ROWS rows at most
+        rows, matched = await from_log(recorder.search(match, TRACE_PAGE))
+        if total is None:
+            total = matched
         for row in rows:
-            if row.get("id") in ids:
-                continue  # a flush during paging shifted the offsets
-            ids.add(row.get("id"))
-            if row.get("id") in fresh_ids:
-                duplicates += 1
-                continue
             _count_trace(by, row)
         scanned += len(rows)
         if len(rows) < TRACE_PAGE:
             break
-    return {"since": iso(since), "until": iso(until), "total_blocked": logged + len(fresh) - duplicates,
+        match = dataclasses.replace(match, below_id=rows[-1]["id"])
+    total = total or 0
+    return {"since": iso(since), "until": iso(until), "total_blocked": total,
             "by_stage": by["stage"], "by_action": by["action"], "by_rule": by["rule"],
-            "by_source": by["source"], "truncated": scanned < logged}
+            "by_source": by["source"], "truncated": scanned < total}
 
 
-def _in_window(row: dict, since: float, until: float) -> bool:
-    try:
-        ts = parse_time(row["timestamp"])
-    except (KeyError, ValueError, TypeError):
-        return False
-    return since <= ts < until
+def decisive_entry(trace) -> dict | None:
+    """The trace entry that decided a query: the last one that blocked (or dropped); else the
+    last entry; None for no trace."""
+    decisive = None
+    for entry in trace or ():
+        if isinstance(entry, dict):
+            decisive = entry
+    for entry in reversed(trace or ()):
+        action = str(entry.get("action", "")).lower() if isinstance(entry, dict) else ""
+        if "block" in action or action == "drop":
+            return entry
+    return decisive
 
 
 def _count_trace(by: dict, row: dict) -> None:
-    trace = row.get("block_trace") or []
-    # The entry that blocked (or dropped) is the last one that says so; else the last entry.
-    decisive = None
-    for entry in trace:
-        if isinstance(entry, dict):
-            decisive = entry
-    for entry in reversed(trace):
-        action = str(entry.get("action", "")).lower() if isinstance(entry, dict) else ""
-        if "block" in action or action == "drop":
-            decisive = entry
-            break
+    decisive = decisive_entry(row.get("block_trace"))
     if decisive is None:
         _tally(by["stage"], "unknown")
         return
@@ -272,12 +324,12 @@ def _count_trace(by: dict, row: dict) -> None:
 # ---- routes ----------------------------------------------------------------------------------
 
 def register(api: Api, *, recorder: Recorder, resolver: Resolver, board: Appliance, health: Health,
-             version: str) -> None:
+             version: str, pause: BlockingPause, groups: Groups, lists: ListManager, list_store: ListStore,
+             forwarding: ForwardRules) -> None:
     @api.route("GET", "/api/stats", role="viewer", summary="DNS query statistics for a time period",
                tags=["stats"], query=SinceQuery, responses={200: Stats, 503: "storage not available"})
     async def get_stats(req):
-        _, seconds = parse_since(req.g.query.get("since"), max_seconds=STATS_WINDOW)
-        return stats_summary(recorder, seconds)
+        return stats_answer(recorder, req.g.query)
 
     @api.route("GET", "/api/traces/stats", role="viewer",
                summary="How blocked queries were blocked: counts by stage, action, rule and source",
@@ -314,16 +366,9 @@ def register(api: Api, *, recorder: Recorder, resolver: Resolver, board: Applian
         return {"since": iso(since), "until": iso(now), "step": format_uptime(step), "points": points}
 
     @api.route("GET", "/api/top-domains", role="viewer", summary="Most queried domains", tags=["stats"],
-               query=Query({
-                   "limit": Int(minimum=1, maximum=100, default=10, description="Number of results (1-100)"),
-                   "blocked": Bool(default=False, description="true: blocked domains; false: allowed ones"),
-                   "since": since_param(SINCE_HELP + " (default: whole log)"),
-               }), responses={200: TopDomains, 503: "storage not available"})
+               query=TopDomainsQuery, responses={200: TopDomains, 503: "storage not available"})
     async def top_domains(req):
-        q = req.g.query
-        since = parse_since(q["since"])[0] if q.get("since") else None
-        domains = await read_log(recorder, "top_domains", q["limit"], q["blocked"], since)
-        return {"domains": domains, "limit": q["limit"]}
+        return await top_domains_answer(recorder, req.g.query)
 
     @api.route("GET", "/api/top-clients", role="viewer", summary="Busiest clients", tags=["stats"],
                query=Query({
@@ -348,17 +393,25 @@ def register(api: Api, *, recorder: Recorder, resolver: Resolver, board: Applian
         top = await read_log(recorder, "top_domains", 5, False, since)
         blocked = await read_log(recorder, "top_domains", 5, True, since)
         clients = await read_log(recorder, "top_clients", 5, since)
+        types = await read_log(recorder, "query_types", since)
         cache = resolver.cache.stats()
         cache["enabled"] = bool(resolver.cache_stage.enabled)
+        snap = await board.system_recent()
+        temps = snap.get("temperatures") or []
         return {
             "stats": stats_summary(recorder, 86400),
             "realtime": realtime_view(recorder),
             "top_domains": top, "top_blocked_domains": blocked, "top_clients": clients,
-            "status": board.status().as_dict(),
+            "query_types": types, "status": board.status().as_dict(),
             "upstreams": [s.snapshot() for s in resolver.upstreams.servers],
             "cache": cache,
+            "system": {"temperature": max(temps, key=lambda t: t.get("celsius") or 0) if temps else None,
+                       "memory": snap.get("memory"), "disk": snap.get("disk"),
+                       "storage_writes": snap.get("storage_writes")},
             "version": version, "uptime": format_uptime(health.uptime_seconds()),
             "timestamp": now_iso(),
+            "blocking": pause.state(None), "groups": groups_answer(groups),
+            "lists": lists_answer(list_store, lists), "router_preset": router_preset_state(forwarding, board),
         }
 
 

@@ -1,5 +1,5 @@
 """GET /api/system: version, uptime, CPU, memory, disk, temperature, process, listen addresses,
-network, the appliance status and upstream health.
+network, the appliance status, upstream health and the clock (synchronised yet? burrow/clock.py).
 
 Hardware and OS figures come from the board seam (``board.system()``, psutil and sysfs read
 off the loop); ``services`` is the lifecycle's snapshot: each service's state in start order.
@@ -13,14 +13,30 @@ from ..config.schema import format_hostport
 from .errors import now_iso
 from .health import format_uptime
 from .routes import Api
-from .schema import Int, List, Obj, Str
+from .schema import Bool, Int, List, Obj, Str
 
 if TYPE_CHECKING:
     from ..board.appliance import Appliance
+    from ..clock import ClockGate
     from ..health import Health
     from ..lifecycle import Lifecycle
     from ..resolver import Resolver
     from .server import WebService
+
+ClockStatus = Obj("ClockStatus", {
+    "synchronized": Bool(description="the clock has been synchronised (network time) since start"),
+    "source": Str(enum=["timesyncd", "kernel", "none"],
+                  description="what said so: systemd-timesyncd's file, the kernel (adjtimex), or none yet"),
+    "waiting": Bool(description="list downloads and query-log age pruning wait for the clock"),
+    "waiting_since": Str(nullable=True, description="when the wait began, by the clock as it was; null "
+                                                    "when not waiting"),
+    "waited_seconds": Int(nullable=True, description="how long it has waited; null when not waiting"),
+    "wait_for_sync": Bool(description="the clock.wait_for_sync option"),
+    "gave_up": Bool(description="Burrow went on after clock.max_wait_minutes without a synchronisation "
+                                "(the clock read no earlier than this release)"),
+    "time": Str(description="what the clock reads now (UTC)"),
+}, description="whether the wall clock is right yet (a board without a real-time clock boots with a "
+               "wrong time): until it is, Burrow answers DNS but holds back list downloads")
 
 SystemInfo = Obj("SystemInfo", {
     "version": Str(), "uptime": Str(), "uptime_seconds": Int(),
@@ -42,6 +58,7 @@ SystemInfo = Obj("SystemInfo", {
         "services": List(Obj("ServiceState", {"name": Str(), "state": Str()}, additional=True)),
     }, description="each service in start order (the reverse is the stop order), its state "
                    "and its own figures"),
+    "clock": ClockStatus,
     "timestamp": Str(),
 }, additional=True, example={
     "version": "0.1.0", "uptime": "2h15m30s", "uptime_seconds": 8130,
@@ -61,11 +78,13 @@ SystemInfo = Obj("SystemInfo", {
     "board": "rpi-4",
     "services": {"phase": "running", "services": [{"name": "storage", "state": "running", "writable": True},
                                                   {"name": "dns", "state": "running"}]},
+    "clock": {"synchronized": True, "source": "timesyncd", "waiting": False, "waiting_since": None,
+              "waited_seconds": None, "wait_for_sync": True, "gave_up": False, "time": "2025-11-22T10:30:00Z"},
     "timestamp": "2025-11-22T10:30:00Z"})
 
 
 def register(api: Api, *, board: Appliance, resolver: Resolver, health: Health, web: WebService,
-             lifecycle: Lifecycle, version: str) -> None:
+             lifecycle: Lifecycle, clock: ClockGate, version: str) -> None:
     @api.route("GET", "/api/system", role="viewer", summary="Version, uptime, CPU, memory, disk, "
                "temperature, process, addresses, network and status", tags=["system"],
                responses={200: SystemInfo})
@@ -94,5 +113,6 @@ def register(api: Api, *, board: Appliance, resolver: Resolver, health: Health, 
             "upstreams": [s.snapshot() for s in resolver.upstreams.servers],
             "board": snap.get("board"),
             "services": lifecycle.snapshot(),
+            "clock": clock.status(),
             "timestamp": now_iso(),
         }

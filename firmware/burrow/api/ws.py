@@ -15,8 +15,9 @@ clients never wait for it (publishers only append to queues). A client that read
 streams are open at once; past that the upgrade is refused with 503.
 
 Messages are JSON text: ``{"type": "query"|"metrics"|"event"|"health"|"lost", "data": …}``
-(``lost`` carries ``count`` instead of ``data``). Messages from the client are read (so pings
-and closes work) and otherwise ignored.
+(``lost`` carries ``count`` instead of ``data``). /ws/events also says ``{"type": "hello",
+"heartbeat": N}`` first and ``{"type": "ping"}`` after N quiet seconds (EVENTS_HEARTBEAT).
+Messages from the client are read (so pings and closes work) and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -50,9 +51,17 @@ QUEUE_SIZE = 256  # messages buffered per stream before the oldest are dropped
 SEND_TIMEOUT = 60.0  # seconds one message may wait for a client that does not read
 METRICS_INTERVAL = 1.0  # seconds between /ws/metrics messages
 MAX_CLIENT_MESSAGE = 4096  # bytes; the client has nothing big to say
+# /ws/events says {"type": "hello", "heartbeat": N} when it opens and {"type": "ping"} after
+# every N seconds without a message, so a page can tell a healthy quiet stream from a dead one
+# (or a proxy that accepted the upgrade but relays nothing) and fall back to polling.
+EVENTS_HEARTBEAT = 20.0
 # /ws/events relays the stored topics and, live only (too chatty to keep), the list manager's
 # update progress: lists.refresh_started … lists.compile_progress … lists.refresh_finished.
-WS_EVENT_TOPICS = (*EVENT_TOPICS, "lists")
+WS_EVENT_TOPICS = (*EVENT_TOPICS, "lists", "health")
+# Also live only, so a dashboard needs no polling: the status LED's state on every change
+# ("status.changed", from the board's "health" topic), and "stats.updated" at most every
+# STATS_EVENT_INTERVAL seconds while queries are being counted or written to the log.
+STATS_EVENT_INTERVAL = 2.0
 
 TOKEN = Str(required=False, max_len=4096,
             description="access token, for browsers (which cannot send headers on a WebSocket)")
@@ -198,6 +207,24 @@ async def _relay(sub, send, transform) -> None:
             await send(message)
 
 
+async def _heartbeat(send, closed: asyncio.Event, last: list) -> None:
+    """Send {"type": "ping"} whenever EVENTS_HEARTBEAT seconds passed without a message."""
+    try:
+        while not closed.is_set():
+            wait = last[0] + EVENTS_HEARTBEAT - time.monotonic()
+            if wait <= 0:
+                await send({"type": "ping"})
+                continue
+            try:
+                await asyncio.wait_for(closed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+    except (OSError, ConnectionError, WebSocketError):
+        closed.set()  # the client went away; the relay ends when its subscription closes
+    except Exception:  # never an unretrieved task exception; the relay carries on
+        log.debug("websocket heartbeat ended", exc_info=True)
+
+
 def metrics_snapshot(recorder: Recorder, resolver: Resolver) -> dict:
     """What /ws/metrics sends each second: qps and last-minute counts, cache, fast path."""
     out: dict = {"ts": round(time.time(), 3)}
@@ -256,8 +283,23 @@ def register(api: Api, *, events: EventBus, recorder: Recorder, resolver: Resolv
         sub = streams.subscribe(WS_EVENT_TOPICS)
 
         async def produce(ws, send, closed):
-            # Same shape as /api/events items (secrets removed), without the id (not stored yet).
-            await _relay(sub, send, lambda e: {"type": "event", "data": _event(e)})
+            lock = asyncio.Lock()  # the relay and the heartbeat share one connection
+            last = [time.monotonic()]
+
+            async def send_one(obj) -> None:
+                async with lock:
+                    await send(obj)
+                last[0] = time.monotonic()
+
+            await send_one({"type": "hello", "heartbeat": EVENTS_HEARTBEAT})
+            beat = asyncio.ensure_future(_heartbeat(send_one, closed, last))
+            counted = asyncio.ensure_future(_stats_updates(recorder, send_one, closed))
+            try:
+                # Same shape as /api/events items (secrets removed), without the id (not stored yet).
+                await _relay(sub, send_one, lambda e: {"type": "event", "data": _event(e)})
+            finally:
+                beat.cancel()
+                counted.cancel()
 
         return await streams.serve(req, sub, produce)
 
@@ -292,6 +334,42 @@ def register(api: Api, *, events: EventBus, recorder: Recorder, resolver: Resolv
         return await streams.serve(req, sub, produce)
 
 
+def stats_marker(recorder: Recorder) -> tuple[int, int]:
+    """What changes when the figures of /api/stats or the tops of /api/dashboard may have:
+    queries counted (drained from the ring) and rows written to the log."""
+    return recorder.received, recorder.flushed
+
+
+async def _stats_updates(recorder: Recorder, send, closed: asyncio.Event) -> None:
+    """Send a live-only "stats.updated" event (``data``: ``received``, ``written``) at most
+    every STATS_EVENT_INTERVAL seconds, only when queries were counted or written since the
+    last one: two integers compared, never a read of the log."""
+    try:
+        seen = stats_marker(recorder)
+        while not closed.is_set():
+            try:
+                await asyncio.wait_for(closed.wait(), STATS_EVENT_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+            now = stats_marker(recorder)
+            if now != seen and not closed.is_set():
+                seen = now
+                await send({"type": "event", "data": {
+                    "timestamp": iso_utc(time.time()), "ts": time.time(), "type": "stats.updated",
+                    "severity": "debug", "actor": None, "client_ip": None,
+                    "summary": "query counts changed", "data": {"received": now[0], "written": now[1]}}})
+    except (OSError, ConnectionError, WebSocketError):
+        closed.set()
+    except Exception:  # never an unretrieved task exception; the relay carries on
+        log.debug("websocket stats updates ended", exc_info=True)
+
+
 def _event(e) -> dict:
+    if e.topic == "health" and isinstance(e.payload, dict):  # the board's status, on change
+        status = e.payload
+        event = normalize({"type": "status.changed", "severity": "info", "actor": "system",
+                           "summary": f"status {status.get('state')}", "data": dict(status)}, "health")
+        event["data"].pop("topic", None)
+        return {"timestamp": iso_utc(event["ts"]), **event}
     event = normalize(e.payload, e.topic)
     return {"timestamp": iso_utc(event["ts"]), **event}

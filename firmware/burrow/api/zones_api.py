@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING
 
 from microdot import Response
 
-from ..zones.store import StoreError
-from ..zones.validate import MAX_TTL, TYPES, RecordError
-from ..zones.zonefile import ZoneFileError
+from ..zones.validate import MAX_TTL, TYPES
 from .errors import ApiError
 from .routes import Api
 from .schema import HOST_PORT, AnyOf, Field, Int, List, Obj, Query, Str, any_case, domain_name
@@ -108,16 +106,10 @@ ZoneDeleted = Obj("ZoneDeleted", {"message": Str(), "id": Int(), "name": Str()},
 
 
 def store_call(fn, *args, **kw):
-    """Run a store method; its errors become the API's (400 naming the field, 404, 409, 500)."""
+    """Run a store method; a storage failure becomes a 500 naming it (the store's domain errors
+    answer 400 naming the field, 404 or 409 by their class)."""
     try:
         return fn(*args, **kw)
-    except ZoneFileError as e:
-        raise ApiError(400, str(e), [{"field": "zone", "message": str(e), "line": e.line}]) from None
-    except RecordError as e:
-        raise ApiError(400, e.message, [{"field": e.field, "message": e.message}]) from None
-    except StoreError as e:
-        details = [{"field": e.field, "message": e.message}] if e.field and e.status == 400 else None
-        raise ApiError(e.status, e.message, details) from None
     except sqlite3.Error as e:
         raise ApiError(500, f"Failed to save configuration: {e}") from None
 

@@ -72,7 +72,7 @@ def cmd_user(args) -> int:
     """Run ``burrow user …`` from parsed args (config, user_command, username, role,
     password_stdin). Returns the exit status: 0 done, 1 refused, 2 bad configuration."""
     from ..config import data_dir_for_cli
-    directory = data_dir_for_cli(args.config)
+    directory = data_dir_for_cli(args.config, args.config_dir)
     if directory is None:
         return 2
     try:
@@ -99,7 +99,8 @@ def cmd_user(args) -> int:
 def add_parser(sub) -> None:
     """Register ``user add|passwd|reset-2fa`` on the main parser's subparsers."""
     p = sub.add_parser("user", help="add a user, set a password or reset 2FA (account rescue)")
-    p.add_argument("--config", "-c", help="path to burrow.toml")
+    from ..config import add_cli_arguments
+    add_cli_arguments(p)
     users = p.add_subparsers(dest="user_command", required=True)
     q = users.add_parser("add", help="create a user")
     q.add_argument("username")

@@ -1,14 +1,17 @@
 """Errors raised by the auth services.
 
-Each class carries ``status`` (the HTTP status the API answers with) and ``error`` (a short
-machine-readable code), so the API maps them generically without importing this module.
-``str(exc)`` is the human-readable message and never contains a secret.
+Each class is a ``burrow.errors.DomainError`` carrying ``status`` (the HTTP status the API
+answers with) and ``error`` (a short machine-readable code), so the API maps them by class
+without importing this module. ``str(exc)`` is the human-readable message and never contains
+a secret.
 """
 
 from __future__ import annotations
 
+from .. import errors
 
-class AuthServiceError(Exception):
+
+class AuthServiceError(errors.DomainError):
     """Base of every auth-service error; not raised itself."""
 
     status = 500
@@ -20,7 +23,7 @@ class AuthServiceError(Exception):
     default_message = "authentication error"
 
 
-class AuthError(AuthServiceError):
+class AuthError(AuthServiceError, errors.Unauthorized):
     """Credentials are missing parts, wrong, expired or revoked (401).
 
     The message is deliberately vague ("invalid credentials") where a precise one would tell
@@ -40,7 +43,7 @@ class TotpRequiredError(AuthError):
     default_message = "a TOTP code is required"
 
 
-class ForbiddenError(AuthServiceError):
+class ForbiddenError(AuthServiceError, errors.Forbidden):
     """The caller is known but not allowed to do this (403)."""
 
     status = 403
@@ -48,7 +51,7 @@ class ForbiddenError(AuthServiceError):
     default_message = "not allowed"
 
 
-class LockedOutError(AuthServiceError):
+class LockedOutError(AuthServiceError, errors.TooManyRequests):
     """Too many failed logins for this account or client address (429).
 
     ``retry_after`` is the number of seconds until attempts are accepted again (the API sends
@@ -63,7 +66,7 @@ class LockedOutError(AuthServiceError):
         super().__init__(f"too many failed attempts; try again in {self.retry_after} s")
 
 
-class PasswordBusyError(AuthServiceError):
+class PasswordBusyError(AuthServiceError, errors.TooManyRequests):
     """Too many password checks are already running or waiting (429, ``error`` = "busy").
 
     Refused at once instead of queued without bound (see kdf.py); ``retry_after`` seconds is a
@@ -78,7 +81,7 @@ class PasswordBusyError(AuthServiceError):
         super().__init__("too many password checks at once; try again in a moment")
 
 
-class WeakPasswordError(AuthServiceError):
+class WeakPasswordError(AuthServiceError, errors.Invalid):
     """The new password fails the strength rules (400); the message says which rule."""
 
     status = 400
@@ -91,7 +94,7 @@ class WeakPasswordError(AuthServiceError):
         super().__init__(self.reason)
 
 
-class ConflictError(AuthServiceError):
+class ConflictError(AuthServiceError, errors.Conflict):
     """The request contradicts the current state (409): name taken, last admin, setup done."""
 
     status = 409
@@ -99,7 +102,7 @@ class ConflictError(AuthServiceError):
     default_message = "conflict"
 
 
-class NotFoundError(AuthServiceError):
+class NotFoundError(AuthServiceError, errors.NotFound):
     """No such user or token (404)."""
 
     status = 404
@@ -107,7 +110,7 @@ class NotFoundError(AuthServiceError):
     default_message = "not found"
 
 
-class InvalidInputError(AuthServiceError):
+class InvalidInputError(AuthServiceError, errors.Invalid):
     """A field has an invalid value (400). ``field`` names it, ``str(exc)`` says why."""
 
     status = 400

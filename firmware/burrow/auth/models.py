@@ -56,6 +56,10 @@ class TokenPair:
     session_id: str
     user: dict[str, Any] = field(default_factory=dict)
     token_type: str = "bearer"
+    # How long the session (its refresh token) lives without use, and whether the browser should
+    # keep its cookies past closing ("stay signed in on this device"); not in the JSON body.
+    session_ttl: int = 0
+    persistent: bool = True
 
     def as_response(self) -> dict[str, Any]:
         return {"access_token": self.access_token, "refresh_token": self.refresh_token,

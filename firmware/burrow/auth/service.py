@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ACCESS_TTL = 15 * 60
 DEFAULT_REFRESH_TTL = 30 * 86400
+# A sign-in without "stay signed in on this device" (login's remember=False): the session ends
+# after this long without use (and its cookies when the browser closes). With it, or from a
+# client that does not say, the session lives refresh_ttl: the server's maximum either way.
+SHORT_SESSION_TTL = 12 * 3600
 API_TOKEN_PREFIX = "brw_"
 # Caps (everything that grows has one). A home appliance has a handful of users; sessions per
 # user cover a few browsers and phones (the oldest is dropped beyond it); tokens per user cover
@@ -138,6 +142,15 @@ class AuthService:
     and refresh token lifetimes, the lockout rule (failures within a window, per account and
     address; ``account_max_failures`` for an account from all addresses, default 4x) and the
     password worker pool (``kdf``, a kdf.PasswordPool).
+
+    The wall clock may jump (a board without a real-time clock is set by network time after it
+    booted, burrow/clock.py). Forward: tokens issued before the jump are as old as the jump
+    makes them: an access token has expired (401) and the page renews it with its refresh token
+    if the jump was shorter than the session's lifetime, else the person signs in again.
+    Backward (the clock was ahead): an access or refresh token issued "in the future" (beyond
+    ``access.IAT_LEEWAY_SECONDS``) is refused, since its age cannot be known, so the person
+    signs in again. Sign-in itself never depends on the wall clock's direction: lock-outs are
+    timed by ``lockout_clock``, monotonic unless a test injects ``clock`` (then that one).
     """
 
     def __init__(self, settings_db, data_dir: Path, clock: Callable[[], float] = time.time, *,
@@ -145,13 +158,15 @@ class AuthService:
                  max_failures: int = DEFAULT_MAX_FAILURES,
                  lockout_window: float = DEFAULT_WINDOW_SECONDS,
                  account_max_failures: int | None = None, create_key: bool = True,
-                 kdf: PasswordPool | None = None):
+                 kdf: PasswordPool | None = None, lockout_clock: Callable[[], float] | None = None):
         self.db = settings_db
         self.data_dir = Path(data_dir)
         self.clock = clock
         self.access_ttl = int(access_ttl)
         self.refresh_ttl = int(refresh_ttl)
-        self.lockout = LockoutTracker(clock, max_failures, lockout_window,
+        if lockout_clock is None:  # in memory only: a lock must end on time whatever the wall clock does
+            lockout_clock = time.monotonic if clock is time.time else clock
+        self.lockout = LockoutTracker(lockout_clock, max_failures, lockout_window,
                                       account_max_failures=account_max_failures)
         self.kdf = kdf or PasswordPool()
         # The app creates the key at start; the CLI (create_key=False) only reads it if it ever
@@ -455,29 +470,34 @@ class AuthService:
 
     # ---- login ---------------------------------------------------------------------------------
 
+    def session_ttl(self, remember: bool | None) -> int:
+        """Seconds a new session lives without use: ``refresh_ttl`` (the server's maximum)
+        unless ``remember`` is False, then at most SHORT_SESSION_TTL."""
+        return self.refresh_ttl if remember is not False else min(self.refresh_ttl, SHORT_SESSION_TTL)
+
     def login(self, username: str, password: str, totp_code: str | None = None,
-              client_ip: str | None = None) -> TokenPair:
+              client_ip: str | None = None, remember: bool | None = None) -> TokenPair:
         """Check credentials and start a session; return its TokenPair.
 
         Raises LockedOutError(retry_after) while the account or ``client_ip`` is locked out
         (even with the right password), AuthError for a wrong name/password/code (the same
         error and about the same time whether or not the user exists), TotpRequiredError when
         the password is right, 2FA is on and ``totp_code`` is None. ``totp_code`` may also be
-        an unused recovery code.
+        an unused recovery code. ``remember``: see :meth:`session_ttl`.
         """
         attempt = self._login_begin(username, client_ip)
         checked = self.kdf.call(self._check_password, attempt["stored"], password)
-        return self._login_finish(attempt, checked, totp_code, client_ip)
+        return self._login_finish(attempt, checked, totp_code, client_ip, remember)
 
     async def login_async(self, username: str, password: str, totp_code: str | None = None,
-                          client_ip: str | None = None) -> TokenPair:
+                          client_ip: str | None = None, remember: bool | None = None) -> TokenPair:
         """``login`` with the scrypt work in the password pool (PasswordBusyError when it is
         full: nothing checked, nothing counted); the SQLite parts stay on the loop thread.
         Same results and errors otherwise."""
         attempt = self._login_begin(username, client_ip)
         checked = await self.kdf.run(self._check_password, attempt["stored"], password,
                                      client=client_ip)
-        return self._login_finish(attempt, checked, totp_code, client_ip)
+        return self._login_finish(attempt, checked, totp_code, client_ip, remember)
 
     def _login_begin(self, username: Any, client_ip: str | None) -> dict:
         # Names are at most 64 characters; truncating bounds the lockout table's keys.
@@ -518,7 +538,8 @@ class AuthService:
         return AuthError()
 
     def _login_finish(self, attempt: dict, checked: tuple[bool, str | None],
-                      totp_code: str | None, client_ip: str | None) -> TokenPair:
+                      totp_code: str | None, client_ip: str | None,
+                      remember: bool | None = None) -> TokenPair:
         name, user_id = attempt["username"], attempt["user_id"]
         ok, new_hash = checked
         if isinstance(totp_code, int) and not isinstance(totp_code, bool):
@@ -545,7 +566,8 @@ class AuthService:
                                  (new_hash, user_id))
                 conn.execute("UPDATE auth_users SET last_login_at = ? WHERE id = ?",
                              (now, user_id))
-                pair = self._start_session(conn, row, client_ip, now)
+                pair = self._start_session(conn, row, client_ip, now, self.session_ttl(remember),
+                                           persistent=remember is not False)
         except _SecondFactorFailed:
             raise self._fail(name, client_ip, "bad_totp", row) from None
         self.lockout.record_success(name, client_ip)
@@ -587,7 +609,9 @@ class AuthService:
     # ---- sessions and tokens -------------------------------------------------------------------
 
     def _start_session(self, conn: sqlite3.Connection, row: sqlite3.Row, client_ip: str | None,
-                       now: float) -> TokenPair:
+                       now: float, ttl: int | None = None,
+                       persistent: bool | None = None) -> TokenPair:
+        ttl = self.refresh_ttl if ttl is None else ttl
         user_id = row["id"]
         # Forget finished sessions (their refresh tokens go with them: ON DELETE CASCADE).
         conn.execute("DELETE FROM auth_sessions WHERE user_id = ? "
@@ -599,26 +623,32 @@ class AuthService:
         session_id, family_id = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         conn.execute("INSERT INTO auth_sessions (id, user_id, family_id, client_ip, created_at, "
                      "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                     (session_id, user_id, family_id, client_ip, now, now + self.refresh_ttl))
-        refresh_token = self._new_refresh_token(conn, family_id, session_id, user_id, now)
-        return self._pair(row, session_id, refresh_token, now)
+                     (session_id, user_id, family_id, client_ip, now, now + ttl))
+        refresh_token = self._new_refresh_token(conn, family_id, session_id, user_id, now, ttl)
+        return self._pair(row, session_id, refresh_token, now, ttl, persistent)
 
     def _new_refresh_token(self, conn: sqlite3.Connection, family_id: str, session_id: str,
-                           user_id: int, now: float) -> str:
+                           user_id: int, now: float, ttl: int) -> str:
+        """A refresh token living ``ttl`` seconds: its expires_at - issued_at is the session's
+        lifetime, which each refresh carries over (so a short session stays short)."""
         token = secrets.token_urlsafe(32)
         conn.execute("INSERT INTO auth_refresh_tokens (token_hash, family_id, session_id, "
                      "user_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                     (_sha256(token), family_id, session_id, user_id, now,
-                      now + self.refresh_ttl))
+                     (_sha256(token), family_id, session_id, user_id, now, now + ttl))
         return token
 
     def _pair(self, row: sqlite3.Row, session_id: str, refresh_token: str,
-              now: float) -> TokenPair:
+              now: float, ttl: int, persistent: bool | None = None) -> TokenPair:
+        """``persistent``: the browser keeps the cookies past closing; by default a session
+        that lives longer than a short one (or the server's maximum, when that is short)."""
+        if persistent is None:
+            persistent = ttl > SHORT_SESSION_TTL or ttl >= self.refresh_ttl
         access_token = access.encode_access(self._key, user_id=row["id"], role=row["role"],
                                             session_id=session_id, now=now, ttl=self.access_ttl)
         user = self._user_now(row["id"])
         return TokenPair(access_token=access_token, refresh_token=refresh_token,
-                         expires_in=self.access_ttl, session_id=session_id, user=user)
+                         expires_in=self.access_ttl, session_id=session_id, user=user,
+                         session_ttl=ttl, persistent=persistent)
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Exchange a refresh token for a new pair; the old refresh token is spent.
@@ -631,7 +661,7 @@ class AuthService:
             raise AuthError("invalid refresh token")
         now = self.clock()
         row = self._row(
-            "SELECT t.token_hash, t.family_id, t.session_id, t.user_id, t.expires_at, t.used_at, "
+            "SELECT t.token_hash, t.family_id, t.session_id, t.user_id, t.issued_at, t.expires_at, t.used_at, "
             "s.revoked_at FROM auth_refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id "
             "WHERE t.token_hash = ?", (_sha256(refresh_token),))
         if row is None:
@@ -644,9 +674,15 @@ class AuthService:
             raise AuthError("refresh token was already used; session revoked")
         if row["revoked_at"] is not None or row["expires_at"] <= now:
             raise AuthError("refresh token expired or revoked")
+        if row["issued_at"] > now + access.IAT_LEEWAY_SECONDS:
+            # Issued by a clock that was ahead (it has been set back since): its age is unknown,
+            # so its lifetime cannot be bounded. Sign in again.
+            raise AuthError("refresh token expired or revoked")
         user_row = self._row("SELECT * FROM auth_users WHERE id = ?", (row["user_id"],))
         if user_row is None or user_row["disabled"]:
             raise AuthError("invalid refresh token")
+        # The session's own lifetime (short or remembered), never more than the server's maximum.
+        ttl = max(1, min(self.refresh_ttl, round(row["expires_at"] - row["issued_at"])))
         with self.db.transaction() as conn:
             spent = conn.execute("UPDATE auth_refresh_tokens SET used_at = ? "
                                  "WHERE token_hash = ? AND used_at IS NULL",
@@ -654,10 +690,10 @@ class AuthService:
             if not spent:
                 raise AuthError("invalid refresh token")
             new_token = self._new_refresh_token(conn, row["family_id"], row["session_id"],
-                                                row["user_id"], now)
+                                                row["user_id"], now, ttl)
             conn.execute("UPDATE auth_sessions SET expires_at = ? WHERE id = ?",
-                         (now + self.refresh_ttl, row["session_id"]))
-        return self._pair(user_row, row["session_id"], new_token, now)
+                         (now + ttl, row["session_id"]))
+        return self._pair(user_row, row["session_id"], new_token, now, ttl)
 
     def _revoke_family(self, family_id: str, now: float) -> None:
         with self.db.transaction() as conn:
@@ -828,6 +864,17 @@ class AuthService:
                          "WHERE id = ?", (secret, user_id))
         uri = totp.provisioning_uri(secret, user["username"])
         return {"secret": secret, "provisioning_uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+    def totp_pending_qr(self, user_id: int) -> str:
+        """The QR code (SVG) of the enrolment :meth:`totp_enrol` started and not yet confirmed,
+        so a page can show it as an image from its own origin. ConflictError when 2FA is already
+        on or no enrolment is pending."""
+        user = self._user_row(user_id)
+        if user["totp_enabled"]:
+            raise ConflictError("2FA is already enabled")
+        if not user["totp_secret"]:
+            raise ConflictError("start 2FA enrolment first")
+        return totp.qr_svg(totp.provisioning_uri(user["totp_secret"], user["username"]))
 
     def totp_confirm(self, user_id: int, code: str) -> list[str]:
         """Turn 2FA on with a first valid code; return 10 recovery codes (shown once, stored

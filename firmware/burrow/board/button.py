@@ -29,14 +29,14 @@ sets ``AppState.reset_armed`` so the LEDs show the ``reset_armed`` warning::
 gpiozero calls back from its own threads; the callbacks only note the edge
 time and hop onto the loop with ``loop.call_soon_threadsafe``. All timing is
 done on the loop. ``pin_factory`` is injected (tests use gpiozero's
-``MockFactory``), and so are the timings and the monotonic ``clock``.
+``MockFactory``), and so are the timings and the monotonic ``clock`` (by default the
+loop's, the clock its timers run on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,7 +67,8 @@ class PanelButton:
     :param pull_up: True when the button shorts the pin to GND.
     :param bounce_time: gpiozero debounce in seconds (None: none).
     :param timings: :class:`ButtonTimings`.
-    :param clock: monotonic clock in seconds (default ``time.monotonic``).
+    :param clock: monotonic clock in seconds (default the loop's ``time``: the hold is
+        measured on the clock the arm and disarm timers run on).
     :param loop: the event loop; default the running loop (construct it
         inside the loop).
     :param pin_factory: gpiozero pin factory; None means gpiozero's default.
@@ -75,14 +76,14 @@ class PanelButton:
 
     def __init__(self, pin, on_action: ActionCallback, *, pull_up: bool = True,
                  bounce_time: float | None = 0.02, timings: ButtonTimings = ButtonTimings(),
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, pin_factory=None):
         from gpiozero import Button
 
         self.on_action = on_action
         self.timings = timings
-        self.clock = clock
         self.loop = loop or asyncio.get_running_loop()
+        self.clock = clock or self.loop.time
         self._pressed_at: float | None = None
         self._armed = False
         self._swallow_release = False

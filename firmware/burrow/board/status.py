@@ -15,7 +15,12 @@ States, most important first (the first that holds wins):
 ``booting``
     Start-up is not finished. Link, addresses and upstream health are not
     settled yet, so reporting them now would cry wolf for the first seconds
-    of every boot.
+    of every boot. Also shown (the same "starting" LED) while Burrow waits
+    for network time before downloading its lists (burrow/clock.py): DNS
+    answers, but blocking is not complete yet. That one condition ranks
+    below ``link_down`` and ``no_upstream``, which are usually why the
+    clock is not set, so those show instead and its reason comes after
+    theirs.
 ``link_down``
     No carrier or no usable address: no client can reach us, and upstream
     failures are only a consequence, so the root cause is shown instead.
@@ -57,6 +62,7 @@ STATES = (
 """Every state, most important first: ``reduce`` picks the first that holds."""
 
 RESET_ARMED = "reset_armed"
+CLOCK_WAITING_REASON = "waiting for the clock to be set before downloading block lists"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class AppState:
     blocking_paused: bool = False
     pause_remaining_s: float | None = None
     reset_armed: bool = False
+    clock_waiting: bool = False  # list downloads wait for the clock to be set (burrow/clock.py)
 
 
 @dataclass(frozen=True)
@@ -102,13 +109,16 @@ def _conditions(s: AppState) -> list[tuple[str, str]]:
         held.append(("link_down", "network link is down (no cable or no carrier)"))
     if not s.has_address:
         held.append(("link_down", "no IP address on the network"))
+    no_upstream = s.upstreams_total <= 0 or s.upstreams_healthy <= 0
     if s.upstreams_total <= 0:
         held.append(("no_upstream", "no upstream DNS servers configured"))
     elif s.upstreams_healthy <= 0:
         held.append(
             ("no_upstream", f"every upstream DNS server is failing ({s.upstreams_total} configured)")
         )
-    elif s.upstreams_healthy < s.upstreams_total:
+    if s.clock_waiting:  # ranked here on purpose (see the module doc): below link and upstreams
+        held.append(("booting", CLOCK_WAITING_REASON))
+    if not no_upstream and s.upstreams_healthy < s.upstreams_total:
         down = s.upstreams_total - s.upstreams_healthy
         held.append(
             ("upstream_degraded", f"{down} of {s.upstreams_total} upstream DNS servers failing")
@@ -129,7 +139,8 @@ def reduce(state: AppState) -> Status:
     change.
     """
     held = _conditions(state)
-    # _conditions appends in STATES order, so the first entry is the winner.
+    # _conditions appends in STATES order (the clock's wait excepted, as documented), so the
+    # first entry is the winner.
     name = held[0][0] if held else "ready"
     led = RESET_ARMED if state.reset_armed else name
     reasons = [text for _, text in held]

@@ -82,6 +82,12 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def local_midnight(ts: float) -> float:
+    """Unix seconds of the local midnight that began the day of ``ts``."""
+    day = time.localtime(ts)
+    return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
 class SystemMonitor:
     """Reads system health; one instance per process.
 
@@ -92,15 +98,18 @@ class SystemMonitor:
         device number of ``/``). A partition name is mapped to its disk.
     :param use_vcgencmd: allow the ``vcgencmd`` fallback (default: only
         when ROOT is ``/``).
-    :param clock: wall-clock seconds, for the write-rate window.
+    :param clock: monotonic seconds, for the write-rate window.
+    :param wall: unix seconds, for "today" (local midnight) in the write counts.
     """
 
     def __init__(self, root: str | os.PathLike = "/", data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
                  *, block_device: str | None = None, use_vcgencmd: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self.root = Path(root)
         self.data_dir = Path(data_dir)
         self.clock = clock
+        self.wall = wall
+        self._today: tuple[float, int, float] | None = None  # (local midnight, bytes, at) of today's first sample
         self.use_vcgencmd = (str(root) == "/") if use_vcgencmd is None else use_vcgencmd
         self.block_device = block_device or self._find_block_device()
         self._first_write_sample: tuple[float, int] | None = None
@@ -229,8 +238,13 @@ class SystemMonitor:
 
     def storage_writes(self) -> dict | None:
         """Bytes written to the root block device since boot, the average per
-        day since boot, and the rate since this monitor's first sample (None
-        until a later sample exists)."""
+        day since boot, the rate since this monitor's first sample (None
+        until a later sample exists), and the bytes written today.
+
+        ``bytes_today`` counts from ``today_since`` (unix seconds): local
+        midnight when the machine booted after it (the kernel's counter
+        starts at boot, so the figure is exact), else this monitor's first
+        sample of the day (writes before it today are not known)."""
         if not self.block_device:
             return None
         text = _read(self.root / "sys/block" / self.block_device / "stat")
@@ -246,13 +260,26 @@ class SystemMonitor:
             self._first_write_sample = (now, written)
         since, base = self._first_write_sample
         uptime = self.uptime()
+        today, today_since = self._written_today(written, uptime)
         return {
             "device": self.block_device,
             "bytes_since_boot": written,
             "bytes_per_day_since_boot": (round(written / uptime * 86400) if uptime else None),
             "bytes_per_day_recent": (round((written - base) / (now - since) * 86400)
                                      if now - since >= 1.0 else None),
+            "bytes_today": today,
+            "today_since": today_since,
         }
+
+    def _written_today(self, written: int, uptime: float | None) -> tuple[int, float]:
+        now = self.wall()
+        midnight = local_midnight(now)
+        if uptime is not None and now - uptime >= midnight:  # booted today: the counter is today's
+            return written, midnight
+        if self._today is None or self._today[0] != midnight or written < self._today[1]:
+            self._today = (midnight, written, now)
+        _, base, at = self._today
+        return written - base, at
 
     # -- internals --
 

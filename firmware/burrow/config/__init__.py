@@ -1,6 +1,7 @@
-"""Layered configuration: built-in defaults → burrow.toml → environment → runtime settings.
+"""Layered configuration: built-in defaults → burrow.toml → drop-in files → environment →
+runtime settings.
 
-``load(path)`` returns a validated :class:`Config` or raises :class:`ConfigError` listing every
+``load(path, config_dir=…)`` returns a validated :class:`Config` or raises :class:`ConfigError` listing every
 problem with its key path; Burrow refuses to start rather than guess.
 """
 
@@ -102,24 +103,50 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (TOML) over the built-in defaults, then ``BURROW__SECTION__KEY`` variables.
+def _read_toml(path: str | os.PathLike) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError([("(file)", f"cannot read {path}: {e.strerror}")]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([("(file)", f"{path} is not valid TOML: {e}")]) from None
 
-    Raises ConfigError with every problem found (unknown keys, bad values, unreadable file).
+
+def drop_ins(config_dir: str | os.PathLike | None) -> list[Path]:
+    """The ``*.toml`` files of ``config_dir`` in name order (none when it does not exist)."""
+    if config_dir is None:
+        return []
+    try:
+        names = sorted(e.name for e in os.scandir(os.fspath(config_dir))
+                       if str(e.name).endswith(".toml") and e.is_file())
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise ConfigError([("(file)", f"cannot read {config_dir}: {e.strerror}")]) from None
+    return [Path(config_dir) / n for n in names]
+
+
+def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
+         config_dir: str | os.PathLike | None = None) -> Config:
+    """Read ``path`` (TOML) over the built-in defaults, then each ``*.toml`` file of
+    ``config_dir`` in name order (a missing folder is none; a later file wins key by key), then
+    ``BURROW__SECTION__KEY`` variables.
+
+    Raises ConfigError with every problem found (unknown keys, bad values, unreadable file); an
+    error in a drop-in names that file.
     """
     values = {o.key: o.default for o in OPTIONS}
     sources = {o.key: "default" for o in OPTIONS}
     errors: list[tuple[str, str]] = []
     if path is not None:
-        try:
-            with open(path, "rb") as f:
-                table = tomllib.load(f)
-        except OSError as e:
-            raise ConfigError([("(file)", f"cannot read {path}: {e.strerror}")]) from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError([("(file)", f"{path} is not valid TOML: {e}")]) from None
-        flat, errors = _flatten(table)
+        flat, errors = _flatten(_read_toml(path))
         _apply(flat, values, sources, errors, "file")
+    for extra in drop_ins(config_dir):
+        flat, found = _flatten(_read_toml(extra))
+        found_here: list[tuple[str, str]] = []
+        _apply(flat, values, sources, found_here, "file")
+        errors.extend((f"{extra.name}: {key}", msg) for key, msg in found + found_here)
     env = _env_overrides(os.environ if environ is None else environ)
     _apply(env, values, sources, errors, "env")
     errors.extend(_cross_checks(values))
@@ -145,12 +172,20 @@ def data_dir(cfg: Config) -> Path:
     return Path(cfg["storage.data_dir"]).expanduser()
 
 
-def data_dir_for_cli(config_path: str | None) -> Path | None:
+def add_cli_arguments(parser, config_help: str = "path to burrow.toml") -> None:
+    """``--config`` and ``--config-dir`` for a ``burrow`` command (run, check-config, user, zone)."""
+    parser.add_argument("--config", "-c", help=config_help)
+    parser.add_argument("--config-dir", metavar="DIR",
+                        help="a folder of *.toml files applied over --config in name order "
+                             "(the image's /etc/burrow/burrow.d; a missing folder is fine)")
+
+
+def data_dir_for_cli(config_path: str | None, config_dir: str | None = None) -> Path | None:
     """The data dir for a shell command (``burrow user``, ``burrow zone``), or None after
     printing every config error to stderr as ``burrow: key: message`` (exit status 2)."""
     import sys
     try:
-        return data_dir(load(config_path))
+        return data_dir(load(config_path, config_dir=config_dir))
     except ConfigError as e:
         for key, msg in e.errors:
             sys.stderr.write(f"burrow: {key}: {msg}\n")

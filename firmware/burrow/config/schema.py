@@ -10,13 +10,21 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .. import errors as domain
 
-class ConfigError(ValueError):
+
+class ConfigError(domain.Invalid, ValueError):
     """One or more options are invalid. ``errors`` is a list of (key path, message)."""
 
     def __init__(self, errors: list[tuple[str, str]]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {m}" for k, m in errors))
+
+    def summary(self) -> str:
+        return f"invalid configuration: {self}"
+
+    def problems(self) -> list[dict[str, Any]]:
+        return [{"field": k, "message": m} for k, m in self.errors]
 
 
 @dataclass(frozen=True)
@@ -298,6 +306,9 @@ OPTIONS: list[Option] = [
     Option("server.http_request_deadline", 10.0,
            "Seconds for a whole HTTP request (line, headers and a JSON body) to arrive; "
            "a slower one gets 408.", number(0.5, 300)),
+    Option("server.http_keepalive_timeout", 15.0,
+           "Seconds an idle kept-alive admin page/API connection waits for its next request "
+           "before it is closed (it holds a connection slot meanwhile).", number(0.5, 300)),
     Option("cache.enabled", True, "Cache upstream answers.", boolean),
     Option("cache.max_bytes", 16 * 1024 * 1024,
            "Cache size cap in bytes of answer data (LRU eviction past it).", integer(0, 1 << 32)),
@@ -429,6 +440,21 @@ OPTIONS: list[Option] = [
     Option("local.rebind_allowed_domains", [],
            "Domains (and their subdomains) allowed to resolve to private addresses, e.g. plex.direct.",
            list_of(domain_name, max_items=256)),
+    # A board without a real-time clock boots with a wrong time (burrow/clock.py). Off for
+    # development (CI machines often have an unsynchronised kernel clock); on in the image.
+    Option("clock.wait_for_sync", False,
+           "Hold back list downloads and query-log age pruning until the system clock is "
+           "synchronised (network time); DNS answers meanwhile. On in the SD-card image.", boolean),
+    Option("clock.sync_file", "/run/systemd/timesync/synchronized",
+           "The file systemd-timesyncd creates once it has synchronised the clock.", path),
+    Option("clock.sync_sources", ["timesyncd", "kernel"],
+           "What counts as synchronised: timesyncd (its sync_file exists) and/or kernel "
+           "(adjtimex reports a synchronised clock).",
+           list_of(choice("timesyncd", "kernel"), min_items=1, max_items=2)),
+    Option("clock.max_wait_minutes", 10,
+           "Minutes to wait for a synchronisation before going on with the clock as it is, "
+           "provided it reads no earlier than this release's date (else Burrow keeps waiting).",
+           integer(1, 7 * 24 * 60)),
 ]
 
 BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

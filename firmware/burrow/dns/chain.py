@@ -1,6 +1,6 @@
 """The chain: the stages a query passes through, declared once, in order, each beside the reason
 for its position (``STAGES`` below; docs/architecture.md draws the same order, and
-tests/unit/test_chain_declaration.py keeps the two in step).
+tests/unit/dns/test_chain_declaration.py keeps the two in step).
 
 Each stage is ``async def resolve(query, next) -> Answer``: it answers, or delegates to
 ``next``. :func:`build` makes every stage with its ``from_config(cfg, shared)``: from its own

@@ -326,6 +326,10 @@ class UpstreamPool:
             now = self.clock()
             if now - self._reported_at >= REPORT_MIN_DWELL:
                 self._reported, self._reported_at = live, now
+                # Whoever looks first (/readyz, the dwell timer, a verdict) makes the change,
+                # and the watcher hears of it then: a reader must not swallow it.
+                if self._on_report is not None:
+                    self._on_report()
         return self._reported
 
     def watch(self, on_report: Callable[[], None]) -> None:
@@ -340,10 +344,7 @@ class UpstreamPool:
         if self._report_timer is not None:
             self._report_timer.cancel()
             self._report_timer = None
-        before = self._reported
-        count = self.healthy_count
-        if count != before:
-            self._on_report()
+        count = self.healthy_count  # tells the watcher if the shown count changed
         now = self.clock()
         due = [s.loop_until for s in self._servers if now < s.loop_until < math.inf]  # holds that end
         if sum(1 for s in self._servers if s.healthy) != count:

@@ -10,9 +10,9 @@ every group.
 
 The set of groups a client is in is its *view*: the fast path keeps answers per view
 (``dns.names.view_key``), so two clients in the same groups share cached final
-answers and a client in other groups never sees them. Every change to groups or clients
-moves the DNS server's generation (the caller invalidates), which also forgets each
-client's memoised view.
+answers and a client in other groups never sees them. Every change to groups or clients is
+announced (``on_change``, burrow/changes.py): the subscriber moves the DNS server's
+generation, which also forgets each client's memoised view, and recomputes each view's lists.
 
 Both live in the settings DB as JSON (``groups``, ``clients``): a person types a few dozen
 at most, and a save is one durable write.
@@ -25,6 +25,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import errors as domain
+from ..changes import Announce, Change, ignore
 from ..dns.names import DEFAULT_VIEW, view_key
 
 if TYPE_CHECKING:
@@ -40,11 +42,32 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
 
-class Duplicate(Exception):
-    """The group name or client address exists already (a 409)."""
+class Duplicate(domain.Conflict):
+    """The group name or client address exists already (a 409); ``args[0]`` is the name."""
+
+    error = "Conflict"
+
+    def summary(self) -> str:
+        return f"{self.args[0]} exists already"
 
 
-class GroupError(ValueError):
+class UnknownGroup(domain.NotFound, KeyError):
+    """No client group by that name (a 404); a KeyError, as a lookup by name is."""
+
+    def __init__(self, name: str):
+        super().__init__(f"no client group named {name!r}")
+        self.name = name
+
+
+class UnknownClient(domain.NotFound, KeyError):
+    """No client entry with that id (a 404)."""
+
+    def __init__(self, client_id: int):
+        super().__init__(f"no client entry {client_id}")
+        self.client_id = client_id
+
+
+class GroupError(domain.Invalid, ValueError):
     """A bad group or client entry: ``field`` names what was wrong (for a 400)."""
 
     def __init__(self, field: str, message: str):
@@ -75,15 +98,22 @@ class Groups:
     """Groups and client entries, persisted in the settings DB; ``view_of(ip)`` is the hot call
     (the DNS server memoises it per address until the next change)."""
 
-    def __init__(self, settings_db: SettingsDB, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings_db: SettingsDB, clock: Callable[[], float] = time.time,
+                 on_change: Announce = ignore) -> None:
         self.settings = settings_db
         self.clock = clock
+        self.on_change = on_change  # told after every change (burrow/changes.py)
         self.groups: list[dict[str, Any]] = []
         self.clients: list[dict[str, Any]] = []
-        self.reload()
+        self._load()
 
     def reload(self) -> None:
-        """Read the groups and clients from the settings DB (at start, after a restore)."""
+        """Read the groups and clients from the settings DB again (a restore replaced them)
+        and announce it."""
+        self._load()
+        self.on_change(Change.GROUPS)
+
+    def _load(self) -> None:
         self.groups = list(self.settings.get("groups") or [])
         self.clients = list(self.settings.get("clients") or [])
         self._build()
@@ -127,7 +157,7 @@ class Groups:
             if g["name"] == name:
                 return {**g, "builtin": False,
                         "clients": sum(1 for c in self.clients if name in c["groups"])}
-        raise KeyError(name)
+        raise UnknownGroup(name)
 
     def all_groups(self) -> list[dict[str, Any]]:
         return [self.group(n) for n in self.names()]
@@ -151,7 +181,7 @@ class Groups:
                 g["description"] = _description(description)
                 self._save()
                 return self.group(name)
-        raise KeyError(name)
+        raise UnknownGroup(name)
 
     def delete_group(self, name: str) -> None:
         """Remove a group and take it off every client entry (an entry left with no group is
@@ -159,7 +189,7 @@ class Groups:
         if name == DEFAULT:
             raise GroupError("name", "the default group cannot be deleted")
         if not any(g["name"] == name for g in self.groups):
-            raise KeyError(name)
+            raise UnknownGroup(name)
         self.groups = [g for g in self.groups if g["name"] != name]
         kept = []
         for c in self.clients:
@@ -187,7 +217,7 @@ class Groups:
         for c in self.clients:
             if c["id"] == client_id:
                 return dict(c)
-        raise KeyError(client_id)
+        raise UnknownClient(client_id)
 
     def add_client(self, client: object, groups: object, name: object = "") -> dict[str, Any]:
         net = parse_client(client)
@@ -218,7 +248,7 @@ class Groups:
                 c.update(new)
                 self._save()
                 return dict(c)
-        raise KeyError(client_id)
+        raise UnknownClient(client_id)
 
     def delete_client(self, client_id: int) -> dict[str, Any]:
         for c in self.clients:
@@ -226,13 +256,14 @@ class Groups:
                 self.clients.remove(c)
                 self._save()
                 return c
-        raise KeyError(client_id)
+        raise UnknownClient(client_id)
 
     def _save(self) -> None:
         with self.settings.transaction():
             self.settings.set("groups", self.groups)
             self.settings.set("clients", self.clients)
         self._build()
+        self.on_change(Change.GROUPS)
 
 
 def _client_text(net: Network) -> str:

@@ -55,6 +55,14 @@ the API); the index bit is ``list_id = id - 1`` (events carry both).
 Old indexes: after a swap the manager drops its reference to the previous Index and does not
 close it (a request may still hold it); it is unmapped when the last reference goes.
 
+The clock (``clock_gate``, burrow/clock.py): while the wall clock is not known to be right,
+lists with a URL source are not downloaded — TLS would fail on a 1970 clock, and a download
+that fails is retried only after ``retry_interval``. The scheduler does not count them as due
+(a refresh reports them as ``"download": "waiting_for_clock"``); local lists go on as usual. The
+gate tells the manager when it opens (``wake``), and the deferred downloads start at once. A
+forced refresh (a person's "update now") that would download a URL list raises
+:class:`~burrow.clock.ClockNotSet` (409) instead.
+
 Resolution: pass ``resolve=download.upstream_resolver(pool)`` so list hosts are resolved
 through the upstream servers; the default (None) uses the system resolver (tests, tools).
 """
@@ -72,6 +80,8 @@ import secrets
 import time
 from typing import Any, Awaitable, Callable, Iterable
 
+from burrow.changes import Announce, Change, ignore
+from burrow.clock import ClockGate, ClockNotSet
 from burrow.filtering import download
 from burrow.filtering.compiler import CompileReport, compile_in_child
 from burrow.filtering.index import Index
@@ -140,6 +150,7 @@ class ListManager:
         fetch: Callable[..., Awaitable[download.FetchResult]] = download.fetch,
         resolve: download.Resolver | None = None,
         on_swap: Callable[[Index], Any] | None = None,
+        on_change: Announce = ignore,
         on_event: Callable[[dict[str, Any]], Any] | None = None,
         clock: Callable[[], float] = time.time,
         local_dirs: Iterable[str] | None = None,
@@ -150,6 +161,7 @@ class ListManager:
         jitter: float = JITTER,
         max_parallel_downloads: int = MAX_PARALLEL_DOWNLOADS,
         rng: random.Random | None = None,
+        clock_gate: ClockGate | None = None,
     ) -> None:
         self.store = store
         self.cache_dir = os.path.realpath(os.fspath(cache_dir))
@@ -158,6 +170,7 @@ class ListManager:
         self._fetch = fetch
         self._resolve = resolve
         self._on_swap = on_swap
+        self._on_change = on_change  # told once a new index is live (burrow/changes.py)
         self._on_event = on_event
         self.clock = clock
         self.local_dirs = list(local_dirs) if local_dirs is not None else list(store.local_dirs)
@@ -168,6 +181,7 @@ class ListManager:
         self.jitter = jitter
         self.max_parallel = max(1, max_parallel_downloads)
         self._rng = rng or random.SystemRandom()
+        self.clock_gate = clock_gate
         self.index: Index | None = None  # the live index
         self.last_report: dict[str, Any] | None = None
         self._jitters: dict[int, tuple[float | None, float]] = {}  # id → (last_attempt, factor)
@@ -210,6 +224,7 @@ class ListManager:
             result = self._on_swap(index)
             if asyncio.iscoroutine(result):
                 await result
+        self._on_change(Change.LIST_INDEX)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -280,10 +295,15 @@ class ListManager:
         return {"status": "ok", "domains": self.domains(),
                 "message": "Blocklists reloaded successfully"}
 
+    def downloads_allowed(self) -> bool:
+        """Whether URL lists may be downloaded now (the clock gate is open, or there is none)."""
+        return self.clock_gate is None or self.clock_gate.is_open()
+
     def status(self) -> dict[str, Any]:
         index = self.index
         return {
             "running": self.running,
+            "waiting_for_clock": not self.downloads_allowed(),
             "domains": self.domains(),
             "lists_in_index": 0 if index is None else len(index.lists),
             "index_created": None if index is None else index.created,
@@ -300,11 +320,16 @@ class ListManager:
         """Update (see the module doc); returns the report of the refresh that served it.
 
         ``list_id`` is the list's database ``id``. An unknown id returns a report with
-        status "error" and does not refresh.
+        status "error" and does not refresh. ``force`` is a person's request: while the clock
+        gate is closed it raises :class:`ClockNotSet` when it would download a URL list.
         """
         if list_id is not None and self.store.get(list_id) is None:
             return {"status": "error", "swapped": False, "entries": self.domains(),
                     "error": f"no list with id {list_id}", "lists": {}}
+        if force and not self.downloads_allowed():
+            rows = self.store.list(enabled=True)
+            if any(is_url(r["source"]) and (list_id is None or r["id"] == list_id) for r in rows):
+                raise ClockNotSet()
         ids = None if list_id is None else frozenset([int(list_id)])
         config = self._config()
         current_running = self._current is not None and not self._current.done()
@@ -471,7 +496,9 @@ class ListManager:
         enabled = [r for r in rows if r["enabled"]]
         live = self._live_files(enabled)
         targets = [r for r in enabled if ids is None or r["id"] in ids]
-        due = [r for r in targets if force or now >= self._due_at(r, live)]
+        allowed = self.downloads_allowed()
+        waiting = [r for r in targets if not allowed and is_url(r["source"])]
+        due = [r for r in targets if r not in waiting and (force or now >= self._due_at(r, live))]
         self._emit("refresh_started", lists=[r["id"] for r in due], force=force)
 
         sem = asyncio.Semaphore(self.max_parallel)
@@ -502,6 +529,8 @@ class ListManager:
                       "error": downloads[r["id"]]["error"] if r["id"] in downloads else None}
             for r in enabled if ids is None or r["id"] in ids or r["id"] in downloads
         }
+        for r in waiting:
+            lists_report[r["id"]]["download"] = "waiting_for_clock"
 
         failed_before = sig == self._failed_sig and now < self._failed_at + self.retry_interval
         if not force and (unchanged or failed_before):
@@ -670,7 +699,7 @@ class ListManager:
         now = self.clock()
         enabled = self.store.list(enabled=True)
         live = self._live_files(enabled)
-        due_times = {r["id"]: self._due_at(r, live) for r in enabled}
+        due_times = self._due_times(enabled, live)
         needed = any(now >= t for t in due_times.values())
         if not needed:
             sig = self._sig((r["list_id"], r["name"], r["kind"], r["mode"], r["format"],
@@ -684,9 +713,15 @@ class ListManager:
             now = self.clock()
             enabled = self.store.list(enabled=True)
             live = self._live_files(enabled)
-            due_times = {r["id"]: self._due_at(r, live) for r in enabled}
+            due_times = self._due_times(enabled, live)
         future = [t - now for t in due_times.values() if t > now]
         return min([self.poll_interval, *future])
+
+    def _due_times(self, enabled: list[dict[str, Any]], live: dict[int, str]) -> dict[int, float]:
+        """id → when each list is next due; URL lists are left out while the clock gate is
+        closed (its opening wakes the scheduler)."""
+        allowed = self.downloads_allowed()
+        return {r["id"]: self._due_at(r, live) for r in enabled if allowed or not is_url(r["source"])}
 
 
 def _fsync_dir(path: str) -> None:

@@ -4,7 +4,8 @@ client group, surviving restarts.
 The state lives in the settings DB (key ``blocking.pause``) so a pause set before a power cut
 still ends when it should. Whoever answers queries asks :meth:`BlockingPause.paused` with the
 client's groups: blocking is off for a client when it is paused globally or for any group the
-client is in. Every change calls ``on_change`` so the fast path drops answers decided under
+client is in. Every change announces ``Change.PAUSE`` to ``on_change`` (burrow/changes.py) so
+the fast path drops answers decided under
 the old state — the end of a timed pause too: :meth:`BlockingPause.arm` keeps a timer on the
 loop for the next pause to end (answers change at that moment, not at the next edit).
 """
@@ -16,6 +17,8 @@ import datetime
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ..changes import Announce, Change, ignore
 
 if TYPE_CHECKING:
     from ..storage.settings import SettingsDB
@@ -43,10 +46,10 @@ class _Pause:
 
 class BlockingPause:
     def __init__(self, settings_db: SettingsDB, clock: Callable[[], float] = time.time,
-                 on_change: Callable[[], None] | None = None):
+                 on_change: Announce = ignore):
         self.settings = settings_db
         self.clock = clock
-        self.on_change = on_change or (lambda: None)
+        self.on_change = on_change
         self._timer: asyncio.TimerHandle | None = None
         self._load()
 
@@ -92,7 +95,7 @@ class BlockingPause:
 
     def _changed(self) -> None:
         try:
-            self.on_change()
+            self.on_change(Change.PAUSE)
         finally:
             self.arm()
 

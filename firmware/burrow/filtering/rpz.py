@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .. import errors as domain
+from ..changes import Announce, Change, ignore
 from ..dns import names
 from .parsers import parse
 from .rules import Rule
@@ -38,7 +40,9 @@ MAX_RULES = 10_000  # per hand-made zone: larger sets belong in a file or URL
 _POLICY_CNAME = {"nxdomain": ".", "nodata": "*.", "passthru": "rpz-passthru.", "drop": "rpz-drop."}
 
 
-class RpzError(ValueError):
+class RpzError(domain.Invalid, ValueError):
+    """A bad zone or rule (400); ``field`` names the request field at fault."""
+
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
@@ -157,12 +161,15 @@ def write_atomic(path: str, text: str) -> None:
 
 
 class HandZones:
-    """Rules of the zones made by hand, in the settings DB; files regenerated from them."""
+    """Rules of the zones made by hand, in the settings DB; files regenerated from them. A
+    change of rules (saved, rewritten by ``sync``, forgotten) is announced to ``on_change``."""
 
-    def __init__(self, settings_db: SettingsDB, lists_dir: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings_db: SettingsDB, lists_dir: str, clock: Callable[[], float] = time.time,
+                 on_change: Announce = ignore) -> None:
         self.settings = settings_db
         self.lists_dir = lists_dir
         self.clock = clock
+        self.on_change = on_change
 
     def path(self, zone_id: int) -> str:
         """The zone's file: the one it was created with, else ``rpz-<id>.zone``."""
@@ -198,11 +205,13 @@ class HandZones:
                  "file": file or self.path(zone_id)}
         self.settings.set(self.key(zone_id), state)  # durable first: the file is made from it
         write_atomic(self.path(zone_id), render_zone(origin, rules, serial))
+        self.on_change(Change.RPZ)
         return state
 
     def sync(self, zone_ids: Iterable[int]) -> None:
-        """At start: rewrite any hand zone file that is missing or differs from its stored rules
-        (a power cut between the settings write and the file write)."""
+        """At start and after a restore: rewrite any hand zone file that is missing or differs
+        from its stored rules (a power cut between the settings write and the file write)."""
+        rewritten = False
         for zone_id in zone_ids:
             state = self.settings.get(self.key(zone_id))
             if state is None:
@@ -215,6 +224,9 @@ class HandZones:
             except OSError:
                 pass
             write_atomic(self.path(zone_id), text)
+            rewritten = True
+        if rewritten:
+            self.on_change(Change.RPZ)
 
     def forget(self, zone_id: int) -> None:
         path = self.path(zone_id)
@@ -223,3 +235,4 @@ class HandZones:
             os.unlink(path)
         except FileNotFoundError:
             pass
+        self.on_change(Change.RPZ)

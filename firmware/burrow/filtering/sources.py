@@ -42,6 +42,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
+from burrow import errors as domain
+from burrow.changes import Announce, Change, ignore
 from burrow.filtering.index import MAX_LISTS
 
 if TYPE_CHECKING:
@@ -67,8 +69,8 @@ _EDITABLE = ("name", "source", "kind", "format", "groups", "enabled", "update_in
 _UNSET: Any = object()
 
 
-class ListValidationError(ValueError):
-    """Bad input for a list; ``field`` names the field (None when no single field is at fault)."""
+class ListValidationError(domain.Invalid, ValueError):
+    """Bad input for a list (400); ``field`` names the field (None when no single field is at fault)."""
 
     def __init__(self, field: str | None, message: str):
         super().__init__(f"{field}: {message}" if field else message)
@@ -76,8 +78,8 @@ class ListValidationError(ValueError):
         self.reason = message
 
 
-class ListConflictError(ListValidationError):
-    """Another list already has this name."""
+class ListConflictError(domain.Conflict, ListValidationError):
+    """Another list already has this name (409)."""
 
 
 class ListLimitError(ListValidationError):
@@ -225,14 +227,22 @@ class ListStore:
 
     ``settings_db`` is a ``burrow.storage.settings.SettingsDB`` (migrated to version 4 or
     later); ``local_dirs`` the directories local list files may live in. Use from the loop
-    thread, like the SettingsDB itself.
+    thread, like the SettingsDB itself. Adding, changing (its groups, enabling) or removing a
+    list is announced to ``on_change`` (burrow/changes.py) once written; a download's status
+    (``record_result``) is not: what it downloads reaches answers with the next index.
     """
 
     def __init__(self, settings_db: SettingsDB, local_dirs: Iterable[str | os.PathLike[str]] = (), *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, on_change: Announce = ignore) -> None:
         self.db = settings_db
         self.local_dirs = [os.fspath(d) for d in local_dirs]
         self.clock = clock
+        self.on_change = on_change
+
+    def reload(self) -> None:
+        """The rows were replaced behind the store's back (a restore). Nothing is kept in
+        memory here, but what is derived from the lists is: announce it."""
+        self.on_change(Change.LISTS)
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -311,6 +321,7 @@ class ListStore:
             except sqlite3.IntegrityError as exc:  # a racing writer took the name
                 raise ListConflictError("name", f"a list named {values['name']!r} already "
                                         "exists") from exc
+        self.on_change(Change.LISTS)
         return self._row(free)  # type: ignore[return-value]
 
     def update(self, id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
@@ -363,12 +374,16 @@ class ListStore:
                     (*sets.values(), int(id)))
             except sqlite3.IntegrityError as exc:
                 raise ListConflictError("name", "a list with that name already exists") from exc
+        self.on_change(Change.LISTS)
         return self._row(id)
 
     def delete(self, id: int) -> bool:
         """Remove a list; True if it existed. Its bit leaves the index at the next compile."""
         with self.db.transaction() as conn:
-            return bool(conn.execute("DELETE FROM lists WHERE id = ?", (int(id),)).rowcount > 0)
+            removed = bool(conn.execute("DELETE FROM lists WHERE id = ?", (int(id),)).rowcount > 0)
+        if removed:
+            self.on_change(Change.LISTS)
+        return removed
 
     def record_result(self, id: int, *, ok: bool | None, at: float | None = None,
                       error: str | None = None, attempted: bool = True,

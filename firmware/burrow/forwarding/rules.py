@@ -54,6 +54,8 @@ import ipaddress
 import logging
 import re
 
+from .. import errors as domain
+from ..changes import Announce, Change, ignore
 from ..config.schema import format_hostport, parse_hostport
 from ..dns import names
 from ..dns.qtypes import number as qtype_number
@@ -81,7 +83,7 @@ FIELDS = ("name", "domains", "client_cidrs", "query_types", "upstreams", "priori
           "max_retries", "failover", "enabled")
 
 
-class ForwardRuleError(ValueError):
+class ForwardRuleError(domain.Invalid, ValueError):
     """A rule (or a reference to one) is invalid: HTTP 400 naming ``field``."""
 
     status = 400
@@ -95,20 +97,22 @@ class ForwardRuleError(ValueError):
     def to_dict(self) -> dict:
         return {"field": self.field, "message": self.message}
 
+    def problems(self) -> list[dict]:
+        return [self.to_dict()]  # also when no single field is at fault (field "")
 
-class DuplicateRule(ForwardRuleError):
+
+class DuplicateRule(domain.Conflict, ForwardRuleError):
     """A rule with that name exists already: HTTP 409."""
 
     status = 409
     error = "Conflict"
 
 
-class RuleNotFound(LookupError):
-    """No rule answers to that id or name: HTTP 404."""
+class RuleNotFound(domain.NotFound, LookupError):
+    """No rule answers to that id or name: HTTP 404 (the id is in the path, not a body field)."""
 
     status = 404
     error = "Not Found"
-    field = "id"
 
 
 # ---- parsing the parts ---------------------------------------------------------------------------
@@ -392,16 +396,18 @@ def _priority_order(rules) -> tuple:
 class ForwardRules:
     """The rules, persisted in the settings DB, and the matcher the DNS path calls.
 
-    ``ForwardRules(settings_db, defaults=None)``: ``defaults`` (the app's UpstreamSettings) gives
+    ``ForwardRules(settings_db, defaults=None, on_change=ignore)``: ``defaults`` (the app's UpstreamSettings) gives
     the timeout of rules whose ``timeout`` is ``""`` and the in-flight cap of each rule's pool.
     Methods that change rules raise ForwardRuleError (400), DuplicateRule (409) or RuleNotFound
     (404); each carries ``status`` (and ``field``), which the API error map understands.
-    ``generation`` moves on every change.
+    ``generation`` moves on every change, and every change (a reload too) is announced to
+    ``on_change`` (burrow/changes.py) once the new rules are live.
     """
 
-    def __init__(self, settings_db, defaults: UpstreamSettings | None = None):
+    def __init__(self, settings_db, defaults: UpstreamSettings | None = None, on_change: Announce = ignore):
         self.db = settings_db
         self.defaults = defaults
+        self.on_change: Announce = ignore  # the first read below is no change: nothing answers yet
         self.generation = 0
         self._rules: tuple[ForwardRule, ...] = ()  # creation order
         self._sorted: tuple[ForwardRule, ...] = ()  # priority order (the API's order)
@@ -409,6 +415,7 @@ class ForwardRules:
         self.enabled = True
         self.uses_client_cidrs = False
         self.reload()
+        self.on_change = on_change
 
     # ---- state -----------------------------------------------------------------------------------
 
@@ -436,6 +443,7 @@ class ForwardRules:
         self._active = tuple(r for r in self._sorted if r.enabled) if enabled else ()
         self.uses_client_cidrs = any(r.client_cidrs for r in self._active)
         self.generation += 1
+        self.on_change(Change.FORWARDING)
 
     def _save(self, rules, enabled: bool | None = None, extra: dict | None = None) -> None:
         """Persist (with ``extra`` settings, in the same transaction), then swap in; a failed

@@ -1,6 +1,6 @@
 """Policy rules (seed 003 `/api/policies`): an expression language compiled to closures,
-and an engine that evaluates rules in order. Pure library — see docs/filtering.md,
-"Policy rules"."""
+an engine that evaluates rules in order, and the store that keeps the rules, swaps the
+engine and announces the change (`store.py`) — see docs/filtering.md, "Policy rules"."""
 
 from .engine import (ACTIONS, Match, PolicyEngine, PolicyRule, PolicyValueError,
                      boundary_after, parse_forward, parse_redirect)

@@ -27,6 +27,7 @@ __all__ = ["ACTIONS", "PolicyValueError", "PolicyRule", "Match", "PolicyEngine",
 
 ACTIONS = ("BLOCK", "ALLOW", "REDIRECT", "FORWARD")
 MAX_NAME = 200
+MAX_ACTION_DATA = 1024  # characters: up to MAX_UPSTREAMS addresses with ports
 MAX_UPSTREAMS = 8
 
 
@@ -111,6 +112,8 @@ class PolicyRule:
             action_data = ""
         if not isinstance(action_data, str):
             raise PolicyValueError("action_data", "action_data must be a string")
+        if len(action_data) > MAX_ACTION_DATA:
+            raise PolicyValueError("action_data", f"action_data longer than {MAX_ACTION_DATA} characters")
         action = action.strip().upper()
         self.compiled: CompiledExpression = compile_expression(logic)
         self.targets: Targets

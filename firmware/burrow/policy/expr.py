@@ -36,6 +36,8 @@ from functools import lru_cache
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, NoReturn
 
+from .. import errors as domain
+
 __all__ = [
     "PolicyError", "PolicySyntaxError", "PolicyTypeError",
     "Token", "Node", "Literal", "Var", "Call", "Not", "Compare", "BoolOp",
@@ -52,8 +54,8 @@ MAX_REGEX = 1024        # characters of a DomainRegex pattern
 
 # --------------------------------------------------------------------------- errors
 
-class PolicyError(ValueError):
-    """Base of every policy validation error. `field` names the rule field at fault."""
+class PolicyError(domain.Invalid, ValueError):
+    """Base of every policy validation error (400). `field` names the rule field at fault."""
 
     field = "logic"
 
@@ -74,6 +76,12 @@ class PolicyError(ValueError):
             return str(self)
         shown = "".join(ch if ch.isprintable() else " " for ch in self.source)
         return f"{shown}\n{' ' * self.position}^"
+
+    def summary(self) -> str:
+        return f"invalid policy: {self}"
+
+    def problems(self) -> list[dict[str, Any]]:
+        return [self.to_dict()]  # with position and caret for the editor
 
     def to_dict(self) -> dict[str, str | int]:
         out: dict[str, str | int] = {"error": str(self), "message": self.message, "field": self.field}

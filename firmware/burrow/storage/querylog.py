@@ -60,8 +60,7 @@ import ujson
 from ..dns.decision import Decision, QueryRecord, TraceEntry
 from ..dns.qtypes import name as qtype_name
 from .settings import BUSY_TIMEOUT_MS, apply_migrations, integrity_check
-from .sqlwhere import add_time_window
-from .sqlwhere import where as sql_where
+from .queryfilter import QueryFilter
 
 log = logging.getLogger(__name__)
 
@@ -259,12 +258,6 @@ def _decision_label(value: int) -> str:
         return Decision(value).label
     except ValueError:  # written by a newer release with more decisions
         return f"decision_{value}"
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 
 
 # ---- archive blocks ---------------------------------------------------------------------------
@@ -563,9 +556,11 @@ class QueryLogDB:
 
     # ---- retention -----------------------------------------------------------------------------
 
-    def prune(self, now: float | None = None, retention_days: float = DEFAULT_RETENTION_DAYS,
+    def prune(self, now: float | None = None, retention_days: float | None = DEFAULT_RETENTION_DAYS,
               max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
         """Apply retention to both tiers; return ``{"deleted_age", "deleted_size", "bytes"}``.
+        ``retention_days`` None skips the age part (the clock is not known to be right yet:
+        burrow/clock.py); the size cap holds whatever the clock says.
 
         Age: hot rows older than ``retention_days`` go, and archive blocks whose NEWEST row is
         older — whole blocks, and in batches once the oldest has been expired for
@@ -578,13 +573,14 @@ class QueryLogDB:
         ``max_bytes`` and a block) unless more than half of it is free, then it is VACUUMed.
         """
         now = time.time() if now is None else now
-        cutoff = now - retention_days * 86400.0
-        deleted_age = hot_age = self._delete_chunked("ts < ?", (cutoff,))
-        archive_age = 0
-        oldest = self.archive.execute("SELECT MIN(last_ts) FROM blocks").fetchone()[0]
-        if oldest is not None and oldest < cutoff - ARCHIVE_AGE_BATCH:
-            archive_age = self._drop_blocks("last_ts < ?", (cutoff,))
-        deleted_age += archive_age
+        deleted_age = hot_age = archive_age = 0
+        if retention_days is not None:
+            cutoff = now - retention_days * 86400.0
+            deleted_age = hot_age = self._delete_chunked("ts < ?", (cutoff,))
+            oldest = self.archive.execute("SELECT MIN(last_ts) FROM blocks").fetchone()[0]
+            if oldest is not None and oldest < cutoff - ARCHIVE_AGE_BATCH:
+                archive_age = self._drop_blocks("last_ts < ?", (cutoff,))
+            deleted_age += archive_age
 
         deleted_size = hot_size = archive_size = 0
         for _ in range(8):  # each pass re-measures; a few passes converge, the cap stops a spin
@@ -765,13 +761,12 @@ class QueryLogDB:
     def fetch(self, limit: int = 100, offset: int = 0, domain: str | None = None,
               client: str | None = None, since: float | None = None, until: float | None = None,
               stage: str | None = None, action: str | None = None, rule: str | None = None,
-              source: str | None = None, blocked: bool | None = None) -> tuple[list[dict], int]:
+              source: str | None = None, blocked: bool | None = None,
+              below_id: int | None = None) -> tuple[list[dict], int]:
         """One page of queries, newest first, and the total number matching the filters.
 
-        ``domain`` matches the name and its subdomains; ``client`` the exact client IP;
-        ``since``/``until`` are unix seconds (since inclusive, until exclusive); ``blocked``
-        True/False filters on the outcome. ``stage``/``action``/``rule``/``source`` match fields
-        of ONE trace entry (all given ones on the same entry). ``limit`` is clamped to
+        The filters are those of ``QueryFilter`` (storage/queryfilter.py), which says what each
+        one matches; ``below_id`` keeps the rows with smaller ids only. ``limit`` is clamped to
         1..``MAX_FETCH_LIMIT``.
 
         Both tiers are read as one log. With no filter but ``since``/``until`` the total comes
@@ -782,13 +777,24 @@ class QueryLogDB:
         past that, ``total`` (and a far page) only cover the rows scanned, and
         ``last_scan_capped`` is set. Archived timestamps are kept to the millisecond.
         """
+        return self.fetch_matching(QueryFilter(domain, client, since, until, blocked, stage, action,
+                                               rule, source, below_id), limit, offset)
+
+    def fetch_matching(self, match: QueryFilter, limit: int = 100,
+                       offset: int = 0) -> tuple[list[dict], int]:
+        """``fetch`` with its filters as one QueryFilter."""
         limit = max(1, min(int(limit), MAX_FETCH_LIMIT))
         offset = max(0, int(offset))
         self.last_scan_capped = False
-        where, params, filtered = self._where(domain, client, since, until, blocked,
-                                              stage, action, rule, source)
+        where, params = match.sql()
+        filtered = match.selective
+        since, until = match.since, match.until
         conn = self.conn
+        # Rows at or above the floor are read from the hot tier, the others from the archive;
+        # ids from below_id on are not read at all.
         floor = self._hot_floor()
+        if match.below_id is not None:
+            floor = min(floor, int(match.below_id))
         total = conn.execute(f"SELECT COUNT(*) FROM queries {where}", params).fetchone()[0]
         items = [row_to_dict(row[1:], row[0]) for row in conn.execute(
             f"{_SELECT_ROWS} {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset])]
@@ -816,33 +822,6 @@ class QueryLogDB:
                 need -= len(page)
             skip -= min(skip, len(matches))
         return items, total
-
-    @staticmethod
-    def _where(domain, client, since, until, blocked, stage, action, rule,
-               source) -> tuple[str, list, bool]:
-        """The WHERE clause shared by both tiers, its parameters, and whether it filters on more
-        than time."""
-        clauses, params = [], []
-        if domain:
-            domain = domain.lower().rstrip(".")
-            clauses.append("(domain = ? OR domain LIKE ? ESCAPE '\\')")
-            params += [domain, "%." + _like_escape(domain)]
-        if client:
-            clauses.append("client_ip = ?")
-            params.append(client)
-        if blocked is not None:
-            clauses.append("blocked = ?")
-            params.append(int(bool(blocked)))
-        trace_terms = [(k, v) for k, v in (("stage", stage), ("action", action), ("rule", rule),
-                                           ("source", source)) if v]
-        if trace_terms:
-            inner = " AND ".join(f"json_extract(t.value, '$.{k}') = ?" for k, _ in trace_terms)
-            clauses.append(f"(trace IS NOT NULL AND EXISTS "
-                           f"(SELECT 1 FROM json_each(queries.trace) AS t WHERE {inner}))")
-            params += [v for _, v in trace_terms]
-        filtered = bool(clauses)
-        add_time_window(clauses, params, since, until)
-        return sql_where(clauses), params, filtered
 
     def top_domains(self, limit: int = 10, blocked: bool | None = False,
                     since: float | None = None) -> list[dict]:
@@ -891,6 +870,19 @@ class QueryLogDB:
                 t[1] += b or 0
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
         return [{"client_ip": c, "queries": n, "blocked": b} for c, (n, b) in ranked]
+
+    def query_types(self, since: float | None = None) -> list[dict]:
+        """Queries by record type: ``[{"type": "A", "queries": 120}]``, most first (a type
+        without a name is ``TYPEn``). Archived rows within ``ARCHIVE_SCAN_MAX_ROWS``."""
+        self.last_scan_capped = False
+        where, params = ("WHERE ts >= ?", [float(since)]) if since is not None else ("", [])
+        sql = f"SELECT qtype, COUNT(*) FROM queries {where} GROUP BY qtype"
+        totals: dict[int, int] = {}
+        for result in self._union(sql, params, since):
+            for qtype, n in result:
+                totals[int(qtype)] = totals.get(int(qtype), 0) + n
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], qtype_name(kv[0])))
+        return [{"type": qtype_name(t), "queries": n} for t, n in ranked]
 
     def minute_counts(self, since: float) -> list[tuple[int, int, int, int, int, float]]:
         """Per-minute, per-decision aggregates since ``since`` (unix seconds), for seeding

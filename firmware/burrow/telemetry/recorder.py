@@ -13,7 +13,9 @@ happens here, on the loop, off the hot path:
   the hot tier are appended to the compressed archive on flash in ONE transaction
   (``QueryLogDB.persist``), so flash sees a few pages a quarter hour instead of a burst a
   minute;
-- every ``PRUNE_INTERVAL`` (1 h) the log is pruned by age and size.
+- every ``PRUNE_INTERVAL`` (1 h) the log is pruned by age and size; by size only while
+  ``clock_ready()`` says the wall clock is not known to be right (burrow/clock.py), so a
+  clock that jumps, or starts far in the future, never wipes the log by age.
 
 Losses are bounded and counted, never silent: a full ring overwrites its oldest records
 (``dropped_ring``, estimated), a full pending buffer drops its oldest rows (``dropped_pending``),
@@ -21,7 +23,7 @@ a failed flush keeps the rows for the next try (``flush_errors``, ``last_flush_e
 persist leaves them in the hot tier for the next one (``persist_errors``, ``last_persist_error``).
 
 Row ids. A row gets its id when the drain takes it from the ring — the first moment anything
-(``recent()``, the bus, so /api/queries and /ws/queries) can show it — and keeps it through
+(``search()``, the bus, so /api/queries and /ws/queries) can show it — and keeps it through
 the flush and the archive: ids are unique, increasing in the order rows are taken in, and
 the same everywhere. The counter starts at the log's ``next_id``. A kill -9 loses the pending
 rows and a reboot the hot tier too, yet clients may have seen those ids; so that a later run
@@ -40,13 +42,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import functools
 import logging
 import time
 from typing import Any, Callable
 
-from ..storage.querylog import (DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS, QueryLogDB,
-                                row_from_record, row_to_dict)
+from ..storage.queryfilter import QueryFilter
+from ..storage.querylog import (DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS, MAX_FETCH_LIMIT,
+                                QueryLogDB, row_from_record, row_to_dict)
 from ..dns import qtypes
 from ..dns.decision import Decision, QueryRecord
 from .events import EventBus
@@ -108,6 +112,22 @@ def count_key(decision, qtype: int, rcode: int) -> tuple:
     return (Decision(decision).label, METRIC_QTYPES.get(qtype, "other"), rcode if 0 <= rcode < 24 else -1)
 
 
+def merged_page(db: QueryLogDB, memory: list, floor: int, match: QueryFilter, limit: int,
+                offset: int) -> tuple[list[dict], int]:
+    """One page of ``memory`` (rows not written yet, oldest first, ids ``floor`` and up) in
+    front of the log's rows below ``floor``, newest first, and the total matching ``match``
+    (see ``Recorder.search``). Runs on the worker thread."""
+    limit = max(1, min(int(limit), MAX_FETCH_LIMIT))
+    offset = max(0, int(offset))
+    fresh = [row for row in reversed(memory) if match.matches(row)]
+    items = [row_to_dict(row[1:], row[0]) for row in fresh[offset:offset + limit]]
+    below = floor if match.below_id is None else min(floor, match.below_id)
+    logged, total = db.fetch_matching(dataclasses.replace(match, below_id=below),
+                                      limit - len(items) or 1, max(0, offset - len(fresh)))
+    items += logged[:limit - len(items)]
+    return items, len(fresh) + total
+
+
 class Recorder:
     """Collects query records from ``ring`` and writes them to ``querylog_db`` in batches.
 
@@ -133,6 +153,9 @@ class Recorder:
         # failed (storage/health.py: storage that cannot be written is a fault).
         self.on_write = on_write
         self.on_blocked: Callable[[], None] | None = None  # once per drain that saw a blocked query
+        # Whether the wall clock may be trusted for age pruning (the app's ClockGate.is_open).
+        self.clock_ready: Callable[[], bool] = lambda: True
+        self.age_prune_deferred = 0  # prune passes that skipped the age part for the clock
         self.blocked_total = 0  # queries counted with decision "blocked" since start
         self.flush_interval = flush_interval
         self.retention_days = retention_days
@@ -486,9 +509,15 @@ class Recorder:
                 log.exception("write listener failed")
 
     async def prune(self) -> dict | None:
-        """Apply retention now (also runs hourly); errors are logged and counted."""
+        """Apply retention now (also runs hourly); errors are logged and counted. Age retention
+        waits for a clock known to be right (``clock_ready``); the size cap does not."""
+        retention_days: float | None = self.retention_days
+        if not self.clock_ready():
+            retention_days = None
+            self.age_prune_deferred += 1
+            log.info("query log: age pruning waits for the clock to be set; size cap applied")
         try:
-            self.last_prune = await self.query(self.db.prune, None, self.retention_days,
+            self.last_prune = await self.query(self.db.prune, None, retention_days,
                                                self.max_bytes)
         except Exception:
             self.prune_errors += 1
@@ -504,10 +533,33 @@ class Recorder:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
+    async def search(self, match: QueryFilter | None = None, limit: int = 100,
+                     offset: int = 0) -> tuple[list[dict], int]:
+        """One page of the whole query log — the rows waiting in memory and the rows written —
+        newest first, and how many rows match: what /api/queries and /api/traces/stats read.
+
+        The filter is applied by ONE definition (``QueryFilter``: its predicate to the rows in
+        memory, its SQL to the log). Memory and the log are one consistent view without
+        duplicates or gaps, even while a flush commits: the rows in memory (in flight and
+        pending) always hold one contiguous range of ids, the newest, and the log is read below
+        that range only, so a row is taken from exactly one place. Every row in memory is
+        looked at (at most ``max_pending`` plus one flush batch), so none is missing before its
+        flush; only the page is shaped as API dicts. Records still in the ring (drained within
+        ``drain_interval``) have no id yet and are not included. Storage errors propagate.
+        """
+        match = match or QueryFilter()
+        # A snapshot taken on the loop, so no drain or flush changes it halfway: oldest first.
+        # The rows are immutable tuples: the worker thread filters them (up to max_pending of
+        # them: not on the loop) and reads the log in the same call.
+        memory = [*self._inflight, *self._pending]
+        floor = memory[0][0] if memory else self._next_id  # lowest id in memory
+        return await self.query(merged_page, self.db, memory, floor, match, limit, offset)
+
     def recent(self, limit: int = 100) -> list[dict]:
         """The newest rows not yet in the database, newest first, shaped like
         ``QueryLogDB.fetch`` items, with the ids they keep once written. Covers the seconds
-        before the next flush; records still in the ring (under a second old) are not included."""
+        before the next flush; records still in the ring (under a second old) are not included.
+        What memory holds, unfiltered (tests look at it); the API reads through ``search``."""
         out: list[dict[str, Any]] = []
         for source in (self._pending, self._inflight):
             for row in reversed(source):
@@ -532,6 +584,7 @@ class Recorder:
             "flush_errors": self.flush_errors,
             "last_flush_error": self.last_flush_error,
             "prune_errors": self.prune_errors,
+            "age_prune_deferred": self.age_prune_deferred,
             "persisted": self.persisted,
             "persist_errors": self.persist_errors,
             "last_persist_error": self.last_persist_error,

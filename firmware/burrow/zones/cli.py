@@ -56,7 +56,7 @@ def export_text(directory: Path, zone: str) -> str:
 
 def cmd_zone(args) -> int:
     from ..config import data_dir_for_cli
-    directory = data_dir_for_cli(args.config)
+    directory = data_dir_for_cli(args.config, args.config_dir)
     if directory is None:
         return 2
     try:
@@ -83,7 +83,8 @@ def cmd_zone(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("zone", help="import or export a zone file, list zones")
-    p.add_argument("--config", "-c", help="path to burrow.toml")
+    from ..config import add_cli_arguments
+    add_cli_arguments(p)
     zones = p.add_subparsers(dest="zone_command", required=True)
     q = zones.add_parser("import", help="create or replace a master zone from an RFC 1035 zone file")
     q.add_argument("zone", help="the zone's name, e.g. lab.home")

@@ -12,8 +12,8 @@ answers from, and this module keeps that snapshot in step:
 - and each slave zone gets one refresh task (RFC 1034 §4.3.5, ``axfr.SecondaryZone``),
   supervised: a refresh loop that dies is started again by ``REFRESH_POLICY``.
 
-Whenever answers may have changed it calls ``invalidate`` (the fast path must not replay an
-answer decided from the old data). Started after the lists and before the DNS listeners
+Whenever answers may have changed it announces ``Change.ZONES`` (burrow/changes.py): the fast
+path must not replay an answer decided from the old data. Started after the lists and before the DNS listeners
 (see the order in burrow/app.py): the snapshot is built when the service is made, so the
 first query is answered from it; ``start()`` begins the refresh schedule.
 """
@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..changes import Announce, Change
 from ..lifecycle import Restart, Supervised, Supervisor
 from .axfr import AxfrError, SecondaryZone
 from .localdata import LocalData
@@ -45,17 +46,17 @@ class ZoneService:
 
     :param store: the durable store (``/api/localrecords``, ``/api/zones``, ``/api/dns-records``).
     :param publish: hands a new snapshot to the local stage (``LocalStage.set_data``).
-    :param invalidate: drops fast-path answers (called after every change of answers).
+    :param on_change: told ``Change.ZONES`` after every change of answers (burrow/changes.py).
     :param supervisor: runs the refresh tasks.
     """
 
     name = "zones"
 
-    def __init__(self, store: ZoneStore, publish: Callable[[LocalData], None], invalidate: Callable[[], None],
+    def __init__(self, store: ZoneStore, publish: Callable[[LocalData], None], on_change: Announce,
                  supervisor: Supervisor):
         self.store = store
         self._publish = publish
-        self._invalidate = invalidate
+        self._on_change = on_change
         self.supervisor = supervisor
         # origin → (schedule, its supervised refresh task, the primaries it was made for)
         self._secondaries: dict[str, tuple[SecondaryZone, Supervised, tuple]] = {}
@@ -101,7 +102,7 @@ class ZoneService:
             self.changed()
             return
         self._set(self.data.with_local(self.store.local_records(owners)))
-        self._invalidate()
+        self._on_change(Change.ZONES)
 
     def changed(self) -> None:
         """Local records or zones changed behind the store's back (a restore, the CLI via
@@ -109,7 +110,7 @@ class ZoneService:
         the old data replayed."""
         self.rebuild()
         self.sync_secondaries()
-        self._invalidate()
+        self._on_change(Change.ZONES)
 
     def _set(self, data: LocalData) -> None:
         self.data = data
@@ -167,13 +168,13 @@ class ZoneService:
                     self.store.store_transfer(origin, records)
                     log.info("zone %s: transferred %d records (serial %s)", origin, len(records), sec.serial)
                     self.rebuild()
-                    self._invalidate()
+                    self._on_change(Change.ZONES)
                 else:
                     self.store.transfer_checked(origin)
             if sec.expired() != was_expired:  # expiry changes answers (SERVFAIL): drop replays
                 was_expired = sec.expired()
                 self.rebuild()
-                self._invalidate()
+                self._on_change(Change.ZONES)
             await asyncio.sleep(max(1.0, min(sec.seconds_until_check(), MAX_SLEEP)))
 
 

@@ -41,6 +41,7 @@ import json
 import time
 from typing import Iterable, NamedTuple, TypeVar
 
+from .. import errors as domain
 from ..dns.serial import next_serial, serial_add, serial_lt
 from .authority import Zone
 from .axfr import parse_primary
@@ -64,7 +65,7 @@ SQL_IN_CHUNK = 500  # names per "name IN (...)" query (SQLite allows 999 paramet
 ZONE_TYPES = ("master", "slave")
 
 
-class StoreError(ValueError):
+class StoreError(domain.DomainError, ValueError):
     """A request the store refuses: ``status`` 400 (bad), 404 (absent) or 409 (conflict);
     ``field`` names the request field when there is one."""
 
@@ -73,6 +74,9 @@ class StoreError(ValueError):
         self.message = message
         self.status = status
         self.field = field
+
+    def problems(self) -> list[dict] | None:
+        return super().problems() if self.status == 400 else None
 
 
 class StoredZone(NamedTuple):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from .. import errors as domain
 from .records import TYPE_CODES, Record
 
 TYPES = tuple(TYPE_CODES)
@@ -34,8 +35,10 @@ _TTL_PART = re.compile(r"(\d+)([smhdw])", re.ASCII | re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class RecordError(ValueError):
+class RecordError(domain.Invalid, ValueError):
     """A record field is invalid. ``field`` is one of name, type, value, ttl, priority."""
+
+    field: str
 
     def __init__(self, message: str, field: str = "value"):
         super().__init__(message)

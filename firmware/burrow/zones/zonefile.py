@@ -15,6 +15,7 @@ canonical order (RFC 4034 §6.1 by name, then type), every value in the canonica
 
 from __future__ import annotations
 
+from .. import errors as domain
 from ..dns import qtypes
 from .records import Record
 from .validate import RecordError, TYPES, absolute, in_zone, is_ttl, normalize_origin, parse_ttl, \
@@ -24,7 +25,7 @@ CLASSES = frozenset(qtypes.CLASS_NUMBERS)
 MAX_RECORDS = 100_000  # one imported zone; a home appliance's zone is hundreds at most
 
 
-class ZoneFileError(ValueError):
+class ZoneFileError(domain.Invalid, ValueError):
     """A zone file cannot be imported. ``line`` is 1-based; ``field`` the record field if known."""
 
     def __init__(self, line: int, message: str, field: str | None = None):
@@ -32,6 +33,10 @@ class ZoneFileError(ValueError):
         self.line = line
         self.message = message
         self.field = field
+
+    def problems(self) -> list[dict]:
+        # The API's field is the request's "zone" (the whole text); the line says where in it.
+        return [{"field": "zone", "message": str(self), "line": self.line}]
 
 
 class ParsedZone:

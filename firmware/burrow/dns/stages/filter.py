@@ -31,7 +31,7 @@ from ..names import view_groups
 from ..shared import Options, Shared
 
 # The index's own words, restated because the DNS core imports nothing from filtering/ (the
-# index is handed in); tests/unit/test_filter_stage.py checks they equal filtering.index's.
+# index is handed in); tests/unit/dns/stages/test_filter_stage.py checks they equal filtering.index's.
 ALL_LISTS = (1 << 64) - 1  # every list: one bit per list, 64 lists
 ALLOW_ACTIONS = frozenset(("allow", "passthru"))  # the actions that let a name through
 
@@ -81,7 +81,7 @@ class FilterStage:
         return cls(shared)
 
     def set_index(self, index: ListIndex | None) -> None:
-        """Swap in a new compiled index (the caller invalidates fast-path answers)."""
+        """Swap in a new compiled index (the list manager then announces it: Change.LIST_INDEX)."""
         self.index = index
         self._view_masks.clear()
 

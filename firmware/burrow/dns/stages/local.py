@@ -17,6 +17,10 @@ and go through the fast path like any final answer, with these lifetimes:
   reply would freeze the order;
 * for a CNAME leading out of local data, the smaller of the CNAME's TTL and the target's.
 
+Probe names (dns/probes.py, ``<random>.check.burrow.test``): the admin page's "is this device
+using Burrow?" check. A question under that suffix is recorded (name, client) and answered
+NXDOMAIN here, never forwarded; every other query pays one ``endswith`` on its name.
+
 CNAME to an outside name: the target is asked through ``next`` (policy, filter, cache, forward)
 as a question of its own, so filtering applies to it; the reply is the CNAME record(s) followed
 by the target's records, with the target's rcode. A blocked target gives a blocked answer.
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 from .. import wire
 from ..decision import Decision
 from ..message import Answer, Next, Query, silent
+from ..probes import DOTTED_SUFFIX, Probes
 from ..shared import Options, Shared
 
 # The target's outcome decides the reply's Decision when it is one of these (a blocked target
@@ -78,6 +83,7 @@ class LocalStage:
         self.data: LocalSnapshot = data if data is not None else _NoData()
         self.answered = 0
         self.chased = 0
+        self.probes = Probes()  # the names the API hands out for the setup check
 
     @classmethod
     def from_config(cls, cfg: Options, shared: Shared) -> LocalStage:
@@ -85,10 +91,12 @@ class LocalStage:
         return cls()
 
     def set_data(self, data: LocalSnapshot) -> None:
-        """Swap in a new snapshot (the caller invalidates fast-path answers)."""
+        """Swap in a new snapshot (the zone service then announces it: Change.ZONES)."""
         self.data = data
 
     async def resolve(self, query: Query, next: Next) -> Answer:
+        if query.name.endswith(DOTTED_SUFFIX):
+            return self._probe(query)
         data = self.data
         if data.empty or query.qclass != wire.CLASS_IN:
             return await next(query)
@@ -113,6 +121,14 @@ class LocalStage:
         if result.chase and query.qtype != wire.TYPE_CNAME:
             return await self._chase(query, answer, result.chase, next)
         return answer
+
+    def _probe(self, query: Query) -> Answer:
+        """A setup-check name: recorded (unless a dry run) and answered NXDOMAIN, never replayed
+        by the fast path (ttl None) and without an SOA (nothing caches it), so each lookup arrives."""
+        known = self.probes.saw(query.name, query.client_ip) if query.explain is None else False
+        query.note("local", "probe", source="setup_check",
+                   detail="setup check name seen" if known else "unknown or expired setup check name")
+        return Answer(wire.NXDOMAIN, Decision.LOCAL, ttl=None)
 
     def matching(self, query: Query) -> list[dict[str, Any]]:
         """The local record or zone that holds the question (dns/explain.py)."""

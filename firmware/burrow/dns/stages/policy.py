@@ -78,7 +78,7 @@ class PolicyStage:
         return PolicyEngine(rules, group_lookup=self.group_lookup, clock=self.clock, tz=self.tz)
 
     def set_engine(self, engine: PolicyEngine) -> None:
-        """Swap in a new engine (the caller invalidates fast-path answers)."""
+        """Swap in a new engine (the policy store then announces the change: policy/store.py)."""
         self._idle = not any(r.enabled for r in engine.rules)
         self.engine = engine
 

@@ -1,0 +1,173 @@
+// Backup and restore (admin). Download: a plain link to GET /api/backup (the cookie session rides
+// along; the answer is an attachment named by the server). Restore: pick the file, a dry run
+// (POST /api/backup/restore?dry_run=true) shows what would be added, changed and removed, and
+// only a second, explicit step restores. A bad file gets the API's reason and changes nothing.
+
+import {count, h, replace, text} from "../dom.js";
+
+const MAX_BYTES = 8 * 1024 * 1024; // the API's limit on an archive (413 past it)
+
+let stopped = false;
+
+export function mount(el, ctx) {
+  ctx.notice(""); // a message from another screen is not about this one
+  ctx.clearError();
+  stopped = false;
+  el.append(h("h2", {class: "screen-title"}, "Backup and restore"));
+  if (!ctx.canWrite) {
+    el.append(h("section", {class: "card", id: "backup-viewer"},
+      h("p", "Only an admin account can download or restore a backup: a backup holds every setting.")));
+    return;
+  }
+  el.append(downloadCard(), restoreCard(ctx));
+}
+
+export function unmount() {
+  stopped = true;
+}
+
+function downloadCard() {
+  const users = h("input", {type: "checkbox", id: "backup-users"});
+  const link = h("a", {href: "/api/backup?include_users=false", class: "button-link", id: "backup-download",
+                       download: ""}, "Download a backup");
+  users.addEventListener("change", () => link.setAttribute("href", `/api/backup?include_users=${users.checked}`));
+  return h("section", {class: "card", id: "backup", "aria-labelledby": "backup-title"},
+    h("h3", {id: "backup-title", class: "card-title"}, "Download a backup"),
+    h("p", {class: "small"}, "One file with every setting: lists, allow and deny lists, groups, rules, " +
+      "local records, zones, forwarding and settings. Not the query log or the audit events."),
+    h("div", {class: "field check"}, users, h("label", {for: "backup-users"}, "Include user accounts and API tokens"),
+      h("small", "The file then holds password hashes: keep it private.")),
+    h("div", {class: "actions"}, link));
+}
+
+function restoreCard(ctx) {
+  const file = h("input", {type: "file", id: "restore-file", accept: ".tar.gz,.tgz,application/gzip",
+                           "aria-describedby": "restore-file-error"});
+  const fileError = h("small", {id: "restore-file-error", class: "field-error"});
+  const users = h("input", {type: "checkbox", id: "restore-users"});
+  const check = h("button", {type: "submit", id: "restore-check"}, "Check this backup");
+  const result = h("div", {id: "restore-result", "aria-live": "polite"});
+  let pending = null; // {bytes, includeUsers} checked by the dry run and not yet restored
+
+  function reset() {
+    pending = null;
+    result.replaceChildren();
+  }
+  file.addEventListener("change", reset);
+  users.addEventListener("change", reset);
+
+  async function send(bytes, includeUsers, dryRun) {
+    const q = `dry_run=${dryRun}&include_users=${includeUsers}`;
+    return ctx.api.postBytes(`/api/backup/restore?${q}`, bytes, "application/gzip");
+  }
+
+  function fail(e) {
+    file.setAttribute("aria-invalid", "true");
+    const lines = (e.details || []).length ? e.details : [];
+    text(fileError, "This file cannot be restored. Nothing was changed.");
+    replace(result, h("div", {class: "problems-box", role: "alert", id: "restore-error"},
+      h("p", h("strong", "Nothing was restored. "), ctx.api.humanMessage(e)),
+      lines.length ? h("ul", {class: "problems"}, lines.map((d) => h("li", d.message))) : null));
+    ctx.showError(e);
+  }
+
+  const form = h("form", {novalidate: true, id: "restore-form", "aria-labelledby": "restore-title"},
+    h("div", {class: "field"}, h("label", {for: "restore-file"}, "Backup file"), file, fileError),
+    h("div", {class: "field check"}, users, h("label", {for: "restore-users"},
+      "Also restore user accounts and API tokens (if the file has them)")),
+    check);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    reset();
+    file.removeAttribute("aria-invalid");
+    text(fileError, "");
+    ctx.clearError();
+    const chosen = file.files && file.files[0];
+    if (!chosen) {
+      file.setAttribute("aria-invalid", "true");
+      text(fileError, "Choose a backup file first.");
+      file.focus();
+      return;
+    }
+    if (chosen.size > MAX_BYTES) {
+      file.setAttribute("aria-invalid", "true");
+      text(fileError, `This file is ${count(chosen.size)} bytes; a backup is at most ${count(MAX_BYTES)}.`);
+      return;
+    }
+    check.disabled = true;
+    replace(result, h("p", {class: "loading"}, "Checking the backup…"));
+    try {
+      const bytes = await chosen.arrayBuffer();
+      const answer = await send(bytes, users.checked, true);
+      if (stopped) return;
+      pending = {bytes, includeUsers: users.checked};
+      replace(result, diffView(answer, "Restoring this backup would change:"), confirmRow());
+    } catch (e) {
+      if (!stopped) fail(e);
+    } finally {
+      check.disabled = false;
+    }
+  });
+
+  function confirmRow() {
+    const apply = h("button", {type: "button", id: "restore-apply", class: "danger"}, "Restore now");
+    const cancel = h("button", {type: "button", id: "restore-cancel", class: "secondary"}, "Cancel");
+    cancel.addEventListener("click", () => { reset(); ctx.notice("Nothing was restored."); });
+    apply.addEventListener("click", async () => {
+      if (!pending) return;
+      apply.disabled = cancel.disabled = true;
+      try {
+        const answer = await send(pending.bytes, pending.includeUsers, false);
+        if (stopped) return;
+        pending = null;
+        ctx.clearError();
+        ctx.notice("Backup restored. The settings from the file are in force now.");
+        replace(result, diffView(answer, "Restored. What changed:"));
+      } catch (e) {
+        if (!stopped) fail(e);
+      }
+    });
+    return h("div", {class: "actions"}, apply, cancel);
+  }
+
+  return h("section", {class: "card", id: "restore", "aria-labelledby": "restore-title"},
+    h("h3", {id: "restore-title", class: "card-title"}, "Restore a backup"),
+    h("p", {class: "small"}, "The file is checked first and you see what would change. Nothing changes " +
+      "until you confirm; a restore replaces the settings with the file's, all at once or not at all."),
+    form, result);
+}
+
+/** The API's answer as words: per table, how many rows are added, changed, removed, and which. */
+function diffView(answer, heading) {
+  const tables = answer.tables || {};
+  const items = answer.items || {};
+  const changedTables = Object.keys(tables).filter((t) => tables[t].added || tables[t].changed || tables[t].removed);
+  const made = answer.backup_created_at ? `Backup made ${answer.backup_created_at}` : "Backup";
+  const from = answer.backup_burrow_version ? ` by Burrow ${answer.backup_burrow_version}` : "";
+  const box = h("div", {class: "diff", id: "restore-diff"},
+    h("p", {class: "small"}, `${made}${from}.`),
+    h("p", {class: "state-line"}, changedTables.length ? heading : "Nothing would change: the settings already match this backup."));
+  if (changedTables.length) {
+    box.append(h("ul", {class: "diff-tables"}, changedTables.map((t) => {
+      const c = tables[t];
+      const it = items[t] || {};
+      const parts = [];
+      if (c.added) parts.push(`${count(c.added)} added`);
+      if (c.changed) parts.push(`${count(c.changed)} changed`);
+      if (c.removed) parts.push(`${count(c.removed)} removed`);
+      return h("li", {"data-table": t}, h("strong", t), `: ${parts.join(", ")}`,
+        kindList("Added", it.added, c.added), kindList("Changed", it.changed, c.changed),
+        kindList("Removed", it.removed, c.removed));
+    })));
+  }
+  if ((answer.skipped || []).length) {
+    box.append(h("p", {class: "small"}, `Left alone (user accounts not chosen): ${answer.skipped.join(", ")}.`));
+  }
+  return box;
+}
+
+function kindList(label, names, total) {
+  if (!names || !names.length) return null;
+  const more = total > names.length ? ` and ${count(total - names.length)} more` : "";
+  return h("p", {class: "small diff-items"}, `${label}: `, names.map((n, i) => [i ? ", " : "", h("code", n)]), more);
+}
