@@ -1,0 +1,1 @@
+"""TLS: certificates and the encrypted listeners (issue 17)."""
