@@ -112,6 +112,7 @@ class Resolver:
         for loop in loops:
             loop.cancel()
         await self.server.stop()
+        self.shared.routes.close()  # encrypted upstreams' connections
 
     def background_tasks(self) -> list[asyncio.Task]:
         return []  # its loops run under the supervisor
@@ -148,6 +149,8 @@ class Resolver:
         if not ours:
             return  # not listening yet: start() checks
         for server in self.upstreams.servers:
+            if server.transport is not None:
+                continue  # DoT/DoH: never one of our plain DNS listeners
             if (server.host, server.port) in ours or (
                     server.port in {p for _, p in ours}
                     and any(h in ("0.0.0.0", "::") for h, _ in ours)):

@@ -43,7 +43,7 @@ SETTINGS_KEY = "config.overrides"
 
 # API section name → the options it may change (dotted keys, as in burrow.toml).
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "upstreams": ("upstream_dns_servers",),
+    "upstreams": ("upstream_dns_servers", "upstream.bootstrap"),
     "cache": ("cache.enabled", "cache.max_bytes", "cache.min_ttl", "cache.max_ttl",
               "cache.negative_ttl", "cache.serve_stale", "cache.prefetch"),
     "logging": LOGGING_KEYS,

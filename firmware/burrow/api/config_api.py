@@ -18,7 +18,7 @@ from .. import runtime_config
 from ..config import BY_KEY, ConfigError
 from .errors import ApiError, ValidationError
 from .routes import Api
-from .schema import HOST_PORT, IPV4, IPV6, Field, Int, Obj, Str, _padded
+from .schema import HOST_PORT, IPV4, IPV6, UPSTREAM, Field, Int, Obj, Str, _padded
 
 if TYPE_CHECKING:
     from ..resolver import Resolver
@@ -76,6 +76,8 @@ def _schema_of(option) -> dict:
         item = bounds.get("item")
         if getattr(item, "__qualname__", "").startswith("hostport."):  # "ip", "ip:port", "[v6]:port"
             s["items"]["pattern"] = f"^{HOST_PORT}$"
+        elif getattr(item, "__qualname__", "") == "upstream":  # ... or tls://, https:// (config/upstream_spec.py)
+            s["items"]["pattern"] = f"^{UPSTREAM}$"
         if isinstance(bounds.get("min_items"), int) and bounds["min_items"]:
             s["minItems"] = bounds["min_items"]
         if isinstance(bounds.get("max_items"), int):
@@ -95,18 +97,20 @@ def _schema_of(option) -> dict:
     return s
 
 
-def section_body(name: str, section: str, required: bool, example: dict) -> Obj:
+def section_body(name: str, section: str, required: bool | tuple[str, ...], example: dict) -> Obj:
+    """The body of PUT /api/config/<section>: ``required`` True (every field), False (none) or
+    the keys that must be given."""
     keys = runtime_config.SECTIONS[section]
     fields = {}
     for key in keys:
         field = OptionField(key)
-        field.required = required
+        field.required = required if isinstance(required, bool) else key in required
         fields[key.rsplit(".", 1)[-1]] = field
     return Obj(name, fields, min_fields=1, example=example)
 
 
-UpstreamsBody = section_body("UpstreamsUpdate", "upstreams", True,
-                             {"upstream_dns_servers": ["1.1.1.1:53", "9.9.9.9:53"]})
+UpstreamsBody = section_body("UpstreamsUpdate", "upstreams", ("upstream_dns_servers",),
+                             {"upstream_dns_servers": ["tls://dns.quad9.net", "1.1.1.1:53"]})
 CacheBody = section_body("CacheUpdate", "cache", False,
                          {"enabled": True, "max_bytes": 16777216, "min_ttl": 0, "max_ttl": 86400,
                           "negative_ttl": 3600, "serve_stale": True, "prefetch": True})

@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from ..config.upstream_spec import MAX_TEXT
 from ..dns import qtypes
 from ..forwarding.rules import MAX_CIDRS, MAX_DOMAINS, MAX_NAME, MAX_QTYPES, MAX_UPSTREAMS
 from .errors import ApiError
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from ..board.appliance import Appliance
     from ..forwarding import ForwardRules
     from ..telemetry.events import EventBus
-from .schema import (HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, Bool, Int, List, Obj, Str, any_case,
-                     domain_name)
+from .schema import (HOST_PORT, IP_OR_CIDR, IPV4, IPV6, NO_CONTROLS, PORT, UPSTREAM, Bool, Int, List, Obj, Str,
+                     any_case, domain_name)
 
 TAGS = ["forwarding"]
 ADDED = "Conditional forwarding rule added successfully"
@@ -67,9 +68,11 @@ def _rule_fields(create: bool) -> dict:
                                 pattern=f"^{IP_OR_CIDR}$", hint="an IP address or network (CIDR)"),
         "query_types": strings(MAX_QTYPES, 16, "query types: A, AAAA, PTR, ..., TYPE65280",
                                pattern=QTYPE_NAME, hint="a query type (A, AAAA, TYPE65280, ...)"),
-        "upstreams": strings(MAX_UPSTREAMS, 64, "upstream DNS servers: ip, ip:port, [v6]:port",
-                             required=create, pattern=f"^{HOST_PORT}$", min_items=1,
-                             hint="an IP address, optionally with :port"),
+        "upstreams": strings(MAX_UPSTREAMS, MAX_TEXT, "upstream DNS servers: ip, ip:port, [v6]:port, "
+                             "tls://host[:853][#name], https://host[:443]/dns-query[#name] (?pin=<base64> "
+                             "for a key pin)",
+                             required=create, pattern=f"^{UPSTREAM}$", min_items=1,
+                             hint="an IP address, optionally with :port, or a tls:// or https:// URL"),
         "priority": Int(required=False, minimum=1, maximum=100, description="1-100, higher first (default 50)"),
         "timeout": Str(required=False, max_len=32, nullable=True, pattern=GO_DURATION,
                        hint="a duration such as 2s or 500ms", description="per attempt, Go duration: 2s, 500ms (100ms-30s); empty: default"),

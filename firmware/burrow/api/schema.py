@@ -136,6 +136,9 @@ IP_OR_CIDR = f"({IPV4}(/(3[0-2]|[12]?[0-9]))?|{IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?
 PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"  # 1-65535
 # "ip", "ip:port", "[v6]:port" (and a bare v6): config's parse_hostport with a default port
 HOST_PORT = f"({IPV4}(:{PORT})?|\\[{IPV6}\\](:{PORT})?|{IPV6})"
+# an upstream: an address with an optional port, or a DoT/DoH URL (tls://..., https://...) that
+# the server parses (config/upstream_spec.py) and explains when it is wrong
+UPSTREAM = f"({HOST_PORT}|[tT][lL][sS]://\\S+|[hH][tT][tT][pP][sS]://\\S+)"
 
 # A domain name's label: ASCII letters, digits, "_" and inner "-", at most 63; or a label with
 # non-ASCII letters, which the server converts with IDNA (whose tables no pattern can carry: a

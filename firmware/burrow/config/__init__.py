@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
-from .schema import BY_KEY, OPTIONS, SECTIONS, ConfigError, Option
+from .schema import BY_KEY, OPTIONS, SECTIONS, ConfigError, Option, parse_upstream
 
 __all__ = ["Config", "ConfigError", "ConfigView", "load", "OPTIONS", "BY_KEY"]
 
@@ -91,7 +91,22 @@ def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     errors = []
     if values["cache.min_ttl"] > values["cache.max_ttl"]:
         errors.append(("cache.min_ttl", "must not exceed cache.max_ttl"))
+    errors.extend(_bootstrap_check(values["upstream_dns_servers"], values["upstream.bootstrap"]))
     return errors
+
+
+def _bootstrap_check(servers: list[str], bootstrap: list[str]) -> list[tuple[str, str]]:
+    """An encrypted upstream named by host name needs a plain resolver to find it: Burrow
+    never asks itself (a loop, and nothing to ask before it has an upstream)."""
+    if bootstrap:
+        return []
+    specs = [parse_upstream(text) for text in servers]  # already validated
+    if any(not s.encrypted for s in specs):
+        return []
+    return [(f"upstream_dns_servers[{i}]",
+             f"{s.host} is a host name: set upstream.bootstrap (or list a plain \"ip:port\" upstream) "
+             f"to resolve it, or give its address with #{s.host}")
+            for i, s in enumerate(specs) if not s.host_is_address]
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import errors as domain
+from .upstream_spec import PLAIN, UpstreamSpec, is_encrypted_text, parse_encrypted
 
 
 class ConfigError(domain.Invalid, ValueError):
@@ -152,6 +153,37 @@ def hostport(default_port: int | None = None) -> Callable[[Any], str]:
     return check
 
 
+def parse_upstream(value: Any) -> UpstreamSpec:
+    """An upstream entry: "ip[:port]" (plain DNS, port 53 if omitted), tls://host[:port][#name]
+    or https://host[:port]/path[#name], either with ?pin= (config/upstream_spec.py)."""
+    if is_encrypted_text(value):
+        return parse_encrypted(value.strip())
+    host, port = parse_hostport(value, 53)
+    if port == 0:
+        raise ValueError(f"port 0 in {value!r}")
+    return UpstreamSpec(PLAIN, host, port, text=format_hostport(host, port))
+
+
+def upstream(value: Any) -> str:
+    """The validator of one upstream entry: its canonical text."""
+    return parse_upstream(value).text
+
+
+def ca_file(value: Any) -> str:
+    """A PEM file of CA certificates to verify encrypted upstreams with ("": the system's)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a path, got {value!r}")
+    if not value.strip():
+        return ""
+    import ssl
+    try:
+        ssl.create_default_context(cafile=value)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"cannot load CA certificates from {value!r}: {getattr(e, 'strerror', None) or e}") \
+            from None
+    return value
+
+
 def list_of(item: Callable[[Any], Any], *, min_items: int = 0, max_items: int = 64,
             allow_scalar: bool = False) -> Callable[[Any], list]:
     def check(value: Any) -> list:
@@ -278,8 +310,11 @@ DEFAULT_ALLOWED_NETWORKS = [
 
 OPTIONS: list[Option] = [
     Option("upstream_dns_servers", ["9.9.9.9:53", "1.1.1.1:53"],
-           "Upstream resolvers, \"ip:port\" (port 53 if omitted).",
-           list_of(hostport(53), min_items=1, max_items=16)),
+           "Upstream resolvers: \"ip:port\" (plain DNS, port 53 if omitted), \"tls://host[:853][#name]\" "
+           "(DNS over TLS) or \"https://host[:443]/dns-query[#name]\" (DNS over HTTPS), an encrypted one "
+           "optionally with \"?pin=<base64 SHA-256 of the key>\"; a host name is resolved through "
+           "upstream.bootstrap or the plain entries here.",
+           list_of(upstream, min_items=1, max_items=16)),
     Option("server.listen_address", ["127.0.0.1:5300"],
            "DNS listen address(es), UDP and TCP: \"ip:port\" or a list of them.",
            list_of(hostport(53), min_items=1, max_items=16, allow_scalar=True)),
@@ -358,6 +393,13 @@ OPTIONS: list[Option] = [
            "Fraction of upstream.max_inflight one client may hold (less as the pool fills), so "
            "clients asking names that never resolve cannot starve the others.",
            number(0.01, 1.0)),
+    Option("upstream.bootstrap", [],
+           "Plain resolvers (\"ip:port\") that resolve the host names of tls:// and https:// upstreams; "
+           "empty: the plain entries of upstream_dns_servers. Never Burrow itself.",
+           list_of(hostport(53), max_items=8)),
+    Option("upstream.ca_file", "",
+           "PEM file of the CA certificates that encrypted upstreams' certificates are checked against; "
+           "empty: the system's CA store.", ca_file),
     Option("upstream.proxy_dnssec", "auto",
            "Pass on the upstream's AD bit (its validator's word that the data is authentic) to "
            "clients that send DO or AD: auto for upstreams on loopback or in upstream.trusted_servers, "

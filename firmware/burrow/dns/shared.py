@@ -30,9 +30,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..config.schema import parse_hostport
+from ..config.schema import parse_upstream
+from ..config.upstream_spec import UpstreamSpec
 from .blocking import BlockingSettings
 from .upstream import Upstream, UpstreamPool, UpstreamSettings
+from .upstream_tls import Encryption
+
+Server = tuple[str, int] | UpstreamSpec  # what a pool is made from: (host, port) or a parsed entry
 
 MAX_ROUTES = 64  # distinct upstream sets kept besides the default (each FORWARD rule's list is one)
 DEFAULT_GROUPS = frozenset(("default",))  # every client's groups before the groups store is open
@@ -68,14 +72,24 @@ class Routes:
 
     ``add`` is called per routed query, so the unchanged case is two identity checks; at most
     MAX_ROUTES pools are kept besides the default (the oldest goes; queries in flight keep it).
+
+    Every pool shares the default's ``Encryption`` (dns/upstream_tls.py): one TLS context and
+    one bootstrap, which asks ``bootstrap`` — a pool of plain servers only (``upstream.bootstrap``,
+    else the plain entries of ``upstream_dns_servers``), so finding an encrypted server's address
+    never goes through an encrypted server, nor through Burrow.
     """
 
-    def __init__(self, default: UpstreamPool) -> None:
+    def __init__(self, default: UpstreamPool, bootstrap: UpstreamPool | None = None) -> None:
         self.default = default
+        self.bootstrap = bootstrap or UpstreamPool([], UpstreamSettings())
         self._pools: dict[str, UpstreamPool] = {}
-        self._servers: dict[str, Sequence[tuple[str, int]]] = {}  # route → the servers its pool was made from
+        self._servers: dict[str, Sequence[Server]] = {}  # route → the servers its pool was made from
 
-    def add(self, route: str, servers: Sequence[tuple[str, int]],
+    async def ask_bootstrap(self, question: bytes) -> bytes:
+        reply, _ = await self.bootstrap.query(question, 0, False)
+        return reply
+
+    def add(self, route: str, servers: Sequence[Server],
             settings: UpstreamSettings | None = None) -> UpstreamPool:
         """The pool for ``route`` (made once from ``servers``: ((host, port), ...)), cached.
 
@@ -95,7 +109,8 @@ class Routes:
             if len(self._pools) >= MAX_ROUTES:
                 oldest = next(iter(self._pools))  # queries in flight keep theirs
                 del self._pools[oldest], self._servers[oldest]
-            pool = self._pools[route] = UpstreamPool(list(servers), settings or self.default.settings)
+            pool = self._pools[route] = UpstreamPool(list(servers), settings or self.default.settings,
+                                                     encryption=self.default.encryption)
             pool.local_ports = self.default.local_ports  # one loop check for every socket we own
             self._servers[route] = servers
         return pool
@@ -117,10 +132,22 @@ class Routes:
         server still listed keeps its health and counters, and the settings object stays the
         one shared by routes without settings of their own (conditional rules, FORWARD rules)."""
         pool = self.default
-        current = {(s.host, s.port): s for s in pool.servers}
-        pool.servers = [current.get((host, port)) or Upstream(host, port, pool.clock)
-                        for host, port in _servers(cfg)]
+        specs = _servers(cfg)
+        pool.encryption.configure(cfg["upstream.ca_file"], self.ask_bootstrap)
+        current: dict[str, Upstream | None] = {s.key: s for s in pool.servers}
+        pool.servers = [current.pop(spec.text, None) or pool.make_server(spec) for spec in specs]
+        for gone in current.values():
+            if gone is not None and gone.transport is not None:
+                gone.transport.close()
+        boot = self.bootstrap
+        known = {s.key: s for s in boot.servers}
+        boot.servers = [known.get(spec.text) or boot.make_server(spec) for spec in _bootstrap(cfg, specs)]
         _upstream_settings(cfg, pool.settings)
+
+    def close(self) -> None:
+        """Close every encrypted connection (at shutdown)."""
+        for pool in (self.default, *self._pools.values()):
+            pool.close()
 
 
 @dataclass(eq=False)
@@ -138,8 +165,14 @@ class Shared:
     @classmethod
     def from_config(cls, cfg: Options) -> Shared:
         """The shared state ``cfg`` asks for; the stores join once storage is open."""
-        pool = UpstreamPool(_servers(cfg), _upstream_settings(cfg, UpstreamSettings()))
-        return cls(blocking=_blocking(cfg), routes=Routes(pool))
+        specs = _servers(cfg)
+        settings = _upstream_settings(cfg, UpstreamSettings())
+        pool = UpstreamPool(specs, settings, encryption=Encryption(cfg["upstream.ca_file"]))
+        bootstrap = UpstreamPool(_bootstrap(cfg, specs), settings)
+        bootstrap.local_ports = pool.local_ports  # one loop check for every socket we own
+        routes = Routes(pool, bootstrap)
+        pool.encryption.bootstrap.ask = routes.ask_bootstrap
+        return cls(blocking=_blocking(cfg), routes=routes)
 
     def configure(self, cfg: Options) -> None:
         """Apply ``cfg`` live: the blocking settings and the default upstreams."""
@@ -157,8 +190,15 @@ def _blocking(cfg: Options) -> BlockingSettings:
                             cfg["filtering.custom_ipv6"], cfg["filtering.blocked_ttl"])
 
 
-def _servers(cfg: Options) -> list[tuple[str, int]]:
-    return [parse_hostport(text, 53) for text in cfg["upstream_dns_servers"]]
+def _servers(cfg: Options) -> list[UpstreamSpec]:
+    return [parse_upstream(text) for text in cfg["upstream_dns_servers"]]
+
+
+def _bootstrap(cfg: Options, specs: list[UpstreamSpec]) -> list[UpstreamSpec]:
+    """The plain servers that resolve encrypted upstreams' host names (see Routes)."""
+    if cfg["upstream.bootstrap"]:
+        return [parse_upstream(text) for text in cfg["upstream.bootstrap"]]
+    return [spec for spec in specs if not spec.encrypted]
 
 
 def _upstream_settings(cfg: Options, settings: UpstreamSettings) -> UpstreamSettings:

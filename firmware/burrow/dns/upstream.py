@@ -19,6 +19,11 @@ the pool fills), and a question that keeps timing out costs less each time (RFC 
 a small memo of questions whose every attempt timed out gives the next query for one of them
 a shorter timeout and one attempt per server, and after a second such failure answers it
 SERVFAIL at once for a while that doubles with each further one (TIMEOUT_HOLD_*).
+
+A server given as tls:// or https:// (config/upstream_spec.py) has a transport instead of its
+UDP socket (dns/upstream_tls.py, dns/upstream_doh.py): persistent, checked TLS connections.
+Everything above holds for it unchanged; its failures (a refused certificate, a pin mismatch,
+an HTTP error) are transport failures like a timeout.
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ import struct
 import time
 from typing import Callable
 
+from collections.abc import Sequence
+
+from ..config.upstream_spec import HTTPS, PLAIN, TLS, UpstreamSpec
 from . import wire
 from .fairshare import FairShare, per_client_cap
+from .upstream_tls import Encryption, Transport, TransportError
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,7 @@ TIMEOUT_MEMO_TTL = 60.0  # seconds a question's timeouts are remembered after th
 TIMEOUT_HOLD_BASE = 2.0  # seconds a question is answered SERVFAIL at once after its second timeout ...
 TIMEOUT_HOLD_MAX = 30.0  # ... doubling with each further one up to this (RFC 9520 §3.2: a backoff)
 SHORT_TIMEOUT_MIN = 0.25  # floor of the shortened per-attempt timeout for such a question
+PROTOCOLS = {PLAIN: "udp", TLS: "tls", HTTPS: "https"}  # as the health snapshot names them
 
 
 @dataclass
@@ -131,13 +141,18 @@ class Upstream:
 
     __slots__ = ("host", "port", "family", "label", "srtt", "failures", "first_failure", "answers",
                  "down", "down_until", "probing", "queries", "errors", "timeouts", "error_answers",
-                 "last_error", "loop_until", "clock", "on_verdict")
+                 "last_error", "loop_until", "clock", "on_verdict", "spec", "transport")
 
-    def __init__(self, host: str, port: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, host: str, port: int, clock: Callable[[], float] = time.monotonic,
+                 spec: UpstreamSpec | None = None, transport: Transport | None = None):
         self.host = host
         self.port = port
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.spec = spec or UpstreamSpec(PLAIN, host, port, text=self.label)
+        self.transport = transport  # DoT or DoH (dns/upstream_tls.py); None: UDP, TCP when truncated
+        if transport is not None:
+            self.label = self.spec.text  # the URL as configured, canonical
         self.clock = clock
         self.srtt = 0.05
         self.failures = 0  # consecutive transport failures
@@ -219,11 +234,21 @@ class Upstream:
         if self.on_verdict is not None:
             self.on_verdict()
 
+    @property
+    def key(self) -> str:
+        """What identifies the server across configuration changes: its canonical text."""
+        return self.spec.text
+
     def snapshot(self) -> dict[str, object]:
-        return {"address": self.label, "healthy": self.healthy, "srtt_ms": round(self.srtt * 1000, 2),
-                "queries": self.queries, "errors": self.errors, "timeouts": self.timeouts,
-                "error_answers": self.error_answers, "consecutive_failures": self.failures,
-                "last_error": self.last_error, "loop_detected": self.loop_detected}
+        snap: dict[str, object] = {
+            "address": self.label, "protocol": PROTOCOLS[self.spec.scheme], "healthy": self.healthy,
+            "srtt_ms": round(self.srtt * 1000, 2), "queries": self.queries, "errors": self.errors,
+            "timeouts": self.timeouts, "error_answers": self.error_answers,
+            "consecutive_failures": self.failures, "last_error": self.last_error,
+            "loop_detected": self.loop_detected}
+        if self.transport is not None:
+            snap.update(self.transport.snapshot())
+        return snap
 
 
 class _Pending:
@@ -270,13 +295,14 @@ class UpstreamPool:
     every attempt timed out to (strikes, held until, forgotten at).
     """
 
-    def __init__(self, servers: list[tuple[str, int]], settings: UpstreamSettings,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, servers: Sequence[tuple[str, int] | UpstreamSpec], settings: UpstreamSettings,
+                 clock: Callable[[], float] = time.monotonic, encryption: Encryption | None = None):
         self.clock = clock
+        self.encryption = encryption or Encryption()  # TLS context and bootstrap (upstream_tls.py)
         self._servers: list[Upstream] = []
         self._on_report: Callable[[], None] | None = None  # healthy_count changed (see watch)
         self._report_timer: asyncio.TimerHandle | None = None  # a held-back change: look again then
-        self.servers = [Upstream(h, p, clock) for h, p in servers]
+        self.servers = [self.make_server(s) for s in servers]
         self.settings = settings
         self.slots = FairShare()
         self._timeouts: dict[bytes, tuple[int, float, float]] = {}
@@ -286,6 +312,21 @@ class UpstreamPool:
         self._reported = len(self.servers)  # healthy_count as shown (see REPORT_MIN_DWELL)
         self._reported_at = -math.inf
         self._probes: set[asyncio.Task[None]] = set()
+
+    def make_server(self, server: tuple[str, int] | UpstreamSpec) -> Upstream:
+        """An Upstream for ``server``: (host, port) or a parsed entry (an encrypted one gets its
+        transport, which shares this pool's Encryption)."""
+        if not isinstance(server, UpstreamSpec):
+            return Upstream(server[0], server[1], self.clock)
+        transport = self.encryption.transport(server) if server.encrypted else None
+        return Upstream(server.host, server.port, self.clock, server, transport)
+
+    def close(self) -> None:
+        """Close the encrypted servers' connections (at shutdown; a server left out of a new
+        configuration closes its own once idle)."""
+        for server in self._servers:
+            if server.transport is not None:
+                server.transport.close()
 
     def order(self, now: float) -> list[Upstream]:
         """Servers to try, best first: healthy ones by smoothed RTT (with jitter), then the rest."""
@@ -470,9 +511,12 @@ class UpstreamPool:
         if timeout is None:
             timeout = self.settings.timeout
         try:
-            reply = await self._udp(asyncio.get_running_loop(), server, question, qflags, do, timeout)
-            if reply[2] & 0x02:  # TC: the answer did not fit; ask the same server over TCP
-                reply = await self._tcp(server, question, qflags, do, timeout)
+            if server.transport is not None:
+                reply = await self._encrypted(server.transport, question, qflags, do, timeout)
+            else:
+                reply = await self._udp(asyncio.get_running_loop(), server, question, qflags, do, timeout)
+                if reply[2] & 0x02:  # TC: the answer did not fit; ask the same server over TCP
+                    reply = await self._tcp(server, question, qflags, do, timeout)
             # A reply whose records cannot be walked is no answer (and may be the next server's
             # job); checked here once, so the failure counts against this server's health.
             wire.read_rrs(reply, 12 + len(question), sum(struct.unpack_from("!HHH", reply, 6)))
@@ -480,7 +524,7 @@ class UpstreamPool:
             server.timeouts += 1
             server.failed("timeout", self.clock())
             raise
-        except UpstreamError as e:  # an ICMP error on the UDP socket
+        except (UpstreamError, TransportError) as e:  # an ICMP error; a refused certificate, an HTTP error
             server.failed(str(e), self.clock())
             raise UpstreamError(f"{server.label}: {e}", e.ede) from None
         except (OSError, EOFError, wire.WireError) as e:  # TCP refused, reset or cut short; garbled
@@ -542,6 +586,24 @@ class UpstreamPool:
         finally:
             self.local_ports.pop(port, None)
             sock.close()
+
+    async def _encrypted(self, transport: Transport, question: bytes, qflags: int, do: bool,
+                         timeout: float) -> bytes:
+        """One exchange over DoT or DoH. The transport matches the reply to the ID; the question
+        must match too: a reply for another question on our own connection is a bad server."""
+        qid, packet = self._packet(question, qflags, do)
+        # Its own task: the transport keeps time with asyncio.timeout, which needs one, and the
+        # DNS server runs a query's first steps outside any (DnsServer.run_eagerly).
+        exchange = asyncio.ensure_future(transport.exchange(packet, timeout))
+        try:
+            reply = await exchange
+        finally:
+            if not exchange.done():
+                exchange.cancel()
+        if not reply_matches(reply, qid, question):
+            self.wrong_replies += 1
+            raise TransportError("reply does not match the question asked")
+        return reply
 
     async def _tcp(self, server: Upstream, question: bytes, qflags: int, do: bool,
                    timeout: float) -> bytes:

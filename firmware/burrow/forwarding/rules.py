@@ -31,7 +31,8 @@ comes or goes). Names may contain colons: the id is split at its last two.
 
 Forwarding: each rule has its own ``route`` (the cache and the forward stage keep answers and
 upstream pools apart per route, so a rule's answers never reach clients it does not cover),
-``servers`` ((host, port), ...) and ``settings`` (an ``UpstreamSettings``):
+``servers`` (parsed entries, config/upstream_spec.py: "ip:port", tls://, https://) and ``settings``
+(an ``UpstreamSettings``):
 
 - ``timeout`` — Go duration text as given (``"3s"``, ``"500ms"``, ``"1m"``); ``""`` means the
   default upstream timeout. Must lie within 100ms..30s.
@@ -56,7 +57,7 @@ import re
 
 from .. import errors as domain
 from ..changes import Announce, Change, ignore
-from ..config.schema import format_hostport, parse_hostport
+from ..config.schema import format_hostport, parse_hostport, parse_upstream
 from ..dns import names
 from ..dns.qtypes import number as qtype_number
 from ..dns.upstream import UpstreamSettings
@@ -275,13 +276,11 @@ class ForwardRule:
         upstreams, servers = [], []
         for i, text in enumerate(_as_list(data, "upstreams", MAX_UPSTREAMS)):
             try:
-                host, port = parse_hostport(text, 53)
+                spec = parse_upstream(text)
             except ValueError as e:
                 raise ForwardRuleError(f"invalid upstream: {e}", f"upstreams[{i}]") from None
-            if port == 0:
-                raise ForwardRuleError(f"invalid upstream {text!r}: port 0", f"upstreams[{i}]")
-            if (host, port) not in servers:
-                servers.append((host, port))
+            if spec not in servers:
+                servers.append(spec)
                 upstreams.append(text.strip())
         if not servers:
             raise ForwardRuleError("At least one upstream DNS server required", "upstreams")
@@ -310,7 +309,7 @@ class ForwardRule:
         self.failover = _as_bool(data, "failover", False)
         self.enabled = _as_bool(data, "enabled", True)
 
-        self.route = "cf:" + self.name + "@" + ",".join(format_hostport(h, p) for h, p in self.servers)
+        self.route = "cf:" + self.name + "@" + ",".join(s.text for s in self.servers)
         per_server = 1 + self.max_retries
         self.settings = UpstreamSettings(
             timeout=self.timeout_seconds or (defaults.timeout if defaults else DEFAULT_TIMEOUT),

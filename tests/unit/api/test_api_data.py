@@ -431,7 +431,8 @@ def test_put_upstreams_swaps_servers_keeping_known_ones(app):
     labels = [s.label for s in app.resolver.upstreams.servers]
     assert labels == ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]
     assert app.resolver.upstreams.servers[0] is old and old.queries == 7
-    assert res.json["config"] == {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"]}
+    assert res.json["config"] == {"upstream_dns_servers": ["192.0.2.1:53", "198.51.100.7:53", "[2001:db8::1]:5353"],
+                                  "bootstrap": []}
 
 
 @pytest.mark.parametrize("body,fields", [

@@ -194,7 +194,8 @@ def test_accepted_forms_and_defaults():
                      "client_cidrs": ["192.168.1.5/24", "fd00::/8"], "domains": ["Corp.Example.COM.", "bücher.de"],
                      "timeout": "500ms", "priority": 1})
     assert r.name == "spaced" and r.query_types == ("PTR", "TYPE65280")
-    assert r.servers == (("10.0.0.1", 53), ("fd00::53", 5353), ("fd00::1", 53))  # duplicate dropped
+    assert tuple((s.host, s.port) for s in r.servers) == (("10.0.0.1", 53), ("fd00::53", 5353), ("fd00::1", 53))
+    assert not any(s.encrypted for s in r.servers)  # duplicate dropped above
     assert r.domains == ("corp.example.com", "xn--bcher-kva.de")
     assert r.timeout == "500ms" and r.timeout_seconds == 0.5 and r.priority == 1
     assert r.max_retries == 0 and r.failover is False and r.enabled is True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ...config.upstream_spec import UpstreamSpec
 from ..message import Answer, Next, Query
 from ..shared import Options, Routes, Shared
 from ..upstream import UpstreamSettings
@@ -28,7 +29,7 @@ class Route(Protocol):
 
     name: str
     route: str
-    servers: tuple[tuple[str, int], ...]
+    servers: tuple[UpstreamSpec, ...]
     settings: UpstreamSettings
     upstreams: tuple[str, ...]
 

@@ -42,7 +42,7 @@ def assert_routed(query, answer, nxt, routes, rule):
     assert answer.decision is nxt.answer.decision and answer.rcode == nxt.answer.rcode
     assert query.route == rule.route
     pool = routes.pool(query.route)
-    assert pool is not routes.default and servers(pool) == list(rule.servers)
+    assert pool is not routes.default and servers(pool) == [(s.host, s.port) for s in rule.servers]
     assert pool.settings is rule.settings  # the rule's own timeout, retries and failover
     entry = query.trace[-1]
     assert (entry.stage, entry.action, entry.rule, entry.source) == (
