@@ -307,6 +307,7 @@ class App:
         s.rpz.sync(row["id"] for row in s.list_store.list() if row["format"] == "rpz")
         s.lists.wake()  # hand-made RPZ zones' files follow their restored rules
         s.zones.changed()  # each store announced its reload: no answer from before is replayed
+        s.tls.changed()  # restored TLS settings: the certificate and listeners follow
 
     def factory_reset(self) -> None:
         """Wipe settings, users, keys and the query log, then restart (backup.FactoryReset)."""

@@ -29,7 +29,7 @@ from ..dns import qtypes
 from ..dns.names import BadName, normalize
 from .errors import ApiError, ValidationError
 from .routes import DOH_PATH, Api, client_ip, is_loopback
-from .schema import Bool, Query, Str, any_case
+from .schema import Bool, Query, Str, any_case, domain_name
 
 if TYPE_CHECKING:
     from ..resolver import Resolver
@@ -43,7 +43,7 @@ JSON_EDNS_SIZE = 1232  # the EDNS size of a query made for the JSON form (DNS fl
 DohQuery = Query({
     "dns": Str(required=False, max_len=8192, pattern="^[A-Za-z0-9_-]*=*$",
                description="the DNS query, base64url without padding (RFC 8484 §4.1)"),
-    "name": Str(required=False, max_len=300, description="JSON form: the name to look up"),
+    "name": domain_name(required=False, description="JSON form: the name to look up"),
     "type": Str(required=False, max_len=10, default="A", pattern=any_case(*sorted(qtypes.NAMES), "TYPE")[:-2] + "|[0-9]{1,5})$",
                 description="JSON form: the query type, a name (A, AAAA, …) or a number"),
     "do": Bool(required=False, default=False, description="JSON form: ask for DNSSEC records (the DO bit)"),
@@ -114,17 +114,17 @@ def register(api: Api, *, resolver: Resolver) -> None:
                                 "for a reverse proxy)")
         return ip, req.client_addr[1] if req.client_addr else 0
 
-    async def ask(req, message: bytes) -> bytes:
+    async def ask(req, message: bytes, field: str) -> bytes:
         peer = admit(req)
         if len(message) < MIN_MESSAGE:
-            raise ApiError(400, "the DNS message is shorter than a header")
+            raise ValidationError([(field, "the DNS message is shorter than a header")])
         reply = await server.answer(message, peer, "doh")
         if reply is None:
-            raise ApiError(400, "the DNS message was not answered (not a query, or over the rate limit)")
+            raise ValidationError([(field, "the DNS message was not answered (not a query, or over the rate limit)")])
         return reply
 
-    async def wire_answer(req, message: bytes) -> Response:
-        reply = await ask(req, message)
+    async def wire_answer(req, message: bytes, field: str) -> Response:
+        reply = await ask(req, message, field)
         try:
             age = max_age(DNSRecord.parse(reply))
         except Exception:  # a reply we made ourselves; if dnslib cannot read it, do not cache
@@ -138,18 +138,18 @@ def register(api: Api, *, resolver: Resolver) -> None:
         admit(req)
         q = req.g.query
         if q.get("dns") is not None:
-            return await wire_answer(req, decode_dns_param(q["dns"]))
+            return await wire_answer(req, decode_dns_param(q["dns"]), "dns")
         if not q.get("name"):
             raise ValidationError([("dns", "give dns= (RFC 8484) or name= (the JSON form)")])
         try:
-            name = normalize(q["name"]) if q["name"].strip() != "." else ""
+            name = normalize(q["name"])
         except BadName as e:
             raise ValidationError([("name", str(e))]) from None
         qtype_text = q.get("type") or "A"
         qtype = int(qtype_text) if qtype_text.isdigit() else qtypes.number(qtype_text)
         if not 0 < qtype <= qtypes.MAX_TYPE:
             raise ValidationError([("type", "must be 1-65535")])
-        reply_bytes = await ask(req, json_query(name, qtype, bool(q.get("do")), bool(q.get("cd"))))
+        reply_bytes = await ask(req, json_query(name, qtype, bool(q.get("do")), bool(q.get("cd"))), "name")
         reply = DNSRecord.parse(reply_bytes)
         body = ujson.dumps(json_answer(reply), ensure_ascii=False, escape_forward_slashes=False).encode()
         return Response(body, 200, {"Content-Type": DNS_JSON, "Cache-Control": f"max-age={max_age(reply)}"})
@@ -166,4 +166,4 @@ def register(api: Api, *, resolver: Resolver) -> None:
             raise ApiError(415, f"send the DNS message as {DNS_MESSAGE}", error="Unsupported Media Type")
         if req.content_length > MAX_MESSAGE:
             raise ApiError(413, f"a DNS message is at most {MAX_MESSAGE} bytes")
-        return await wire_answer(req, req.body or b"")
+        return await wire_answer(req, req.body or b"", "body")

@@ -110,6 +110,7 @@ class TlsService:
         self.reloads = 0
         self._stamp: tuple[Any, ...] | None = None
         self._watch: Supervised | None = None
+        self._pending: asyncio.Task[None] | None = None  # changed()'s reconcile
         self._lock = asyncio.Lock()
 
     # ---- checks ---------------------------------------------------------------------------------
@@ -163,6 +164,13 @@ class TlsService:
         return running[2] if running else None
 
     # ---- reconciling ----------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """The settings were replaced underneath (a backup restore): reconcile soon, on the loop
+        (a listener that cannot bind is a fault then, as at start)."""
+        if self._watch is None:  # not started: start() reads the settings
+            return
+        self._pending = asyncio.get_running_loop().create_task(self.reconcile(strict=False))
 
     async def reconcile(self, *, strict: bool = True) -> None:
         """Make the certificate and the listeners what the configuration says now.
