@@ -44,6 +44,7 @@ from .storage.events import EventLog, publish_event
 from .storage.health import StorageHealth
 from .storage.querylog import QueryLogDB
 from .storage.settings import SettingsDB
+from .tls.service import TlsService
 from .telemetry.events import EventBus
 from .telemetry.recorder import Recorder
 from .zones.service import ZoneService
@@ -69,8 +70,10 @@ START_ORDER = (
     ("zones", "secondary zones refresh on their own schedule (the snapshot DNS answers from was "
               "built with the service)"),
     ("dns", "listeners open once everything they answer from is in place"),
-    ("web", "the admin page and API last: they serve what the others built; stop first, so no "
+    ("web", "the admin page and API: they serve what the others built; stop early, so no "
             "change arrives while the rest stops"),
+    ("tls", "the certificate, then DNS over TLS and HTTPS (the web's Api over TLS): after the plain "
+            "listeners, so a certificate problem never keeps plain DNS from answering; stops first"),
 )
 
 # Changes after which the lists each client group uses may differ: each view's list mask is
@@ -111,8 +114,8 @@ class App:
         # report into it when they die.
         self.faults = Faults()
         self.supervisor = Supervisor(self.faults)
-        # Nothing in Burrow terminates TLS yet: plain HTTP (no HSTS, no Secure cookies) until a
-        # listener that does sets it (api/routes.py WebSettings).
+        # Plain HTTP (no redirect, no HSTS, no Secure cookies) until the TLS service opens its
+        # HTTPS listener and says so (_https_changed; api/routes.py WebSettings).
         self.web_settings = WebSettings(tls=False)
         self.services: Services | None = None
         self.exit_code = 0
@@ -207,7 +210,12 @@ class App:
                          cfg["server.http_max_connections_per_client"], cfg["server.http_request_deadline"],
                          cfg["server.http_keepalive_timeout"]), auth)
 
-        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web)}
+        # The certificate and the TLS listeners: DoT on the DNS server, HTTPS on the web service.
+        tls = TlsService(live, self.data_dir / "tls", supervisor, faults,
+                         listeners={"dot": resolver.server, "https": web}, addresses=board.local_addresses,
+                         on_https=self._https_changed, publish=audit)
+
+        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web, tls)}
         lifecycle = Lifecycle([by_name[name] for name, _why in START_ORDER], supervisor)
         lifecycle.subscribe(health.phase_changed)
         services = Services(
@@ -217,7 +225,7 @@ class App:
             groups=groups, allow_list=allow_list, deny_list=deny_list, policies=policies,
             forwarding=forwarding, zones=zones, list_store=list_store, lists=lists, rpz=rpz, threats=threats,
             clock=clock,
-            recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle)
+            recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle, tls=tls)
         web.api = create_api(services, web, self.web_settings)  # each API module gets only the services it names
         self.services = services
         return services
@@ -246,6 +254,11 @@ class App:
             # DNS answers from the rest: a fault for a person, not a reason to be unready.
             self.faults.set("settings", f"{len(moved)} invalid stored setting(s) moved to quarantine at start "
                                         f"(first: {first[:160]}{'…' if len(first) > 160 else ''})", serving=True)
+
+    def _https_changed(self, port: int | None, hsts: bool) -> None:
+        """The TLS service's HTTPS listener opened (its port), moved, or closed (None)."""
+        settings = self.web_settings
+        settings.tls, settings.https_port, settings.hsts = port is not None, port, hsts and port is not None
 
     def _toggle_pause(self, pause: BlockingPause, seconds: float) -> None:
         """The button's short press: pause blocking for ``seconds``, or resume."""
@@ -294,6 +307,7 @@ class App:
         s.rpz.sync(row["id"] for row in s.list_store.list() if row["format"] == "rpz")
         s.lists.wake()  # hand-made RPZ zones' files follow their restored rules
         s.zones.changed()  # each store announced its reload: no answer from before is replayed
+        s.tls.changed()  # restored TLS settings: the certificate and listeners follow
 
     def factory_reset(self) -> None:
         """Wipe settings, users, keys and the query log, then restart (backup.FactoryReset)."""

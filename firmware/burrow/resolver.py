@@ -79,7 +79,9 @@ class Resolver:
                                 max_tcp_connections=cfg["server.max_tcp_connections"],
                                 max_tcp_per_client=cfg["server.max_tcp_per_client"],
                                 tcp_message_timeout=cfg["server.tcp_message_timeout"],
-                                loop_ports=self.upstreams.local_ports, view_of=view_of)
+                                loop_ports=self.upstreams.local_ports, view_of=view_of,
+                                dot_idle_timeout=cfg["tls.dot_idle_timeout"],
+                                max_dot_connections=cfg["tls.dot_max_connections"])
         self._local_addresses: Callable[[], list[str] | None] = lambda: None
         self._network_changes: EventBus | None = None  # where "network" changes arrive (follow_addresses)
         self._loops: list[Supervised] = []
@@ -139,6 +141,8 @@ class Resolver:
         self.chain.configure(cfg)
         self.server.limiter = self.guard.limiter
         self.server.decision_trace = cfg["server.decision_trace"]
+        self.server.dot_idle_timeout = cfg["tls.dot_idle_timeout"]  # from the next connection
+        self.server.max_dot_connections = cfg["tls.dot_max_connections"]
         self.cleanup_interval = cfg["rate_limit.cleanup_interval"]
         if upstreams_changed:
             self.check_static_loop()

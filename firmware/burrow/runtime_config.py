@@ -55,6 +55,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     # What the query log keeps: each answer's decision trace (the DNS server, from the next
     # query), and how long and how much (the recorder's next prune).
     "privacy": ("server.decision_trace", "storage.query_log_retention_days", "storage.query_log_max_bytes"),
+    # The certificate and the TLS listeners (burrow/tls): PUT /api/config/tls checks the
+    # certificate first and has the TLS service open, move or close the listeners after.
+    "tls": ("tls.mode", "tls.cert_file", "tls.key_file", "tls.dot_enabled", "tls.dot_address",
+            "tls.https_address", "tls.hsts"),
 }
 _QUERY_LOG_KEYS = frozenset(("storage.query_log_retention_days", "storage.query_log_max_bytes"))
 RUNTIME_KEYS = frozenset(k for keys in SECTIONS.values() for k in keys)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the container names types; importing them all at run time i
     from .storage.settings import SettingsDB
     from .telemetry.events import EventBus
     from .telemetry.recorder import Recorder
+    from .tls.service import TlsService
     from .zones.service import ZoneService
 
 
@@ -78,3 +79,4 @@ class Services:
     board: Appliance
     reset: FactoryReset
     lifecycle: Lifecycle  # the web service is in it too; it is made from this container (app.py)
+    tls: TlsService  # the certificate in force; DNS over TLS and HTTPS listeners

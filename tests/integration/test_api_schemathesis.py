@@ -87,7 +87,10 @@ REFUSED_UNREAD = {413, 414, 431}  # body, request line or headers over the limit
 # What a signed-in role must not call on itself here (it would sign itself out or lock itself out).
 SESSION_ENDING = {"POST /api/auth/logout", "POST /api/auth/password", "POST /api/auth/2fa/enrol",
                   "POST /api/auth/2fa/confirm", "POST /api/auth/2fa/disable", "POST /api/backup/restore",
-                  "PUT /api/users/{user_id}", "DELETE /api/users/{user_id}"}
+                  "PUT /api/users/{user_id}", "DELETE /api/users/{user_id}",
+                  # would open HTTPS (plain HTTP then redirects) or DoT on the addresses it was given:
+                  # tests/integration/test_encrypted_dns.py covers it
+                  "PUT /api/config/tls"}
 
 
 # A 400 to a request the schema allows fails unless every field it names was refused on its
@@ -120,6 +123,11 @@ MEANING = [
     (r"type", r"the SOA record stays an SOA record.*|a zone has exactly one SOA.*"),
     (r"priority", r"priority applies to MX and SRV records"),
     (r"domains", r"At least one matching condition required.*"),  # a PUT leaving a rule none
+    # DNS over HTTPS: the DNS message inside dns= or the body (a query, at least a header), one of
+    # dns= and name= given, a type number in range
+    (r"dns|body|name", r"the DNS message (is shorter than a header|was not answered .*)"),
+    (r"dns", r"give dns= \(RFC 8484\) or name= \(the JSON form\)|is not base64url"),  # a length base64 lacks
+    (r"type", r"must be 1-65535"),
 ]
 # An international name the IDNA codec refuses, or makes too long (a label over 63, a name over
 # 253): counted only for a request that carries non-ASCII text.

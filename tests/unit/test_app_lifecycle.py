@@ -96,5 +96,5 @@ def test_a_service_that_cannot_start_stops_the_ones_before_it(tmp_path, keep_gc)
 def test_the_documented_order_is_the_declared_one():
     text = ARCHITECTURE.read_text()
     table = text[text.index("| # | service |"):]
-    documented = re.findall(r"^\| \d \| `(\w+)` \|", table, re.M)
+    documented = re.findall(r"^\| \d+ \| `(\w+)` \|", table, re.M)
     assert documented == DECLARED

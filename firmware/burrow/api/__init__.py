@@ -15,6 +15,7 @@ from . import auth_api, users_api
 from . import blocking_api, explain_api, forwarding_api, groups_api, lists_api, policies_api, rpz_api, userlists_api
 from . import localrecords_api, zones_api
 from . import setup_api
+from . import doh_api
 from . import ui_partials, web_ui
 from .origin import Site
 from .routes import Api, WebSettings
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 MODULES = [health, docs, stats, queries, config_api, system, metrics, events_api, reports, backup, ws,
            auth_api, users_api, blocking_api, userlists_api, lists_api, explain_api, policies_api,
-           groups_api, rpz_api, forwarding_api, localrecords_api, zones_api, setup_api, ui_partials, web_ui]
+           groups_api, rpz_api, forwarding_api, localrecords_api, zones_api, setup_api, ui_partials, web_ui, doh_api]
 
 
 def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
@@ -37,7 +38,7 @@ def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
     stats.register(api, recorder=s.recorder, resolver=s.resolver, board=s.board, health=s.health, version=s.version,
                    pause=s.pause, groups=s.groups, lists=s.lists, list_store=s.list_store, forwarding=s.forwarding)
     queries.register(api, recorder=s.recorder)
-    config_api.register(api, config=s.config, resolver=s.resolver, events=s.events)
+    config_api.register(api, config=s.config, resolver=s.resolver, events=s.events, tls=s.tls)
     system.register(api, board=s.board, resolver=s.resolver, health=s.health, web=web, lifecycle=s.lifecycle,
                     clock=s.clock, version=s.version)
     metrics.register(api, public=bool(s.config["server.metrics_public"]), version=s.version, health=s.health,
@@ -65,6 +66,7 @@ def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
     setup_api.register(api, probes=s.resolver.local.probes, list_store=s.list_store)
     ui_partials.register(api, recorder=s.recorder)
     web_ui.register(api)
+    doh_api.register(api, resolver=s.resolver)
     return api
 
 

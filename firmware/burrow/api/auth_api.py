@@ -284,7 +284,11 @@ def _pair_answer(auth: AuthService, secure: bool, req, pair):
 
 def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessControl) -> None:
     """``acl``: who may set up the first admin (access.allowed_networks, as for DNS)."""
-    secure = api.settings.tls  # cookies over HTTPS only
+    def secure(req) -> bool:
+        """Cookies over HTTPS only: while Burrow serves HTTPS (plain HTTP then redirects there, or
+        comes from a TLS-terminating proxy on this machine), and on every answer sent over it."""
+        return api.settings.tls or getattr(req, "scheme", "http") == "https"
+
     @api.route("GET", "/api/auth/setup", role="public", tags=["auth"], responses={200: SetupState},
                summary="Whether first-run setup is still open (the admin page shows setup or sign-in)")
     async def setup_state(req):
@@ -314,7 +318,7 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
         b = req.g.body
         pair = await auth.login_async(b["username"], b["password"], b.get("totp"),
                                       req.g.client_ip, remember=b.get("remember"))
-        return _pair_answer(auth, secure, req, pair)
+        return _pair_answer(auth, secure(req), req, pair)
 
     @api.route("POST", "/api/auth/refresh", role="public", auth_limited=True,
                summary="Swap a refresh token for a new pair (the old one is spent)",
@@ -335,8 +339,8 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
             if not from_cookie:
                 raise
             # A spent, expired or revoked cookie: drop it, so the page stops offering it.
-            raise ApiError(e.status, str(e), error=e.error, headers=clear_cookies(secure)) from None
-        return _pair_answer(auth, secure, req, pair)
+            raise ApiError(e.status, str(e), error=e.error, headers=clear_cookies(secure(req))) from None
+        return _pair_answer(auth, secure(req), req, pair)
 
     @api.route("POST", "/api/auth/logout", role="self", summary="Sign out: revoke this session",
                tags=["auth"], responses={200: Status, 400: "an API token has no session"})
@@ -346,7 +350,7 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
             raise ApiError(400, "an API token has no session; revoke it with "
                                 "DELETE /api/tokens/{id}", error="not_a_session")
         auth.logout(principal.session_id)
-        headers = clear_cookies(secure) if _had_cookie(req) else None
+        headers = clear_cookies(secure(req)) if _had_cookie(req) else None
         return {"status": "ok", "message": "signed out"}, 200, headers
 
     @api.route("GET", "/api/auth/me", role="viewer", summary="The signed-in user and how",
@@ -376,7 +380,7 @@ def register(api: Api, *, auth: AuthService, events: EventBus, acl: AccessContro
             raise
         audit(events, req, "user.password_changed", f"{principal.username} changed their password",
               user_id=principal.user_id)
-        headers = clear_cookies(secure) if _had_cookie(req) else None
+        headers = clear_cookies(secure(req)) if _had_cookie(req) else None
         return {"status": "ok", "message": "password changed; sign in again"}, 200, headers
 
     @api.route("POST", "/api/auth/2fa/enrol", role="self",

@@ -155,12 +155,13 @@ def render(api: Api, system: dict | None, *, version: str, health: Health, super
     dns = resolver.server
     c = dns.counters.as_dict()
     f("burrow_dns_requests_total", "counter", "DNS messages received, by transport.",
-      [({"transport": "udp"}, c.get("udp")), ({"transport": "tcp"}, c.get("tcp"))])
+      [({"transport": t}, c.get(t)) for t in ("udp", "tcp", "dot", "doh")])
     f("burrow_dns_problems_total", "counter",
       "Messages dropped or answered with an error by the server itself, by kind.",
       [({"kind": k}, c[k]) for k in ("dropped", "formerr", "errors", "loops", "tcp_refused",
-                                     "tcp_client_cap", "tcp_deadline") if k in c])
+                                     "tcp_client_cap", "tcp_deadline", "dot_refused", "dot_client_cap") if k in c])
     f("burrow_dns_tcp_connections", "gauge", "Open DNS-over-TCP connections.", dns.tcp_connections)
+    f("burrow_dns_dot_connections", "gauge", "Open DNS-over-TLS connections (handshake done).", dns.dot_slots.used)
 
     # The answer cache.
     s = resolver.cache.stats()

@@ -34,7 +34,7 @@ from microdot.microdot import NoCaseDict
 from ..dns.access import RateLimiter
 from . import encoding, errors
 from .errors import ApiError
-from .origin import READ_METHODS, Site
+from .origin import ANY_HOST_READS, READ_METHODS, Site, split_host
 from .schema import Field, Obj, Query
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ CSRF_COOKIE = "burrow_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ROLES = ("public", "viewer", "admin", "self")
+# What plain HTTP still serves while HTTPS is on (monitoring); everything else is redirected.
+PLAIN_HTTP_PATHS = ANY_HOST_READS
+DOH_PATH = "/dns-query"  # DNS over HTTPS: over plain HTTP only from loopback (api/doh_api.py)
 
 Request.max_content_length = MAX_STREAM_BODY
 Request.max_body_length = MAX_JSON_BODY
@@ -215,6 +218,8 @@ class BurrowWeb(Microdot):
         # (req) -> ApiError | None, run on every request from the network before routing: the
         # Api's Host check (origin.py). In-process test clients call dispatch_request directly.
         self.screen = None
+        # (req) -> Response | None, after the screen: the Api's redirect of plain HTTP to HTTPS.
+        self.redirect = None
 
     def limit(self, max_connections: int, max_per_client: int, request_deadline: float,
               keepalive_timeout: float = KEEPALIVE_TIMEOUT) -> None:
@@ -254,6 +259,17 @@ class BurrowWeb(Microdot):
             self.per_client[client] = left
         else:
             del self.per_client[client]
+
+    async def serve(self, reader, writer):
+        """A connection from a listener of our own (asyncio.start_server: the HTTPS one), as
+        microdot's start_server serves its own: the writer gets ``aclose``."""
+        if not hasattr(writer, "aclose"):
+            async def aclose():
+                writer.close()
+                await writer.wait_closed()
+
+            writer.aclose = aclose
+        await self.handle_request(reader, writer)
 
     async def handle_request(self, reader, writer):
         peer = writer.get_extra_info("peername")
@@ -336,7 +352,9 @@ class BurrowWeb(Microdot):
             return False
         self.requests_total += 1
         self.reused_requests += served > 0
-        res = await self.dispatch_request(req)
+        res = self.redirect(req) if self.redirect is not None else None
+        if res is None:
+            res = await self.dispatch_request(req)
         unread = req.content_length > len(req.body)  # a streamed body the route may have left unread
         try:
             if res is Response.already_handled:  # a WebSocket session, over now
@@ -386,7 +404,8 @@ class BurrowWeb(Microdot):
             stream = reader  # a streaming route reads it (backup.read_upload has its own deadline)
         try:
             return Request(self, peer, method, target, version, headers, body=body, stream=stream,
-                           sock=(reader, writer))
+                           sock=(reader, writer),
+                           scheme="https" if writer.get_extra_info("sslcontext") is not None else "http")
         except (ValueError, UnicodeDecodeError):  # the query string's %-escapes
             raise ApiError(400, "the query string is not valid percent-encoded UTF-8") from None
 
@@ -617,27 +636,38 @@ def client_ip(req) -> str:
     return req.client_addr[0] if req.client_addr else ""
 
 
-@dataclass(frozen=True)
-class WebSettings:
-    """How the admin page and the API reach the browser.
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
-    ``tls``: served over HTTPS. It turns on ``Strict-Transport-Security`` and the ``Secure``
-    attribute of the session cookies (over plain HTTP a Secure cookie would never come back,
-    and HSTS would lock browsers out). Nothing in Burrow terminates TLS yet: the composition
-    root states False, and the listener that terminates it will set it.
+
+@dataclass
+class WebSettings:
+    """How the admin page and the API reach the browser; changed live by the TLS service
+    (burrow/tls, wired in app.py) as its HTTPS listener opens and closes.
+
+    ``tls``: Burrow serves HTTPS (on ``https_port``). Plain HTTP then answers a redirect to it
+    (except the health checks, /metrics, and DNS over HTTPS from loopback: Api._to_https), and
+    the session cookies get ``Secure`` (over plain HTTP a Secure cookie would never come back).
+    ``hsts``: ``Strict-Transport-Security`` on answers sent over HTTPS (never over plain HTTP,
+    where browsers ignore it and it would only mislead).
     """
 
     tls: bool = False
+    hsts: bool = False
+    https_port: int | None = None
 
 
 class Api:
     """Registry of routes on one BurrowWeb app, with auth, limits and headers applied."""
 
     def __init__(self, auth=None, site: Site | None = None, web: BurrowWeb | None = None, *,
-                 settings: WebSettings = WebSettings(), rps: float = 20.0, burst: int = 60,
+                 settings: WebSettings | None = None, rps: float = 20.0, burst: int = 60,
                  auth_rps: float = 0.5, auth_burst: int = 10):
         self.auth = auth  # authenticates requests (burrow.auth.AuthService); None: nobody signs in
-        self.settings = settings
+        self.settings = settings if settings is not None else WebSettings()  # mutable: one per Api
         self.web = web or BurrowWeb()
         self.routes: list[Route] = []
         self._literal: dict[str, set] = {}  # fixed paths → their methods (see the 405 in _wrap)
@@ -648,6 +678,7 @@ class Api:
         self.auth_limiter = RateLimiter(auth_rps, auth_burst, 4096)  # login, setup, refresh
         self.site = site or Site()  # Burrow's own names and origins (origin.py)
         self.web.screen = self._screen_host
+        self.web.redirect = self._to_https
         self.web.options_handler = self._preflight
         self.web.after_request(self._headers)
         self.web.after_error_request(self._headers)
@@ -828,6 +859,23 @@ class Api:
         """BurrowWeb.screen: a request that does not name Burrow (DNS rebinding) gets 421."""
         return None if self.site.host_allowed(req) else self.site.refuse_host()
 
+    def _to_https(self, req) -> Response | None:
+        """While HTTPS serves, a plain HTTP request is sent there (301 for GET and HEAD, 308 for
+        the rest, which keeps the method and body) — except the health checks and /metrics
+        (monitoring speaks plain HTTP) and DNS over HTTPS from this machine (a reverse proxy)."""
+        port = self.settings.https_port
+        if port is None or req.scheme == "https" or req.path in PLAIN_HTTP_PATHS:
+            return None
+        if req.path == DOH_PATH and is_loopback(client_ip(req)):
+            return None
+        host = split_host(req.headers.get("Host", "")) if req.headers.get("Host") else None
+        name = host[0] if host is not None else "burrow.local"
+        if ":" in name:
+            name = f"[{name}]"
+        location = f"https://{name}{'' if port == 443 else f':{port}'}{req.url}"
+        status = 301 if req.method in READ_METHODS else 308
+        return Response(b"", status, {"Location": location, "Content-Length": "0", **SECURITY_HEADERS})
+
     def _preflight(self, req):
         """microdot's OPTIONS answer: the path's Allow header, and CORS for a preflight that
         may go ahead; 403 (see _preflight_refused) for a write from a foreign origin."""
@@ -851,7 +899,7 @@ class Api:
     async def _headers(self, req, res):
         for k, v in SECURITY_HEADERS.items():
             res.headers.setdefault(k, v)
-        if self.settings.tls:
+        if self.settings.hsts and req is not None and req.scheme == "https":
             res.headers["Strict-Transport-Security"] = "max-age=31536000"
         # CORS only where no cookie rides along: reads ('*'), and token writes from an allowed
         # origin (the foreign ones were refused already). Preflights are _preflight's.

@@ -184,6 +184,16 @@ def ca_file(value: Any) -> str:
     return value
 
 
+def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``check``, or "" (off) for an empty string."""
+    def maybe(value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return ""
+        return check(value)
+
+    return maybe
+
+
 def list_of(item: Callable[[Any], Any], *, min_items: int = 0, max_items: int = 64,
             allow_scalar: bool = False) -> Callable[[Any], list]:
     def check(value: Any) -> list:
@@ -344,6 +354,37 @@ OPTIONS: list[Option] = [
     Option("server.http_keepalive_timeout", 15.0,
            "Seconds an idle kept-alive admin page/API connection waits for its next request "
            "before it is closed (it holds a connection slot meanwhile).", number(0.5, 300)),
+    # TLS (burrow/tls): the certificate the box serves with, DNS over TLS, and HTTPS for the
+    # admin page, the API and DNS over HTTPS. Off in development; the image serves both.
+    Option("tls.mode", "off",
+           "Where the certificate comes from: off (no TLS listener), manual (cert_file and key_file, "
+           "reloaded when they change), self_signed (made on first start for burrow.local, the hostname "
+           "and the box's addresses). autocert (ACME HTTP-01) and acme (DNS-01) are not available yet.",
+           choice("off", "manual", "self_signed", "autocert", "acme")),
+    Option("tls.cert_file", "",
+           "manual mode: PEM certificate (chain) file; the server's certificate first.", text),
+    Option("tls.key_file", "",
+           "manual mode: PEM private key file (no passphrase); empty: the key is in cert_file.", text),
+    Option("tls.dot_enabled", False,
+           "Serve DNS over TLS (RFC 7858; Android's Private DNS) on dot_address once a certificate exists.",
+           boolean),
+    Option("tls.dot_address", "127.0.0.1:8853",
+           "DNS-over-TLS address, \"ip:port\" (port 853 if omitted).", hostport(853)),
+    Option("tls.https_address", "",
+           "HTTPS address of the admin page, the API and DNS over HTTPS (/dns-query), \"ip:port\" "
+           "(port 443 if omitted); empty: no HTTPS. While it serves, plain HTTP redirects to it.",
+           optional(hostport(443))),
+    Option("tls.handshake_timeout", 5.0,
+           "Seconds a TLS handshake may take; a client that stalls in it is cut then.", number(0.5, 60)),
+    Option("tls.dot_max_connections", 128,
+           "Cap on concurrent DNS-over-TLS connections (each client's share as for TCP, "
+           "server.max_tcp_per_client).", integer(1, 10000)),
+    Option("tls.dot_idle_timeout", 30.0,
+           "Seconds a DNS-over-TLS connection may stay idle (RFC 7766, RFC 7858 §3.4).", number(0.5, 3600)),
+    Option("tls.hsts", False,
+           "Send Strict-Transport-Security on HTTPS answers: browsers then use only HTTPS to the box for "
+           "a year, and refuse a certificate they do not trust outright (no click-through): only with a "
+           "certificate every device trusts.", boolean),
     Option("cache.enabled", True, "Cache upstream answers.", boolean),
     Option("cache.max_bytes", 16 * 1024 * 1024,
            "Cache size cap in bytes of answer data (LRU eviction past it).", integer(0, 1 << 32)),

@@ -11,6 +11,7 @@ import errno
 import functools
 import logging
 import socket
+import ssl
 import struct
 import time
 from collections import OrderedDict, deque
@@ -48,8 +49,9 @@ TCP_MESSAGE_TIMEOUT = 5.0  # default seconds from a message's first byte to its 
 class Counters:
     # tcp_refused: over server.max_tcp_connections; tcp_client_cap: over the client's share;
     # tcp_deadline: closed because a message did not arrive whole in time
+    # dot*: the same for DNS over TLS; doh: messages answered for DNS over HTTPS (api/doh_api.py)
     __slots__ = ("udp", "tcp", "dropped", "formerr", "errors", "loops", "tcp_refused", "tcp_client_cap",
-                 "tcp_deadline")
+                 "tcp_deadline", "dot", "dot_refused", "dot_client_cap", "doh")
     udp: int
     tcp: int
     dropped: int
@@ -59,6 +61,10 @@ class Counters:
     tcp_refused: int
     tcp_client_cap: int
     tcp_deadline: int
+    dot: int
+    dot_refused: int
+    dot_client_cap: int
+    doh: int
 
     def __init__(self) -> None:
         for s in self.__slots__:
@@ -77,7 +83,8 @@ class DnsServer:
                  max_tcp_per_client: int = TCP_MAX_PER_CLIENT,
                  tcp_message_timeout: float = TCP_MESSAGE_TIMEOUT,
                  loop_ports: dict[int, tuple[int, bytes, Upstream]] | None = None,
-                 view_of: Callable[[str], str] | None = None):
+                 view_of: Callable[[str], str] | None = None, dot_idle_timeout: float = 30.0,
+                 max_dot_connections: int = 128):
         self.chain = chain
         self.fastpath = fastpath
         self.acl = acl
@@ -89,6 +96,11 @@ class DnsServer:
         self.max_tcp_per_client = max_tcp_per_client
         self.tcp_message_timeout = tcp_message_timeout
         self.tcp_slots = FairShare()  # connections per client address (dns/fairshare.py)
+        # DNS over TLS (RFC 7858): its own slots and idle time; each client's share as for TCP.
+        self.dot_idle_timeout = dot_idle_timeout
+        self.max_dot_connections = max_dot_connections
+        self.dot_slots = FairShare()
+        self.dot_servers: list[asyncio.Server] = []
         self.loop_ports = loop_ports if loop_ports is not None else {}
         self.view_of = view_of or (lambda ip: "default")
         self.counters = Counters()
@@ -169,8 +181,51 @@ class DnsServer:
                 await asyncio.wait_for(s.wait_closed(), 2)
             except asyncio.TimeoutError:
                 pass
+        await self.stop_tls()
         for task in list(self._tasks):
             task.cancel()
+
+    async def start_tls(self, host: str, port: int, context: ssl.SSLContext, handshake_timeout: float) -> int:
+        """Listen for DNS over TLS (RFC 7858) on host:port (burrow/tls TlsService opens it);
+        returns the bound port. A handshake not done within ``handshake_timeout`` is cut by the
+        loop; only then does the connection take a slot (DotProtocol)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server = await loop.create_server(lambda: DotProtocol(self), host, port, family=family,
+                                          reuse_address=True, backlog=128, ssl=context,
+                                          ssl_handshake_timeout=handshake_timeout)
+        self.dot_servers.append(server)
+        bound: int = server.sockets[0].getsockname()[1]
+        return bound
+
+    async def stop_tls(self) -> None:
+        """Close the DoT listeners and their connections."""
+        servers, self.dot_servers = self.dot_servers, []
+        for s in servers:
+            s.close()
+            close_clients = getattr(s, "close_clients", None)  # Python 3.13; uvloop closes them itself
+            if close_clients is not None:
+                close_clients()
+        for s in servers:
+            try:
+                await asyncio.wait_for(s.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+
+    async def answer(self, data: bytes, addr: tuple[Any, ...], transport: str) -> bytes | None:
+        """The reply to one message that came by another way (DNS over HTTPS): the fast path,
+        then the chain; None when the message is dropped (not a query, or over the rate limit)."""
+        self.counters.doh += 1
+        try:
+            reply = self.fast(data, addr[0], False)
+        except Exception:
+            self.counters.errors += 1
+            reply = None
+        if reply is not None:
+            return reply
+        out: list[bytes] = []
+        await self.handle(data, addr, transport, out.append)
+        return out[0] if out else None
 
     def invalidate(self) -> None:
         """Forget per-client memos and fast-path answers (something that shapes answers changed)."""
@@ -508,17 +563,34 @@ class TcpProtocol(asyncio.Protocol):
         self.peer: tuple[Any, ...] = ("", 0)  # the client's address, from connection_made on
         self.eof = False
 
+    kind = "tcp"  # the transport a Query records ("dot" for DotProtocol)
+
+    def _slots(self) -> tuple[FairShare, int]:
+        """The slots this connection takes and their cap (per client: server.max_tcp_per_client)."""
+        return self.server.tcp_slots, self.server.max_tcp_connections
+
+    def _refused(self, full: bool) -> None:
+        if full:
+            self.server.counters.tcp_refused += 1
+        else:
+            self.server.counters.tcp_client_cap += 1
+
+    def _idle_timeout(self) -> float:
+        return self.server.tcp_idle_timeout
+
+    def _count(self) -> None:
+        self.server.counters.tcp += 1
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream server's transport (uvloop's is not an asyncio.Transport subclass, so no isinstance).
         self.transport = cast(asyncio.Transport, transport)
         server = self.server
         self.peer = transport.get_extra_info("peername")
-        if not server.tcp_slots.acquire(self.peer[0], server.max_tcp_connections, server.max_tcp_per_client):
-            if server.tcp_slots.used >= server.max_tcp_connections:
-                server.counters.tcp_refused += 1
-            else:
-                server.counters.tcp_client_cap += 1
-            self.transport.write_eof()  # the FIN leaves first, even if a query is already waiting
+        slots, cap = self._slots()
+        if not slots.acquire(self.peer[0], cap, server.max_tcp_per_client):
+            self._refused(slots.used >= cap)
+            if self.transport.can_write_eof():  # TLS cannot half-close
+                self.transport.write_eof()  # the FIN leaves first, even if a query is already waiting
             transport.close()
             return
         self.counted = True
@@ -527,7 +599,7 @@ class TcpProtocol(asyncio.Protocol):
     def _arm_idle(self) -> None:
         if self.idle_timer is not None:
             self.idle_timer.cancel()
-        self.idle_timer = asyncio.get_running_loop().call_later(self.server.tcp_idle_timeout, self._idle)
+        self.idle_timer = asyncio.get_running_loop().call_later(self._idle_timeout(), self._idle)
 
     def _idle(self) -> None:
         if self.pending == 0 and self.transport is not None:
@@ -554,7 +626,7 @@ class TcpProtocol(asyncio.Protocol):
             if self.message_timer is not None:  # that message came whole in time
                 self.message_timer.cancel()
                 self.message_timer = None
-            server.counters.tcp += 1
+            self._count()
             try:
                 reply = server.fast(msg, self.peer[0], False)
             except Exception:
@@ -585,7 +657,7 @@ class TcpProtocol(asyncio.Protocol):
 
     async def _slow(self, msg: bytes) -> None:
         try:
-            await self.server.handle(msg, self.peer, "tcp", self._send)
+            await self.server.handle(msg, self.peer, self.kind, self._send)
         finally:
             self.pending -= 1
             if self.transport is not None and not self.transport.is_closing():
@@ -613,6 +685,31 @@ class TcpProtocol(asyncio.Protocol):
             self.message_timer.cancel()
             self.message_timer = None
         if self.counted:
-            self.server.tcp_slots.release(self.peer[0])
+            self._slots()[0].release(self.peer[0])
             self.counted = False
         self.transport = None
+
+
+class DotProtocol(TcpProtocol):
+    """DNS over TLS (RFC 7858): DNS over TCP inside TLS, so everything of TcpProtocol holds
+    (pipelining, answers as ready, the message deadline, the per-client share), with its own
+    slots (``tls.dot_max_connections``) and idle time (``tls.dot_idle_timeout``; RFC 7858 §3.4
+    asks servers to let connections live longer than plain TCP's). The loop hands it the
+    connection once the handshake is done; the client is the TLS peer's address."""
+
+    kind = "dot"
+
+    def _slots(self) -> tuple[FairShare, int]:
+        return self.server.dot_slots, self.server.max_dot_connections
+
+    def _refused(self, full: bool) -> None:
+        if full:
+            self.server.counters.dot_refused += 1
+        else:
+            self.server.counters.dot_client_cap += 1
+
+    def _idle_timeout(self) -> float:
+        return self.server.dot_idle_timeout
+
+    def _count(self) -> None:
+        self.server.counters.dot += 1

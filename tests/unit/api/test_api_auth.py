@@ -387,30 +387,35 @@ def test_cookie_login_sets_httponly_samesite_cookies_and_csrf_is_enforced(app, h
 
 
 @pytest.mark.parametrize("tls", [False, True])
-def test_hsts_and_secure_cookies_follow_the_typed_tls_setting(tmp_path, tls):
+def test_secure_cookies_follow_the_typed_tls_setting_and_plain_http_never_gets_hsts(tmp_path, tls):
+    """While HTTPS serves (WebSettings.tls), cookies are Secure; HSTS goes only on answers sent
+    over HTTPS (tests/integration/test_encrypted_dns.py), never on these plain-HTTP ones."""
     app = FakeApp(tmp_path)
-    http = Http(build_api(app, WebSettings(tls=tls)))
+    http = Http(build_api(app, WebSettings(tls=tls, hsts=True)))
     res = http("POST", "/api/auth/setup", {"username": "admin", "password": ADMIN_PW})
     assert res.status_code == 201
-    assert ("Strict-Transport-Security" in res.headers) is tls
+    assert "Strict-Transport-Security" not in res.headers
     res = http("POST", "/api/auth/login?cookie=1", {"username": "admin", "password": ADMIN_PW})
     assert len(set_cookies(res)) == 4
     assert all(("; Secure" in c) is tls for c in set_cookies(res))
-    if tls:
-        assert res.headers["Strict-Transport-Security"] == "max-age=31536000"
     csrf = {c.split("=", 1)[0]: c for c in set_cookies(res)}[CSRF_COOKIE].split(";")[0].split("=", 1)[1]
     cleared = http("POST", "/api/auth/logout", headers={CSRF_HEADER: csrf})
     assert cleared.status_code == 200 and all(("; Secure" in c) is tls for c in set_cookies(cleared))
     app.settings.close()
 
 
-def test_the_app_serves_plain_http_until_a_listener_terminates_tls(tmp_path):
-    """Nothing in Burrow terminates TLS yet: the composition root states it, in a typed field
-    the web layer reads (an encrypted listener will set it)."""
+def test_the_app_serves_plain_http_until_the_tls_service_opens_https(tmp_path):
+    """The composition root starts with plain HTTP; the TLS service's HTTPS listener turns it
+    on (App._https_changed), and off again when it closes."""
     from burrow import config as config_mod
     from burrow.app import App
     cfg = config_mod.load(None, environ={}).with_overrides({"storage.data_dir": str(tmp_path)})
-    assert App(cfg).web_settings == WebSettings(tls=False)
+    app = App(cfg)
+    assert app.web_settings == WebSettings(tls=False)
+    app._https_changed(8443, True)
+    assert app.web_settings == WebSettings(tls=True, hsts=True, https_port=8443)
+    app._https_changed(None, True)
+    assert app.web_settings == WebSettings(tls=False)
 
 
 def test_a_cookie_session_renews_from_its_refresh_cookie_without_the_password(app, http):
