@@ -1,5 +1,5 @@
 // Settings: upstreams, how blocks are answered, cache (and purging it), rate limit, what the
-// query log keeps (privacy), logging — GET /api/config, PUT /api/config/<section>. An admin gets one form per section (every bad field marked from the API's
+// query log keeps (privacy), encryption (the certificate and its fingerprint), logging — GET /api/config, PUT /api/config/<section>. An admin gets one form per section (every bad field marked from the API's
 // details); a viewer gets the same values as text and no control at all.
 
 import {count, h, replace, text} from "../dom.js";
@@ -50,6 +50,24 @@ const SECTIONS = [
      {name: "decision_trace", label: "Keep why each answer was given (decision trace)", type: "bool"},
      {name: "query_log_retention_days", label: "Keep the query log for (days)", type: "number"},
      {name: "query_log_max_bytes", label: "Keep at most (bytes)", type: "number"}]},
+  {id: "tls", what: "encryption", title: "Encryption: HTTPS and encrypted DNS", path: "/api/config/tls", group: "tls",
+   certificate: true,
+   intro: "A certificate lets devices reach Burrow over DNS over TLS (Android's Private DNS), DNS over HTTPS " +
+     "(browsers, iPhone profiles) and this page over HTTPS. Compare the fingerprint below with what a device " +
+     "shows before you trust it.",
+   fields: [
+     {name: "mode", label: "Certificate", type: "select",
+      options: [["off", "None (encryption off)"], ["self_signed", "Made by Burrow (self-signed)"],
+                ["manual", "My own files (below)"]]},
+     {name: "cert_file", label: "Certificate file (PEM, full chain)", type: "text",
+      help: "Only for \"My own files\", for example /etc/burrow/tls/fullchain.pem"},
+     {name: "key_file", label: "Private key file (PEM)", type: "text"},
+     {name: "dot_enabled", label: "Answer DNS over TLS", type: "bool"},
+     {name: "dot_address", label: "DNS over TLS address", type: "text", help: "For example 0.0.0.0:853"},
+     {name: "https_address", label: "HTTPS address for this page", type: "text",
+      help: "For example 0.0.0.0:443; empty: no HTTPS. Plain HTTP then sends browsers to HTTPS."},
+     {name: "hsts", label: "Tell browsers to use only HTTPS (HSTS)", type: "bool",
+      help: "Only with a certificate your devices trust: a browser then refuses any other for a year."}]},
   {id: "logging", what: "logging", title: "Logging", path: "/api/config/logging", group: "logging",
    intro: "Burrow's own log (not the query log).",
    fields: [
@@ -153,9 +171,11 @@ function sectionCard(ctx, section, config) {
   const card = h("section", {class: "card", id: `settings-${section.id}`, "aria-labelledby": titleId},
     h("h3", {id: titleId, class: "card-title"}, section.title), h("p", {class: "small"}, section.intro));
   const values = valuesOf(section, config);
+  let cert = section.certificate ? certificateFacts(values.certificate) : null;
   if (!ctx.canWrite) {
     card.append(h("dl", {class: "kv"}, section.fields.map((f) =>
       h("div", h("dt", f.label), h("dd", show(values[f.name], f))))));
+    if (cert) card.append(cert);
     return card;
   }
   const controls = section.fields.map((f) => control(section, f, values[f.name]));
@@ -177,6 +197,7 @@ function sectionCard(ctx, section, config) {
         else if (c.type === "list") c.input.value = (v || []).join("\n");
         else c.input.value = String(v);
       }
+      if (cert) cert.replaceWith(cert = certificateFacts(answer.config.certificate));
       text(done, `Saved and applied at ${new Date().toLocaleTimeString()}.`);
     } catch (e) {
       if (Array.isArray(e.details)) e.details = byField(e).details;
@@ -187,6 +208,7 @@ function sectionCard(ctx, section, config) {
     }
   });
   card.append(form);
+  if (cert) card.append(cert);
   if (section.purge) card.append(purgeRow(ctx));
   return card;
 }
@@ -208,4 +230,17 @@ function purgeRow(ctx) {
     }
   });
   return h("div", {class: "actions purge"}, button, result);
+}
+
+/** The certificate in force (GET /api/config's tls.certificate; never a key): who it names, until
+ * when, and its SHA-256 fingerprint, grouped so it can be read out and compared. */
+function certificateFacts(c) {
+  if (!c) return h("p", {class: "small", id: "tls-certificate"}, "No certificate is in use: encryption is off.");
+  const until = new Date(c.not_after);
+  return h("dl", {class: "kv", id: "tls-certificate", "aria-label": "Certificate in use"},
+    h("div", h("dt", "Issued to"), h("dd", c.subject)),
+    h("div", h("dt", "Names"), h("dd", (c.names || []).join(", ") || "none")),
+    h("div", h("dt", "Valid until"), h("dd", Number.isNaN(until.getTime()) ? String(c.not_after)
+      : until.toLocaleDateString([], {year: "numeric", month: "long", day: "numeric"}))),
+    h("div", h("dt", "Fingerprint (SHA-256)"), h("dd", {class: "fingerprint", id: "tls-fingerprint"}, c.fingerprint_sha256)));
 }
