@@ -443,7 +443,8 @@ OPTIONS: list[Option] = [
            "empty: the system's CA store.", ca_file),
     Option("upstream.proxy_dnssec", "auto",
            "Pass on the upstream's AD bit (its validator's word that the data is authentic) to "
-           "clients that send DO or AD: auto for upstreams on loopback or in upstream.trusted_servers, "
+           "clients that send DO or AD: auto for upstreams on loopback, in upstream.trusted_servers or "
+           "reached over DoT/DoH (a verified certificate), "
            "on for every upstream, off never (dnsmasq's --proxy-dnssec).",
            choice("auto", "on", "off")),
     Option("upstream.trusted_servers", [],

@@ -19,6 +19,7 @@ from burrow.dns.message import Answer, Query, render, sanitize_upstream
 from burrow.dns.server import DnsServer
 from burrow.dns.stages.cache import CacheStage
 from burrow.dns.shared import Routes
+from burrow.config.schema import parse_upstream
 from burrow.dns.stages.forward import AdTrust, CacheLimits, ForwardStage
 
 from tests.support.dnsq import Next, make_query
@@ -75,9 +76,10 @@ def test_answers_burrow_makes_never_carry_ad():
 
 
 class FakePool:
-    def __init__(self, reply, host):
+    def __init__(self, reply, host, entry=None):
         self.reply = reply
-        self.server = type("S", (), {"host": host, "label": f"{host}:53"})()
+        spec = parse_upstream(entry or f"{host}:53")
+        self.server = type("S", (), {"host": host, "label": spec.text, "spec": spec})()
         self.asked = []
 
     async def query(self, question, qflags, do, client=None):
@@ -90,6 +92,18 @@ class FakePool:
                                               ("9.9.9.9", "on", True), ("127.0.0.1", "off", False)])
 def test_forward_keeps_ad_only_from_a_trusted_server(host, mode, kept):
     stage = ForwardStage(Routes(FakePool(reply_wire(), host)), CacheLimits(), AdTrust(mode))
+    answer = asyncio.run(stage.resolve(make_query(NAME, "A", want_dnssec=True), Next()))
+    assert answer.ad is kept
+
+
+@pytest.mark.parametrize("entry, mode, kept", [("tls://9.9.9.9#dns.quad9.net", "auto", True),
+                                               ("https://9.9.9.9/dns-query", "auto", True),
+                                               ("tls://9.9.9.9", "off", False),
+                                               ("9.9.9.9:53", "auto", False)])
+def test_auto_believes_an_encrypted_upstream_whose_certificate_was_verified(entry, mode, kept):
+    """Over DoT/DoH the path to the validator is authenticated (RFC 6840 §5.7's secure channel):
+    "auto" passes its AD on; over plain UDP to a public address it does not; "off" never."""
+    stage = ForwardStage(Routes(FakePool(reply_wire(), "9.9.9.9", entry)), CacheLimits(), AdTrust(mode))
     answer = asyncio.run(stage.resolve(make_query(NAME, "A", want_dnssec=True), Next()))
     assert answer.ad is kept
 

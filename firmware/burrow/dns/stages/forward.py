@@ -21,7 +21,7 @@ from ..cache import CacheKey
 from ..decision import Decision
 from ..message import Answer, Next, Query, sanitize_upstream
 from ..shared import Options, Routes, Shared
-from ..upstream import UpstreamError
+from ..upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,23 @@ class AdTrust:
     An upstream's AD says its validator checked the data; it is worth what the path to that
     validator is worth (RFC 6840 §5.7), and a stub behind Burrow believes it. "auto" (like
     dnsmasq's --proxy-dnssec on a box whose resolver is local) believes an upstream on
-    loopback or inside a trusted network, "on" every upstream, "off" none. Decided per
-    answering server, so conditional forwarding to a router never vouches for anything.
+    loopback or inside a trusted network, or one reached over DNS over TLS or HTTPS (the
+    channel is authenticated: its certificate was verified against the CA store or the
+    configured CA, so nobody on the path could have set the bit), "on" every upstream, "off"
+    none. Decided per answering server, so conditional forwarding to a router never vouches
+    for anything.
     """
 
     def __init__(self, mode: str = "auto", trusted: Iterable[str] = ()) -> None:
         self.mode = mode
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in trusted]
         self._memo: dict[str, bool] = {}
+
+    def trusts_server(self, server: Upstream) -> bool:
+        """Whether the AD bit of an answer from ``server`` is believed."""
+        if self.mode == "auto" and server.spec.encrypted:
+            return True
+        return self.trusts(server.host)
 
     def trusts(self, host: str) -> bool:
         if self.mode != "auto":
@@ -151,7 +160,7 @@ class ForwardStage:
             return Answer(wire.SERVFAIL, Decision.SERVFAIL, ede=(wire.EDE_NETWORK_ERROR, "malformed upstream reply"),
                           upstream=server.label)
         answer.upstream = server.label
-        if answer.ad and not self.ad_trust.trusts(server.host):
+        if answer.ad and not self.ad_trust.trusts_server(server):
             answer.ad = False  # an AD from a server we have no reason to believe
         if query.route:
             answer.decision = Decision.FORWARDED_CONDITIONAL
