@@ -11,10 +11,14 @@ says what it checks. Boot-to-first-answer times are written to artifacts/image-b
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
+from http.client import HTTPConnection
 from pathlib import Path
 
 import dns.message
@@ -33,6 +37,11 @@ BOOT_DEADLINE = 420  # s: a bound for a failure, far above the expected boot und
 BLOCKED = "ads.tracker-under-test.example"
 LOCAL = "nas.home.arpa"
 LOCAL_IP = "192.168.1.50"
+# The image's certificate is self-signed: the tests read what is served and compare its
+# fingerprint with the API's, as an owner pinning it would.
+UNVERIFIED = ssl.create_default_context()
+UNVERIFIED.check_hostname = False
+UNVERIFIED.verify_mode = ssl.CERT_NONE
 
 
 def override(upstream) -> bytes:
@@ -53,8 +62,25 @@ def addresses(reply) -> list[str]:
     return sorted(r.address for rrset in reply.answer for r in rrset if hasattr(r, "address"))
 
 
+def served_certificate(port: int, timeout: float = 30) -> bytes:
+    """The certificate (DER) a TLS server on 127.0.0.1:``port`` presents (not verified: the
+    test compares it with what the API says)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
+            UNVERIFIED.wrap_socket(raw, server_hostname="burrow.local") as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der
+    return der
+
+
+def fingerprint(der: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
 def http(machine: vm.Machine, method: str, path: str, body=None, token: str | None = None,
-         timeout: float = 30) -> tuple[int, object]:
+         timeout: float = 30, plain: bool = False) -> tuple[int, object]:
+    """A request to the board's API: over HTTPS (the image serves it with its self-signed
+    certificate, and plain HTTP redirects there), or over plain HTTP (``plain``: the health
+    checks, which stay there for monitoring)."""
     headers = {"Accept": "application/json"}
     data = None
     if body is not None:
@@ -62,10 +88,10 @@ def http(machine: vm.Machine, method: str, path: str, body=None, token: str | No
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(f"http://127.0.0.1:{machine.web_port}{path}", data=data, method=method,
-                                 headers=headers)
+    base = f"http://127.0.0.1:{machine.web_port}" if plain else f"https://127.0.0.1:{machine.https_port}"
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=None if plain else UNVERIFIED) as resp:
             raw, status = resp.read(), resp.status
     except urllib.error.HTTPError as e:
         raw, status = e.read(), e.code
@@ -131,8 +157,8 @@ def a(raw_image, image_dir, upstream, state):
 def test_first_boot_answers_dns_and_health(a, upstream, state):
     print(f"first boot: first DNS answer {state['first_boot_s']} s after qemu started")
     deadline = time.monotonic() + 120
-    until("/healthz 200", lambda: http(a, "GET", "/healthz")[0] == 200, a, deadline)
-    until("/readyz 200", lambda: http(a, "GET", "/readyz")[0] == 200, a, deadline)
+    until("/healthz 200", lambda: http(a, "GET", "/healthz", plain=True)[0] == 200, a, deadline)
+    until("/readyz 200", lambda: http(a, "GET", "/readyz", plain=True)[0] == 200, a, deadline)
     name = "forwarded.example"
     for tcp in (False, True):
         reply = ask(a, name, tcp=tcp)
@@ -152,6 +178,35 @@ def test_the_first_run_setup_and_the_page(a, state):
     status, body = http(a, "POST", "/api/auth/login", ADMIN)
     assert status == 200, body
     state["token"] = body["access_token"]
+
+
+def test_encrypted_dns_and_https_with_the_certificate_made_at_first_start(a, state):
+    """The image serves DNS over TLS on :853 and the page over HTTPS on :443 with the self-signed
+    certificate made at first start (burrow.local, the hostname, the board's address); the API
+    shows its fingerprint for pinning, and plain HTTP sends browsers to HTTPS."""
+    status, config = http(a, "GET", "/api/config", token=state["token"])
+    assert status == 200, config
+    tls = config["tls"]
+    assert tls["mode"] == "self_signed" and tls["dot_enabled"] is True, tls
+    cert = tls["certificate"]
+    assert "burrow.local" in cert["names"] and "10.0.2.15" in cert["names"], cert
+    state["fingerprint"] = cert["fingerprint_sha256"]
+    assert fingerprint(served_certificate(a.https_port)) == state["fingerprint"]
+    assert fingerprint(served_certificate(a.dot_port)) == state["fingerprint"]
+    # A DNS over TLS query is answered through the chain (forwarded to the test's upstream).
+    name = "over-tls.example"
+    reply = dns.query.tls(dns.message.make_query(name, "A"), "127.0.0.1", port=a.dot_port, timeout=30,
+                          ssl_context=UNVERIFIED, server_hostname="burrow.local")
+    assert addresses(reply) == [address_for(name)]
+    # Plain HTTP: a redirect to HTTPS for the page; the health checks stay.
+    conn = HTTPConnection("127.0.0.1", a.web_port, timeout=30)
+    try:
+        conn.request("GET", "/", headers={"Host": "burrow.local"})
+        resp = conn.getresponse()
+        assert resp.status == 301 and resp.getheader("Location") == "https://burrow.local/", resp.status
+    finally:
+        conn.close()
+    assert http(a, "GET", "/healthz", plain=True)[0] == 200
 
 
 def connected(machine: vm.Machine):
@@ -252,6 +307,8 @@ def test_inside_the_board(a, state):
     assert len(state["a_machine_id"]) == 32
     assert sh("stat -c '%U %a' /var/lib/burrow/jwt.key") == "burrow 600"
     assert sh("ls /etc/ssh/ | grep -c ssh_host_ || true") == "0"
+    # the self-signed certificate's key, made at first start, readable by Burrow alone
+    assert sh("stat -c '%U %a' /var/lib/burrow/tls/self-signed.pem") == "burrow 600"
 
 
 def test_a_clean_poweroff_keeps_everything_for_the_next_boot(a, upstream, state):
@@ -276,6 +333,10 @@ def test_a_clean_poweroff_keeps_everything_for_the_next_boot(a, upstream, state)
     status, body = http(a, "GET", f"/api/queries?domain={marker}", token=token)
     assert status == 200 and [q["domain"] for q in body["queries"]].count(marker) >= 1, body
     assert connected(a).sh("cat /etc/machine-id").out.strip() == state["a_machine_id"]
+    # the same certificate (a pinned fingerprint stays valid across reboots)
+    until("DoT after the reboot", lambda: fingerprint(served_certificate(a.dot_port, timeout=10)), a,
+          time.monotonic() + 60)
+    assert fingerprint(served_certificate(a.dot_port)) == state["fingerprint"]
 
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFh0ZXN0LWtleS1vZi10aGUtaW1hZ2UtYm9vdC10ZXN0 owner@laptop"
@@ -310,5 +371,9 @@ def test_every_board_gets_its_own_secrets_and_takes_wifi_and_ssh_from_the_card(
         key = b.agent.sh("sha256sum /var/lib/burrow/jwt.key").out.split()[0]
         assert len(machine_id) == 32 and machine_id != state["a_machine_id"]
         assert key != state["a_jwt_key"]
+        # and its own certificate
+        served = until("HTTPS on copy B", lambda: fingerprint(served_certificate(b.https_port, timeout=10)), b,
+                       time.monotonic() + 60)
+        assert served != state["fingerprint"]
     finally:
         b.kill()

@@ -4,8 +4,9 @@ The kernel, the initramfs and the kernel command line are read from the image's 
 partition (only the console is changed, to the virt machine's serial port); the root file
 system, its fstab and every unit are the image's own. The disk is a copy of the image made
 larger than the image, as an owner's card is, so first boot grows it. qemu's user-mode network
-forwards ports on 127.0.0.1 to the guest's :53 (UDP and TCP) and :80; the guest reaches the
-test's servers on the host's loopback through the gateway 10.0.2.2. The guest agent (qemu-ga, on
+forwards ports on 127.0.0.1 to the guest's :53 (UDP and TCP), :80, :443 (HTTPS) and :853 (DNS
+over TLS); the guest reaches the test's servers on the host's loopback through the gateway
+10.0.2.2. The guest agent (qemu-ga, on
 the image but started only when qemu offers its port) runs the in-guest checks.
 """
 
@@ -111,6 +112,8 @@ class Machine:
         self.agent = GuestAgent(str(self.dir / "qga.sock"))
         self.dns_port = 0
         self.web_port = 0
+        self.https_port = 0
+        self.dot_port = 0
         self.started = 0.0
 
     # -- the boot partition, before or between boots ---------------------------------------------
@@ -140,11 +143,17 @@ class Machine:
     # -- running ---------------------------------------------------------------------------------------
     def start(self) -> None:
         kernel, initrd = self.kernel_and_initrd()
-        self.dns_port, self.web_port = free_port(), free_port()
+        ports: list[int] = []
+        while len(ports) < 4:  # each free_port() releases its socket: the same one may come twice
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        self.dns_port, self.web_port, self.https_port, self.dot_port = ports
         sock = self.dir / "qga.sock"
         sock.unlink(missing_ok=True)
         net = (f"user,id=n0,hostfwd=udp:127.0.0.1:{self.dns_port}-:53,"
-               f"hostfwd=tcp:127.0.0.1:{self.dns_port}-:53,hostfwd=tcp:127.0.0.1:{self.web_port}-:80")
+               f"hostfwd=tcp:127.0.0.1:{self.dns_port}-:53,hostfwd=tcp:127.0.0.1:{self.web_port}-:80,"
+               f"hostfwd=tcp:127.0.0.1:{self.https_port}-:443,hostfwd=tcp:127.0.0.1:{self.dot_port}-:853")
         argv = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
                 "-display", "none", "-no-reboot", "-serial", f"file:{self.console}",
                 "-kernel", str(kernel), "-initrd", str(initrd), "-append", self.kernel_args(),
