@@ -46,6 +46,10 @@ from .routes import (BODILESS, MAX_HEADER_BYTES, MAX_HEADERS, MAX_REQUEST_LINE, 
                      WRITE_DEADLINE, LINGER, _close_body, body_length)
 
 log = logging.getLogger(__name__)
+# hpack logs every header it encodes or decodes at DEBUG — cookies and Authorization included —
+# and formatting them costs more than the request: never below WARNING, whatever logging.level says.
+for _name in ("hpack", "h2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 MAX_STREAMS = 16  # concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)
 STREAM_BACKSTOP = 100  # h2's own limit until the client acks MAX_STREAMS (then a connection error past it)
@@ -295,7 +299,8 @@ class H2Server:
                 self.conn.acknowledge_received_data(give, st.id)
             except h2.exceptions.StreamClosedError:
                 pass
-            self.flush()
+            if st.streaming:
+                self.flush()  # from H2Body.read; the read loop flushes after its events itself
 
     # ---- a stream ------------------------------------------------------------------------------
 
@@ -461,14 +466,15 @@ class H2Server:
         empty = isinstance(body, bytes) and not body
         async with asyncio.timeout(WRITE_DEADLINE):
             conn.send_headers(st.id, fields, end_stream=not send_body or empty)
-            self.flush()
             if not send_body or empty:
+                self.flush()
                 if not isinstance(body, bytes):
                     await _close_body(res)
                 return
             if isinstance(body, bytes):
                 await self._send(st, body, end=True)
                 return
+            self.flush()  # the head now: a streamed body's first chunk may take a while
             chunks = res.body_iter()
             try:
                 async for chunk in chunks:

@@ -425,3 +425,24 @@ def test_h2_is_imported_only_when_an_h2_connection_arrives():
             "print(loaded); sys.exit(1 if loaded else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_header_reaches_the_log_even_at_debug(pair, caplog):
+    """hpack logs each header it decodes at DEBUG: a bearer token or a cookie must not reach the
+    log when the owner sets logging.level = debug (docs/security.md: secrets never in a log)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+
+    async def main():
+        app = App()
+        server, port = await serve(app, pair)
+        c = await Client.open(port)
+        sid = c.request("GET", "/api/ping", [("authorization", "Bearer brw_SECRET-TOKEN"),
+                                             ("cookie", "burrow_session=SECRET-COOKIE")])
+        assert (await c.get(sid))[0] == 200
+        await finish(app, server, c)
+
+    run(main())
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "SECRET" not in text
