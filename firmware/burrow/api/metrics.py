@@ -241,6 +241,9 @@ def render(api: Api, system: dict | None, *, version: str, health: Health, super
       web.rejected_connections)
     f("burrow_http_deadline_cuts_total", "counter", "HTTP connections cut for being too slow.",
       web.deadline_cuts)
+    f("burrow_http2_flood_cuts_total", "counter",
+      "HTTP/2 connections ended for flooding: resets, pings, settings (GOAWAY ENHANCE_YOUR_CALM).",
+      web.flood_cuts)
     f("burrow_http_refused_requests_total", "counter",
       "HTTP requests refused before any route: a malformed, oversized or ambiguous head.",
       web.refused_requests)

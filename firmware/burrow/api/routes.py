@@ -214,6 +214,7 @@ class BurrowWeb(Microdot):
         self.requests_total = 0  # requests routed (refused heads not included)
         self.reused_requests = 0  # of those, the ones on a connection that had served one already
         self.idle_closes = 0  # kept-alive connections closed idle: timeout, a full cap, or the stop
+        self.flood_cuts = 0  # HTTP/2 connections closed for flooding (resets, pings, settings)
         self.closing = False  # set by close_idle(): answers from then on close their connection
         # (req) -> ApiError | None, run on every request from the network before routing: the
         # Api's Host check (origin.py). In-process test clients call dispatch_request directly.
@@ -262,7 +263,14 @@ class BurrowWeb(Microdot):
 
     async def serve(self, reader, writer):
         """A connection from a listener of our own (asyncio.start_server: the HTTPS one), as
-        microdot's start_server serves its own: the writer gets ``aclose``."""
+        microdot's start_server serves its own: the writer gets ``awrite`` (microdot's websocket
+        handshake and frames write with it) and ``aclose``."""
+        if not hasattr(writer, "awrite"):
+            async def awrite(data):
+                writer.write(data)
+                await writer.drain()
+
+            writer.awrite = awrite
         if not hasattr(writer, "aclose"):
             async def aclose():
                 writer.close()
@@ -285,7 +293,15 @@ class BurrowWeb(Microdot):
             linger = self.lingering < MAX_LINGERING
             self.lingering += linger
             try:
-                await self._refuse(reader, writer, exc, linger)
+                if _is_h2(writer):  # the same answer on its first stream, within LINGER
+                    from .http2 import H2Server
+                    try:
+                        async with asyncio.timeout(LINGER if linger else 0.5):
+                            await H2Server(self, reader, writer, peer, client, refusal=exc).run()
+                    except (TimeoutError, asyncio.TimeoutError):
+                        writer.close()
+                else:
+                    await self._refuse(reader, writer, exc, linger)
             finally:
                 self.lingering -= linger
             return
@@ -293,7 +309,11 @@ class BurrowWeb(Microdot):
         self.connections_total += 1
         self.per_client[client] = held + 1
         try:
-            await self._handle(reader, writer, peer, client)
+            if _is_h2(writer):  # HTTP/2 (ALPN h2 on the HTTPS listener): api/http2.py, loaded on first use
+                from .http2 import H2Server
+                await H2Server(self, reader, writer, peer, client).run()
+            else:
+                await self._handle(reader, writer, peer, client)
         finally:
             self.idle.pop(writer, None)
             if writer in self._evicted:
@@ -440,6 +460,12 @@ class BurrowWeb(Microdot):
                     pass
         except (OSError, TimeoutError, asyncio.TimeoutError):
             pass
+
+
+def _is_h2(writer) -> bool:
+    """Whether the TLS handshake of this connection chose HTTP/2 (ALPN ``h2``)."""
+    sslobj = writer.get_extra_info("ssl_object")
+    return sslobj is not None and sslobj.selected_alpn_protocol() == "h2"
 
 
 # ---- the answer (RFC 9112) ---------------------------------------------------------------------

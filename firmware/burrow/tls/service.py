@@ -39,8 +39,8 @@ RELOAD_INTERVAL = 2.0  # seconds between looks at manual PEM files
 RELOAD_POLICY = Restart(max_restarts=5, window=600.0, backoff=1.0, max_backoff=60.0)
 ACME_MODES = frozenset({"autocert", "acme"})
 FAULT = "tls"
-# What each listener offers in ALPN (RFC 7858 §3.2 registers "dot"; HTTPS speaks HTTP/1.1).
-ALPN = {"dot": ["dot"], "https": ["http/1.1"]}
+# What each listener offers in ALPN (RFC 7858 §3.2 registers "dot"; HTTPS speaks HTTP/2 first, api/http2.py).
+ALPN = {"dot": ["dot"], "https": ["h2", "http/1.1"]}
 OPTION = {"dot": "tls.dot_address", "https": "tls.https_address"}
 DEFAULT_PORT = {"dot": 853, "https": 443}
 
