@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 
 from ..config import ConfigView
 from ..config.schema import DEFAULT_PORTS, split_authority, web_origin
@@ -118,7 +119,7 @@ class Site:
     def _certificate_name(self, host: str) -> bool:
         """In an ACME mode the certificate's names (tls.autocert.hosts or tls.acme.hosts, a
         wildcard matching one label) are the box's: the owner reaches it by them."""
-        mode = self._configured("tls.mode")
+        mode: Any = self._configured("tls.mode")
         if mode not in ("autocert", "acme"):
             return False
         for name in self._configured(f"tls.{mode}.hosts"):
