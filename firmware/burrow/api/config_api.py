@@ -148,7 +148,7 @@ def tls_body() -> Obj:
     return Obj("TlsUpdate", {**tables.pop(""), "autocert": autocert, "acme": acme}, min_fields=1, example={
         "mode": "acme", "dot_enabled": True, "dot_address": "0.0.0.0:853", "https_address": "0.0.0.0:443",
         "acme": {"hosts": ["dns.example.org"], "email": "owner@example.org", "renew_before": "720h",
-                 "cloudflare": {"api_token": "<a Cloudflare API token with Zone.DNS edit>"}}})
+                 "cloudflare": {"api_token": "a-cloudflare-token-with-zone-dns-edit"}}})
 
 
 TlsBody = tls_body()
