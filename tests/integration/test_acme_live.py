@@ -257,10 +257,17 @@ def test_acme_dns01_through_cloudflare_serves_a_wildcard_and_never_shows_the_tok
         # TOML dotted keys inside [tls] (the test's TOML writer has no nested tables)
         "acme.hosts": [NAME, f"*.{NAME}"], "acme.email": "owner@burrow.test", "acme.dns_propagation": 0,
         "acme.renew_before": "720h", "acme.cloudflare.api_token": TOKEN,
-        "acme.cloudflare.api_base": lab.cloudflare.api}})
+        "acme.cloudflare.api_base": lab.cloudflare.api},
+        # A board whose clock is not synchronised yet: nothing is ordered before it is.
+        "clock": {"wait_for_sync": True, "sync_file": str(work / "synchronized"), "sync_sources": ["timesyncd"]}})
     try:
         with b:
             admin = Admin(b)
+            asked = len(lab.cloudflare.requests)
+            assert state_is(admin, "waiting_for_clock"), admin.tls()
+            assert admin.tls()["certificate"] is None and refused(dot_port)
+            assert len(lab.cloudflare.requests) == asked
+            (work / "synchronized").touch()  # systemd-timesyncd's first synchronisation
             wait_for(lambda: state_is(admin, "valid"), timeout=ISSUE_TIMEOUT, interval=0.5,
                      what=f"the ACME certificate ({b.output()[-3000:]})")
             tls = admin.tls()
@@ -270,7 +277,7 @@ def test_acme_dns01_through_cloudflare_serves_a_wildcard_and_never_shows_the_tok
             wait_for(lambda: not refused(dot_port), what="DoT")
             answer, served = dot_ask(dot_port, trusting(pebble.roots(), ["dot"]), f"phone.{NAME}")
             assert answer.answer and served == tls["certificate"]["fingerprint_sha256"]
-            posts = [p for m, p, ok in lab.cloudflare.requests if m == "POST" and ok]
+            posts = [p for m, p, ok in lab.cloudflare.requests[asked:] if m == "POST" and ok]
             assert len(posts) == 2 and not lab.cloudflare.records, "one TXT record per name, deleted after"
 
             # Bad input: 400 naming the field, nothing changes.

@@ -29,6 +29,7 @@ certificate keeps serving; the next success clears the fault. The HTTP-01 tokens
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -54,6 +55,7 @@ ACME_MODES = frozenset({"autocert", "acme"})
 ACME_CHALLENGE: dict[str, Challenge] = {"autocert": "http-01", "acme": "dns-01"}
 ACME_POLICY = Restart(max_restarts=5, window=3600.0, backoff=5.0, max_backoff=300.0)
 ACME_FILES = ("account.key", "fullchain.pem", "privkey.pem")
+CLOCK_RECHECK_S = 30.0  # while the clock gate is closed, asked again this often
 ACME_KEYS = tuple(o.key for o in OPTIONS if o.key.startswith(("tls.autocert.", "tls.acme.")))
 FAULT = "tls"
 # What each listener offers in ALPN (RFC 7858 §3.2 registers "dot"; HTTPS speaks HTTP/1.1).
@@ -446,7 +448,9 @@ class TlsService:
         """The renewal loop: after the clock gate opens, issue or renew when due."""
         if self.clock is not None and not self.clock.is_open():
             log.info("ACME: waiting for the clock to be synchronised before judging the certificate")
-            await self._clock_opened.wait()
+            while not self.clock.is_open():  # told when it opens; asked again now and then
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._clock_opened.wait(), CLOCK_RECHECK_S)
         renewer = acme.renewer
         assert renewer is not None
         while True:
