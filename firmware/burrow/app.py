@@ -213,7 +213,7 @@ class App:
         # The certificate and the TLS listeners: DoT on the DNS server, HTTPS on the web service.
         tls = TlsService(live, self.data_dir / "tls", supervisor, faults,
                          listeners={"dot": resolver.server, "https": web}, addresses=board.local_addresses,
-                         on_https=self._https_changed, publish=audit)
+                         on_https=self._https_changed, publish=audit, clock=clock)
 
         by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web, tls)}
         lifecycle = Lifecycle([by_name[name] for name, _why in START_ORDER], supervisor)

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from . import errors as domain
+from . import runtime_config
 from .storage.settings import encode_value
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,56 @@ def dump_tables(conn: sqlite3.Connection, include_users: bool) -> dict[str, dict
                                 + order).fetchall()
             out[table] = {"table": table, "columns": cols,
                           "rows": [[encode_value(v) for v in row] for row in rows]}
+            if table == "settings":
+                _secrets_out(out[table])
     finally:
         if own_txn:
             conn.execute("COMMIT")
+    return out
+
+
+# Secret options stored by the API (the DNS provider's token, tls.acme.cloudflare.api_token) are
+# never in a backup: the archive is an API answer and a file an owner passes around. A restore
+# keeps the secrets in force on this box.
+def _overrides_rows(content: dict) -> list[tuple[list, int]]:
+    """(row, index of its value) of the ``config.overrides`` row(s) of a settings table."""
+    cols = content["columns"]
+    if "key" not in cols or "value" not in cols:
+        return []
+    k, v = cols.index("key"), cols.index("value")
+    return [(row, v) for row in content["rows"] if row[k] == runtime_config.SETTINGS_KEY]
+
+
+def _secrets_out(content: dict) -> None:
+    for row, v in _overrides_rows(content):
+        try:
+            overrides = json.loads(row[v])
+        except (TypeError, ValueError):
+            continue
+        if isinstance(overrides, dict) and any(runtime_config.is_secret(k) for k in overrides):
+            row[v] = json.dumps({k: x for k, x in overrides.items() if not runtime_config.is_secret(k)})
+
+
+def _secrets_kept(content: dict, conn) -> dict:
+    """``content`` (a settings table about to be restored) with the secrets in force now."""
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (runtime_config.SETTINGS_KEY,)).fetchone()
+    try:
+        current = json.loads(row[0]) if row else {}
+    except (TypeError, ValueError):
+        current = {}
+    secrets = {k: x for k, x in current.items() if runtime_config.is_secret(k)} if isinstance(current, dict) else {}
+    if not secrets:
+        return content
+    rows = [list(r) for r in content["rows"]]
+    out = {**content, "rows": rows}
+    for row, v in _overrides_rows(out):
+        try:
+            restored = json.loads(row[v])
+        except (TypeError, ValueError):
+            continue
+        if isinstance(restored, dict):
+            row[v] = json.dumps({**{k: x for k, x in restored.items() if not runtime_config.is_secret(k)},
+                                 **secrets})
     return out
 
 
@@ -530,9 +578,12 @@ def apply(plan: Plan, settings_db, *, dry_run: bool = False) -> None:
         with settings_db.transaction() as conn:
             # Checked once everything is in place (a child row may come before its parent).
             conn.execute("PRAGMA defer_foreign_keys = ON")
-            for name in plan.tables:
+            tables = dict(plan.tables)
+            if "settings" in tables:
+                tables["settings"] = _secrets_kept(tables["settings"], conn)
+            for name in tables:
                 conn.execute(f"DELETE FROM {_quote(name)}")
-            for name, content in plan.tables.items():
+            for name, content in tables.items():
                 cols = content["columns"]
                 conn.executemany(
                     f"INSERT INTO {_quote(name)} ({', '.join(map(_quote, cols))}) "

@@ -57,9 +57,18 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "privacy": ("server.decision_trace", "storage.query_log_retention_days", "storage.query_log_max_bytes"),
     # The certificate and the TLS listeners (burrow/tls): PUT /api/config/tls checks the
     # certificate first and has the TLS service open, move or close the listeners after.
+    # ACME (modes autocert and acme): the seed's tls.autocert / tls.acme tables, nested in the
+    # body and the answers (short names would clash: both have hosts, email, cache_dir).
     "tls": ("tls.mode", "tls.cert_file", "tls.key_file", "tls.dot_enabled", "tls.dot_address",
-            "tls.https_address", "tls.hsts"),
+            "tls.https_address", "tls.hsts", "tls.directory_url", "tls.directory_ca_file",
+            "tls.autocert.hosts", "tls.autocert.email", "tls.autocert.cache_dir", "tls.autocert.http01_address",
+            "tls.acme.dns_provider", "tls.acme.hosts", "tls.acme.email", "tls.acme.cache_dir",
+            "tls.acme.renew_before", "tls.acme.dns_propagation", "tls.acme.cloudflare.api_token",
+            "tls.acme.cloudflare.zone_id", "tls.acme.cloudflare.api_base"),
 }
+# Sections whose keys are named in the API relative to a prefix and nested (tls.acme.hosts →
+# {"acme": {"hosts": ...}}); the others by their last part.
+NESTED_SECTIONS = {"tls": "tls."}
 _QUERY_LOG_KEYS = frozenset(("storage.query_log_retention_days", "storage.query_log_max_bytes"))
 RUNTIME_KEYS = frozenset(k for keys in SECTIONS.values() for k in keys)
 # Besides the upstreams' own (upstream_dns_servers, [upstream]: other servers may answer otherwise,
@@ -76,13 +85,28 @@ def is_secret(key: str) -> bool:
 
 
 def snapshot(config: Config) -> dict:
-    """The live configuration in the burrow.toml shape, without secret options."""
-    return nest((key, value) for key, value in config.items() if not is_secret(key))
+    """The live configuration in the burrow.toml shape; a secret option only as ``<name>_set``
+    (whether one is set), never its value."""
+    return nest((f"{key}_set", bool(value)) if is_secret(key) else (key, value) for key, value in config.items())
+
+
+def short_name(section: str, key: str) -> str:
+    """The API's name of ``key`` in ``section``: "max_ttl", or "acme.hosts" in a nested section."""
+    prefix = NESTED_SECTIONS.get(section)
+    return key.removeprefix(prefix) if prefix else key.rsplit(".", 1)[-1]
 
 
 def section_values(config: Config, section: str) -> dict:
-    """``{short name: value}`` of one runtime section (``{"max_ttl": 86400, ...}``)."""
-    return {key.rsplit(".", 1)[-1]: config[key] for key in SECTIONS[section]}
+    """``{short name: value}`` of one runtime section (``{"max_ttl": 86400, ...}``; nested for
+    tls). A secret option is replaced by ``<name>_set`` (whether one is set): never its value."""
+    items = []
+    for key in SECTIONS[section]:
+        name = short_name(section, key)
+        if is_secret(key):
+            items.append((f"{name}_set", bool(config[key])))
+        else:
+            items.append((name, config[key]))
+    return nest(items) if section in NESTED_SECTIONS else dict(items)
 
 
 # ---- start-up --------------------------------------------------------------------------------

@@ -360,7 +360,7 @@ def test_put_tls_refuses_bad_files_naming_the_field_and_changes_nothing(tb, ca, 
         cases = [({"cert_file": str(pki["dir"] / "missing.pem")}, "cert_file"),
                  ({"cert_file": str(other_cert)}, "key_file"),  # the old key does not match it
                  ({"cert_file": str(expired[0]), "key_file": str(expired[1])}, "cert_file"),
-                 ({"mode": "acme"}, "mode"), ({"dot_address": "nonsense"}, "dot_address"),
+                 ({"mode": "autocert"}, "autocert.hosts"), ({"dot_address": "nonsense"}, "dot_address"),
                  ({"mode": "sideways"}, "mode"), ({"dot_enabled": "maybe"}, "dot_enabled")]
         for body, field in cases:
             res = c.put("/api/config/tls", json=body)

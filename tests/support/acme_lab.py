@@ -126,6 +126,10 @@ class Pebble:
         """The PEM of the intermediate Pebble issues under."""
         return self.get(f"https://127.0.0.1:{self.management_port}/intermediates/0")
 
+    def roots(self) -> bytes:
+        """The PEM of the root Pebble's chains end in (a client's trust anchor)."""
+        return self.get(f"https://127.0.0.1:{self.management_port}/roots/0")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -273,3 +277,34 @@ class FakeCloudflare:
                 self.txt[name.rstrip(".").lower()].remove(content)
                 return 200, {"success": True, "errors": [], "messages": [], "result": {"id": parts[3]}}
         return 404, {"success": False, "errors": [{"code": 7000, "message": "No route for that URI"}]}
+
+
+class LabThread:
+    """A DnsResponder (on ``dns_port``) and a FakeCloudflare on an event loop of their own in a
+    thread, for tests whose ACME client is another process (the real burrow): Pebble resolves
+    through the responder while the test goes on synchronously."""
+
+    def __init__(self, dns_port: int, token: str, zones: dict[str, str]):
+        import threading
+
+        self.txt: dict[str, list[str]] = {}
+        self.dns = DnsResponder(self.txt)
+        self.cloudflare = FakeCloudflare(token, zones, self.txt)
+        self.dns_port = dns_port
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="acme-lab", daemon=True)
+
+    def _run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def start(self) -> LabThread:
+        self.thread.start()
+        self._run(self.dns.start(self.dns_port))
+        self._run(self.cloudflare.start())
+        return self
+
+    def stop(self) -> None:
+        self._run(self.dns.close())
+        self._run(self.cloudflare.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -408,3 +408,20 @@ def test_deeply_nested_json_is_a_400(db):
         with pytest.raises(backup.BackupError, match="nested too deeply") as err:
             backup.validate_backup(pack({**good, member: data}, fix_manifest=member != "manifest.json"), db)
         assert err.value.status == 400
+
+
+def test_a_secret_option_is_never_in_a_backup_and_a_restore_keeps_the_one_in_force(db):
+    """The DNS provider's token (tls.acme.cloudflare.api_token) stored by PUT /api/config/tls
+    is left out of the archive; restoring keeps the token the box has now, not none."""
+    token = "cf-backup-token-0123456789"
+    db.set("config.overrides", {"tls.mode": "acme", "tls.acme.hosts": ["dns.example.org"],
+                                "tls.acme.cloudflare.api_token": token})
+    archive = backup.create_backup(db, version="9.9")
+    assert token.encode() not in b"".join(members_of(archive).values())
+    stored = json.loads(members_of(archive)["tables/settings.json"])
+    overrides = next(json.loads(row[1]) for row in stored["rows"] if row[0] == "config.overrides")
+    assert overrides == {"tls.mode": "acme", "tls.acme.hosts": ["dns.example.org"]}
+    db.set("config.overrides", {"tls.mode": "off", "tls.acme.cloudflare.api_token": token + "new"})
+    restore_bytes(db, archive)
+    assert db.get("config.overrides") == {"tls.mode": "acme", "tls.acme.hosts": ["dns.example.org"],
+                                          "tls.acme.cloudflare.api_token": token + "new"}

@@ -1,5 +1,6 @@
 """Configuration and cache management: GET /api/config, PUT /api/config/{upstreams,cache,
-logging,rate-limit} (seed 003) and /api/config/{blocking,privacy}, POST /api/cache/purge (seed 003).
+logging,rate-limit,tls} (seed 003) and /api/config/{blocking,privacy}, POST /api/cache/purge (seed 003);
+and the ACME HTTP-01 answers at /.well-known/acme-challenge/<token> (the TLS service's tokens).
 
 Request bodies are validated field by field with the config file's own validators (the
 ``Option`` records of burrow.config.schema), and the cross-checks with
@@ -16,9 +17,12 @@ from typing import TYPE_CHECKING
 
 from .. import runtime_config
 from ..config import BY_KEY, ConfigError
+from ..tls.acme import ACME_CHALLENGE_PATH
 from .errors import ApiError, ValidationError
 from .routes import Api
-from .schema import HOST_PORT, IPV4, IPV6, UPSTREAM, Field, Int, Obj, Str, _padded
+from microdot import Response
+
+from .schema import HOST_PORT, IPV4, IPV6, UPSTREAM, Bool, Field, Int, Obj, Str, _padded
 
 if TYPE_CHECKING:
     from ..resolver import Resolver
@@ -123,10 +127,31 @@ RateLimitBody = section_body("RateLimitUpdate", "rate_limit", False,
 
 BlockingBody = section_body("BlockingUpdate", "blocking", False,
                             {"blocking_mode": "nxdomain", "blocked_ttl": 10})
-TlsBody = section_body("TlsUpdate", "tls", False,
-                       {"mode": "manual", "cert_file": "/etc/burrow/tls/fullchain.pem",
-                        "key_file": "/etc/burrow/tls/privkey.pem", "dot_enabled": True, "dot_address": "0.0.0.0:853",
-                        "https_address": "0.0.0.0:443", "hsts": False})
+def tls_body() -> Obj:
+    """PUT /api/config/tls: the top-level options by their names, and the seed's ``autocert`` and
+    ``acme`` (with ``cloudflare``) objects, each with the seed's ``enabled`` (another way to set
+    ``mode``)."""
+    tables: dict[str, dict[str, Field]] = {"": {}}
+    for key in runtime_config.SECTIONS["tls"]:
+        *table, name = key.removeprefix("tls.").split(".")
+        tables.setdefault(".".join(table), {})[name] = OptionField(key)
+    cloudflare = Obj("TlsCloudflareUpdate", tables.pop("acme.cloudflare"), required=False,
+                     description="Cloudflare's API for DNS-01 (mode acme). api_token is a secret: never shown; "
+                                 "left out, the stored one stays.")
+    enabled = "Seed form of mode = \"{0}\": true sets it; false is refused while mode is \"{0}\"."
+    autocert = Obj("TlsAutocertUpdate", {"enabled": Bool(required=False, description=enabled.format("autocert")),
+                                         **tables.pop("autocert")}, required=False,
+                   description="ACME HTTP-01 (mode autocert)")
+    acme = Obj("TlsAcmeUpdate", {"enabled": Bool(required=False, description=enabled.format("acme")),
+                                 **tables.pop("acme"), "cloudflare": cloudflare}, required=False,
+               description="ACME DNS-01 through a DNS provider's API (mode acme)")
+    return Obj("TlsUpdate", {**tables.pop(""), "autocert": autocert, "acme": acme}, min_fields=1, example={
+        "mode": "acme", "dot_enabled": True, "dot_address": "0.0.0.0:853", "https_address": "0.0.0.0:443",
+        "acme": {"hosts": ["dns.example.org"], "email": "owner@example.org", "renew_before": "720h",
+                 "cloudflare": {"api_token": "a-cloudflare-token-with-zone-dns-edit"}}})
+
+
+TlsBody = tls_body()
 PrivacyBody = section_body("PrivacyUpdate", "privacy", False,
                            {"decision_trace": False, "query_log_retention_days": 2})
 
@@ -151,7 +176,52 @@ PurgeResult = Obj("CachePurged", {"status": Str(enum=["ok"]), "message": Str(), 
 
 
 def _short(section: str, key: str) -> str:
+    if section in runtime_config.NESTED_SECTIONS:
+        return key.removeprefix(runtime_config.NESTED_SECTIONS[section])
     return key.rsplit(".", 1)[-1] if key in runtime_config.SECTIONS[section] else key
+
+
+def tls_changes(body: dict, mode_now: str) -> dict:
+    """The dotted options a PUT /api/config/tls body sets; the seed's ``enabled`` flags become
+    ``mode`` (ValidationError naming the flag when they contradict it)."""
+    changes: dict = {}
+
+    def walk(table: dict, prefix: str) -> None:
+        for name, value in table.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{name}.")
+            elif name != "enabled":
+                changes[f"{prefix}{name}"] = value
+
+    walk(body, "tls.")
+    problems = []
+    turned_on = [m for m in ("autocert", "acme") if (body.get(m) or {}).get("enabled") is True]
+    if len(turned_on) > 1:
+        problems.append(("acme.enabled", "not with autocert.enabled: one certificate mode at a time"))
+    elif turned_on:
+        if "tls.mode" in changes and changes["tls.mode"] != turned_on[0]:
+            problems.append((f"{turned_on[0]}.enabled", f"contradicts mode = {changes['tls.mode']!r}"))
+        changes["tls.mode"] = turned_on[0]
+    mode = changes.get("tls.mode", mode_now)
+    for m in ("autocert", "acme"):
+        if (body.get(m) or {}).get("enabled") is False and mode == m:
+            problems.append((f"{m}.enabled", f"false while mode is {m!r}: set mode (off, manual, self_signed) "
+                                             "to leave it"))
+    if problems:
+        raise ValidationError(problems)
+    return changes
+
+
+def tls_view(config, tls: TlsService) -> dict:
+    """The ``tls`` section as GET /api/config shows it: the options (a token only as
+    ``api_token_set``), the seed's ``enabled`` flags, the certificate and the ACME state."""
+    out = runtime_config.section_values(config.current, "tls")
+    mode = out["mode"]
+    out["autocert"]["enabled"] = mode == "autocert"
+    out["acme"]["enabled"] = mode == "acme"
+    out["certificate"] = tls.describe()
+    out["acme_state"] = tls.acme_state()
+    return out
 
 
 def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventBus, tls: TlsService) -> None:
@@ -159,8 +229,9 @@ def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventB
                tags=["config"], responses={200: ConfigSnapshot})
     async def get_config(req):
         out = runtime_config.snapshot(config.current)
-        # The certificate in force: subject, names, expiry, SHA-256 fingerprint (never the key).
-        out.setdefault("tls", {})["certificate"] = tls.describe()
+        # The certificate in force: subject, names, expiry, SHA-256 fingerprint (never the key);
+        # the ACME state; a provider token only as whether one is set.
+        out["tls"] = {**out.get("tls", {}), **tls_view(config, tls)}
         return out
 
     def audit(req, section: str, before: dict, after: dict) -> None:
@@ -201,8 +272,8 @@ def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventB
         (manual PEM files readable, the key matching, valid now; ACME modes not yet); then
         stored, and the TLS service opens, moves or closes its listeners. A listener that cannot
         bind puts the old settings back (400 naming the address)."""
-        full = {key.rsplit(".", 1)[-1]: key for key in runtime_config.SECTIONS["tls"]}
-        changes = {full[k]: v for k, v in req.g.body.items() if k in TlsBody.fields}
+        changes = tls_changes(req.g.body, config["tls.mode"])
+        old = config.current
         try:
             tls.check(config.current.with_overrides(changes))
             _, before, after = config.update("tls", changes)
@@ -211,12 +282,24 @@ def register(api: Api, *, config: LiveConfig, resolver: Resolver, events: EventB
         try:
             await tls.reconcile()
         except ConfigError as e:
-            config.update("tls", {full[k]: before[k] for k in (key.rsplit(".", 1)[-1] for key in changes)})
+            config.update("tls", {key: old[key] for key in changes})
             await tls.reconcile(strict=False)
             raise ValidationError([(_short("tls", k), m) for k, m in e.errors]) from None
         audit(req, "tls", before, after)
         return {"status": "ok", "message": "TLS settings updated and applied", "section": "tls",
-                "config": {**after, "certificate": tls.describe()}}
+                "config": tls_view(config, tls)}
+
+    @api.route("GET", f"{ACME_CHALLENGE_PATH}<token>", role="public", static=True, raw_response=True, tags=["tls"],
+               params={"token": Str(max_len=256, description="the ACME challenge's token")},
+               summary="ACME HTTP-01: the key authorisation for a token while an issuance waits for it",
+               responses={200: "text/plain: the key authorisation", 404: "no challenge with this token is pending"})
+    async def acme_challenge(req, token):
+        """The CA's HTTP-01 check (RFC 8555 §8.3): answered on plain HTTP under any Host and never
+        redirected to HTTPS (api/origin.py, Api._to_https), without sign-in."""
+        answer = tls.http01.challenge_response(token)
+        if answer is None:
+            raise ApiError(404, "no ACME challenge with this token is pending", error="not_found")
+        return Response(answer.encode("ascii"), 200, {"Content-Type": "text/plain"})
 
     @api.route("POST", "/api/cache/purge", role="admin", summary="Empty the DNS cache", tags=["cache"],
                responses={200: PurgeResult, 503: "cache not available (caching disabled in config)"})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 
 from ..config import ConfigView
 from ..config.schema import DEFAULT_PORTS, split_authority, web_origin
@@ -28,6 +29,9 @@ DEFAULT_NAMES = frozenset({"burrow.local", "localhost"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Monitoring may reach these under a name of its own (a DNS alias, an address behind NAT).
 ANY_HOST_READS = frozenset({"/healthz", "/readyz", "/api/health", "/metrics"})
+# Answered under any Host and over plain HTTP even while HTTPS serves: the ACME CA's HTTP-01
+# check names the certificate's host and comes over port 80 (RFC 8555 §8.3).
+ANY_HOST_PREFIXES = ("/.well-known/acme-challenge/",)
 
 
 def split_host(header: str) -> tuple[str, int | None] | None:
@@ -92,13 +96,13 @@ class Site:
         header = req.headers.get("Host")
         if header is None:
             return True  # HTTP/1.0 without a name: nothing to rebind
-        if req.path in ANY_HOST_READS and req.method in READ_METHODS:
+        if (req.path in ANY_HOST_READS or req.path.startswith(ANY_HOST_PREFIXES)) and req.method in READ_METHODS:
             return True
         parsed = split_host(header)
         if parsed is None:
             return False
         host = parsed[0]
-        if host in self._configured("server.allowed_hosts"):
+        if host in self._configured("server.allowed_hosts") or self._certificate_name(host):
             return True
         ip = _ip(host)
         if ip is None:
@@ -111,6 +115,17 @@ class Site:
         if sockname and _ip(str(sockname[0]).split("%")[0]) == ip:
             return True
         return str(ip) in self._local_addresses()
+
+    def _certificate_name(self, host: str) -> bool:
+        """In an ACME mode the certificate's names (tls.autocert.hosts or tls.acme.hosts, a
+        wildcard matching one label) are the box's: the owner reaches it by them."""
+        mode: Any = self._configured("tls.mode")
+        if mode not in ("autocert", "acme"):
+            return False
+        for name in self._configured(f"tls.{mode}.hosts"):
+            if host == name or (name.startswith("*.") and host.partition(".")[2] == name[2:]):
+                return True
+        return False
 
     @staticmethod
     def _own_names() -> set[str]:

@@ -34,7 +34,7 @@ from microdot.microdot import NoCaseDict
 from ..dns.access import RateLimiter
 from . import encoding, errors
 from .errors import ApiError
-from .origin import ANY_HOST_READS, READ_METHODS, Site, split_host
+from .origin import ANY_HOST_PREFIXES, ANY_HOST_READS, READ_METHODS, Site, split_host
 from .schema import Field, Obj, Query
 
 log = logging.getLogger(__name__)
@@ -890,7 +890,7 @@ class Api:
         the rest, which keeps the method and body) — except the health checks and /metrics
         (monitoring speaks plain HTTP) and DNS over HTTPS from this machine (a reverse proxy)."""
         port = self.settings.https_port
-        if port is None or req.scheme == "https" or req.path in PLAIN_HTTP_PATHS:
+        if port is None or req.scheme == "https" or req.path in PLAIN_HTTP_PATHS or req.path.startswith(ANY_HOST_PREFIXES):
             return None
         if req.path == DOH_PATH and is_loopback(client_ip(req)):
             return None

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
-from .schema import BY_KEY, OPTIONS, SECTIONS, ConfigError, Option, parse_upstream
+from .schema import BY_KEY, OPTIONS, ConfigError, Option, parse_upstream
 
 __all__ = ["Config", "ConfigError", "ConfigView", "load", "OPTIONS", "BY_KEY"]
 
@@ -70,13 +70,17 @@ def nest(items: Iterable[tuple[str, Any]]) -> dict:
     return out
 
 
+# Every table a key may sit in: the sections, and nested ones such as tls.acme.cloudflare.
+_TABLES = frozenset(".".join(o.key.split(".")[:n]) for o in OPTIONS for n in range(1, o.key.count(".") + 1))
+
+
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
     flat: dict[str, Any] = {}
     errors: list[tuple[str, str]] = []
     for k, v in table.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            if prefix or k not in SECTIONS:
+            if key not in _TABLES:
                 errors.append((key, "unknown section"))
                 continue
             sub, sub_errors = _flatten(v, key + ".")
@@ -92,6 +96,28 @@ def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     if values["cache.min_ttl"] > values["cache.max_ttl"]:
         errors.append(("cache.min_ttl", "must not exceed cache.max_ttl"))
     errors.extend(_bootstrap_check(values["upstream_dns_servers"], values["upstream.bootstrap"]))
+    errors.extend(_acme_check(values))
+    return errors
+
+
+def _acme_check(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An ACME mode needs its names (HTTP-01 cannot prove a wildcard) and, for DNS-01, the
+    provider's token. Never quotes the token."""
+    mode = values["tls.mode"]
+    if mode not in ("autocert", "acme"):
+        return []
+    hosts_key = f"tls.{mode}.hosts"
+    hosts = values[hosts_key]
+    errors = []
+    if not hosts:
+        errors.append((hosts_key, f"tls.mode = \"{mode}\" needs at least one name"))
+    if mode == "autocert":
+        errors.extend((f"{hosts_key}[{i}]", f"{h!r}: a wildcard needs the DNS-01 challenge (tls.mode = \"acme\")")
+                      for i, h in enumerate(hosts) if h.startswith("*."))
+    if len(set(hosts)) != len(hosts):
+        errors.append((hosts_key, "a name is listed twice"))
+    if mode == "acme" and not values["tls.acme.cloudflare.api_token"]:
+        errors.append(("tls.acme.cloudflare.api_token", "tls.mode = \"acme\" with Cloudflare needs an API token"))
     return errors
 
 

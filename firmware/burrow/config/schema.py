@@ -303,6 +303,103 @@ def web_origin(value: Any) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port not in (None, DEFAULT_PORTS[scheme]) else "")
 
 
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+MAX_CERT_NAMES = 100  # names in one ACME certificate (Let's Encrypt's limit)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def http_url(value: Any) -> str:
+    """An http(s) URL with a host (an ACME directory, a provider's API base)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an https:// URL, got {value!r}")
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("https", "http") or not rest or rest[0] in "/?#":
+        raise ValueError(f"expected an https:// URL, got {value!r}")
+    if any(c.isspace() for c in text):
+        raise ValueError("a URL has no spaces")
+    return text
+
+
+def cert_name(value: Any) -> str:
+    """A name for a certificate: a domain name with at least one dot, optionally "*." first."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a domain name, got {value!r}")
+    text = value.strip().lower().rstrip(".")
+    wildcard = text.startswith("*.")
+    name = domain_name(text[2:] if wildcard else text)
+    if "." not in name:
+        raise ValueError(f"{value!r}: a certificate name needs a dot (a registered domain)")
+    return f"*.{name}" if wildcard else name
+
+
+def email(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an e-mail address, got {value!r}")
+    text = value.strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("not an e-mail address")
+    return text
+
+
+def duration(lo: float, hi: float) -> Callable[[Any], str]:
+    """A duration as the seed writes it ("720h", "30d", "90m", "1h30m"; seconds alone as a
+    number): kept as written, checked against [lo, hi] seconds. :func:`duration_seconds` reads it."""
+    def check(value: Any) -> str:
+        text = str(value).strip().lower() if isinstance(value, (str, int, float)) and not isinstance(value, bool) \
+            else None
+        try:
+            seconds = duration_seconds(text) if text else None
+        except ValueError:
+            seconds = None
+        if seconds is None:
+            raise ValueError(f"expected a duration like \"720h\" or \"30d\", got {value!r}")
+        if not lo <= seconds <= hi:
+            raise ValueError(f"must be between {lo / 3600:g}h and {hi / 3600:g}h, got {value!r}")
+        return str(text)
+
+    return check
+
+
+def duration_seconds(text: str) -> float:
+    """ "720h" → 2592000.0; ValueError if it is not a duration."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, number = 0.0, ""
+    for c in text:
+        if c.isdigit() or c == ".":
+            number += c
+        elif c in _DURATION_UNITS and number:
+            total += float(number) * _DURATION_UNITS[c]
+            number = ""
+        else:
+            raise ValueError(f"not a duration: {text!r}")
+    if number or not text:
+        raise ValueError(f"not a duration: {text!r}")
+    return total
+
+
+def api_token(value: Any) -> str:
+    """A provider's API token: one word of printable characters ("": none). The message never
+    repeats the value (it is a secret)."""
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    text = value.strip()
+    if len(text) > 512 or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("an API token is one word of printable characters (at most 512)")
+    return text
+
+
+def zone_id(value: Any) -> str:
+    if not isinstance(value, str) or (value.strip() and not value.strip().isalnum()) or len(value) > 64:
+        raise ValueError(f"a zone id is letters and digits only, got {value!r}")
+    return value.strip()
+
+
 def path(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a path, got {value!r}")
@@ -359,7 +456,8 @@ OPTIONS: list[Option] = [
     Option("tls.mode", "off",
            "Where the certificate comes from: off (no TLS listener), manual (cert_file and key_file, "
            "reloaded when they change), self_signed (made on first start for burrow.local, the hostname "
-           "and the box's addresses). autocert (ACME HTTP-01) and acme (DNS-01) are not available yet.",
+           "and the box's addresses), autocert (ACME HTTP-01: tls.autocert) or acme (ACME DNS-01 through a "
+           "DNS provider's API: tls.acme).",
            choice("off", "manual", "self_signed", "autocert", "acme")),
     Option("tls.cert_file", "",
            "manual mode: PEM certificate (chain) file; the server's certificate first.", text),
@@ -385,6 +483,49 @@ OPTIONS: list[Option] = [
            "Send Strict-Transport-Security on HTTPS answers: browsers then use only HTTPS to the box for "
            "a year, and refuse a certificate they do not trust outright (no click-through): only with a "
            "certificate every device trusts.", boolean),
+    # ACME (burrow/tls/acme.py): autocert is the HTTP-01 challenge (the CA fetches a token from
+    # port 80), acme the DNS-01 challenge (a TXT record made through the DNS provider's API).
+    # Shaped as the seed's tls.autocert / tls.acme tables; tls.mode is the switch.
+    Option("tls.directory_url", LETS_ENCRYPT_DIRECTORY,
+           "autocert and acme: the ACME directory (Let's Encrypt's; for trials its staging directory "
+           "https://acme-staging-v02.api.letsencrypt.org/directory).", http_url),
+    Option("tls.directory_ca_file", "",
+           "autocert and acme: PEM file of the CA certificates the directory's HTTPS is checked "
+           "against; empty: the system's CA store.", ca_file),
+    Option("tls.autocert.hosts", [],
+           "autocert: the certificate's names (no wildcard); each must reach this box on port 80 from "
+           "the internet.", list_of(cert_name, max_items=MAX_CERT_NAMES)),
+    Option("tls.autocert.email", "", "autocert: contact e-mail for the ACME account (expiry notices); "
+           "empty: none.", optional(email)),
+    Option("tls.autocert.cache_dir", "",
+           "autocert: folder for the account key and the issued certificate and key; empty: "
+           "<data dir>/tls/autocert.", text),
+    Option("tls.autocert.http01_address", "",
+           "autocert: an extra plain HTTP listener (\"ip:port\", port 80 if omitted) answering only "
+           "the ACME challenges, for when server.web_ui_address is not on port 80; empty: the web "
+           "listener answers them.", optional(hostport(80))),
+    Option("tls.acme.dns_provider", "cloudflare",
+           "acme: the DNS provider whose API makes the _acme-challenge TXT records.", choice("cloudflare")),
+    Option("tls.acme.hosts", [],
+           "acme: the certificate's names (\"*.example.org\" allowed).",
+           list_of(cert_name, max_items=MAX_CERT_NAMES)),
+    Option("tls.acme.email", "", "acme: contact e-mail for the ACME account; empty: none.", optional(email)),
+    Option("tls.acme.cache_dir", "",
+           "acme: folder for the account key and the issued certificate and key; empty: "
+           "<data dir>/tls/acme.", text),
+    Option("tls.acme.renew_before", "720h",
+           "acme: renew this long before expiry (\"720h\", \"30d\"), or at two thirds of the "
+           "lifetime if that comes first.", duration(3600, 60 * 86400)),
+    Option("tls.acme.dns_propagation", 20.0,
+           "acme: seconds to wait after making the TXT records before the CA looks them up.",
+           number(0, 600)),
+    Option("tls.acme.cloudflare.api_token", "",
+           "acme with Cloudflare: an API token with Zone.DNS edit on the zone (a secret: never shown).",
+           api_token),
+    Option("tls.acme.cloudflare.zone_id", "",
+           "acme with Cloudflare: the zone id; empty: found from the names.", zone_id),
+    Option("tls.acme.cloudflare.api_base", CLOUDFLARE_API,
+           "acme with Cloudflare: the API's base URL.", http_url),
     Option("cache.enabled", True, "Cache upstream answers.", boolean),
     Option("cache.max_bytes", 16 * 1024 * 1024,
            "Cache size cap in bytes of answer data (LRU eviction past it).", integer(0, 1 << 32)),

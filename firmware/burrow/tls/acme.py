@@ -128,13 +128,15 @@ def read_cert_info(cert_path: Path | str) -> CertInfo | None:
 
 # ---- policy -------------------------------------------------------------------------------------
 
-def renewal_due(not_before: dt.datetime, not_after: dt.datetime) -> dt.datetime:
+def renewal_due(not_before: dt.datetime, not_after: dt.datetime,
+                before: dt.timedelta = RENEW_BEFORE) -> dt.datetime:
     """When a certificate valid from ``not_before`` to ``not_after`` should be renewed: at two
-    thirds of its lifetime, or RENEW_BEFORE ahead of expiry if that is earlier and still past
-    half of the lifetime (a short-lived certificate renews at two thirds)."""
+    thirds of its lifetime, or ``before`` (RENEW_BEFORE, ``tls.acme.renew_before``) ahead of
+    expiry if that is earlier and still past half of the lifetime (a short-lived certificate
+    renews at two thirds)."""
     lifetime = not_after - not_before
     two_thirds = not_before + lifetime * RENEW_AT_FRACTION
-    ahead = not_after - RENEW_BEFORE
+    ahead = not_after - before
     if ahead >= not_before + lifetime / 2:
         return min(two_thirds, ahead)
     return two_thirds
@@ -505,8 +507,9 @@ class Renewer:
                  on_issued: Callable[[CertInfo], None] | None = None,
                  now: Callable[[], dt.datetime] = _utcnow,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 rng: Callable[[], float] = random.random):
+                 rng: Callable[[], float] = random.random, renew_before: dt.timedelta = RENEW_BEFORE):
         self.issuer = issuer
+        self.renew_before = renew_before
         self.on_failure = on_failure
         self.on_issued = on_issued
         self.now = now
@@ -523,7 +526,7 @@ class Renewer:
         info = self.issuer.current()
         if info is None or set(info.names) != set(getattr(self.issuer, "names", info.names)):
             return None  # no certificate, or one for other names: issue now
-        return renewal_due(info.not_before, info.not_after)
+        return renewal_due(info.not_before, info.not_after, self.renew_before)
 
     async def step(self) -> float:
         """Issue if due; the seconds to wait before the next step (at most MAX_WAIT_S)."""

@@ -12,11 +12,24 @@ at once — each listener's context has an SNI callback that hands the handshake
 context (``sslobj.context``), so no listener restarts and open connections keep theirs. A
 changed pair that is not valid is logged, shown as a fault and ignored; the last good one goes
 on serving.
+
+In the ACME modes (``autocert``: HTTP-01, ``acme``: DNS-01 through Cloudflare's API) the pair
+lives in the mode's cache folder (``tls.<mode>.cache_dir``, default ``<data dir>/tls/<mode>``:
+``account.key``, ``fullchain.pem``, ``privkey.pem``). A valid pair there for the configured
+names serves at once; otherwise the encrypted listeners stay closed until the first issuance
+(plain DNS and HTTP serve meanwhile). The ``tls-acme`` task (supervised) waits for the clock
+gate (burrow/clock.py: a wrong wall clock misjudges expiry), then runs the ``Renewer``: it issues
+when there is no certificate and renews ahead of expiry with a back-off after failures. A new
+certificate is swapped into the contexts like a reloaded manual one (``tls.certificate_issued``);
+a failure is logged, an event (``tls.acme_failed``) and a ``tls`` fault while the previous
+certificate keeps serving; the next success clears the fault. The HTTP-01 tokens
+(``self.http01``) are answered by the web listener (api/config_api.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -28,9 +41,10 @@ from typing import Any, Protocol
 
 from .. import __release_date__
 from ..config import ConfigError, ConfigView
-from ..config.schema import parse_hostport
+from ..config.schema import OPTIONS, duration_seconds, parse_hostport
 from ..lifecycle import Faults, Restart, Supervised, Supervisor
-from . import certs
+from . import certfiles, certs
+from .acme import AcmeFailure, Challenge, Http01Responder, Http01Tokens, Renewer, check_names, renewal_due
 from .certs import CertInfo
 
 log = logging.getLogger(__name__)
@@ -38,6 +52,11 @@ log = logging.getLogger(__name__)
 RELOAD_INTERVAL = 2.0  # seconds between looks at manual PEM files
 RELOAD_POLICY = Restart(max_restarts=5, window=600.0, backoff=1.0, max_backoff=60.0)
 ACME_MODES = frozenset({"autocert", "acme"})
+ACME_CHALLENGE: dict[str, Challenge] = {"autocert": "http-01", "acme": "dns-01"}
+ACME_POLICY = Restart(max_restarts=5, window=3600.0, backoff=5.0, max_backoff=300.0)
+ACME_FILES = ("account.key", "fullchain.pem", "privkey.pem")
+CLOCK_RECHECK_S = 30.0  # while the clock gate is closed, asked again this often
+ACME_KEYS = tuple(o.key for o in OPTIONS if o.key.startswith(("tls.autocert.", "tls.acme.")))
 FAULT = "tls"
 # What each listener offers in ALPN (RFC 7858 §3.2 registers "dot"; HTTPS speaks HTTP/2 first, api/http2.py).
 ALPN = {"dot": ["dot"], "https": ["h2", "http/1.1"]}
@@ -77,6 +96,30 @@ class Contexts:
             self.swapped += 1
 
 
+class ClockGateLike(Protocol):
+    def is_open(self) -> bool: ...
+
+    def subscribe(self, listener: Callable[[], object]) -> None: ...
+
+
+class AcmeState:
+    """One ACME configuration at work: its issuer, renewer, task and what happened last."""
+
+    def __init__(self, settings: tuple[Any, ...], mode: str, names: list[str], source: tuple[str, str, str]):
+        self.settings = settings
+        self.mode = mode
+        self.names = names
+        self.source = source  # (mode, fullchain.pem, privkey.pem)
+        self.renewer: Renewer | None = None
+        self.task: Supervised | None = None
+        self.responder: Http01Responder | None = None  # tls.autocert.http01_address
+        self.last_issued: dt.datetime | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self.retry_at: dt.datetime | None = None
+        self.renew_before = dt.timedelta(days=30)
+
+
 class TlsService:
     """The certificate in force, the contexts made from it, and the TLS listeners.
 
@@ -93,8 +136,15 @@ class TlsService:
     def __init__(self, config: ConfigView, state_dir: Path, supervisor: Supervisor, faults: Faults, *,
                  listeners: dict[str, TlsListener], addresses: Callable[[], list[str] | None] = lambda: None,
                  on_https: Callable[[int | None, bool], None] = lambda port, hsts: None,
-                 publish: Callable[[dict[str, Any]], None] = lambda event: None):
+                 publish: Callable[[dict[str, Any]], None] = lambda event: None,
+                 clock: ClockGateLike | None = None):
         self.config = config
+        self.clock = clock
+        self._clock_opened = asyncio.Event()
+        if clock is not None:
+            clock.subscribe(self._clock_opened.set)
+        self.http01 = Http01Tokens()  # what the web listener answers at /.well-known/acme-challenge/
+        self.acme: AcmeState | None = None
         self.state_dir = state_dir
         self.supervisor = supervisor
         self.faults = faults
@@ -117,13 +167,17 @@ class TlsService:
 
     @staticmethod
     def check(cfg: ConfigView) -> CertInfo | None:
-        """Refuse a configuration this service cannot serve (ConfigError naming the key): an
-        ACME mode (not integrated yet), manual PEM files that are unreadable, do not match,
-        or are not valid now. Returns the manual certificate's description."""
+        """Refuse a configuration this service cannot serve (ConfigError naming the key): manual
+        PEM files that are unreadable, do not match, or are not valid now; ACME names the
+        issuer would refuse (the schema's cross-checks have judged the rest). Returns the manual
+        certificate's description."""
         mode = cfg["tls.mode"]
         if mode in ACME_MODES:
-            raise ConfigError([("tls.mode", f"{mode!r} (ACME) is not available yet; use \"manual\" or "
-                                            "\"self_signed\"")])
+            try:
+                check_names(list(cfg[f"tls.{mode}.hosts"]), ACME_CHALLENGE[mode])
+            except ValueError as e:
+                raise ConfigError([(f"tls.{mode}.hosts", str(e).removeprefix("names: "))]) from None
+            return None
         if mode == "manual":
             return certs.load_pair(cfg["tls.cert_file"], cfg["tls.key_file"] or None)
         return None
@@ -139,6 +193,7 @@ class TlsService:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        await self._acme_stop()
         for kind in list(self.running):
             await self._close(kind)
         self.on_https(None, False)
@@ -150,7 +205,29 @@ class TlsService:
         return {"mode": self.config["tls.mode"],
                 "listening": {kind: f"{h}:{p}" for kind, (h, _c, p) in self.running.items()},
                 "certificate": self.certificate.as_dict() if self.certificate else None,
-                "error": self.error}
+                "error": self.error, "acme": self.acme_state()}
+
+    def acme_state(self) -> dict[str, Any] | None:
+        """What the ACME issuance is doing (GET /api/config ``tls.acme_state``); None outside
+        the ACME modes. ``status``: waiting_for_clock, issuing (no certificate yet), valid, or
+        failing (the last attempt failed; a previous certificate may still serve)."""
+        acme = self.acme
+        if acme is None:
+            return None
+        next_at = acme.retry_at
+        if next_at is None and self.certificate is not None and self.source == acme.source:
+            next_at = renewal_due(self.certificate.not_before, self.certificate.not_after, acme.renew_before)
+        if acme.last_error is not None:
+            status = "failing"
+        elif self.certificate is not None and self.source == acme.source:
+            status = "valid"
+        elif self.clock is not None and not self.clock.is_open():
+            status = "waiting_for_clock"
+        else:
+            status = "issuing"
+        return {"challenge": ACME_CHALLENGE[acme.mode], "names": list(acme.names), "status": status,
+                "last_issued": _iso(acme.last_issued), "next_renewal": _iso(next_at),
+                "last_error": acme.last_error, "failures": acme.failures}
 
     def describe(self) -> dict[str, Any] | None:
         """The certificate in force for GET /api/config (no key, ever)."""
@@ -185,7 +262,7 @@ class TlsService:
     async def _reconcile(self, strict: bool) -> None:
         cfg = self.config
         mode = cfg["tls.mode"]
-        self._load_certificate(mode)
+        await self._load_certificate(mode)
         failures: list[tuple[str, str]] = []
         for kind in self.listeners:
             wanted = self._wanted(kind)
@@ -204,7 +281,7 @@ class TlsService:
             for key, why in failures:
                 log.error("TLS: %s: %s", key, why)
             self.faults.set(FAULT, "; ".join(f"{k}: {w}" for k, w in failures), serving=True)
-        elif self.error is None:
+        elif self.error is None and (self.acme is None or self.acme.last_error is None):
             self.faults.clear(FAULT)
 
     def _wanted(self, kind: str) -> tuple[str, int] | None:
@@ -218,8 +295,12 @@ class TlsService:
             return None
         return parse_hostport(address, DEFAULT_PORT[kind])
 
-    def _load_certificate(self, mode: str) -> None:
+    async def _load_certificate(self, mode: str) -> None:
         cfg = self.config
+        if mode in ACME_MODES:
+            await self._acme_configure(mode)
+            return
+        await self._acme_stop()
         if mode == "off":
             self.certificate, self.source, self.error = None, None, None
             return
@@ -270,6 +351,153 @@ class TlsService:
     async def _close(self, kind: str) -> None:
         self.running.pop(kind, None)
         await self.listeners[kind].stop_tls()
+
+    # ---- ACME -----------------------------------------------------------------------------------
+
+    def _acme_settings(self, mode: str) -> tuple[Any, ...]:
+        """Everything an ACME configuration is made of: a change of any starts it afresh."""
+        cfg = self.config
+        keys = ["tls.directory_url", "tls.directory_ca_file"] + [
+            key for key in ACME_KEYS if key.startswith(f"tls.{mode}.")]
+        return (mode, *((key, _frozen(cfg[key])) for key in sorted(keys)))
+
+    def _acme_folder(self, mode: str) -> Path:
+        folder = self.config[f"tls.{mode}.cache_dir"]
+        return Path(folder) if folder else self.state_dir / mode
+
+    async def _acme_configure(self, mode: str) -> None:
+        """Make the ACME state match the configuration: the issuer, the pair from the cache
+        folder if it is valid for the names, the renewal task."""
+        settings = self._acme_settings(mode)
+        if self.acme is not None and self.acme.settings == settings:
+            return
+        await self._acme_stop()
+        cfg = self.config
+        folder = self._acme_folder(mode)
+        names = check_names(list(cfg[f"tls.{mode}.hosts"]), ACME_CHALLENGE[mode])
+        account, fullchain, privkey = (folder / name for name in ACME_FILES)
+        source = (mode, str(fullchain), str(privkey))
+        acme = AcmeState(settings, mode, names, source)
+        if mode == "acme":
+            acme.renew_before = dt.timedelta(seconds=duration_seconds(cfg["tls.acme.renew_before"]))
+        issuer = self._acme_issuer(mode, names, account, fullchain, privkey)
+        acme.renewer = Renewer(issuer, on_failure=lambda e, n, d: self._acme_failed(acme, e, n, d),
+                               on_issued=lambda info: self._acme_issued(acme), renew_before=acme.renew_before)
+        self.acme = acme
+        self._acme_load(acme)
+        if mode == "autocert" and cfg["tls.autocert.http01_address"]:
+            host, port = parse_hostport(cfg["tls.autocert.http01_address"], 80)
+            responder = Http01Responder(self.http01)
+            try:
+                await responder.start(host, port)
+                acme.responder = responder
+                log.info("ACME: HTTP-01 challenges answered on %s port %d", host, port)
+            except OSError as e:
+                why = f"cannot listen on {cfg['tls.autocert.http01_address']}: {e.strerror or e}"
+                log.error("TLS: tls.autocert.http01_address: %s", why)
+                self.faults.set(FAULT, f"tls.autocert.http01_address: {why}", serving=True)
+        acme.task = self.supervisor.spawn("tls-acme", lambda: self._acme_run(acme), ACME_POLICY)
+
+    def _acme_issuer(self, mode: str, names: list[str], account: Path, fullchain: Path, privkey: Path) -> Any:
+        from .acme import AcmeIssuer
+
+        cfg = self.config
+        dns01 = None
+        if mode == "acme":
+            from .dnsproviders import CloudflareDns
+
+            dns01 = CloudflareDns(cfg["tls.acme.cloudflare.api_token"],
+                                  zone_id=cfg["tls.acme.cloudflare.zone_id"] or None,
+                                  api_base=cfg["tls.acme.cloudflare.api_base"])
+        return AcmeIssuer(directory_url=cfg["tls.directory_url"], names=names, account_key_path=account,
+                          cert_path=fullchain, key_path=privkey, email=cfg[f"tls.{mode}.email"] or None,
+                          challenge=ACME_CHALLENGE[mode], http01=self.http01 if mode == "autocert" else None,
+                          dns01=dns01, ca_bundle=cfg["tls.directory_ca_file"] or None,
+                          dns_propagation=float(cfg["tls.acme.dns_propagation"]) if mode == "acme" else 0.0)
+
+    def _acme_load(self, acme: AcmeState) -> bool:
+        """Serve the pair in the cache folder if it is valid now and names every configured
+        name; otherwise no certificate (the listeners stay closed until the first issuance)."""
+        _mode, fullchain, privkey = acme.source
+        try:
+            certfiles.complete_pending_pair(fullchain, privkey)
+            info = certs.load_pair(fullchain, privkey)
+            missing = set(acme.names) - set(info.names)
+            if missing:
+                raise ConfigError([("tls.cert_file", f"the cached certificate lacks {', '.join(sorted(missing))}")])
+            built = {kind: certs.server_context(fullchain, privkey, contexts.alpn)
+                     for kind, contexts in self.contexts.items()}
+        except FileNotFoundError:
+            self.certificate, self.source, self.error = None, acme.source, None
+            log.info("ACME: no certificate for %s yet; the TLS listeners open once one is issued",
+                     ", ".join(acme.names))
+            return False
+        except (ConfigError, OSError, ssl.SSLError) as e:
+            self.certificate, self.source, self.error = None, acme.source, None
+            log.info("ACME: the cached certificate is not used (%s); a new one will be issued", e)
+            return False
+        for kind, ctx in built.items():
+            ctx.sni_callback = self.contexts[kind]._sni
+            self.contexts[kind].current = ctx
+        self.certificate, self.source, self.error = info, acme.source, None
+        log.info("TLS certificate (ACME) for %s (SHA-256 %s), valid until %s", ", ".join(info.names),
+                 info.fingerprint_sha256, info.as_dict()["not_after"])
+        return True
+
+    async def _acme_run(self, acme: AcmeState) -> None:
+        """The renewal loop: after the clock gate opens, issue or renew when due."""
+        if self.clock is not None and not self.clock.is_open():
+            log.info("ACME: waiting for the clock to be synchronised before judging the certificate")
+            while not self.clock.is_open():  # told when it opens; asked again now and then
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._clock_opened.wait(), CLOCK_RECHECK_S)
+        renewer = acme.renewer
+        assert renewer is not None
+        while True:
+            wait = await renewer.step()
+            acme.retry_at = renewer.retry_at
+            await asyncio.sleep(max(wait, 1.0))
+
+    def _acme_issued(self, acme: AcmeState) -> None:
+        """The renewer wrote a new pair: serve it from the next handshake."""
+        if acme is not self.acme:  # the configuration changed meanwhile
+            return
+        acme.last_issued = dt.datetime.now(dt.timezone.utc)
+        acme.last_error, acme.failures, acme.retry_at = None, 0, None
+        if not self._acme_load(acme):
+            why = "the issued certificate could not be loaded"
+            acme.last_error = why
+            self.faults.set(FAULT, f"ACME: {why}", serving=True)
+            return
+        info = self.certificate
+        assert info is not None
+        self.faults.clear(FAULT)
+        self.publish({"type": "tls.certificate_issued", "actor": "system",
+                      "summary": f"ACME certificate issued: {', '.join(info.names)}, valid until "
+                                 f"{info.as_dict()['not_after']}", "fingerprint_sha256": info.fingerprint_sha256})
+        if any(self._wanted(kind) and kind not in self.running for kind in self.listeners):
+            self._pending = asyncio.get_running_loop().create_task(self.reconcile(strict=False))
+
+    def _acme_failed(self, acme: AcmeState, error: AcmeFailure, attempt: int, retry_in: float) -> None:
+        if acme is not self.acme:
+            return
+        acme.last_error, acme.failures = str(error), attempt
+        serving = "the previous certificate keeps serving" if self.certificate is not None else \
+            "no certificate yet"
+        summary = (f"ACME certificate for {', '.join(acme.names)} not issued (attempt {attempt}): {error}; "
+                   f"{serving}; next attempt in {retry_in:.0f} s")
+        self.faults.set(FAULT, summary, serving=True)
+        self.publish({"type": "tls.acme_failed", "severity": "error", "actor": "system", "summary": summary,
+                      "step": error.step, "attempt": attempt, "retry_in": round(retry_in)})
+
+    async def _acme_stop(self) -> None:
+        acme, self.acme = self.acme, None
+        if acme is None:
+            return
+        if acme.task is not None:
+            acme.task.cancel()
+        if acme.responder is not None:
+            await acme.responder.close()
 
     # ---- manual files ---------------------------------------------------------------------------
 
@@ -327,6 +555,14 @@ class TlsService:
         self.publish({"type": "tls.certificate_reloaded", "actor": "system",
                       "summary": f"certificate reloaded: {', '.join(info.names)}, valid until "
                                  f"{info.as_dict()['not_after']}", "fingerprint_sha256": info.fingerprint_sha256})
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when is not None else None
 
 
 def _release_date() -> dt.datetime:
