@@ -32,7 +32,7 @@ MODULES = [health, docs, stats, queries, config_api, system, metrics, events_api
 def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
     """The Api (registry + microdot app) over the running services ``s`` (burrow/services.py),
     served by ``web`` as ``settings`` say."""
-    api = Api(s.auth, Site(s.config, s.board), settings=settings)
+    api = Api(s.auth, Site(s.config, s.board, certificate_names=s.tls.names), settings=settings)
     health.register(api, health=s.health, version=s.version)
     docs.register(api)
     stats.register(api, recorder=s.recorder, resolver=s.resolver, board=s.board, health=s.health, version=s.version,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..config import ConfigView
@@ -77,9 +78,13 @@ class Site:
         network watcher); None: only loopback and the address a request came in on.
     """
 
-    def __init__(self, config: ConfigView | None = None, board=None):
+    def __init__(self, config: ConfigView | None = None, board=None,
+                 certificate_names: Callable[[], Iterable[str]] | None = None):
         self.config = config
         self.board = board
+        # The names of the certificate in force (the TLS service): a name the owner's own
+        # certificate carries is one they reach the box by; a rebinding page's name is not in it.
+        self.certificate_names = certificate_names
         self.misdirected = 0  # requests refused for their Host
         self.cross_origin = 0  # writes, upgrades and preflights refused for their Origin
 
@@ -117,12 +122,15 @@ class Site:
         return str(ip) in self._local_addresses()
 
     def _certificate_name(self, host: str) -> bool:
-        """In an ACME mode the certificate's names (tls.autocert.hosts or tls.acme.hosts, a
-        wildcard matching one label) are the box's: the owner reaches it by them."""
+        """The names of the certificate in force, and in an ACME mode the names it is asked for
+        (tls.autocert.hosts or tls.acme.hosts, before the first one is issued), are the box's:
+        the owner reaches it by them (a wildcard matches one label)."""
+        names: list[str] = list(self.certificate_names()) if self.certificate_names is not None else []
         mode: Any = self._configured("tls.mode")
-        if mode not in ("autocert", "acme"):
-            return False
-        for name in self._configured(f"tls.{mode}.hosts"):
+        if mode in ("autocert", "acme"):
+            names += self._configured(f"tls.{mode}.hosts")
+        for name in names:
+            name = name.lower().rstrip(".")
             if host == name or (name.startswith("*.") and host.partition(".")[2] == name[2:]):
                 return True
         return False

@@ -229,6 +229,10 @@ class TlsService:
                 "last_issued": _iso(acme.last_issued), "next_renewal": _iso(next_at),
                 "last_error": acme.last_error, "failures": acme.failures}
 
+    def names(self) -> tuple[str, ...]:
+        """The names and addresses the certificate in force carries (none without one)."""
+        return self.certificate.names if self.certificate is not None else ()
+
     def describe(self) -> dict[str, Any] | None:
         """The certificate in force for GET /api/config (no key, ever)."""
         if self.certificate is None:

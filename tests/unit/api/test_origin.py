@@ -67,6 +67,20 @@ def test_other_names_and_addresses_fail_unless_configured():
     assert s.host_allowed(request("BURROW.home.arpa:8080")) and s.host_allowed(request("203.0.113.7:80"))
 
 
+def test_the_names_of_the_certificate_in_force_are_the_boxs_own():
+    """An owner's own certificate names the box (dns.home.example): its names pass the Host
+    check, read as they change (a new certificate), a wildcard one label deep; others do not."""
+    names = ["dns.home.example", "*.lan.example"]
+    s = Site({"server.allowed_hosts": [], "server.allowed_origins": [], "tls.mode": "manual"}, None,
+             certificate_names=lambda: names)
+    for host in ("dns.home.example", "DNS.Home.Example:443", "pi.lan.example"):
+        assert s.host_allowed(request(host)), host
+    for host in ("home.example", "a.b.lan.example", "lan.example", "rebind.test"):
+        assert not s.host_allowed(request(host)), host
+    names[:] = ["other.example"]
+    assert not s.host_allowed(request("dns.home.example")) and s.host_allowed(request("other.example"))
+
+
 def test_health_reads_pass_under_any_name_and_nothing_else():
     s = site()
     assert s.host_allowed(request("monitor.example", path="/readyz"))
