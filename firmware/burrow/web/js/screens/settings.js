@@ -58,7 +58,9 @@ const SECTIONS = [
    fields: [
      {name: "mode", label: "Certificate", type: "select",
       options: [["off", "None (encryption off)"], ["self_signed", "Made by Burrow (self-signed)"],
-                ["manual", "My own files (below)"]]},
+                ["manual", "My own files (below)"],
+                ["autocert", "Let's Encrypt, checked over HTTP (set up in burrow.toml)"],
+                ["acme", "Let's Encrypt, checked through DNS (set up in burrow.toml)"]]},
      {name: "cert_file", label: "Certificate file (PEM, full chain)", type: "text",
       help: "Only for \"My own files\", for example /etc/burrow/tls/fullchain.pem"},
      {name: "key_file", label: "Private key file (PEM)", type: "text"},
