@@ -49,6 +49,7 @@ H2_MAX_STREAMS = 100  # concurrent streams on one HTTP/2 connection (fewer if th
 MAX_BODY = 65535  # bytes of a DNS message
 MAX_HEADER_LIST = 16 * 1024  # bytes of the answer's headers (SETTINGS_MAX_HEADER_LIST_SIZE)
 READ_SIZE = 65536  # bytes read from the socket at once
+GOAWAY_FRAME = 0x7  # its type (RFC 9113 §6.8)
 
 
 class _Stream:
@@ -217,8 +218,8 @@ class H2Connection:
             self.close()
 
     async def _read(self) -> None:
-        """Frames are given to h2 one at a time, so what came before a GOAWAY is still read (h2
-        refuses every frame after one) and nothing behind it is."""
+        """Frames are given to h2 up to a GOAWAY, so what came before one is still read (h2
+        refuses every frame after it) and nothing behind it is."""
         reason: BaseException | None = None
         buf = bytearray()
         try:
@@ -227,15 +228,22 @@ class H2Connection:
                 if not data:
                     break
                 buf += data
-                while len(buf) >= 9 and not self.goaway:
-                    end = 9 + int.from_bytes(buf[:3], "big")
-                    if end - 9 > self.h2.max_inbound_frame_size:
+                # whole frames up to and including the first GOAWAY go to h2 in one call
+                end = 0
+                while end + 9 <= len(buf):
+                    size = int.from_bytes(buf[end:end + 3], "big")
+                    if size > self.h2.max_inbound_frame_size:
                         end = len(buf)  # h2 refuses it (FRAME_SIZE_ERROR)
-                    elif len(buf) < end:
                         break
-                    frame = bytes(buf[:end])
+                    if end + 9 + size > len(buf):
+                        break
+                    end += 9 + size
+                    if buf[end - 9 - size + 3] == GOAWAY_FRAME:
+                        break
+                if end:
+                    frames = bytes(buf[:end])
                     del buf[:end]
-                    for event in self.h2.receive_data(frame):
+                    for event in self.h2.receive_data(frames):
                         self._event(event)
                 self._flush()
             if self.goaway:
