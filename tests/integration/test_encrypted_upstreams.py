@@ -2,12 +2,14 @@
 
 DoT against a local Unbound (Debian's) the test configures with ``tls-service-key``/
 ``tls-service-pem``/``tls-port`` and certificates from a CA the test makes (Burrow trusts it
-through ``upstream.ca_file``). Debian's Unbound serves DoH over HTTP/2 only (built with
-libnghttp2) and Burrow's DoH client speaks HTTP/1.1, so the DoH upstream is the test's own small
-server (tests/support/encrypted_upstream.py).
+through ``upstream.ca_file``), and DoH against the same Unbound, which serves it over HTTP/2
+only (Debian's is built with libnghttp2). The test's own small server
+(tests/support/encrypted_upstream.py) is the HTTP/1.1 DoH upstream, and an HTTP/2 one that
+holds slow questions so that queries are open at once.
 
-Shown: answers through both; many queries over one TLS connection (counted on the Burrow
-process's sockets and in its health snapshot); a host name found through ``upstream.bootstrap``;
+Shown: answers through DoT, DoH/h2 and DoH/HTTP/1.1; many queries over one TLS connection
+(counted on the Burrow process's sockets and in its health snapshot), over HTTP/2 as concurrent
+streams of one connection; a host name found through ``upstream.bootstrap``;
 an expired certificate, one for another name, one from another CA and a key that does not
 match the pin are each refused — SERVFAIL with EDE 23 when that server is alone, an answer
 from the good one when there is one — and the refused server's errors show in /api/system;
@@ -22,6 +24,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dns.message
@@ -55,18 +58,22 @@ def pki(tmp_path_factory):
 
 class Unbound:
     """Unbound answering every name under enc.test with ANSWER (and dns.test with 127.0.0.1)
-    over plain DNS on ``port`` and DNS over TLS on ``tls_port``."""
+    over plain DNS on ``port``, DNS over TLS on ``tls_port`` and DNS over HTTPS (HTTP/2 only,
+    as Debian's Unbound is built with libnghttp2) at /dns-query on ``https_port``."""
 
     def __init__(self, folder: Path, leaf: tlsca.Leaf):
         if UNBOUND is None:
             pytest.skip("unbound is not installed (scripts/test installs it)")
         folder.mkdir(parents=True, exist_ok=True)
-        self.port, self.tls_port = free_port(), free_port()
+        self.port, self.tls_port, self.https_port = free_port(), free_port(), free_port()
         conf = folder / "unbound.conf"
         conf.write_text(f"""server:
   interface: 127.0.0.1@{self.port}
   interface: 127.0.0.1@{self.tls_port}
+  interface: 127.0.0.1@{self.https_port}
   tls-port: {self.tls_port}
+  https-port: {self.https_port}
+  http-endpoint: "/dns-query"
   tls-service-key: "{leaf.key}"
   tls-service-pem: "{leaf.cert}"
   do-daemonize: no
@@ -116,6 +123,14 @@ remote-control:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def unbound_serves_doh() -> bool:
+    """Unbound serves DoH only when built with libnghttp2 (Debian's is)."""
+    if UNBOUND is None:
+        pytest.skip("unbound is not installed (scripts/test installs it)")
+    out = subprocess.run([UNBOUND, "-V"], capture_output=True, text=True, timeout=30).stdout
+    return "nghttp2" in out
 
 
 def name() -> str:
@@ -172,7 +187,73 @@ def test_doh_upstream_keeps_its_connections(tmp_path, pki):
                 assert b.query(name()).answer[0][0].address == "192.0.2.53"
             snap = upstreams(b, token)[url]
             assert snap["protocol"] == "https" and snap["healthy"] and snap["errors"] == 0
+            assert snap["http_version"] == "http/1.1"  # this server offers no h2
             assert up.queries >= 40 and up.connections == 1 == snap["connections_opened"]
+
+
+def test_doh_upstream_unbound_over_http2_many_queries_one_connection(tmp_path, pki):
+    if not unbound_serves_doh():
+        pytest.skip("this unbound is built without libnghttp2: no DoH")
+    with Unbound(tmp_path / "unbound", pki["good"]) as ub:
+        url = f"https://127.0.0.1:{ub.https_port}/dns-query#dns.test"
+        with BurrowProcess(tmp_path / "b", [url], {"upstream": {"ca_file": str(pki["ca"].cert)}}) as b:
+            token = admin_token(b)
+            for _ in range(20):
+                reply = b.query(name())
+                assert reply.rcode() == dns.rcode.NOERROR and reply.answer[0][0].address == ANSWER, reply
+            with ThreadPoolExecutor(32) as threads:  # bounded: 150 queries, each within its own timeout
+                replies = list(threads.map(lambda n: b.query(n, timeout=20), [name() for _ in range(150)]))
+            assert all(r.rcode() == dns.rcode.NOERROR and r.answer[0][0].address == ANSWER for r in replies)
+            assert connections_to(b, ub.https_port) == 1
+            snap = upstreams(b, token)[url]
+            assert snap["protocol"] == "https" and snap["http_version"] == "h2", snap
+            assert snap["healthy"] and snap["errors"] == 0 and snap["retried"] == 0
+            assert snap["queries"] >= 170 and snap["connections_opened"] == 1 == snap["connections"]
+            print(f"unbound h2: most streams at once {snap['most_streams']}")
+
+
+def test_doh_http2_queries_are_concurrent_streams_of_one_connection(tmp_path, pki):
+    """The test's own HTTP/2 server holds every slow* question for 3 s, so queries sent together
+    are open at once: as streams of one connection, which the server counts."""
+    with EncryptedUpstream("h2", pki["good"].cert, pki["good"].key, slow_seconds=3.0) as up:
+        url = f"https://127.0.0.1:{up.port}/dns-query#dns.test"
+        config = {"upstream": {"ca_file": str(pki["ca"].cert), "timeout": 15.0}}
+        with BurrowProcess(tmp_path / "b", [url], config) as b:
+            token = admin_token(b)
+            names = [f"slow{uuid.uuid4().hex[:8]}.enc.test" for _ in range(20)]
+            with ThreadPoolExecutor(20) as threads:
+                replies = list(threads.map(lambda n: b.query(n, timeout=30), names))
+            assert all(r.answer[0][0].address == "192.0.2.53" for r in replies)
+            snap = upstreams(b, token)[url]
+            assert up.connections == 1 == snap["connections_opened"] and snap["http_version"] == "h2"
+            assert up.most_streams >= 2 and snap["most_streams"] >= 2, (up.most_streams, snap)
+            assert snap["errors"] == 0
+
+
+@pytest.mark.parametrize("bad, says", [("expired", "expired"), ("wrong_name", "mismatch")])
+def test_doh_http2_refuses_a_bad_certificate(tmp_path, pki, bad, says):
+    if not unbound_serves_doh():
+        pytest.skip("this unbound is built without libnghttp2: no DoH")
+    with Unbound(tmp_path / "bad", pki[bad]) as wrong, Unbound(tmp_path / "good", pki["good"]) as right:
+        bad_url = f"https://127.0.0.1:{wrong.https_port}/dns-query#dns.test"
+        good_url = f"https://127.0.0.1:{right.https_port}/dns-query#dns.test"
+        config = {"upstream": {"ca_file": str(pki["ca"].cert), "timeout": 2.0}}
+        with BurrowProcess(tmp_path / "alone", [bad_url], config) as b:
+            reply = b.query(name(), timeout=20, use_edns=0)
+            assert reply.rcode() == dns.rcode.SERVFAIL
+            assert 23 in ede(reply) and says in ede(reply)[23], ede(reply)
+            snap = upstreams(b, admin_token(b))[bad_url]
+            assert snap["errors"] >= 1 and says in snap["last_error"] and snap["http_version"] is None, snap
+            assert connections_to(b, wrong.https_port) == 0
+        with BurrowProcess(tmp_path / "both", [bad_url, good_url], config) as b:
+            for _ in range(10):
+                reply = b.query(name(), timeout=20)
+                assert reply.rcode() == dns.rcode.NOERROR and reply.answer[0][0].address == ANSWER
+            snaps = upstreams(b, admin_token(b))
+            assert snaps[good_url]["healthy"] and snaps[good_url]["http_version"] == "h2"
+            # the pool may not have tried the bad one in ten queries; if it did, it was refused
+            assert snaps[bad_url]["errors"] == 0 or says in snaps[bad_url]["last_error"], snaps[bad_url]
+            assert connections_to(b, wrong.https_port) == 0
 
 
 @pytest.mark.parametrize("bad, says", [("expired", "expired"), ("wrong_name", "mismatch"),

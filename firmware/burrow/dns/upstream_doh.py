@@ -1,32 +1,53 @@
-"""DNS over HTTPS to an upstream (RFC 8484): POST ``application/dns-message`` over HTTP/1.1
-keep-alive, on up to DOH_MAX_CONNECTIONS TLS connections per server.
+"""DNS over HTTPS to an upstream (RFC 8484): POST ``application/dns-message`` over HTTP/2 when
+the server offers it, else over HTTP/1.1 keep-alive.
 
-HTTP/1.1 answers in order, so a connection carries one request at a time (no pipelining: a
-slow answer would hold up the ones behind it); a query takes an idle connection, else opens one
-while under the cap, else waits for one within its timeout. A connection is reused until the
-server says ``Connection: close``, closes it, or it sits idle for IDLE_TIMEOUT; a request lost
-because the server closed a connection that had served earlier ones is sent again once on a
-fresh connection. A query cut off mid-answer (its timeout) closes its connection: what is
-still on the wire could not be told from the next answer.
+The TLS handshake offers ALPN ``h2`` then ``http/1.1`` (upstream_tls.Encryption.context); the
+server's choice decides the connection. HTTP/2 (upstream_doh2.py, which imports the ``h2``
+library, so only when a server picks it): ONE connection per server carries every query as
+its own stream, up to upstream_doh2.H2_MAX_STREAMS at once (or the server's lower limit); a
+new one opens only when that one is gone (GOAWAY, closed, idle, CAs changed). Until a
+handshake has shown the server to speak HTTP/1.1, one connection is opened at a time and
+queries arriving meanwhile wait for it, so an HTTP/2 server never gets a burst of connections.
+
+HTTP/1.1 (here): up to DOH_MAX_CONNECTIONS TLS connections per server. HTTP/1.1 answers in
+order, so a connection carries one request at a time (no pipelining: a slow answer would hold
+up the ones behind it); a query takes an idle connection, else opens one while under the cap,
+else waits for one within its timeout. A connection is reused until the server says
+``Connection: close``, closes it, or it sits idle for IDLE_TIMEOUT; a request lost because the
+server closed a connection that had served earlier ones is sent again once on a fresh
+connection. A query cut off mid-answer (its timeout) closes its connection: what is still on
+the wire could not be told from the next answer.
 
 The answer must be ``200`` with ``Content-Type: application/dns-message`` and a body of at
 most 65,535 bytes (``Content-Length`` or chunked); anything else is a transport failure of the
-server. The head of an answer is capped at MAX_HEAD bytes. HTTP/2 is not spoken (the TLS
-handshake offers ALPN ``http/1.1`` only; a server that insists on h2 fails the handshake).
-"""
+server. The head of an answer is capped at MAX_HEAD bytes.
 
+A query asked again (a lost connection that had served, a GOAWAY, a refused stream) is asked
+again once; ``snapshot()`` counts those (``retried``), names the protocol the last handshake
+chose (``http_version``: ``h2`` or ``http/1.1``) and the most streams one HTTP/2 connection
+carried at once (``most_streams``).
+"""
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from ..config.upstream_spec import UpstreamSpec
 from .upstream_tls import IDLE_TIMEOUT, Encryption, TransportError
+
+if TYPE_CHECKING:
+    from .upstream_doh2 import H2Connection
 
 DOH_MAX_CONNECTIONS = 4  # HTTP/1.1 connections per DoH upstream (each one request at a time)
 MAX_HEAD = 16 * 1024  # bytes of status line and headers in one answer
 MAX_BODY = 65535  # bytes of a DNS message
 MAX_HEADERS = 64  # header lines in one answer
+
+
+class Retry(Exception):
+    """An HTTP/2 stream was not answered for a reason that is the connection's, not the
+    query's (upstream_doh2.py): ask again, once, on a fresh connection."""
 
 
 class _Lost(Exception):
@@ -120,24 +141,39 @@ class DohTransport:
         self.spec = spec
         self.encryption = encryption
         self.idle: list[_H1Connection] = []  # ready for a request, most recently used last
-        self.busy = 0  # connections with a request on them
+        self.busy = 0  # HTTP/1.1 connections with a request on them (or being opened)
+        self.h2: H2Connection | None = None  # the HTTP/2 connection that takes new streams
+        self._draining: set[H2Connection] = set()  # older ones finishing their streams
         self.room = asyncio.Event()
         self.opened = 0  # connections opened, ever
+        self.protocol: str | None = None  # what the last handshake chose: "h2" or "http/1.1"
+        self.retried = 0  # queries asked again after a lost connection, a GOAWAY or a refused stream
+        self.most_streams = 0  # the most streams open at once on one HTTP/2 connection
+        self._connecting: asyncio.Future[None] | None = None
         host = spec.server_name or (f"[{spec.host}]" if ":" in spec.host else spec.host)
-        authority = host if spec.port == 443 else f"{host}:{spec.port}"
-        self._head = (f"POST {spec.path} HTTP/1.1\r\nHost: {authority}\r\n"
+        self.authority = host if spec.port == 443 else f"{host}:{spec.port}"
+        self._head = (f"POST {spec.path} HTTP/1.1\r\nHost: {self.authority}\r\n"
                       "Content-Type: application/dns-message\r\nAccept: application/dns-message\r\n"
                       "Content-Length: ").encode("ascii")
         self._reaper: asyncio.TimerHandle | None = None
 
     async def exchange(self, packet: bytes, timeout: float) -> bytes:
-        request = self._head + b"%d\r\n\r\n" % len(packet) + packet
         async with asyncio.timeout(timeout):
             for retry in (False, True):
+                if retry:
+                    self.retried += 1
                 conn = await self._acquire()
+                if not isinstance(conn, _H1Connection):
+                    self.most_streams = max(self.most_streams, len(conn.streams) + 1)
+                    try:
+                        return await conn.post(packet)
+                    except Retry as e:
+                        if retry:
+                            raise TransportError(str(e)) from None
+                    continue
                 kept = False
                 try:
-                    body, keep = await conn.post(request)
+                    body, keep = await conn.post(self._head + b"%d\r\n\r\n" % len(packet) + packet)
                     conn.served += 1
                     kept = keep
                     return body
@@ -148,9 +184,23 @@ class DohTransport:
                     self._release(conn, kept)
         raise AssertionError("unreachable")
 
-    async def _acquire(self) -> _H1Connection:
+    async def _acquire(self) -> _H1Connection | H2Connection:
+        """An HTTP/2 connection with room for a stream, else an idle HTTP/1.1 one, else a new
+        connection (the handshake decides which) while under the cap, else wait. While the
+        server's protocol is not known to be HTTP/1.1, one connection is opened at a time and
+        queries arriving meanwhile wait for it: an HTTP/2 server gets one connection."""
         while True:
             generation = self.encryption.generation
+            current = self.h2
+            if current is not None:
+                if current.usable(generation):
+                    if current.has_room():
+                        return current
+                    self.room.clear()
+                    await self.room.wait()
+                    continue
+                self._retire(current)
+                continue
             while self.idle:
                 conn = self.idle.pop()
                 if conn.generation == generation and not conn.closed and not conn.reader.at_eof() \
@@ -158,18 +208,78 @@ class DohTransport:
                     self.busy += 1
                     return conn
                 conn.close()
+            if self._connecting is not None:
+                await asyncio.shield(self._connecting)
+                continue
             if self.busy < DOH_MAX_CONNECTIONS:
-                self.busy += 1
-                try:
-                    reader, writer = await self.encryption.connect(self.spec, limit=MAX_HEAD)
-                except BaseException:
-                    self.busy -= 1
-                    self.room.set()
-                    raise
-                self.opened += 1
-                return _H1Connection(reader, writer, generation)
+                opened = await self._open(generation)
+                if opened is not None:
+                    return opened
+                continue
             self.room.clear()
             await self.room.wait()
+
+    async def _open(self, generation: int) -> _H1Connection | None:
+        """Open a connection: an HTTP/1.1 one is the caller's; an HTTP/2 one becomes self.h2
+        once the server's SETTINGS came (one that closes before them is this query's failure,
+        not a reason to open another at once)."""
+        fut = None
+        if self.protocol != "http/1.1":
+            fut = self._connecting = asyncio.get_running_loop().create_future()
+        self.busy += 1
+        counted = True  # in self.busy
+        try:
+            reader, writer = await self.encryption.connect(self.spec, limit=MAX_HEAD)
+            self.opened += 1
+            ssl_object = writer.get_extra_info("ssl_object")
+            self.protocol = (ssl_object.selected_alpn_protocol() if ssl_object is not None else None) or "http/1.1"
+            if self.protocol != "h2":
+                return _H1Connection(reader, writer, generation)
+            self.busy -= 1
+            counted = False
+            from .upstream_doh2 import H2Connection as H2
+            conn = H2(reader, writer, generation, self.authority, self.spec.path, self._changed)
+            try:
+                await conn.ready.wait()
+            except BaseException:
+                conn.close()
+                raise
+            if conn.closed:
+                raise TransportError("the server closed the HTTP/2 connection before its SETTINGS")
+            self.h2 = conn
+            return None
+        except BaseException as e:
+            if counted:
+                self.busy -= 1
+            self.room.set()
+            if fut is not None and not isinstance(e, asyncio.CancelledError):
+                fut.set_exception(e)
+                fut.exception()  # retrieved: nobody need be waiting
+            raise
+        finally:
+            if fut is not None:
+                self._connecting = None
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _retire(self, conn: H2Connection) -> None:
+        """The current HTTP/2 connection takes no new streams (GOAWAY, closed, older CAs): it
+        serves the ones it has, then closes."""
+        if self.h2 is conn:
+            self.h2 = None
+        if not conn.streams:
+            conn.close()
+        elif not conn.closed:
+            self._draining.add(conn)
+
+    def _changed(self, conn: H2Connection) -> None:
+        if conn.closed:
+            if self.h2 is conn:
+                self.h2 = None
+            self._draining.discard(conn)
+        elif conn in self._draining and not conn.streams:
+            conn.close()
+        self.room.set()
 
     def _release(self, conn: _H1Connection, keep: bool) -> None:
         self.busy -= 1
@@ -200,10 +310,17 @@ class DohTransport:
             self._reap_later()
 
     def snapshot(self) -> dict[str, object]:
-        return {"connections": len(self.idle) + self.busy, "connections_opened": self.opened,
-                "in_flight": self.busy}
+        h2 = ([self.h2] if self.h2 is not None else []) + list(self._draining)
+        return {"connections": len(self.idle) + self.busy + len(h2), "connections_opened": self.opened,
+                "in_flight": self.busy + sum(len(c.streams) for c in h2), "http_version": self.protocol,
+                "retried": self.retried, "most_streams": self.most_streams}
 
     def close(self) -> None:
+        for h2 in [self.h2, *self._draining]:
+            if h2 is not None:
+                h2.close()
+        self.h2 = None
+        self._draining.clear()
         for conn in self.idle:
             conn.close()
         self.idle = []

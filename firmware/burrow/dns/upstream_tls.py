@@ -216,7 +216,7 @@ class Encryption:
             ctx = ssl.create_default_context(cafile=self.ca_file or None)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             if scheme == HTTPS:
-                ctx.set_alpn_protocols(["http/1.1"])
+                ctx.set_alpn_protocols(["h2", "http/1.1"])  # upstream_doh.py speaks both
             self._contexts[scheme] = ctx
         return ctx
 
