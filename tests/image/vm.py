@@ -159,7 +159,10 @@ class Machine:
                 "-kernel", str(kernel), "-initrd", str(initrd), "-append", self.kernel_args(),
                 "-drive", f"file={self.disk},format=raw,if=none,id=d0,cache=unsafe",
                 "-device", "virtio-blk-pci,drive=d0",
-                "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
+                # romfile= (none): the kernel is booted directly, so the NIC's PXE option ROM is
+                # not needed, and Debian ships it apart (ipxe-qemu, only a recommendation of
+                # qemu-system-arm, which scripts/test-image installs without recommendations).
+                "-netdev", net, "-device", "virtio-net-pci,netdev=n0,romfile=",
                 "-device", "virtio-rng-pci",
                 "-chardev", f"socket,id=qga0,path={sock},server=on,wait=off",
                 "-device", "virtio-serial-pci",
