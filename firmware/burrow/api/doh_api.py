@@ -154,7 +154,7 @@ def register(api: Api, *, resolver: Resolver) -> None:
         body = ujson.dumps(json_answer(reply), ensure_ascii=False, escape_forward_slashes=False).encode()
         return Response(body, 200, {"Content-Type": DNS_JSON, "Cache-Control": f"max-age={max_age(reply)}"})
 
-    @api.route("POST", DOH_PATH, role="public", static=True, tags=["dns"], raw_response=True,
+    @api.route("POST", DOH_PATH, role="public", static=True, tags=["dns"], raw_response=True, body_media=DNS_MESSAGE,
                summary="DNS over HTTPS (RFC 8484): the query as an application/dns-message body",
                responses={200: "application/dns-message", **common,
                           413: f"the body is over {MAX_MESSAGE} bytes",

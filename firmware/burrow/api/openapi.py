@@ -73,6 +73,9 @@ def build(api, version: str) -> dict:
         if route.body is not None:
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": _schema_ref(route.body, components)}}}
+        elif route.body_media is not None:
+            op["requestBody"] = {"required": True, "content": {
+                route.body_media: {"schema": {"type": "string", "format": "binary"}}}}
         responses = {}
         for status, schema in sorted(api.responses_of(route).items()):
             if isinstance(schema, Media):

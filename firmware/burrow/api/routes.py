@@ -104,6 +104,7 @@ class Route:
     raw_response: bool = False  # the handler returns a microdot Response as is
     params: dict = field(default_factory=dict)  # path parameter name → Field (validates, documents)
     static: bool = False  # a file of the page: no request limiter (Api.route)
+    body_media: str | None = None  # a body that is not JSON (its media type): documented as binary
 
     @property
     def openapi_path(self) -> str:
@@ -720,17 +721,19 @@ class Api:
     def route(self, method: str, path: str, *, role: str, summary: str, tags=None, body: Obj | None = None,
               query: Query | None = None, responses: dict | None = None, status: int = 200,
               stream_body: bool = False, raw_response: bool = False, auth_limited: bool = False,
-              static: bool = False, params: dict[str, Field] | None = None):
+              static: bool = False, params: dict[str, Field] | None = None, body_media: str | None = None):
         """Declare a route. ``auth_limited``: the sign-in limiter (login, setup, refresh) instead
         of the per-address API limiter; ``static``: no limiter at all — the page's own files, which
         cost a file read and which a phone fetches by the dozen on its first visit (a budget of
-        ``burst`` requests is for API calls, not for the modules of one page)."""
+        ``burst`` requests is for API calls, not for the modules of one page); ``body_media``: the
+        media type of a body that is not JSON (read by the handler), documented as binary."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
 
         def decorate(handler):
             route = Route(method, path, handler, role, summary, list(tags or []), body, query,
-                          dict(responses or {}), status, stream_body, raw_response, dict(params or {}), static)
+                          dict(responses or {}), status, stream_body, raw_response, dict(params or {}), static,
+                          body_media)
             unknown = set(route.params) - {name for _, name in route.path_params}
             if unknown:
                 raise ValueError(f"{method} {path}: params {sorted(unknown)} are not in the path")
