@@ -186,12 +186,40 @@ class BurrowProcess:
             try:
                 status, _ = self.http("GET", "/healthz", timeout=0.5)
                 if status == 200 and self.proc.poll() is None:
+                    self._wait_tls_listeners(deadline)
                     return self
             except (OSError, http.client.HTTPException):  # not up yet, or someone else's port
                 pass
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"burrow did not become healthy:\n{self.output()}")
+
+    def _tls_ports(self) -> list[int]:
+        """The DoT and HTTPS ports the configuration opens at start: with a certificate from the
+        start (manual or self-signed; an ACME mode opens them only once one is issued)."""
+        tls = self.config.get("tls", {})
+        if tls.get("mode") not in ("manual", "self_signed"):
+            return []
+        addresses = [tls.get("https_address") or ""]
+        if tls.get("dot_enabled"):
+            addresses.append(tls.get("dot_address") or "")
+        return [int(a.rsplit(":", 1)[1]) for a in addresses if a.startswith("127.0.0.1:")]
+
+    def _wait_tls_listeners(self, deadline: float) -> None:
+        """/healthz answers once the web service is up; the TLS service starts after it (app.py
+        START_ORDER), so its listeners may still be opening: wait for them too, as the tests use
+        them at once (one was refused on a loaded machine)."""
+        for port in self._tls_ports():
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        raise RuntimeError(f"burrow did not open its TLS listener on {port}:\n{self.output()}") \
+                            from None
+                    time.sleep(0.05)
 
     def output(self) -> str:
         self.log.flush()
