@@ -120,6 +120,12 @@ MEANING = [
     (r"logic", r".*"),  # a policy expression, which must compile
     (r"action_data", r".*"),  # what the policy's action takes (addresses, upstreams)
     (r"domain", r"not a valid regular expression.*"),  # an allow/deny entry with regex syntax
+    # a forwarding rule's domain pattern whose IDNA form has an empty or hyphen-edged label
+    # ("…" maps to "...", an "xn--" label): IDNA, which no pattern states
+    (r"domains\[[0-9]+\]", r"invalid domain pattern .*: label .*"),
+    # an encrypted upstream's host (tls://host, https://host/path) must be a host name or an
+    # address: label rules and IDNA, which the URL pattern does not state
+    (r"upstreams\[[0-9]+\]", r"invalid upstream: host .* is not a valid host name"),
     (r"value", r".*"),  # a DNS record's data in zone-file form, per type
     (r"zone", r"line [0-9]+: .*"),  # a zone file's records
     (r"ips(\[[0-9]+\])?|target", r"(A|AAAA|CNAME) records require .*|an? (A|AAAA|CNAME) record takes .*"
