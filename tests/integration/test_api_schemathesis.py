@@ -123,9 +123,12 @@ MEANING = [
     # a forwarding rule's domain pattern whose IDNA form has an empty or hyphen-edged label
     # ("…" maps to "...", an "xn--" label): IDNA, which no pattern states
     (r"domains\[[0-9]+\]", r"invalid domain pattern .*: label .*"),
-    # an encrypted upstream's host (tls://host, https://host/path) must be a host name or an
-    # address: label rules and IDNA, which the URL pattern does not state
-    (r"upstreams\[[0-9]+\]", r"invalid upstream: host .* is not a valid host name"),
+    # an encrypted upstream's host (tls://host, https://host/path) and #name must be a host name
+    # (or, the host, an address): a name of digits only, its length and IDNA, which the URL
+    # pattern does not state; the #name is never an address
+    (r"upstreams\[[0-9]+\]|upstream_dns_servers",
+     r"(invalid upstream: |item [0-9]+: )((host|server name) .* is not a valid (address or )?host name"
+     r"|#.* must be a host name \(the certificate's name\), not an address)"),
     (r"value", r".*"),  # a DNS record's data in zone-file form, per type
     (r"zone", r"line [0-9]+: .*"),  # a zone file's records
     (r"ips(\[[0-9]+\])?|target", r"(A|AAAA|CNAME) records require .*|an? (A|AAAA|CNAME) record takes .*"

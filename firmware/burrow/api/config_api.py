@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .. import runtime_config
 from ..config import BY_KEY, ConfigError
+from ..config.upstream_spec import MAX_TEXT
 from ..tls.acme import ACME_CHALLENGE_PATH
 from .errors import ApiError, ValidationError
 from .routes import Api
@@ -82,7 +83,7 @@ def _schema_of(option) -> dict:
         if getattr(item, "__qualname__", "").startswith("hostport."):  # "ip", "ip:port", "[v6]:port"
             s["items"]["pattern"] = f"^{HOST_PORT}$"
         elif getattr(item, "__qualname__", "") == "upstream":  # ... or tls://, https:// (config/upstream_spec.py)
-            s["items"]["pattern"] = f"^{UPSTREAM}$"
+            s["items"].update(pattern=f"^{UPSTREAM}$", maxLength=MAX_TEXT)
         if isinstance(bounds.get("min_items"), int) and bounds["min_items"]:
             s["minItems"] = bounds["min_items"]
         if isinstance(bounds.get("max_items"), int):

@@ -136,9 +136,6 @@ IP_OR_CIDR = f"({IPV4}(/(3[0-2]|[12]?[0-9]))?|{IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?
 PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"  # 1-65535
 # "ip", "ip:port", "[v6]:port" (and a bare v6): config's parse_hostport with a default port
 HOST_PORT = f"({IPV4}(:{PORT})?|\\[{IPV6}\\](:{PORT})?|{IPV6})"
-# an upstream: an address with an optional port, or a DoT/DoH URL (tls://..., https://...) that
-# the server parses (config/upstream_spec.py) and explains when it is wrong
-UPSTREAM = f"({HOST_PORT}|[tT][lL][sS]://\\S+|[hH][tT][tT][pP][sS]://\\S+)"
 
 # A domain name's label: ASCII letters, digits, "_" and inner "-", at most 63; or a label with
 # non-ASCII letters, which the server converts with IDNA (whose tables no pattern can carry: a
@@ -147,6 +144,20 @@ UPSTREAM = f"({HOST_PORT}|[tT][lL][sS]://\\S+|[hH][tT][tT][pP][sS]://\\S+)"
 _INTL = "[^\\x00-\\x9f\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u3002\\uff0e\\uff61]"
 LABEL = f"([A-Za-z0-9_]([A-Za-z0-9_-]{{0,61}}[A-Za-z0-9_])?|[A-Za-z0-9_-]*{_INTL}([A-Za-z0-9_-]|{_INTL})*)"
 DOMAIN = f"({LABEL}\\.)*{LABEL}\\.?"  # a trailing dot is allowed
+
+
+# An encrypted upstream as config/upstream_spec.py reads it: tls://host[:port][/] or
+# https://host[:port][/path], then ?pin=<base64 SHA-256> and #<server name>, in either order.
+# The host is an IPv4 address, a [v6] address or a name; what no pattern states (a name of
+# digits only that is not an address, IDNA, a #name that is an address) the server explains.
+_UP_HOST = f"({IPV4}|\\[{IPV6}\\]|{DOMAIN})(:0*{PORT})?"
+_UP_PIN = "[?]([pP][iI][nN]=([sS][hH][aA]256/)?[A-Za-z0-9+/_-]{43}=?)?"
+_UP_NAME = f"#({DOMAIN})?"
+_UP_PATH = "/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*"  # RFC 3986 path characters
+ENCRYPTED_UPSTREAM = (f"([tT][lL][sS]://{_UP_HOST}/?|[hH][tT][tT][pP][sS]://{_UP_HOST}({_UP_PATH})?)"
+                      f"(({_UP_PIN})?({_UP_NAME})?|{_UP_NAME}{_UP_PIN})")
+# an upstream: an address with an optional port, or a DoT/DoH URL
+UPSTREAM = f"({HOST_PORT}|{ENCRYPTED_UPSTREAM})"
 
 
 def domain_name(*, wildcard: bool = False, empty: bool = False, max_len: int = 253, **kw) -> "Str":

@@ -128,7 +128,7 @@ def _authority(value: str, scheme: str) -> tuple[str, int]:
             host = _hostname(host_text, "host")
     if port_text is None:
         return host, DEFAULT_PORTS[scheme]
-    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) <= 65535:
         raise ValueError(f"bad port in {value!r}")
     return host, int(port_text)
 

@@ -107,6 +107,26 @@ def test_address_patterns_agree_with_ipaddress():
     assert not re.fullmatch(HOST_PORT, "1.1.1.1:0") and not re.fullmatch(HOST_PORT, "1.1.1.1:65536")
 
 
+def test_the_upstream_pattern_admits_what_the_parser_reads_and_little_else():
+    """CI drew "tls://" and a character Python's \\S refuses but a JSON Schema reader's admits:
+    the schema allowed it and the server refused it. The pattern now states the URL's parts."""
+    import re
+
+    from burrow.api.schema import UPSTREAM
+    from burrow.config.schema import upstream
+    for text in ("9.9.9.9", "[2620:fe::fe]:53", "tls://dns.quad9.net", "TLS://9.9.9.9:853#dns.quad9.net",
+                 "https://dns.quad9.net/dns-query", "https://1.1.1.1/dns-query#cloudflare-dns.com",
+                 "tls://[2620:fe::fe]:0853/", "https://h/?pin=sha256/" + "A" * 43 + "=#n.example",
+                 "tls://h#n.example?PIN=" + "-_" * 21 + "A", "https://пример.рф/q", "tls://a?#"):
+        assert re.fullmatch(UPSTREAM, text), text
+        upstream(text)
+    for text in ("tls://\x1c", "tls://a\x85b", "tls://a/path", "https://h/a?b", "tls://a?pin=" + "A" * 44,
+                 "tls://u@h", "tls://a:", "tls://a:65536", "tls://a b", "https://h/a#b#c", "ftp://h"):
+        assert not re.fullmatch(UPSTREAM, text), text
+        with pytest.raises(ValueError):
+            upstream(text)
+
+
 def test_a_refused_pattern_says_what_the_value_must_be():
     """A person reads these on the phone: the field's hint, not "has the wrong format"."""
     from burrow.api.forwarding_api import PresetBody
