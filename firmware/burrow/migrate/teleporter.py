@@ -573,7 +573,7 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
         names = list(names or [])
         return every if not names else sorted({gid[n] for n in names if n in gid})
 
-    adlists = []
+    adlists: list[dict[str, Any]] = []
     for row in list_store.list():
         address = row["source"]
         if not address.lower().startswith(("http://", "https://")):
