@@ -109,6 +109,7 @@ SAMPLE_TOML = """
 version = 1
 
 [dns]
+domain = "lan"
 upstreams = ["1.1.1.1", "9.9.9.9#5353", "docker-resolver"]
 hosts = ["192.168.1.5 nas.lan nas", "192.168.1.6 nas.lan", "fd00::5 nas.lan"]
 cnameRecords = ["files.lan,nas.lan", "media.lan,www.media.lan,nas.lan,300"]
@@ -124,6 +125,9 @@ interval = 60
 
 [dhcp]
 active = false
+
+[webserver]
+port = "80o,443os"
 
 [misc]
 dnsmasq_lines = ["server=/corp.example/10.1.1.1#5353", "log-facility=/tmp/x"]

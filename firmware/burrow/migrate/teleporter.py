@@ -470,7 +470,17 @@ def _read_toml(content: bytes, setup: ForeignSetup) -> None:
         setup.unmapped.append(Unmapped("DHCP server", "Burrow serves no DHCP (static leases and the "
                                        "server's settings stay with Pi-hole or move to your router)",
                                        f"{TOML} dhcp"))
+    others = sorted({k for k in doc if k not in ("config", "dns", "misc", "dhcp")}
+                    | {f"dns.{k}" for k in dns if k not in _DNS_READ}
+                    | {f"misc.{k}" for k in misc if k != "dnsmasq_lines"})
+    if others:
+        setup.unmapped.append(Unmapped(
+            "other pihole.toml options", "Pi-hole's own settings with no Burrow counterpart read here "
+            f"(its web server, NTP, resolver and database options...): {', '.join(others)}", TOML))
 
+
+# The [dns] keys read above (the rest is listed as one skipped item).
+_DNS_READ = frozenset(("upstreams", "hosts", "cnameRecords", "revServers", "blocking", "rateLimit"))
 
 _SERVER_LINE = re.compile(r"^\s*server=/([^#\s]+)/([0-9A-Fa-f.:\[\]]+(?:#\d+)?)\s*$")
 

@@ -44,6 +44,7 @@ def test_reads_what_pihole_writes():
     assert "upstream docker-resolver" in unmapped
     assert "log-facility=/tmp/x" in unmapped
     assert "etc/hosts" in unmapped
+    assert unmapped["other pihole.toml options"].endswith(": dns.domain, webserver")
     clients = {c.ids[0]: c for c in setup.clients}
     assert clients["192.168.1.20"].groups == ["Kids Devices"]
     records = {(r.name, r.type, r.value) for r in setup.records}
