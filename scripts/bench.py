@@ -609,7 +609,7 @@ def write_miss_file(path: Path, count: int, run_token: str) -> int:
 def read_list_names(path: Path = UNION_1M) -> list[str]:
     """The names of a plain domains list (gzip or not), comments and blank lines skipped."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as source:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", errors="replace") as source:
         return [line for line in (raw.strip().lower() for raw in source)
                 if line and not line.startswith("#")]
 

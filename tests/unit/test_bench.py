@@ -3,22 +3,19 @@ tests/unit/dnsperf_captures), latency percentiles, the median and range over pai
 the list phases' names are dealt out. No figure of a run is asserted."""
 
 import argparse
-import importlib.util
 import pathlib
 import random
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+from tests.support.scripts import load_script
+
 CAPTURES = pathlib.Path(__file__).resolve().parent / "dnsperf_captures"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench", "bench_under_test")
 
 
 def capture(name):
