@@ -1,6 +1,6 @@
 """Benchmark Burrow against Debian's dnsmasq: pairs of measurements, in one run.
 
-    scripts/bench [--pairs 5] [--duration 8] [--rates max,2000,20000] [--clients 4]
+    scripts/bench [--pairs 5] [--duration 8] [--rates max,2000,20000] [--clients 4] [--only S]
                   [--phases hit,miss,blocked,blocked-cold,mixed] [--out bench.json]
 
 Setup (everything on 127.0.0.1):
@@ -820,7 +820,7 @@ def start_servers(args: argparse.Namespace, workdir: Path, up_port: int,
     1M list when ``lists``); per server its process, port and start figures."""
     servers: dict[str, dict[str, Any]] = {}
     try:
-        for name in SERVERS:
+        for name in args.servers:
             server_dir = workdir / name
             server_dir.mkdir()
             if name == "burrow":
@@ -940,7 +940,7 @@ def run_phase(args: argparse.Namespace, phase: str, servers: dict[str, dict[str,
         for pair in range(args.pairs):
             path, runs = query_file(args, phase, rate, pair, workdir, shared)
             line = []
-            for name in SERVERS:
+            for name in args.servers:
                 started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
                 result = measure(args, servers[name], upstream, path, runs, rate, verbose)
                 verbose.unlink(missing_ok=True)
@@ -1153,6 +1153,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="loads: 'max' for saturation and offered rates in queries per "
                              f"second (dnsperf -Q), comma-separated (default {DEFAULT_RATES})")
     parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
+    parser.add_argument("--only", choices=SERVERS,
+                        help="measure one server only, e.g. to profile it (no ratios)")
     parser.add_argument("--phases", default=",".join(PHASES),
                         help="comma-separated phases to run, from "
                              f"{','.join(PHASES)} (default: all)")
@@ -1201,6 +1203,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if (os.cpu_count() or 1) < 2:
         print("warning: one CPU only; server and dnsperf share it", file=sys.stderr)
         args.server_cpu = args.client_cpu = args.upstream_cpu = 0
+    args.servers = [args.only] if args.only else list(SERVERS)
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(args.phases) - set(PHASES)
     if unknown or not args.phases:
@@ -1210,7 +1213,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--blocked-names must be within 1..500000")
     load_extra_toml(args, parser)
     if not args.timeout:
-        count = len(args.phases) * len(args.rates) * args.pairs * len(SERVERS)
+        count = len(args.phases) * len(args.rates) * args.pairs * len(args.servers)
         args.timeout = count * (args.duration + 12) + 600
     return args
 
@@ -1275,6 +1278,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["scripts/bench", *(sys.argv[1:] if argv is None else argv)]),
         "versions": versions(), "pairs": args.pairs, "duration_s": args.duration,
         "rates": args.rates, "clients": args.clients, "phases": args.phases,
+        "servers": args.servers,
         "order": "per phase and load, pairs in turn; in a pair Burrow first, then dnsmasq",
         "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
         "upstream_cpu": args.upstream_cpu,

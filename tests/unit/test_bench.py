@@ -136,6 +136,17 @@ def test_rates(bench):
             bench.parse_rates(bad)
 
 
+def test_arguments(bench):
+    args = bench.parse_args(["--pairs", "2", "--rates", "2000,max", "--phases", "mixed,hit"])
+    assert args.pairs == 2 and args.rates == [2000, None]
+    assert args.phases == ["hit", "mixed"] and args.servers == ["burrow", "dnsmasq"]
+    assert args.timeout == 2 * 2 * 2 * 2 * (8 + 12) + 600  # phases * loads * pairs * servers
+    assert bench.parse_args(["--only", "dnsmasq"]).servers == ["dnsmasq"]
+    for bad in (["--pairs", "0"], ["--rates", "max,max"], ["--phases", "warm"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+
+
 def test_cold_slices_serve_small_needs_first_and_share_the_rest(bench):
     assert bench.cold_slices(1000, [10, 20, 30], pairs=5) == [10, 20, 30]  # all fit
     # 100 names per pair: 5 for the smallest need, then 95 shared by the other two
