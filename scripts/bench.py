@@ -12,9 +12,9 @@ Setup (everything on 127.0.0.1):
   so answers are passed on (a private address such as 10.x would be blocked as rebinding);
 - the two servers under test, both running at once, both pinned to the server core:
   ``burrow run --config`` (a generated TOML: the upstream above, rate limiting off, a fresh
-  data dir) and ``dnsmasq --cache-size=100000 --dns-forward-max=1000`` forwarding to the
-  same upstream (no query logging). Only one of them is under load at a time; the other is
-  idle;
+  data dir) and ``dnsmasq --cache-size=N --dns-forward-max=1000`` forwarding to the same
+  upstream (no query logging; N = 1100 for hit and miss, 100000 with the list: see
+  dnsmasq_cache_size). Only one of them is under load at a time; the other is idle;
 - dnsperf pinned to the client core.
 
 Method. Each phase is measured at each load of ``--rates``: ``max`` (saturation: dnsperf as
@@ -118,7 +118,9 @@ VERIFY_SAMPLE = 20  # blocked names checked for a 0.0.0.0 answer before the load
 SATURATION_QPS = 150_000  # sizes the name files of a `max` load: above either server's rate
 MIN_TICKS = 100  # CPU ticks under which a measurement's CPU figure is flagged (±1% or worse)
 RATE_SHORTFALL = 0.95  # achieved / offered under which a fixed rate counts as not reached
-DNSMASQ_CACHE_SIZE = 100_000  # holds the whole Umbrella set, like Burrow's 16 MiB cache
+DNSMASQ_CACHE_LISTS = 100_000  # with the list: every forwarded Umbrella name (mixed) fits
+DNSMASQ_CACHE_MARGIN = 1.1  # without: the hit names and 10%; a full cache costs dnsmasq
+# per insertion in proportion to its size (docs/benchmarks.md), which the miss phase fills
 DNSMASQ_FORWARD_MAX = 1000  # above dnsperf's 100 outstanding: no query refused for a slot
 ADMIN_USER, ADMIN_PASSWORD = "operator", "Loopback-Bench-Passphrase-2024"
 NAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
@@ -785,13 +787,23 @@ def start_burrow(args: argparse.Namespace, workdir: Path, up_port: int) -> tuple
     return proc, port
 
 
+def dnsmasq_cache_size(args: argparse.Namespace, with_list: bool) -> int:
+    """--dnsmasq-cache-size, or its best setting for the phases of this start: without the
+    list (hit, miss) just above the hit names, with it (mixed) the whole Umbrella set."""
+    if args.dnsmasq_cache_size:
+        return int(args.dnsmasq_cache_size)
+    if with_list:
+        return DNSMASQ_CACHE_LISTS
+    return int(max(150, args.hit_names * DNSMASQ_CACHE_MARGIN))
+
+
 def start_dnsmasq(args: argparse.Namespace, workdir: Path, up_port: int,
                   conf_file: Path | None = None) -> tuple[Proc, int]:
     port = free_port()
     argv = pinned(args.server_cpu, [
         "dnsmasq", "-k", f"--conf-file={conf_file or '/dev/null'}", "--no-resolv",
         f"--server={LOOPBACK}#{up_port}", f"--port={port}", f"--listen-address={LOOPBACK}",
-        "--bind-interfaces", f"--cache-size={args.dnsmasq_cache_size}",
+        "--bind-interfaces", f"--cache-size={dnsmasq_cache_size(args, conf_file is not None)}",
         f"--dns-forward-max={args.dnsmasq_forward_max}", "--no-hosts", "--log-facility=-",
         f"--pid-file={workdir / 'dnsmasq.pid'}", "--user=root",
     ])
@@ -1168,8 +1180,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "phase (default 100000)")
     parser.add_argument("--seed", type=int, default=4,
                         help="random seed for drawing names (default 4)")
-    parser.add_argument("--dnsmasq-cache-size", type=int, default=DNSMASQ_CACHE_SIZE,
-                        help=f"dnsmasq --cache-size (default {DNSMASQ_CACHE_SIZE})")
+    parser.add_argument("--dnsmasq-cache-size", type=int, default=0,
+                        help="dnsmasq --cache-size (default: 1.1 x --hit-names without the "
+                             f"list, {DNSMASQ_CACHE_LISTS} with it)")
     parser.add_argument("--dnsmasq-forward-max", type=int, default=DNSMASQ_FORWARD_MAX,
                         help=f"dnsmasq --dns-forward-max (default {DNSMASQ_FORWARD_MAX})")
     parser.add_argument("--burrow-config-extra", dest="extra_toml", default="",
@@ -1283,7 +1296,8 @@ def main(argv: list[str] | None = None) -> int:
         "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
         "upstream_cpu": args.upstream_cpu,
         "upstream": f"dnsmasq --address=/#/{UPSTREAM_ADDRESS} --local-ttl=3600",
-        "dnsmasq": {"cache_size": args.dnsmasq_cache_size,
+        "dnsmasq": {"cache_size": dnsmasq_cache_size(args, False),
+                    "cache_size_with_list": dnsmasq_cache_size(args, True),
                     "dns_forward_max": args.dnsmasq_forward_max},
         "burrow_config_extra": args.extra_toml or None,
         "seed": args.seed,

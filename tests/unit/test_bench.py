@@ -147,6 +147,14 @@ def test_arguments(bench):
             bench.parse_args(bad)
 
 
+def test_dnsmasq_cache_size(bench):
+    args = bench.parse_args([])
+    assert bench.dnsmasq_cache_size(args, with_list=False) == 1100  # the 1000 hit names + 10%
+    assert bench.dnsmasq_cache_size(args, with_list=True) == 100_000  # the Umbrella set
+    args = bench.parse_args(["--dnsmasq-cache-size", "150"])
+    assert bench.dnsmasq_cache_size(args, False) == bench.dnsmasq_cache_size(args, True) == 150
+
+
 def test_cold_slices_serve_small_needs_first_and_share_the_rest(bench):
     assert bench.cold_slices(1000, [10, 20, 30], pairs=5) == [10, 20, 30]  # all fit
     # 100 names per pair: 5 for the smallest need, then 95 shared by the other two
