@@ -665,10 +665,9 @@ def prepare_lists(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     rng.shuffle(valid)
     umbrella = umbrella_names()
-    listed = set(names)
     sample = valid[:args.blocked_names]
-    seen_elsewhere = set(umbrella)
-    cold_pool = [n for n in valid[args.blocked_names:] if n not in seen_elsewhere]
+    in_umbrella = set(umbrella)  # mixed asks these: kept out of the never-repeated names
+    cold_pool = [n for n in valid[args.blocked_names:] if n not in in_umbrella]
     files = {"blocked": workdir / "blocked.txt", "dnsmasq_conf": workdir / "dnsmasq-block.conf"}
     write_names(files["blocked"], sample)
     write_dnsmasq_block_conf(files["dnsmasq_conf"], names)
@@ -678,7 +677,7 @@ def prepare_lists(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "blocked_names": len(sample), "cold_pool": cold_pool,
             "cold_slices": sizes,
             "umbrella": umbrella,
-            "umbrella_listed_share": round(sum(1 for n in umbrella if n in listed)
+            "umbrella_listed_share": round(sum(1 for n in names if n in in_umbrella)
                                            / max(1, len(umbrella)), 3),
             "verify": sample[:VERIFY_SAMPLE // 2] + cold_pool[-(VERIFY_SAMPLE // 2):]}
 
