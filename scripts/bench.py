@@ -1078,19 +1078,28 @@ def markdown(report: dict[str, Any]) -> str:
     for phase in PHASES:
         if phase in report["summary"]:
             lines += [""] + phase_table(phase, report["summary"][phase], order)
+    short, coarse = [], []
+    for phase in PHASES:
+        for load in order:
+            entry = report["summary"].get(phase, {}).get(load)
+            if entry is None:
+                continue
+            where = f"{phase} {load_label(load)}"
+            missed = [f"{name} {s['rate_not_reached']}/{entry['pairs']}"
+                      for name, s in entry["servers"].items() if s["rate_not_reached"]]
+            if missed:
+                short.append(f"{where} ({', '.join(missed)})")
+            ticks = [f"{name} {s['min_cpu_ticks']}" for name, s in entry["servers"].items()
+                     if s["min_cpu_ticks"] is not None and s["min_cpu_ticks"] < MIN_TICKS]
+            if ticks:
+                coarse.append(f"{where} ({', '.join(ticks)})")
     notes = []
-    for phase, loads in report["summary"].items():
-        for load, entry in loads.items():
-            for name, s in entry["servers"].items():
-                if s["rate_not_reached"]:
-                    notes.append(f"{phase} at {load_label(load)}: {name} fell short of the "
-                                 f"offered rate in {s['rate_not_reached']} of {entry['pairs']} "
-                                 "measurements (below 95%)")
-                if s["min_cpu_ticks"] is not None and s["min_cpu_ticks"] < MIN_TICKS:
-                    notes.append(f"{phase} at {load_label(load)}: {name}'s CPU time was as low "
-                                 f"as {s['min_cpu_ticks']} ticks of {1000 // CLK_TCK} ms in a "
-                                 f"measurement: its µs/query is coarse (±{100 / s['min_cpu_ticks']:.0f}%"
-                                 " or more); a longer --duration helps")
+    if short:
+        notes.append("offered rate not reached (under 95%) in: " + "; ".join(short))
+    if coarse:
+        notes.append(f"server CPU under {MIN_TICKS} ticks of {1000 // CLK_TCK} ms in a "
+                     "measurement, so its µs/query is coarse (±1% or worse; fewest ticks "
+                     "given; a longer --duration helps): " + "; ".join(coarse))
     lines += [""] + [f"note: {n}" for n in notes]
     lines += memory_lines(report)
     lines += [f"\nwarning: {w}" for w in report["warnings"]]

@@ -123,7 +123,7 @@ def test_summary_per_phase_and_load(bench):
                            "summary": summary, "starts": {}, "warnings": []})
     assert "| max (saturation) | 5 | ×1.20 (1.00–1.80) | 6.60 (6.00–9.00) (3.30 + 3.30) |" in text
     assert "| 2,000 q/s | 1 | ×1.50 (1.50–1.50) |" in text
-    assert "fell short of the offered rate in 1 of 1" in text
+    assert "offered rate not reached (under 95%) in: hit 2,000 q/s (burrow 1/1)" in text
 
 
 # -- loads and names ---------------------------------------------------------------------
