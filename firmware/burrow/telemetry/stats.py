@@ -219,6 +219,25 @@ class StatsBuckets:
                            "blocked": blocked, "cached": cached})
         return points
 
+    def decision_series(self, since_seconds: float, step_seconds: float = 600,
+                        now: float | None = None) -> list[tuple[int, dict[Decision, int]]]:
+        """``[(step start in unix seconds, {decision: queries})]``, oldest first, aligned as in
+        :meth:`timeseries` (the Pi-hole face's history splits answers by how they were had)."""
+        first, last = self._window(since_seconds, now)
+        step = max(1, round(step_seconds / 60))
+        first -= first % step
+        get = self._buckets.get
+        series = []
+        for start in range(first, last + 1, step):
+            counts = dict.fromkeys(Decision, 0)
+            for minute in range(start, start + step):
+                bucket = get(minute)
+                if bucket is not None:
+                    for d in Decision:
+                        counts[d] += bucket[_DECISION_BASE + d]
+            series.append((start * 60, counts))
+        return series
+
     def realtime(self, now: float | None = None) -> dict:
         """``{"qps", "last_minute": {"total", "blocked", "cached"}}``.
 
