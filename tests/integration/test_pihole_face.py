@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import http.server
+import io
 import json
+import threading
 import urllib.parse
+import zipfile
 
 import aiohttp
+import dns.rcode
 import pytest
 from hole import HoleV6
 from hole.exceptions import HoleError
@@ -345,3 +350,103 @@ def test_wrong_passwords_count_toward_the_lockout(tmp_path, upstream):
         assert statuses[:5] == [401] * 5 and statuses[5] == 429
         status, headers, body = face.call("POST", "/api/auth", {"password": ADMIN_PASSWORD})
         assert status == 429 and body["error"]["key"] == "rate_limiting" and int(headers["Retry-After"]) > 0
+
+
+def test_teleporter_round_trip_in_nebula_sync_order(tmp_path, upstream):
+    """Two Burrows synced as nebula-sync does (its internal/sync/sync.go order): sign in to the
+    primary and the replica, GET the primary's /api/teleporter, POST it to the replica (multipart
+    "file" and an "import" selection), GET the primary's /api/config and PATCH its dns part into
+    the replica (other sections null), POST /api/action/gravity, DELETE both sessions with the
+    "sid" header. The replica then answers as the primary does."""
+    web = tmp_path / "lists-web"
+    web.mkdir()
+    (web / "ads.txt").write_text("0.0.0.0 listed.sync.test\n0.0.0.0 excused.sync.test\n")
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(web), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    primary, pface = start(tmp_path, upstream, name="primary")
+    replica, rface = start(tmp_path, upstream, name="replica")
+    try:
+        token = admin_token(primary)
+        for path, body in (
+                ("/api/groups", {"name": "kids", "description": "tablets"}),
+                ("/api/clients", {"client": "127.0.0.7", "name": "tablet", "groups": ["kids"]}),
+                ("/api/lists", {"name": "Ads", "source": f"http://127.0.0.1:{server.server_port}/ads.txt"}),
+                ("/api/denylist", {"domain": "denied.sync.test"}),
+                ("/api/whitelist", {"domain": "excused.sync.test"}),
+                ("/api/localrecords", {"domain": "nas.sync.test", "type": "A", "ips": ["192.168.1.5"]}),
+                ("/api/localrecords", {"domain": "files.sync.test", "type": "CNAME", "target": "nas.sync.test"})):
+            status, answer = authed(primary, token, "POST", path, body)
+            assert status in (200, 201), (path, answer)
+        assert authed(primary, token, "POST", "/api/blocklist/reload")[1]["status"] == "ok"
+        admin_token(replica)
+        names = [("listed.sync.test", "A"), ("excused.sync.test", "A"), ("denied.sync.test", "A"),
+                 ("nas.sync.test", "A"), ("files.sync.test", "A"), ("www.example.com", "A")]
+
+        def answers(b: BurrowProcess) -> list:
+            out = []
+            for name, rdtype in names:
+                reply = b.query(name, rdtype)
+                out.append((name, dns.rcode.to_text(reply.rcode()),
+                            sorted(rr.to_text() for rrset in reply.answer for rr in rrset)))
+            return out
+
+        expected = answers(primary)
+        assert expected != answers(replica)  # they differ before the sync
+        assert expected[0][2] == ["0.0.0.0"] and expected[2][2] == ["0.0.0.0"]  # listed, denied
+        assert expected[1][2] and expected[1][2] != ["0.0.0.0"]  # listed but allowed
+        assert expected[3][2] == ["192.168.1.5"]
+
+        psid, rsid = pface.login()["sid"], rface.login()["sid"]
+        conn = http.client.HTTPConnection("127.0.0.1", pface.port, timeout=30)
+        conn.request("GET", "/api/teleporter", headers={"sid": psid})
+        resp = conn.getresponse()
+        archive = resp.read()
+        conn.close()
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+        assert zipfile.ZipFile(io.BytesIO(archive)).namelist()
+
+        selection = {"config": True, "dhcp_leases": False,
+                     "gravity": {t: True for t in ("group", "adlist", "adlist_by_group", "domainlist",
+                                                   "domainlist_by_group", "client", "client_by_group")}}
+        boundary = "nebulasyncboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"config.zip\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + archive + \
+               (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"import\"\r\n\r\n"
+                f"{json.dumps(selection)}\r\n--{boundary}--\r\n").encode()
+        multipart = f"multipart/form-data; boundary={boundary}"
+        status, _, result = rface.call("POST", "/api/teleporter", raw=body,
+                                       headers={"sid": rsid, "Content-Type": multipart})
+        assert status == 200, result
+        assert {"etc/pihole/pihole.toml", "etc/pihole/gravity.db->adlist"} <= set(result["processed"])
+
+        config = pface.call("GET", "/api/config", headers={"sid": psid})[2]["config"]
+        patch = {"config": {"dns": config["dns"], "dhcp": None, "ntp": None, "resolver": None, "database": None,
+                            "misc": None, "debug": None}}
+        status, _, body = rface.call("PATCH", "/api/config", patch, headers={"sid": rsid})
+        assert status == 200, body
+        status, _, text = rface.call("POST", "/api/action/gravity", headers={"sid": rsid})
+        assert status == 200, text
+        assert pface.call("DELETE", "/api/auth", headers={"sid": psid})[0] == 204
+        assert rface.call("DELETE", "/api/auth", headers={"sid": rsid})[0] == 204
+
+        wait_for(lambda: answers(replica) == expected, what="the replica to answer as the primary")
+        rtoken = admin_token(replica)
+        groups = {g["name"] for g in authed(replica, rtoken, "GET", "/api/groups")[1]["groups"]}
+        assert "kids" in groups
+        clients = authed(replica, rtoken, "GET", "/api/clients")[1]["clients"]
+        assert any(c["client"] == "127.0.0.7" and "kids" in c["groups"] for c in clients)
+
+        # A broken archive: Pi-hole's invalid_zip, and nothing changes.
+        bad = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.zip\"\r\n\r\n"
+               f"not a zip\r\n--{boundary}--\r\n").encode()
+        rsid = rface.login()["sid"]
+        status, _, body = rface.call("POST", "/api/teleporter", raw=bad,
+                                     headers={"sid": rsid, "Content-Type": multipart})
+        assert status == 400 and body["error"]["key"] == "invalid_zip"
+        assert answers(replica) == expected
+    finally:
+        primary.stop()
+        replica.stop()
+        server.shutdown()
+        server.server_close()

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from microdot import Response
 
+from ...api.backup import read_upload
+from ...api.errors import ApiError
 from ...api.routes import BurrowWeb, client_ip
 from ...auth.errors import AuthError, LockedOutError, PasswordBusyError, TotpRequiredError
 from ...auth.service import API_TOKEN_PREFIX
 from ...storage.events import publish_event
 from . import config as pihole_config
-from . import legacy, stats
+from . import legacy, stats, teleporter
 from .http import PiholeError, answer, authenticate, bad_request, error_answer, json_body, presented_sid, unauthorized
 from .sessions import Session, Sessions, SeatsExceeded
 
@@ -310,6 +312,25 @@ class PiholeFace:
                     + ("  [✓] Done.\n" if ok else "  [✗] Failed.\n"))
             return Response(text, 200 if ok else 500, {"Content-Type": "text/plain; charset=utf-8",
                                                        "Cache-Control": "no-store"})
+
+        # -- Teleporter (api/teleporter.yaml): the archive out, and in --
+
+        @self.route("GET", "/api/teleporter", write=True)
+        async def get_teleporter(req, started, caller):
+            name, data = teleporter.export(s)
+            return Response(data, 200, {"Content-Type": "application/zip", "Cache-Control": "no-store",
+                                        "Content-Disposition": f'attachment; filename="{name}"'})
+
+        @self.route("POST", "/api/teleporter", write=True)
+        async def post_teleporter(req, started, caller):
+            try:
+                body = await read_upload(req, teleporter.MAX_UPLOAD)
+            except ApiError as e:
+                raise PiholeError(e.status, "bad_request" if e.status < 500 else "internal_error", e.message) from None
+            fields = teleporter.multipart_fields(req.headers.get("Content-Type") or "", body)
+            result = await teleporter.import_archive(s, fields, actor=f"{caller.username} (Pi-hole API)",
+                                                     client_ip=client_ip(req))
+            return answer(result, started)
 
         # -- the v5 API, for dashboards still configured for it --
         legacy.register(self, s)
