@@ -16,6 +16,7 @@ import zipfile
 
 import aiohttp
 import dns.rcode
+import pyotp
 import pytest
 from hole import HoleV6
 from hole.exceptions import HoleError
@@ -450,3 +451,22 @@ def test_teleporter_round_trip_in_nebula_sync_order(tmp_path, upstream):
         replica.stop()
         server.shutdown()
         server.server_close()
+
+
+def test_an_admin_with_2fa_signs_in_with_a_code(pihole):
+    b, face = pihole
+    token = admin_token(b)
+    status, enrolment = authed(b, token, "POST", "/api/auth/2fa/enrol")
+    assert status == 200, enrolment
+    status, body = authed(b, token, "POST", "/api/auth/2fa/confirm",
+                          {"code": pyotp.TOTP(enrolment["secret"]).now()})
+    assert status == 200, body
+    recovery = body["recovery_codes"]
+    status, _, body = face.call("GET", "/api/auth")
+    assert status == 401 and body["session"]["totp"] is True
+    status, _, body = face.call("POST", "/api/auth", {"password": ADMIN_PASSWORD})
+    assert status == 400 and body["error"]["message"] == "No 2FA token found in JSON payload"
+    status, _, body = face.call("POST", "/api/auth", {"password": ADMIN_PASSWORD, "totp": "zzzzz-zzzzz"})
+    assert status == 401 and body["error"] == {"key": "unauthorized", "message": "Invalid 2FA token", "hint": None}
+    session = face.login(totp=recovery[0])  # a recovery code stands for a code, as on Burrow's own sign-in
+    assert session["valid"] is True and session["totp"] is True
