@@ -470,3 +470,16 @@ def test_an_admin_with_2fa_signs_in_with_a_code(pihole):
     assert status == 401 and body["error"] == {"key": "unauthorized", "message": "Invalid 2FA token", "hint": None}
     session = face.login(totp=recovery[0])  # a recovery code stands for a code, as on Burrow's own sign-in
     assert session["valid"] is True and session["totp"] is True
+
+
+def test_a_large_config_patch_is_read_whole(pihole):
+    """More than the 64 KiB read with the request head: 3000 host lines."""
+    b, face = pihole
+    hdr = {"X-FTL-SID": face.login()["sid"]}
+    hosts = [f"10.1.{i // 250}.{i % 250 + 1} host{i}.big.lan" for i in range(3000)]
+    raw = json.dumps({"config": {"dns": {"hosts": hosts}}}).encode()
+    assert len(raw) > 64 * 1024
+    status, _, body = face.call("PATCH", "/api/config", raw=raw, headers={**hdr, "Content-Type": "application/json"})
+    assert status == 200, body
+    assert len(body["config"]["dns"]["hosts"]) == 3000
+    assert b.query("host2999.big.lan").answer[0][0].address == "10.1.11.250"

@@ -13,6 +13,7 @@ reads and switches blocking, an admin token also changes the configuration and i
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "sid"
-GRAVITY_TIMEOUT = 600.0  # seconds a list update asked for by POST /api/action/gravity may take
+MAX_CONFIG_BODY = 4 * 1024 * 1024  # bytes of a PATCH /api/config (10,000 host lines are ~400 KiB)
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ class PiholeFace:
 
         @self.route("PATCH", "/api/config", write=True)
         async def patch_config(req, started, caller):
-            body = json_body(req)
+            body = await self._large_json(req)
             if not isinstance(body, dict) or not isinstance(body.get("config"), dict):
                 raise bad_request("No valid JSON payload found", 'send {"config": {...}}')
             changed = pihole_config.patch(s, body["config"])
@@ -334,6 +335,20 @@ class PiholeFace:
 
         # -- the v5 API, for dashboards still configured for it --
         legacy.register(self, s)
+
+    async def _large_json(self, req) -> Any:
+        """The JSON body of a call that may carry more than the 64 KiB read with the head (a
+        config PATCH with many local records): at most MAX_CONFIG_BODY bytes."""
+        if (req.content_length or 0) <= len(req.body or b""):  # read with the head already
+            return json_body(req)
+        try:
+            raw = await read_upload(req, MAX_CONFIG_BODY)
+        except ApiError as e:
+            raise PiholeError(e.status, "bad_request", e.message) from None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return None
 
     async def _app_password(self, password: str, ip: str):
         """A Burrow API token given as Pi-hole's app password: its Principal. A wrong one counts
