@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from microdot import Response
@@ -118,5 +117,3 @@ def authenticate(req, sessions: Sessions) -> Session:
             raise unauthorized()
     return session
 
-
-Handler = Callable[..., Awaitable[Response]]
