@@ -68,8 +68,8 @@ class PiholeService:
 
     def snapshot(self) -> dict:
         if not self.enabled:
-            return {"address": "", "state": "off"}
-        return {"address": self.address(), "state": "listening" if self._server is not None else "not listening",
+            return {"address": "", "listener": "off"}
+        return {"address": self.address(), "listener": "listening" if self._server is not None else "not listening",
                 "sessions": self.face.sessions.count() if self.face is not None else 0}
 
     def background_tasks(self) -> list:
