@@ -10,6 +10,7 @@ import http.client
 import http.server
 import io
 import json
+import socket
 import threading
 import urllib.parse
 import zipfile
@@ -483,3 +484,36 @@ def test_a_large_config_patch_is_read_whole(pihole):
     assert status == 200, body
     assert len(body["config"]["dns"]["hosts"]) == 3000
     assert b.query("host2999.big.lan").answer[0][0].address == "10.1.11.250"
+
+
+def test_a_port_it_cannot_bind_is_a_fault_not_a_failed_start(tmp_path, upstream):
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        b = BurrowProcess(tmp_path, [upstream.address], {"compat": {"pihole_address": f"127.0.0.1:{port}"}})
+        with b:
+            token = admin_token(b)
+            system = authed(b, token, "GET", "/api/system")[1]
+            reasons = " ".join(system["status"]["reasons"])
+            assert f"127.0.0.1:{port}" in reasons and "compat.pihole_address" in reasons
+            assert b.query("www.example.com").rcode() == 0  # DNS and the admin page carry on
+            assert b.http("GET", "/readyz")[0] == 200
+    finally:
+        taken.close()
+
+
+def test_other_names_and_other_pages_are_refused(pihole):
+    """As on Burrow's own API (docs/security.md): a Host that is not Burrow's (DNS rebinding) gets
+    421; a write from another web page (an Origin not this one) gets 403, so a page cannot spend
+    the owner's sign-in attempts."""
+    b, face = pihole
+    status, _, body = face.call("GET", "/api/auth", headers={"Host": "rebind.example:8081"})
+    assert status == 421
+    status, _, body = face.call("POST", "/api/auth", {"password": "guess"},
+                                headers={"Origin": "http://ads.example", "Content-Type": "application/json"})
+    assert status == 403
+    status, _, body = face.call("POST", "/api/auth", {"password": ADMIN_PASSWORD},
+                                headers={"Origin": f"http://127.0.0.1:{face.port}"})
+    assert status == 200 and body["session"]["valid"] is True

@@ -23,6 +23,7 @@ from microdot import Response
 
 from ...api.backup import read_upload
 from ...api.errors import ApiError
+from ...api.origin import Site
 from ...api.routes import BurrowWeb, client_ip
 from ...auth.errors import AuthError, LockedOutError, PasswordBusyError, TotpRequiredError
 from ...auth.service import API_TOKEN_PREFIX
@@ -58,6 +59,19 @@ class PiholeFace:
         self.s = s
         self.sessions = sessions
         self.web = BurrowWeb()
+        # The main API's rules for who may talk to it (docs/security.md): a request must name
+        # Burrow (no DNS rebinding: 421), and no other web page may send it anything but a read
+        # (403): a page cannot spend the owner's sign-in attempts on the lockout.
+        site = Site(s.config, s.board, certificate_names=s.tls.names)
+
+        def screen(req):
+            if not site.host_allowed(req):
+                return site.refuse_host()
+            if req.method not in ("GET", "HEAD") and not site.origin_ok(req):
+                return site.refuse_origin()
+            return None
+
+        self.web.screen = screen
         self._routes()
 
     # ---- plumbing ------------------------------------------------------------------------------
