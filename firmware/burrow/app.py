@@ -25,6 +25,7 @@ from .board.appliance import Appliance, ButtonActions
 from .changes import Change, Changes
 from .clock import ClockGate
 from .config import Config, data_dir
+from .faces import pihole
 from .filtering import download
 from .filtering.groups import Groups
 from .filtering.manager import ListManager
@@ -72,6 +73,8 @@ START_ORDER = (
     ("dns", "listeners open once everything they answer from is in place"),
     ("web", "the admin page and API: they serve what the others built; stop early, so no "
             "change arrives while the rest stops"),
+    ("pihole", "Pi-hole's API on its own port (burrow/faces/pihole), for Home Assistant and two-box "
+               "sync: after the web, which it resembles; a port it cannot bind is a fault, not a failed start"),
     ("tls", "the certificate, then DNS over TLS and HTTPS (the web's Api over TLS): after the plain "
             "listeners, so a certificate problem never keeps plain DNS from answering; stops first"),
 )
@@ -215,7 +218,9 @@ class App:
                          listeners={"dot": resolver.server, "https": web}, addresses=board.local_addresses,
                          on_https=self._https_changed, publish=audit, clock=clock)
 
-        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web, tls)}
+        pihole_service = pihole.PiholeService(cfg["compat.pihole_address"], web.limits, faults)
+        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web,
+                                       pihole_service, tls)}
         lifecycle = Lifecycle([by_name[name] for name, _why in START_ORDER], supervisor)
         lifecycle.subscribe(health.phase_changed)
         services = Services(
@@ -227,6 +232,7 @@ class App:
             clock=clock,
             recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle, tls=tls)
         web.api = create_api(services, web, self.web_settings)  # each API module gets only the services it names
+        pihole.attach(pihole_service, services)  # Pi-hole's API over the same services, on its own listener
         self.services = services
         return services
 
@@ -323,8 +329,9 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
-        # `burrow zone import` edits the settings DB from a shell and sends SIGHUP: re-read local data.
-        loop.add_signal_handler(signal.SIGHUP, self._reload_zones)
+        # `burrow zone import` and `burrow import` edit the settings DB from a shell and send SIGHUP:
+        # re-read every stored setting (local data included), as after a restore.
+        loop.add_signal_handler(signal.SIGHUP, self._reload_stored)
         pid_file = self.data_dir / "burrow.pid"
         pid_file.write_text(f"{os.getpid()}\n")
         try:
@@ -338,9 +345,9 @@ class App:
             except OSError:
                 pass
 
-    def _reload_zones(self) -> None:
-        log.info("SIGHUP: reloading local records and zones")
+    def _reload_stored(self) -> None:
+        log.info("SIGHUP: reloading the stored settings, local records and zones")
         try:
-            self.build().zones.changed()
+            self.reload_settings()
         except Exception:
-            log.exception("reloading local data failed; the previous data keeps answering")
+            log.exception("reloading the stored settings failed; what was loaded keeps answering")
