@@ -64,15 +64,7 @@ function restoreCard(ctx) {
     return ctx.api.postBytes(`/api/backup/restore?${q}`, bytes, "application/gzip");
   }
 
-  function fail(e) {
-    file.setAttribute("aria-invalid", "true");
-    const lines = (e.details || []).length ? e.details : [];
-    text(fileError, "This file cannot be restored. Nothing was changed.");
-    replace(result, h("div", {class: "problems-box", role: "alert", id: "restore-error"},
-      h("p", h("strong", "Nothing was restored. "), ctx.api.humanMessage(e)),
-      lines.length ? h("ul", {class: "problems"}, lines.map((d) => h("li", d.message))) : null));
-    ctx.showError(e);
-  }
+  const fail = (e) => refused(ctx, {file, fileError, result}, e, "restore-error", "restored");
 
   const form = h("form", {novalidate: true, id: "restore-form", "aria-labelledby": "restore-title"},
     h("div", {class: "field"}, h("label", {for: "restore-file"}, "Backup file"), file, fileError),
@@ -82,21 +74,9 @@ function restoreCard(ctx) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     reset();
-    file.removeAttribute("aria-invalid");
-    text(fileError, "");
     ctx.clearError();
-    const chosen = file.files && file.files[0];
-    if (!chosen) {
-      file.setAttribute("aria-invalid", "true");
-      text(fileError, "Choose a backup file first.");
-      file.focus();
-      return;
-    }
-    if (chosen.size > MAX_BYTES) {
-      file.setAttribute("aria-invalid", "true");
-      text(fileError, `This file is ${count(chosen.size)} bytes; a backup is at most ${count(MAX_BYTES)}.`);
-      return;
-    }
+    const chosen = chosenFile(file, fileError, "Choose a backup file first.", MAX_BYTES, "a backup is at most");
+    if (!chosen) return;
     check.disabled = true;
     replace(result, h("p", {class: "loading"}, "Checking the backup…"));
     try {
@@ -140,6 +120,31 @@ function restoreCard(ctx) {
     form, result);
 }
 
+/** The file chosen in ``file`` if there is one within ``maxBytes``; else null, with why beside it. */
+function chosenFile(file, fileError, noneWords, maxBytes, limitWords) {
+  file.removeAttribute("aria-invalid");
+  text(fileError, "");
+  const chosen = file.files && file.files[0];
+  if (!chosen || chosen.size > maxBytes) {
+    file.setAttribute("aria-invalid", "true");
+    text(fileError, chosen ? `This file is ${count(chosen.size)} bytes; ${limitWords} ${count(maxBytes)}.` : noneWords);
+    if (!chosen) file.focus();
+    return null;
+  }
+  return chosen;
+}
+
+/** A file the API refused: the field marked, the reason in the API's words (each detail a line). */
+function refused(ctx, {file, fileError, result}, e, id, done) {
+  file.setAttribute("aria-invalid", "true");
+  const lines = (e.details || []).length ? e.details : [];
+  text(fileError, `This file cannot be ${done}. Nothing was changed.`);
+  replace(result, h("div", {class: "problems-box", role: "alert", id},
+    h("p", h("strong", `Nothing was ${done}. `), ctx.api.humanMessage(e)),
+    lines.length ? h("ul", {class: "problems"}, lines.map((d) => h("li", d.message))) : null));
+  ctx.showError(e);
+}
+
 /** The API's answer as words: per table, how many rows are added, changed, removed, and which. */
 function diffView(answer, heading) {
   const tables = answer.tables || {};
@@ -179,9 +184,9 @@ function kindList(label, names, total) {
 
 const IMPORT_SOURCES = {
   pihole: {label: "Pi-hole v6 (Teleporter archive, .zip)", name: "Pi-hole", type: "application/zip",
-           maxBytes: 8 * 1024 * 1024},
+           maxBytes: 16 * 1024 * 1024}, // burrow/migrate/teleporter.py MAX_ARCHIVE_BYTES
   adguard: {label: "AdGuard Home (AdGuardHome.yaml)", name: "AdGuard Home", type: "application/yaml",
-            maxBytes: 4 * 1024 * 1024},
+            maxBytes: 4 * 1024 * 1024}, // burrow/migrate/adguard.py MAX_YAML_BYTES
 };
 const AREA_WORDS = {group: "Group", client: "Client", list: "List", allow: "Allow entry", deny: "Deny entry",
                     record: "Local record", forward: "Forwarding rule", setting: "Setting", other: "Not imported"};
@@ -214,15 +219,7 @@ function importCard(ctx) {
     return ctx.api.postBytes(`/api/import/${from}?dry_run=${dryRun}`, bytes, IMPORT_SOURCES[from].type);
   }
 
-  function fail(e) {
-    file.setAttribute("aria-invalid", "true");
-    const lines = (e.details || []).length ? e.details : [];
-    text(fileError, "This file cannot be imported. Nothing was changed.");
-    replace(result, h("div", {class: "problems-box", role: "alert", id: "import-error"},
-      h("p", h("strong", "Nothing was imported. "), ctx.api.humanMessage(e)),
-      lines.length ? h("ul", {class: "problems"}, lines.map((d) => h("li", d.message))) : null));
-    ctx.showError(e);
-  }
+  const fail = (e) => refused(ctx, {file, fileError, result}, e, "import-error", "imported");
 
   const form = h("form", {novalidate: true, id: "import-form", "aria-labelledby": "import-title"},
     h("div", {class: "field"}, h("label", {for: "import-source"}, "The file is from"), source),
@@ -231,23 +228,11 @@ function importCard(ctx) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     reset();
-    file.removeAttribute("aria-invalid");
-    text(fileError, "");
     ctx.clearError();
-    const chosen = file.files && file.files[0];
     const from = source.value;
-    if (!chosen) {
-      file.setAttribute("aria-invalid", "true");
-      text(fileError, "Choose a file first.");
-      file.focus();
-      return;
-    }
-    if (chosen.size > IMPORT_SOURCES[from].maxBytes) {
-      file.setAttribute("aria-invalid", "true");
-      text(fileError, `This file is ${count(chosen.size)} bytes; ${IMPORT_SOURCES[from].name}'s file is read up to ` +
-        `${count(IMPORT_SOURCES[from].maxBytes)}.`);
-      return;
-    }
+    const chosen = chosenFile(file, fileError, "Choose a file first.", IMPORT_SOURCES[from].maxBytes,
+                              `${IMPORT_SOURCES[from].name}'s file is read up to`);
+    if (!chosen) return;
     check.disabled = true;
     replace(result, h("p", {class: "loading"}, "Checking the file…"));
     try {
