@@ -323,8 +323,9 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
-        # `burrow zone import` edits the settings DB from a shell and sends SIGHUP: re-read local data.
-        loop.add_signal_handler(signal.SIGHUP, self._reload_zones)
+        # `burrow zone import` and `burrow import` edit the settings DB from a shell and send SIGHUP:
+        # re-read every stored setting (local data included), as after a restore.
+        loop.add_signal_handler(signal.SIGHUP, self._reload_stored)
         pid_file = self.data_dir / "burrow.pid"
         pid_file.write_text(f"{os.getpid()}\n")
         try:
@@ -338,9 +339,9 @@ class App:
             except OSError:
                 pass
 
-    def _reload_zones(self) -> None:
-        log.info("SIGHUP: reloading local records and zones")
+    def _reload_stored(self) -> None:
+        log.info("SIGHUP: reloading the stored settings, local records and zones")
         try:
-            self.build().zones.changed()
+            self.reload_settings()
         except Exception:
-            log.exception("reloading local data failed; the previous data keeps answering")
+            log.exception("reloading the stored settings failed; what was loaded keeps answering")

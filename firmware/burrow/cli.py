@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     add_user_parser(sub)  # burrow user add|passwd|reset-2fa
     from .zones.cli import add_parser as add_zone_parser
     add_zone_parser(sub)  # burrow zone import|export|list
+    from .migrate.cli import add_parser as add_import_parser
+    add_import_parser(sub)  # burrow import pihole|adguard FILE
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from . import config_api, docs, health, metrics, queries, stats, system
-from . import backup, events_api, reports, ws
+from . import backup, events_api, import_api, reports, ws
 from . import auth_api, users_api
 from . import blocking_api, explain_api, forwarding_api, groups_api, lists_api, policies_api, rpz_api, userlists_api
 from . import localrecords_api, zones_api
@@ -48,6 +48,7 @@ def create_api(s: Services, web: WebService, settings: WebSettings) -> Api:
     reports.register(api, recorder=s.recorder)
     backup.register(api, settings=s.settings, state=s.state, reload_settings=s.reload_settings, events=s.events,
                     version=s.version)
+    import_api.register(api, settings=s.settings, state=s.state, reload_settings=s.reload_settings, events=s.events)
     ws.register(api, events=s.events, recorder=s.recorder, resolver=s.resolver, board=s.board)
     auth_api.register(api, auth=s.auth, events=s.events, acl=s.resolver.acl)
     users_api.register(api, auth=s.auth, events=s.events)

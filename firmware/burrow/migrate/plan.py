@@ -217,8 +217,10 @@ def run_import(setup: ForeignSetup, settings_db: SettingsDB, ctx: Context, *, dr
     its connection, so it needs no worker thread)."""
     prepared = prepare(setup, settings_db.path, ctx)
     prepared.plan.dry_run = dry_run
-    if not dry_run and prepared.delta:
-        commit(prepared, settings_db)
+    if not dry_run:
+        if prepared.delta:
+            commit(prepared, settings_db)
+        prepared.plan.applied = True  # carried out (when every step was unchanged, it wrote nothing)
     return prepared.plan
 
 
