@@ -183,13 +183,13 @@ function kindList(label, names, total) {
 // ---- import from Pi-hole or AdGuard Home ---------------------------------------------------------
 
 const IMPORT_SOURCES = {
-  pihole: {label: "Pi-hole v6 (Teleporter archive, .zip)", name: "Pi-hole", type: "application/zip",
+  pihole: {label: "Pi-hole v6 (Teleporter .zip)", name: "Pi-hole", type: "application/zip",
            maxBytes: 16 * 1024 * 1024}, // burrow/migrate/teleporter.py MAX_ARCHIVE_BYTES
-  adguard: {label: "AdGuard Home (AdGuardHome.yaml)", name: "AdGuard Home", type: "application/yaml",
+  adguard: {label: "AdGuard Home (.yaml)", name: "AdGuard Home", type: "application/yaml",
             maxBytes: 4 * 1024 * 1024}, // burrow/migrate/adguard.py MAX_YAML_BYTES
 };
 const AREA_WORDS = {group: "Group", client: "Client", list: "List", allow: "Allow entry", deny: "Deny entry",
-                    record: "Local record", forward: "Forwarding rule", setting: "Setting", other: "Not imported"};
+                    record: "Local record", forward: "Forwarding rule", setting: "Setting"};
 
 function importCard(ctx) {
   const source = h("select", {id: "import-source"},
@@ -305,7 +305,7 @@ function planView(plan, heading) {
     if (!these.length) continue;
     const list = h("ul", {class: "diff-tables plan-steps", "data-action": action},
       these.map((s) => h("li", {"data-area": s.area},
-        h("strong", AREA_WORDS[s.area] || s.area), " ", h("code", s.key),
+        s.area in AREA_WORDS ? [h("strong", AREA_WORDS[s.area]), " "] : null, h("code", s.key),
         s.why ? `: ${s.why}` : "", s.origin ? h("small", {class: "plan-origin"}, ` (${s.origin})`) : null)));
     const label = `${title} (${count(these.length)})`;
     box.append(folded
