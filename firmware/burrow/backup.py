@@ -474,6 +474,20 @@ def _check_table(name: str, doc: Any, conn: sqlite3.Connection) -> dict:
 
 # ---- the restored state, checked as Burrow would open it -----------------------------------------
 
+def copy_settings(settings_path, scratch_path) -> None:
+    """Copy the live settings database to ``scratch_path`` (SQLite's backup API: a consistent
+    snapshot, even while the loop writes). The live file is opened read-only."""
+    live = sqlite3.connect(f"file:{os.fspath(settings_path)}?mode=ro", uri=True)
+    try:
+        scratch = sqlite3.connect(scratch_path)
+        try:
+            live.backup(scratch)
+        finally:
+            scratch.close()
+    finally:
+        live.close()
+
+
 def verify(plan: Plan, settings_path, ctx, *, include_users: bool = False) -> None:
     """Apply ``plan`` to a scratch copy of the settings DB (``settings_path``), open that copy as
     Burrow opens its settings and check every row with the API's validators
@@ -485,15 +499,7 @@ def verify(plan: Plan, settings_path, ctx, *, include_users: bool = False) -> No
     from .storage.settings import SettingsDB
     with tempfile.TemporaryDirectory(prefix="burrow-restore-") as tmp:
         scratch_path = os.path.join(tmp, "settings.db")
-        live = sqlite3.connect(f"file:{os.fspath(settings_path)}?mode=ro", uri=True)
-        try:
-            scratch = sqlite3.connect(scratch_path)
-            try:
-                live.backup(scratch)  # a consistent snapshot, even while the loop writes
-            finally:
-                scratch.close()
-        finally:
-            live.close()
+        copy_settings(settings_path, scratch_path)
         db = SettingsDB(scratch_path)  # pragmas and migrations as at start
         try:
             apply(plan, db)

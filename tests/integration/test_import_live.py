@@ -24,9 +24,8 @@ import dns.rcode
 import pytest
 
 from tests.support.api_client import admin_token, authed, user_token
-from tests.support.burrow_proc import BurrowProcess
 from tests.support.teleporter import gravity_schema, reduced_gravity, teleporter_zip
-from tests.support.upstream_client import REPO_ROOT, TestUpstream
+from tests.support.upstream_client import REPO_ROOT
 
 DEADLINE = 30.0
 
@@ -41,18 +40,6 @@ def lists_server(tmp_path_factory):
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def up():
-    with TestUpstream() as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def srv(up, tmp_path_factory):
-    with BurrowProcess(tmp_path_factory.mktemp("import"), [up.address]) as b:
-        yield b
 
 
 def archive(up, lists_server, *, deny="denied.import.test", host="192.168.1.5 nas.import.test") -> bytes:

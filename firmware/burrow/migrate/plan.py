@@ -124,15 +124,7 @@ def scratch_copy(settings_path) -> Iterator[SettingsDB]:
     from ..storage.settings import SettingsDB
     with tempfile.TemporaryDirectory(prefix="burrow-import-") as tmp:
         path = os.path.join(tmp, "settings.db")
-        live = sqlite3.connect(f"file:{os.fspath(settings_path)}?mode=ro", uri=True)
-        try:
-            scratch = sqlite3.connect(path)
-            try:
-                live.backup(scratch)
-            finally:
-                scratch.close()
-        finally:
-            live.close()
+        backup.copy_settings(settings_path, path)
         db = SettingsDB(path)
         db.conn.execute("PRAGMA synchronous = OFF")  # a throw-away copy: no fsync per write
         try:

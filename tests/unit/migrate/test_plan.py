@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from burrow import runtime_config, state_check
-from burrow.config import load as load_config
+from burrow import runtime_config
 from burrow.filtering.groups import Groups
 from burrow.filtering.sources import ListStore
 from burrow.filtering.userlists import UserList
@@ -15,21 +14,7 @@ from burrow.migrate.model import (
     Client, DomainEntry, FilterList, ForeignSetup, Forward, Group, LocalRecord, MigrationError, Setting,
     Unmapped,
 )
-from burrow.storage.settings import SettingsDB
 from burrow.zones.store import ZoneStore
-
-
-@pytest.fixture
-def ctx(tmp_path):
-    (tmp_path / "lists").mkdir()
-    return state_check.Context(load_config(None, environ={}), tmp_path, [str(tmp_path / "lists")])
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = SettingsDB(tmp_path / "settings.db")
-    yield d
-    d.close()
 
 
 def setup() -> ForeignSetup:

@@ -9,8 +9,6 @@ import zipfile
 
 import pytest
 
-from burrow import state_check
-from burrow.config import load as load_config
 from burrow.filtering.groups import Groups
 from burrow.filtering.sources import ListStore
 from burrow.filtering.userlists import UserList
@@ -19,7 +17,6 @@ from burrow.migrate import plan as planner
 from burrow.migrate import teleporter
 from burrow.migrate.model import MigrationError
 from burrow.runtime_config import load_overrides
-from burrow.storage.settings import SettingsDB
 from burrow.zones.store import ZoneStore
 from tests.support.teleporter import gravity_schema, pihole_import, teleporter_zip
 
@@ -113,19 +110,6 @@ def test_a_view_in_place_of_a_table_is_refused():
                        "(SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x AS id, x AS address FROM c")
     with pytest.raises(MigrationError):
         teleporter.read_teleporter(teleporter_zip(gravity=conn.serialize()))
-
-
-@pytest.fixture
-def ctx(tmp_path):
-    (tmp_path / "lists").mkdir()
-    return state_check.Context(load_config(None, environ={}), tmp_path, [str(tmp_path / "lists")])
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = SettingsDB(tmp_path / "settings.db")
-    yield d
-    d.close()
 
 
 def _export(db, ctx):
