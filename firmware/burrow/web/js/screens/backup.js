@@ -92,32 +92,39 @@ function restoreCard(ctx) {
     }
   });
 
-  function confirmRow() {
-    const apply = h("button", {type: "button", id: "restore-apply", class: "danger"}, "Restore now");
-    const cancel = h("button", {type: "button", id: "restore-cancel", class: "secondary"}, "Cancel");
-    cancel.addEventListener("click", () => { reset(); ctx.notice("Nothing was restored."); });
-    apply.addEventListener("click", async () => {
-      if (!pending) return;
-      apply.disabled = cancel.disabled = true;
-      try {
-        const answer = await send(pending.bytes, pending.includeUsers, false);
-        if (stopped) return;
-        pending = null;
-        ctx.clearError();
-        ctx.notice("Backup restored. The settings from the file are in force now.");
-        replace(result, diffView(answer, "Restored. What changed:"));
-      } catch (e) {
-        if (!stopped) fail(e);
-      }
-    });
-    return h("div", {class: "actions"}, apply, cancel);
-  }
+  const confirmRow = () => confirmButtons(ctx, {id: "restore", label: "Restore now", danger: true,
+                                                 nothing: "Nothing was restored.", reset, fail}, async () => {
+    if (!pending) return;
+    const answer = await send(pending.bytes, pending.includeUsers, false);
+    if (stopped) return;
+    pending = null;
+    ctx.clearError();
+    ctx.notice("Backup restored. The settings from the file are in force now.");
+    replace(result, diffView(answer, "Restored. What changed:"));
+  });
 
   return h("section", {class: "card", id: "restore", "aria-labelledby": "restore-title"},
     h("h3", {id: "restore-title", class: "card-title"}, "Restore a backup"),
     h("p", {class: "small"}, "The file is checked first and you see what would change. Nothing changes " +
       "until you confirm; a restore replaces the settings with the file's, all at once or not at all."),
     form, result);
+}
+
+/** The second step after a dry run: "<label>" runs ``run`` (both buttons off meanwhile; a refusal
+ * goes to ``fail``), Cancel forgets the checked file and says ``nothing``. */
+function confirmButtons(ctx, {id, label, danger, nothing, reset, fail}, run) {
+  const apply = h("button", {type: "button", id: `${id}-apply`, class: danger ? "danger" : null}, label);
+  const cancel = h("button", {type: "button", id: `${id}-cancel`, class: "secondary"}, "Cancel");
+  cancel.addEventListener("click", () => { reset(); ctx.notice(nothing); });
+  apply.addEventListener("click", async () => {
+    apply.disabled = cancel.disabled = true;
+    try {
+      await run();
+    } catch (e) {
+      if (!stopped) fail(e);
+    }
+  });
+  return h("div", {class: "actions"}, apply, cancel);
 }
 
 /** The file chosen in ``file`` if there is one within ``maxBytes``; else null, with why beside it. */
@@ -250,27 +257,17 @@ function importCard(ctx) {
     }
   });
 
-  function confirmRow() {
-    const apply = h("button", {type: "button", id: "import-apply"}, "Import now");
-    const cancel = h("button", {type: "button", id: "import-cancel", class: "secondary"}, "Cancel");
-    cancel.addEventListener("click", () => { reset(); ctx.notice("Nothing was imported."); });
-    apply.addEventListener("click", async () => {
-      if (!pending) return;
-      apply.disabled = cancel.disabled = true;
-      try {
-        const plan = await send(pending.bytes, pending.source, false);
-        if (stopped) return;
-        const from = IMPORT_SOURCES[pending.source].name;
-        pending = null;
-        ctx.clearError();
-        ctx.notice(`Imported from ${from}. The new settings are in force now.`);
-        replace(result, planView(plan, "Imported. What was done:"));
-      } catch (e) {
-        if (!stopped) fail(e);
-      }
-    });
-    return h("div", {class: "actions"}, apply, cancel);
-  }
+  const confirmRow = () => confirmButtons(ctx, {id: "import", label: "Import now", danger: false,
+                                                 nothing: "Nothing was imported.", reset, fail}, async () => {
+    if (!pending) return;
+    const plan = await send(pending.bytes, pending.source, false);
+    if (stopped) return;
+    const from = IMPORT_SOURCES[pending.source].name;
+    pending = null;
+    ctx.clearError();
+    ctx.notice(`Imported from ${from}. The new settings are in force now.`);
+    replace(result, planView(plan, "Imported. What was done:"));
+  });
 
   return h("section", {class: "card", id: "import", "aria-labelledby": "import-title"},
     h("h3", {id: "import-title", class: "card-title"}, "Import from Pi-hole or AdGuard Home"),
