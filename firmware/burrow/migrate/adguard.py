@@ -22,8 +22,8 @@ allow lists; ``user_rules`` → allow and deny entries (``@@`` rules allow; host
 a routable address become local records); ``clients.persistent`` → clients (their IP and CIDR
 ids; each tag a group); ``rewrites`` → local records; ``dns.upstream_dns`` → upstreams, its
 ``[/domain/]server`` lines → conditional forwarding; ``bootstrap_dns``, ``ratelimit``,
-``blocking_mode`` / ``blocking_ipv4`` / ``blocking_ipv6`` and ``blocked_response_ttl`` → the
-same runtime options. Everything else the file says that changes behaviour is an
+``blocking_mode`` / ``blocking_ipv4`` / ``blocking_ipv6``, ``blocked_response_ttl`` and the cache's
+on/off and TTL bounds → the same runtime options. Everything else the file says that changes behaviour is an
 :class:`~burrow.migrate.model.Unmapped` item with the reason, never dropped in silence.
 
 The file is hostile input: at most :data:`MAX_YAML_BYTES`, UTF-8, one document, safe loading
