@@ -148,6 +148,28 @@ class UserList:
         self._save()
         return norm
 
+    def add_many(self, items: Iterable[tuple[str, list[str] | None]]) -> list[str]:
+        """Add several (entry, groups) with ONE write (an import); their normalised forms. Each is
+        checked as :meth:`add` checks it; BadEntry or EntryExists for the first bad one, and then
+        nothing is added."""
+        have = self._normalised()
+        new: list[Entry] = []
+        for entry, groups in items:
+            try:
+                _, norm = classify(entry)
+            except ValueError as e:
+                raise BadEntry(str(e)) from None
+            if norm in have:
+                raise EntryExists(f"{entry} is already in the {self.label}")
+            have.add(norm)
+            new.append({"domain": norm, "groups": list(groups)} if groups else norm)
+        if len(self._entries) + len(new) > MAX_ENTRIES:
+            raise BadEntry(f"at most {MAX_ENTRIES} entries")
+        if new:
+            self._entries.extend(new)
+            self._save()
+        return [self._text(e) for e in new]
+
     def remove(self, entry: str) -> str:
         """Remove ``entry``; its normalised form. EntryMissing."""
         try:

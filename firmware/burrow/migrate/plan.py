@@ -133,13 +133,18 @@ def scratch_copy(settings_path) -> Iterator[SettingsDB]:
             db.close()
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _dump(conn: sqlite3.Connection) -> dict[str, tuple[list[str], list[str], Rows]]:
     out = {}
     for table in TABLES:
-        cols = [c.name for c in backup.columns(conn, table)]
-        keys = backup._key_columns(conn, table, cols)
+        columns = backup.columns(conn, table)
+        cols = [c.name for c in columns]
+        keys = [c.name for c in sorted(columns, key=lambda c: c.pk) if c.pk]  # every TABLES has one
         kidx = [cols.index(k) for k in keys]
-        rows = conn.execute(f"SELECT {', '.join(map(backup._quote, cols))} FROM {backup._quote(table)}")
+        rows = conn.execute(f"SELECT {', '.join(map(_quote, cols))} FROM {_quote(table)}")
         out[table] = (keys, cols, {tuple(r[i] for i in kidx): tuple(r) for r in rows})
     return out
 
@@ -180,7 +185,7 @@ def commit(prepared: Prepared, settings_db: SettingsDB) -> None:
     """Write the prepared delta in one transaction (loop thread: the connection's home).
     MigrationError 409 when a row the import touches changed since :func:`prepare` copied it;
     then nothing is written."""
-    q = backup._quote
+    q = _quote
     with settings_db.transaction() as conn:
         conn.execute("PRAGMA defer_foreign_keys = ON")
         for table, (keys, cols, old, new) in prepared.delta.items():
@@ -257,6 +262,9 @@ class _Planner:
         self.forwarding = ForwardRules(db)
         self.zones = ZoneStore(db)
         self.group_map: dict[str, str | None] = {}  # foreign name → Burrow name (None: skipped)
+        self.known: dict[str, dict[str, list[str]]] = {}  # see _known
+        self.pending: dict[str, list[tuple[str, list[str] | None]]] = {"allow": [], "deny": []}
+        self.adding: set[tuple[str, str]] = set()  # (list, entry) the import adds: a repeat is noted
 
     def run(self, setup: ForeignSetup) -> None:
         self._groups(setup)
@@ -264,6 +272,7 @@ class _Planner:
         self._lists(setup)
         for entry in setup.entries:
             self._entry(entry)
+        self._write_entries()
         self._records(setup)
         self._forwards(setup)
         self._settings(setup)
@@ -407,29 +416,53 @@ class _Planner:
         if not texts:
             self.plan.add(area, entry.value, "skipped", why, entry.origin)
             return
-        userlist = self.userlists[area]
-        from ..filtering.userlists import classify
+        from ..filtering.userlists import MAX_ENTRIES, classify
+        known = self._known(area)
+        pending = self.pending[area]
         for text in texts:
             try:
                 _, norm = classify(text)
-                summary = userlist.summary()
-                present = norm in summary["exact"] or norm in summary["wildcard"] or norm in summary["regex"]
                 wanted = sorted(groups) if groups else []
-                if present:
-                    have = sorted(summary.get("groups", {}).get(norm, []))
-                    if have == wanted:
+                if (area, norm) in self.adding:
+                    self.plan.add(area, norm, "unchanged", "in the file a second time", entry.origin)
+                    continue
+                if norm in known:
+                    if known[norm] == wanted:
                         self.plan.add(area, norm, "unchanged", "in the list already" + why, entry.origin)
                         continue
+                    userlist = self.userlists[area]
                     userlist.remove(norm)
                     userlist.add(norm, wanted or None)
+                    known[norm] = wanted
                     self.plan.add(area, norm, "change", "groups now " + (", ".join(wanted) or "every group")
                                   + why, entry.origin)
                     continue
-                userlist.add(norm, wanted or None)
+                if len(known) >= MAX_ENTRIES:
+                    self.plan.add(area, norm, "skipped", f"the list is full (at most {MAX_ENTRIES} entries)",
+                                  entry.origin)
+                    continue
+                known[norm] = wanted
+                pending.append((norm, wanted or None))
+                self.adding.add((area, norm))
                 self.plan.add(area, norm, "create", (f"for {', '.join(wanted)}" if wanted else "for every group")
                               + why + (f"; left out: {', '.join(dropped)}" if dropped else ""), entry.origin)
             except _REFUSED as e:
                 self.plan.add(area, text, "skipped", _problem(e), entry.origin)
+
+    def _known(self, area: str) -> dict[str, list[str]]:
+        """Normalised entry → its groups (sorted; [] = every group), of the list and what the
+        import adds to it (written at once by :meth:`_write_entries`: one write, not one each)."""
+        if area not in self.known:
+            summary = self.userlists[area].summary()
+            limited = summary.get("groups", {})
+            self.known[area] = {e: sorted(limited.get(e, [])) for kind in ("exact", "wildcard", "regex")
+                                for e in summary[kind]}
+        return self.known[area]
+
+    def _write_entries(self) -> None:
+        for area, pending in self.pending.items():
+            if pending:
+                self.userlists[area].add_many(pending)
 
     # ---- local records and forwarding --------------------------------------------------------
 

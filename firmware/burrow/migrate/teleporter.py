@@ -573,7 +573,7 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
         names = list(names or [])
         return every if not names else sorted({gid[n] for n in names if n in gid})
 
-    adlists = []
+    adlists: list[dict[str, Any]] = []
     for row in list_store.list():
         address = row["source"]
         if not address.lower().startswith(("http://", "https://")):
@@ -582,6 +582,9 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
                             "must exist on the Pi-hole")
         if row["kind"] == "threat":
             left_out.append(f"list {row['name']}: a threat list here, a plain block list in Pi-hole")
+        if any(a["address"] == address for a in adlists):  # Pi-hole's address is UNIQUE
+            left_out.append(f"list {row['name']}: the same source as another list")
+            continue
         adlists.append({"address": address, "enabled": row["enabled"], "comment": row["name"],
                         "type": 1 if row["kind"] == "allow" else 0, "groups": ids(row["groups"])})
     domains = []
@@ -595,6 +598,10 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
                             "comment": f"Burrow wildcard {text}"})
         for text in summary["regex"]:
             domains.append({"type": regex_type, "domain": text, "groups": ids(limited.get(text))})
+    unique: dict[tuple[int, str], dict[str, Any]] = {}  # Pi-hole's domainlist is UNIQUE(domain, type)
+    for d in domains:
+        unique.setdefault((d["type"], d["domain"]), d)
+    domains = list(unique.values())
     clients = [{"ip": c["client"], "comment": c.get("name") or "", "groups": ids(c["groups"])}
                for c in groups.clients]
     gravity = gravity_bytes([(g["name"], g.get("description") or "") for g in ours], adlists, domains,

@@ -125,3 +125,29 @@ def test_group_slug():
     assert planner.group_slug("Kids Devices") == "kids-devices"
     assert planner.group_slug("  ###  ") == "group"
     assert planner.group_slug("IoT_2") == "iot_2"
+
+
+def test_many_entries_are_one_write_and_repeats_are_noted(db, ctx):
+    from burrow.filtering.userlists import MAX_ENTRIES
+    entries = [DomainEntry(f"host{i}.bulk.example", "deny", origin=f"rule {i}") for i in range(MAX_ENTRIES + 5)]
+    entries.append(DomainEntry("host1.bulk.example", "deny", origin="again"))
+    entries.append(DomainEntry("host1.bulk.example", "allow", origin="allow too"))
+    plan = planner.run_import(ForeignSetup("adguard", entries=entries), db, ctx, dry_run=False)
+    steps = by_key(plan)
+    assert [s.action for s in plan.steps if s.origin == "rule 1"] == ["create"]
+    assert [s.why for s in plan.steps if s.origin == "again"] == ["in the file a second time"]
+    assert steps[("allow", "host1.bulk.example")].action == "create"
+    full = [s for s in plan.steps if s.action == "skipped"]
+    assert len(full) == 5 and "at most" in full[0].why
+    assert UserList(db, "filtering.denylist").counts()["total"] == MAX_ENTRIES
+
+
+def test_add_many_is_all_or_nothing(db):
+    deny = UserList(db, "filtering.denylist")
+    deny.add("one.example")
+    assert deny.add_many([("two.example", None), ("*.three.example", ["kids"])]) == ["two.example", "*.three.example"]
+    with pytest.raises(ValueError):
+        deny.add_many([("four.example", None), ("bad name!.example", None)])
+    with pytest.raises(KeyError):
+        deny.add_many([("five.example", None), ("one.example", None)])
+    assert deny.counts()["total"] == 3

@@ -159,3 +159,24 @@ def test_import_then_export_then_pihole_imports_it(db, ctx, tmp_path):
     again = planner.run_import(teleporter.read_teleporter(out.data), db, ctx, dry_run=True)
     changed = [s for s in again.steps if s.action in ("create", "change")]
     assert all(s.area == "forward" for s in changed), changed
+
+
+def test_export_keeps_pihole_unique_columns_unique(db, ctx, tmp_path):
+    lists = ListStore(db, ctx.local_dirs)
+    lists.create("one", "https://lists.example/same.txt")
+    lists.create("two", "https://lists.example/same.txt")
+    deny = UserList(db, "filtering.denylist")
+    deny.add("*.dup.example")
+    deny.add("\\.dup\\.example$")  # the regex the wildcard is written as
+    out = _export(db, ctx)
+    assert any("same source" in why for why in out.left_out)
+    live = tmp_path / "gravity.db"
+    conn = sqlite3.connect(live)
+    gravity_schema(conn)
+    conn.commit()
+    conn.close()
+    pihole_import(out.data, str(live))
+    conn = sqlite3.connect(live)
+    assert conn.execute("SELECT COUNT(*) FROM adlist").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM domainlist").fetchone()[0] == 1
+    conn.close()
