@@ -1,7 +1,7 @@
-"""Benchmark Burrow against Debian's dnsmasq, side by side, in one run.
+"""Benchmark Burrow against Debian's dnsmasq: pairs of measurements, in one run.
 
-    scripts/bench [--duration 10] [--clients 4] [--only burrow|dnsmasq]
-                  [--phases hit,miss,blocked,blocked-cold] [--out bench.json]
+    scripts/bench [--pairs 5] [--duration 8] [--rates max,2000,20000] [--clients 4] [--only S]
+                  [--phases hit,miss,blocked,blocked-cold,mixed] [--out bench.json]
 
 Setup (everything on 127.0.0.1):
 
@@ -10,41 +10,63 @@ Setup (everything on 127.0.0.1):
   never limits the servers under test. The address is in 198.18.0.0/15 (RFC 2544, set
   aside for benchmarks): public as far as Burrow's DNS-rebinding protection is concerned,
   so answers are passed on (a private address such as 10.x would be blocked as rebinding);
-- the servers under test, one after the other, each pinned alone to the server core:
+- the two servers under test, both running at once, both pinned to the server core:
   ``burrow run --config`` (a generated TOML: the upstream above, rate limiting off, a fresh
-  data dir) and ``dnsmasq --cache-size=10000`` forwarding to the same upstream (no query
-  logging);
+  data dir) and ``dnsmasq --cache-size=N --dns-forward-max=1000`` forwarding to the same
+  upstream (no query logging; N = 1100 for hit and miss, 100000 with the list: see
+  dnsmasq_cache_size). Only one of them is under load at a time; the other is idle;
 - dnsperf pinned to the client core.
 
-Per server, up to four phases (``--phases``, default all):
+Method. Each phase is measured at each load of ``--rates``: ``max`` (saturation: dnsperf as
+fast as it goes, 100 queries outstanding) and fixed offered rates (dnsperf ``-Q``). For
+each phase and load the bench runs ``--pairs`` pairs, Burrow then dnsmasq, one after the
+other (A B A B ...), with the same query file for both members of a pair. A pair gives one
+ratio Burrow/dnsmasq per figure; the report gives each ratio as the median over the pairs
+with its min-max, so one lucky or unlucky run cannot make the figure.
 
-- ``hit``: the top N names of the Umbrella popularity list, each asked once to warm the
-  cache, then dnsperf loops over them for --duration seconds: every answer comes from cache;
-- ``miss``: unique, never-repeated names (``<n>.<run>.miss.bench.test``): every query is
-  forwarded to the upstream;
+Figures per measurement:
+
+- CPU per query: the server process's utime + stime (all threads, /proc/PID/stat) over
+  the dnsperf run, divided by the queries dnsperf saw answered; user and system apart;
+- at a fixed rate, p50 and p99 latency from dnsperf ``-v``'s per-query lines (this dnsperf,
+  2.10, has no latency histogram): nearest-rank percentiles over every query sent, a lost
+  query (no answer within dnsperf's timeout, or still outstanding at the end) ranked
+  slowest, so a p99 exists only while at most 1% were lost. At saturation the latency is
+  queueing (~ outstanding / QPS), so only dnsperf's average is kept;
+- QPS achieved, queries lost, and the queries that reached the upstream (its SIGUSR1
+  statistics).
+
+Phases:
+
+- ``hit``: the top --hit-names valid names of the Umbrella popularity list, each asked
+  once to warm the cache, then looped over: every answer comes from cache;
+- ``miss``: unique, never-repeated names (``<n>.<token>.miss.bench.test``), a new token
+  per pair: every query is forwarded to the upstream;
 - ``blocked``: both servers hold the same 1M-name block list
   (../shared/data/derived/union-1M.domains.txt.gz). Burrow gets the file in its data dir's
-  ``lists/`` folder, added as a block list through the API (``POST /api/lists``; the
-  bench waits until ``GET /api/lists`` shows the compiled index live); dnsmasq gets a
-  generated ``--conf-file`` with one ``address=/<name>/0.0.0.0`` line per name. dnsperf
-  loops over --blocked-names names drawn at random from the list (each asked once first,
-  as in ``hit``): every answer is a block (0.0.0.0), checked on a sample before the load;
-- ``blocked-cold``: the same servers, never-repeated names from the rest of the list,
-  each asked once: every answer is a block decided by the index lookup (Burrow's fast path
-  has not seen the name).
+  ``lists/`` folder, added as a block list through the API (``POST /api/lists``; the bench
+  waits until ``GET /api/lists`` shows the compiled index live); dnsmasq gets a generated
+  ``--conf-file`` with one ``address=/<name>/0.0.0.0`` line per name. dnsperf loops over
+  --blocked-names names drawn at random from the list (each asked once first, as in
+  ``hit``): every answer is a block (0.0.0.0), checked on a sample before the load;
+- ``blocked-cold``: never-repeated names from the rest of the list, each asked once; every
+  measurement gets a slice of the list of its own (the same slice for both members of a
+  pair), so no server sees a name twice; a measurement ends when its slice runs out;
+- ``mixed``: home traffic. A stream drawn from the Umbrella top-100k with the repetition of
+  real traffic: the name of rank r is asked with probability proportional to 1/r (Zipf,
+  the shape of DNS popularity), a new stream per pair (one more, first, to warm the
+  caches). About 16% of the Umbrella names are in the 1M list: blocked; the rest are
+  forwarded the first time and answered from cache after.
 
-The blocked phases run on a second start of each server (with the list loaded), so the hit
-and miss figures stay those of a server without lists.
+The list phases run on a second start of both servers (with the list loaded), so the hit and
+miss figures stay those of servers without lists.
 
-Figures per server and phase: dnsperf's QPS and average / max latency, queries lost, server
-CPU (utime+stime from /proc/PID/stat) per completed query, queries that reached the
-upstream (dnsmasq's SIGUSR1 statistics), and the server's idle RSS (VmRSS after start,
-before any load; for the blocked phases, VmRSS with the 1M list loaded, before any load).
-The Burrow/dnsmasq ratios come last. Output: a Markdown table on stdout and, with --out,
-the same figures as JSON.
+Output: one Markdown table per phase (a row per load) on stdout; with --out, a JSON file
+with every measurement of every pair (``measurements``), the summaries, the versions and the
+command, so a figure in docs/benchmarks.md can be traced to its raw pairs.
 
-The bench skips (exit 0, with the reason) when ../shared/data (or, for the blocked phases,
-the 1M list in it), dnsperf or dnsmasq is absent.
+The bench skips (exit 0, with the reason) when ../shared/data (or, for the list phases, the
+1M list in it), dnsperf or dnsmasq is absent.
 """
 
 from __future__ import annotations
@@ -53,14 +75,18 @@ import argparse
 import ctypes
 import datetime as dt
 import gzip
+import itertools
 import json
+import math
 import os
 import platform
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -70,13 +96,16 @@ import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 TOPSITES = DATA_DIR / "topsites" / "umbrella-top-100k.txt"
 UNION_1M = DATA_DIR / "derived" / "union-1M.domains.txt.gz"
-PHASES = ("hit", "miss", "blocked", "blocked-cold")
+PHASES = ("hit", "miss", "blocked", "blocked-cold", "mixed")
+LIST_PHASES = ("blocked", "blocked-cold", "mixed")  # run with the 1M list loaded
+SERVERS = ("burrow", "dnsmasq")  # A and B of every pair, in this order
+DEFAULT_RATES = "max,2000,20000"
 BLOCK_ADDRESS = "0.0.0.0"
 LOOPBACK = "127.0.0.1"
 UPSTREAM_ADDRESS = "198.18.0.1"  # RFC 2544 benchmark net: not private (rebind protection)
@@ -86,6 +115,13 @@ SETTLE = 1.0  # seconds of quiet after start before idle RSS is read
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 LIST_TIMEOUT = 300.0  # seconds a server may take to load the 1M list and answer
 VERIFY_SAMPLE = 20  # blocked names checked for a 0.0.0.0 answer before the load
+SATURATION_QPS = 150_000  # sizes the name files of a `max` load: above either server's rate
+MIN_TICKS = 100  # CPU ticks under which a measurement's CPU figure is flagged (±1% or worse)
+RATE_SHORTFALL = 0.95  # achieved / offered under which a fixed rate counts as not reached
+DNSMASQ_CACHE_LISTS = 100_000  # with the list: every forwarded Umbrella name (mixed) fits
+DNSMASQ_CACHE_MARGIN = 1.1  # without: the hit names and 10%; a full cache costs dnsmasq
+# per insertion in proportion to its size (docs/benchmarks.md), which the miss phase fills
+DNSMASQ_FORWARD_MAX = 1000  # above dnsperf's 100 outstanding: no query refused for a slot
 ADMIN_USER, ADMIN_PASSWORD = "operator", "Loopback-Bench-Passphrase-2024"
 NAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
                      r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
@@ -377,7 +413,10 @@ def dnsmasq_stats(proc: Proc, timeout: float = 3.0) -> tuple[int, int] | None:
 
 def run_dnsperf(args: argparse.Namespace, port: int, query_file: Path, *,
                 duration: float, runs: int | None = None, clients: int | None = None,
-                outstanding: int | None = None, max_qps: int | None = None) -> dict[str, Any]:
+                outstanding: int | None = None, max_qps: int | None = None,
+                verbose_to: Path | None = None) -> dict[str, Any]:
+    """One dnsperf run; its summary figures. With ``verbose_to``, dnsperf runs with ``-v``
+    and its output goes to that file (one line per query), whose latencies are added."""
     argv = ["dnsperf", "-s", LOOPBACK, "-p", str(port), "-d", str(query_file),
             "-l", f"{duration:g}", "-c", str(clients or args.clients)]
     if runs is not None:
@@ -386,11 +425,21 @@ def run_dnsperf(args: argparse.Namespace, port: int, query_file: Path, *,
         argv += ["-q", str(outstanding)]
     if max_qps:
         argv += ["-Q", str(max_qps)]
-    result = subprocess.run(pinned(args.client_cpu, argv), capture_output=True, text=True,
-                            timeout=duration + 30, preexec_fn=_die_with_parent)
+    if verbose_to is None:
+        result = subprocess.run(pinned(args.client_cpu, argv), capture_output=True, text=True,
+                                timeout=duration + 30, preexec_fn=_die_with_parent)
+        stdout = result.stdout
+    else:
+        with open(verbose_to, "w") as out:
+            result = subprocess.run(pinned(args.client_cpu, [*argv, "-v"]), stdout=out,
+                                    stderr=subprocess.PIPE, text=True, timeout=duration + 30,
+                                    preexec_fn=_die_with_parent)
     if result.returncode != 0:
         raise RuntimeError(f"dnsperf failed ({result.returncode}): {result.stderr[-2000:]}")
-    return parse_dnsperf(result.stdout)
+    if verbose_to is None:
+        return parse_dnsperf(stdout)
+    with open(verbose_to) as lines:
+        return parse_dnsperf_verbose(lines)
 
 
 def parse_dnsperf(text: str) -> dict[str, Any]:
@@ -421,21 +470,133 @@ def parse_dnsperf(text: str) -> dict[str, Any]:
     }
 
 
+def verbose_line(line: str) -> tuple[str, float | None] | None:
+    """One ``dnsperf -v`` query line: ``> NOERROR name A 0.000169`` gives ("NOERROR",
+    0.000169); a timeout, ``> T name A``, gives ("T", None). None for other lines."""
+    if not line.startswith("> "):
+        return None
+    fields = line.split()
+    if len(fields) < 2:
+        return None
+    if fields[1] == "T":
+        return "T", None
+    try:
+        return fields[1], float(fields[-1])
+    except ValueError:
+        return fields[1], None
+
+
+def parse_dnsperf_verbose(lines: Iterable[str]) -> dict[str, Any]:
+    """dnsperf ``-v`` output: the summary figures (parse_dnsperf) plus the per-query latency
+    percentiles (latency_percentiles) of its ``>`` lines."""
+    latencies: list[float] = []
+    timeouts = 0
+    rest: list[str] = []
+    for line in lines:
+        query = verbose_line(line)
+        if query is None:
+            rest.append(line)
+        elif query[0] == "T":
+            timeouts += 1
+        elif query[1] is not None:
+            latencies.append(query[1])
+    result = parse_dnsperf("".join(rest))
+    result.update(latency_percentiles(latencies, lost=timeouts))
+    return result
+
+
+def percentile(ordered: list[float], q: float, lost: int = 0) -> float | None:
+    """Nearest-rank percentile ``q`` (0 < q <= 1) of the answered latencies ``ordered``
+    (sorted) with ``lost`` more queries ranked slowest: None when the rank falls on a lost
+    query, or when there is no query."""
+    total = len(ordered) + lost
+    if not total:
+        return None
+    rank = max(1, math.ceil(q * total))  # 1-based
+    return ordered[rank - 1] if rank <= len(ordered) else None
+
+
+def latency_percentiles(latencies: list[float], lost: int = 0) -> dict[str, Any]:
+    """p50 and p99 in ms over every query (answered latencies in seconds, plus ``lost``)."""
+    ordered = sorted(latencies)
+    p50, p99 = percentile(ordered, 0.50, lost), percentile(ordered, 0.99, lost)
+    return {"latency_samples": len(ordered), "latency_lost": lost,
+            "p50_ms": round(p50 * 1000, 3) if p50 is not None else None,
+            "p99_ms": round(p99 * 1000, 3) if p99 is not None else None}
+
+
+# -- statistics over pairs --------------------------------------------------------------
+
+def spread(values: Iterable[float | None], digits: int = 3) -> dict[str, Any] | None:
+    """Median with min and max (and how many values) of the measured values; None when no
+    value was measured."""
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return None
+    return {"median": round(statistics.median(kept), digits), "min": round(min(kept), digits),
+            "max": round(max(kept), digits), "n": len(kept)}
+
+
+def pair_ratios(measurements: list[dict[str, Any]], key: str) -> list[float | None]:
+    """Burrow / dnsmasq of ``key`` within each pair, in pair order (None where either is
+    missing or dnsmasq's is 0)."""
+    by_pair: dict[int, dict[str, Any]] = {}
+    for m in measurements:
+        by_pair.setdefault(m["pair"], {})[m["server"]] = m.get(key)
+    out: list[float | None] = []
+    for pair in sorted(by_pair):
+        a, b = by_pair[pair].get(SERVERS[0]), by_pair[pair].get(SERVERS[1])
+        out.append(a / b if a is not None and b else None)
+    return out
+
+
+def summarise(measurements: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per phase and load: each server's figures and the Burrow/dnsmasq ratios, each as the
+    median with min-max over the pairs."""
+    figures = ("cpu_us_per_query", "cpu_user_us_per_query", "cpu_system_us_per_query", "qps",
+               "avg_latency_ms", "p50_ms", "p99_ms", "queries_lost", "upstream_queries")
+    out: dict[str, Any] = {}
+
+    def key(m: dict[str, Any]) -> tuple[str, str]:
+        return m["phase"], m["load"]
+
+    for (phase, load), group in itertools.groupby(sorted(measurements, key=key), key=key):
+        rows = list(group)
+        entry: dict[str, Any] = {"pairs": len({m["pair"] for m in rows}), "servers": {},
+                                 "ratios": {}}
+        for server in SERVERS:
+            mine = [m for m in rows if m["server"] == server]
+            entry["servers"][server] = {f: spread(m.get(f) for m in mine) for f in figures}
+            entry["servers"][server]["min_cpu_ticks"] = min(
+                (m["cpu_ticks"] for m in mine if m.get("cpu_ticks") is not None), default=None)
+            entry["servers"][server]["rate_not_reached"] = sum(
+                1 for m in mine if m.get("rate_not_reached"))
+        for figure in ("cpu_us_per_query", "cpu_user_us_per_query", "cpu_system_us_per_query",
+                       "p50_ms", "p99_ms"):
+            entry["ratios"][figure] = spread(pair_ratios(rows, figure))
+        out.setdefault(phase, {})[load] = entry
+    return out
+
+
 # -- query files ------------------------------------------------------------------------
 
-def write_hit_file(path: Path, count: int) -> int:
+def umbrella_names(limit: int | None = None) -> list[str]:
+    """The valid names of the Umbrella list in rank order (its junk lines skipped)."""
     names: list[str] = []
     seen: set[str] = set()
     with open(TOPSITES, encoding="utf-8", errors="replace") as source:
         for line in source:
             name = line.strip().rstrip(".").lower()
-            if name and name not in seen and NAME_RE.match(name):  # skip the junk lines
+            if name and name not in seen and NAME_RE.match(name):
                 seen.add(name)
                 names.append(name)
-                if len(names) >= count:
+                if limit is not None and len(names) >= limit:
                     break
-    path.write_text("".join(f"{name} A\n" for name in names))
-    return len(names)
+    return names
+
+
+def write_hit_file(path: Path, count: int) -> int:
+    return write_names(path, umbrella_names(count))
 
 
 def write_miss_file(path: Path, count: int, run_token: str) -> int:
@@ -450,7 +611,7 @@ def write_miss_file(path: Path, count: int, run_token: str) -> int:
 def read_list_names(path: Path = UNION_1M) -> list[str]:
     """The names of a plain domains list (gzip or not), comments and blank lines skipped."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as source:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", errors="replace") as source:
         return [line for line in (raw.strip().lower() for raw in source)
                 if line and not line.startswith("#")]
 
@@ -471,23 +632,80 @@ def write_dnsmasq_block_conf(path: Path, names: list[str]) -> int:
     return len(names)
 
 
-def prepare_blocked(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Query files and dnsmasq's conf for the blocked phases, from the 1M list."""
+def zipf_stream(names: list[str], count: int, rng: random.Random) -> list[str]:
+    """``count`` draws from ``names`` (in rank order), rank r with weight 1/r."""
+    weights = list(itertools.accumulate(1 / rank for rank in range(1, len(names) + 1)))
+    return rng.choices(names, cum_weights=weights, k=count)
+
+
+def load_queries(args: argparse.Namespace, rate: int | None) -> int:
+    """How many queries one measurement at ``rate`` (None: saturation) can send."""
+    return int((rate or SATURATION_QPS) * args.duration * 1.1) + 1000
+
+
+def cold_slices(pool: int, needs: list[int], pairs: int) -> list[int]:
+    """Names per ``blocked-cold`` measurement at each load, so that ``pairs`` measurements
+    of every load fit in a pool of ``pool`` names without sharing one: each load gets what
+    it needs (``needs``) if the pool allows, the smallest needs served first, and the loads
+    that need more than is left share the rest equally."""
+    sizes = [0] * len(needs)
+    left = pool // max(1, pairs)  # names per pair, over all loads
+    order = sorted(range(len(needs)), key=lambda i: needs[i])
+    for served, i in enumerate(order):
+        sizes[i] = min(needs[i], left // (len(order) - served))
+        left -= sizes[i]
+    return sizes
+
+
+def prepare_lists(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """What the list phases need from the 1M list: dnsmasq's conf, the ``blocked`` sample,
+    the pool that ``blocked-cold`` slices, and the Umbrella names that ``mixed`` draws."""
     names = read_list_names(UNION_1M)
     valid = [n for n in names if NAME_RE.match(n)]
     rng = random.Random(args.seed)
-    order = list(range(len(valid)))
-    rng.shuffle(order)
-    sample = [valid[i] for i in order[:args.blocked_names]]
-    cold = [valid[i] for i in order[args.blocked_names:args.blocked_names + args.cold_names]]
-    files = {"blocked": workdir / "blocked.txt", "blocked-cold": workdir / "blocked-cold.txt",
-             "dnsmasq_conf": workdir / "dnsmasq-block.conf"}
+    rng.shuffle(valid)
+    umbrella = umbrella_names()
+    sample = valid[:args.blocked_names]
+    in_umbrella = set(umbrella)  # mixed asks these: kept out of the never-repeated names
+    cold_pool = [n for n in valid[args.blocked_names:] if n not in in_umbrella]
+    files = {"blocked": workdir / "blocked.txt", "dnsmasq_conf": workdir / "dnsmasq-block.conf"}
     write_names(files["blocked"], sample)
-    write_names(files["blocked-cold"], cold)
     write_dnsmasq_block_conf(files["dnsmasq_conf"], names)
+    sizes = cold_slices(len(cold_pool) - VERIFY_SAMPLE // 2,
+                        [load_queries(args, rate) for rate in args.rates], args.pairs)
     return {"files": files, "list_names": len(names), "invalid_names": len(names) - len(valid),
-            "blocked_names": len(sample), "cold_names": len(cold),
-            "verify": sample[:VERIFY_SAMPLE // 2] + cold[-(VERIFY_SAMPLE - VERIFY_SAMPLE // 2):]}
+            "blocked_names": len(sample), "cold_pool": cold_pool,
+            "cold_slices": sizes,
+            "umbrella": umbrella,
+            "umbrella_listed_share": round(sum(1 for n in names if n in in_umbrella)
+                                           / max(1, len(umbrella)), 3),
+            "verify": sample[:VERIFY_SAMPLE // 2] + cold_pool[-(VERIFY_SAMPLE // 2):]}
+
+
+def query_file(args: argparse.Namespace, phase: str, rate: int | None, pair: int,
+               workdir: Path, shared: dict[str, Any]) -> tuple[Path, int | None]:
+    """The query file of one pair (both servers get the same) and dnsperf's ``-n``: None to
+    loop over the file for --duration, 1 to ask each line once."""
+    load_index = args.rates.index(rate)
+    path = workdir / f"{phase}-{rate or 'max'}-{pair}.txt"
+    if phase == "hit":
+        return shared["hit_file"], None
+    if phase == "blocked":
+        return shared["lists"]["files"]["blocked"], None
+    if phase == "miss":
+        write_miss_file(path, load_queries(args, rate), f"{shared['token']}-{load_index}-{pair}")
+        return path, 1
+    lists = shared["lists"]
+    if phase == "blocked-cold":  # a slice of its own per measurement: no name asked twice
+        sizes = lists["cold_slices"]
+        start = args.pairs * sum(sizes[:load_index]) + pair * sizes[load_index]
+        write_names(path, lists["cold_pool"][start:start + sizes[load_index]])
+        return path, 1
+    if phase == "mixed":
+        rng = random.Random(f"{args.seed}-mixed-{load_index}-{pair}")
+        write_names(path, zipf_stream(lists["umbrella"], load_queries(args, rate), rng))
+        return path, 1
+    raise ValueError(phase)
 
 
 # -- servers ----------------------------------------------------------------------------
@@ -568,13 +786,24 @@ def start_burrow(args: argparse.Namespace, workdir: Path, up_port: int) -> tuple
     return proc, port
 
 
+def dnsmasq_cache_size(args: argparse.Namespace, with_list: bool) -> int:
+    """--dnsmasq-cache-size, or its best setting for the phases of this start: without the
+    list (hit, miss) just above the hit names, with it (mixed) the whole Umbrella set."""
+    if args.dnsmasq_cache_size:
+        return int(args.dnsmasq_cache_size)
+    if with_list:
+        return DNSMASQ_CACHE_LISTS
+    return int(max(150, args.hit_names * DNSMASQ_CACHE_MARGIN))
+
+
 def start_dnsmasq(args: argparse.Namespace, workdir: Path, up_port: int,
                   conf_file: Path | None = None) -> tuple[Proc, int]:
     port = free_port()
     argv = pinned(args.server_cpu, [
         "dnsmasq", "-k", f"--conf-file={conf_file or '/dev/null'}", "--no-resolv",
         f"--server={LOOPBACK}#{up_port}", f"--port={port}", f"--listen-address={LOOPBACK}",
-        "--bind-interfaces", "--cache-size=10000", "--no-hosts", "--log-facility=-",
+        "--bind-interfaces", f"--cache-size={dnsmasq_cache_size(args, conf_file is not None)}",
+        f"--dns-forward-max={args.dnsmasq_forward_max}", "--no-hosts", "--log-facility=-",
         f"--pid-file={workdir / 'dnsmasq.pid'}", "--user=root",
     ])
     return Proc("dnsmasq", argv, workdir / "dnsmasq.log"), port
@@ -593,43 +822,51 @@ def start_upstream(args: argparse.Namespace, workdir: Path) -> tuple[Proc, int]:
     return proc, port
 
 
+
 # -- the bench --------------------------------------------------------------------------
 
-def bench_server(args: argparse.Namespace, name: str, workdir: Path, upstream: Proc,
-                 up_port: int, hit_file: Path, miss_file: Path) -> dict[str, Any]:
-    starter = start_burrow if name == "burrow" else start_dnsmasq
-    proc, port = starter(args, workdir, up_port)
-    result: dict[str, Any] = {"command": proc.argv}
+def start_servers(args: argparse.Namespace, workdir: Path, up_port: int,
+                  lists: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Both servers, started one after the other and left running side by side (with the
+    1M list when ``lists``); per server its process, port and start figures."""
+    servers: dict[str, dict[str, Any]] = {}
     try:
-        result["startup_s"] = round(wait_ready(proc, port), 3)
-        time.sleep(SETTLE)
-        result["idle_rss_kib"] = status_kib(proc.pid, "VmRSS")
-        result["phases"] = {}
-
-        if "hit" in args.phases:
-            # hit: warm each name once (gently), then loop over them
-            result["warm"] = warm_up(args, port, hit_file)
-            first = hit_file.read_text().split(None, 1)[0]
-            rcode, addresses = dns_answer(port, first)
-            if rcode != 0 or addresses != [UPSTREAM_ADDRESS]:  # e.g. blocked on the way
-                result.setdefault("warnings", []).append(
-                    f"{name} answered {first} with rcode {rcode}, A {addresses}, not the "
-                    f"upstream's {UPSTREAM_ADDRESS}")
-            time.sleep(0.5)
-            result["phases"]["hit"] = measure(args, proc, upstream, port, hit_file, runs=None)
+        for name in args.servers:
+            server_dir = workdir / name
+            server_dir.mkdir()
+            if name == "burrow":
+                if lists:
+                    lists_dir = server_dir / "burrow-data" / "lists"
+                    lists_dir.mkdir(parents=True)
+                    shutil.copyfile(UNION_1M, lists_dir / UNION_1M.name)
+                proc, port = start_burrow(args, server_dir, up_port)
+            else:
+                proc, port = start_dnsmasq(args, server_dir, up_port,
+                                           conf_file=lists["files"]["dnsmasq_conf"] if lists else None)
+            info: dict[str, Any] = {"command": proc.argv, "log": str(proc.log_path)}
+            servers[name] = {"proc": proc, "port": port, "info": info}
+            info["startup_s"] = round(wait_ready(proc, port, LIST_TIMEOUT if lists else READY_TIMEOUT), 3)
+            if lists:
+                info["list_loaded_s"] = info["startup_s"]  # dnsmasq reads its list at start
+                if name == "burrow":  # + adding the list until its index is live
+                    info["list"], _api = burrow_add_list(proc, UNION_1M.name)
+                    info["list_loaded_s"] = round(info["startup_s"] + info["list"]["seconds"], 2)
+                info["verified"] = verify_blocked(port, lists["verify"], name)
             time.sleep(SETTLE)
-        if "miss" in args.phases:
-            result["phases"]["miss"] = measure(args, proc, upstream, port, miss_file, runs=1)
-        result["rss_after_kib"] = status_kib(proc.pid, "VmRSS")
-        result["peak_rss_kib"] = status_kib(proc.pid, "VmHWM")
-        if name == "dnsmasq":
-            stats = dnsmasq_stats(proc)
-            if stats:
-                result["dnsmasq_forwarded_total"] = stats[0]
-    finally:
+            info["idle_rss_kib"] = status_kib(proc.pid, "VmRSS")
+    except BaseException:
+        stop_servers(servers)
+        raise
+    return servers
+
+
+def stop_servers(servers: dict[str, dict[str, Any]]) -> None:
+    for server in servers.values():
+        proc = server["proc"]
+        if proc.alive():
+            server["info"]["rss_after_kib"] = status_kib(proc.pid, "VmRSS")
+            server["info"]["peak_rss_kib"] = status_kib(proc.pid, "VmHWM")
         proc.stop()
-        result["log"] = str(proc.log_path)
-    return result
 
 
 def warm_up(args: argparse.Namespace, port: int, query_file: Path) -> dict[str, Any]:
@@ -639,78 +876,102 @@ def warm_up(args: argparse.Namespace, port: int, query_file: Path) -> dict[str, 
     return {k: warm[k] for k in ("queries_completed", "queries_lost", "rcodes")}
 
 
-def bench_blocked(args: argparse.Namespace, name: str, workdir: Path, upstream: Proc,
-                  up_port: int, blocked: dict[str, Any]) -> dict[str, Any]:
-    """A second start of the server, with the 1M list loaded: the blocked phases."""
-    files = blocked["files"]
-    if name == "burrow":
-        lists_dir = workdir / "burrow-data" / "lists"
-        lists_dir.mkdir(parents=True)
-        shutil.copyfile(UNION_1M, lists_dir / UNION_1M.name)
-        proc, port = start_burrow(args, workdir, up_port)
+def warm_phase(args: argparse.Namespace, phase: str, servers: dict[str, dict[str, Any]],
+               workdir: Path, shared: dict[str, Any], warnings: list[str]) -> None:
+    """Before a phase's pairs: hit and blocked ask each of their names once; mixed asks one
+    stream of its own (--mixed-warm draws) so the caches hold the popular names."""
+    if phase == "hit":
+        path = shared["hit_file"]
+    elif phase == "blocked":
+        path = shared["lists"]["files"]["blocked"]
+    elif phase == "mixed":
+        path = workdir / "mixed-warm.txt"
+        write_names(path, zipf_stream(shared["lists"]["umbrella"], args.mixed_warm,
+                                      random.Random(f"{args.seed}-mixed-warm")))
     else:
-        proc, port = start_dnsmasq(args, workdir, up_port, conf_file=files["dnsmasq_conf"])
-    result: dict[str, Any] = {"command": proc.argv}
-    try:
-        result["startup_s"] = round(wait_ready(proc, port, timeout=LIST_TIMEOUT), 3)
-        result["list_loaded_s"] = result["startup_s"]  # dnsmasq reads its list at start
-        if name == "burrow":  # + adding the list until its index is live (not signing in)
-            result["list"], _api = burrow_add_list(proc, UNION_1M.name)
-            result["list_loaded_s"] = round(result["startup_s"] + result["list"]["seconds"], 2)
-        result["verified"] = verify_blocked(port, blocked["verify"], name)
-        time.sleep(SETTLE)
-        result["list_rss_kib"] = status_kib(proc.pid, "VmRSS")
-        if name == "burrow" and result["list"]["rss_signed_in_kib"]:
-            result["list_rss_growth_kib"] = (result["list_rss_kib"]
-                                             - result["list"]["rss_signed_in_kib"])
-        result["phases"] = {}
-        if "blocked" in args.phases:
-            result["warm"] = warm_up(args, port, files["blocked"])
-            time.sleep(0.5)
-            result["phases"]["blocked"] = measure(args, proc, upstream, port,
-                                                  files["blocked"], runs=None)
-            time.sleep(SETTLE)
-        if "blocked-cold" in args.phases:
-            result["phases"]["blocked-cold"] = measure(args, proc, upstream, port,
-                                                       files["blocked-cold"], runs=1)
-        for phase_name, phase in result["phases"].items():
-            phase["rss_kib"] = result["list_rss_kib"]
-            if phase["rcodes"].keys() - {"NOERROR"}:  # a block is NOERROR + 0.0.0.0
-                result.setdefault("warnings", []).append(
-                    f"{name} {phase_name}: not every answer was NOERROR: {phase['rcodes']}")
-        result["rss_after_kib"] = status_kib(proc.pid, "VmRSS")
-        result["peak_rss_kib"] = status_kib(proc.pid, "VmHWM")
-    finally:
-        proc.stop()
-        result["log"] = str(proc.log_path)
-    return result
+        return
+    for name, server in servers.items():
+        server["info"].setdefault("warm", {})[phase] = warm_up(args, server["port"], path)
+        if phase == "hit":
+            first = path.read_text().split(None, 1)[0]
+            rcode, addresses = dns_answer(server["port"], first)
+            if rcode != 0 or addresses != [UPSTREAM_ADDRESS]:  # e.g. blocked on the way
+                warnings.append(f"{name} answered {first} with rcode {rcode}, A {addresses}, "
+                                f"not the upstream's {UPSTREAM_ADDRESS}")
+    time.sleep(0.5)
 
 
-def measure(args: argparse.Namespace, proc: Proc, upstream: Proc, port: int,
-            query_file: Path, runs: int | None) -> dict[str, Any]:
+def measure(args: argparse.Namespace, server: dict[str, Any], upstream: Proc,
+            query_file: Path, runs: int | None, rate: int | None,
+            verbose_to: Path) -> dict[str, Any]:
+    """One dnsperf run against one server: its figures and the server's CPU over it."""
+    proc = server["proc"]
     up_before = dnsmasq_stats(upstream)
     cpu_before = cpu_seconds(proc.pid)
-    perf = run_dnsperf(args, port, query_file, duration=args.duration, runs=runs,
-                       max_qps=args.max_qps)
+    perf = run_dnsperf(args, server["port"], query_file, duration=args.duration, runs=runs,
+                       max_qps=rate, verbose_to=verbose_to if rate else None)
     cpu_after = cpu_seconds(proc.pid)
     up_after = dnsmasq_stats(upstream)
     if not proc.alive():
         raise RuntimeError(f"{proc.name} died under load:\n{proc.log_tail()}")
-    user = cpu_after[0] - cpu_before[0]
-    system = cpu_after[1] - cpu_before[1]
-    cpu = user + system
-    completed = perf["queries_completed"] or 0
-    perf["server_cpu_s"] = round(cpu, 3)
-    perf["cpu_us_per_query"] = round(cpu * 1e6 / completed, 3) if completed else None
-    # The split: user time is the server's own code (for Burrow, Python); system time is the
-    # kernel's work for it, mostly receiving and sending the datagrams.
-    perf["cpu_user_us_per_query"] = round(user * 1e6 / completed, 3) if completed else None
-    perf["cpu_system_us_per_query"] = round(system * 1e6 / completed, 3) if completed else None
-    perf["server_cpu_utilisation"] = (round(cpu / perf["run_time_s"], 3)
-                                      if perf["run_time_s"] else None)
+    perf.update(cpu_figures(cpu_before, cpu_after, perf["queries_completed"] or 0,
+                            perf["run_time_s"]))
     perf["upstream_queries"] = (up_after[1] - up_before[1]
                                 if up_before and up_after else None)
+    perf["offered_qps"] = rate
+    perf["rate_not_reached"] = bool(rate and (perf["qps"] or 0) < RATE_SHORTFALL * rate)
     return perf
+
+
+def cpu_figures(before: tuple[float, float], after: tuple[float, float], completed: int,
+                run_time: float | None) -> dict[str, Any]:
+    """CPU per answered query from two (utime, stime) readings, user and system apart. The
+    split: user time is the server's own code (for Burrow, Python); system time is the
+    kernel's work for it, mostly receiving and sending the datagrams."""
+    user, system = after[0] - before[0], after[1] - before[1]
+    cpu = user + system
+
+    def per_query(seconds: float) -> float | None:
+        return round(seconds * 1e6 / completed, 3) if completed else None
+
+    return {"server_cpu_s": round(cpu, 3), "cpu_ticks": round(cpu * CLK_TCK),
+            "cpu_us_per_query": per_query(cpu), "cpu_user_us_per_query": per_query(user),
+            "cpu_system_us_per_query": per_query(system),
+            "server_cpu_utilisation": round(cpu / run_time, 3) if run_time else None}
+
+
+def run_phase(args: argparse.Namespace, phase: str, servers: dict[str, dict[str, Any]],
+              upstream: Proc, workdir: Path, shared: dict[str, Any],
+              measurements: list[dict[str, Any]], warnings: list[str]) -> None:
+    """Every load of --rates, --pairs pairs each: Burrow, then dnsmasq, on the same file."""
+    warm_phase(args, phase, servers, workdir, shared, warnings)
+    verbose = workdir / "dnsperf-v.txt"
+    for rate in args.rates:
+        load = str(rate or "max")
+        for pair in range(args.pairs):
+            path, runs = query_file(args, phase, rate, pair, workdir, shared)
+            line = []
+            for name in args.servers:
+                started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                result = measure(args, servers[name], upstream, path, runs, rate, verbose)
+                verbose.unlink(missing_ok=True)
+                measurements.append({"phase": phase, "load": load, "pair": pair + 1,
+                                     "server": name, "order": len(measurements) + 1,
+                                     "started": started, **result})
+                line.append(f"{name} {result['cpu_us_per_query']} µs/q")
+                unexpected = result["rcodes"].keys() - {"NOERROR"}
+                if unexpected:
+                    warnings.append(f"{name} {phase} {load} pair {pair + 1}: not every answer "
+                                    f"was NOERROR: {result['rcodes']}")
+                if phase.startswith("blocked") and result["upstream_queries"]:
+                    warnings.append(f"{name} {phase} {load} pair {pair + 1}: "
+                                    f"{result['upstream_queries']} blocked queries forwarded")
+                time.sleep(0.3)
+            if path.name == f"{phase}-{load}-{pair}.txt":
+                path.unlink()  # a pair's own file (miss, blocked-cold, mixed)
+            ratio = pair_ratios(measurements[-2:], "cpu_us_per_query")[0]
+            print(f"{phase} {load} pair {pair + 1}/{args.pairs}: {', '.join(line)}, "
+                  f"×{'–' if ratio is None else f'{ratio:.2f}'}", file=sys.stderr, flush=True)
 
 
 def versions() -> dict[str, str]:
@@ -744,110 +1005,127 @@ def versions() -> dict[str, str]:
     }
 
 
-def ratios(servers: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    burrow, dnsmasq = servers.get("burrow", {}), servers.get("dnsmasq", {})
-    if "phases" not in burrow or "phases" not in dnsmasq:
-        return out
-    for phase in PHASES:
-        b, d = burrow["phases"].get(phase), dnsmasq["phases"].get(phase)
-        if not b or not d:
+
+
+def fmt(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def cell(s: dict[str, Any] | None, spec: str = ".2f", prefix: str = "") -> str:
+    """``median (min–max)`` of a spread, or – when nothing was measured."""
+    if s is None:
+        return "–"
+    return (f"{prefix}{format(s['median'], spec)} "
+            f"({format(s['min'], spec)}–{format(s['max'], spec)})")
+
+
+def load_label(load: str) -> str:
+    return "max (saturation)" if load == "max" else f"{int(load):,} q/s"
+
+
+def median_of(server: dict[str, Any], figure: str) -> float | None:
+    return (server.get(figure) or {}).get("median")
+
+
+def cpu_cell(server: dict[str, Any]) -> str:
+    """µs/query median (min–max), then the medians of user + system time."""
+    return (cell(server["cpu_us_per_query"]) +
+            f" ({fmt(median_of(server, 'cpu_user_us_per_query'), '.2f')} + "
+            f"{fmt(median_of(server, 'cpu_system_us_per_query'), '.2f')})")
+
+
+def medians(burrow: dict[str, Any], dnsmasq: dict[str, Any], figure: str, spec: str) -> str:
+    return f"{fmt(median_of(burrow, figure), spec)} / {fmt(median_of(dnsmasq, figure), spec)}"
+
+
+def phase_table(phase: str, loads: dict[str, Any], order: list[str]) -> list[str]:
+    lines = [f"### {phase}", "",
+             "| load | pairs | CPU/query Burrow/dnsmasq | Burrow µs/query (user + sys) | "
+             "dnsmasq µs/query (user + sys) | QPS Burrow / dnsmasq | p50 ms Burrow / dnsmasq | "
+             "p99 ms Burrow / dnsmasq | p99 Burrow/dnsmasq | lost Burrow / dnsmasq | "
+             "upstream queries Burrow / dnsmasq |",
+             "|---|---:|---|---|---|---|---|---|---|---|---|"]
+    for load in order:
+        entry = loads.get(load)
+        if entry is None:
             continue
-        out[phase] = {
-            "cpu_us_per_query": _ratio(b["cpu_us_per_query"], d["cpu_us_per_query"]),
-            "qps": _ratio(b["qps"], d["qps"]),
-            "avg_latency": _ratio(b["avg_latency_ms"], d["avg_latency_ms"]),
-        }
-    out["idle_rss"] = _ratio(burrow.get("idle_rss_kib"), dnsmasq.get("idle_rss_kib"))
-    b_list, d_list = burrow.get("with_list", {}), dnsmasq.get("with_list", {})
-    out["list_rss"] = _ratio(b_list.get("list_rss_kib"), d_list.get("list_rss_kib"))
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a is not None and b else None
+        b, d = entry["servers"]["burrow"], entry["servers"]["dnsmasq"]
+        lines.append(
+            f"| {load_label(load)} | {entry['pairs']} | "
+            f"{cell(entry['ratios']['cpu_us_per_query'], '.2f', '×')} | {cpu_cell(b)} | "
+            f"{cpu_cell(d)} | {medians(b, d, 'qps', ',.0f')} | {medians(b, d, 'p50_ms', '.3f')} | "
+            f"{medians(b, d, 'p99_ms', '.3f')} | {cell(entry['ratios']['p99_ms'], '.2f', '×')} | "
+            f"{medians(b, d, 'queries_lost', ',.0f')} | "
+            f"{medians(b, d, 'upstream_queries', ',.0f')} |")
+    return lines
 
 
 def markdown(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
         f"Burrow vs dnsmasq — {meta['date']}, {meta['versions']['cpu']} "
-        f"({meta['versions']['cpus']} CPUs), {meta['duration_s']:g} s per phase, "
-        f"{meta['clients']} dnsperf clients, server on CPU {meta['server_cpu']}, "
-        f"dnsperf + upstream on CPU {meta['client_cpu']}",
+        f"({meta['versions']['cpus']} CPUs); {meta['pairs']} pairs per phase and load, "
+        f"{meta['duration_s']:g} s per measurement, {meta['clients']} dnsperf clients; servers "
+        f"on CPU {meta['server_cpu']}, dnsperf + upstream on CPU {meta['client_cpu']}",
+        f"command: {meta['command']}",
         "",
-        "| server | phase | QPS | avg latency ms | max latency ms | lost | "
-        "CPU µs/query | user + sys µs | server CPU % | upstream queries | idle RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Each cell: median (min–max) over the pairs; a ratio is Burrow / dnsmasq within one "
+        "pair. After the medians of µs/query, the medians of user + system time. Medians "
+        "only for QPS, latency, lost and upstream queries (every pair: --out). p50/p99: at "
+        "fixed rates only (at saturation latency is queueing).",
     ]
-
-    def fmt(value: Any, spec: str) -> str:
-        return "–" if value is None else format(value, spec)
-
-    for name, server in report["servers"].items():
-        for failed in (server, server.get("with_list", {})):
-            if "error" in failed:
-                lines.append(f"| {name} | – | failed: {failed['error'].splitlines()[0]} "
-                             "| | | | | | | | |")
-        for phase, p in server.get("phases", {}).items():
-            rss = p.get("rss_kib", server.get("idle_rss_kib"))
-            util = p.get("server_cpu_utilisation")
-            lines.append(
-                f"| {name} | {phase} | {fmt(p['qps'], ',.0f')} | "
-                f"{fmt(p['avg_latency_ms'], '.3f')} | {fmt(p['max_latency_ms'], '.2f')} | "
-                f"{fmt(p['queries_lost'], ',')} | {fmt(p['cpu_us_per_query'], '.1f')} | "
-                f"{fmt(p.get('cpu_user_us_per_query'), '.1f')} + "
-                f"{fmt(p.get('cpu_system_us_per_query'), '.1f')} | "
-                f"{fmt(util * 100 if util is not None else None, '.0f')} | "
-                f"{fmt(p['upstream_queries'], ',')} | "
-                f"{fmt(rss / 1024 if rss else None, '.1f')} |")
-    # (label, startup seconds, RSS before load, after load, peak) per server start
-    memory = [(name, s.get("startup_s"), s["idle_rss_kib"], s.get("rss_after_kib"),
-               s.get("peak_rss_kib"))
-              for name, s in report["servers"].items() if "idle_rss_kib" in s]
-    memory += [(f"{name} + 1M list", w.get("list_loaded_s"), w["list_rss_kib"],
-                w.get("rss_after_kib"), w.get("peak_rss_kib"))
-               for name, s in report["servers"].items()
-               for w in [s.get("with_list", {})] if "list_rss_kib" in w]
-    if memory:
-        lines += ["", "| server | startup s | idle RSS MiB | RSS after load MiB | peak RSS MiB |",
-                  "|---|---:|---:|---:|---:|"]
-        for label, startup, *kib in memory:
-            mib = [fmt(k / 1024 if k else None, ".1f") for k in kib]
-            lines.append(f"| {label} | {fmt(startup, '.2f')} | " + " | ".join(mib) + " |")
-        if any(label.endswith("list") for label, *_ in memory):
-            lines.append("\n(+ 1M list: startup = start until answering, plus for Burrow "
-                         "POST /api/lists until its index is live; idle RSS = with the list "
-                         "loaded, before the load)")
-    if report["ratios"]:
-        lines += ["", "Burrow / dnsmasq:", ""]
-        for phase in PHASES:
-            r = report["ratios"].get(phase)
-            if r:
-                lines.append(f"- {phase}: CPU per query ×{fmt(r['cpu_us_per_query'], '.2f')}, "
-                             f"QPS ×{fmt(r['qps'], '.2f')}, "
-                             f"avg latency ×{fmt(r['avg_latency'], '.2f')}")
-        if report["ratios"].get("idle_rss") is not None:
-            lines.append(f"- idle RSS ×{fmt(report['ratios'].get('idle_rss'), '.2f')}")
-        if report["ratios"].get("list_rss") is not None:
-            lines.append(f"- RSS with the 1M list ×{fmt(report['ratios']['list_rss'], '.2f')}")
-    for name, server in report["servers"].items():
-        with_list = server.get("with_list", {})
-        if "list_loaded_s" in with_list:
-            lines.append(f"\n{name}: 1M list loaded and answering after "
-                         f"{with_list['list_loaded_s']:.1f} s; checked "
-                         f"{with_list['verified']['example']} on "
-                         f"{with_list['verified']['checked']} names")
-            if "list_rss_growth_kib" in with_list:
-                lst = with_list["list"]
-                lines.append(f"(RSS {lst['rss_started_kib'] / 1024:.1f} MiB started, "
-                             f"{lst['rss_signed_in_kib'] / 1024:.1f} MiB signed in to the API, "
-                             f"{with_list['list_rss_kib'] / 1024:.1f} MiB with the list: "
-                             f"+{with_list['list_rss_growth_kib'] / 1024:.1f} MiB for the "
-                             "list and its index)")
-        for warning in server.get("warnings", []) + with_list.get("warnings", []):
-            lines.append(f"\nwarning: {warning}")
+    order = [str(rate or "max") for rate in meta["rates"]]
+    for phase in PHASES:
+        if phase in report["summary"]:
+            lines += [""] + phase_table(phase, report["summary"][phase], order)
+    short, coarse = [], []
+    for phase in PHASES:
+        for load in order:
+            entry = report["summary"].get(phase, {}).get(load)
+            if entry is None:
+                continue
+            where = f"{phase} {load_label(load)}"
+            missed = [f"{name} {s['rate_not_reached']}/{entry['pairs']}"
+                      for name, s in entry["servers"].items() if s["rate_not_reached"]]
+            if missed:
+                short.append(f"{where} ({', '.join(missed)})")
+            ticks = [f"{name} {s['min_cpu_ticks']}" for name, s in entry["servers"].items()
+                     if s["min_cpu_ticks"] is not None and s["min_cpu_ticks"] < MIN_TICKS]
+            if ticks:
+                coarse.append(f"{where} ({', '.join(ticks)})")
+    notes = []
+    if short:
+        notes.append("offered rate not reached (under 95%) in: " + "; ".join(short))
+    if coarse:
+        notes.append(f"server CPU under {MIN_TICKS} ticks of {1000 // CLK_TCK} ms in a "
+                     "measurement, so its µs/query is coarse (±1% or worse; fewest ticks "
+                     "given; a longer --duration helps): " + "; ".join(coarse))
+    lines += [""] + [f"note: {n}" for n in notes]
+    lines += memory_lines(report)
+    lines += [f"\nwarning: {w}" for w in report["warnings"]]
+    if meta["pairs"] < 5:
+        lines.append(f"\nwarning: {meta['pairs']} pairs; a figure for docs/benchmarks.md takes "
+                     "at least 5")
     return "\n".join(lines) + "\n"
+
+
+def memory_lines(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for setup, servers in report["starts"].items():
+        for name, info in servers.items():
+            if "idle_rss_kib" not in info:
+                continue
+            label = name if setup == "plain" else f"{name} + 1M list"
+            loaded = info.get("list_loaded_s", info.get("startup_s"))
+            mib = [fmt(info.get(k) / 1024 if info.get(k) else None, ".1f")
+                   for k in ("idle_rss_kib", "rss_after_kib", "peak_rss_kib")]
+            rows.append(f"| {label} | {fmt(loaded, '.2f')} | " + " | ".join(mib) + " |")
+    if not rows:
+        return []
+    return ["", "| server | answering after s | RSS before load MiB | RSS after MiB | "
+                "peak RSS MiB |", "|---|---:|---:|---:|---:|", *rows,
+            "", "(+ 1M list: start until answering, plus for Burrow POST /api/lists until its "
+                "index is live; RSS before load: with the list loaded)"]
 
 
 def preflight(args: argparse.Namespace) -> None:
@@ -857,66 +1135,96 @@ def preflight(args: argparse.Namespace) -> None:
         if shutil.which(tool) is None:
             raise Skip(f"{tool} is not installed "
                        "(apt-get install dnsmasq-base dnsperf dnsutils)")
-    if "burrow" in args.servers and burrow_command() is None:
+    if burrow_command() is None:
         raise Skip("no burrow executable (pip install -e . in the repo)")
-    if {"blocked", "blocked-cold"} & set(args.phases) and not UNION_1M.exists():
-        raise Skip(f"{UNION_1M} is missing (needed by the blocked phases)")
+    if set(LIST_PHASES) & set(args.phases) and not UNION_1M.exists():
+        raise Skip(f"{UNION_1M} is missing (needed by the list phases)")
     if shutil.which("taskset") is None:
         print("warning: taskset missing, processes are not pinned", file=sys.stderr)
 
 
+def parse_rates(text: str) -> list[int | None]:
+    """``max,2000,20000`` → [None, 2000, 20000]: None is saturation (no -Q)."""
+    rates: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        rate = None if part == "max" else int(part.replace("_", ""))
+        if rate is not None and not 1 <= rate <= 1_000_000:
+            raise ValueError(f"rate {rate} outside 1..1000000")
+        if rate in rates:
+            raise ValueError(f"rate {part} given twice")
+        rates.append(rate)
+    if not rates:
+        raise ValueError("no rate")
+    return rates
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/bench", description="Benchmark Burrow against dnsmasq (loopback only).")
-    parser.add_argument("--duration", type=float, default=10.0,
-                        help="seconds of dnsperf load per server and phase (default 10)")
+        prog="scripts/bench", description="Benchmark Burrow against dnsmasq (loopback only), "
+                                          "in pairs; see docs/benchmarks.md.")
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="pairs (Burrow, then dnsmasq) per phase and load (default 5; "
+                             "a figure for the docs takes at least 5)")
+    parser.add_argument("--duration", type=float, default=8.0,
+                        help="seconds of dnsperf load per measurement (default 8)")
+    parser.add_argument("--rates", default=DEFAULT_RATES,
+                        help="loads: 'max' for saturation and offered rates in queries per "
+                             f"second (dnsperf -Q), comma-separated (default {DEFAULT_RATES})")
     parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
-    parser.add_argument("--max-qps", type=int, default=0,
-                        help="dnsperf -Q: cap the offered load (default: as fast as it goes)")
-    parser.add_argument("--only", choices=("burrow", "dnsmasq"),
-                        help="bench one server (ratios need both)")
+    parser.add_argument("--only", choices=SERVERS,
+                        help="measure one server only, e.g. to profile it (no ratios)")
     parser.add_argument("--phases", default=",".join(PHASES),
                         help="comma-separated phases to run, from "
                              f"{','.join(PHASES)} (default: all)")
     parser.add_argument("--hit-names", type=int, default=1000,
                         help="popular names in the cache-hit phase (default 1000)")
-    parser.add_argument("--miss-names", type=int, default=0,
-                        help="unique names in the miss file (default 80k per second of "
-                             "--duration, at most 3M); dnsperf stops early if they run out")
     parser.add_argument("--blocked-names", type=int, default=10_000,
                         help="names drawn from the 1M list that the blocked phase loops "
                              "over (default 10000)")
-    parser.add_argument("--cold-names", type=int, default=0,
-                        help="names of the blocked-cold phase, each asked once (default 80k "
-                             "per second of --duration, at most the rest of the list)")
+    parser.add_argument("--mixed-warm", type=int, default=100_000,
+                        help="queries of the stream that warms the caches before the mixed "
+                             "phase (default 100000)")
     parser.add_argument("--seed", type=int, default=4,
-                        help="random seed for drawing names from the list (default 4)")
+                        help="random seed for drawing names (default 4)")
+    parser.add_argument("--dnsmasq-cache-size", type=int, default=0,
+                        help="dnsmasq --cache-size (default: 1.1 x --hit-names without the "
+                             f"list, {DNSMASQ_CACHE_LISTS} with it)")
+    parser.add_argument("--dnsmasq-forward-max", type=int, default=DNSMASQ_FORWARD_MAX,
+                        help=f"dnsmasq --dns-forward-max (default {DNSMASQ_FORWARD_MAX})")
     parser.add_argument("--burrow-config-extra", dest="extra_toml", default="",
                         help="TOML merged into Burrow's generated config "
                              "(a string, or @path to read a file)")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--out", type=Path,
+                        help="write every pair's measurements and the summaries as JSON here")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the work dir (configs, server logs, query files)")
-    parser.add_argument("--server-cpu", type=int, default=0, help="CPU for the server (0)")
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU for the servers (0)")
     parser.add_argument("--client-cpu", type=int, default=1,
                         help="CPU for dnsperf (1)")
     parser.add_argument("--upstream-cpu", type=int, default=None,
                         help="CPU for the upstream dnsmasq (default: the client CPU)")
     parser.add_argument("--timeout", type=float, default=0,
-                        help="overall limit in seconds (default: 300, or 4x duration per "
-                             "phase + 120, + 180 with the blocked phases)")
+                        help="overall limit in seconds (default: 12 s + --duration per "
+                             "measurement, + 600)")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 300:
         parser.error("--duration must be within (0, 300] seconds")
+    if not 1 <= args.pairs <= 50:
+        parser.error("--pairs must be within 1..50")
     if not 0 < args.clients <= 1000:
         parser.error("--clients must be within 1..1000")
+    try:
+        args.rates = parse_rates(args.rates)
+    except ValueError as exc:
+        parser.error(f"--rates: {exc}")
     if args.upstream_cpu is None:
         args.upstream_cpu = args.client_cpu
     if (os.cpu_count() or 1) < 2:
         print("warning: one CPU only; server and dnsperf share it", file=sys.stderr)
         args.server_cpu = args.client_cpu = args.upstream_cpu = 0
-    if not args.miss_names:
-        args.miss_names = int(min(3_000_000, 80_000 * args.duration))
+    args.servers = [args.only] if args.only else list(SERVERS)
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(args.phases) - set(PHASES)
     if unknown or not args.phases:
@@ -924,14 +1232,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.phases = [p for p in PHASES if p in args.phases]
     if not 1 <= args.blocked_names <= 500_000:
         parser.error("--blocked-names must be within 1..500000")
-    if not args.cold_names:
-        args.cold_names = int(80_000 * args.duration)
-    args.blocked_phases = [p for p in args.phases if p.startswith("blocked")]
     load_extra_toml(args, parser)
     if not args.timeout:
-        args.timeout = max(300.0, 4 * args.duration * len(args.phases) + 120
-                           + (180 if args.blocked_phases else 0))
-    args.servers = [args.only] if args.only else ["burrow", "dnsmasq"]
+        count = len(args.phases) * len(args.rates) * args.pairs * len(args.servers)
+        args.timeout = count * (args.duration + 12) + 600
     return args
 
 
@@ -976,6 +1280,8 @@ def repeat_runs(name: str, runs: int, run_once: Callable[[Path], Any],
     return results
 
 
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -988,79 +1294,75 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="burrow-bench-"))
     upstream: Proc | None = None
     failed = False
+    report: dict[str, Any] = {"meta": {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(["scripts/bench", *(sys.argv[1:] if argv is None else argv)]),
+        "versions": versions(), "pairs": args.pairs, "duration_s": args.duration,
+        "rates": args.rates, "clients": args.clients, "phases": args.phases,
+        "servers": args.servers,
+        "order": "per phase and load, pairs in turn; in a pair Burrow first, then dnsmasq",
+        "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
+        "upstream_cpu": args.upstream_cpu,
+        "upstream": f"dnsmasq --address=/#/{UPSTREAM_ADDRESS} --local-ttl=3600",
+        "dnsmasq": {"cache_size": dnsmasq_cache_size(args, False),
+                    "cache_size_with_list": dnsmasq_cache_size(args, True),
+                    "dns_forward_max": args.dnsmasq_forward_max},
+        "burrow_config_extra": args.extra_toml or None,
+        "seed": args.seed,
+        "notes": "dnsmasq under test runs without query logging; Burrow runs its default "
+                 "configuration plus burrow_config_extra.",
+    }, "starts": {}, "measurements": [], "warnings": []}
+    measurements, warnings = report["measurements"], report["warnings"]
+    servers: dict[str, dict[str, Any]] = {}
     try:
-        run_token = f"r{random.randrange(16**6):06x}"
-        hit_file, miss_file = workdir / "hit.txt", workdir / "miss.txt"
-        hit_count = write_hit_file(hit_file, args.hit_names) if "hit" in args.phases else 0
-        if "miss" in args.phases:
-            write_miss_file(miss_file, args.miss_names, run_token)
-        blocked: dict[str, Any] | None = None
-        if args.blocked_phases:
-            print("preparing the 1M list ...", file=sys.stderr, flush=True)
-            blocked = prepare_blocked(args, workdir)
+        shared: dict[str, Any] = {"token": f"r{random.randrange(16**6):06x}",
+                                  "hit_file": workdir / "hit.txt"}
+        if "hit" in args.phases:
+            report["meta"]["hit_names"] = write_hit_file(shared["hit_file"], args.hit_names)
         upstream, up_port = start_upstream(args, workdir)
-        report: dict[str, Any] = {
-            "meta": {
-                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "versions": versions(),
-                "duration_s": args.duration, "clients": args.clients,
-                "max_qps": args.max_qps or None,
-                "phases": args.phases,
-                "hit_names": hit_count,
-                "miss_names": args.miss_names if "miss" in args.phases else 0,
-                "block_list": ({k: v for k, v in blocked.items()
-                                if k not in ("files", "verify")}
-                               | {"file": str(UNION_1M), "seed": args.seed,
-                                  "dnsmasq": f"--conf-file with address=/<name>/"
-                                             f"{BLOCK_ADDRESS} per name"}
-                               if blocked else None),
-                "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
-                "upstream_cpu": args.upstream_cpu,
-                "upstream": f"dnsmasq --address=/#/{UPSTREAM_ADDRESS} --local-ttl=3600",
-                "burrow_config_extra": args.extra_toml or None,
-                "notes": "dnsmasq under test runs without query logging; Burrow runs its "
-                         "default configuration plus burrow_config_extra.",
-            },
-            "servers": {},
-        }
-        for name in args.servers:
-            server_dir = workdir / name
-            server_dir.mkdir()
-            server: dict[str, Any] = {"phases": {}}
-            if {"hit", "miss"} & set(args.phases):
-                print(f"benching {name} ...", file=sys.stderr, flush=True)
-                try:
-                    server = bench_server(args, name, server_dir, upstream, up_port,
-                                          hit_file, miss_file)
-                except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
-                    failed = True
-                    server = {"error": str(exc), "phases": {}}
-                    print(f"{name} failed: {exc}", file=sys.stderr)
-            if blocked is not None:
-                print(f"benching {name} with the 1M list ...", file=sys.stderr, flush=True)
-                list_dir = server_dir / "with-list"
-                list_dir.mkdir()
-                try:
-                    with_list = bench_blocked(args, name, list_dir, upstream, up_port, blocked)
-                    server["phases"].update(with_list.pop("phases"))
-                    server["with_list"] = with_list
-                except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
-                    failed = True
-                    server["with_list"] = {"error": str(exc)}
-                    print(f"{name} with the list failed: {exc}", file=sys.stderr)
-            report["servers"][name] = server
-        report["ratios"] = ratios(report["servers"])
+        for setup, phases in (("plain", [p for p in args.phases if p not in LIST_PHASES]),
+                              ("list", [p for p in args.phases if p in LIST_PHASES])):
+            if not phases:
+                continue
+            if setup == "list":
+                print("preparing the 1M list ...", file=sys.stderr, flush=True)
+                shared["lists"] = prepare_lists(args, workdir)
+                report["meta"]["block_list"] = {
+                    k: v for k, v in shared["lists"].items()
+                    if k not in ("files", "verify", "cold_pool", "umbrella")} | {
+                    "file": str(UNION_1M), "cold_pool": len(shared["lists"]["cold_pool"]),
+                    "dnsmasq": f"--conf-file with address=/<name>/{BLOCK_ADDRESS} per name"}
+            setup_dir = workdir / setup
+            setup_dir.mkdir()
+            print(f"starting both servers ({setup}) ...", file=sys.stderr, flush=True)
+            try:
+                servers = start_servers(args, setup_dir, up_port,
+                                        shared.get("lists") if setup == "list" else None)
+                for phase in phases:
+                    run_phase(args, phase, servers, upstream, setup_dir, shared, measurements,
+                              warnings)
+            except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as exc:
+                failed = True
+                warnings.append(f"{setup} servers failed: {exc}")
+                print(f"{setup} servers failed: {exc}", file=sys.stderr)
+            finally:
+                stop_servers(servers)
+                report["starts"][setup] = {name: s["info"] for name, s in servers.items()}
+                servers = {}
+    except BenchTimeout as exc:
+        print(f"bench aborted: {exc}", file=sys.stderr)
+        warnings.append(f"aborted: {exc}")
+        failed = True
+    finally:
+        signal.alarm(0)
+        stop_servers(servers)
+        if upstream is not None:
+            upstream.stop()
+        report["summary"] = summarise(measurements)
         print(markdown(report))
         if args.out:
             args.out.write_text(json.dumps(report, indent=2) + "\n")
             print(f"figures written to {args.out}", file=sys.stderr)
-    except BenchTimeout as exc:
-        print(f"bench aborted: {exc}", file=sys.stderr)
-        failed = True
-    finally:
-        signal.alarm(0)
-        if upstream is not None:
-            upstream.stop()
         if args.keep_logs:
             print(f"logs, configs and query files kept in {workdir}", file=sys.stderr)
         else:

@@ -240,12 +240,8 @@ def measure(args: argparse.Namespace, kind: str, proc: bench.Proc, port: int, qu
 
 
 def summary(values: list[float]) -> dict[str, float] | None:
-    """Median with min and max, or None when no value was measured."""
-    kept = [v for v in values if v is not None]
-    if not kept:
-        return None
-    return {"median": round(statistics.median(kept), 2), "min": round(min(kept), 2),
-            "max": round(max(kept), 2), "n": len(kept)}
+    """Median with min and max, or None when no value was measured (bench.spread)."""
+    return bench.spread(values, digits=2)
 
 
 def round_order(index: int) -> list[str]:

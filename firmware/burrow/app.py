@@ -25,6 +25,7 @@ from .board.appliance import Appliance, ButtonActions
 from .changes import Change, Changes
 from .clock import ClockGate
 from .config import Config, data_dir
+from .faces import pihole
 from .filtering import download
 from .filtering.groups import Groups
 from .filtering.manager import ListManager
@@ -72,6 +73,8 @@ START_ORDER = (
     ("dns", "listeners open once everything they answer from is in place"),
     ("web", "the admin page and API: they serve what the others built; stop early, so no "
             "change arrives while the rest stops"),
+    ("pihole", "Pi-hole's API on its own port (burrow/faces/pihole), for Home Assistant and two-box "
+               "sync: after the web, which it resembles; a port it cannot bind is a fault, not a failed start"),
     ("tls", "the certificate, then DNS over TLS and HTTPS (the web's Api over TLS): after the plain "
             "listeners, so a certificate problem never keeps plain DNS from answering; stops first"),
 )
@@ -215,7 +218,9 @@ class App:
                          listeners={"dot": resolver.server, "https": web}, addresses=board.local_addresses,
                          on_https=self._https_changed, publish=audit, clock=clock)
 
-        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web, tls)}
+        pihole_service = pihole.PiholeService(cfg["compat.pihole_address"], web.limits, faults)
+        by_name = {s.name: s for s in (storage, eventlog, recorder, board, clock, lists, zones, resolver, web,
+                                       pihole_service, tls)}
         lifecycle = Lifecycle([by_name[name] for name, _why in START_ORDER], supervisor)
         lifecycle.subscribe(health.phase_changed)
         services = Services(
@@ -227,6 +232,7 @@ class App:
             clock=clock,
             recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle, tls=tls)
         web.api = create_api(services, web, self.web_settings)  # each API module gets only the services it names
+        pihole.attach(pihole_service, services)  # Pi-hole's API over the same services, on its own listener
         self.services = services
         return services
 

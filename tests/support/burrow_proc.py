@@ -126,6 +126,7 @@ class BurrowProcess:
             "server": {"listen_address": f"127.0.0.1:{self.dns_port}",
                        "web_ui_address": f"127.0.0.1:{self.web_port}"},
             "rate_limit": {"enabled": False},
+            "compat": {"pihole_address": ""},  # the Pi-hole face's listener: off unless a test opens it
             "storage": {"data_dir": str(self.data_dir), "query_log_flush_interval": 1.0},
             "logging": {"level": "debug"},
             "upstream": {"timeout": 1.0},

@@ -36,7 +36,8 @@ def keep_gc():
 def make_app(tmp_path) -> App:
     cfg = config_mod.load(None, environ={}).with_overrides({
         "storage.data_dir": str(tmp_path / "data"), "upstream_dns_servers": ["127.0.0.1:9"],
-        "server.listen_address": f"127.0.0.1:{free_port()}", "server.web_ui_address": f"127.0.0.1:{free_port()}"})
+        "server.listen_address": f"127.0.0.1:{free_port()}", "server.web_ui_address": f"127.0.0.1:{free_port()}",
+        "compat.pihole_address": f"127.0.0.1:{free_port()}"})
     return App(cfg)
 
 

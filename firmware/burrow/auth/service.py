@@ -575,6 +575,54 @@ class AuthService:
                    via_2fa=bool(row["totp_enabled"]))
         return pair
 
+    # A name for the lockout's account key: the Pi-hole face's sign-in has a password and no name.
+    ADMIN_PASSWORD_ACCOUNT = "(any admin password)"
+
+    async def check_admin_password_async(self, password: Any, totp_code: Any,
+                                         client_ip: str | None) -> dict:
+        """The enabled admin whose password ``password`` is (another product's one-password
+        sign-in: the Pi-hole face, burrow/faces/pihole); their public dict.
+
+        Each enabled admin's hash is tried in the password pool (a dummy one when there is none,
+        so the time says nothing). Failures count toward the lockout under the typed-nothing
+        account :attr:`ADMIN_PASSWORD_ACCOUNT` and ``client_ip``. Raises LockedOutError,
+        AuthError (wrong password; bad or reused code), TotpRequiredError when the password is
+        right, the admin has 2FA and no code came; PasswordBusyError when the pool is full.
+        Starts no session: the caller keeps its own."""
+        name = self.ADMIN_PASSWORD_ACCOUNT
+        wait = self.lockout.retry_after(name, client_ip)
+        if wait > 0:
+            self._emit("auth.login_refused", username=name, client_ip=client_ip, retry_after=int(wait))
+            raise LockedOutError(wait)
+        admins = self._rows("SELECT id, password_hash FROM auth_users WHERE role = 'admin' "
+                            "AND disabled = 0 ORDER BY id").fetchall()
+        found = None
+        for admin in admins or [{"id": None, "password_hash": dummy_hash()}]:
+            ok, _rehash = await self.kdf.run(self._check_password, admin["password_hash"], password,
+                                             client=client_ip)
+            if ok and admin["id"] is not None:
+                found = admin["id"]
+                break
+        row = None if found is None else self._row("SELECT * FROM auth_users WHERE id = ?", (found,))
+        if row is None or row["disabled"] or row["role"] != "admin":
+            raise self._fail(name, client_ip, "bad_password")
+        if row["totp_enabled"]:
+            if totp_code is None or (isinstance(totp_code, str) and not totp_code.strip()):
+                raise TotpRequiredError()
+            if isinstance(totp_code, int) and not isinstance(totp_code, bool):
+                totp_code = f"{totp_code:06d}"
+            try:
+                with self.db.transaction() as conn:
+                    if not self._accept_second_factor(conn, row, totp_code, self.clock()):
+                        raise _SecondFactorFailed()
+            except _SecondFactorFailed:
+                self._fail(name, client_ip, "bad_totp", row)
+                raise AuthError("invalid 2FA code") from None
+        self.lockout.record_success(name, client_ip)
+        self._emit("auth.login", username=row["username"], user_id=row["id"], client_ip=client_ip,
+                   via_2fa=bool(row["totp_enabled"]), via="pihole")
+        return self._user_now(row["id"])
+
     def _accept_second_factor(self, conn: sqlite3.Connection, row: sqlite3.Row, code: Any,
                               now: float) -> bool:
         """Accept a TOTP code (newer step than the last one used) or an unused recovery code,

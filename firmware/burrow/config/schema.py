@@ -427,6 +427,9 @@ OPTIONS: list[Option] = [
            list_of(hostport(53), min_items=1, max_items=16, allow_scalar=True)),
     Option("server.web_ui_address", "127.0.0.1:8080",
            "Admin page and REST API address, \"ip:port\".", hostport(8080)),
+    Option("compat.pihole_address", "127.0.0.1:8081",
+           "Pi-hole v6 API face (Home Assistant, Homepage, nebula-sync; docs/compat.md), on its own "
+           "listener, \"ip:port\"; empty: off.", optional(hostport(8081))),
     Option("server.decision_trace", True,
            "Keep the per-query decision trace (block_trace) in the query log.", boolean),
     Option("server.tcp_idle_timeout", 10.0,

@@ -21,12 +21,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import errors as domain
+from ..atomicfile import write_atomic
 from ..changes import Announce, Change, ignore
 from ..dns import names
 from .parsers import parse
@@ -135,29 +135,6 @@ def parse_zone_text(text: str) -> list[dict[str, Any]]:
         line_no, line, reason = res.error_samples[0]
         raise RpzError("zone", f"line {line_no}: {reason}: {line[:80]!r}")
     return rules_from_list(res.rules)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write, fsync, rename over, fsync the folder: a power cut leaves the old or the new file."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".rpz-", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class HandZones:

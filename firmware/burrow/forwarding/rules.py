@@ -535,6 +535,23 @@ class ForwardRules:
         self._save(tuple(rule if r is old else r for r in self._rules))
         return rule
 
+    def replace_where(self, owned, datas: builtins.list[dict]) -> builtins.list[ForwardRule]:
+        """Replace the rules ``owned(rule)`` says are the caller's by rules made from ``datas``,
+        in one write (another product's face keeps its own rules: burrow/faces/pihole). All are
+        validated first: a bad one (ForwardRuleError), a name taken by a rule kept
+        (DuplicateRule) or too many rules change nothing."""
+        new = [ForwardRule(data, self.defaults) for data in datas]
+        kept = tuple(r for r in self._rules if not owned(r))
+        names = {r.name for r in kept}
+        for rule in new:
+            if rule.name in names:
+                raise DuplicateRule(f"Rule with name {rule.name!r} already exists", "name")
+            names.add(rule.name)
+        if len(kept) + len(new) > MAX_RULES:
+            raise ForwardRuleError(f"at most {MAX_RULES} conditional forwarding rules", "name")
+        self._save(kept + tuple(new))
+        return new
+
     def remove(self, ref: str) -> ForwardRule:
         """Delete the rule an id or name refers to; returns it."""
         rule = self.get(ref)

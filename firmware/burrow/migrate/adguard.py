@@ -22,8 +22,8 @@ allow lists; ``user_rules`` → allow and deny entries (``@@`` rules allow; host
 a routable address become local records); ``clients.persistent`` → clients (their IP and CIDR
 ids; each tag a group); ``rewrites`` → local records; ``dns.upstream_dns`` → upstreams, its
 ``[/domain/]server`` lines → conditional forwarding; ``bootstrap_dns``, ``ratelimit``,
-``blocking_mode`` / ``blocking_ipv4`` / ``blocking_ipv6`` and ``blocked_response_ttl`` → the
-same runtime options. Everything else the file says that changes behaviour is an
+``blocking_mode`` / ``blocking_ipv4`` / ``blocking_ipv6``, ``blocked_response_ttl`` and the cache's
+on/off and TTL bounds → the same runtime options. Everything else the file says that changes behaviour is an
 :class:`~burrow.migrate.model.Unmapped` item with the reason, never dropped in silence.
 
 The file is hostile input: at most :data:`MAX_YAML_BYTES`, UTF-8, one document, safe loading
@@ -387,7 +387,8 @@ def _client_settings(item: dict[str, Any], path: str, label: str, origin: str, s
         if _flag(item.get("safebrowsing_enabled"), f"{path}.safebrowsing_enabled", False):
             changed.append("safe browsing")
         safe = _mapping(item.get("safe_search"), f"{path}.safe_search")
-        if _flag(safe.get("enabled"), f"{path}.safe_search.enabled", False):
+        if _flag(safe.get("enabled"), f"{path}.safe_search.enabled", False) or \
+                _flag(item.get("safesearch_enabled"), f"{path}.safesearch_enabled", False):  # before 19
             changed.append("safe search")
         if changed:
             setup.unmapped.append(Unmapped(
@@ -605,6 +606,14 @@ def _read_dns_options(dns: dict[str, Any], setup: ForeignSetup) -> None:
         setup.unmapped.append(Unmapped(f"dns.upstream_mode {mode or 'parallel'}",
                                        "Burrow asks its upstreams in turn with failover, not all at once",
                                        f"{FILE} dns.upstream_mode"))
+    _read_cache(dns, setup)
+    for key, on, why in _DNS_KNOBS:
+        value = dns.get(key)
+        if isinstance(value, dict):  # edns_client_subnet: {enabled, use_custom, custom_ip} since 17
+            value = value.get("enabled")
+        hit = bool(value) and isinstance(value, list) if isinstance(on, list) else value is on
+        if hit:
+            setup.unmapped.append(Unmapped(f"dns.{key}", why, f"{FILE} dns.{key}"))
     blocked_hosts = [s for s in _texts(dns.get("blocked_hosts"), "dns.blocked_hosts") if s.strip()]
     default_blocked = {"version.bind", "id.server", "hostname.bind"}
     extra = [s for s in blocked_hosts if s not in default_blocked]
@@ -612,6 +621,35 @@ def _read_dns_options(dns: dict[str, Any], setup: ForeignSetup) -> None:
         setup.unmapped.append(Unmapped(f"dns.blocked_hosts {' '.join(extra)}",
                                        "questions AdGuard Home drops unanswered; add them as deny entries "
                                        "if they should be blocked", f"{FILE} dns.blocked_hosts"))
+
+
+# dns keys whose non-default value changes answers and that Burrow has no option for: (key,
+# the value that is reported, why). Lists are reported when not empty.
+_DNS_KNOBS: tuple[tuple[str, bool | list[str], str], ...] = (
+    ("enable_dnssec", True, "AdGuard sets the DO bit on every upstream query; Burrow passes on what "
+                            "clients ask (upstream.proxy_dnssec)"),
+    ("aaaa_disabled", True, "Burrow answers AAAA questions; there is no option to refuse them"),
+    ("use_dns64", True, "Burrow does no DNS64 synthesis"),
+    ("edns_client_subnet", True, "Burrow does not send EDNS Client Subnet upstream"),
+    ("cache_optimistic", True, "AdGuard's optimistic cache answers expired entries first; Burrow serves "
+                               "stale answers only when upstreams fail or are slow (cache.serve_stale)"),
+    ("bogus_nxdomain", [], "Burrow has no bogus-NXDOMAIN list"),
+    ("private_networks", [], "Burrow's private ranges are the RFC ones (local.private_reverse)"),
+)
+
+
+def _read_cache(dns: dict[str, Any], setup: ForeignSetup) -> None:
+    """cache_enabled (with cache_size 0 meaning off before schema 30), cache_ttl_min and
+    cache_ttl_max (0: no override) → Burrow's cache options. The cache's size is AdGuard's own
+    tuning for its memory, not carried over."""
+    enabled = _flag(dns.get("cache_enabled"), "dns.cache_enabled", True)
+    size = _integer(dns.get("cache_size"), "dns.cache_size")
+    if "cache_enabled" in dns or size == 0:
+        setup.settings.append(Setting("cache.enabled", enabled and size != 0, origin=f"{FILE} dns.cache_enabled"))
+    for key, option in (("cache_ttl_min", "cache.min_ttl"), ("cache_ttl_max", "cache.max_ttl")):
+        ttl = _integer(dns.get(key), f"dns.{key}")
+        if ttl:  # 0 means "no override" in AdGuard Home
+            setup.settings.append(Setting(option, ttl, origin=f"{FILE} dns.{key}"))
 
 
 def _read_filtering_options(dns: dict[str, Any], filtering: dict[str, Any], setup: ForeignSetup) -> None:

@@ -884,6 +884,32 @@ class QueryLogDB:
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], qtype_name(kv[0])))
         return [{"type": qtype_name(t), "queries": n} for t, n in ranked]
 
+    def distinct_counts(self, since: float | None = None) -> dict[str, int]:
+        """``{"domains", "clients"}``: how many different names were asked and by how many
+        different clients since ``since`` (the whole log when None; archived rows within
+        ``ARCHIVE_SCAN_MAX_ROWS``). For the Pi-hole face's summary."""
+        self.last_scan_capped = False
+        where, params = ("WHERE ts >= ?", [float(since)]) if since is not None else ("", [])
+        domains: set[str] = set()
+        clients: set[str] = set()
+        for result in self._union(f"SELECT DISTINCT domain, client_ip FROM queries {where}", params, since):
+            for domain, client in result:
+                domains.add(domain)
+                clients.add(client)
+        return {"domains": len(domains), "clients": len(clients)}
+
+    def upstream_counts(self, since: float | None = None) -> dict[str, int]:
+        """Queries answered by each upstream ("ip:port") since ``since``, as logged."""
+        self.last_scan_capped = False
+        clauses = ["upstream != ''"] + (["ts >= ?"] if since is not None else [])
+        params = [float(since)] if since is not None else []
+        totals: dict[str, int] = {}
+        sql = f"SELECT upstream, COUNT(*) FROM queries WHERE {' AND '.join(clauses)} GROUP BY upstream"
+        for result in self._union(sql, params, since):
+            for upstream, n in result:
+                totals[upstream] = totals.get(upstream, 0) + n
+        return totals
+
     def minute_counts(self, since: float) -> list[tuple[int, int, int, int, int, float]]:
         """Per-minute, per-decision aggregates since ``since`` (unix seconds), for seeding
         StatsBuckets: ``[(minute, decision, count, blocked, cached, sum_response_ms)]`` where

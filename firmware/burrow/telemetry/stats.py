@@ -202,22 +202,26 @@ class StatsBuckets:
         multiples of the step since the epoch, so they stay put between calls; ``timestamp`` is
         the ISO 8601 start of each step. Empty steps are included with zeros.
         """
+        points = []
+        for start, step_sum in self._steps(since_seconds, step_seconds, now):
+            points.append({"timestamp": iso_utc(start * 60), "total": step_sum[_TOTAL],
+                           "blocked": step_sum[_BLOCKED], "cached": step_sum[_CACHED]})
+        return points
+
+    def decision_series(self, since_seconds: float, step_seconds: float = 600,
+                        now: float | None = None) -> list[tuple[int, dict[Decision, int]]]:
+        """``[(step start in unix seconds, {decision: queries})]``, oldest first, aligned as in
+        :meth:`timeseries` (the Pi-hole face's history splits answers by how they were had)."""
+        return [(start * 60, {d: step_sum[_DECISION_BASE + d] for d in Decision})
+                for start, step_sum in self._steps(since_seconds, step_seconds, now)]
+
+    def _steps(self, since_seconds: float, step_seconds: float, now: float | None) -> list[tuple[int, list]]:
+        """(first minute of each step, the step's summed bucket): ``step_seconds`` rounded to
+        whole minutes (at least one), steps aligned to multiples of the step since the epoch."""
         first, last = self._window(since_seconds, now)
         step = max(1, round(step_seconds / 60))
         first -= first % step
-        get = self._buckets.get
-        points = []
-        for start in range(first, last + 1, step):
-            total = blocked = cached = 0
-            for minute in range(start, start + step):
-                bucket = get(minute)
-                if bucket is not None:
-                    total += bucket[_TOTAL]
-                    blocked += bucket[_BLOCKED]
-                    cached += bucket[_CACHED]
-            points.append({"timestamp": iso_utc(start * 60), "total": total,
-                           "blocked": blocked, "cached": cached})
-        return points
+        return [(start, self._sum(start, start + step - 1)) for start in range(first, last + 1, step)]
 
     def realtime(self, now: float | None = None) -> dict:
         """``{"qps", "last_minute": {"total", "blocked", "cached"}}``.

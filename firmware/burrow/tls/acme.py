@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from burrow import __version__
+from burrow.atomicfile import write_atomic
 from burrow.dns.names import BadName, normalize_pattern
 from burrow.tls import certfiles
 
@@ -249,7 +250,7 @@ def _account_key(path: Path) -> tuple[JWK, Any]:
         new = ec.generate_private_key(ec.SECP256R1())
         pem = new.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        certfiles.write_atomic(path, pem, certfiles.KEY_MODE)
+        write_atomic(path, pem, certfiles.KEY_MODE)
         log.info("acme: created an account key at %s", path)
     try:
         key = serialization.load_pem_private_key(pem, password=None)

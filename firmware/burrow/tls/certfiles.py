@@ -1,8 +1,8 @@
 """A certificate and its key on disk, replaced so that a power cut never leaves a pair in use
 that is half written or does not belong together.
 
-One file is replaced by writing ``<path>.new``, fsyncing it, renaming it over ``<path>`` and
-fsyncing the folder. A pair (full chain + key) is replaced in this order:
+One file alone is replaced with ``burrow.atomicfile.write_atomic``. A pair (full chain + key)
+is replaced in this order:
 
 1. write and fsync ``key.new``, then ``cert.new``, then fsync the folder;
 2. rename ``key.new`` → ``key``; 3. rename ``cert.new`` → ``cert``; fsync the folder.
@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..atomicfile import fsync_dir
+
 KEY_MODE = 0o600
 CERT_MODE = 0o644
 DIR_MODE = 0o700  # a folder created for a key
@@ -27,14 +29,6 @@ DIR_MODE = 0o700  # a folder created for a key
 
 def _pending(path: Path) -> Path:
     return path.with_name(path.name + ".new")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_synced(path: Path, data: bytes, mode: int) -> None:
@@ -54,16 +48,6 @@ def ensure_folder(path: Path) -> None:
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
-def write_atomic(path: Path | str, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new one."""
-    path = Path(path)
-    ensure_folder(path)
-    pending = _pending(path)
-    _write_synced(pending, data, mode)
-    os.replace(pending, path)
-    _fsync_dir(path.parent)
-
-
 def write_pair(cert_path: Path | str, key_path: Path | str, cert_pem: bytes, key_pem: bytes) -> None:
     """Replace the full chain and its key as one (see the module's docstring)."""
     cert_path, key_path = Path(cert_path), Path(key_path)
@@ -72,11 +56,11 @@ def write_pair(cert_path: Path | str, key_path: Path | str, cert_pem: bytes, key
     _write_synced(_pending(key_path), key_pem, KEY_MODE)
     _write_synced(_pending(cert_path), cert_pem, CERT_MODE)
     for folder in {cert_path.parent, key_path.parent}:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     os.replace(_pending(key_path), key_path)
     os.replace(_pending(cert_path), cert_path)
     for folder in {cert_path.parent, key_path.parent}:
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def complete_pending_pair(cert_path: Path | str, key_path: Path | str) -> str | None:
@@ -87,10 +71,10 @@ def complete_pending_pair(cert_path: Path | str, key_path: Path | str) -> str | 
     if key_new.exists():
         key_new.unlink()
         cert_new.unlink(missing_ok=True)
-        _fsync_dir(key_path.parent)
+        fsync_dir(key_path.parent)
         return "rolled back"
     if cert_new.exists():
         os.replace(cert_new, cert_path)
-        _fsync_dir(cert_path.parent)
+        fsync_dir(cert_path.parent)
         return "completed"
     return None

@@ -12,13 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomicfile import write_atomic
 from ..config import ConfigError
 
 MAX_PEM_BYTES = 256 * 1024  # a certificate chain and its key; larger is not a PEM file we want
@@ -152,32 +151,6 @@ def make_self_signed(names: list[str], addresses: list[str], *, now: dt.datetime
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     return key_pem + cert.public_bytes(serialization.Encoding.PEM)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``path`` so that it is either the old file or the whole new one, even across a
-    power cut: a temporary file in the same folder, created with ``mode``, synced, renamed over
-    ``path``, and the folder synced so the rename itself is on the card."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dirfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
 
 
 def ensure_self_signed(path: Path, names: list[str], addresses: list[str], *,

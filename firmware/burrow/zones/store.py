@@ -795,6 +795,28 @@ class ZoneStore:
             raise RecordError(exc.message, "type" if exc.field == "type" else "domain") from None
         return _present(self.local_entry(owner, rtype))
 
+    def replace_local(self, types: Iterable[str], records: Iterable[tuple[str, str, str, int | None]]) -> bool:
+        """Make the local records of ``types`` exactly ``records`` ((name, type, value, ttl or
+        None for the default)), in one transaction (another product's face, which states all its
+        records at once: burrow/faces/pihole). Validated whole first; RecordError/StoreError
+        change nothing. Returns whether anything changed."""
+        types = {validate_type(t) for t in types}
+        new: list[Record] = []
+        for i, (name, rtype, value, ttl) in enumerate(records):
+            record = local_record(name, rtype, value, LOCAL_DEFAULT_TTL if ttl is None else ttl,
+                                  {"name": f"[{i}]", "type": f"[{i}]", "value": f"[{i}]"})
+            if record.type not in types:
+                raise RecordError(f"{record.type} is not among the types replaced", f"[{i}]")
+            if record not in new:
+                new.append(record)
+        zone = _present(self._zone_row(self.local_id))
+        old = {rid: r for rid, r in self._rows(self.local_id) if r.type in types}
+        keep = {(r.name, r.type, r.value, r.ttl) for r in old.values()}
+        if keep == {(r.name, r.type, r.value, r.ttl) for r in new}:
+            return False
+        self._apply(zone, adds=new, deletes=old)
+        return True
+
     def delete_local(self, entry_id: str) -> dict:
         """Remove the local record ``domain:type:index`` (all its addresses); returns the removed
         entry. StoreError 400 for a malformed id, 404 when there is no such record."""

@@ -1,20 +1,15 @@
 """scripts/bench_fastpath.py runs against the real fast path and drain (figures not asserted)."""
 
 import collections
-import importlib.util
-import pathlib
 
 import dns.message
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[3] / "scripts" / "bench_fastpath.py"
+from tests.support.scripts import load_script
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("bench_fastpath", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_fastpath")
 
 
 def test_small_run_measures_hits_through_fast_and_drain(capsys):

@@ -50,6 +50,15 @@ dns:
   local_ptr_upstreams: []
   cache_enabled: true
   cache_size: 4194304
+  cache_ttl_min: 60
+  cache_ttl_max: 0
+  enable_dnssec: true
+  bogus_nxdomain: [192.0.2.66]
+  private_networks: []
+  edns_client_subnet:
+    enabled: true
+    use_custom: false
+    custom_ip: ""
 filtering:
   protection_enabled: true
   filtering_enabled: true
@@ -210,7 +219,8 @@ def test_current_schema_maps_every_section():
         "upstream.bootstrap": ["9.9.9.10:53", "[2620:fe::10]:53"],
         "rate_limit.enabled": True, "rate_limit.rps": 30.0,
         "filtering.blocking_mode": "custom", "filtering.custom_ipv4": "192.0.2.1",
-        "filtering.custom_ipv6": "2001:db8::1", "filtering.blocked_ttl": 60}
+        "filtering.custom_ipv6": "2001:db8::1", "filtering.blocked_ttl": 60,
+        "cache.enabled": True, "cache.min_ttl": 60}
     skipped = unmapped(s)
     for what in ("upstream quic://dns.adguard-dns.com", "upstream [/www.corp.example/]#",
                  "upstream tls://dns.corp.example for corp.example", "bootstrap server tls://1.1.1.1",
@@ -219,11 +229,12 @@ def test_current_schema_maps_every_section():
                  "client Tablet: own settings (parental control)", "client Tablet: blocked services youtube",
                  "client Lab: own upstreams", "dhcp (enabled)",
                  "clients.runtime_sources", "users", "http", "tls", "querylog", "statistics", "log", "os",
-                 "language", "theme"):
+                 "language", "theme", "dns.enable_dnssec", "dns.bogus_nxdomain", "dns.edns_client_subnet"):
         assert what in skipped, what
     assert any(w.startswith("upstream sdns://") for w in skipped)
     assert "DNS-over-QUIC" in skipped["upstream quic://dns.adguard-dns.com"]
     assert not any("use_global" in w for w in skipped)
+    assert "dns.private_networks" not in skipped  # empty: nothing to say
 
 
 def test_older_schema_reads_dns_section_and_list_shaped_services():
@@ -242,6 +253,7 @@ dns:
       answer: 192.168.1.5
   blocked_services: [tiktok]
   ratelimit: 0
+  cache_size: 0
 filters: []
 user_rules: []
 clients:
@@ -250,13 +262,16 @@ clients:
       ids: [192.168.1.30]
       blocked_services: [netflix]
       use_global_blocked_services: false
+      use_global_settings: false
+      safesearch_enabled: true
 """)
     assert [(r.name, r.type, r.value) for r in s.records] == [("nas.lan", "A", "192.168.1.5")]
     assert {st.key: st.value for st in s.settings} == {
         "upstream_dns_servers": ["1.1.1.1:53"], "filtering.blocking_mode": "nxdomain",
-        "filtering.blocked_ttl": 5, "rate_limit.enabled": False}
+        "filtering.blocked_ttl": 5, "rate_limit.enabled": False, "cache.enabled": False}  # size 0: off
     skipped = unmapped(s)
     assert "blocked services tiktok" in skipped and "client tv: blocked services netflix" in skipped
+    assert "client tv: own settings (safe search)" in skipped
 
 
 def test_newer_schema_is_read_and_says_so():

@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from burrow.tls.certfiles import complete_pending_pair, write_atomic, write_pair
+from burrow.atomicfile import write_atomic
+from burrow.tls.certfiles import complete_pending_pair, write_pair
 
 
 @pytest.fixture

@@ -117,20 +117,6 @@ def test_a_clock_in_1970_still_makes_a_certificate_valid_after_the_release(tmp_p
     assert info.not_after > floor + dt.timedelta(days=3000)
 
 
-def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
-    path = tmp_path / "f.pem"
-    certs.write_atomic(path, b"old contents")
-
-    def power_cut(src, dst):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(certs.os, "replace", power_cut)
-    with pytest.raises(OSError):
-        certs.write_atomic(path, b"new contents that never land")
-    assert path.read_bytes() == b"old contents"
-    assert os.listdir(tmp_path) == ["f.pem"]
-
-
 def test_the_server_context_speaks_tls12_and_13_with_alpn(ca, tmp_path):
     cert, key = write_pair(tmp_path, "s", ca.issue(["dns.test"]))
     ctx = certs.server_context(str(cert), str(key), ["dot"])
