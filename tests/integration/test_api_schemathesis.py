@@ -129,8 +129,8 @@ MEANING = [
     # an encrypted upstream's host (tls://host, https://host/path) and #name must be a host name
     # (or, the host, an address): a name of digits only, its length and IDNA, which the URL
     # pattern does not state; the #name is never an address
-    (r"upstreams\[[0-9]+\]|upstream_dns_servers",
-     r"(invalid upstream: |item [0-9]+: )((host|server name) .* is not a valid (address or )?host name"
+    (r"(upstreams|upstream_dns_servers)(\[[0-9]+\])?",
+     r"(invalid upstream: |item [0-9]+: )?((host|server name) .* is not a valid (address or )?host name"
      r"|#.* must be a host name \(the certificate's name\), not an address)"),
     (r"value", r".*"),  # a DNS record's data in zone-file form, per type
     (r"zone", r"line [0-9]+: .*"),  # a zone file's records
