@@ -86,7 +86,7 @@ def register(api: Api, s: Services, *, web_port) -> Control:
         addresses = list(s.resolver.server.addresses) \
             or [parse_hostport(a, 53) for a in s.config["server.listen_address"]]
         return {"version": f"{ADGUARD_API_VERSION}+burrow.{s.version}", "language": "en",
-                "running": s.health.ready(), "dns_addresses": [host for host, _ in addresses],
+                "running": s.health.ready, "dns_addresses": [host for host, _ in addresses],
                 "dns_port": addresses[0][1] if addresses else 53,
                 "http_port": web_port(), "dhcp_available": False, **protection(),
                 "start_time": round((time.time() - s.health.uptime_seconds()) * 1000)}
