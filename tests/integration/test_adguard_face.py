@@ -289,7 +289,8 @@ def test_basic_auth_and_roles(burrow, source):
     assert raw(burrow, source, "POST", "/control/dns_config", {"protection_enabled": True, "ratelimit": 5},
                auth=("x", made["token"]))[0] == 400  # what does not map changes nothing
     assert authed(burrow, burrow.token, "GET", "/api/blocking")[1]["enabled"] is False
-    assert raw(burrow, source, "POST", "/control/dns_config", {"protection_enabled": True}, auth=("x", made["token"]))[0] == 200
+    assert raw(burrow, source, "POST", "/control/dns_config", {"protection_enabled": True},
+               auth=("x", made["token"]))[0] == 200
 
 
 def test_cross_site_writes_are_refused(burrow, source):
@@ -314,35 +315,71 @@ def test_face_is_not_in_burrows_openapi(burrow, source):
 def test_adguardhome_sync_replica_calls(burrow, source):
     """What adguardhome-sync (bakito/adguardhome-sync, pkg/client) reads and writes on a replica,
     as far as it maps: status, filtering, rewrites, clients, query log config, protection."""
-    ok = lambda r: r[0] == 200  # noqa: E731
-    status, _, body = raw(burrow, source, "GET", "/control/status")
+    def call(*args, **kw):
+        return raw(burrow, source, *args, **kw)
+
+    def ok(answer) -> bool:
+        return answer[0] == 200
+
+    status, _, body = call("GET", "/control/status")
     assert status == 200 and json.loads(body)["version"].startswith("v0.107.79+burrow.")
-    assert json.loads(raw(burrow, source, "GET", "/control/filtering/status")[2])["user_rules"] == []
-    assert ok(raw(burrow, source, "POST", "/control/filtering/add_url", {"name": "sync", "url": "ads.txt", "whitelist": False}))
-    assert ok(raw(burrow, source, "POST", "/control/filtering/set_url",
-                  {"url": "ads.txt", "whitelist": False, "data": {"name": "sync 2", "url": "ads.txt", "enabled": True}}))
-    filters = json.loads(raw(burrow, source, "GET", "/control/filtering/status")[2])["filters"]
+    assert json.loads(call("GET", "/control/filtering/status")[2])["user_rules"] == []
+    assert ok(call("POST", "/control/filtering/add_url", {"name": "sync", "url": "ads.txt", "whitelist": False}))
+    renamed = {"name": "sync 2", "url": "ads.txt", "enabled": True}
+    assert ok(call("POST", "/control/filtering/set_url", {"url": "ads.txt", "whitelist": False, "data": renamed}))
+    filters = json.loads(call("GET", "/control/filtering/status")[2])["filters"]
     assert [(f["name"], f["url"]) for f in filters] == [("sync 2", "ads.txt")]
-    assert ok(raw(burrow, source, "POST", "/control/filtering/config", {"enabled": True, "interval": 12}))
-    assert json.loads(raw(burrow, source, "GET", "/control/filtering/status")[2])["interval"] == 12
+    assert ok(call("POST", "/control/filtering/config", {"enabled": True, "interval": 12}))
+    assert json.loads(call("GET", "/control/filtering/status")[2])["interval"] == 12
     assert authed(burrow, burrow.token, "GET", f"/api/lists/{filters[0]['id']}")[1]["update_interval"] == 12 * 3600
-    assert raw(burrow, source, "POST", "/control/filtering/config", {"enabled": True, "interval": 0})[0] == 400
-    assert ok(raw(burrow, source, "POST", "/control/filtering/remove_url", {"url": "ads.txt", "whitelist": False}))
+    assert call("POST", "/control/filtering/config", {"enabled": True, "interval": 0})[0] == 400
+    assert ok(call("POST", "/control/filtering/remove_url", {"url": "ads.txt", "whitelist": False}))
     # the user rules show Burrow's allow and deny lists
-    assert authed(burrow, burrow.token, "POST", "/api/blacklist", {"domain": "deny.face.test"})[0] in (200, 201)
-    rules = json.loads(raw(burrow, source, "GET", "/control/filtering/status")[2])["user_rules"]
-    assert "|deny.face.test^" in rules
+    for path, entry in (("/api/denylist", "deny.face.test"), ("/api/denylist", "*.ads.face.test"),
+                        ("/api/whitelist", "ok.face.test")):
+        assert authed(burrow, burrow.token, "POST", path, {"domain": entry})[0] in (200, 201)
+    rules = json.loads(call("GET", "/control/filtering/status")[2])["user_rules"]
+    assert rules == ["|deny.face.test^", "/\\.ads\\.face\\.test$/", "@@|ok.face.test^"]
     # clients: Burrow's client entries
     assert authed(burrow, burrow.token, "POST", "/api/groups", {"name": "kids"})[0] in (200, 201)
     assert authed(burrow, burrow.token, "POST", "/api/clients",
                   {"client": "192.168.1.77", "groups": ["kids"], "name": "tablet"})[0] in (200, 201)
-    clients = json.loads(raw(burrow, source, "GET", "/control/clients")[2])["clients"]
+    clients = json.loads(call("GET", "/control/clients")[2])["clients"]
     assert [(c["name"], c["ids"]) for c in clients] == [("tablet", ["192.168.1.77"])]
     # the query log's config, the protection, the rewrite settings
-    status, _, body = raw(burrow, source, "GET", "/control/querylog/config")
+    status, _, body = call("GET", "/control/querylog/config")
     assert status == 200 and json.loads(body)["interval"] == 7 * 86_400_000
-    assert ok(raw(burrow, source, "PUT", "/control/querylog/config/update", json.loads(body)))
-    assert ok(raw(burrow, source, "POST", "/control/protection", {"enabled": True}))
-    assert json.loads(raw(burrow, source, "GET", "/control/rewrite/settings")[2]) == {"enabled": True}
+    assert ok(call("PUT", "/control/querylog/config/update", json.loads(body)))
+    assert ok(call("POST", "/control/protection", {"enabled": True}))
+    assert json.loads(call("GET", "/control/rewrite/settings")[2]) == {"enabled": True}
+    assert ok(call("PUT", "/control/rewrite/settings/update", {"enabled": True}))
+    assert call("PUT", "/control/rewrite/settings/update", {"enabled": False})[0] == 501
+    # a rewrite changed in place (the sync's "update"): the old answer goes, the new one comes
+    assert ok(call("POST", "/control/rewrite/add", {"domain": "tv.face.test", "answer": "192.168.1.60"}))
+    assert ok(call("PUT", "/control/rewrite/update",
+                  {"target": {"domain": "tv.face.test", "answer": "192.168.1.60"},
+                   "update": {"domain": "tv.face.test", "answer": "192.168.1.61", "enabled": True}}))
+    assert [r.address for r in burrow.query("tv.face.test").answer[0]] == ["192.168.1.61"]
+    status, _, body = call("PUT", "/control/rewrite/update",
+                          {"target": {"domain": "tv.face.test", "answer": "192.168.1.60"},
+                           "update": {"answer": "192.168.1.62"}})
+    assert status == 400 and b"no rewrite" in body
+    assert ok(call("POST", "/control/rewrite/delete", {"domain": "tv.face.test", "answer": "192.168.1.61"}))
+    # the profile (the sync's general settings) and the statistics' config, which Burrow fixes
+    status, _, body = call("GET", "/control/profile")
+    assert status == 200 and json.loads(body) == {"name": "admin", "language": "en", "theme": "auto"}
+    assert ok(call("PUT", "/control/profile/update", {"name": "admin", "language": "en", "theme": "auto"}))
+    assert call("PUT", "/control/profile/update", {"language": "de", "theme": "dark"})[0] == 501
+    status, _, body = call("GET", "/control/stats/config")
+    assert status == 200 and json.loads(body)["interval"] == 7 * 86_400_000
+    assert ok(call("PUT", "/control/stats/config/update", json.loads(body)))
+    assert call("PUT", "/control/stats/config/update", {"enabled": False, "interval": 86_400_000})[0] == 501
+    # the safe browsing, parental and safe search state the sync reads and sets: off, and off it stays
+    for feature in ("parental", "safebrowsing"):
+        assert json.loads(call("GET", f"/control/{feature}/status")[2]) == {"enabled": False}
+        assert ok(call("POST", f"/control/{feature}/disable"))
+    settings = json.loads(call("GET", "/control/safesearch/status")[2])
+    assert ok(call("PUT", "/control/safesearch/settings", settings))
+    assert call("PUT", "/control/safesearch/settings", {**settings, "youtube": True})[0] == 501
     # what Burrow does not serve is a 404, which the clients read as "not supported"
-    assert raw(burrow, source, "GET", "/control/dhcp/status")[0] == 404
+    assert call("GET", "/control/dhcp/status")[0] == 404

@@ -39,6 +39,7 @@ STATS_HOURS = 24  # GET /control/stats: the last day, hour by hour (time_units "
 TOP = 10  # entries in each top_* list
 MAX_QUERYLOG = 1000  # entries in one GET /control/querylog answer
 DAY_MS = 86_400_000
+STATS_KEPT_DAYS = 7  # the live statistics' buckets (api/stats.py STATS_WINDOW)
 SAFESEARCH_ENGINES = ("bing", "duckduckgo", "ecosia", "google", "pixabay", "yandex", "youtube")
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 NOT_AVAILABLE = "Burrow has no {what}: it stays off (Burrow answers DNS from its lists, rules and local records)"
@@ -126,6 +127,17 @@ def register(api: Api, s: Services, *, web_port) -> Control:
     async def version_json(req):
         return {"disabled": True}  # Burrow is updated with its image, never through this API
 
+    @route("GET", "/profile")
+    async def profile(req):
+        return {"name": req.g.principal.username, "language": "en", "theme": "auto"}
+
+    @route("PUT", "/profile/update")
+    async def profile_update(req):
+        body = body_of(req)
+        if field(body, "language", str, required=False, default="en") not in ("en", "") \
+                or field(body, "theme", str, required=False, default="auto") not in ("auto", ""):
+            raise Refused(501, NOT_AVAILABLE.format(what="other language or theme for this API's profile"))
+
     # ---- statistics ---------------------------------------------------------------------------
 
     @route("GET", "/stats")
@@ -153,6 +165,23 @@ def register(api: Api, s: Services, *, web_port) -> Control:
             "blocked_filtering": [p["blocked"] for p in points],
             "replaced_safebrowsing": zeros, "replaced_parental": zeros,
         }
+
+    def stats_config() -> dict:
+        return {"enabled": True, "interval": STATS_KEPT_DAYS * DAY_MS, "ignored": [], "ignored_enabled": False}
+
+    @route("GET", "/stats/config")
+    async def get_stats_config(req):
+        return stats_config()
+
+    @route("PUT", "/stats/config/update")
+    async def stats_config_update(req):
+        body = body_of(req)
+        kept = STATS_KEPT_DAYS * DAY_MS
+        if not field(body, "enabled", bool, required=False, default=True) \
+                or field(body, "interval", float, required=False, default=kept) != kept \
+                or (field(body, "ignored", list, required=False, default=[])
+                    and field(body, "ignored_enabled", bool, required=False, default=True)):
+            raise Refused(501, f"Burrow's statistics are always on and kept {STATS_KEPT_DAYS} days, every name counted")
 
     # ---- filtering ----------------------------------------------------------------------------
 
@@ -396,8 +425,8 @@ def register(api: Api, s: Services, *, web_port) -> Control:
                  "answer": r["value"].rstrip(".") if r["type"] == "CNAME" else r["value"], "enabled": True}
                 for r in s.zones.store.records(LOCAL_NAME) if r["type"] in ("A", "AAAA", "CNAME")]
 
-    def rewrite_body(req) -> tuple[str, str, str]:
-        body = body_of(req)
+    def rewrite_fields(body: dict) -> tuple[str, str, str]:
+        """(domain, record type, answer) of a rewrite rule; Refused for a bad or disabled one."""
         domain = field(body, "domain", str).strip().rstrip(".").lower()
         answer = field(body, "answer", str).strip()
         if not domain or not answer:
@@ -410,6 +439,22 @@ def register(api: Api, s: Services, *, web_port) -> Control:
             raise Refused(501, "Burrow's local records cannot be turned off one by one: delete it instead")
         return domain, kind, answer
 
+    def rewrite_body(req) -> tuple[str, str, str]:
+        return rewrite_fields(body_of(req))
+
+    def find_rewrite(domain: str, kind: str, answer: str) -> dict:
+        value = answer.lower().rstrip(".") if kind == "CNAME" else str(ipaddress.ip_address(answer))
+        for r in s.zones.store.records(LOCAL_NAME):
+            stored = r["value"].lower().rstrip(".") if kind == "CNAME" else r["value"]
+            if r["name"].rstrip(".").lower() == domain and r["type"] == kind and stored == value:
+                return r
+        raise Refused(400, f"no rewrite {domain} → {answer}")
+
+    def add_rewrite(domain: str, kind: str, answer: str) -> dict:
+        if kind == "CNAME":
+            return s.zones.store.add_local(domain, kind, None, answer)
+        return s.zones.store.add_local(domain, kind, [answer])
+
     @route("GET", "/rewrite/list")
     async def rewrite_list(req):
         return rewrites()
@@ -421,11 +466,7 @@ def register(api: Api, s: Services, *, web_port) -> Control:
     @route("POST", "/rewrite/add")
     async def rewrite_add(req):
         from ...api.zones_api import publish_change, store_call
-        domain, kind, answer = rewrite_body(req)
-        if kind == "CNAME":
-            entry = store_call(s.zones.store.add_local, domain, kind, None, answer)
-        else:
-            entry = store_call(s.zones.store.add_local, domain, kind, [answer])
+        entry = store_call(add_rewrite, *rewrite_body(req))
         publish_change(s.zones, s.events, req, "localrecord.added",
                        f"{entry['domain']} {entry['type']} added (AdGuard Home API)", {"record": entry})
 
@@ -433,15 +474,29 @@ def register(api: Api, s: Services, *, web_port) -> Control:
     async def rewrite_delete(req):
         from ...api.zones_api import publish_change, store_call
         domain, kind, answer = rewrite_body(req)
-        value = answer.lower().rstrip(".") if kind == "CNAME" else str(ipaddress.ip_address(answer))
-        for r in s.zones.store.records(LOCAL_NAME):
-            stored = r["value"].lower().rstrip(".") if kind == "CNAME" else r["value"]
-            if r["name"].rstrip(".").lower() == domain and r["type"] == kind and stored == value:
-                removed = store_call(s.zones.store.delete_record, r["id"])
-                publish_change(s.zones, s.events, req, "localrecord.removed",
-                               f"{domain} {kind} {answer} removed (AdGuard Home API)", {"record": removed})
-                return None
-        raise Refused(400, f"no rewrite {domain} → {answer}")
+        removed = store_call(s.zones.store.delete_record, find_rewrite(domain, kind, answer)["id"])
+        publish_change(s.zones, s.events, req, "localrecord.removed",
+                       f"{domain} {kind} {answer} removed (AdGuard Home API)", {"record": removed})
+
+    @route("PUT", "/rewrite/settings/update")
+    async def rewrite_settings_update(req):
+        if not field(body_of(req), "enabled", bool):
+            raise Refused(501, "Burrow always answers its local records: delete them instead")
+
+    @route("PUT", "/rewrite/update")
+    async def rewrite_update(req):
+        from ...api.zones_api import publish_change, store_call
+        body = body_of(req)
+        target, update = field(body, "target", dict), field(body, "update", dict)
+        old = rewrite_fields(target)
+        new = rewrite_fields({**target, **update})
+        if old == new:
+            return None
+        found = find_rewrite(*old)
+        added = store_call(add_rewrite, *new)  # first, so a refused new answer leaves the old one
+        store_call(s.zones.store.delete_record, found["id"])
+        publish_change(s.zones, s.events, req, "localrecord.changed",
+                       f"{old[0]} {old[2]} changed to {new[0]} {new[2]} (AdGuard Home API)", {"record": added})
 
     # ---- clients ------------------------------------------------------------------------------
 
