@@ -183,6 +183,7 @@ class AuthService:
         # basic_principal_async: HMAC(stored hash, password) → when the match is forgotten
         # (monotonic); checks running now, shared by requests with the same credentials.
         self._basic_key = secrets.token_bytes(32)
+        self._basic_clock = lockout_clock  # monotonic (a test's injected clock)
         self._basic_ok: dict[bytes, float] = {}
         self._basic_checks: dict[bytes, asyncio.Future] = {}
 
@@ -821,8 +822,8 @@ class AuthService:
         stored = row["password_hash"] if row is not None else attempt["stored"]
         key = hmac.new(self._basic_key, stored.encode() + b"\0" + password.encode("utf-8", "surrogatepass"),
                        hashlib.sha256).digest()
-        now = time.monotonic()
-        if self._basic_ok.get(key, 0.0) > now:
+        now = self._basic_clock()
+        if self._basic_ok.get(key, float("-inf")) > now:
             matched = True
         else:
             self._basic_ok.pop(key, None)

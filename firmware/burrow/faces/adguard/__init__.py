@@ -51,7 +51,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _user_rules(allow: dict, deny: dict) -> list[str]:
+def user_rules(allow: dict, deny: dict) -> list[str]:
     """Burrow's allow and deny lists in AdGuard's rule syntax: ``|name^`` (that name),
     ``/\\.name$/`` (the names below it), ``/regex/``; allow entries start with ``@@``."""
     out = []
@@ -207,7 +207,7 @@ def register(api: Api, s: Services, *, web_port) -> Control:
         return {"enabled": True, "interval": interval_hours(),
                 "filters": [filter_of(r) for r in rows if r["kind"] == "block"],
                 "whitelist_filters": [filter_of(r) for r in rows if r["kind"] == "allow"],
-                "user_rules": _user_rules(s.allow_list.summary(), s.deny_list.summary())}
+                "user_rules": user_rules(s.allow_list.summary(), s.deny_list.summary())}
 
     @route("POST", "/filtering/config")
     async def filtering_config(req):
