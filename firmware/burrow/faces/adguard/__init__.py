@@ -166,21 +166,24 @@ def register(api: Api, s: Services, *, web_port) -> Control:
             "replaced_safebrowsing": zeros, "replaced_parental": zeros,
         }
 
-    def stats_config() -> dict:
-        return {"enabled": True, "interval": STATS_KEPT_DAYS * DAY_MS, "ignored": [], "ignored_enabled": False}
+    def always_on(days: int) -> dict:
+        """The config of what Burrow always keeps (statistics, the query log) for ``days``, every name."""
+        return {"enabled": True, "interval": days * DAY_MS, "ignored": [], "ignored_enabled": False}
+
+    def ignores_names(body: dict) -> bool:
+        return bool(field(body, "ignored", list, required=False, default=[])) \
+            and field(body, "ignored_enabled", bool, required=False, default=True)
 
     @route("GET", "/stats/config")
     async def get_stats_config(req):
-        return stats_config()
+        return always_on(STATS_KEPT_DAYS)
 
     @route("PUT", "/stats/config/update")
     async def stats_config_update(req):
         body = body_of(req)
         kept = STATS_KEPT_DAYS * DAY_MS
         if not field(body, "enabled", bool, required=False, default=True) \
-                or field(body, "interval", float, required=False, default=kept) != kept \
-                or (field(body, "ignored", list, required=False, default=[])
-                    and field(body, "ignored_enabled", bool, required=False, default=True)):
+                or field(body, "interval", float, required=False, default=kept) != kept or ignores_names(body):
             raise Refused(501, f"Burrow's statistics are always on and kept {STATS_KEPT_DAYS} days, every name counted")
 
     # ---- filtering ----------------------------------------------------------------------------
@@ -340,17 +343,12 @@ def register(api: Api, s: Services, *, web_port) -> Control:
             raise Refused(501, "Burrow's query log cannot be turned off; shorten its retention instead")
         if field(body, "anonymize_client_ip", bool, required=False, default=False):
             raise Refused(501, NOT_AVAILABLE.format(what="anonymizing of client addresses in the query log"))
-        ignored = field(body, "ignored", list, required=False, default=[])
-        if ignored and field(body, "ignored_enabled", bool, required=False, default=True):
+        if ignores_names(body):
             raise Refused(501, NOT_AVAILABLE.format(what="list of names kept out of the query log"))
-
-    def log_config() -> dict:
-        return {"enabled": True, "interval": retention_days() * DAY_MS, "anonymize_client_ip": False,
-                "ignored": [], "ignored_enabled": False}
 
     @route("GET", "/querylog/config")
     async def querylog_config(req):
-        return log_config()
+        return {**always_on(retention_days()), "anonymize_client_ip": False}
 
     @route("PUT", "/querylog/config/update")
     async def querylog_config_update(req):
