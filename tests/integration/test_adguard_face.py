@@ -259,6 +259,41 @@ def test_rewrites_are_local_records(burrow, source):
     run(flow())
 
 
+def test_clients_are_burrows_client_entries(burrow, source):
+    from dataclasses import replace
+
+    from adguardhome.clients import Client
+
+    async def flow():
+        async with client(burrow, source) as adguard:
+            await adguard.clients.add(Client(name="laptop", ids=("192.168.7.10", "192.168.7.0/28")))
+            entries = authed(burrow, burrow.token, "GET", "/api/clients")[1]["clients"]
+            mine = [(c["client"], c["name"], c["groups"]) for c in entries if c["name"] == "laptop"]
+            assert mine == [("192.168.7.10", "laptop", ["default"]), ("192.168.7.0/28", "laptop", ["default"])]
+            laptop = next(c for c in (await adguard.clients.get()).configured if c.name == "laptop")
+            assert laptop.ids == ("192.168.7.10", "192.168.7.0/28") and laptop.use_global_settings
+            # renamed, one id dropped and one added: the kept entry keeps its id and groups
+            kept = next(c["id"] for c in entries if c["client"] == "192.168.7.10")
+            await adguard.clients.update("laptop", replace(laptop, name="work laptop", ids=("192.168.7.10", "fd00::7")))
+            entries = authed(burrow, burrow.token, "GET", "/api/clients")[1]["clients"]
+            mine = sorted((c["client"], c["name"]) for c in entries if c["name"] == "work laptop")
+            assert mine == [("192.168.7.10", "work laptop"), ("fd00::7", "work laptop")]
+            assert any(c["id"] == kept for c in entries)
+            for bad, status in ((Client(name="phone", ids=("aa:bb:cc:dd:ee:ff",)), 400),
+                                (Client(name="phone", ids=("192.168.7.10",)), 400),  # another client's
+                                (Client(name="phone", ids=("192.168.7.20",), upstreams=("9.9.9.9",)), 501),
+                                (Client(name="work laptop", ids=("192.168.7.21",)), 400)):  # the name exists
+                with pytest.raises(AdGuardHomeResponseError) as refused:
+                    await adguard.clients.add(bad)
+                assert refused.value.status == status
+            await adguard.clients.remove("work laptop")
+            assert all(c.name != "work laptop" for c in (await adguard.clients.get()).configured)
+            entries = authed(burrow, burrow.token, "GET", "/api/clients")[1]["clients"]
+            assert all(not c["client"].startswith(("192.168.7.", "fd00::7")) for c in entries)
+
+    run(flow())
+
+
 def test_basic_auth_and_roles(burrow, source):
     # a wrong password, no credentials, a Bearer token: a bare 401 and never a Basic challenge
     for auth in (("admin", "wrong-password"), None):
