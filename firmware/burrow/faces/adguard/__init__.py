@@ -226,6 +226,8 @@ def register(api: Api, s: Services, *, web_port) -> Control:
         if not 1 <= hours <= 90 * 24:
             raise Refused(400, "interval: Burrow updates lists every 1 to 2160 hours (0, never, is not offered)")
         rows = [r for r in s.list_store.list() if r["kind"] in ("block", "allow")]
+        if not rows:  # Burrow keeps an interval per list, none of its own
+            raise Refused(400, "interval: there are no lists to set it for (a new list is updated every 24 hours)")
         for r in rows:  # one change per list; each is durable before the next
             s.list_store.update(r["id"], {"update_interval": hours * 3600})
         s.lists.wake()
@@ -262,7 +264,7 @@ def register(api: Api, s: Services, *, web_port) -> Control:
         data = field(body, "data", dict)
         changes = {"name": field(data, "name", str), "source": field(data, "url", str),
                    "enabled": field(data, "enabled", bool)}
-        changes = {k: v for k, v in changes.items() if v != row[{"source": "source"}.get(k, k)]}
+        changes = {k: v for k, v in changes.items() if v != row[k]}
         if changes:
             s.list_store.update(row["id"], changes)
             s.lists.wake()
