@@ -754,9 +754,7 @@ class Api:
         the HTTPS redirect, and, through :meth:`face_checks`, which the handler calls first,
         the write-origin check and the per-address limiter. The handler authenticates and
         answers in that product's shapes (a microdot Response)."""
-        self._patterns.append((URLPattern(path), method))
-        if "<" not in path:
-            self._literal.setdefault(path, set()).add(method)
+        self._patterns.append((URLPattern(path), method))  # its Allow on a 405; not in _literal (docs)
         self.web.route(path, methods=[method])(handler)
 
     def face_checks(self, req) -> str:
