@@ -177,9 +177,12 @@ def test_home_assistant_list_services(burrow, source):
             burrow_row = next(r for r in rows if r["source"] == "ads.txt")
             assert burrow_row["kind"] == "block" and burrow_row["id"] == added.id
             # the list is downloaded (copied) and compiled: its rules count, and it blocks
-            wait_for(lambda: burrow.query("ads.face.test").rcode() == 3 or
-                     burrow.query("ads.face.test").answer[0][0].address == "0.0.0.0",
-                     what="the added list to block")
+            def blocked() -> bool:
+                answer = burrow.query("ads.face.test")
+                return answer.rcode() == 3 or any(getattr(rr, "address", "") == "0.0.0.0"
+                                                  for rrset in answer.answer for rr in rrset)
+
+            wait_for(blocked, what="the added list to block")
 
             async def rules():
                 return (await lists.get("ads.txt")).rules_count
