@@ -34,8 +34,9 @@ PREFIX = "/control"
 MAX_CREDENTIAL = 4096 + 256  # bytes of the base64 user:password (an API token is at most 4096)
 
 
-class Refused(Exception):
-    """An AdGuard-style error: ``status`` and a plain-text message."""
+class Refused(DomainError):
+    """What the face refuses, with its status: answered as AdGuard answers errors, the status
+    and the message as plain text (the one map below, in :meth:`Control.route`)."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -125,12 +126,10 @@ class Control:
                         return text(403, "this needs an admin account (or an admin-scoped API token)")
                     req.g.principal = principal
                     result = await handler(req, **params)
-                except Refused as exc:
-                    return text(exc.status, exc.message)
                 except ApiError as exc:  # the listener's own refusals (Origin, rate limit)
                     return text(exc.status, exc.message, exc.headers)
-                except DomainError as exc:  # a store's refusal of bad input, a conflict, a missing item
-                    return text(getattr(exc, "status", 400), str(exc))
+                except DomainError as exc:  # ours (Refused), a store's: bad input, a conflict, a missing item
+                    return text(exc.status, str(exc))
                 except Exception:
                     log.exception("AdGuard Home face: %s %s failed", method, full)
                     return text(500, "internal error; see Burrow's log")
