@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__, runtime_config, state_check, systemd
 from .api import create_api
+from .faces import adguard as adguard_face
 from .api.routes import WebSettings
 from .api.server import WebService
 from .auth import AuthService
@@ -233,6 +234,8 @@ class App:
             recorder=recorder, health=health, board=board, reset=reset, lifecycle=lifecycle, tls=tls)
         web.api = create_api(services, web, self.web_settings)  # each API module gets only the services it names
         pihole.attach(pihole_service, services)  # Pi-hole's API over the same services, on its own listener
+        # AdGuard Home's API under /control/ on the same listener (faces/adguard; not in Burrow's OpenAPI)
+        adguard_face.register(web.api, services, web_port=lambda: web.port or web.configured_port)
         self.services = services
         return services
 

@@ -747,6 +747,27 @@ class Api:
 
         return decorate
 
+    def face(self, method: str, path: str, handler) -> None:
+        """Serve another product's API route (burrow/faces) on this listener. It is not in
+        ``routes`` (so not in Burrow's OpenAPI document nor the role tests): it follows that
+        product's specification. It passes what every request here passes — the Host screen,
+        the HTTPS redirect, and, through :meth:`face_checks`, which the handler calls first,
+        the write-origin check and the per-address limiter. The handler authenticates and
+        answers in that product's shapes (a microdot Response)."""
+        self._patterns.append((URLPattern(path), method))  # its Allow on a 405; not in _literal (docs)
+        self.web.route(path, methods=[method])(handler)
+
+    def face_checks(self, req) -> str:
+        """The checks every route makes before it authenticates (see :meth:`face`): a write from
+        another web page is refused, and the per-address limiter applies. ApiError, else the
+        client's address."""
+        if req.method in WRITE_METHODS:
+            self.site.check_origin(req)
+        ip = client_ip(req)
+        if not self.limiter.admit(ip, time.monotonic()):
+            raise ApiError(429, "too many requests; slow down", headers={"Retry-After": "2"})
+        return ip
+
     def responses_of(self, route: Route) -> dict:
         """status → schema or description: what the OpenAPI document lists for ``route``, its
         own ``responses`` (what its handler answers) and the wrapper's (Route.wrapper_statuses)."""

@@ -24,6 +24,7 @@ go to the callable given to ``set_event_sink`` as plain dicts with no secrets in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -63,6 +64,11 @@ MAX_API_TOKENS_PER_USER = 32
 # must not turn into a flash write per request.
 TOKEN_LAST_USED_RESOLUTION = 60.0
 MAX_TOKEN_LENGTH = 4096
+# HTTP Basic credentials (another product's API, burrow/faces) come with every request: a
+# password that matched is remembered this long, for at most this many credentials, so that a
+# client polling every few seconds costs one scrypt, not one per request.
+BASIC_REMEMBER_SECONDS = 300.0
+MAX_BASIC_REMEMBERED = 64
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
@@ -174,6 +180,12 @@ class AuthService:
         self._signing_key = access.load_or_create_key(self.data_dir) if create_key else None
         self._sink: Callable[[dict], Any] | None = None
         self._audit_key: bytes | None = None
+        # basic_principal_async: HMAC(stored hash, password) → when the match is forgotten
+        # (monotonic); checks running now, shared by requests with the same credentials.
+        self._basic_key = secrets.token_bytes(32)
+        self._basic_clock = lockout_clock  # monotonic (a test's injected clock)
+        self._basic_ok: dict[bytes, float] = {}
+        self._basic_checks: dict[bytes, asyncio.Future] = {}
 
     def close(self) -> None:
         """Stop the password workers (the app's shutdown)."""
@@ -835,6 +847,55 @@ class AuthService:
                              (now, row["id"]))
         return Principal(user_id=row["user_id"], username=row["username"], role=row["role"],
                          via="token", scope=row["scope"], token_id=row["id"])
+
+    async def basic_principal_async(self, username: str, password: str,
+                                    client_ip: str | None = None) -> Principal:
+        """The caller of HTTP Basic credentials (another product's API, burrow/faces): any name
+        with an API token as the password (as :meth:`authenticate_api_token`), or a user's name
+        and password. No session is made.
+
+        A password is checked as a login's is: LockedOutError while the account or address is
+        locked, and each failure counted (and reported) by the lockout; scrypt runs in the
+        password pool (PasswordBusyError when it is full). AuthError for a wrong name or
+        password, a disabled user, and a user with 2FA on (a password alone does not sign them
+        in: they use an API token). A match is remembered for BASIC_REMEMBER_SECONDS, keyed by
+        an HMAC of the stored hash and the password: a changed password (a new hash) or a
+        disabled user is never let in from it. Requests with the same credentials at the same
+        moment share one check."""
+        if password.startswith(API_TOKEN_PREFIX):
+            return self.authenticate_api_token(password)
+        attempt = self._login_begin(username, client_ip)  # LockedOutError; the dummy hash for no user
+        row = None if attempt["user_id"] is None else self._row(
+            "SELECT * FROM auth_users WHERE id = ?", (attempt["user_id"],))
+        stored = row["password_hash"] if row is not None else attempt["stored"]
+        key = hmac.new(self._basic_key, stored.encode() + b"\0" + password.encode("utf-8", "surrogatepass"),
+                       hashlib.sha256).digest()
+        now = self._basic_clock()
+        if self._basic_ok.get(key, float("-inf")) > now:
+            matched = True
+        else:
+            self._basic_ok.pop(key, None)
+            check = self._basic_checks.get(key)
+            if check is None:
+                check = asyncio.ensure_future(self.kdf.run(verify_password, stored, password, client=client_ip))
+                self._basic_checks[key] = check
+                check.add_done_callback(lambda _f: self._basic_checks.pop(key, None))
+            matched = await asyncio.shield(check)
+        if row is None:
+            raise self._fail(attempt["username"], client_ip, "unknown_user")
+        if not matched:
+            raise self._fail(attempt["username"], client_ip, "bad_password", row)
+        if row["disabled"]:
+            raise self._fail(attempt["username"], client_ip, "disabled", row)
+        if row["totp_enabled"]:
+            raise self._fail(attempt["username"], client_ip, "2fa_needs_token", row)
+        if key not in self._basic_ok:
+            while len(self._basic_ok) >= MAX_BASIC_REMEMBERED:
+                self._basic_ok.pop(next(iter(self._basic_ok)))
+            self._basic_ok[key] = now + BASIC_REMEMBER_SECONDS
+            self.lockout.record_success(attempt["username"], client_ip)
+        return Principal(user_id=row["id"], username=row["username"], role=row["role"], via="basic",
+                         scope="admin" if row["role"] == "admin" else "read")
 
     # ---- API tokens ----------------------------------------------------------------------------
 
