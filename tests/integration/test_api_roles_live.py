@@ -6,6 +6,8 @@ checked against the registry), never listed by hand.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support.api_client import admin_token, authed, user_token
@@ -51,10 +53,18 @@ def principals(srv):
 
 
 def send(srv, token, method, path, source):
+    """One request; a 429 (the source's request budget, 20/s with bursts of 60, spent by a fast
+    loop over more routes than the burst) is waited out and the request sent again."""
     body = {} if method.lower() in WRITE_METHODS else None
-    if token is None:
-        return srv.http(method, path, body, source=source)
-    return authed(srv, token, method, path, body, source=source)
+    deadline = time.monotonic() + 30
+    while True:
+        if token is None:
+            status, answer = srv.http(method, path, body, source=source)
+        else:
+            status, answer = authed(srv, token, method, path, body, source=source)
+        if status != 429 or time.monotonic() > deadline:
+            return status, answer
+        time.sleep(0.25)
 
 
 def test_the_document_matches_the_registry(operations):
@@ -83,7 +93,7 @@ def test_viewers_and_read_tokens_get_403_on_every_admin_operation(srv, operation
         checked.append(path)
     assert checked
     # The same credentials do work where reading is allowed (from another address: the loop above
-    # spent this one's request budget, 20/s with bursts of 60, once there were over 60 admin routes).
+    # spent this one's request budget).
     fresh = source.rsplit(".", 1)[0] + "." + str(int(source.rsplit(".", 1)[1]) + 100)
     assert authed(srv, token, "GET", "/api/auth/me", source=fresh)[0] == 200
 
