@@ -65,18 +65,18 @@ def wait_logged(b: BurrowProcess, face: Face, n: int) -> None:
     face.call("DELETE", "/api/auth", headers={"sid": sid})
 
 
-def start(tmp_path, upstream, name: str = "b", data_dir=None) -> tuple[BurrowProcess, Face]:
+def made(tmp_path, upstream, name: str = "b", data_dir=None) -> tuple[BurrowProcess, Face]:
+    """A Burrow with the face on a free port, not started yet (``with b:`` starts and stops it)."""
     port = free_port()
     b = BurrowProcess(tmp_path / name, [upstream.address], {"compat": {"pihole_address": f"127.0.0.1:{port}"}})
     if data_dir is not None:
         b.config["storage"]["data_dir"] = str(data_dir)
-    b.start()
     return b, Face(port)
 
 
 @pytest.fixture
 def pihole(tmp_path, upstream):
-    b, face = start(tmp_path, upstream)
+    b, face = made(tmp_path, upstream)
     with b:
         admin_token(b)  # the owner's admin account: its password is Pi-hole's
         yield b, face
@@ -201,7 +201,7 @@ def test_auth_shapes_and_where_a_session_id_may_come_from(pihole):
 
 
 def test_sessions_survive_a_restart_slide_and_are_capped(tmp_path, upstream):
-    b, face = start(tmp_path, upstream)
+    b, face = made(tmp_path, upstream)
     with b:
         admin_token(b)
         session = face.login()
@@ -211,7 +211,7 @@ def test_sessions_survive_a_restart_slide_and_are_capped(tmp_path, upstream):
             face.login()
         status, _, body = face.call("POST", "/api/auth", {"password": ADMIN_PASSWORD})
         assert status == 429 and body["error"]["key"] == "api_seats_exceeded"
-    b2, face2 = start(tmp_path, upstream, name="again", data_dir=b.data_dir)
+    b2, face2 = made(tmp_path, upstream, name="again", data_dir=b.data_dir)
     with b2:
         status, _, body = face2.call("GET", "/api/auth", headers={"X-FTL-SID": sid})
         assert status == 200 and body["session"]["valid"] is True and body["session"]["validity"] > 1700
@@ -345,7 +345,7 @@ def test_gravity_updates_the_lists(pihole):
 
 
 def test_wrong_passwords_count_toward_the_lockout(tmp_path, upstream):
-    b, face = start(tmp_path, upstream)
+    b, face = made(tmp_path, upstream)
     with b:
         admin_token(b)
         statuses = [face.call("POST", "/api/auth", {"password": f"wrong {i}"})[0] for i in range(6)]
@@ -366,8 +366,10 @@ def test_teleporter_round_trip_in_nebula_sync_order(tmp_path, upstream):
     handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(web), **kw)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    primary, pface = start(tmp_path, upstream, name="primary")
-    replica, rface = start(tmp_path, upstream, name="replica")
+    primary, pface = made(tmp_path, upstream, name="primary")
+    replica, rface = made(tmp_path, upstream, name="replica")
+    primary.start()
+    replica.start()
     try:
         token = admin_token(primary)
         for path, body in (
