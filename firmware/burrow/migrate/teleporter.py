@@ -620,7 +620,7 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
     dns: dict[str, Any] = {}
     upstreams = []
     for text in config["upstream_dns_servers"]:
-        server = _to_pihole(text)
+        server = to_dnsmasq_server(text)
         if server is None:
             left_out.append(f"upstream {text}: Pi-hole forwards plain DNS only")
             continue
@@ -649,7 +649,7 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
             left_out.append(f"forwarding rule {rule.name}: Pi-hole cannot limit forwarding to some "
                             "clients or query types")
             continue
-        servers = [s for s in map(_to_pihole, rule.upstreams) if s is not None]
+        servers = [s for s in map(to_dnsmasq_server, rule.upstreams) if s is not None]
         if not servers:
             left_out.append(f"forwarding rule {rule.name}: Pi-hole forwards plain DNS only")
             continue
@@ -685,7 +685,7 @@ def export_teleporter(*, groups: Groups, allow_list: UserList, deny_list: UserLi
     return TeleporterExport(name, buf.getvalue(), left_out)
 
 
-def _to_pihole(text: str) -> str | None:
+def to_dnsmasq_server(text: str) -> str | None:
     """Burrow's plain ``ip[:port]`` upstream in dnsmasq's ``ip[#port]``; None for tls:// and https://."""
     from ..config.schema import parse_hostport
     if "://" in text:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import errors as domain
 from ...config.schema import format_hostport, parse_hostport
+from ...migrate.teleporter import to_dnsmasq_server
 from ...forwarding.rules import ForwardRule
 from ...zones.store import local_owner, local_record
 from ...zones.validate import RecordError
@@ -37,13 +38,7 @@ MAX_ITEMS = 10_000  # entries in one list of a PATCH (local records are capped b
 def pihole_server(text: str) -> str:
     """"9.9.9.9:53" → "9.9.9.9", "192.168.1.1:5353" → "192.168.1.1#5353" (dnsmasq's form);
     an encrypted upstream (tls://, https://) stays as it is."""
-    if "://" in text:
-        return text
-    try:
-        host, port = parse_hostport(text, 53)
-    except ValueError:
-        return text
-    return host if port == 53 else f"{host}#{port}"
+    return to_dnsmasq_server(text) or text
 
 
 def burrow_server(text: str, where: str) -> str:
